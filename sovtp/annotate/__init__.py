@@ -1,0 +1,1 @@
+"""Faces, bodies, action units and cues from sampled frames (MediaPipe Tasks)."""

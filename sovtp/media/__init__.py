@@ -1,0 +1,15 @@
+"""Media in: decode videos and images, sample frames, read audio."""
+
+from sovtp.media.audio import load_audio
+from sovtp.media.sampling import Sampling
+from sovtp.media.video import DecodeStats, MediaInfo, iter_frames, load_frames, probe
+
+__all__ = [
+    "DecodeStats",
+    "MediaInfo",
+    "Sampling",
+    "iter_frames",
+    "load_audio",
+    "load_frames",
+    "probe",
+]

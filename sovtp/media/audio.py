@@ -1,0 +1,44 @@
+"""Audio track → mono float32 numpy array (for de-identification and audio cues)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sovtp.errors import MediaError
+
+
+def load_audio(path: str | Path, sample_rate: int | None = 16000) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream, downmixed to mono, resampled to ``sample_rate``.
+
+    ``sample_rate=None`` keeps the stream's own rate.  Returns ``(samples, rate)`` with samples
+    in [-1, 1].  A file without an audio stream raises :class:`MediaError`.
+    """
+    import av
+
+    p = Path(path)
+    if not p.exists() or p.stat().st_size == 0:
+        raise MediaError(p, "no such file" if not p.exists() else "file is empty")
+    try:
+        container = av.open(str(p))
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise MediaError(p, f"not a readable media file ({e.__class__.__name__}: {e})") from e
+    try:
+        if not container.streams.audio:
+            raise MediaError(p, "no audio stream")
+        stream = container.streams.audio[0]
+        rate = int(sample_rate or stream.rate or stream.codec_context.sample_rate)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks: list[np.ndarray] = []
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+        data = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+        return data, rate
+    except av.FFmpegError as e:
+        raise MediaError(p, f"audio decoding failed ({e})") from e
+    finally:
+        container.close()

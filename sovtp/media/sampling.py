@@ -1,0 +1,82 @@
+"""Frame-sampling strategies: which frame indices of a clip are worth decoding.
+
+A strategy is a short string so that it can live in a config file, a cache key and a CLI flag:
+
+- ``uniform:N``   N frames spread evenly over the clip (centres of N equal segments)
+- ``fps:F``       F frames per second of video
+- ``indices:0,5,9`` exactly those frame indices (out-of-range ones are an error)
+- ``all``         every frame
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sovtp.errors import MediaError
+
+
+@dataclass(frozen=True)
+class Sampling:
+    kind: str
+    value: float = 0.0
+    indices: tuple[int, ...] = ()
+
+    @classmethod
+    def parse(cls, spec: str | Sampling) -> Sampling:
+        if isinstance(spec, Sampling):
+            return spec
+        text = str(spec).strip().lower()
+        if text == "all":
+            return cls("all")
+        kind, _, arg = text.partition(":")
+        try:
+            if kind == "uniform":
+                n = int(arg)
+                if n < 1:
+                    raise ValueError
+                return cls("uniform", float(n))
+            if kind == "fps":
+                f = float(arg)
+                if f <= 0:
+                    raise ValueError
+                return cls("fps", f)
+            if kind == "indices":
+                idx = tuple(sorted({int(x) for x in arg.split(",") if x.strip()}))
+                if not idx or idx[0] < 0:
+                    raise ValueError
+                return cls("indices", indices=idx)
+        except ValueError:
+            pass
+        raise ValueError(f"bad sampling {spec!r}: use uniform:N, fps:F, indices:I,J,... or all")
+
+    def __str__(self) -> str:
+        if self.kind == "all":
+            return "all"
+        if self.kind == "indices":
+            return "indices:" + ",".join(map(str, self.indices))
+        if self.kind == "uniform":
+            return f"uniform:{int(self.value)}"
+        return f"fps:{self.value:g}"
+
+    def select(self, n_frames: int, fps: float) -> list[int]:
+        """Frame indices to decode for a clip of ``n_frames`` at ``fps`` (sorted, unique)."""
+        if n_frames <= 0:
+            return []
+        if self.kind == "all":
+            return list(range(n_frames))
+        if self.kind == "uniform":
+            n = min(int(self.value), n_frames)
+            seg = n_frames / n
+            return sorted({min(n_frames - 1, int(seg * (i + 0.5))) for i in range(n)})
+        if self.kind == "fps":
+            step = max(fps, 1e-6) / self.value
+            out: list[int] = []
+            t = 0.0
+            while int(round(t)) < n_frames:
+                out.append(int(round(t)))
+                t += max(step, 1.0)
+            return sorted(set(out))
+        bad = [i for i in self.indices if i >= n_frames]
+        if bad:
+            raise MediaError("<clip>", f"frame indices {bad} beyond the clip's {n_frames} frames")
+        return list(self.indices)

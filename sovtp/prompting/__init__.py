@@ -1,0 +1,1 @@
+"""PromptSpecs, sandboxed jinja2 templates, and ClipAnnotation → Query."""

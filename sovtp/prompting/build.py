@@ -1,0 +1,239 @@
+"""ClipAnnotation + frames + PromptSpec → Query (text and marked images), a pure function.
+
+Rendering marks is the expensive part of a prompt, so :class:`ImageCache` keeps the encoded
+images per (visual marks, subject): the variants of an ablation that draw the same marks share
+them, and only the text differs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sovtp.labels import LabelSet, load_label_set
+from sovtp.prompting.spec import PromptSpec, render_text
+from sovtp.records import ImageRef, Query
+from sovtp.render.marks import VisualSpec, grid, render_frame
+from sovtp.types import ClipAnnotation, Frame
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    max_side: int = 768
+    quality: int = 85
+
+
+@dataclass
+class EncodedImage:
+    array: np.ndarray
+    jpeg: bytes
+    ref: ImageRef
+
+    @property
+    def data_url(self) -> str:
+        return "data:image/jpeg;base64," + base64.b64encode(self.jpeg).decode()
+
+
+@dataclass
+class ImageCache:
+    entries: dict[tuple, list[EncodedImage]] = field(default_factory=dict)
+    renders: int = 0
+
+
+def encode_jpeg(img: np.ndarray, opts: ImageOptions) -> tuple[np.ndarray, bytes]:
+    from PIL import Image
+
+    im = Image.fromarray(img)
+    if max(im.size) > opts.max_side:
+        im.thumbnail((opts.max_side, opts.max_side), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=opts.quality, optimize=False)
+    return np.asarray(im), buf.getvalue()
+
+
+def choose_subject(clip: ClipAnnotation, how: str | int | None = "largest") -> int | None:
+    """The subject face's track ID: 'largest' (mean area), 'central', or a given ID."""
+    ids = clip.track_ids
+    if not ids:
+        return None
+    if isinstance(how, int) or (isinstance(how, str) and how.isdigit()):
+        tid = int(how)
+        if tid not in ids:
+            raise ValueError(f"no face with ID {tid} in {clip.source} (IDs: {ids})")
+        return tid
+    if how in (None, "largest"):
+        return max(ids, key=lambda t: (np.mean([f.area for f in clip.faces_of(t)]), -t))
+    if how == "central":
+
+        def off(t: int) -> float:
+            ds = []
+            for fr in clip.frames:
+                f = fr.face(t)
+                if f is not None:
+                    w, h = fr.size
+                    ds.append(np.hypot(f.center[0] / w - 0.5, f.center[1] / h - 0.5))
+            return float(np.mean(ds))
+
+        return min(ids, key=lambda t: (off(t), t))
+    raise ValueError(f"subject must be largest, central or a face ID, not {how!r}")
+
+
+def pick_frames(n: int, budget: int) -> list[int]:
+    """Positions of ``budget`` frames spread evenly over ``n`` sampled frames."""
+    if n <= budget:
+        return list(range(n))
+    return (
+        sorted({int(round(i * (n - 1) / (budget - 1))) for i in range(budget)})
+        if budget > 1
+        else [n // 2]
+    )
+
+
+def render_images(
+    clip: ClipAnnotation,
+    frames: list[Frame],
+    visual: VisualSpec,
+    subject: int | None,
+    budget: int,
+    use_grid: bool,
+    opts: ImageOptions,
+    cache: ImageCache | None = None,
+) -> list[EncodedImage]:
+    key = (tuple(sorted(asdict(visual).items())), subject, budget, use_grid, opts)
+    if cache is not None and key in cache.entries:
+        return cache.entries[key]
+    by_index = {fa.index: fa for fa in clip.frames}
+    chosen = [frames[i] for i in pick_frames(len(frames), max(1, budget))]
+    drawn = [
+        (f, render_frame(f, by_index[f.index], visual, subject))
+        for f in chosen
+        if f.index in by_index
+    ]
+    if use_grid and len(drawn) > 1:
+        drawn = [(drawn[0][0], grid([d for _, d in drawn]))]
+    out = []
+    for f, img in drawn:
+        arr, jpeg = encode_jpeg(img, opts)
+        ref = ImageRef(
+            sha256=hashlib.sha256(jpeg).hexdigest(),
+            width=arr.shape[1],
+            height=arr.shape[0],
+            frame_index=f.index,
+            timestamp_s=round(f.timestamp_s, 3),
+        )
+        out.append(EncodedImage(arr, jpeg, ref))
+    if cache is not None:
+        cache.entries[key] = out
+        cache.renders += 1
+    return out
+
+
+def prompt_context(
+    clip: ClipAnnotation,
+    spec: PromptSpec,
+    labels: LabelSet,
+    subject: int | None,
+    n_images: int,
+    frame_times: list[float],
+    transcript: str | None = None,
+) -> dict[str, Any]:
+    """The variables a template sees.  Everything user-supplied arrives here as plain data."""
+    cues = clip.cues
+    ref = max(clip.frames, key=lambda fr: len(fr.faces)) if clip.frames else None
+    n_faces = len(ref.faces) if ref else 0
+    where = ""
+    if subject is not None and ref is not None:
+        f = ref.face(subject) or next(
+            (fr.face(subject) for fr in clip.frames if fr.face(subject)), None
+        )
+        if f is not None:
+            from sovtp.annotate.cues import where as where_of
+
+            where = where_of(f, ref.size[0])
+
+    def of(kind: str, name: str | None = None, subj: int | None = subject) -> list[str]:
+        return [
+            c.text
+            for c in cues
+            if c.kind == kind and c.subject == subj and (name is None or c.name == name)
+        ]
+
+    au = of("au", "active_aus")
+    return {
+        "labels": list(labels.labels),
+        "n_images": n_images,
+        "frame_times": [f"{t:.1f}" for t in frame_times],
+        "marks": asdict(spec.visual),
+        "cues": {k: k in spec.cues for k in ("au", "context")},
+        "subject": None if subject is None else {"id": subject, "where": where, "n_faces": n_faces},
+        "scene": [
+            c.text
+            for c in cues
+            if c.kind == "scene" and c.name in ("people", "no_face", "faces_towards")
+        ],
+        "aus": au[0] if au else "",
+        "unilateral": [
+            c.text
+            for c in cues
+            if c.kind == "au" and c.subject == subject and c.name.endswith("_unilateral")
+        ],
+        "head": (of("head") or [None])[0],
+        "gaze": (of("gaze") or [None])[0],
+        "posture": of("posture"),
+        "others": [
+            {"id": c.subject, "text": c.text}
+            for c in cues
+            if c.kind == "expression" and c.subject is not None and c.subject != subject
+        ],
+        "transcript": transcript,
+        "output": spec.output,
+        "self_correct": spec.self_correct,
+    }
+
+
+def build_query(
+    clip: ClipAnnotation,
+    frames: list[Frame],
+    spec: PromptSpec,
+    *,
+    labels: LabelSet | str | list[str] | None = None,
+    subject: str | int | None = "largest",
+    transcript: str | None = None,
+    image_options: ImageOptions | None = None,
+    image_cache: ImageCache | None = None,
+    query_id: str | None = None,
+) -> tuple[Query, list[EncodedImage]]:
+    """The Query for one clip under one prompt spec, and the images it carries."""
+    ls = load_label_set(labels or spec.label_set)
+    sid = choose_subject(clip, subject)
+    opts = image_options or ImageOptions()
+    images = render_images(
+        clip, frames, spec.visual, sid, spec.max_images, spec.grid, opts, image_cache
+    )
+    times = [i.ref.timestamp_s or 0.0 for i in images]
+    text = render_text(spec, prompt_context(clip, spec, ls, sid, len(images), times, transcript))
+    content: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": im.data_url}} for im in images
+    ]
+    content.append({"type": "text", "text": text})
+    messages: list[dict[str, Any]] = []
+    if spec.system:
+        messages.append({"role": "system", "content": spec.system})
+    messages.append({"role": "user", "content": content})
+    q = Query(
+        id=query_id or f"{clip.sha256[:12]}:{spec.id}",
+        messages=messages,
+        images=[i.ref for i in images],
+        spec_id=spec.id,
+        spec_hash=spec.hash,
+        labels=list(ls.labels),
+        output=spec.output,  # type: ignore[arg-type]
+        subject=sid,
+        meta={"source": clip.source, "sampling": clip.sampling, "label_set": ls.name},
+    )
+    return q, images

@@ -1,0 +1,76 @@
+"""Shared fixtures: real faces from skimage's astronaut (public domain), media made with PyAV."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sovtp.media.sample import astronaut, panning_clip, write_video
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden snapshots")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Annotation cache in a temp dir; models stay in the user cache (fetched by ./run)."""
+    old = os.environ.get("SOVTP_CACHE_DIR")
+    cache = tmp_path_factory.mktemp("cache")
+    models = Path.home() / ".cache" / "sovtp" / "models"
+    if models.exists():
+        (cache / "models").symlink_to(models)
+    os.environ["SOVTP_CACHE_DIR"] = str(cache)
+    yield
+    if old is None:
+        os.environ.pop("SOVTP_CACHE_DIR", None)
+    else:
+        os.environ["SOVTP_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def astronaut_png(media_dir) -> Path:
+    p = media_dir / "astronaut.png"
+    Image.fromarray(astronaut()).save(p)
+    return p
+
+
+@pytest.fixture(scope="session")
+def two_faces_png(media_dir) -> Path:
+    """The astronaut twice, side by side, the right one mirrored."""
+    img = astronaut()
+    p = media_dir / "two_faces.png"
+    Image.fromarray(np.concatenate([img, img[:, ::-1]], axis=1)).save(p)
+    return p
+
+
+@pytest.fixture(scope="session")
+def no_face_png(media_dir) -> Path:
+    from skimage import data
+
+    p = media_dir / "coffee.png"
+    Image.fromarray(data.coffee()).save(p)
+    return p
+
+
+@pytest.fixture(scope="session")
+def pan_mp4(media_dir) -> Path:
+    """3 s, 10 fps, 640×360: the astronaut's face panning left to right."""
+    return write_video(media_dir / "pan.mp4", panning_clip(3.0, 10))
+
+
+@pytest.fixture(scope="session")
+def detector():
+    from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
+
+    with MediaPipeAnnotator(DetectorConfig()) as det:
+        yield det

@@ -1,0 +1,91 @@
+"""The `sovtp` command as a user runs it (a real subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SOVTP = [sys.executable, "-m", "sovtp.cli"]
+
+
+def run(*args, check=True):
+    p = subprocess.run(
+        [*SOVTP, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=300,
+    )
+    if check:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def test_help_imports_no_heavy_modules():
+    code = (
+        "import sys; from sovtp.cli import app, main; main(['--help']); "
+        "bad = [m for m in ('torch', 'transformers', 'mediapipe', 'cv2', 'supervision') if m in sys.modules]; "
+        "print('HEAVY', bad)"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in p.stdout, p.stdout + p.stderr
+    assert "annotate" in p.stdout and "prompt" in p.stdout
+
+
+def test_annotate_writes_pngs_json_and_cues(pan_mp4, tmp_path):
+    out = tmp_path / "ann"
+    p = run("annotate", pan_mp4, "-o", out, "--sampling", "uniform:4")
+    assert "1 face ID(s) [1]" in p.stdout
+    assert len(list(out.glob("frame_*.png"))) == 4
+    data = json.loads((out / "annotations.json").read_text())
+    assert [len(f["faces"]) for f in data["frames"]] == [1, 1, 1, 1]
+    assert len(data["frames"][0]["faces"][0]["landmarks"]) == 478
+    assert "AU12 lip corner puller" in (out / "cues.txt").read_text()
+    again = run("annotate", pan_mp4, "-o", out, "--sampling", "uniform:4")
+    assert "annotation cache hit" in again.stdout
+
+
+def test_prompt_prints_text_and_json(two_faces_png, tmp_path):
+    p = run(
+        "prompt", two_faces_png, "--prompt", "sovtp/full", "--subject", "1", "-o", tmp_path / "q"
+    )
+    assert "Stage 4 - Facial action units." in p.stdout and "person 1" in p.stdout
+    assert "Person 2: looks like happiness" in p.stdout
+    assert (tmp_path / "q" / "image_0.jpg").exists() and (tmp_path / "q" / "prompt.txt").exists()
+    pj = run("prompt", two_faces_png, "--prompt", "ladder/plain", "--json", "-o", tmp_path / "q2")
+    messages = json.loads(pj.stdout)
+    assert messages[-1]["content"][0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+
+
+def test_prompts_and_models_list():
+    p = run("prompts", "list")
+    assert (
+        "sovtp/full" in p.stdout
+        and "baseline/red_circle" in p.stdout
+        and "ladder/au_overlay" in p.stdout
+    )
+    m = run("models", "list")
+    assert "face_landmarker" in m.stdout and "missing" not in m.stdout
+
+
+def test_bad_input_is_one_line_not_a_traceback(tmp_path):
+    bad = tmp_path / "x.mp4"
+    bad.write_text("hello")
+    p = run("annotate", bad, "-o", tmp_path / "o", check=False)
+    assert p.returncode == 2
+    assert "sovtp: error: cannot read media" in p.stderr and "Traceback" not in p.stderr
+    p = run("prompt", bad, "--prompt", "nope/nope", check=False)
+    assert p.returncode == 2 and "unknown prompt" in p.stderr
+    p = run(
+        "annotate",
+        Path(tmp_path / "x.mp4"),
+        "-o",
+        tmp_path / "o",
+        "--sampling",
+        "every:2",
+        check=False,
+    )
+    assert p.returncode == 2 and "bad sampling" in p.stderr
