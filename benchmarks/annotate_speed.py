@@ -69,11 +69,21 @@ def main() -> None:
             res["face + pose + drawing"] = _rate(draw_all, n)
         dlib_note = ""
         try:
-            import dlib
-            import face_recognition_models as frm
+            import importlib.util
 
+            import dlib
+
+            spec = importlib.util.find_spec("face_recognition_models")
+            if spec is None or not spec.submodule_search_locations:
+                raise ImportError("No module named 'face_recognition_models'")
+            # its own helper needs pkg_resources (gone from new setuptools): find the file directly
+            dat = (
+                Path(spec.submodule_search_locations[0])
+                / "models"
+                / "shape_predictor_68_face_landmarks.dat"
+            )
             hog = dlib.get_frontal_face_detector()
-            pred = dlib.shape_predictor(frm.pose_predictor_model_location())
+            pred = dlib.shape_predictor(str(dat))
 
             def dlib_path():
                 for f in load_frames(clip, "all"):

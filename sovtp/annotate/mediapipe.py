@@ -174,35 +174,43 @@ class MediaPipeAnnotator:
         return FrameAnnotation(index, timestamp_s, (w, h), faces, persons)
 
     def _face_passes(self, image: np.ndarray, mp_image):
-        """(face index, 478×2 pixel landmarks, result) over the full frame and any tiles."""
+        """(face index, 478×2 pixel landmarks, result) over the frame, or over tiles of it.
+
+        A wide frame is searched in overlapping square tiles (50 % overlap) instead of whole:
+        every face narrower than half a tile lies uncut in some tile.  A face that every tile
+        cuts (a close-up wider than that) sends the whole frame through as well.
+        """
         import mediapipe as mp
 
         h, w = image.shape[:2]
-        windows = [(0, 0, w, h, mp_image)]
-        if self.config.tiles == "auto" and max(w, h) > 1.3 * min(w, h):
-            side = min(w, h)
-            long = max(w, h)
-            n = int(np.ceil((long - side) / (side * 0.5))) + 1
-            for k in range(n):
-                off = int(round(k * (long - side) / max(n - 1, 1)))
-                x0, y0 = (off, 0) if w >= h else (0, off)
-                tile = np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side])
-                windows.append(
-                    (x0, y0, side, side, mp.Image(image_format=mp.ImageFormat.SRGB, data=tile))
-                )
-        for x0, y0, ww, hh, img in windows:
-            res = (
-                self._face.detect(img)
-                if (x0, y0, ww, hh) == (0, 0, w, h) or img is not mp_image
-                else None
-            )
-            if res is None:
-                continue
+        if self.config.tiles != "auto" or max(w, h) <= 1.3 * min(w, h):
+            res = self._face.detect(mp_image)
             for i, lms in enumerate(res.face_landmarks):
-                pts = np.array([(p.x * ww + x0, p.y * hh + y0) for p in lms], dtype=np.float32)
-                if (x0, y0, ww, hh) != (0, 0, w, h) and _cut_by_tile(pts, x0, y0, ww, hh, w, h):
+                yield i, np.array([(p.x * w, p.y * h) for p in lms], dtype=np.float32), res
+            return
+        side, long = min(w, h), max(w, h)
+        n = int(np.ceil((long - side) / (side * 0.5))) + 1
+        kept: list[tuple[float, ...]] = []
+        cut: list[tuple[float, ...]] = []
+        for k in range(n):
+            off = int(round(k * (long - side) / max(n - 1, 1)))
+            x0, y0 = (off, 0) if w >= h else (0, off)
+            tile = np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side])
+            res = self._face.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=tile))
+            for i, lms in enumerate(res.face_landmarks):
+                pts = np.array([(p.x * side + x0, p.y * side + y0) for p in lms], dtype=np.float32)
+                box = (*pts.min(axis=0), *pts.max(axis=0))
+                if _cut_by_tile(pts, x0, y0, side, side, w, h):
+                    cut.append(box)
                     continue
+                kept.append(box)
                 yield i, pts, res
+        from sovtp.annotate.tracking import iou
+
+        if any(all(iou(c, k) < 0.3 for k in kept) for c in cut):
+            res = self._face.detect(mp_image)
+            for i, lms in enumerate(res.face_landmarks):
+                yield i, np.array([(p.x * w, p.y * h) for p in lms], dtype=np.float32), res
 
 
 def _cut_by_tile(pts: np.ndarray, x0: int, y0: int, ww: int, hh: int, w: int, h: int) -> bool:
