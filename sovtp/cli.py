@@ -213,6 +213,105 @@ def prompt_cmd(
     )
 
 
+@app.command("query")
+def query_cmd(
+    media: Annotated[Path, typer.Argument(help="A video or an image.")],
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (vllm serve)."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model name on that server (default: its first /v1/models entry)."),
+    ] = None,
+    hf: Annotated[
+        str | None,
+        typer.Option("--hf", help="Run a transformers model in-process (hub ID or folder)."),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="facs (offline, default) | openai | transformers | vllm.")
+    ] = None,
+    server: Annotated[
+        str, typer.Option(help="openai | vllm (vllm: structured_outputs via extra_body).")
+    ] = "openai",
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Prompt spec ID.")] = "sovtp/full",
+    labels: Annotated[
+        str | None, typer.Option(help="Label set name (basic7, mafw11) or 'a,b,c'.")
+    ] = None,
+    subject: Annotated[str, typer.Option(help="largest | central | a face ID.")] = "largest",
+    transcript: Annotated[
+        str | None, typer.Option(help="What is said in the clip (quoted verbatim).")
+    ] = None,
+    sampling: Sampling = "uniform:8",
+    max_faces: MaxFaces = 6,
+    max_tokens: Annotated[int, typer.Option(help="Most tokens the model may answer with.")] = 512,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 120.0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Query folder (default runs/query/<clip>).")
+    ] = None,
+    no_pose: NoPose = False,
+    no_cache: NoCache = False,
+) -> None:
+    """Which emotion, and why: one clip through annotation, prompt, a backend and the parser."""
+    from sovtp.query import run_query
+
+    name = backend or ("openai" if base_url else "transformers" if hf else "facs")
+    options: dict = {}
+    if name == "openai":
+        if not base_url:
+            raise SovtpError("--backend openai needs --base-url")
+        options = {"base_url": base_url, "model": model, "server": server, "timeout_s": timeout}
+    elif name in ("transformers", "vllm"):
+        if not (hf or model):
+            raise SovtpError(f"--backend {name} needs --hf MODEL_ID (or --model)")
+        options = {"model": hf or model}
+    clip, frames = _annotate(media, sampling, max_faces, no_cache, no_pose)
+    out = out or Path("runs") / "query" / Path(media).stem
+    result = run_query(
+        clip,
+        frames,
+        prompt,
+        name,
+        options,
+        out,
+        labels=labels,
+        subject=subject,
+        transcript=transcript,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+    )
+    from rich.console import Console
+    from rich.panel import Panel
+
+    pred, resp = result.prediction, result.response
+    con = Console()
+    if pred.label is None:
+        why = resp.error or f"answer could not be parsed ({pred.parse_status})"
+        con.print(
+            Panel(
+                f"[bold red]no answer[/]: {why}\n\n{resp.text[:500]}",
+                title=f"{media.name} · {resp.backend}",
+            )
+        )
+        con.print(f"[dim]query folder: {out}[/dim]")
+        raise typer.Exit(1)
+    conf = "" if pred.confidence is None else f"  (confidence {pred.confidence:.2f})"
+    body = f"[bold green]{pred.label}[/]{conf}\n\n{pred.rationale}"
+    if pred.ranking[1:]:
+        body += f"\n\n[dim]ranking: {', '.join(pred.ranking)}[/dim]"
+    con.print(
+        Panel(
+            body,
+            title=f"{media.name} · subject {result.query.subject} · {resp.backend}:{resp.model}",
+            subtitle=f"parse {pred.parse_status} · {resp.latency_s:.2f}s",
+        )
+    )
+    con.print(f"[dim]query folder: {out}[/dim]")
+
+
 @prompts_app.command("list")
 def prompts_list() -> None:
     """List prompt specs with their descriptions and hashes."""

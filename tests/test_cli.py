@@ -89,3 +89,27 @@ def test_bad_input_is_one_line_not_a_traceback(tmp_path):
         check=False,
     )
     assert p.returncode == 2 and "bad sampling" in p.stderr
+
+
+def test_query_offline_and_against_a_loopback_server(two_faces_png, tmp_path):
+    from sovtp.testing import Behaviour, FakeOpenAIServer
+
+    p = run("query", two_faces_png, "--subject", "1", "-o", tmp_path / "q")
+    assert "happy" in p.stdout and "facs" in p.stdout
+    for f in ("image_0.jpg", "prompt.txt", "request.json", "response.json", "prediction.json"):
+        assert (tmp_path / "q" / f).exists()
+    assert json.loads((tmp_path / "q" / "prediction.json").read_text())["label"] == "happy"
+    with FakeOpenAIServer(Behaviour(label="sad")) as srv:
+        env_key = "sk-do-not-leak-42"
+        os.environ["SOVTP_API_KEY"] = env_key
+        try:
+            p = run("query", two_faces_png, "--base-url", srv.base_url, "-o", tmp_path / "s")
+        finally:
+            del os.environ["SOVTP_API_KEY"]
+        auth = {k.lower(): v for k, v in srv.state.headers[-1].items()}["authorization"]
+        assert auth == f"Bearer {env_key}"
+    assert "sad" in p.stdout and "fake-vlm" in p.stdout
+    for f in (tmp_path / "s").iterdir():
+        assert env_key not in f.read_bytes().decode("latin-1")
+    body = json.loads((tmp_path / "s" / "request.json").read_text())["body"]
+    assert body["response_format"]["type"] == "json_schema"

@@ -196,6 +196,30 @@ def prompt_context(
     }
 
 
+def facs_payload(clip: ClipAnnotation, subject: int | None) -> dict[str, Any] | None:
+    """Plain numbers for the offline FACS reasoner: subject AUs, posture names, others' readings."""
+    if subject is None:
+        return None
+    from sovtp.annotate.cues import mean_aus
+
+    aus, sides = mean_aus(clip.faces_of(subject))
+    others = []
+    for c in clip.cues:
+        if (
+            c.kind == "expression"
+            and c.subject not in (None, subject)
+            and isinstance(c.value, dict)
+        ):
+            top = max(c.value, key=lambda k: c.value[k])
+            others.append({"id": c.subject, "top": top, "score": c.value[top]})
+    return {
+        "aus": {k: round(v, 4) for k, v in aus.items()},
+        "sides": {k: [round(a, 4), round(b, 4)] for k, (a, b) in sides.items()},
+        "posture": [c.name for c in clip.cues if c.kind == "posture" and c.subject == subject],
+        "others": others,
+    }
+
+
 def build_query(
     clip: ClipAnnotation,
     frames: list[Frame],
@@ -234,6 +258,11 @@ def build_query(
         labels=list(ls.labels),
         output=spec.output,  # type: ignore[arg-type]
         subject=sid,
-        meta={"source": clip.source, "sampling": clip.sampling, "label_set": ls.name},
+        meta={
+            "source": clip.source,
+            "sampling": clip.sampling,
+            "label_set": ls.name,
+            "facs": facs_payload(clip, sid),
+        },
     )
     return q, images

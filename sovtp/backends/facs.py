@@ -1,0 +1,123 @@
+"""The offline FACS reasoner: EMFACS prototypes over the subject's AUs, softened by context.
+
+It answers in the same JSON schema as the LLM backends (label, confidence, rationale, cues, plus
+a score for every label), deterministically, with no model download — which makes it the default
+backend, so ``sovtp query`` works offline out of the box.
+
+It reads only ``Query.meta["facs"]``: plain numbers and phrases that the prompt builder copied
+from the annotation (the subject's mean AU intensities and sides, posture names, others'
+prototype readings).  Like every backend it knows nothing of faces or images.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+
+from sovtp.annotate.aus import au_label
+from sovtp.annotate.expressions import read_expression
+from sovtp.backends.base import Capabilities, GenerationConfig
+from sovtp.labels import load_label_set
+from sovtp.records import Query, Response
+
+# posture name -> (concept, boost): small nudges, never enough to outvote a clear face
+POSTURE_PRIORS: dict[str, tuple[str, float]] = {
+    "head_down": ("sadness", 0.08),
+    "shoulders_raised": ("fear", 0.06),
+    "arms_crossed": ("anger", 0.05),
+    "hand_at_face": ("surprise", 0.04),
+    "hand_on_head": ("helplessness", 0.06),
+    "leaning_back": ("disgust", 0.03),
+}
+OTHERS_WEIGHT = 0.1  # emotional contagion: how much the others' prototype leans the subject
+TEMPERATURE = 0.15  # softmax temperature turning evidence into label scores
+
+
+class FacsBackend:
+    name = "facs"
+    model = "emfacs-prototypes-v1"
+    capabilities = Capabilities(images_per_prompt=0, video=False, json_schema=True, choice=True)
+
+    def __init__(self, **_: object):
+        pass
+
+    def answer(self, q: Query) -> Response:
+        t0 = time.perf_counter()
+        facs = q.meta.get("facs")
+        if not facs or not facs.get("aus"):
+            return Response(
+                query_id=q.id,
+                backend=self.name,
+                model=self.model,
+                error="no measurable face for the FACS reasoner (no subject AUs in the query)",
+            )
+        ls = load_label_set(q.labels or "basic7")
+        aus = {k: float(v) for k, v in facs["aus"].items()}
+        sides = {k: (float(v[0]), float(v[1])) for k, v in (facs.get("sides") or {}).items()}
+        reading = read_expression(aus, sides)
+        concept_scores = dict(reading.scores)
+        used: list[str] = []
+        for name in facs.get("posture") or []:
+            if name in POSTURE_PRIORS:
+                c, boost = POSTURE_PRIORS[name]
+                if c in concept_scores:
+                    concept_scores[c] += boost
+                    used.append(f"posture: {name.replace('_', ' ')}")
+        for other in facs.get("others") or []:
+            c = other.get("top")
+            if c in concept_scores and c != "neutral":
+                concept_scores[c] += OTHERS_WEIGHT * float(other.get("score", 0.0))
+                used.append(f"person {other.get('id')} looks like {c}")
+        label_scores: dict[str, float] = {}
+        for lab in ls.labels:
+            c = ls.concept(lab)
+            label_scores[lab] = concept_scores.get(c, 0.0) if c else 0.0
+        z = [math.exp(v / TEMPERATURE) for v in label_scores.values()]
+        total = sum(z)
+        probs = {lab: round(v / total, 4) for lab, v in zip(label_scores, z, strict=False)}
+        label = max(probs, key=lambda k: (probs[k], -ls.labels.index(k)))
+        concept = ls.concept(label) or label
+        ev = reading.evidence.get(concept, [])
+        au_txt = (
+            ", ".join(au_label(a) if a.startswith("AU") and " " not in a else a for a in ev)
+            or "no decisive AU"
+        )
+        active = ", ".join(
+            f"{k} {v:.2f}" for k, v in sorted(aus.items(), key=lambda kv: -kv[1]) if v >= 0.3
+        )
+        rationale = (
+            f"EMFACS prototype for {concept} matches best: {au_txt}. "
+            f"Active AUs: {active or 'none above 0.3'}."
+            + (f" Context considered: {'; '.join(used)}." if used else "")
+        )
+        payload = {
+            "label": label,
+            "confidence": probs[label],
+            "rationale": rationale,
+            "cues": [a for a in ev] + used,
+            "scores": probs,
+        }
+        return Response(
+            query_id=q.id,
+            backend=self.name,
+            model=self.model,
+            text=json.dumps(payload),
+            latency_s=time.perf_counter() - t0,
+            finish_reason="stop",
+        )
+
+    def generate(
+        self,
+        queries: Sequence[Query],
+        config: GenerationConfig | None = None,
+        progress: Callable[[Response], None] | None = None,
+    ) -> list[Response]:
+        out = []
+        for q in queries:
+            r = self.answer(q)
+            if progress:
+                progress(r)
+            out.append(r)
+        return out

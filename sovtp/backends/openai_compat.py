@@ -1,0 +1,334 @@
+"""Any OpenAI-compatible chat-completions server, vLLM's ``vllm serve`` first.
+
+- bounded concurrency: a fixed limit, or ``adaptive`` (AIMD: halve on 429/5xx, grow by one per
+  window of healthy answers up to ``max_concurrency``);
+- retries with exponential backoff + full jitter that honour ``Retry-After``; a per-request
+  timeout and an overall deadline;
+- the model is discovered from ``/v1/models`` when none is given;
+- structured output bound to the label set: ``response_format`` json_schema, or with
+  ``server="vllm"`` vLLM's own ``structured_outputs`` (``choice`` for label-only prompts) via
+  ``extra_body`` (vLLM ≥ 0.12; the old ``guided_*`` fields are gone);
+- ``reasoning_content`` kept, token usage and latency recorded;
+- the API key (argument, ``SOVTP_API_KEY`` or ``OPENAI_API_KEY``) never appears in an error,
+  a log line or a file: every error text is scrubbed of it.
+
+Images travel inside the Query as data URLs encoded once when the prompt was built, so a retry
+re-sends bytes but never re-encodes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sovtp.backends.base import Capabilities, GenerationConfig, answer_schema
+from sovtp.errors import BackendError
+from sovtp.records import Query, Response, Usage
+
+log = logging.getLogger(__name__)
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class AdaptiveLimiter:
+    """A concurrency limit that can change while requests are in flight."""
+
+    def __init__(self, start: int, maximum: int, adaptive: bool):
+        self.limit = max(1, start)
+        self.maximum = max(self.limit, maximum)
+        self.adaptive = adaptive
+        self.in_flight = 0
+        self.peak = 0
+        self._ok_streak = 0
+        self._cond = asyncio.Condition()
+
+    async def __aenter__(self) -> AdaptiveLimiter:
+        async with self._cond:
+            await self._cond.wait_for(lambda: self.in_flight < int(self.limit))
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        async with self._cond:
+            self.in_flight -= 1
+            self._cond.notify_all()
+
+    async def feedback(self, overloaded: bool) -> None:
+        if not self.adaptive:
+            return
+        async with self._cond:
+            if overloaded:
+                self.limit = max(1, int(self.limit) // 2)
+                self._ok_streak = 0
+            else:
+                self._ok_streak += 1
+                if self._ok_streak >= int(self.limit) and self.limit < self.maximum:
+                    self.limit += 1
+                    self._ok_streak = 0
+            self._cond.notify_all()
+
+
+def _api_key(explicit: str | None) -> str:
+    return (
+        explicit or os.environ.get("SOVTP_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+    )
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        api_key: str | None = None,
+        server: str = "openai",
+        concurrency: int = 16,
+        adaptive: bool = False,
+        max_concurrency: int = 64,
+        max_retries: int = 4,
+        timeout_s: float = 120.0,
+        deadline_s: float | None = None,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+    ):
+        if server not in ("openai", "vllm"):
+            raise BackendError("server must be 'openai' or 'vllm'")
+        self.base_url = base_url.rstrip("/")
+        self.model = model or ""
+        self._key = _api_key(api_key)
+        self.server = server
+        self.concurrency = concurrency
+        self.adaptive = adaptive
+        self.max_concurrency = max_concurrency
+        self.max_retries = max_retries
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.capabilities = Capabilities(
+            images_per_prompt=8, video=False, json_schema=True, choice=server == "vllm"
+        )
+        self.last_peak_concurrency = 0
+
+    # -- safety ---------------------------------------------------------------------------
+    def _scrub(self, text: str) -> str:
+        if self._key and self._key != "EMPTY":
+            text = text.replace(self._key, "***")
+        return text
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, server={self.server!r})"
+
+    # -- request --------------------------------------------------------------------------
+    def request_body(self, q: Query, cfg: GenerationConfig) -> dict[str, Any]:
+        """The chat-completions arguments for one query (what the payload tests pin)."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": q.messages,
+            "max_completion_tokens": cfg.max_tokens,
+            "temperature": cfg.temperature,
+        }
+        if cfg.seed is not None:
+            body["seed"] = cfg.seed
+        if cfg.stop:
+            body["stop"] = cfg.stop
+        if cfg.structured and q.labels:
+            if self.server == "vllm" and q.output == "label":
+                body["extra_body"] = {"structured_outputs": {"choice": list(q.labels)}}
+            elif self.server == "vllm":
+                body["extra_body"] = {"structured_outputs": {"json": answer_schema(q.labels)}}
+            elif q.output == "json":
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": "emotion_answer",
+                        "schema": answer_schema(q.labels),
+                        "strict": True,
+                    },
+                }
+        return body
+
+    def _client(self):
+        try:
+            from openai import AsyncOpenAI
+        except ImportError as e:
+            raise BackendError("the openai package is missing: pip install openai") from e
+        return AsyncOpenAI(
+            base_url=self.base_url, api_key=self._key, max_retries=0, timeout=self.timeout_s
+        )
+
+    async def discover_model(self, client=None) -> str:
+        own = client is None
+        client = client or self._client()
+        try:
+            models = await client.models.list()
+            ids = [m.id for m in models.data]
+        except Exception as e:
+            raise BackendError(
+                self._scrub(f"cannot list models at {self.base_url}/models: {e}")
+            ) from None
+        finally:
+            if own:
+                await client.close()
+        if not ids:
+            raise BackendError(f"{self.base_url} serves no model")
+        return ids[0]
+
+    def _retry_after(self, exc: Exception) -> float | None:
+        resp = getattr(exc, "response", None)
+        headers = getattr(resp, "headers", None)
+        if not headers:
+            return None
+        val = headers.get("retry-after")
+        if val is None:
+            ms = headers.get("retry-after-ms")
+            return float(ms) / 1000 if ms else None
+        try:
+            return float(val)
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                return max(0.0, parsedate_to_datetime(val).timestamp() - time.time())
+            except (TypeError, ValueError):
+                return None
+
+    async def _one(
+        self, client, q: Query, cfg: GenerationConfig, limiter: AdaptiveLimiter, t_end: float | None
+    ) -> Response:
+        import openai
+
+        body = self.request_body(q, cfg)
+        extra = body.pop("extra_body", None)
+        attempt = 0
+        while True:
+            now = time.monotonic()
+            if t_end is not None and now >= t_end:
+                return Response(
+                    query_id=q.id, backend=self.name, model=self.model, error="deadline exceeded"
+                )
+            timeout = (
+                self.timeout_s if t_end is None else max(0.01, min(self.timeout_s, t_end - now))
+            )
+            t0 = time.perf_counter()
+            try:
+                async with limiter:
+                    t0 = time.perf_counter()
+                    raw = await client.chat.completions.create(
+                        **body, extra_body=extra, timeout=timeout
+                    )
+                latency = time.perf_counter() - t0
+                await limiter.feedback(overloaded=False)
+                return self._to_response(q, raw, latency)
+            except (openai.APIStatusError, openai.APITimeoutError, openai.APIConnectionError) as e:
+                status = getattr(e, "status_code", None)
+                retryable = status in RETRY_STATUS or status is None
+                if status in (429, 500, 502, 503, 504):
+                    await limiter.feedback(overloaded=True)
+                reason = self._scrub(
+                    f"{type(e).__name__}{f' {status}' if status else ''}: {getattr(e, 'message', e)}"
+                )
+                if not retryable or attempt >= self.max_retries:
+                    return Response(
+                        query_id=q.id,
+                        backend=self.name,
+                        model=self.model,
+                        error=reason,
+                        latency_s=time.perf_counter() - t0,
+                    )
+                wait = self._retry_after(e)
+                if wait is None:
+                    wait = random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2**attempt))
+                if t_end is not None and time.monotonic() + wait >= t_end:
+                    return Response(
+                        query_id=q.id,
+                        backend=self.name,
+                        model=self.model,
+                        error=f"deadline exceeded after: {reason}",
+                    )
+                log.info("retrying %s in %.2fs (%s)", q.id, wait, reason)
+                attempt += 1
+                await asyncio.sleep(wait)
+            except Exception as e:  # malformed bodies, validation errors: a value, not a crash
+                return Response(
+                    query_id=q.id,
+                    backend=self.name,
+                    model=self.model,
+                    error=self._scrub(f"{type(e).__name__}: {e}"),
+                    latency_s=time.perf_counter() - t0,
+                )
+
+    def _to_response(self, q: Query, raw, latency: float) -> Response:
+        if not getattr(raw, "choices", None):
+            return Response(
+                query_id=q.id,
+                backend=self.name,
+                model=self.model,
+                error="server answered no choices",
+                latency_s=latency,
+            )
+        choice = raw.choices[0]
+        msg = choice.message
+        extra = getattr(msg, "model_extra", None) or {}
+        reasoning = (
+            getattr(msg, "reasoning_content", None)
+            or extra.get("reasoning_content")
+            or extra.get("reasoning")
+        )
+        u = getattr(raw, "usage", None)
+        usage = Usage(
+            prompt_tokens=getattr(u, "prompt_tokens", None),
+            completion_tokens=getattr(u, "completion_tokens", None),
+            total_tokens=getattr(u, "total_tokens", None),
+        )
+        return Response(
+            query_id=q.id,
+            backend=self.name,
+            model=getattr(raw, "model", None) or self.model,
+            text=msg.content or "",
+            reasoning=reasoning,
+            usage=usage,
+            latency_s=latency,
+            finish_reason=choice.finish_reason,
+            raw=raw.model_dump(),
+        )
+
+    async def agenerate(
+        self,
+        queries: Sequence[Query],
+        config: GenerationConfig | None = None,
+        progress: Callable[[Response], None] | None = None,
+    ) -> list[Response]:
+        cfg = config or GenerationConfig()
+        client = self._client()
+        try:
+            if not self.model:
+                self.model = await self.discover_model(client)
+            limiter = AdaptiveLimiter(self.concurrency, self.max_concurrency, self.adaptive)
+            t_end = None if self.deadline_s is None else time.monotonic() + self.deadline_s
+
+            async def run(q: Query) -> Response:
+                r = await self._one(client, q, cfg, limiter, t_end)
+                if progress:
+                    progress(r)
+                return r
+
+            out = await asyncio.gather(*(run(q) for q in queries))
+            self.last_peak_concurrency = limiter.peak
+            return list(out)
+        finally:
+            await client.close()
+
+    def generate(
+        self,
+        queries: Sequence[Query],
+        config: GenerationConfig | None = None,
+        progress: Callable[[Response], None] | None = None,
+    ) -> list[Response]:
+        return asyncio.run(self.agenerate(queries, config, progress))

@@ -1,0 +1,101 @@
+"""Offline batched inference with vLLM (``LLM.chat``), GPU only; extra ``vllm`` (own environment).
+
+Structured output uses ``StructuredOutputsParams`` (``choice`` for label-only prompts, ``json``
+schema otherwise) — the vLLM ≥ 0.12 API.  vllm is imported only when this backend is chosen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sovtp.backends.base import Capabilities, GenerationConfig, answer_schema
+from sovtp.errors import BackendError
+from sovtp.records import Query, Response, Usage
+
+
+class VLLMOfflineBackend:
+    name = "vllm"
+
+    def __init__(self, model: str, max_images: int = 8, **llm_kwargs: Any):
+        try:
+            from vllm import LLM
+        except ImportError as e:
+            raise BackendError(
+                "the vllm backend needs vLLM (GPU only, its own environment): pip install 'sovtp[vllm]'"
+            ) from e
+        self.model = model
+        self.capabilities = Capabilities(
+            images_per_prompt=max_images, video=True, json_schema=True, choice=True
+        )
+        self.llm = LLM(model=model, limit_mm_per_prompt={"image": max_images}, **llm_kwargs)
+
+    def sampling_params(self, q: Query, cfg: GenerationConfig):
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        structured = None
+        if cfg.structured and q.labels:
+            structured = (
+                StructuredOutputsParams(choice=list(q.labels))
+                if q.output == "label"
+                else StructuredOutputsParams(json=answer_schema(q.labels))
+            )
+        return SamplingParams(
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+            seed=cfg.seed,
+            stop=cfg.stop,
+            structured_outputs=structured,
+        )
+
+    def generate(
+        self,
+        queries: Sequence[Query],
+        config: GenerationConfig | None = None,
+        progress: Callable[[Response], None] | None = None,
+    ) -> list[Response]:
+        cfg = config or GenerationConfig()
+        t0 = time.perf_counter()
+        try:
+            outs = self.llm.chat(
+                [q.messages for q in queries],
+                [self.sampling_params(q, cfg) for q in queries],
+                use_tqdm=False,
+            )
+        except Exception as e:
+            rs = [
+                Response(
+                    query_id=q.id,
+                    backend=self.name,
+                    model=self.model,
+                    error=f"{type(e).__name__}: {e}",
+                )
+                for q in queries
+            ]
+        else:
+            per = (time.perf_counter() - t0) / max(len(queries), 1)
+            rs = []
+            for q, o in zip(queries, outs, strict=False):
+                c = o.outputs[0]
+                n_p = len(o.prompt_token_ids or [])
+                rs.append(
+                    Response(
+                        query_id=q.id,
+                        backend=self.name,
+                        model=self.model,
+                        text=c.text,
+                        latency_s=per,
+                        finish_reason=c.finish_reason,
+                        usage=Usage(
+                            prompt_tokens=n_p,
+                            completion_tokens=len(c.token_ids),
+                            total_tokens=n_p + len(c.token_ids),
+                        ),
+                    )
+                )
+        for r in rs:
+            if progress:
+                progress(r)
+        return rs

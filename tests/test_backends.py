@@ -1,0 +1,183 @@
+"""Backends through real servers and real code paths: a loopback OpenAI-compatible server, the
+FACS reasoner, the transformers path on a tiny random Qwen2-VL, vLLM where it imports."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from sovtp.backends import GenerationConfig, get_backend
+from sovtp.errors import BackendError
+from sovtp.prompting.build import build_query
+from sovtp.prompting.spec import load_spec
+from sovtp.scoring.parse import parse_answer
+from sovtp.testing import Behaviour, FakeOpenAIServer
+from tests.test_prompts import fixed_clip
+
+
+def _queries(n=1, spec="sovtp/full", subject=2):
+    clip, frames = fixed_clip()
+    s = load_spec(spec)
+    return [build_query(clip, frames, s, subject=subject, query_id=f"q{i}")[0] for i in range(n)]
+
+
+def test_good_answer_payload_and_parse():
+    with FakeOpenAIServer(Behaviour(mode="reasoning")) as srv:
+        be = get_backend("openai", base_url=srv.base_url, api_key="sk-secret-123")
+        (r,) = be.generate(_queries(), GenerationConfig(max_tokens=64, seed=7))
+        body = srv.state.requests[0]
+    assert r.error is None and be.model == "fake-vlm"  # discovered from /v1/models
+    assert r.reasoning == "The lip corners are pulled up." and r.usage.total_tokens == 120
+    assert body["max_completion_tokens"] == 64 and body["seed"] == 7 and body["temperature"] == 0.0
+    parts = body["messages"][-1]["content"]
+    assert parts[0]["type"] == "image_url" and parts[0]["image_url"]["url"].startswith(
+        "data:image/jpeg;base64,"
+    )
+    assert parts[-1]["type"] == "text"
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert schema["properties"]["label"]["enum"] == [
+        "happy",
+        "sad",
+        "neutral",
+        "angry",
+        "surprise",
+        "disgust",
+        "fear",
+    ]
+    assert "structured_outputs" not in body
+    pred = parse_answer(r.text, _queries()[0].labels)
+    assert pred.label == "happy" and pred.parse_status == "ok"
+    assert "sk-secret-123" not in repr(be)
+
+
+def test_vllm_structured_outputs_in_extra_body():
+    with FakeOpenAIServer() as srv:
+        be = get_backend("openai", base_url=srv.base_url, model="m", server="vllm")
+        q = _queries()[0]
+        lq = q.model_copy(update={"output": "label"})
+        be.generate([q, lq])
+        bodies = sorted(srv.state.requests, key=lambda b: "choice" in json.dumps(b))
+    assert bodies[0]["structured_outputs"]["json"]["properties"]["label"]["enum"][0] == "happy"
+    assert bodies[1]["structured_outputs"] == {"choice": q.labels}
+    assert all("guided_choice" not in b and "guided_json" not in b for b in bodies)
+
+
+def test_429_retry_after_is_honoured():
+    with FakeOpenAIServer(Behaviour(mode="429", fail_first=2, retry_after=0.3)) as srv:
+        be = get_backend("openai", base_url=srv.base_url, model="m", backoff_s=0.0)
+        t = time.perf_counter()
+        (r,) = be.generate(_queries())
+        took = time.perf_counter() - t
+    assert r.error is None and srv.state.count == 3
+    assert took >= 0.55  # two waits of 0.3 s, as the server asked
+
+
+def test_500_retries_then_gives_up_as_a_value():
+    with FakeOpenAIServer(Behaviour(mode="500", fail_first=100)) as srv:
+        be = get_backend(
+            "openai",
+            base_url=srv.base_url,
+            model="m",
+            max_retries=2,
+            backoff_s=0.01,
+            api_key="sk-secret-123",
+        )
+        rs = be.generate(_queries(2))
+    assert all(r.error and "500" in r.error for r in rs)
+    assert srv.state.count == 6  # 1 + 2 retries each
+    assert all("sk-secret-123" not in (r.error or "") for r in rs)
+
+
+def test_slow_server_times_out_and_deadline_bounds_the_run():
+    with FakeOpenAIServer(Behaviour(mode="slow")) as srv:
+        be = get_backend("openai", base_url=srv.base_url, model="m", timeout_s=0.3, max_retries=0)
+        (r,) = be.generate(_queries())
+        assert r.error and "Timeout" in r.error
+        be = get_backend(
+            "openai", base_url=srv.base_url, model="m", timeout_s=10, deadline_s=0.5, max_retries=5
+        )
+        t = time.perf_counter()
+        (r,) = be.generate(_queries())
+        assert r.error and time.perf_counter() - t < 2.5
+
+
+def test_malformed_and_outside_label_answers():
+    with FakeOpenAIServer(Behaviour(mode="malformed")) as srv:
+        (r,) = get_backend("openai", base_url=srv.base_url, model="m", max_retries=0).generate(
+            _queries()
+        )
+    assert r.error
+    with FakeOpenAIServer(Behaviour(mode="outside")) as srv:
+        (r,) = get_backend("openai", base_url=srv.base_url, model="m").generate(_queries())
+    pred = parse_answer(r.text, _queries()[0].labels)
+    assert r.error is None and pred.label is None and pred.parse_status == "invalid"
+
+
+def test_concurrency_is_bounded_and_adaptive_backs_off():
+    with FakeOpenAIServer(Behaviour(latency_s=0.05)) as srv:
+        be = get_backend("openai", base_url=srv.base_url, model="m", concurrency=4)
+        rs = be.generate(_queries(20))
+    assert (
+        all(r.error is None for r in rs) and srv.state.peak <= 4 and be.last_peak_concurrency == 4
+    )
+    with FakeOpenAIServer(Behaviour(mode="429", fail_first=6, retry_after=0.05)) as srv:
+        be = get_backend("openai", base_url=srv.base_url, model="m", concurrency=8, adaptive=True)
+        rs = be.generate(_queries(12))
+    assert all(r.error is None for r in rs)
+
+
+def test_facs_reasoner_is_deterministic_and_cites_aus():
+    q1 = _queries(spec="sovtp/full", subject=1)[0]
+    q2 = _queries(spec="sovtp/full", subject=2)[0]
+    be = get_backend("facs")
+    a, b = be.generate([q1, q2])
+    assert (a.text, b.text) == tuple(r.text for r in be.generate([q1, q2]))
+    pa, pb = parse_answer(a.text, q1.labels), parse_answer(b.text, q2.labels)
+    assert pa.label == "angry" and "AU4" in pa.rationale
+    assert pb.label == "happy" and "AU12" in pb.rationale
+    assert set(pa.scores) == set(q1.labels) and abs(sum(pa.scores.values()) - 1) < 0.01
+
+
+def test_unknown_backend_and_missing_vllm():
+    with pytest.raises(BackendError, match="unknown backend"):
+        get_backend("nope")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(BackendError, match=r"sovtp\[vllm\]"):
+            get_backend("vllm", model="x")
+
+
+def test_vllm_offline_where_it_imports():
+    pytest.importorskip(
+        "vllm", reason="vllm is GPU-only and lives in its own environment (extra `vllm`)"
+    )
+    from sovtp.backends.vllm_offline import VLLMOfflineBackend
+
+    be = VLLMOfflineBackend.__new__(VLLMOfflineBackend)
+    q = _queries()[0].model_copy(update={"output": "label"})
+    sp = be.sampling_params(q, GenerationConfig())
+    assert sp.structured_outputs.choice == q.labels
+
+
+def test_transformers_backend_on_a_tiny_random_qwen2vl(tmp_path):
+    pytest.importorskip("transformers")
+    pytest.importorskip("torchvision")
+    from tests.tiny_vlm import build_tiny_qwen2vl
+
+    folder = build_tiny_qwen2vl(tmp_path / "tiny")
+    be = get_backend(
+        "transformers", model=str(folder), device_map="cpu", dtype="float32", batch_size=2
+    )
+    qs = _queries(3, spec="ladder/plain")
+    rs = be.generate(qs, GenerationConfig(max_tokens=6))
+    assert [r.query_id for r in rs] == ["q0", "q1", "q2"]
+    assert all(
+        r.error is None and r.usage.completion_tokens and r.usage.prompt_tokens > 20 for r in rs
+    )
+    preds = [parse_answer(r.text, qs[0].labels) for r in rs]
+    assert all(p.parse_status in ("ok", "repaired", "invalid") for p in preds)
+    assert all(p.label is None or p.label in qs[0].labels for p in preds)
