@@ -7,8 +7,6 @@ listed by sha256 so that run folders and caches can refer to them without the by
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -43,10 +41,6 @@ class Query(BaseModel):
             else:
                 out.extend(p["text"] for p in c if p.get("type") == "text")
         return "\n\n".join(out)
-
-    def fingerprint(self) -> str:
-        """A content hash of the messages (images by their data), for caches."""
-        return hashlib.sha256(json.dumps(self.messages, sort_keys=True).encode()).hexdigest()
 
     def redacted(self) -> dict[str, Any]:
         """The query with image bytes replaced by their sha256 (for logs and run folders)."""

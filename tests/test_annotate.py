@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from sovtp.annotate.aus import active_aus, blendshapes_to_aus, prominent_aus, unilateral
+from sovtp.annotate.aus import blendshapes_to_aus
 from sovtp.annotate.cache import AnnotationCache
-from sovtp.annotate.expressions import read_expression
 from sovtp.annotate.pipeline import annotate
 from sovtp.annotate.tracking import FaceTracker
+from sovtp.facs import active_aus, prominent_aus, read_expression, unilateral
 from sovtp.types import Face, FrameAnnotation
 
 

@@ -1,4 +1,4 @@
-"""MediaPipe's 52 ARKit-style blendshapes → FACS action units.
+"""MediaPipe's 52 ARKit-style blendshapes → FACS action units (names and thresholds: sovtp.facs).
 
 MediaPipe does not estimate AUs; it estimates blendshape coefficients, many of which were designed
 as one-to-one stand-ins for a FACS action (Apple's ARKit list was drawn from FACS).  This table
@@ -39,31 +39,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-AU_NAMES: dict[str, str] = {
-    "AU1": "inner brow raiser",
-    "AU2": "outer brow raiser",
-    "AU4": "brow lowerer",
-    "AU5": "upper lid raiser",
-    "AU6": "cheek raiser",
-    "AU7": "lid tightener",
-    "AU9": "nose wrinkler",
-    "AU10": "upper lip raiser",
-    "AU12": "lip corner puller",
-    "AU14": "dimpler",
-    "AU15": "lip corner depressor",
-    "AU16": "lower lip depressor",
-    "AU17": "chin raiser",
-    "AU18": "lip pucker",
-    "AU20": "lip stretcher",
-    "AU22": "lip funneler",
-    "AU23": "lip tightener",
-    "AU24": "lip pressor",
-    "AU25": "lips part",
-    "AU26": "jaw drop",
-    "AU28": "lip suck",
-    "AU43": "eyes closed",
-    "AU45": "blink",
-}
+from sovtp.facs import au_sort_key
 
 # AU -> (left blendshape, right blendshape) for bilateral ones.
 _SIDED: dict[str, tuple[str, str]] = {
@@ -90,18 +66,6 @@ _SINGLE: dict[str, str] = {
     "AU26": "jawOpen",
 }
 SOURCE = "mediapipe-blendshapes (uncalibrated 0..1)"
-DEFAULT_THRESHOLD = 0.3
-DEFAULT_TOP_K = 5
-
-
-def au_label(code: str) -> str:
-    """'AU12' -> 'AU12 lip corner puller'."""
-    return f"{code} {AU_NAMES.get(code, '')}".strip()
-
-
-def au_sort_key(code: str) -> int:
-    digits = "".join(ch for ch in code if ch.isdigit())
-    return int(digits) if digits else 999
 
 
 @dataclass
@@ -128,43 +92,3 @@ def blendshapes_to_aus(bs: Mapping[str, float]) -> AUReading:
     aus["AU23"] = (g("mouthRollUpper") + g("mouthRollLower")) / 2.0
     aus["AU25"] = max(g("jawOpen") - g("mouthClose"), aus["AU16"], 0.8 * aus["AU10"], 0.0)
     return AUReading(dict(sorted(aus.items(), key=lambda kv: au_sort_key(kv[0]))), sides)
-
-
-def active_aus(aus: Mapping[str, float], threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
-    """AUs at or above ``threshold``, strongest first."""
-    act = {k: v for k, v in aus.items() if v >= threshold}
-    return dict(sorted(act.items(), key=lambda kv: (-kv[1], au_sort_key(kv[0]))))
-
-
-def prominent_aus(
-    aus: Mapping[str, float], top_k: int = DEFAULT_TOP_K, threshold: float = DEFAULT_THRESHOLD
-) -> dict[str, float]:
-    """The top-k active AUs: the set a SoVTP prompt words for a face."""
-    return dict(list(active_aus(aus, threshold).items())[:top_k])
-
-
-def intensity_word(v: float) -> str:
-    """A FACS-flavoured word for an uncalibrated 0..1 intensity."""
-    if v >= 0.75:
-        return "strong"
-    if v >= 0.5:
-        return "marked"
-    if v >= 0.3:
-        return "slight"
-    return "trace"
-
-
-def unilateral(
-    sides: Mapping[str, tuple[float, float]], code: str, ratio: float = 2.0
-) -> str | None:
-    """'left'/'right' when one side of a bilateral AU is ``ratio``× the other and active."""
-    if code not in sides:
-        return None
-    lv, rv = sides[code]
-    if max(lv, rv) < DEFAULT_THRESHOLD:
-        return None
-    if lv >= ratio * max(rv, 1e-3):
-        return "left"
-    if rv >= ratio * max(lv, 1e-3):
-        return "right"
-    return None

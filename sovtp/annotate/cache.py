@@ -18,7 +18,7 @@ from pathlib import Path
 from sovtp.types import ClipAnnotation
 
 log = logging.getLogger(__name__)
-SCHEMA = 1
+SCHEMA = 2  # bump when the stored form (frames or cues) changes
 
 
 def annotations_dir() -> Path:

@@ -8,12 +8,19 @@ at the same frame can check; FACS sides (the subject's own left/right) are named
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
 
-from sovtp.annotate.aus import active_aus, au_label, intensity_word, prominent_aus, unilateral
-from sovtp.annotate.expressions import describe, read_expression
+from sovtp.facs import (
+    au_label,
+    describe,
+    intensity_word,
+    prominent_aus,
+    read_expression,
+    unilateral,
+)
 from sovtp.types import ClipAnnotation, Cue, Face, FrameAnnotation, Person
 
 # MediaPipe FaceMesh indices (image-left eye is the subject's right eye).
@@ -206,7 +213,11 @@ def face_cues(track_id: int, faces: list[Face], top_k: int = 5) -> list[Cue]:
             "active_aus",
             au_phrase(aus, top_k),
             subject=track_id,
-            value={k: round(v, 3) for k, v in active_aus(aus).items()},
+            # the full means (not only the active ones) feed the offline FACS reasoner
+            value={
+                "mean": {k: round(v, 4) for k, v in aus.items()},
+                "sides": {k: [round(a, 4), round(b, 4)] for k, (a, b) in sides.items()},
+            },
             source=src,
         )
     ]
@@ -280,13 +291,18 @@ def scene_cues(clip: ClipAnnotation) -> list[Cue]:
     w = ref.size[0]
     n = len(ref.faces)
     places = "; ".join(f"person {f.track_id} {where(f, w)}" for f in ref.faces)
+    # where every face is (in the reference frame, else where it first appears), for prompts
+    place_of: dict[str, str] = {}
+    for fr in [ref, *clip.frames]:
+        for f in fr.faces:
+            place_of.setdefault(str(f.track_id), where(f, fr.size[0]))
     out = [
         Cue(
             "scene",
             "people",
             f"{n} {'person' if n == 1 else 'people'} visible: {places}",
             None,
-            n,
+            {"count": n, "where": place_of},
             source="mediapipe",
         )
     ]
@@ -316,33 +332,33 @@ def scene_cues(clip: ClipAnnotation) -> list[Cue]:
 
 
 def person_cues(clip: ClipAnnotation) -> list[Cue]:
-    out: list[Cue] = []
-    seen: dict[int, dict[str, str]] = {}
-    counts: dict[int, dict[str, int]] = {}
+    """Posture cues of each person with a face, kept when seen in at least half its frames."""
+    frames_of: Counter[int] = Counter()
+    seen: Counter[tuple[int, str]] = Counter()
+    phrase_of: dict[str, str] = {}
     for fr in clip.frames:
         for p in fr.persons:
             if p.face_id is None:
                 continue
+            frames_of[p.face_id] += 1
             for name, phrase in posture(p):
-                seen.setdefault(p.face_id, {})[name] = phrase
-                counts.setdefault(p.face_id, {}).setdefault(name, 0)
-                counts[p.face_id][name] += 1
-    for pid, names in sorted(seen.items()):
-        n_frames = sum(1 for fr in clip.frames for p in fr.persons if p.face_id == pid)
-        for name, phrase in names.items():
-            share = counts[pid][name] / max(n_frames, 1)
-            if share >= 0.5:
-                out.append(
-                    Cue(
-                        "posture",
-                        name,
-                        phrase,
-                        pid,
-                        round(share, 2),
-                        confidence=share,
-                        source="mediapipe-pose",
-                    )
+                seen[(p.face_id, name)] += 1
+                phrase_of[name] = phrase
+    out: list[Cue] = []
+    for (pid, name), k in sorted(seen.items()):
+        share = k / frames_of[pid]
+        if share >= 0.5:
+            out.append(
+                Cue(
+                    "posture",
+                    name,
+                    phrase_of[name],
+                    pid,
+                    round(share, 2),
+                    confidence=share,
+                    source="mediapipe-pose",
                 )
+            )
     return out
 
 

@@ -184,9 +184,7 @@ class MediaPipeAnnotator:
 
         h, w = image.shape[:2]
         if self.config.tiles != "auto" or max(w, h) <= 1.3 * min(w, h):
-            res = self._face.detect(mp_image)
-            for i, lms in enumerate(res.face_landmarks):
-                yield i, np.array([(p.x * w, p.y * h) for p in lms], dtype=np.float32), res
+            yield from self._detect_window(mp_image, 0, 0, w)
             return
         side, long = min(w, h), max(w, h)
         n = int(np.ceil((long - side) / (side * 0.5))) + 1
@@ -196,9 +194,8 @@ class MediaPipeAnnotator:
             off = int(round(k * (long - side) / max(n - 1, 1)))
             x0, y0 = (off, 0) if w >= h else (0, off)
             tile = np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side])
-            res = self._face.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=tile))
-            for i, lms in enumerate(res.face_landmarks):
-                pts = np.array([(p.x * side + x0, p.y * side + y0) for p in lms], dtype=np.float32)
+            tile_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=tile)
+            for i, pts, res in self._detect_window(tile_image, x0, y0, side):
                 box = (*pts.min(axis=0), *pts.max(axis=0))
                 if _cut_by_tile(pts, x0, y0, side, side, w, h):
                     cut.append(box)
@@ -208,9 +205,15 @@ class MediaPipeAnnotator:
         from sovtp.annotate.tracking import iou
 
         if any(all(iou(c, k) < 0.3 for k in kept) for c in cut):
-            res = self._face.detect(mp_image)
-            for i, lms in enumerate(res.face_landmarks):
-                yield i, np.array([(p.x * w, p.y * h) for p in lms], dtype=np.float32), res
+            yield from self._detect_window(mp_image, 0, 0, w)
+
+    def _detect_window(self, mp_image, x0: int, y0: int, width: int):
+        """Run the landmarker on one window; landmarks mapped back to full-frame pixels."""
+        res = self._face.detect(mp_image)
+        height = mp_image.height
+        for i, lms in enumerate(res.face_landmarks):
+            pts = np.array([(p.x * width + x0, p.y * height + y0) for p in lms], dtype=np.float32)
+            yield i, pts, res
 
 
 def _cut_by_tile(pts: np.ndarray, x0: int, y0: int, ww: int, hh: int, w: int, h: int) -> bool:

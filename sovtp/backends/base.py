@@ -9,8 +9,9 @@ torch, transformers, vllm or openai.
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from sovtp.errors import BackendError
@@ -33,10 +34,6 @@ class GenerationConfig:
     stop: list[str] | None = None
     structured: bool = True  # bind the answer to the label set where the backend can
 
-    @property
-    def deterministic(self) -> bool:
-        return self.temperature == 0.0 or self.seed is not None
-
 
 @runtime_checkable
 class Backend(Protocol):
@@ -50,6 +47,45 @@ class Backend(Protocol):
         config: GenerationConfig | None = None,
         progress: Callable[[Response], None] | None = None,
     ) -> list[Response]: ...
+
+
+def failed(backend: Backend, q: Query, error: str, **fields: Any) -> Response:
+    """The Response that records a failure as a value (batch runs go on)."""
+    return Response(query_id=q.id, backend=backend.name, model=backend.model, error=error, **fields)
+
+
+class BatchedBackend(ABC):
+    """``generate`` for in-process backends: answer ``batch_size`` queries at a time (None: all
+    at once), turn an exception into failed Responses for that batch, report each Response."""
+
+    name: str
+    model: str
+    batch_size: int | None = None
+
+    @abstractmethod
+    def _answer_batch(self, queries: list[Query], cfg: GenerationConfig) -> list[Response]:
+        """One Response per query, in order; may raise (the whole batch then fails as values)."""
+
+    def generate(
+        self,
+        queries: Sequence[Query],
+        config: GenerationConfig | None = None,
+        progress: Callable[[Response], None] | None = None,
+    ) -> list[Response]:
+        cfg = config or GenerationConfig()
+        step = self.batch_size or max(len(queries), 1)
+        out: list[Response] = []
+        for k in range(0, len(queries), step):
+            chunk = list(queries[k : k + step])
+            try:
+                rs = self._answer_batch(chunk, cfg)
+            except Exception as e:  # a failure is a value in batch use
+                rs = [failed(self, q, f"{type(e).__name__}: {e}") for q in chunk]  # type: ignore[arg-type]
+            if progress:
+                for r in rs:
+                    progress(r)
+            out.extend(rs)
+        return out
 
 
 def answer_schema(labels: list[str]) -> dict[str, Any]:
@@ -80,12 +116,6 @@ REGISTRY: dict[str, _Entry] = {
     "transformers": _Entry("sovtp.backends.transformers_local", "TransformersBackend", "hf"),
     "vllm": _Entry("sovtp.backends.vllm_offline", "VLLMOfflineBackend", "vllm"),
 }
-
-
-@dataclass
-class BackendSpec:
-    name: str
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 def get_backend(name: str, **options: Any) -> Backend:

@@ -14,11 +14,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
 
-from sovtp.annotate.aus import au_label
-from sovtp.annotate.expressions import read_expression
-from sovtp.backends.base import Capabilities, GenerationConfig
+from sovtp.backends.base import BatchedBackend, Capabilities, GenerationConfig, failed
+from sovtp.facs import au_label, read_expression
 from sovtp.labels import load_label_set
 from sovtp.records import Query, Response
 
@@ -35,7 +33,7 @@ OTHERS_WEIGHT = 0.1  # emotional contagion: how much the others' prototype leans
 TEMPERATURE = 0.15  # softmax temperature turning evidence into label scores
 
 
-class FacsBackend:
+class FacsBackend(BatchedBackend):
     name = "facs"
     model = "emfacs-prototypes-v1"
     capabilities = Capabilities(images_per_prompt=0, video=False, json_schema=True, choice=True)
@@ -47,11 +45,8 @@ class FacsBackend:
         t0 = time.perf_counter()
         facs = q.meta.get("facs")
         if not facs or not facs.get("aus"):
-            return Response(
-                query_id=q.id,
-                backend=self.name,
-                model=self.model,
-                error="no measurable face for the FACS reasoner (no subject AUs in the query)",
+            return failed(
+                self, q, "no measurable face for the FACS reasoner (no subject AUs in the query)"
             )
         ls = load_label_set(q.labels or "basic7")
         aus = {k: float(v) for k, v in facs["aus"].items()}
@@ -108,16 +103,5 @@ class FacsBackend:
             finish_reason="stop",
         )
 
-    def generate(
-        self,
-        queries: Sequence[Query],
-        config: GenerationConfig | None = None,
-        progress: Callable[[Response], None] | None = None,
-    ) -> list[Response]:
-        out = []
-        for q in queries:
-            r = self.answer(q)
-            if progress:
-                progress(r)
-            out.append(r)
-        return out
+    def _answer_batch(self, queries: list[Query], cfg: GenerationConfig) -> list[Response]:
+        return [self.answer(q) for q in queries]

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sovtp.backends.base import Capabilities, GenerationConfig, answer_schema
+from sovtp.backends.base import Capabilities, GenerationConfig, answer_schema, failed
 from sovtp.errors import BackendError
 from sovtp.records import Query, Response, Usage
 
@@ -210,9 +210,7 @@ class OpenAIBackend:
         while True:
             now = time.monotonic()
             if t_end is not None and now >= t_end:
-                return Response(
-                    query_id=q.id, backend=self.name, model=self.model, error="deadline exceeded"
-                )
+                return failed(self, q, "deadline exceeded")
             timeout = (
                 self.timeout_s if t_end is None else max(0.01, min(self.timeout_s, t_end - now))
             )
@@ -235,44 +233,22 @@ class OpenAIBackend:
                     f"{type(e).__name__}{f' {status}' if status else ''}: {getattr(e, 'message', e)}"
                 )
                 if not retryable or attempt >= self.max_retries:
-                    return Response(
-                        query_id=q.id,
-                        backend=self.name,
-                        model=self.model,
-                        error=reason,
-                        latency_s=time.perf_counter() - t0,
-                    )
+                    return failed(self, q, reason, latency_s=time.perf_counter() - t0)
                 wait = self._retry_after(e)
                 if wait is None:
                     wait = random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2**attempt))
                 if t_end is not None and time.monotonic() + wait >= t_end:
-                    return Response(
-                        query_id=q.id,
-                        backend=self.name,
-                        model=self.model,
-                        error=f"deadline exceeded after: {reason}",
-                    )
+                    return failed(self, q, f"deadline exceeded after: {reason}")
                 log.info("retrying %s in %.2fs (%s)", q.id, wait, reason)
                 attempt += 1
                 await asyncio.sleep(wait)
             except Exception as e:  # malformed bodies, validation errors: a value, not a crash
-                return Response(
-                    query_id=q.id,
-                    backend=self.name,
-                    model=self.model,
-                    error=self._scrub(f"{type(e).__name__}: {e}"),
-                    latency_s=time.perf_counter() - t0,
-                )
+                error = self._scrub(f"{type(e).__name__}: {e}")
+                return failed(self, q, error, latency_s=time.perf_counter() - t0)
 
     def _to_response(self, q: Query, raw, latency: float) -> Response:
         if not getattr(raw, "choices", None):
-            return Response(
-                query_id=q.id,
-                backend=self.name,
-                model=self.model,
-                error="server answered no choices",
-                latency_s=latency,
-            )
+            return failed(self, q, "server answered no choices", latency_s=latency)
         choice = raw.choices[0]
         msg = choice.message
         extra = getattr(msg, "model_extra", None) or {}

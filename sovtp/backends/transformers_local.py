@@ -11,10 +11,9 @@ from __future__ import annotations
 import base64
 import io
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from sovtp.backends.base import Capabilities, GenerationConfig
+from sovtp.backends.base import BatchedBackend, Capabilities, GenerationConfig
 from sovtp.errors import BackendError
 from sovtp.records import Query, Response, Usage
 
@@ -43,7 +42,7 @@ def to_hf_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class TransformersBackend:
+class TransformersBackend(BatchedBackend):
     name = "transformers"
 
     def __init__(
@@ -83,7 +82,7 @@ class TransformersBackend:
             images_per_prompt=8, video=False, json_schema=False, choice=False
         )
 
-    def _batch(self, queries: Sequence[Query], cfg: GenerationConfig) -> list[Response]:
+    def _answer_batch(self, queries: list[Query], cfg: GenerationConfig) -> list[Response]:
         import torch
 
         convs = [to_hf_messages(q.messages) for q in queries]
@@ -111,16 +110,13 @@ class TransformersBackend:
         texts = self.processor.batch_decode(new, skip_special_tokens=True)
         latency = (time.perf_counter() - t0) / len(queries)
         eos = getattr(self.hf_model.generation_config, "eos_token_id", None)
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        pad_id = self.processor.tokenizer.pad_token_id
         responses = []
         for i, q in enumerate(queries):
             toks = new[i].tolist()
             n_prompt = int(inputs["attention_mask"][i].sum())
-            n_gen = (
-                len([t for t in toks if t != self.processor.tokenizer.pad_token_id])
-                if hasattr(self.processor, "tokenizer")
-                else len(toks)
-            )
+            n_gen = sum(t != pad_id for t in toks)
             finish = "stop" if eos_ids & set(toks) else "length"
             responses.append(
                 Response(
@@ -138,31 +134,3 @@ class TransformersBackend:
                 )
             )
         return responses
-
-    def generate(
-        self,
-        queries: Sequence[Query],
-        config: GenerationConfig | None = None,
-        progress: Callable[[Response], None] | None = None,
-    ) -> list[Response]:
-        cfg = config or GenerationConfig()
-        out: list[Response] = []
-        for k in range(0, len(queries), self.batch_size):
-            chunk = list(queries[k : k + self.batch_size])
-            try:
-                rs = self._batch(chunk, cfg)
-            except Exception as e:  # a failure is a value in batch use
-                rs = [
-                    Response(
-                        query_id=q.id,
-                        backend=self.name,
-                        model=self.model,
-                        error=f"{type(e).__name__}: {e}",
-                    )
-                    for q in chunk
-                ]
-            for r in rs:
-                if progress:
-                    progress(r)
-            out.extend(rs)
-        return out

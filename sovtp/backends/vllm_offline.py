@@ -7,15 +7,14 @@ schema otherwise) — the vLLM ≥ 0.12 API.  vllm is imported only when this ba
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from sovtp.backends.base import Capabilities, GenerationConfig, answer_schema
+from sovtp.backends.base import BatchedBackend, Capabilities, GenerationConfig, answer_schema
 from sovtp.errors import BackendError
 from sovtp.records import Query, Response, Usage
 
 
-class VLLMOfflineBackend:
+class VLLMOfflineBackend(BatchedBackend):
     name = "vllm"
 
     def __init__(self, model: str, max_images: int = 8, **llm_kwargs: Any):
@@ -50,52 +49,28 @@ class VLLMOfflineBackend:
             structured_outputs=structured,
         )
 
-    def generate(
-        self,
-        queries: Sequence[Query],
-        config: GenerationConfig | None = None,
-        progress: Callable[[Response], None] | None = None,
-    ) -> list[Response]:
-        cfg = config or GenerationConfig()
+    def _answer_batch(self, queries: list[Query], cfg: GenerationConfig) -> list[Response]:
         t0 = time.perf_counter()
-        try:
-            outs = self.llm.chat(
-                [q.messages for q in queries],
-                [self.sampling_params(q, cfg) for q in queries],
-                use_tqdm=False,
-            )
-        except Exception as e:
-            rs = [
+        outs = self.llm.chat(
+            [q.messages for q in queries],
+            [self.sampling_params(q, cfg) for q in queries],
+            use_tqdm=False,
+        )
+        per = (time.perf_counter() - t0) / max(len(queries), 1)
+        rs = []
+        for q, o in zip(queries, outs, strict=True):
+            c = o.outputs[0]
+            n_p = len(o.prompt_token_ids or [])
+            n_c = len(c.token_ids)
+            rs.append(
                 Response(
                     query_id=q.id,
                     backend=self.name,
                     model=self.model,
-                    error=f"{type(e).__name__}: {e}",
+                    text=c.text,
+                    latency_s=per,
+                    finish_reason=c.finish_reason,
+                    usage=Usage(prompt_tokens=n_p, completion_tokens=n_c, total_tokens=n_p + n_c),
                 )
-                for q in queries
-            ]
-        else:
-            per = (time.perf_counter() - t0) / max(len(queries), 1)
-            rs = []
-            for q, o in zip(queries, outs, strict=False):
-                c = o.outputs[0]
-                n_p = len(o.prompt_token_ids or [])
-                rs.append(
-                    Response(
-                        query_id=q.id,
-                        backend=self.name,
-                        model=self.model,
-                        text=c.text,
-                        latency_s=per,
-                        finish_reason=c.finish_reason,
-                        usage=Usage(
-                            prompt_tokens=n_p,
-                            completion_tokens=len(c.token_ids),
-                            total_tokens=n_p + len(c.token_ids),
-                        ),
-                    )
-                )
-        for r in rs:
-            if progress:
-                progress(r)
+            )
         return rs

@@ -104,7 +104,7 @@ def render_images(
     opts: ImageOptions,
     cache: ImageCache | None = None,
 ) -> list[EncodedImage]:
-    key = (tuple(sorted(asdict(visual).items())), subject, budget, use_grid, opts)
+    key = (visual, subject, budget, use_grid, opts)  # both dataclasses are frozen: hashable
     if cache is not None and key in cache.entries:
         return cache.entries[key]
     by_index = {fa.index: fa for fa in clip.frames}
@@ -144,17 +144,9 @@ def prompt_context(
 ) -> dict[str, Any]:
     """The variables a template sees.  Everything user-supplied arrives here as plain data."""
     cues = clip.cues
-    ref = max(clip.frames, key=lambda fr: len(fr.faces)) if clip.frames else None
-    n_faces = len(ref.faces) if ref else 0
-    where = ""
-    if subject is not None and ref is not None:
-        f = ref.face(subject) or next(
-            (fr.face(subject) for fr in clip.frames if fr.face(subject)), None
-        )
-        if f is not None:
-            from sovtp.annotate.cues import where as where_of
-
-            where = where_of(f, ref.size[0])
+    people = next((c for c in cues if c.kind == "scene" and c.name == "people"), None)
+    n_faces = people.value["count"] if people else 0
+    where = people.value["where"].get(str(subject), "") if people else ""
 
     def of(kind: str, name: str | None = None, subj: int | None = subject) -> list[str]:
         return [
@@ -197,24 +189,26 @@ def prompt_context(
 
 
 def facs_payload(clip: ClipAnnotation, subject: int | None) -> dict[str, Any] | None:
-    """Plain numbers for the offline FACS reasoner: subject AUs, posture names, others' readings."""
-    if subject is None:
+    """Plain numbers for the offline FACS reasoner, copied from the clip's cues: the subject's
+    mean AUs and sides, its posture names, and the others' prototype readings."""
+    au = next(
+        (
+            c
+            for c in clip.cues
+            if c.kind == "au" and c.name == "active_aus" and c.subject == subject
+        ),
+        None,
+    )
+    if subject is None or au is None:
         return None
-    from sovtp.annotate.cues import mean_aus
-
-    aus, sides = mean_aus(clip.faces_of(subject))
     others = []
     for c in clip.cues:
-        if (
-            c.kind == "expression"
-            and c.subject not in (None, subject)
-            and isinstance(c.value, dict)
-        ):
-            top = max(c.value, key=lambda k: c.value[k])
+        if c.kind == "expression" and c.subject not in (None, subject):
+            top = max(c.value, key=c.value.get)
             others.append({"id": c.subject, "top": top, "score": c.value[top]})
     return {
-        "aus": {k: round(v, 4) for k, v in aus.items()},
-        "sides": {k: [round(a, 4), round(b, 4)] for k, (a, b) in sides.items()},
+        "aus": au.value["mean"],
+        "sides": au.value["sides"],
         "posture": [c.name for c in clip.cues if c.kind == "posture" and c.subject == subject],
         "others": others,
     }

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from sovtp.annotate.aus import prominent_aus
+from sovtp.facs import prominent_aus
 from sovtp.types import Face, Frame, FrameAnnotation
 
 # A legible subset of the 478 FaceMesh points (brows, eyes, nose, lips, jaw), ~dlib-68 density.
@@ -142,11 +142,9 @@ class VisualSpec:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown visual marks {sorted(unknown)}; known: {sorted(names)}")
-        if d.get("landmarks") is True:
-            d["landmarks"] = "subset"
-        if d.get("landmarks") in (False, None):
-            d["landmarks"] = "none"
-        if d["landmarks"] not in ("none", "subset", "all") if "landmarks" in d else False:
+        lm = d.get("landmarks", "none")
+        d["landmarks"] = {True: "subset", False: "none", None: "none"}.get(lm, lm)
+        if d["landmarks"] not in ("none", "subset", "all"):
             raise ValueError("visual.landmarks must be none, subset or all")
         return cls(**d)
 
@@ -166,9 +164,7 @@ def _detections(faces: list[Face]):
     return sv.Detections(xyxy=xyxy, class_id=ids, tracker_id=ids)
 
 
-def draw_marks(
-    image: np.ndarray, ann: FrameAnnotation, spec: VisualSpec, subject_id: int | None = None
-) -> np.ndarray:
+def draw_marks(image: np.ndarray, ann: FrameAnnotation, spec: VisualSpec) -> np.ndarray:
     """Boxes, ID numbers, landmarks, AU labels and pose skeletons on a copy of an RGB frame."""
     import supervision as sv
 
@@ -192,13 +188,8 @@ def draw_marks(
         pts = [f.landmarks for f in faces if f.landmarks is not None]
         if pts:
             n = min(len(p) for p in pts)
-            idx = (
-                [i for i in LANDMARK_SUBSET if i < n]
-                if spec.landmarks == "subset" or n < 478
-                else list(range(n))
-            )
-            if spec.landmarks == "all" or n < 478:
-                idx = list(range(n))
+            # the subset is of MediaPipe's 478 points; other schemes (dlib68) are drawn whole
+            idx = LANDMARK_SUBSET if spec.landmarks == "subset" and n >= 478 else list(range(n))
             xy = np.stack([p[idx] for p in pts]).astype(np.float32)
             radius = 1 if spec.landmarks == "all" else max(1, int(2 * s))
             out = sv.VertexAnnotator(color=sv.Color(60, 255, 60), radius=radius).annotate(
@@ -265,7 +256,7 @@ def render_frame(
     if spec.blur_reverse_mask and subject is not None:
         img = vb.blur_reverse_mask(img, subject.bbox)
     if spec.any_marks():
-        img = draw_marks(img, ann, spec, subject_id)
+        img = draw_marks(img, ann, spec)
     if spec.red_circle and subject is not None:
         img = vb.red_circle(img, subject.bbox)
     if spec.crop and subject is not None:

@@ -1,9 +1,11 @@
-"""EMFACS-style prototypes: which emotion a set of AU intensities looks like.
+"""FACS knowledge shared by every stage: AU names, activity thresholds, EMFACS prototypes.
 
-This is the one place that turns AUs into emotion words.  The "others' expressions" cue uses it
-for the people around the subject, and the offline ``facs`` backend uses it for the subject.
+Pure functions over AU intensities (``"AU12" -> 0..1``) and sides.  It sits beside the stages, not
+inside one: the annotators word cues with it, the renderer labels faces with it, and the offline
+FACS reasoner (a backend) scores emotions with it — without any of them reaching into another.
 
-Prototypes (Friesen & Ekman's EMFACS, as summarised in the SoVTP / FACS literature):
+EMFACS-style prototypes: which emotion a set of AU intensities looks like (Friesen & Ekman's
+EMFACS, as summarised in the SoVTP / FACS literature):
 
 | emotion | AUs (weight) |
 |---|---|
@@ -26,7 +28,85 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sovtp.annotate.aus import AU_NAMES, DEFAULT_THRESHOLD, unilateral
+DEFAULT_THRESHOLD = 0.3
+DEFAULT_TOP_K = 5
+
+AU_NAMES: dict[str, str] = {
+    "AU1": "inner brow raiser",
+    "AU2": "outer brow raiser",
+    "AU4": "brow lowerer",
+    "AU5": "upper lid raiser",
+    "AU6": "cheek raiser",
+    "AU7": "lid tightener",
+    "AU9": "nose wrinkler",
+    "AU10": "upper lip raiser",
+    "AU12": "lip corner puller",
+    "AU14": "dimpler",
+    "AU15": "lip corner depressor",
+    "AU16": "lower lip depressor",
+    "AU17": "chin raiser",
+    "AU18": "lip pucker",
+    "AU20": "lip stretcher",
+    "AU22": "lip funneler",
+    "AU23": "lip tightener",
+    "AU24": "lip pressor",
+    "AU25": "lips part",
+    "AU26": "jaw drop",
+    "AU28": "lip suck",
+    "AU43": "eyes closed",
+    "AU45": "blink",
+}
+
+
+def au_label(code: str) -> str:
+    """'AU12' -> 'AU12 lip corner puller'."""
+    return f"{code} {AU_NAMES.get(code, '')}".strip()
+
+
+def au_sort_key(code: str) -> int:
+    digits = "".join(ch for ch in code if ch.isdigit())
+    return int(digits) if digits else 999
+
+
+def active_aus(aus: Mapping[str, float], threshold: float = DEFAULT_THRESHOLD) -> dict[str, float]:
+    """AUs at or above ``threshold``, strongest first."""
+    act = {k: v for k, v in aus.items() if v >= threshold}
+    return dict(sorted(act.items(), key=lambda kv: (-kv[1], au_sort_key(kv[0]))))
+
+
+def prominent_aus(
+    aus: Mapping[str, float], top_k: int = DEFAULT_TOP_K, threshold: float = DEFAULT_THRESHOLD
+) -> dict[str, float]:
+    """The top-k active AUs: the set a SoVTP prompt words for a face."""
+    return dict(list(active_aus(aus, threshold).items())[:top_k])
+
+
+def intensity_word(v: float) -> str:
+    """A FACS-flavoured word for an uncalibrated 0..1 intensity."""
+    if v >= 0.75:
+        return "strong"
+    if v >= 0.5:
+        return "marked"
+    if v >= 0.3:
+        return "slight"
+    return "trace"
+
+
+def unilateral(
+    sides: Mapping[str, tuple[float, float]], code: str, ratio: float = 2.0
+) -> str | None:
+    """'left'/'right' when one side of a bilateral AU is ``ratio``× the other and active."""
+    if code not in sides:
+        return None
+    lv, rv = sides[code]
+    if max(lv, rv) < DEFAULT_THRESHOLD:
+        return None
+    if lv >= ratio * max(rv, 1e-3):
+        return "left"
+    if rv >= ratio * max(lv, 1e-3):
+        return "right"
+    return None
+
 
 FULL = 0.6  # an AU intensity at or above this counts as fully present
 
