@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -45,8 +46,13 @@ def _norm(text: str) -> str:
     return re.sub(r"[^a-z ]+", " ", text.lower()).strip()
 
 
+_CONCEPT_OF_WORD = {_norm(w): c for c, words in CONCEPTS.items() for w in words}
+
+
 @dataclass
 class LabelSet:
+    """Treat as immutable: loaded sets are cached and shared."""
+
     name: str
     labels: list[str]
     synonyms: dict[str, list[str]] = field(default_factory=dict)
@@ -54,28 +60,27 @@ class LabelSet:
     def __post_init__(self) -> None:
         if not self.labels:
             raise ValueError("a label set needs at least one label")
-        self._lookup: dict[str, str] = {}
-        for lab in self.labels:
-            self._lookup[_norm(lab)] = lab
+        self._concepts = {lab: self._find_concept(lab) for lab in self.labels}
+        lookup: dict[str, str] = {_norm(lab): lab for lab in self.labels}
         for lab in self.labels:  # synonyms never override a label's own spelling
             for syn in self.synonyms.get(lab, []):
-                self._lookup.setdefault(_norm(syn), lab)
-        for lab in self.labels:  # then the concept's words, where unambiguous
-            c = self.concept(lab)
+                lookup.setdefault(_norm(syn), lab)
+        for lab, c in self._concepts.items():  # then the concept's words, where unambiguous
+            for w in CONCEPTS.get(c or "", []):
+                lookup.setdefault(_norm(w), lab)
+        self._lookup = lookup
+        self._terms = sorted(lookup.items(), key=lambda kv: -len(kv[0]))
+
+    def _find_concept(self, label: str) -> str | None:
+        for word in [label, *self.synonyms.get(label, [])]:
+            c = _CONCEPT_OF_WORD.get(_norm(word))
             if c:
-                for w in CONCEPTS[c]:
-                    self._lookup.setdefault(_norm(w), lab)
+                return c
+        return None
 
     def concept(self, label: str) -> str | None:
-        n = _norm(label)
-        for c, words in CONCEPTS.items():
-            if n in (_norm(w) for w in words):
-                return c
-        for syn in self.synonyms.get(label, []):
-            for c, words in CONCEPTS.items():
-                if _norm(syn) in (_norm(w) for w in words):
-                    return c
-        return None
+        """The emotion concept a label of this set names (happiness, sadness, ...), or None."""
+        return self._concepts[label] if label in self._concepts else self._find_concept(label)
 
     def normalize(self, text: str) -> str | None:
         """The label a word or short phrase names, or None (never a guess)."""
@@ -83,7 +88,7 @@ class LabelSet:
 
     def terms(self) -> list[tuple[str, str]]:
         """(normalised term, label) pairs, longest first: what free-text matching scans for."""
-        return sorted(self._lookup.items(), key=lambda kv: -len(kv[0]))
+        return self._terms
 
     def to_dict(self) -> dict:
         return {"name": self.name, "labels": list(self.labels)}
@@ -93,20 +98,46 @@ def available() -> list[str]:
     return sorted(p.stem for p in (prompts_dir() / "labels").glob("*.yaml"))
 
 
-def load_label_set(spec: str | list[str] | LabelSet) -> LabelSet:
-    """A shipped set by name (``basic7``, ``mafw11``), a YAML path, or 'a,b,c' / a list."""
+@lru_cache(maxsize=64)
+def _from_file(path: str, mtime_ns: int) -> LabelSet:
+    d = yaml.safe_load(Path(path).read_text())
+    return LabelSet(
+        d.get("name", Path(path).stem), list(d["labels"]), dict(d.get("synonyms") or {})
+    )
+
+
+def _load_file(path: Path) -> LabelSet:
+    return _from_file(str(path.resolve()), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _from_list(labels: tuple[str, ...]) -> LabelSet:
+    """A list equal to a shipped set's labels *is* that set (with its synonyms): a Query carries
+    only its labels, and the parser must still know that "content" means happy in basic7."""
+    for name in available():
+        shipped = _load_file(prompts_dir() / "labels" / f"{name}.yaml")
+        if list(labels) == shipped.labels:
+            return shipped
+    return LabelSet("custom", list(labels))
+
+
+def load_label_set(spec: str | list[str] | tuple[str, ...] | LabelSet) -> LabelSet:
+    """A shipped set by name (``basic7``, ``mafw11``), a YAML path, or 'a,b,c' / a list.
+
+    Loads are cached (a file by path and modification time), so calling this per answer on a
+    benchmark's hot path costs a dictionary lookup.
+    """
     if isinstance(spec, LabelSet):
         return spec
-    if isinstance(spec, list):
-        return LabelSet("custom", [s.strip() for s in spec if s.strip()])
+    if isinstance(spec, (list, tuple)):
+        return _from_list(tuple(s.strip() for s in spec if s.strip()))
     path = prompts_dir() / "labels" / f"{spec}.yaml"
     if not path.exists() and spec.endswith((".yaml", ".yml")):
         path = Path(spec)
     if path.exists():
-        d = yaml.safe_load(path.read_text())
-        return LabelSet(d.get("name", path.stem), list(d["labels"]), dict(d.get("synonyms") or {}))
+        return _load_file(path)
     if "," in spec:
-        return LabelSet("custom", [s.strip() for s in spec.split(",") if s.strip()])
+        return _from_list(tuple(s.strip() for s in spec.split(",") if s.strip()))
     raise ValueError(
         f"unknown label set {spec!r}: use one of {available()} or a comma-separated list"
     )
