@@ -37,6 +37,12 @@ NoCache = Annotated[
     bool, typer.Option("--no-cache", help="Ignore the annotation cache (detect again).")
 ]
 NoPose = Annotated[bool, typer.Option("--no-pose", help="Skip body pose (faster).")]
+PromptId = Annotated[
+    str, typer.Option("--prompt", "-p", help="Prompt spec ID (see `sovtp prompts list`).")
+]
+Labels = Annotated[str | None, typer.Option(help="Label set name (basic7, mafw11) or 'a,b,c'.")]
+Subject = Annotated[str, typer.Option(help="largest | central | a face ID.")]
+Transcript = Annotated[str | None, typer.Option(help="What is said in the clip (quoted verbatim).")]
 
 
 def _console():
@@ -160,16 +166,10 @@ def annotate_cmd(
 @app.command("prompt")
 def prompt_cmd(
     media: Annotated[Path, typer.Argument(help="A video or an image.")],
-    prompt: Annotated[
-        str, typer.Option("--prompt", "-p", help="Prompt spec ID (see `sovtp prompts list`).")
-    ] = "sovtp/full",
-    labels: Annotated[
-        str | None, typer.Option(help="Label set name (basic7, mafw11) or 'a,b,c'.")
-    ] = None,
-    subject: Annotated[str, typer.Option(help="largest | central | a face ID.")] = "largest",
-    transcript: Annotated[
-        str | None, typer.Option(help="What is said in the clip (quoted verbatim).")
-    ] = None,
+    prompt: PromptId = "sovtp/full",
+    labels: Labels = None,
+    subject: Subject = "largest",
+    transcript: Transcript = None,
     sampling: Sampling = "uniform:8",
     max_faces: MaxFaces = 6,
     image_size: Annotated[int, typer.Option(help="Longest side of each image sent, px.")] = 768,
@@ -234,14 +234,10 @@ def query_cmd(
     server: Annotated[
         str, typer.Option(help="openai | vllm (vllm: structured_outputs via extra_body).")
     ] = "openai",
-    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Prompt spec ID.")] = "sovtp/full",
-    labels: Annotated[
-        str | None, typer.Option(help="Label set name (basic7, mafw11) or 'a,b,c'.")
-    ] = None,
-    subject: Annotated[str, typer.Option(help="largest | central | a face ID.")] = "largest",
-    transcript: Annotated[
-        str | None, typer.Option(help="What is said in the clip (quoted verbatim).")
-    ] = None,
+    prompt: PromptId = "sovtp/full",
+    labels: Labels = None,
+    subject: Subject = "largest",
+    transcript: Transcript = None,
     sampling: Sampling = "uniform:8",
     max_faces: MaxFaces = 6,
     max_tokens: Annotated[int, typer.Option(help="Most tokens the model may answer with.")] = 512,
@@ -360,14 +356,8 @@ def models_path(
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
-    except SovtpError as e:
-        print(f"sovtp: error: {e}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"sovtp: error: {e}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as e:
+        rc = app(args=argv, standalone_mode=False)  # returns typer.Exit's code in this mode
+    except (SovtpError, ValueError, FileNotFoundError) as e:
         print(f"sovtp: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -384,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, click.exceptions.Abort):
             return 1
         raise
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -52,19 +52,19 @@ def run_query(
     (out / "prompt.txt").write_text(q.text() + "\n")
     be = get_backend(backend, **options)
     cfg = GenerationConfig(max_tokens=max_tokens, temperature=temperature, seed=seed)
+    (resp,) = be.generate([q], cfg)
+    # written after the call, so a model discovered from /v1/models is the one recorded
+    redacted = q.redacted()
     request: dict[str, Any] = {
         "backend": backend,
-        "query": q.redacted(),
+        "query": redacted,
         "images": [f"image_{k}.jpg" for k in range(len(images))],
         "generation": cfg.__dict__,
     }
     if hasattr(be, "request_body"):
-        body = be.request_body(q, cfg)
-        body["messages"] = q.redacted()["messages"]
-        request["body"] = body
-        request["base_url"] = getattr(be, "base_url", None)
+        request["base_url"] = be.base_url
+        request["body"] = be.request_body(q, cfg) | {"messages": redacted["messages"]}
     (out / "request.json").write_text(json.dumps(request, indent=1, default=str))
-    (resp,) = be.generate([q], cfg)
     (out / "response.json").write_text(resp.model_dump_json(indent=1))
     if resp.error:
         pred = Prediction(
