@@ -38,3 +38,10 @@ def test_ranked_answer_gives_top1_and_ranking():
 def test_mafw_labels_and_custom_list():
     assert parse_answer("She seems helpless.", "mafw11").label == "helplessness"
     assert parse_answer('{"label": "pain"}', "pain,relief").label == "pain"
+
+
+def test_a_label_list_keeps_its_shipped_sets_synonyms():
+    from sovtp.labels import load_label_set
+
+    labels = list(load_label_set("basic7").labels)  # what a Query carries
+    assert parse_answer("She looks content.", labels).label == "happy"  # a basic7.yaml synonym
