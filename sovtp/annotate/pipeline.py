@@ -27,10 +27,6 @@ def annotate_frames(
         fa = detector.detect(fr.image, fr.index, fr.timestamp_s)
         tracker.update(fa)
         link_faces_to_persons(fa)
-        for k, p in enumerate(
-            sorted((p for p in fa.persons if p.face_id is None), key=lambda p: p.bbox[0])
-        ):
-            p.track_id = 1000 + k  # a body whose face is not visible
         out.append(fa)
         if progress:
             progress(1)

@@ -81,8 +81,14 @@ class FaceTracker:
         return frame
 
 
+UNLINKED_PERSON_BASE = (
+    1000  # IDs of bodies whose face is not visible: 1000, 1001, ... left to right
+)
+
+
 def link_faces_to_persons(frame: FrameAnnotation) -> None:
-    """Give each person the face whose box holds its nose/eyes keypoints (and vice versa)."""
+    """Give each person the face whose box holds its nose/eyes keypoints (and vice versa); a
+    linked person takes its face's ID, the others are numbered from UNLINKED_PERSON_BASE."""
     for p in frame.persons:
         head = p.keypoints[:11]
         vis = head[head[:, 2] > 0.3]
@@ -104,3 +110,6 @@ def link_faces_to_persons(frame: FrameAnnotation) -> None:
             p.face_id = best.track_id
             p.track_id = best.track_id  # a linked person shares its face's ID
             best.person_id = p.track_id
+    unlinked = sorted((p for p in frame.persons if p.face_id is None), key=lambda p: p.bbox[0])
+    for k, p in enumerate(unlinked):
+        p.track_id = UNLINKED_PERSON_BASE + k
