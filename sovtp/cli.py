@@ -353,8 +353,14 @@ def models_path(
     print(models.resolve(name))
 
 
+def _register() -> None:
+    """The benchmark commands live in cli_bench (registered here, so this file stays small)."""
+    from sovtp import cli_bench  # noqa: F401
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2."""
+    _register()
     try:
         rc = app(args=argv, standalone_mode=False)  # returns typer.Exit's code in this mode
     except (SovtpError, ValueError, FileNotFoundError) as e:

@@ -33,3 +33,13 @@ def prompts_dir() -> Path:
 
 def evaluators_dir() -> Path:
     return _data_dir("evaluators")
+
+
+def cache_root() -> Path:
+    """The user cache (annotations, responses, HF media); ``SOVTP_CACHE_DIR`` moves it."""
+    env = os.environ.get("SOVTP_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("sovtp"))

@@ -15,6 +15,7 @@ import logging
 import os
 from pathlib import Path
 
+from sovtp.resources import cache_root
 from sovtp.types import ClipAnnotation
 
 log = logging.getLogger(__name__)
@@ -22,16 +23,17 @@ SCHEMA = 2  # bump when the stored form (frames or cues) changes
 
 
 def annotations_dir() -> Path:
-    root = os.environ.get("SOVTP_CACHE_DIR")
-    if root:
-        return Path(root) / "annotations"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("sovtp")) / "annotations"
+    return cache_root() / "annotations"
 
 
 def file_sha256(path: str | Path) -> str:
+    """Content hash of a media file — or of a frame folder (names and bytes of its frames)."""
     h = hashlib.sha256()
+    if Path(path).is_dir():
+        for f in sorted(Path(path).iterdir()):
+            if f.is_file():
+                h.update(f.name.encode() + b"\0" + bytes.fromhex(file_sha256(f)))
+        return h.hexdigest()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)

@@ -97,6 +97,22 @@ class AdaptiveLimiter:
         self._wake()
 
 
+class _Endpoint:
+    """One server of a load-balanced pool: its client, its own concurrency limit, and a penalty
+    that steers requests away while it fails."""
+
+    def __init__(self, url: str, client, limiter: AdaptiveLimiter):
+        self.url = url
+        self.client = client
+        self.limiter = limiter
+        self.penalty = 0.0
+        self.sent = 0
+
+    def load(self) -> float:
+        lim = self.limiter
+        return (lim.in_flight + len(lim._waiters)) / lim.limit + self.penalty
+
+
 def _api_key(explicit: str | None) -> str:
     return (
         explicit or os.environ.get("SOVTP_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
@@ -108,7 +124,7 @@ class OpenAIBackend:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str | None = None,
         api_key: str | None = None,
         server: str = "openai",
@@ -123,7 +139,11 @@ class OpenAIBackend:
     ):
         if server not in ("openai", "vllm"):
             raise BackendError("server must be 'openai' or 'vllm'")
-        self.base_url = base_url.rstrip("/")
+        urls = base_url.split(",") if isinstance(base_url, str) else list(base_url)
+        self.base_urls = [u.strip().rstrip("/") for u in urls if u.strip()]
+        if not self.base_urls:
+            raise BackendError("the openai backend needs a base URL")
+        self.base_url = self.base_urls[0]
         self.model = model or ""
         self._key = _api_key(api_key)
         self.server = server
@@ -139,6 +159,7 @@ class OpenAIBackend:
             images_per_prompt=8, video=False, json_schema=True, choice=server == "vllm"
         )
         self.last_peak_concurrency = 0
+        self.last_sent: dict[str, int] = {}
 
     # -- safety ---------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
@@ -180,13 +201,13 @@ class OpenAIBackend:
                 }
         return body
 
-    def _client(self):
+    def _client(self, url: str | None = None):
         try:
             from openai import AsyncOpenAI
         except ImportError as e:
             raise BackendError("the openai package is missing: pip install openai") from e
         return AsyncOpenAI(
-            base_url=self.base_url, api_key=self._key, max_retries=0, timeout=self.timeout_s
+            base_url=url or self.base_url, api_key=self._key, max_retries=0, timeout=self.timeout_s
         )
 
     async def discover_model(self, client=None) -> str:
@@ -226,7 +247,7 @@ class OpenAIBackend:
                 return None
 
     async def _one(
-        self, client, q: Query, cfg: GenerationConfig, limiter: AdaptiveLimiter, t_end: float | None
+        self, pool: list[_Endpoint], q: Query, cfg: GenerationConfig, t_end: float | None
     ) -> Response:
         import openai
 
@@ -245,6 +266,10 @@ class OpenAIBackend:
                 self.timeout_s if t_end is None else max(0.01, min(self.timeout_s, t_end - now))
             )
             t0 = time.perf_counter()
+            # join the least-loaded endpoint (queue length over its limit, plus a penalty while
+            # it fails); a retry chooses again, so a dead server's requests move elsewhere
+            ep = min(pool, key=_Endpoint.load)
+            limiter, client = ep.limiter, ep.client
             try:
                 async with limiter:
                     if content is None:
@@ -257,6 +282,8 @@ class OpenAIBackend:
                         options={"timeout": timeout, "headers": headers},
                     )
                 latency = time.perf_counter() - t0
+                ep.sent += 1
+                ep.penalty = max(0.0, ep.penalty - 0.5)
                 await limiter.feedback(overloaded=False)
                 return self._to_response(q, raw, latency)
             except (openai.APIStatusError, openai.APITimeoutError, openai.APIConnectionError) as e:
@@ -264,6 +291,8 @@ class OpenAIBackend:
                 retryable = status in RETRY_STATUS or status is None
                 if status in (429, 500, 502, 503, 504):
                     await limiter.feedback(overloaded=True)
+                if status is None or status >= 500:
+                    ep.penalty += 1.0
                 reason = self._scrub(
                     f"{type(e).__name__}{f' {status}' if status else ''}: {getattr(e, 'message', e)}"
                 )
@@ -313,24 +342,32 @@ class OpenAIBackend:
         progress: Callable[[Response], None] | None = None,
     ) -> list[Response]:
         cfg = config or GenerationConfig()
-        client = self._client()
+        pool = [
+            _Endpoint(
+                u,
+                self._client(u),
+                AdaptiveLimiter(self.concurrency, self.max_concurrency, self.adaptive),
+            )
+            for u in self.base_urls
+        ]
         try:
             if not self.model:
-                self.model = await self.discover_model(client)
-            limiter = AdaptiveLimiter(self.concurrency, self.max_concurrency, self.adaptive)
+                self.model = await self.discover_model(pool[0].client)
             t_end = None if self.deadline_s is None else time.monotonic() + self.deadline_s
 
             async def run(q: Query) -> Response:
-                r = await self._one(client, q, cfg, limiter, t_end)
+                r = await self._one(pool, q, cfg, t_end)
                 if progress:
                     progress(r)
                 return r
 
             out = await asyncio.gather(*(run(q) for q in queries))
-            self.last_peak_concurrency = limiter.peak
+            self.last_peak_concurrency = sum(ep.limiter.peak for ep in pool)
+            self.last_sent = {ep.url: ep.sent for ep in pool}
             return list(out)
         finally:
-            await client.close()
+            for ep in pool:
+                await ep.client.close()
 
     def generate(
         self,

@@ -52,11 +52,26 @@ def is_image(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTS
 
 
+FRAME_DIR_FPS = 25.0  # assumed rate of a folder of frames (DFEW, FERV39k ship clips this way)
+
+
+def frame_files(path: Path) -> list[Path]:
+    """The image files of a frame folder, in name order (``00001.jpg``, ``00002.jpg`` ...)."""
+    return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+
+
+def is_frame_dir(path: str | Path) -> bool:
+    p = Path(path)
+    return p.is_dir() and any(q.suffix.lower() in IMAGE_EXTS for q in p.iterdir())
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise MediaError(path, "no such file")
     if path.is_dir():
-        raise MediaError(path, "is a directory")
+        if is_frame_dir(path):
+            return
+        raise MediaError(path, "is a directory with no image frames")
     if path.stat().st_size == 0:
         raise MediaError(path, "file is empty")
 
@@ -116,6 +131,13 @@ def probe(path: str | Path) -> MediaInfo:
     if is_image(p):
         img = _load_image(p)
         return MediaInfo(str(p), "image", img.shape[1], img.shape[0], 1, 0.0, 0.0)
+    if p.is_dir():
+        files = frame_files(p)
+        img = _load_image(files[0])
+        n = len(files)
+        return MediaInfo(
+            str(p), "frames", img.shape[1], img.shape[0], n, FRAME_DIR_FPS, n / FRAME_DIR_FPS
+        )
     container = _open(p)
     try:
         vs = container.streams.video[0]
@@ -154,6 +176,12 @@ def iter_frames(
         img = _load_image(p)
         stats.decoded += 1
         yield Frame(0, 0.0, img)
+        return
+    if p.is_dir():  # a folder of frames: read only the sampled files
+        files = frame_files(p)
+        for t in samp.select(len(files), FRAME_DIR_FPS):
+            stats.decoded += 1
+            yield Frame(t, t / FRAME_DIR_FPS, _load_image(files[t]))
         return
 
     import av

@@ -225,13 +225,22 @@ def build_query(
     image_options: ImageOptions | None = None,
     image_cache: ImageCache | None = None,
     query_id: str | None = None,
+    max_images: int | None = None,
 ) -> tuple[Query, list[EncodedImage]]:
-    """The Query for one clip under one prompt spec, and the images it carries."""
+    """The Query for one clip under one prompt spec, and the images it carries.
+
+    ``max_images`` caps the spec's image budget (a backend's ``images_per_prompt``); 0 builds a
+    text-only query and draws nothing — the offline FACS reasoner reads no pixels, so an
+    ablation on it pays for no rendering.
+    """
     ls = load_label_set(labels or spec.label_set)
     sid = choose_subject(clip, subject)
     opts = image_options or ImageOptions()
-    images = render_images(
-        clip, frames, spec.visual, sid, spec.max_images, spec.grid, opts, image_cache
+    budget = spec.max_images if max_images is None else min(spec.max_images, max_images)
+    images = (
+        render_images(clip, frames, spec.visual, sid, budget, spec.grid, opts, image_cache)
+        if budget > 0
+        else []
     )
     times = [i.ref.timestamp_s or 0.0 for i in images]
     text = render_text(spec, prompt_context(clip, spec, ls, sid, len(images), times, transcript))

@@ -1,0 +1,1 @@
+"""Benchmark runs: systems × prompt variants × samples, resumable, cached, reported."""

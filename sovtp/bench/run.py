@@ -1,0 +1,158 @@
+"""``sovtp bench`` / ``sovtp ablate`` as a library call: config → run folder → report."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata as md
+import logging
+import platform
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sovtp.bench.config import BenchConfig
+from sovtp.bench.runner import Context, Stats, rows_of, run_local
+from sovtp.bench.store import RunStore, iter_jsonl
+from sovtp.data.sample import Sample
+from sovtp.data.sources import open_dataset, select
+from sovtp.evaluator import load_evaluator
+from sovtp.labels import LabelSet, load_label_set
+from sovtp.prompting.spec import load_spec
+
+log = logging.getLogger(__name__)
+
+
+def resolve(cfg: BenchConfig) -> BenchConfig:
+    """Fill what the evaluator spec decides (split, fold, sampling, adapter options) where the
+    user left it open."""
+    if not cfg.evaluator:
+        return cfg
+    ev = load_evaluator(cfg.evaluator)
+    upd: dict[str, Any] = {}
+    if cfg.split is None and ev.split:
+        upd["split"] = ev.split
+    if cfg.fold is None and ev.fold is not None:
+        upd["fold"] = ev.fold
+    if not cfg.adapter_options and ev.options:
+        upd["adapter_options"] = ev.options
+    return cfg.model_copy(update=upd)
+
+
+def label_set(cfg: BenchConfig) -> LabelSet:
+    if cfg.labels:
+        return load_label_set(cfg.labels)
+    if cfg.evaluator:
+        return load_evaluator(cfg.evaluator).labels()
+    return load_label_set(load_spec(cfg.variants[0]).label_set)
+
+
+def samples(cfg: BenchConfig) -> Iterator[Sample]:
+    src = open_dataset(
+        cfg.data, root=cfg.root, split=cfg.split, fold=cfg.fold, **cfg.adapter_options
+    )
+    return select(src, cfg.limit, cfg.shuffle, cfg.seed)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in (
+        "sovtp",
+        "mediapipe",
+        "supervision",
+        "transformers",
+        "torch",
+        "vllm",
+        "openai",
+        "ray",
+        "av",
+    ):
+        with contextlib.suppress(md.PackageNotFoundError):
+            out[pkg] = md.version(pkg)
+    return out
+
+
+def run_manifest(
+    cfg: BenchConfig, labels: LabelSet, frames: dict[str, list[int]]
+) -> dict[str, Any]:
+    from sovtp.annotate.mediapipe import DetectorConfig
+
+    return {
+        "versions": versions(),
+        "variants": [load_spec(v).id for v in cfg.variants],
+        "prompts": {
+            v: {"hash": load_spec(v).hash, "template": load_spec(v).template} for v in cfg.variants
+        },
+        "labels": {"name": labels.name, "labels": labels.labels},
+        "detector": DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose).key(),
+        "sampling": cfg.sampling,
+        "seeds": {"shuffle": cfg.seed, "generation": cfg.gen_seed, "bootstrap": 0},
+        "systems": [s.model_dump() for s in cfg.systems],
+        "frames": frames,
+    }
+
+
+def count(cfg: BenchConfig) -> int:
+    """How many rows the run will hold (a cheap pass over the label files, for the progress bar)."""
+    n = sum(1 + max(0, len(s.face_labels) - 1) for s in samples(cfg))
+    return n * len(cfg.systems) * len(cfg.variants)
+
+
+def run_bench(
+    cfg: BenchConfig,
+    resume: bool = False,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+    report: bool = True,
+) -> tuple[Path, Stats]:
+    """Run (or resume) a benchmark; returns the run folder and its counters."""
+    cfg = resolve(cfg)
+    labels = label_set(cfg)
+    store = RunStore(cfg.out)
+    done = store.open(resume)
+    safe = cfg.model_dump()
+    for s in safe["systems"]:
+        s["options"].pop("api_key", None)  # never a secret in a run folder
+    (store.root / "config.yaml").write_text(yaml.safe_dump(safe, sort_keys=False))
+    old = {}
+    mpath = store.root / "manifest.json"
+    if resume and mpath.exists():
+        import json
+
+        old = json.loads(mpath.read_text()).get("frames", {})
+    frames: dict[str, list[int]] = dict(old)
+    store.write_json("manifest.json", run_manifest(cfg, labels, frames))
+
+    def write(resp: dict[str, Any], row: dict[str, Any], gallery: dict[str, Any] | None) -> None:
+        store.write_row(resp, row)
+        if gallery:
+            store.append(store.gallery, gallery)
+        if "frames" in row:
+            frames[row["sample_id"]] = row["frames"]
+        if on_row:
+            on_row(row)
+
+    if cfg.engine == "ray":
+        from sovtp.bench.engines import run_ray
+
+        stats = run_ray(cfg, labels, samples(cfg), done, write, store.root / "gallery")
+    elif cfg.engine == "local":
+        ctx = Context(cfg, labels, gallery_dir=store.root / "gallery")
+        try:
+            run_local(samples(cfg), ctx, done, lambda it, r, p: write(*rows_of(it, r, p)))
+        finally:
+            ctx.close()
+        stats = ctx.stats
+    else:
+        raise ValueError(f"engine must be local or ray, not {cfg.engine!r}")
+    store.close()
+    store.write_json("manifest.json", run_manifest(cfg, labels, frames))
+    if report:
+        from sovtp.report.build import write_report
+
+        write_report(store.root)
+    return store.root, stats
+
+
+def load_rows(run: str | Path) -> list[dict[str, Any]]:
+    return list(iter_jsonl(Path(run) / "predictions.jsonl"))

@@ -1,0 +1,365 @@
+"""``sovtp bench``, ``ablate``, ``score``, ``report`` and ``compare`` (registered on the main app).
+
+Thin: each parses options, calls the library and prints; heavy imports happen inside.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sovtp.cli import MaxFaces, NoCache, NoPose, Sampling, app
+from sovtp.errors import SovtpError
+
+Data = Annotated[
+    str,
+    typer.Argument(
+        help="A manifest (.csv/.jsonl), ADAPTER:ROOT (dfew, mafw, ferv39k, affwild2, deemo, bah, "
+        "casme2) or hf:PATH (a local HF dataset folder or parquet)."
+    ),
+]
+BaseUrl = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible endpoint (vllm serve); repeat for several, load-balanced.",
+    ),
+]
+
+
+def _systems(backend, base_url, model, hf, system, server, concurrency):
+    from sovtp.bench.config import SystemSpec
+
+    out = [SystemSpec.parse(s) for s in system or []]
+    if base_url or hf or backend or not out:
+        name = backend or ("openai" if base_url else "transformers" if hf else "facs")
+        opts: dict = {}
+        if name == "openai":
+            if not base_url:
+                raise SovtpError("--backend openai needs --base-url")
+            opts = {"base_url": list(base_url), "server": server, "concurrency": concurrency}
+            if model:
+                opts["model"] = model
+        elif name in ("transformers", "vllm"):
+            if not (hf or model):
+                raise SovtpError(f"--backend {name} needs --hf MODEL (or --model)")
+            opts = {"model": hf or model}
+        label = (
+            name if not (model or hf) else f"{name}:{(model or hf).rstrip('/').rsplit('/', 1)[-1]}"
+        )
+        out.append(SystemSpec(name=label, backend=name, options=opts))
+    return out
+
+
+def _run(cfg, resume: bool, no_report: bool) -> None:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from sovtp.bench.run import count, run_bench
+
+    con = Console(stderr=True)
+    total = count(cfg)
+    tally = {"errors": 0, "invalid": 0}
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[cyan]{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("[red]{task.fields[errors]} errors[/] · [yellow]{task.fields[invalid]} invalid"),
+        console=con,
+    ) as prog:
+        task = prog.add_task("bench", total=total, errors=0, invalid=0, rate="")
+
+        def on_row(row: dict) -> None:
+            if row.get("error"):
+                tally["errors"] += 1
+            elif row.get("parse_status") == "invalid":
+                tally["invalid"] += 1
+            t = prog.tasks[task]
+            rate = f"{t.speed:.1f} rows/s" if t.speed else ""
+            prog.update(
+                task, advance=1, errors=tally["errors"], invalid=tally["invalid"], rate=rate
+            )
+
+        if resume:
+            from sovtp.bench.store import iter_jsonl
+
+            prog.update(
+                task, completed=sum(1 for _ in iter_jsonl(Path(cfg.out) / "predictions.jsonl"))
+            )
+        run, _ = run_bench(cfg, resume=resume, on_row=on_row, report=not no_report)
+    _print_summary(run)
+
+
+def _print_summary(run: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rep_p = run / "report.json"
+    con = Console()
+    if not rep_p.exists():
+        con.print(f"run folder: {run}")
+        return
+    rep = json.loads(rep_p.read_text())
+    t = Table(title=f"{run}")
+    for c in ("system", "variant", "n", "WAR [95% CI]", "UAR [95% CI]", "invalid"):
+        t.add_column(c)
+    for e in rep["scoring"]["systems"]:
+        w, u = e["ci"]["war"], e["ci"]["uar"]
+        t.add_row(
+            e["system"], e["variant"], str(e["n"]),
+            f"{100 * w['value']:.2f} [{100 * w['low']:.1f}, {100 * w['high']:.1f}]",
+            f"{100 * u['value']:.2f} [{100 * u['low']:.1f}, {100 * u['high']:.1f}]",
+            f"{100 * e['metrics']['invalid_rate']:.1f}%",
+        )  # fmt: skip
+    con.print(t)
+    for c in rep["scoring"]["comparisons"]:
+        d, mc = c["delta_war"], c["mcnemar"]
+        con.print(
+            f"  {c['b']['variant']} vs {c['a']['variant']} ({c['b']['system']}): "
+            f"ΔWAR {100 * d['value']:+.2f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}], "
+            f"McNemar p={mc['p_value']:.3g}"
+        )
+    con.print(f"[dim]report: {run / 'report.html'}[/dim]")
+
+
+def _config(**kw):
+    from sovtp.bench.config import BenchConfig
+
+    return BenchConfig(**{k: v for k, v in kw.items() if v is not None})
+
+
+@app.command("bench")
+def bench_cmd(
+    data: Data,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/bench"),
+    evaluator: Annotated[
+        str | None, typer.Option(help="Evaluator spec (dfew, mafw, ... or a YAML).")
+    ] = None,
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option("--prompt", "-p", help="Prompt spec; repeat for several variants."),
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Label set (default: the evaluator's or the prompt's).")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split (test, validation, ...).")] = None,
+    fold: Annotated[int | None, typer.Option(help="Fold (DFEW/MAFW 1-5).")] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option(help="Root the manifest's paths resolve under (default: its folder)."),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="facs (default) | openai | transformers | vllm.")
+    ] = None,
+    base_url: BaseUrl = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model on the server (default: discovered).")
+    ] = None,
+    hf: Annotated[
+        str | None, typer.Option("--hf", help="transformers model (hub ID or folder).")
+    ] = None,
+    system: Annotated[
+        list[str] | None,
+        typer.Option(help="A further system: facs | openai[:MODEL]@URL[,URL] | transformers:PATH."),
+    ] = None,
+    server: Annotated[
+        str, typer.Option(help="openai | vllm (structured outputs the vLLM way).")
+    ] = "openai",
+    concurrency: Annotated[int, typer.Option(help="Requests in flight per endpoint.")] = 16,
+    sampling: Sampling = "uniform:8",
+    max_faces: MaxFaces = 4,
+    no_pose: NoPose = False,
+    no_cache: NoCache = False,
+    no_response_cache: Annotated[
+        bool, typer.Option(help="Do not reuse cached deterministic answers.")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option(help="Only the first N samples (after --shuffle).")
+    ] = None,
+    shuffle: Annotated[bool, typer.Option(help="Shuffle the samples (with --seed).")] = False,
+    seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
+    max_tokens: Annotated[int, typer.Option(help="Most tokens per answer.")] = 512,
+    engine: Annotated[str, typer.Option(help="local | ray (Ray Data; extra `ray`).")] = "local",
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out, skipping rows already written.")
+    ] = False,
+    no_report: Annotated[bool, typer.Option(help="Skip writing report.*.")] = False,
+) -> None:
+    """Score systems × prompt variants on a benchmark; writes a resumable run folder + report."""
+    cfg = _config(
+        data=data, out=str(out), evaluator=evaluator, variants=prompt or None, labels=labels,
+        split=split, fold=fold, root=str(root) if root else None,
+        systems=_systems(backend, base_url, model, hf, system, server, concurrency),
+        sampling=sampling, max_faces=max_faces, pose=not no_pose, annotation_cache=not no_cache,
+        response_cache=not no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
+        temperature=temperature, max_tokens=max_tokens, engine=engine,
+    )  # fmt: skip
+    _run(cfg, resume, no_report)
+
+
+@app.command("ablate")
+def ablate_cmd(
+    data: Data,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/ablate"),
+    ladder: Annotated[
+        bool,
+        typer.Option(
+            help="The prompt ladder: plain → boxes → IDs → landmarks → AU text → AU overlay → context → full."
+        ),
+    ] = False,
+    grid: Annotated[
+        str | None,
+        typer.Option(
+            help="Factorial grid: comma-separated switches (boxes, ids, landmarks, au_overlay, pose, au, context, self_correct)."
+        ),
+    ] = None,
+    base: Annotated[
+        str, typer.Option(help="Base spec of a grid, or the base variant of a list.")
+    ] = "sovtp/full",
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option("--prompt", "-p", help="Variants (a list); the first is the base."),
+    ] = None,
+    evaluator: Annotated[str | None, typer.Option(help="Evaluator spec.")] = None,
+    labels: Annotated[str | None, typer.Option(help="Label set.")] = None,
+    split: Annotated[str | None, typer.Option(help="Split.")] = None,
+    fold: Annotated[int | None, typer.Option(help="Fold.")] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="facs (default) | openai | transformers | vllm.")
+    ] = None,
+    base_url: BaseUrl = None,
+    model: Annotated[str | None, typer.Option(help="Model on the server.")] = None,
+    hf: Annotated[str | None, typer.Option("--hf", help="transformers model.")] = None,
+    server: Annotated[str, typer.Option(help="openai | vllm.")] = "openai",
+    concurrency: Annotated[int, typer.Option(help="Requests in flight per endpoint.")] = 16,
+    sampling: Sampling = "uniform:8",
+    max_faces: MaxFaces = 4,
+    limit: Annotated[int | None, typer.Option(help="Only the first N samples.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    engine: Annotated[str, typer.Option(help="local | ray.")] = "local",
+) -> None:
+    """Which prompt element buys how much: one annotation pass, every variant, deltas with CIs
+    and McNemar p-values against the base."""
+    from sovtp.bench.ablation import LADDER
+    from sovtp.bench.ablation import grid as make_grid
+
+    if sum(bool(x) for x in (ladder, grid, prompt)) != 1:
+        raise SovtpError("choose one of --ladder, --grid SWITCHES or --prompt (repeated)")
+    if ladder:
+        variants = LADDER
+    elif grid:
+        variants = make_grid(
+            base, [g.strip() for g in grid.split(",") if g.strip()], out / "prompts"
+        )
+    else:
+        variants = list(prompt or [])
+    cfg = _config(
+        data=data, out=str(out), evaluator=evaluator, variants=variants, labels=labels,
+        split=split, fold=fold, systems=_systems(backend, base_url, model, hf, None, server, concurrency),
+        sampling=sampling, max_faces=max_faces, limit=limit, engine=engine,
+    )  # fmt: skip
+    _run(cfg, resume, False)
+
+
+@app.command("report")
+def report_cmd(
+    run: Annotated[Path, typer.Argument(help="A run folder (from bench or ablate).")],
+) -> None:
+    """Rebuild report.json, report.md and report.html of a run."""
+    from sovtp.report.build import write_report
+
+    write_report(run)
+    _print_summary(run)
+
+
+@app.command("compare")
+def compare_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders to put side by side.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the table as Markdown here.")
+    ] = None,
+) -> None:
+    """Runs side by side: WAR/UAR with CIs per run × system × variant."""
+    from rich.console import Console
+
+    from sovtp.report.compare import compare_markdown, compare_rows
+
+    md = compare_markdown(compare_rows(list(runs)))
+    if out:
+        out.write_text(md)
+    Console().print(md)
+
+
+@app.command("score")
+def score_cmd(
+    predictions: Annotated[
+        Path,
+        typer.Argument(
+            help="predictions.jsonl of a run, or a CSV/JSONL made elsewhere (ranked lists allowed)."
+        ),
+    ],
+    gold: Annotated[
+        Path | None,
+        typer.Option(
+            help="A separate gold list (name,gt): every gold sample is scored; missing predictions count as invalid."
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Label set (default: the gold vocabulary).")
+    ] = None,
+    evaluator: Annotated[
+        str | None, typer.Option(help="Evaluator spec (its label set and synonyms).")
+    ] = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the full scoring as JSON.")
+    ] = False,
+) -> None:
+    """Recognition metrics (WAR, UAR, F1s, per class, confusion, invalid rate) with 95% CIs."""
+    from rich.console import Console
+
+    from sovtp.bench.store import iter_jsonl
+    from sovtp.labels import load_label_set
+    from sovtp.scoring.external import external_rows
+    from sovtp.scoring.summary import summarise
+
+    ls = load_label_set(labels) if labels else None
+    if evaluator:
+        from sovtp.evaluator import load_evaluator
+
+        ls = load_evaluator(evaluator).labels()
+    first = next(iter_jsonl(predictions), None) if predictions.suffix == ".jsonl" else None
+    if first is not None and "key" in first and "parse_status" in first and gold is None:
+        rows = list(iter_jsonl(predictions))  # a sovtp run's own predictions
+        labs = ls.labels if ls else sorted({r["gold"] for r in rows if r.get("gold")})
+    else:
+        rows, ls2 = external_rows(predictions, ls, gold, system=predictions.stem)
+        labs = ls2.labels
+    s = summarise(rows, labs, n_boot=n_boot, tier_by=None)
+    if as_json:
+        print(json.dumps(s, indent=1))
+        return
+    con = Console()
+    for e in s["systems"]:
+        w, u, m = e["ci"]["war"], e["ci"]["uar"], e["metrics"]
+        con.print(
+            f"[bold]{e['system'] or predictions.name}[/] {e['variant']}  n={e['n']}  "
+            f"WAR {100 * w['value']:.2f} [{100 * w['low']:.2f}, {100 * w['high']:.2f}]  "
+            f"UAR {100 * u['value']:.2f} [{100 * u['low']:.2f}, {100 * u['high']:.2f}]  "
+            f"macro-F1 {100 * m['macro_f1']:.2f}  weighted-F1 {100 * m['weighted_f1']:.2f}  "
+            f"invalid {100 * m['invalid_rate']:.2f}%"
+        )

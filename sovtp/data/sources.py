@@ -1,0 +1,76 @@
+"""One name for every way a benchmark arrives: a manifest, an adapter over an official tree,
+or a HF dataset.
+
+``SOURCE`` forms accepted by ``sovtp bench``:
+
+- ``path/to/manifest.csv`` or ``.jsonl``             a sovtp manifest
+- ``dfew:/data/DFEW`` (any adapter name: root)       an official layout (:mod:`.adapters`)
+- ``hf:/data/folder`` or ``hf:/data/x.parquet``      HF ``datasets`` (:mod:`.hf`)
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+from sovtp.data.adapters import ADAPTERS
+from sovtp.data.manifest import read_manifest
+from sovtp.data.sample import ManifestError, Sample
+
+
+def open_dataset(
+    source: str,
+    *,
+    root: str | Path | None = None,
+    split: str | None = None,
+    fold: int | None = None,
+    **options,
+) -> Iterator[Sample]:
+    """Stream the samples of ``source`` (see the module docstring)."""
+    kind, sep, rest = source.partition(":")
+    if sep and kind == "hf":
+        from sovtp.data.hf import iter_hf
+
+        return iter_hf(rest, split or "test", **options)
+    if sep and kind in ADAPTERS:
+        base = Path(rest)
+        if not base.is_dir():
+            raise ManifestError(f"{kind}: no such folder {base}")
+        kw = {k: v for k, v in (("split", split), ("fold", fold)) if v is not None}
+        return ADAPTERS[kind](base, **kw, **options)
+    p = Path(source)
+    if p.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
+        return read_manifest(p, root, split)
+    raise ManifestError(
+        f"unknown dataset {source!r}: a .csv/.jsonl manifest, hf:PATH, or one of "
+        + ", ".join(f"{a}:ROOT" for a in ADAPTERS)
+    )
+
+
+def select(
+    samples: Iterator[Sample], limit: int | None = None, shuffle: bool = False, seed: int = 0
+) -> Iterator[Sample]:
+    """``--limit`` and ``--shuffle --seed``.  Shuffling streams too: reservoir sampling when a
+    limit is given (memory O(limit)); without a limit the IDs must be shuffled, so samples are
+    buffered — the only case that holds the manifest's rows."""
+    if not shuffle:
+        yield from islice(samples, limit) if limit else samples
+        return
+    rng = random.Random(seed)
+    if limit:
+        res: list[Sample] = []
+        for i, s in enumerate(samples):
+            if i < limit:
+                res.append(s)
+            else:
+                j = rng.randint(0, i)
+                if j < limit:
+                    res[j] = s
+        rng.shuffle(res)
+        yield from res
+        return
+    buf = list(samples)
+    rng.shuffle(buf)
+    yield from buf

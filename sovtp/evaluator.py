@@ -1,0 +1,80 @@
+"""Evaluator specs: one YAML per benchmark under ``evaluators/`` — which adapter reads it, which
+label set (and synonyms) scores it, which metrics lead, which folds/splits exist, and how
+reasoning is judged.  Adding a benchmark is adding a YAML (and an adapter if its layout is new).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+
+from sovtp.errors import SovtpError
+from sovtp.labels import LabelSet, load_label_set
+from sovtp.resources import evaluators_dir
+
+
+class JudgeSpec(BaseModel):
+    """Reasoning scores: an LLM judge (EMER/DEEMO clue and label overlap, 0–10) or the offline
+    approximation.  ``prompts`` name jinja2 templates in ``evaluators/judge/``."""
+
+    enabled: bool = False
+    method: str = "offline"  # offline | llm
+    prompts: dict[str, str] = Field(
+        default_factory=lambda: {
+            "clue_overlap": "clue_overlap.j2",
+            "label_overlap": "label_overlap.j2",
+        }
+    )
+    scale: int = 10
+    temperature: float = 0.0
+
+
+class EvaluatorSpec(BaseModel):
+    name: str
+    description: str = ""
+    adapter: str | None = None  # sovtp.data.adapters name; None: a manifest
+    label_set: str | list[str]
+    synonyms: dict[str, list[str]] = Field(default_factory=dict)
+    metrics: list[str] = Field(default_factory=lambda: ["war", "uar", "macro_f1", "weighted_f1"])
+    headline: list[str] = Field(default_factory=lambda: ["war", "uar"])
+    splits: list[str] = Field(default_factory=lambda: ["test"])
+    split: str | None = "test"
+    folds: list[int] = Field(default_factory=list)
+    fold: int | None = None
+    sampling: str = "uniform:8"
+    prompt: str = "sovtp/full"
+    tier_by: str | None = "n_faces"
+    judge: JudgeSpec = Field(default_factory=JudgeSpec)
+    options: dict[str, Any] = Field(default_factory=dict)  # adapter options (e.g. window)
+
+    def labels(self) -> LabelSet:
+        base = load_label_set(self.label_set)
+        if not self.synonyms:
+            return base
+        syn = {k: list(v) for k, v in base.synonyms.items()}
+        for k, v in self.synonyms.items():
+            syn.setdefault(k, []).extend(v)
+        return LabelSet(base.name, list(base.labels), syn)
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in evaluators_dir().glob("*.yaml"))
+
+
+@lru_cache(maxsize=32)
+def _load(path: str) -> EvaluatorSpec:
+    return EvaluatorSpec(**yaml.safe_load(Path(path).read_text()))
+
+
+def load_evaluator(name: str) -> EvaluatorSpec:
+    """A shipped evaluator by name (``dfew``) or a YAML path."""
+    p = evaluators_dir() / f"{name}.yaml"
+    if not p.exists():
+        p = Path(name)
+    if not p.exists() or p.suffix not in (".yaml", ".yml"):
+        raise SovtpError(f"unknown evaluator {name!r}; shipped: {', '.join(available())}")
+    return _load(str(p.resolve()))
