@@ -383,5 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     return rc if isinstance(rc, int) else 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m sovtp.cli`: run the importable module, whose app
+    from sovtp import cli as _cli  # the benchmark commands register on
+
+    sys.exit(_cli.main())

@@ -363,3 +363,31 @@ def score_cmd(
             f"macro-F1 {100 * m['macro_f1']:.2f}  weighted-F1 {100 * m['weighted_f1']:.2f}  "
             f"invalid {100 * m['invalid_rate']:.2f}%"
         )
+
+
+@app.command("judge")
+def judge_cmd(
+    run: Annotated[
+        Path, typer.Argument(help="A run folder whose samples carry reference descriptions.")
+    ],
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Judge LLM endpoint (OpenAI-compatible); none: the offline approximation."
+        ),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Judge model on that server.")] = None,
+) -> None:
+    """Reasoning scores (clue and label overlap, 0-10): an LLM judge, or offline word overlap."""
+    from sovtp.bench.run import write_reasoning
+    from sovtp.report.build import write_report
+
+    be = None
+    if base_url:
+        from sovtp.backends.base import get_backend
+
+        be = get_backend("openai", base_url=base_url, model=model)
+    res = write_reasoning(run, "llm" if be else "offline", be)
+    write_report(run)
+    for g, sc in res["scores"].items():
+        typer.echo(f"{g} [{res['method']}]: " + ", ".join(f"{k} {v}" for k, v in sc.items()))

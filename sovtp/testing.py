@@ -31,6 +31,7 @@ class Behaviour:
     label: str = "happy"
     model: str = "fake-vlm"
     record: bool = True  # keep every request body and headers (tests); load benchmarks don't
+    content: str | None = None  # answer exactly this text (e.g. an LLM judge's JSON)
 
 
 @dataclass
@@ -48,7 +49,7 @@ class ServerState:
 
 def _answer(state: ServerState, k: int, body: dict[str, Any]) -> bytes:
     b = state.behaviour
-    content = json.dumps(
+    content = b.content or json.dumps(
         {
             "label": "bored" if b.mode == "outside" else b.label,
             "confidence": 0.9,

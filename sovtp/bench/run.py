@@ -147,11 +147,30 @@ def run_bench(
         raise ValueError(f"engine must be local or ray, not {cfg.engine!r}")
     store.close()
     store.write_json("manifest.json", run_manifest(cfg, labels, frames))
+    if cfg.evaluator and load_evaluator(cfg.evaluator).judge.enabled:
+        write_reasoning(store.root)
     if report:
         from sovtp.report.build import write_report
 
         write_report(store.root)
     return store.root, stats
+
+
+def write_reasoning(run: Path, method: str = "offline", backend=None) -> dict[str, Any]:
+    """Reasoning scores of a run's rationales against the samples' reference descriptions,
+    written to ``reasoning.json`` (the report shows them and names the method)."""
+    import json
+
+    from sovtp.scoring.reasoning import score_rows
+
+    prompts, scale = None, 10
+    cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    if cfg.get("evaluator"):
+        j = load_evaluator(cfg["evaluator"]).judge
+        prompts, scale = j.prompts, j.scale
+    res = score_rows(load_rows(run), method, backend, prompts, scale)
+    (run / "reasoning.json").write_text(json.dumps(res, indent=1))
+    return res
 
 
 def load_rows(run: str | Path) -> list[dict[str, Any]]:

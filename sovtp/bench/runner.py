@@ -87,8 +87,8 @@ def sampling_for(sample: Sample, sampling: str) -> str:
     elif sample.end_s is not None:
         end = round(sample.end_s * fps)
     else:
-        end = info.frames - 1
-    end = max(start, min(end, max(info.frames - 1, start)))
+        end = info.n_frames - 1
+    end = max(start, min(end, max(info.n_frames - 1, start)))
     rel = Sampling.parse(sampling).select(end - start + 1, fps)
     return "indices:" + ",".join(str(start + i) for i in rel)
 

@@ -57,7 +57,7 @@ class Sample:
     def row(self) -> dict[str, Any]:
         """What a prediction row carries about its sample (no pixels, relative facts only)."""
         d: dict[str, Any] = {"sample_id": self.id, "gold": self.label}
-        for k in ("split", "fold", "subject"):
+        for k in ("split", "fold", "subject", "description"):
             v = getattr(self, k)
             if v is not None:
                 d[k] = v

@@ -31,7 +31,7 @@ SEEK_GAP = 48
 @dataclass
 class MediaInfo:
     path: str
-    kind: str  # "image" | "video"
+    kind: str  # "image" | "video" | "frames" (a folder of frames)
     width: int
     height: int
     n_frames: int

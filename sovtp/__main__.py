@@ -1,0 +1,7 @@
+"""`python -m sovtp`."""
+
+import sys
+
+from sovtp.cli import main
+
+sys.exit(main())

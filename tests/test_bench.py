@@ -1,0 +1,255 @@
+"""Benchmark runs end to end on real clips: one annotation pass, resume after a crash, the
+response cache, several endpoints, per-face labels, failures as rows, reports, Ray."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sovtp.bench.config import BenchConfig, SystemSpec
+from sovtp.bench.run import run_bench
+from sovtp.bench.store import iter_jsonl
+from sovtp.testing import Behaviour, FakeOpenAIServer
+
+VARIANTS = ["ladder/plain", "ladder/au_text", "sovtp/full"]
+
+
+@pytest.fixture(scope="module")
+def manifest(media_dir, astronaut_png, two_faces_png, no_face_png, pan_mp4) -> Path:
+    rows = [
+        {"id": "astro", "media": astronaut_png.name, "label": "happy"},
+        {"id": "pan", "media": pan_mp4.name, "label": "Happiness"},  # a synonym of the gold
+        {"id": "coffee", "media": no_face_png.name, "label": "neutral"},
+        {"id": "pair", "media": two_faces_png.name, "label": "sad", "scene": "two"},
+        {"id": "gone", "media": "missing.mp4", "label": "sad"},
+    ]
+    p = media_dir / "bench.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return p
+
+
+def cfg(manifest: Path, out: Path, **kw) -> BenchConfig:
+    base = dict(data=str(manifest), variants=VARIANTS, sampling="uniform:2", out=str(out),
+                n_boot=100, gallery=2, max_faces=2)  # fmt: skip
+    return BenchConfig(**(base | kw))
+
+
+def preds(run: Path) -> dict[str, dict]:
+    return {r["key"]: r for r in iter_jsonl(run / "predictions.jsonl")}
+
+
+def test_every_variant_shares_one_annotation_and_failures_become_rows(manifest, tmp_path):
+    run, stats = run_bench(cfg(manifest, tmp_path / "r", annotation_cache=False))
+    rows = preds(run)
+    assert len(rows) == 5 * len(VARIANTS)
+    # one detector pass per sample whatever the number of variants: 2 frames for the video
+    assert stats.annotations == 4 and stats.detector_calls == 2 + 1 + 1 + 1
+    gone = [r for r in rows.values() if r["sample_id"] == "gone"]
+    assert len(gone) == 3 and all(r["error"] and r["label"] is None for r in gone)
+    astro = rows["astro||facs|sovtp/full"]
+    assert astro["label"] == "happy" and astro["gold"] == "happy" and astro["n_faces"] == 1
+    assert rows["pan||facs|ladder/plain"]["gold"] == "happy"  # gold normalised by the label set
+    assert rows["pair||facs|ladder/plain"]["meta"] == {"scene": "two"}
+    man = json.loads((run / "manifest.json").read_text())
+    assert man["variants"] == VARIANTS and set(man["prompts"]) == set(VARIANTS)
+    assert (
+        man["frames"]["pan"] == rows["pan||facs|sovtp/full"]["frames"]
+        and len(man["frames"]["pan"]) == 2
+    )
+    assert "mediapipe" in man["versions"]
+    assert len(list(iter_jsonl(run / "responses.jsonl"))) == len(rows)
+    rep = json.loads((run / "report.json").read_text())
+    assert [e["variant"] for e in rep["scoring"]["systems"]] == VARIANTS
+    assert len(rep["scoring"]["comparisons"]) == 2
+    assert (run / "report.md").read_text().startswith("# sovtp report")
+    gal = list(iter_jsonl(run / "gallery.jsonl"))
+    assert gal and all((run / g["image"]).exists() for g in gal)
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(manifest, tmp_path):
+    full, _ = run_bench(cfg(manifest, tmp_path / "full"), report=False)
+    crashed = tmp_path / "crashed"
+    shutil.copytree(full, crashed)
+    lines = (crashed / "predictions.jsonl").read_text().splitlines(keepends=True)
+    # a crash: 5 rows written, the 6th torn half-way
+    (crashed / "predictions.jsonl").write_text("".join(lines[:5]) + lines[5][: len(lines[5]) // 2])
+    with pytest.raises(Exception, match="--resume"):
+        run_bench(cfg(manifest, crashed), report=False)
+    run_bench(cfg(manifest, crashed), resume=True, report=False)
+    a, b = preds(full), preds(crashed)
+    keys = [r["key"] for r in iter_jsonl(crashed / "predictions.jsonl")]
+    assert len(keys) == len(set(keys)) == len(a)  # nothing twice, nothing lost
+    assert {k: r["label"] for k, r in a.items()} == {k: r["label"] for k, r in b.items()}
+    for line in (crashed / "predictions.jsonl").read_text().splitlines():
+        json.loads(line)  # the torn line is gone
+
+
+def test_openai_endpoints_load_balanced_and_responses_cached(manifest, tmp_path):
+    with (
+        FakeOpenAIServer(Behaviour(latency_s=0.01)) as s1,
+        FakeOpenAIServer(Behaviour(latency_s=0.01)) as s2,
+    ):
+        system = SystemSpec.parse(f"openai:fake-vlm@{s1.base_url},{s2.base_url}")
+        c = cfg(manifest, tmp_path / "a", systems=[system])
+        run, _ = run_bench(c, report=False)
+        answered = [r for r in preds(run).values() if not r["error"]]
+        assert len(answered) == 4 * len(VARIANTS) and all(r["label"] == "happy" for r in answered)
+        n1, n2 = s1.state.count, s2.state.count
+        assert n1 + n2 == len(answered) and n1 > 0 and n2 > 0
+        body = s1.state.requests[0]
+        assert body["model"] == "fake-vlm" and body["temperature"] == 0.0
+        # a second run of the same deterministic requests is served from the cache
+        run2, _ = run_bench(c.model_copy(update={"out": str(tmp_path / "b")}), report=False)
+        assert (s1.state.count, s2.state.count) == (n1, n2)
+        again = [r for r in preds(run2).values() if not r["error"]]
+        assert len(again) == len(answered) and all(r["cached"] for r in again)
+        assert "api_key" not in (run / "config.yaml").read_text()
+
+
+def test_per_face_labels_query_each_face(media_dir, two_faces_png, tmp_path):
+    m = tmp_path / "faces.jsonl"
+    rel = two_faces_png.relative_to(two_faces_png.parents[1])
+    m.write_text(
+        json.dumps(
+            {
+                "id": "pair",
+                "media": str(rel),
+                "label": "happy",
+                "face_labels": {"1": "happy", "2": "sad"},
+            }
+        )
+        + "\n"
+    )
+    run, _ = run_bench(
+        cfg(m, tmp_path / "r", root=str(two_faces_png.parents[1]), variants=["sovtp/full"])
+    )
+    rows = sorted(preds(run).values(), key=lambda r: r["face_id"])
+    assert [(r["face_id"], r["gold"]) for r in rows] == [(1, "happy"), (2, "sad")]
+    rep = json.loads((run / "report.json").read_text())
+    assert set(rep["scoring"]["systems"][0]["per_face"]) == {"face 1", "face 2"}
+
+
+def test_dfew_tree_through_bench(tmp_path, astronaut_png, pan_mp4):
+    from PIL import Image
+
+    root = tmp_path / "DFEW"
+    (root / "Clip/original").mkdir(parents=True)
+    shutil.copy(pan_mp4, root / "Clip/original/00001.mp4")
+    frames = root / "Clip/clip_224x224/00002"
+    frames.mkdir(parents=True)
+    for i in range(6):
+        Image.open(astronaut_png).resize((224, 224)).save(frames / f"{i + 1:05d}.jpg")
+    split = root / "EmoLabel_DataSplit/test(single-labeled)"
+    split.mkdir(parents=True)
+    (split / "set_1.csv").write_text("video_name,label\n1,1\n2,2\n")
+    run, _ = run_bench(BenchConfig(data=f"dfew:{root}", evaluator="dfew", variants=["sovtp/full"],
+                                   sampling="uniform:2", out=str(tmp_path / "run"), n_boot=50))  # fmt: skip
+    rows = preds(run)
+    assert {(r["sample_id"], r["gold"], r["fold"]) for r in rows.values()} == {
+        ("00001", "happy", 1),
+        ("00002", "sad", 1),
+    }
+    assert all(
+        r["label"] in {"happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"}
+        for r in rows.values()
+    )
+
+
+def test_report_html_renders_in_headless_chromium(manifest, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian `chromium` is not installed")
+    run, _ = run_bench(cfg(manifest, tmp_path / "r"))
+    html = (run / "report.html").read_text()
+    assert "<script src" not in html and "http" not in html.split("<body>")[1].split("data:")[0][:0]
+    out = subprocess.run(
+        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+         "--v=0", "--virtual-time-budget=5000", "--dump-dom", (run / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    console = [line for line in out.stderr.splitlines() if "CONSOLE" in line]
+    assert any("sovtp-report rendered=" in line for line in console), out.stderr[-2000:]
+    assert not [line for line in console if "sovtp-report" not in line], console  # no errors
+    import re
+
+    rendered = int(re.search(r'data-rendered="(\d+)"', out.stdout).group(1))
+    broken = int(re.search(r'data-broken="(\d+)"', out.stdout).group(1))
+    # 2 bar charts + 3 confusion matrices + the gallery images, all drawn
+    assert broken == 0 and rendered >= 5 + len(list(iter_jsonl(run / "gallery.jsonl")))
+
+
+def test_cli_bench_report_compare_and_ablate(manifest, tmp_path):
+    cli = [sys.executable, "-m", "sovtp"]
+    a = tmp_path / "a"
+    r = subprocess.run([*cli, "bench", str(manifest), "-o", str(a), "-p", "ladder/plain", "-s", "uniform:1", "--limit", "2"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "WAR" in r.stdout and (a / "report.html").exists()
+    assert len(list(iter_jsonl(a / "predictions.jsonl"))) == 2
+    r = subprocess.run([*cli, "bench", str(manifest), "-o", str(a)], capture_output=True, text=True)
+    assert r.returncode == 2 and "--resume" in r.stderr
+    b = tmp_path / "b"
+    r = subprocess.run([*cli, "ablate", str(manifest), "--grid", "boxes,au", "-o", str(b), "-s", "uniform:1", "--limit", "2"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((b / "report.json").read_text())
+    assert [e["variant"] for e in rep["scoring"]["systems"]] == [
+        "grid/none",
+        "grid/au",
+        "grid/boxes",
+        "grid/boxes+au",
+    ]
+    assert (
+        len(rep["scoring"]["comparisons"]) == 3 and (b / "prompts" / "grid_boxes+au.yaml").exists()
+    )
+    (a / "report.html").unlink()
+    assert subprocess.run([*cli, "report", str(a)], capture_output=True).returncode == 0
+    assert (a / "report.html").exists()
+    r = subprocess.run(
+        [*cli, "compare", str(a), str(b), "-o", str(tmp_path / "cmp.md")],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and (tmp_path / "cmp.md").read_text().count("\n") == 2 + 1 + 4
+
+
+def test_reasoning_scores_offline_and_by_an_llm_judge(tmp_path):
+    from sovtp.backends.base import get_backend
+    from sovtp.scoring.reasoning import offline_scores, score_rows
+
+    s = offline_scores(
+        "Happy: AU6 and AU12, a broad smile.", "She smiles broadly (AU12) and is joyful."
+    )
+    assert s["label_overlap"] == 10.0 and 0 < s["clue_overlap"] < 10
+    assert offline_scores("angry frown", "joyful smile")["label_overlap"] == 0.0
+    rows = [{"key": f"k{i}", "system": "m", "variant": "v", "rationale": "a smile, AU12",
+             "description": "smiling (AU12), happy"} for i in range(3)]  # fmt: skip
+    with FakeOpenAIServer(Behaviour(content='{"score": 7, "clues_matched": ["AU12"]}')) as srv:
+        res = score_rows(rows, "llm", get_backend("openai", base_url=srv.base_url))
+        assert srv.state.count == 6  # clue + label overlap per row
+        prompt = srv.state.requests[0]["messages"][0]["content"][0]["text"]
+        assert "smiling (AU12), happy" in prompt and "a smile, AU12" in prompt
+    assert res["method"] == "llm"
+    assert res["scores"]["m · v"] == {
+        "clue_overlap (mean of 3)": 7.0,
+        "label_overlap (mean of 3)": 7.0,
+    }
+    assert score_rows(rows)["method"] == "offline"
+
+
+def test_ray_engine_writes_the_same_predictions(manifest, tmp_path):
+    pytest.importorskip("ray")
+    local, _ = run_bench(cfg(manifest, tmp_path / "local", variants=VARIANTS[:2]), report=False)
+    ray_run, _ = run_bench(
+        cfg(manifest, tmp_path / "ray", variants=VARIANTS[:2], engine="ray"), report=False
+    )
+    a, b = preds(local), preds(ray_run)
+    assert set(a) == set(b)
+    for k in a:
+        assert (a[k]["label"], a[k]["gold"], a[k]["parse_status"], a[k]["n_faces"] if not a[k]["error"] else None) == (
+            b[k]["label"], b[k]["gold"], b[k]["parse_status"], b[k]["n_faces"] if not b[k]["error"] else None)  # fmt: skip

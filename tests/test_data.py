@@ -1,0 +1,250 @@
+"""Datasets: manifests, safe paths, the official layouts (miniature trees built here), HF."""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sovtp.data.adapters import ADAPTERS
+from sovtp.data.manifest import read_manifest, write_manifest
+from sovtp.data.sample import ManifestError, safe_path
+from sovtp.data.sources import open_dataset, select
+
+
+def touch(p: Path, data: bytes = b"x") -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return p
+
+
+def test_manifest_csv_and_jsonl_columns(tmp_path):
+    touch(tmp_path / "clips" / "a.mp4")
+    touch(tmp_path / "clips" / "b.mp4")
+    touch(tmp_path / "audio" / "a.wav")
+    (tmp_path / "m.csv").write_text(
+        "id,media,label,split,fold,subject,transcript,audio,face_labels,start_frame,end_frame,scene\n"
+        'a,clips/a.mp4,happy,test,1,p01,"hi there",audio/a.wav,"{""1"": ""sad""}",10,40,indoor\n'
+        "b,clips/b.mp4,sad,train,2,p02,,,,,,\n"
+    )
+    a, b = read_manifest(tmp_path / "m.csv")
+    assert a.id == "a" and a.media == (tmp_path / "clips/a.mp4").resolve() and a.fold == 1
+    assert a.transcript == "hi there" and a.audio.name == "a.wav" and a.face_labels == {1: "sad"}
+    assert (a.start_frame, a.end_frame, a.meta) == (10, 40, {"scene": "indoor"})
+    assert b.audio is None and b.face_labels == {} and not b.has_interval
+    assert [s.id for s in read_manifest(tmp_path / "m.csv", split="train")] == ["b"]
+    # round trip through JSONL
+    n = write_manifest([a, b], tmp_path / "m.jsonl", tmp_path)
+    a2, b2 = read_manifest(tmp_path / "m.jsonl")
+    assert n == 2 and a2 == a and b2 == b
+
+
+@pytest.mark.parametrize("bad", ["../outside.mp4", "clips/../../outside.mp4", "/etc/passwd"])
+def test_manifest_paths_cannot_escape_their_root(tmp_path, bad):
+    root = tmp_path / "root"
+    touch(tmp_path / "outside.mp4")
+    root.mkdir()
+    (root / "m.jsonl").write_text(json.dumps({"media": bad, "label": "happy"}) + "\n")
+    with pytest.raises(ManifestError, match="escapes"):
+        list(read_manifest(root / "m.jsonl"))
+
+
+def test_symlink_out_of_the_root_is_refused(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    touch(tmp_path / "secret.mp4")
+    (root / "link.mp4").symlink_to(tmp_path / "secret.mp4")
+    with pytest.raises(ManifestError):
+        safe_path(root, "link.mp4")
+
+
+def test_manifest_streams(tmp_path):
+    """The first rows are usable before a broken row further down is ever read."""
+    lines = [json.dumps({"id": f"s{i}", "media": f"c{i}.mp4", "label": "happy"}) for i in range(3)]
+    (tmp_path / "m.jsonl").write_text("\n".join([*lines, "{not json"]) + "\n")
+    it = open_dataset(str(tmp_path / "m.jsonl"))
+    assert [s.id for s in islice(it, 3)] == ["s0", "s1", "s2"]
+    with pytest.raises(ManifestError, match=":4"):
+        next(it)
+
+
+def test_select_limit_and_seeded_shuffle(tmp_path):
+    (tmp_path / "m.jsonl").write_text(
+        "".join(json.dumps({"id": f"s{i}", "media": f"c{i}.mp4"}) + "\n" for i in range(50))
+    )
+
+    def ids(**kw):
+        return [s.id for s in select(read_manifest(tmp_path / "m.jsonl"), **kw)]
+
+    assert ids(limit=3) == ["s0", "s1", "s2"]
+    a, b = ids(limit=5, shuffle=True, seed=7), ids(limit=5, shuffle=True, seed=7)
+    assert a == b and len(set(a)) == 5 and a != ids(limit=5)
+    assert ids(limit=5, shuffle=True, seed=8) != a
+    assert sorted(ids(shuffle=True, seed=1)) == sorted(ids())
+
+
+# --- official layouts ------------------------------------------------------------------------
+
+
+def test_dfew_layout(tmp_path):
+    root = tmp_path / "DFEW"
+    touch(root / "Clip/original/00001.mp4")
+    touch(root / "Clip/clip_224x224/00002/00001.jpg")
+    touch(root / "Clip/original/00004.mp4")
+    d = root / "EmoLabel_DataSplit/test(single-labeled)"
+    d.mkdir(parents=True)
+    (d / "set_2.csv").write_text("video_name,label\n1,1\n2,7\n3,4\n4,0\n")
+    got = list(open_dataset(f"dfew:{root}", split="test", fold=2))
+    assert [(s.id, s.label, s.fold) for s in got] == [("00001", "happy", 2), ("00002", "fear", 2)]
+    assert got[1].media.is_dir()  # a frame folder; clip 3 is missing, clip 4 not single-labelled
+    with pytest.raises(ManifestError, match="set_5.csv"):
+        list(open_dataset(f"dfew:{root}", fold=5))
+
+
+def test_mafw_layout(tmp_path):
+    root = tmp_path / "MAFW"
+    touch(root / "data/clips/00019.mp4")
+    touch(root / "data/clips/00020.mp4")
+    f = touch(root / "Train & Test Set/single/no_caption/set_3/test.txt")
+    f.write_text("00019.mp4 anger\n00020.mp4\thelplessness\n\n")
+    got = list(open_dataset(f"mafw:{root}", split="test", fold=3))
+    assert [(s.id, s.label) for s in got] == [("00019", "anger"), ("00020", "helplessness")]
+
+
+def test_ferv39k_layout(tmp_path):
+    root = tmp_path / "FERV39k"
+    touch(root / "2_ClipsforFaceCrop/Action/Fight/0001/0001.jpg")
+    touch(root / "2_ClipsforFaceCrop/Daily/Talk/0007/0001.jpg")
+    f = touch(root / "4_setups/All_scenes/test_All.csv")
+    f.write_text("Action/Fight/0001 3\nDaily/Talk/0007 0\n")
+    got = list(open_dataset(f"ferv39k:{root}"))
+    assert [(s.id, s.label) for s in got] == [
+        ("Action_Fight_0001", "angry"),
+        ("Daily_Talk_0007", "happy"),
+    ]
+
+
+def test_affwild2_frame_labels_become_windows(tmp_path):
+    root = tmp_path / "AffWild2"
+    touch(root / "videos/batch1/10-60-1280x720.mp4")
+    ann = root / "annotations/EXPR_Classification_Challenge/Validation_Set"
+    labels = [-1] * 5 + [4] * 20 + [0] * 5 + [-1] * 30 + [2] * 10
+    touch(ann / "10-60-1280x720_left.txt").write_text(
+        "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other\n"
+        + "\n".join(map(str, labels))
+    )
+    got = list(open_dataset(f"affwild2:{root}", split="validation"))
+    # windows of 30: [happiness×20, neutral×5] → happiness; [-1×30] dropped; [disgust×10]
+    assert [(s.label, s.start_frame, s.end_frame) for s in got] == [
+        ("happiness", 0, 29),
+        ("disgust", 60, 69),
+    ]
+    assert (
+        got[0].meta == {"labelled_frames": 25, "side": "left"}
+        and got[0].subject == "10-60-1280x720"
+    )
+
+
+def test_deemo_layout(tmp_path):
+    root = tmp_path / "DEEMO"
+    touch(root / "videos/d001.mp4")
+    touch(root / "audio/d001.wav")
+    touch(root / "annotations/test.jsonl").write_text(
+        json.dumps(
+            {
+                "id": "d001",
+                "emotion": "Worried",
+                "description": "She frowns (AU4).",
+                "transcript": "I don't know.",
+            }
+        )
+        + "\n"
+    )
+    (s,) = open_dataset(f"deemo:{root}")
+    assert (s.label, s.description, s.transcript, s.audio.name) == (
+        "worried",
+        "She frowns (AU4).",
+        "I don't know.",
+        "d001.wav",
+    )
+
+
+def test_bah_layout(tmp_path):
+    root = tmp_path / "BAH"
+    touch(root / "videos/p07/q3.mp4")
+    touch(root / "splits/test.csv").write_text("video,label\np07/q3.mp4,1\n")
+    (s,) = open_dataset(f"bah:{root}")
+    assert (s.id, s.label, s.subject) == ("p07_q3", "ambivalence", "p07")
+
+
+def test_casme2_intervals(tmp_path):
+    root = tmp_path / "CASME_sq"
+    touch(root / "rawvideo/s15/15_0101disgustingteeth.avi")
+    touch(root / "annotations.csv").write_text(
+        "subject,video,onset,apex,offset,aus,emotion,type\n"
+        "15,0101,121,131,141,4+7,negative,macro-expression\n"
+        "15,0101,300,306,0,12,positive,micro-expression\n"
+        "16,0101,1,2,3,1,surprise,macro-expression\n"
+    )
+    got = list(open_dataset(f"casme2:{root}"))
+    assert [(s.label, s.split, s.start_frame, s.end_frame) for s in got] == [
+        ("negative", "macro", 121, 141),
+        ("positive", "micro", 300, 306),  # offset 0: the interval ends at the apex
+    ]
+    assert [s.id for s in open_dataset(f"casme2:{root}", split="micro")] == ["s15_0101_300"]
+
+
+def test_every_adapter_has_a_documented_tree():
+    for name, fn in ADAPTERS.items():
+        assert fn.__doc__ and "/" in fn.__doc__, name
+
+
+def test_unknown_source_explains_the_forms():
+    with pytest.raises(ManifestError, match="dfew:ROOT"):
+        open_dataset("nope")
+
+
+# --- media of the official layouts -----------------------------------------------------------
+
+
+def test_frame_folder_decodes_only_the_sampled_frames(tmp_path, astronaut_png):
+    from sovtp.annotate.cache import file_sha256
+    from sovtp.media.video import DecodeStats, iter_frames, probe
+
+    img = np.asarray(Image.open(astronaut_png).resize((128, 128)))
+    for i in range(20):
+        Image.fromarray(np.roll(img, i, axis=1)).save(tmp_path / f"{i + 1:05d}.jpg")
+    info = probe(tmp_path)
+    assert (info.kind, info.n_frames, info.width) == ("frames", 20, 128)
+    stats = DecodeStats()
+    frames = list(iter_frames(tmp_path, "uniform:4", stats))
+    assert len(frames) == 4 and stats.decoded == 4
+    assert frames[0].image.shape == (128, 128, 3)
+    assert file_sha256(tmp_path) != file_sha256(tmp_path / "00001.jpg")
+
+
+# --- HF datasets -----------------------------------------------------------------------------
+
+
+def test_hf_parquet_with_image_and_classlabel(tmp_path, astronaut_png):
+    datasets = pytest.importorskip("datasets")
+    feats = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=["happy", "sad"]),
+            "uid": datasets.Value("string"),
+        }
+    )
+    ds = datasets.Dataset.from_dict(
+        {"image": [str(astronaut_png)] * 3, "label": [0, 1, 0], "uid": ["a", "b", "c"]},
+        features=feats,
+    )
+    ds.to_parquet(str(tmp_path / "test.parquet"))
+    got = list(open_dataset(f"hf:{tmp_path / 'test.parquet'}", split="test", id_column="uid"))
+    assert [(s.id, s.label) for s in got] == [("a", "happy"), ("b", "sad"), ("c", "happy")]
+    assert got[0].media.exists() and got[0].media == got[1].media  # stored once, by content
+    assert Image.open(got[0].media).size == Image.open(astronaut_png).size
