@@ -38,7 +38,7 @@ def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
         yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
     )
     labels = _labels(run)
-    rows = list(iter_jsonl(run / "predictions.jsonl"))
+    rows = iter_jsonl(run / "predictions.jsonl")  # streamed into the summary
     man = (
         json.loads((run / "manifest.json").read_text()) if (run / "manifest.json").exists() else {}
     )
@@ -49,12 +49,20 @@ def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
         from sovtp.evaluator import load_evaluator
 
         tier_by = load_evaluator(cfg["evaluator"]).tier_by or "n_faces"
-    summary = summarise(rows, labels, base=base, tier_by=tier_by, n_boot=n_boot, order=order)
+    n_rows = 0
+
+    def counted():
+        nonlocal n_rows
+        for r in rows:
+            n_rows += 1
+            yield r
+
+    summary = summarise(counted(), labels, base=base, tier_by=tier_by, n_boot=n_boot, order=order)
     rep: dict[str, Any] = {
         "run": str(run),
         "data": cfg.get("data"),
         "evaluator": cfg.get("evaluator"),
-        "rows": len(rows),
+        "rows": n_rows,
         "scoring": summary,
     }
     reasoning = run / "reasoning.json"

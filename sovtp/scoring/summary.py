@@ -17,6 +17,8 @@ import numpy as np
 from sovtp.scoring.metrics import compute, encode
 from sovtp.scoring.stats import bootstrap_delta, bootstrap_war_uar, mcnemar
 
+_KEEP = ("system", "variant", "gold", "label", "parse_status", "error", "n_faces", "face_id")
+
 
 def _key(r: dict[str, Any]) -> tuple[str, str]:
     return (str(r.get("system") or ""), str(r.get("variant") or ""))
@@ -48,7 +50,11 @@ def summarise(
         if r.get("gold") is None:
             continue
         sid = str(r["sample_id"]) + (f"#face{r['face_id']}" if r.get("face_id") is not None else "")
-        groups[_key(r)][sid] = r  # a re-run row of the same sample replaces the earlier one
+        # keep only what scoring reads: a 10,000-sample run's rows never sit in memory whole
+        slim = {k: r.get(k) for k in _KEEP}
+        if tier_by and tier_by not in _KEEP:
+            slim[tier_by] = r.get(tier_by, (r.get("meta") or {}).get(tier_by))
+        groups[_key(r)][sid] = slim  # a re-run row of the same sample replaces the earlier one
     out: dict[str, Any] = {"labels": labels, "systems": [], "comparisons": [], "tiers": {}}
     right: dict[tuple[str, str], dict[str, bool]] = {}
     rank = {v: i for i, v in enumerate(order)}
