@@ -234,6 +234,8 @@ def test_reasoning_scores_offline_and_by_an_llm_judge(tmp_path):
         assert srv.state.count == 6  # clue + label overlap per row
         prompt = srv.state.requests[0]["messages"][0]["content"][0]["text"]
         assert "smiling (AU12), happy" in prompt and "a smile, AU12" in prompt
+        again = score_rows(rows, "llm", get_backend("openai", base_url=srv.base_url))
+        assert srv.state.count == 6 and again["scores"] == res["scores"]  # cached verdicts
     assert res["method"] == "llm"
     assert res["scores"]["m · v"] == {
         "clue_overlap (mean of 3)": 7.0,

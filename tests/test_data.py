@@ -239,12 +239,25 @@ def test_hf_parquet_with_image_and_classlabel(tmp_path, astronaut_png):
             "uid": datasets.Value("string"),
         }
     )
+    cell = {"bytes": astronaut_png.read_bytes(), "path": "astronaut.png"}  # encoded in the parquet
     ds = datasets.Dataset.from_dict(
-        {"image": [str(astronaut_png)] * 3, "label": [0, 1, 0], "uid": ["a", "b", "c"]},
-        features=feats,
+        {"image": [cell] * 3, "label": [0, 1, 0], "uid": ["a", "b", "c"]}, features=feats
     )
     ds.to_parquet(str(tmp_path / "test.parquet"))
     got = list(open_dataset(f"hf:{tmp_path / 'test.parquet'}", split="test", id_column="uid"))
     assert [(s.id, s.label) for s in got] == [("a", "happy"), ("b", "sad"), ("c", "happy")]
     assert got[0].media.exists() and got[0].media == got[1].media  # stored once, by content
-    assert Image.open(got[0].media).size == Image.open(astronaut_png).size
+    assert got[0].media.read_bytes() == astronaut_png.read_bytes()
+
+
+def test_hf_cell_naming_a_file_outside_its_folder_is_refused(tmp_path, astronaut_png):
+    datasets = pytest.importorskip("datasets")
+    d = tmp_path / "ds"
+    d.mkdir()
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.Value("string")})
+    ds = datasets.Dataset.from_dict(
+        {"image": [{"bytes": None, "path": str(astronaut_png)}], "label": ["happy"]}, features=feats
+    )
+    ds.to_parquet(str(d / "test.parquet"))
+    with pytest.raises(ManifestError, match="escapes"):
+        list(open_dataset(f"hf:{d}", split="test"))

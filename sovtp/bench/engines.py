@@ -82,7 +82,6 @@ def run_ray(
         for r in rows.iter_rows():
             resp, pred, gal = json.loads(r["rows"])
             write(resp, pred, gal)
-            stats.samples += 0
         return stats
     finally:
         if own:

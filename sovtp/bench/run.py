@@ -88,13 +88,22 @@ def run_manifest(
         "detector": DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose).key(),
         "sampling": cfg.sampling,
         "seeds": {"shuffle": cfg.seed, "generation": cfg.gen_seed, "bootstrap": 0},
-        "systems": [s.model_dump() for s in cfg.systems],
+        "systems": [_public(s.model_dump()) for s in cfg.systems],
         "frames": frames,
     }
 
 
-def count(cfg: BenchConfig) -> int:
-    """How many rows the run will hold (a cheap pass over the label files, for the progress bar)."""
+def _public(system: dict[str, Any]) -> dict[str, Any]:
+    """A system as written to a run folder: never its API key."""
+    system["options"] = {k: v for k, v in system["options"].items() if k != "api_key"}
+    return system
+
+
+def count(cfg: BenchConfig) -> int | None:
+    """How many rows the run will hold (a cheap pass over the label files, for the progress bar);
+    None for HF datasets, whose pass would fetch the media."""
+    if cfg.data.startswith("hf:"):
+        return None
     n = sum(1 + max(0, len(s.face_labels) - 1) for s in samples(cfg))
     return n * len(cfg.systems) * len(cfg.variants)
 
@@ -111,8 +120,7 @@ def run_bench(
     store = RunStore(cfg.out)
     done = store.open(resume)
     safe = cfg.model_dump()
-    for s in safe["systems"]:
-        s["options"].pop("api_key", None)  # never a secret in a run folder
+    safe["systems"] = [_public(s) for s in safe["systems"]]  # never a secret in a run folder
     (store.root / "config.yaml").write_text(yaml.safe_dump(safe, sort_keys=False))
     old = {}
     mpath = store.root / "manifest.json"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sovtp.data.sample import ManifestError, Sample
+from sovtp.data.sample import ManifestError, Sample, safe_path
 
 
 def _media_dir() -> Path:
@@ -23,14 +23,15 @@ def _media_dir() -> Path:
     return cache_root() / "hf-media"
 
 
-def _store(value: Any, default_ext: str, out: Path) -> Path:
-    """An image/video cell (``{'bytes', 'path'}`` or a path string) → a file on disk."""
+def _store(value: Any, default_ext: str, out: Path, root: Path) -> Path:
+    """An image/video cell (``{'bytes', 'path'}`` or a path string) → a file on disk.  A cell
+    that only names a file must name one inside the dataset's folder (``safe_path``)."""
     if isinstance(value, str):
-        return Path(value)
+        return safe_path(root, value)
     if isinstance(value, dict):
         data, src = value.get("bytes"), value.get("path")
         if data is None and src:
-            return Path(src)
+            return safe_path(root, src)
     else:
         raise ManifestError(f"unsupported media cell {type(value).__name__}")
     ext = Path(src).suffix if src else default_ext
@@ -86,10 +87,11 @@ def iter_hf(
         d = d.cast_column(media_col, getattr(datasets, kind)(decode=False))
     names = getattr(feats.get(label_column), "names", None)
     out = _media_dir()
+    root = p if p.is_dir() else p.parent
     for n, row in enumerate(d):
         lab = row.get(label_column)
         if names is not None and isinstance(lab, int):
             lab = names[lab] if lab >= 0 else None
-        media = _store(row[media_col], ".mp4" if kind == "Video" else ".png", out)
+        media = _store(row[media_col], ".mp4" if kind == "Video" else ".png", out, root)
         sid = str(row[id_column]) if id_column else f"{split}-{n:06d}"
         yield Sample(sid, media, None if lab is None else str(lab), split=split)

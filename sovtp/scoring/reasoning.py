@@ -227,10 +227,29 @@ def score_rows(
                 scale,
             )
         )
+        from sovtp.bench.cache import ResponseCache, request_key
+
         cfg = GenerationConfig(max_tokens=256, temperature=0.0, seed=0, structured=False)
-        for q, r in zip(qs, backend.generate(qs, cfg), strict=True):
+        if hasattr(backend, "discover_model") and not backend.model:
+            import asyncio
+
+            backend.model = asyncio.run(backend.discover_model())  # part of the cache key
+        cache = ResponseCache()  # temperature 0: a judge's verdict is asked once
+        try:
+            keys = {q.id: request_key(backend.name, backend.model, "judge", q, cfg) for q in qs}
+            answers = {q.id: cache.get(keys[q.id]) for q in qs}
+            todo = [q for q in qs if answers[q.id] is None]
+            for q, r in zip(todo, backend.generate(todo, cfg) if todo else [], strict=True):
+                cache.put(keys[q.id], r)
+                answers[q.id] = r
+        finally:
+            cache.close()
+        for q in qs:
+            r = answers[q.id]
             key, _, name = q.id.rpartition("::")
-            per_row.setdefault(key, {})[name] = None if r.error else _judge_score(r.text)
+            per_row.setdefault(key, {})[name] = (
+                None if r is None or r.error else _judge_score(r.text)
+            )
     else:
         enc = _encoder()
         for r in rows:
