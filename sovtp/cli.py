@@ -7,6 +7,7 @@ Heavy modules (mediapipe, supervision, openai, torch) are imported inside the co
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -358,6 +359,22 @@ def _register() -> None:
     from sovtp import cli_bench  # noqa: F401
 
 
+def _click_errors() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """ClickException and Abort classes of whichever click typer runs on (its vendored copy
+    and/or the click package)."""
+    usage: list[type] = []
+    abort: list[type] = []
+    for mod in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            m = importlib.import_module(mod)
+        except ImportError:
+            continue
+        usage.append(m.ClickException)
+        if hasattr(m, "Abort"):
+            abort.append(m.Abort)
+    return tuple(usage), tuple(abort)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2."""
     _register()
@@ -371,13 +388,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as e:
         return int(e.code or 0)
-    except Exception as e:  # click's own usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # click's own usage errors (typer ≥ 0.2x vendors click as typer._click)
+        usage, abort = _click_errors()
+        if isinstance(e, usage):
             e.show()
             return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, abort):
             return 1
         raise
     return rc if isinstance(rc, int) else 0

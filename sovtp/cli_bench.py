@@ -198,6 +198,9 @@ def bench_cmd(
         bool, typer.Option(help="Continue the run in --out, skipping rows already written.")
     ] = False,
     no_report: Annotated[bool, typer.Option(help="Skip writing report.*.")] = False,
+    tier_by: Annotated[
+        str | None, typer.Option(help="Difficulty tiers: n_faces (default) or a manifest column.")
+    ] = None,
 ) -> None:
     """Score systems × prompt variants on a benchmark; writes a resumable run folder + report."""
     cfg = _config(
@@ -206,7 +209,7 @@ def bench_cmd(
         systems=_systems(backend, base_url, model, hf, system, server, concurrency),
         sampling=sampling, max_faces=max_faces, pose=not no_pose, annotation_cache=not no_cache,
         response_cache=not no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
-        temperature=temperature, max_tokens=max_tokens, engine=engine,
+        temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
     )  # fmt: skip
     _run(cfg, resume, no_report)
 
@@ -328,6 +331,10 @@ def score_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the full scoring as JSON.")
     ] = False,
+    drop_unanswered: Annotated[
+        bool,
+        typer.Option(help="Leave out gold samples with no prediction row (default: invalid)."),
+    ] = False,
 ) -> None:
     """Recognition metrics (WAR, UAR, F1s, per class, confusion, invalid rate) with 95% CIs."""
     from rich.console import Console
@@ -347,7 +354,10 @@ def score_cmd(
         rows = list(iter_jsonl(predictions))  # a sovtp run's own predictions
         labs = ls.labels if ls else sorted({r["gold"] for r in rows if r.get("gold")})
     else:
-        rows, ls2 = external_rows(predictions, ls, gold, system=predictions.stem)
+        rows, ls2 = external_rows(
+            predictions, ls, gold, system=predictions.stem,
+            unanswered="drop" if drop_unanswered else "invalid",
+        )  # fmt: skip
         labs = ls2.labels
     s = summarise(rows, labs, n_boot=n_boot, tier_by=None)
     if as_json:

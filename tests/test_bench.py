@@ -55,6 +55,12 @@ def test_every_variant_shares_one_annotation_and_failures_become_rows(manifest, 
     assert astro["label"] == "happy" and astro["gold"] == "happy" and astro["n_faces"] == 1
     assert rows["pan||facs|ladder/plain"]["gold"] == "happy"  # gold normalised by the label set
     assert rows["pair||facs|ladder/plain"]["meta"] == {"scene": "two"}
+    from sovtp.report.build import build_report
+
+    with open(run / "config.yaml", "a") as f:
+        f.write("tier_by: scene\n")  # a manifest column as the difficulty tier
+    tiers = build_report(run, n_boot=20)["scoring"]["systems"][0]["tiers"]
+    assert tiers["two"]["n"] == 1 and tiers["None"]["n"] == 4
     man = json.loads((run / "manifest.json").read_text())
     assert man["variants"] == VARIANTS and set(man["prompts"]) == set(VARIANTS)
     assert (

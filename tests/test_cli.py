@@ -126,3 +126,10 @@ def test_query_without_a_valid_answer_exits_non_zero(astronaut_png, tmp_path):
     body = json.loads((tmp_path / "q" / "request.json").read_text())["body"]
     assert body["model"] == "fake-vlm"  # the model discovered from /v1/models is recorded
     assert json.loads((tmp_path / "q" / "prediction.json").read_text())["parse_status"] == "invalid"
+
+
+def test_usage_errors_are_one_message_not_a_traceback():
+    for args in (["score", "x.csv", "--nope"], ["bench"]):
+        p = subprocess.run([*SOVTP, *args], capture_output=True, text=True)
+        assert p.returncode == 2 and "Traceback" not in p.stderr
+        assert "No such option" in p.stderr or "Missing argument" in p.stderr

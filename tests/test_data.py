@@ -261,3 +261,16 @@ def test_hf_cell_naming_a_file_outside_its_folder_is_refused(tmp_path, astronaut
     ds.to_parquet(str(d / "test.parquet"))
     with pytest.raises(ManifestError, match="escapes"):
         list(open_dataset(f"hf:{d}", split="test"))
+
+
+def test_hf_video_column(tmp_path, pan_mp4):
+    datasets = pytest.importorskip("datasets")
+    feats = datasets.Features({"video": datasets.Video(), "label": datasets.Value("string")})
+    cell = {"bytes": pan_mp4.read_bytes(), "path": "pan.mp4"}
+    datasets.Dataset.from_dict({"video": [cell], "label": ["happy"]}, features=feats).to_parquet(
+        str(tmp_path / "t.parquet")
+    )
+    (s,) = open_dataset(f"hf:{tmp_path / 't.parquet'}", split="test")
+    from sovtp.media.video import probe
+
+    assert s.label == "happy" and s.media.suffix == ".mp4" and probe(s.media).n_frames == 30

@@ -72,6 +72,7 @@ class BenchConfig(BaseModel):
     response_cache: bool = True
     annotation_cache: bool = True
     gallery: int = 12
+    tier_by: str | None = None  # difficulty tiers: n_faces (default) or a manifest column
     n_boot: int = 1000
     out: str = "runs/bench"
     adapter_options: dict[str, Any] = Field(default_factory=dict)

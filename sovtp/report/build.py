@@ -45,10 +45,13 @@ def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
     order = man.get("variants") or []
     base = cfg.get("base_variant") or (order[0] if order else None)
     tier_by = "n_faces"
+    headline = ["war", "uar"]
     if cfg.get("evaluator"):
         from sovtp.evaluator import load_evaluator
 
-        tier_by = load_evaluator(cfg["evaluator"]).tier_by or "n_faces"
+        ev = load_evaluator(cfg["evaluator"])
+        tier_by, headline = ev.tier_by or "n_faces", ev.headline
+    tier_by = cfg.get("tier_by") or tier_by
     n_rows = 0
 
     def counted():
@@ -63,6 +66,7 @@ def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
         "data": cfg.get("data"),
         "evaluator": cfg.get("evaluator"),
         "rows": n_rows,
+        "headline": headline,
         "scoring": summary,
     }
     reasoning = run / "reasoning.json"

@@ -84,12 +84,15 @@ def external_rows(
     gold_file: str | Path | None = None,
     system: str = "",
     variant: str = "",
+    unanswered: str = "invalid",
 ) -> tuple[list[dict[str, Any]], LabelSet]:
     """Prediction rows (sample_id, gold, label, ranking, parse_status) and the label set used.
 
     Without ``labels`` the set is the gold vocabulary (lower-cased), so spellings that differ
     only in case agree, and synonyms/inflections ("happiness" for "happy") map through the
-    emotion concepts of :mod:`sovtp.labels`.
+    emotion concepts of :mod:`sovtp.labels`.  ``unanswered="drop"`` leaves out gold samples that
+    have no prediction row at all (to compare with a table that scored only answered samples);
+    an answer outside the label set is invalid either way.
     """
     pred_rows = list(read_table(predictions))
     if not pred_rows:
@@ -123,6 +126,8 @@ def external_rows(
                 f"gold label {gold_raw!r} of {sid} is not in the label set {ls.labels}"
             )
         pr = by_id.get(sid) or by_key.get(sample_key(sid))
+        if pr is None and unanswered == "drop":
+            continue
         ranked_raw = split_ranked(pr.get(p_c)) if pr else []
         ranking = [lab for lab in (ls.normalize(x) for x in ranked_raw) if lab]
         top = ls.normalize(ranked_raw[0]) if ranked_raw else None
