@@ -184,20 +184,23 @@ def bench_cmd(
     no_pose: NoPose = False,
     no_cache: NoCache = False,
     no_response_cache: Annotated[
-        bool, typer.Option(help="Do not reuse cached deterministic answers.")
+        bool, typer.Option("--no-response-cache", help="Do not reuse cached deterministic answers.")
     ] = False,
     limit: Annotated[
         int | None, typer.Option(help="Only the first N samples (after --shuffle).")
     ] = None,
-    shuffle: Annotated[bool, typer.Option(help="Shuffle the samples (with --seed).")] = False,
+    shuffle: Annotated[
+        bool, typer.Option("--shuffle", help="Shuffle the samples (with --seed).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
     max_tokens: Annotated[int, typer.Option(help="Most tokens per answer.")] = 512,
     engine: Annotated[str, typer.Option(help="local | ray (Ray Data; extra `ray`).")] = "local",
     resume: Annotated[
-        bool, typer.Option(help="Continue the run in --out, skipping rows already written.")
+        bool,
+        typer.Option("--resume", help="Continue the run in --out, skipping rows already written."),
     ] = False,
-    no_report: Annotated[bool, typer.Option(help="Skip writing report.*.")] = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip writing report.*.")] = False,
     tier_by: Annotated[
         str | None, typer.Option(help="Difficulty tiers: n_faces (default) or a manifest column.")
     ] = None,
@@ -221,7 +224,8 @@ def ablate_cmd(
     ladder: Annotated[
         bool,
         typer.Option(
-            help="The prompt ladder: plain → boxes → IDs → landmarks → AU text → AU overlay → context → full."
+            "--ladder",
+            help="The prompt ladder: plain → boxes → IDs → landmarks → AU text → AU overlay → context → full.",
         ),
     ] = False,
     grid: Annotated[
@@ -252,7 +256,7 @@ def ablate_cmd(
     sampling: Sampling = "uniform:8",
     max_faces: MaxFaces = 4,
     limit: Annotated[int | None, typer.Option(help="Only the first N samples.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
     engine: Annotated[str, typer.Option(help="local | ray.")] = "local",
 ) -> None:
     """Which prompt element buys how much: one annotation pass, every variant, deltas with CIs
@@ -333,7 +337,10 @@ def score_cmd(
     ] = False,
     drop_unanswered: Annotated[
         bool,
-        typer.Option(help="Leave out gold samples with no prediction row (default: invalid)."),
+        typer.Option(
+            "--drop-unanswered",
+            help="Leave out gold samples with no prediction row (default: invalid).",
+        ),
     ] = False,
 ) -> None:
     """Recognition metrics (WAR, UAR, F1s, per class, confusion, invalid rate) with 95% CIs."""

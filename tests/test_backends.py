@@ -181,3 +181,32 @@ def test_transformers_backend_on_a_tiny_random_qwen2vl(tmp_path):
     preds = [parse_answer(r.text, qs[0].labels) for r in rs]
     assert all(p.parse_status in ("ok", "repaired", "invalid") for p in preds)
     assert all(p.label is None or p.label in qs[0].labels for p in preds)
+
+
+def test_endpoints_share_the_load_and_a_dead_one_is_routed_around():
+    import socket
+
+    from sovtp.records import Query
+
+    qs = [
+        Query(
+            id=f"q{i}",
+            messages=[{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+            labels=["happy", "sad"],
+        )
+        for i in range(60)
+    ]
+    with (
+        FakeOpenAIServer(Behaviour(latency_s=0.02, capacity=4)) as a,
+        FakeOpenAIServer(Behaviour(latency_s=0.02, capacity=4)) as b,
+    ):
+        be = get_backend("openai", base_url=[a.base_url, b.base_url], model="m", concurrency=4)
+        assert all(r.ok for r in be.generate(qs))
+        assert a.state.count + b.state.count == 60 and min(a.state.count, b.state.count) >= 20
+        with socket.socket() as s:  # a port nobody listens on: a server that is down
+            s.bind(("127.0.0.1", 0))
+            dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+        be = get_backend("openai", base_url=f"{dead},{a.base_url}", model="m", backoff_s=0.01)
+        n0 = a.state.count
+        assert all(r.ok for r in be.generate(qs))  # retries move to the live endpoint
+        assert a.state.count - n0 == 60 and be.last_sent[dead] == 0

@@ -261,3 +261,40 @@ def test_ray_engine_writes_the_same_predictions(manifest, tmp_path):
     for k in a:
         assert (a[k]["label"], a[k]["gold"], a[k]["parse_status"], a[k]["n_faces"] if not a[k]["error"] else None) == (
             b[k]["label"], b[k]["gold"], b[k]["parse_status"], b[k]["n_faces"] if not b[k]["error"] else None)  # fmt: skip
+
+
+def test_deemo_run_scores_reasoning_offline_and_reports_it(tmp_path, pan_mp4):
+    root = tmp_path / "DEEMO"
+    (root / "videos").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    shutil.copy(pan_mp4, root / "videos" / "d1.mp4")
+    (root / "annotations" / "test.jsonl").write_text(
+        json.dumps(
+            {
+                "id": "d1",
+                "emotion": "happy",
+                "description": "She smiles (AU12 lip corner puller); she is happy.",
+            }
+        )
+        + "\n"
+    )
+    run, _ = run_bench(BenchConfig(data=f"deemo:{root}", evaluator="deemo", variants=["sovtp/full"],
+                                   sampling="uniform:2", out=str(tmp_path / "run"), n_boot=20))  # fmt: skip
+    res = json.loads((run / "reasoning.json").read_text())
+    assert res["method"] == "offline"
+    (scores,) = res["scores"].values()
+    assert scores["label_overlap (mean of 1)"] == 10.0  # the FACS reasoner says happiness too
+    assert "Reasoning scores" in (run / "report.html").read_text()
+    assert json.loads((run / "report.json").read_text())["reasoning"]["method"] == "offline"
+
+
+def test_a_server_that_is_down_is_a_clear_error(manifest, tmp_path):
+    import socket
+
+    from sovtp.errors import BackendError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    with pytest.raises(BackendError, match="cannot list models"):
+        run_bench(cfg(manifest, tmp_path / "r", systems=[SystemSpec.parse(f"openai@{url}")]))

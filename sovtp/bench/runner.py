@@ -103,11 +103,10 @@ class Context:
         self.cfg = cfg
         self.labels = labels
         self.specs: dict[str, PromptSpec] = {v: load_spec(v) for v in cfg.variants}
-        self.detector = MediaPipeAnnotator(DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose))
-        self.detector.__enter__()
         self.backends: dict[str, Backend] = {
             s.name: get_backend(s.backend, **s.options) for s in cfg.systems
         }
+        self._resolve_models()  # a server that is down fails here, before any detector opens
         self.flavour = {s.name: str(s.options.get("server", "")) for s in cfg.systems}
         self.gen = GenerationConfig(
             max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.gen_seed
@@ -117,7 +116,8 @@ class Context:
         self.gallery_dir = gallery_dir
         self.gallery_left = cfg.gallery if gallery_dir is not None else 0
         self.stats = Stats()
-        self._resolve_models()
+        self.detector = MediaPipeAnnotator(DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose))
+        self.detector.__enter__()
 
     def _resolve_models(self) -> None:
         """Ask a server for its model once, up front: the cache key and the rows need it."""

@@ -129,7 +129,7 @@ def markdown(rep: dict[str, Any]) -> str:
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:right}
-th{background:#f4f6f8}td:first-child,td:nth-child(2),th:first-child{text-align:left}
+th{background:#f4f6f8}td:first-child,td:nth-child(2),th:first-child,th:nth-child(2){text-align:left}
 .fig{display:inline-block;margin:.5rem;vertical-align:top}.fig svg{max-width:100%;height:auto}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:1rem}
 .card{border:1px solid #ddd;border-radius:6px;padding:.6rem;font-size:.85rem}.card img{width:100%}
