@@ -16,7 +16,7 @@ from sovtp.backends.base import GenerationConfig, get_backend
 from sovtp.prompting.build import build_query
 from sovtp.prompting.spec import load_spec
 from sovtp.records import Prediction, Query, Response
-from sovtp.scoring.parse import parse_answer
+from sovtp.scoring.parse import predict
 from sovtp.types import ClipAnnotation, Frame
 
 
@@ -66,22 +66,6 @@ def run_query(
         request["body"] = be.request_body(q, cfg) | {"messages": redacted["messages"]}
     (out / "request.json").write_text(json.dumps(request, indent=1, default=str))
     (out / "response.json").write_text(resp.model_dump_json(indent=1))
-    if resp.error:
-        pred = Prediction(
-            sample_id=clip.source,
-            system=f"{backend}:{resp.model}",
-            variant=spec.id,
-            error=resp.error,
-        )
-    else:
-        pred = parse_answer(
-            resp.text,
-            q.labels,
-            sample_id=clip.source,
-            system=f"{backend}:{resp.model}",
-            variant=spec.id,
-        )
-        if resp.reasoning and not pred.rationale:
-            pred.rationale = resp.reasoning
+    pred = predict(resp, q.labels, clip.source, f"{backend}:{resp.model}", spec.id)
     (out / "prediction.json").write_text(pred.model_dump_json(indent=1))
     return QueryResult(q, resp, pred)

@@ -31,7 +31,7 @@ from sovtp.labels import LabelSet
 from sovtp.prompting.build import ImageCache, ImageOptions, build_query
 from sovtp.prompting.spec import PromptSpec, load_spec
 from sovtp.records import Prediction, Query, Response
-from sovtp.scoring.parse import parse_answer
+from sovtp.scoring.parse import predict
 
 log = logging.getLogger(__name__)
 
@@ -259,22 +259,7 @@ class Context:
             be.generate(queries, self.gen, progress=on_response)  # type: ignore[arg-type]
 
     def _predict(self, it: Item, r: Response) -> Prediction:
-        system = it.system
-        if r.error:
-            return Prediction(
-                sample_id=it.sample.id,
-                system=system,
-                variant=it.variant_id,
-                gold=it.gold,
-                error=r.error,
-            )
-        p = parse_answer(
-            r.text, self.labels, sample_id=it.sample.id, system=system, variant=it.variant_id
-        )
-        p.gold = it.gold
-        if r.reasoning and not p.rationale:
-            p.rationale = r.reasoning
-        return p
+        return predict(r, self.labels, it.sample.id, it.system, it.variant_id, it.gold)
 
 
 def response_row(it: Item, r: Response) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from sovtp.labels import LabelSet, load_label_set
-from sovtp.records import Prediction
+from sovtp.records import Prediction, Response
 
 _FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S | re.I)
 _FINAL = re.compile(
@@ -159,3 +159,25 @@ def parse_answer(
         return fill(named[0], {"rationale": text}, "repaired")
     pred.rationale = text
     return pred
+
+
+def predict(
+    response: Response,
+    labels: LabelSet | list[str] | str,
+    sample_id: str,
+    system: str,
+    variant: str,
+    gold: str | None = None,
+) -> Prediction:
+    """A backend's Response → the Prediction a run records: a failed request is an invalid
+    prediction carrying its error; otherwise the parsed answer, with the server's separate
+    reasoning as the rationale when the answer gave none."""
+    if response.error:
+        return Prediction(
+            sample_id=sample_id, system=system, variant=variant, gold=gold, error=response.error
+        )
+    p = parse_answer(response.text, labels, sample_id=sample_id, system=system, variant=variant)
+    p.gold = gold
+    if response.reasoning and not p.rationale:
+        p.rationale = response.reasoning
+    return p
