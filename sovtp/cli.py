@@ -44,6 +44,45 @@ PromptId = Annotated[
 Labels = Annotated[str | None, typer.Option(help="Label set name (basic7, mafw11) or 'a,b,c'.")]
 Subject = Annotated[str, typer.Option(help="largest | central | a face ID.")]
 Transcript = Annotated[str | None, typer.Option(help="What is said in the clip (quoted verbatim).")]
+Model = Annotated[
+    str | None,
+    typer.Option(help="Model name on the server (default: its first /v1/models entry)."),
+]
+Hf = Annotated[
+    str | None,
+    typer.Option("--hf", help="Run a transformers model in-process (hub ID or folder)."),
+]
+BackendName = Annotated[
+    str | None, typer.Option(help="facs (offline, default) | openai | transformers | vllm.")
+]
+Server = Annotated[
+    str, typer.Option(help="openai | vllm (vllm: structured_outputs via extra_body).")
+]
+MaxTokens = Annotated[int, typer.Option(help="Most tokens the model may answer with.")]
+Temperature = Annotated[float, typer.Option(help="Sampling temperature.")]
+
+
+def backend_options(
+    backend: str | None,
+    base_url: str | list[str] | None,
+    model: str | None,
+    hf: str | None,
+    **server_options,
+) -> tuple[str, dict]:
+    """Backend name and constructor options from the CLI's --backend/--base-url/--model/--hf
+    (shared by query, bench and ablate): a URL means openai, --hf means transformers, else the
+    offline FACS reasoner.  ``server_options`` (server, timeout_s, concurrency) go to openai."""
+    name = backend or ("openai" if base_url else "transformers" if hf else "facs")
+    if name == "openai":
+        if not base_url:
+            raise SovtpError("--backend openai needs --base-url")
+        opts = {"base_url": base_url, **server_options}
+        return name, opts | ({"model": model} if model else {})
+    if name in ("transformers", "vllm"):
+        if not (hf or model):
+            raise SovtpError(f"--backend {name} needs --hf MODEL (or --model)")
+        return name, {"model": hf or model}
+    return name, {}
 
 
 def _console():
@@ -221,28 +260,18 @@ def query_cmd(
         str | None,
         typer.Option(help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (vllm serve)."),
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(help="Model name on that server (default: its first /v1/models entry)."),
-    ] = None,
-    hf: Annotated[
-        str | None,
-        typer.Option("--hf", help="Run a transformers model in-process (hub ID or folder)."),
-    ] = None,
-    backend: Annotated[
-        str | None, typer.Option(help="facs (offline, default) | openai | transformers | vllm.")
-    ] = None,
-    server: Annotated[
-        str, typer.Option(help="openai | vllm (vllm: structured_outputs via extra_body).")
-    ] = "openai",
+    model: Model = None,
+    hf: Hf = None,
+    backend: BackendName = None,
+    server: Server = "openai",
     prompt: PromptId = "sovtp/full",
     labels: Labels = None,
     subject: Subject = "largest",
     transcript: Transcript = None,
     sampling: Sampling = "uniform:8",
     max_faces: MaxFaces = 6,
-    max_tokens: Annotated[int, typer.Option(help="Most tokens the model may answer with.")] = 512,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
+    max_tokens: MaxTokens = 512,
+    temperature: Temperature = 0.0,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 120.0,
     out: Annotated[
@@ -254,16 +283,7 @@ def query_cmd(
     """Which emotion, and why: one clip through annotation, prompt, a backend and the parser."""
     from sovtp.query import run_query
 
-    name = backend or ("openai" if base_url else "transformers" if hf else "facs")
-    options: dict = {}
-    if name == "openai":
-        if not base_url:
-            raise SovtpError("--backend openai needs --base-url")
-        options = {"base_url": base_url, "model": model, "server": server, "timeout_s": timeout}
-    elif name in ("transformers", "vllm"):
-        if not (hf or model):
-            raise SovtpError(f"--backend {name} needs --hf MODEL_ID (or --model)")
-        options = {"model": hf or model}
+    name, options = backend_options(backend, base_url, model, hf, server=server, timeout_s=timeout)
     clip, frames = _annotate(media, sampling, max_faces, no_cache, no_pose)
     out = out or Path("runs") / "query" / Path(media).stem
     result = run_query(

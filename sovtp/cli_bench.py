@@ -11,7 +11,19 @@ from typing import Annotated
 
 import typer
 
-from sovtp.cli import MaxFaces, NoCache, NoPose, Sampling, app
+from sovtp.cli import (
+    BackendName,
+    Hf,
+    MaxFaces,
+    MaxTokens,
+    Model,
+    NoCache,
+    NoPose,
+    Sampling,
+    Server,
+    Temperature,
+    app,
+)
 from sovtp.errors import SovtpError
 
 Data = Annotated[
@@ -31,26 +43,18 @@ BaseUrl = Annotated[
 
 
 def _systems(backend, base_url, model, hf, system, server, concurrency):
+    """The systems of a run: each --system, plus the one --backend/--base-url/--hf describe
+    (the offline FACS reasoner when nothing is given)."""
     from sovtp.bench.config import SystemSpec
+    from sovtp.cli import backend_options
 
     out = [SystemSpec.parse(s) for s in system or []]
     if base_url or hf or backend or not out:
-        name = backend or ("openai" if base_url else "transformers" if hf else "facs")
-        opts: dict = {}
-        if name == "openai":
-            if not base_url:
-                raise SovtpError("--backend openai needs --base-url")
-            opts = {"base_url": list(base_url), "server": server, "concurrency": concurrency}
-            if model:
-                opts["model"] = model
-        elif name in ("transformers", "vllm"):
-            if not (hf or model):
-                raise SovtpError(f"--backend {name} needs --hf MODEL (or --model)")
-            opts = {"model": hf or model}
-        label = (
-            name if not (model or hf) else f"{name}:{(model or hf).rstrip('/').rsplit('/', 1)[-1]}"
+        urls = list(base_url) if base_url else None
+        name, opts = backend_options(
+            backend, urls, model, hf, server=server, concurrency=concurrency
         )
-        out.append(SystemSpec(name=label, backend=name, options=opts))
+        out.append(SystemSpec.of(name, opts))
     return out
 
 
@@ -141,73 +145,44 @@ def _config(**kw):
     return BenchConfig(**{k: v for k, v in kw.items() if v is not None})
 
 
-@app.command("bench")
-def bench_cmd(
-    data: Data,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/bench"),
-    evaluator: Annotated[
-        str | None, typer.Option(help="Evaluator spec (dfew, mafw, ... or a YAML).")
-    ] = None,
-    prompt: Annotated[
-        list[str] | None,
-        typer.Option("--prompt", "-p", help="Prompt spec; repeat for several variants."),
-    ] = None,
-    labels: Annotated[
-        str | None, typer.Option(help="Label set (default: the evaluator's or the prompt's).")
-    ] = None,
-    split: Annotated[str | None, typer.Option(help="Split (test, validation, ...).")] = None,
-    fold: Annotated[int | None, typer.Option(help="Fold (DFEW/MAFW 1-5).")] = None,
-    root: Annotated[
-        Path | None,
-        typer.Option(help="Root the manifest's paths resolve under (default: its folder)."),
-    ] = None,
-    backend: Annotated[
-        str | None, typer.Option(help="facs (default) | openai | transformers | vllm.")
-    ] = None,
-    base_url: BaseUrl = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model on the server (default: discovered).")
-    ] = None,
-    hf: Annotated[
-        str | None, typer.Option("--hf", help="transformers model (hub ID or folder).")
-    ] = None,
-    system: Annotated[
-        list[str] | None,
-        typer.Option(help="A further system: facs | openai[:MODEL]@URL[,URL] | transformers:PATH."),
-    ] = None,
-    server: Annotated[
-        str, typer.Option(help="openai | vllm (structured outputs the vLLM way).")
-    ] = "openai",
-    concurrency: Annotated[int, typer.Option(help="Requests in flight per endpoint.")] = 16,
-    sampling: Sampling = "uniform:8",
-    max_faces: MaxFaces = 4,
-    no_pose: NoPose = False,
-    no_cache: NoCache = False,
-    no_response_cache: Annotated[
-        bool, typer.Option("--no-response-cache", help="Do not reuse cached deterministic answers.")
-    ] = False,
-    limit: Annotated[
-        int | None, typer.Option(help="Only the first N samples (after --shuffle).")
-    ] = None,
-    shuffle: Annotated[
-        bool, typer.Option("--shuffle", help="Shuffle the samples (with --seed).")
-    ] = False,
-    seed: Annotated[int, typer.Option(help="Shuffle seed.")] = 0,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
-    max_tokens: Annotated[int, typer.Option(help="Most tokens per answer.")] = 512,
-    engine: Annotated[str, typer.Option(help="local | ray (Ray Data; extra `ray`).")] = "local",
-    resume: Annotated[
-        bool,
-        typer.Option("--resume", help="Continue the run in --out, skipping rows already written."),
-    ] = False,
-    no_report: Annotated[bool, typer.Option("--no-report", help="Skip writing report.*.")] = False,
-    tier_by: Annotated[
-        str | None, typer.Option(help="Difficulty tiers: n_faces (default) or a manifest column.")
-    ] = None,
-) -> None:
-    """Score systems × prompt variants on a benchmark; writes a resumable run folder + report."""
+Out = Annotated[Path, typer.Option("--out", "-o", help="Run folder.")]
+Evaluator = Annotated[str | None, typer.Option(help="Evaluator spec (dfew, mafw, ... or a YAML).")]
+RunLabels = Annotated[
+    str | None, typer.Option(help="Label set (default: the evaluator's or the prompt's).")
+]
+Split = Annotated[str | None, typer.Option(help="Split (test, validation, ...).")]
+Fold = Annotated[int | None, typer.Option(help="Fold (DFEW/MAFW 1-5).")]
+Root = Annotated[
+    Path | None, typer.Option(help="Root the manifest's paths resolve under (default: its folder).")
+]
+Systems = Annotated[
+    list[str] | None,
+    typer.Option(help="A further system: facs | openai[:MODEL]@URL[,URL] | transformers:PATH."),
+]
+Concurrency = Annotated[int, typer.Option(help="Requests in flight per endpoint.")]
+NoResponseCache = Annotated[
+    bool, typer.Option("--no-response-cache", help="Do not reuse cached deterministic answers.")
+]
+Limit = Annotated[int | None, typer.Option(help="Only the first N samples (after --shuffle).")]
+Shuffle = Annotated[bool, typer.Option("--shuffle", help="Shuffle the samples (with --seed).")]
+Seed = Annotated[int, typer.Option(help="Shuffle seed.")]
+Engine = Annotated[str, typer.Option(help="local | ray (Ray Data; extra `ray`).")]
+Resume = Annotated[
+    bool, typer.Option("--resume", help="Continue the run in --out, skipping rows already written.")
+]
+TierBy = Annotated[
+    str | None, typer.Option(help="Difficulty tiers: n_faces (default) or a manifest column.")
+]
+
+
+def _bench(
+    variants, data, out, evaluator, labels, split, fold, root, backend, base_url, model, hf,
+    system, server, concurrency, sampling, max_faces, no_pose, no_cache, no_response_cache,
+    limit, shuffle, seed, temperature, max_tokens, engine, resume, no_report, tier_by,
+) -> None:  # fmt: skip
+    """What bench and ablate share once the variants are known."""
     cfg = _config(
-        data=data, out=str(out), evaluator=evaluator, variants=prompt or None, labels=labels,
+        data=data, out=str(out), evaluator=evaluator, variants=variants, labels=labels,
         split=split, fold=fold, root=str(root) if root else None,
         systems=_systems(backend, base_url, model, hf, system, server, concurrency),
         sampling=sampling, max_faces=max_faces, pose=not no_pose, annotation_cache=not no_cache,
@@ -217,10 +192,50 @@ def bench_cmd(
     _run(cfg, resume, no_report)
 
 
+@app.command("bench")
+def bench_cmd(
+    data: Data,
+    out: Out = Path("runs/bench"),
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option("--prompt", "-p", help="Prompt spec; repeat for several variants."),
+    ] = None,
+    evaluator: Evaluator = None,
+    labels: RunLabels = None,
+    split: Split = None,
+    fold: Fold = None,
+    root: Root = None,
+    backend: BackendName = None,
+    base_url: BaseUrl = None,
+    model: Model = None,
+    hf: Hf = None,
+    system: Systems = None,
+    server: Server = "openai",
+    concurrency: Concurrency = 16,
+    sampling: Sampling = "uniform:8",
+    max_faces: MaxFaces = 4,
+    no_pose: NoPose = False,
+    no_cache: NoCache = False,
+    no_response_cache: NoResponseCache = False,
+    limit: Limit = None,
+    shuffle: Shuffle = False,
+    seed: Seed = 0,
+    temperature: Temperature = 0.0,
+    max_tokens: MaxTokens = 512,
+    engine: Engine = "local",
+    resume: Resume = False,
+    no_report: Annotated[bool, typer.Option("--no-report", help="Skip writing report.*.")] = False,
+    tier_by: TierBy = None,
+) -> None:
+    """Score systems × prompt variants on a benchmark; writes a resumable run folder + report."""
+    kw = dict(locals())  # exactly the options above, by name
+    _bench(kw.pop("prompt") or None, **kw)
+
+
 @app.command("ablate")
 def ablate_cmd(
     data: Data,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/ablate"),
+    out: Out = Path("runs/ablate"),
     ladder: Annotated[
         bool,
         typer.Option(
@@ -234,36 +249,44 @@ def ablate_cmd(
             help="Factorial grid: comma-separated switches (boxes, ids, landmarks, au_overlay, pose, au, context, self_correct)."
         ),
     ] = None,
-    base: Annotated[
-        str, typer.Option(help="Base spec of a grid, or the base variant of a list.")
-    ] = "sovtp/full",
+    base: Annotated[str, typer.Option(help="Base spec of a --grid.")] = "sovtp/full",
     prompt: Annotated[
         list[str] | None,
         typer.Option("--prompt", "-p", help="Variants (a list); the first is the base."),
     ] = None,
-    evaluator: Annotated[str | None, typer.Option(help="Evaluator spec.")] = None,
-    labels: Annotated[str | None, typer.Option(help="Label set.")] = None,
-    split: Annotated[str | None, typer.Option(help="Split.")] = None,
-    fold: Annotated[int | None, typer.Option(help="Fold.")] = None,
-    backend: Annotated[
-        str | None, typer.Option(help="facs (default) | openai | transformers | vllm.")
-    ] = None,
+    evaluator: Evaluator = None,
+    labels: RunLabels = None,
+    split: Split = None,
+    fold: Fold = None,
+    root: Root = None,
+    backend: BackendName = None,
     base_url: BaseUrl = None,
-    model: Annotated[str | None, typer.Option(help="Model on the server.")] = None,
-    hf: Annotated[str | None, typer.Option("--hf", help="transformers model.")] = None,
-    server: Annotated[str, typer.Option(help="openai | vllm.")] = "openai",
-    concurrency: Annotated[int, typer.Option(help="Requests in flight per endpoint.")] = 16,
+    model: Model = None,
+    hf: Hf = None,
+    system: Systems = None,
+    server: Server = "openai",
+    concurrency: Concurrency = 16,
     sampling: Sampling = "uniform:8",
     max_faces: MaxFaces = 4,
-    limit: Annotated[int | None, typer.Option(help="Only the first N samples.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")] = False,
-    engine: Annotated[str, typer.Option(help="local | ray.")] = "local",
+    no_pose: NoPose = False,
+    no_cache: NoCache = False,
+    no_response_cache: NoResponseCache = False,
+    limit: Limit = None,
+    shuffle: Shuffle = False,
+    seed: Seed = 0,
+    temperature: Temperature = 0.0,
+    max_tokens: MaxTokens = 512,
+    engine: Engine = "local",
+    resume: Resume = False,
+    tier_by: TierBy = None,
 ) -> None:
     """Which prompt element buys how much: one annotation pass, every variant, deltas with CIs
     and McNemar p-values against the base."""
+    kw = dict(locals())  # exactly the options above, by name (before any import adds a local)
     from sovtp.bench.ablation import LADDER
     from sovtp.bench.ablation import grid as make_grid
 
+    ladder, grid, base, prompt = (kw.pop(k) for k in ("ladder", "grid", "base", "prompt"))
     if sum(bool(x) for x in (ladder, grid, prompt)) != 1:
         raise SovtpError("choose one of --ladder, --grid SWITCHES or --prompt (repeated)")
     if ladder:
@@ -274,12 +297,7 @@ def ablate_cmd(
         )
     else:
         variants = list(prompt or [])
-    cfg = _config(
-        data=data, out=str(out), evaluator=evaluator, variants=variants, labels=labels,
-        split=split, fold=fold, systems=_systems(backend, base_url, model, hf, None, server, concurrency),
-        sampling=sampling, max_faces=max_faces, limit=limit, engine=engine,
-    )  # fmt: skip
-    _run(cfg, resume, False)
+    _bench(variants, no_report=False, **kw)
 
 
 @app.command("report")

@@ -298,3 +298,16 @@ def test_a_server_that_is_down_is_a_clear_error(manifest, tmp_path):
         url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
     with pytest.raises(BackendError, match="cannot list models"):
         run_bench(cfg(manifest, tmp_path / "r", systems=[SystemSpec.parse(f"openai@{url}")]))
+
+
+def test_cli_ablate_takes_a_list_of_variants_with_bench_options(manifest, tmp_path):
+    out = tmp_path / "list"
+    r = subprocess.run(
+        [sys.executable, "-m", "sovtp", "ablate", str(manifest), "-p", "ladder/plain", "-p", "sovtp/full",
+         "-o", str(out), "-s", "uniform:1", "--limit", "2", "--no-pose", "--tier-by", "scene"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((out / "report.json").read_text())
+    (c,) = rep["scoring"]["comparisons"]
+    assert (c["a"]["variant"], c["b"]["variant"]) == ("ladder/plain", "sovtp/full")

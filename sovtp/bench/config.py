@@ -39,8 +39,14 @@ class SystemSpec(BaseModel):
             opts["model"] = model
         elif backend != "facs":
             raise SovtpError(f"unknown backend in system {text!r}")
+        return cls.of(backend, opts)
+
+    @classmethod
+    def of(cls, backend: str, options: dict[str, Any]) -> SystemSpec:
+        """A system named as tables show it: the backend, and the model's last path part."""
+        model = options.get("model")
         name = backend if not model else f"{backend}:{model.rstrip('/').rsplit('/', 1)[-1]}"
-        return cls(name=name, backend=backend, options=opts)
+        return cls(name=name, backend=backend, options=options)
 
 
 class BenchConfig(BaseModel):
