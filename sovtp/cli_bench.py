@@ -107,36 +107,29 @@ def _run(cfg, resume: bool, no_report: bool) -> None:
     _print_summary(run)
 
 
-def _print_summary(run: Path) -> None:
+def _print_tables(scoring: dict, title: str) -> None:
+    """The report's metric and comparison tables, on the terminal."""
     from rich.console import Console
     from rich.table import Table
 
-    rep_p = run / "report.json"
+    from sovtp.report.build import comparisons_table, metrics_table
+
     con = Console()
+    for (head, rows), name in ((metrics_table(scoring), title), (comparisons_table(scoring), "")):
+        if rows:
+            t = Table(*head, title=name or None)
+            for r in rows:
+                t.add_row(*map(str, r))
+            con.print(t)
+
+
+def _print_summary(run: Path) -> None:
+    rep_p = run / "report.json"
     if not rep_p.exists():
-        con.print(f"run folder: {run}")
+        typer.echo(f"run folder: {run}")
         return
-    rep = json.loads(rep_p.read_text())
-    t = Table(title=f"{run}")
-    for c in ("system", "variant", "n", "WAR [95% CI]", "UAR [95% CI]", "invalid"):
-        t.add_column(c)
-    for e in rep["scoring"]["systems"]:
-        w, u = e["ci"]["war"], e["ci"]["uar"]
-        t.add_row(
-            e["system"], e["variant"], str(e["n"]),
-            f"{100 * w['value']:.2f} [{100 * w['low']:.1f}, {100 * w['high']:.1f}]",
-            f"{100 * u['value']:.2f} [{100 * u['low']:.1f}, {100 * u['high']:.1f}]",
-            f"{100 * e['metrics']['invalid_rate']:.1f}%",
-        )  # fmt: skip
-    con.print(t)
-    for c in rep["scoring"]["comparisons"]:
-        d, mc = c["delta_war"], c["mcnemar"]
-        con.print(
-            f"  {c['b']['variant']} vs {c['a']['variant']} ({c['b']['system']}): "
-            f"ΔWAR {100 * d['value']:+.2f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}], "
-            f"McNemar p={mc['p_value']:.3g}"
-        )
-    con.print(f"[dim]report: {run / 'report.html'}[/dim]")
+    _print_tables(json.loads(rep_p.read_text())["scoring"], str(run))
+    typer.echo(f"report: {run / 'report.html'}")
 
 
 def _config(**kw):
@@ -362,7 +355,6 @@ def score_cmd(
     ] = False,
 ) -> None:
     """Recognition metrics (WAR, UAR, F1s, per class, confusion, invalid rate) with 95% CIs."""
-    from rich.console import Console
 
     from sovtp.bench.store import iter_jsonl
     from sovtp.labels import load_label_set
@@ -388,16 +380,7 @@ def score_cmd(
     if as_json:
         print(json.dumps(s, indent=1))
         return
-    con = Console()
-    for e in s["systems"]:
-        w, u, m = e["ci"]["war"], e["ci"]["uar"], e["metrics"]
-        con.print(
-            f"[bold]{e['system'] or predictions.name}[/] {e['variant']}  n={e['n']}  "
-            f"WAR {100 * w['value']:.2f} [{100 * w['low']:.2f}, {100 * w['high']:.2f}]  "
-            f"UAR {100 * u['value']:.2f} [{100 * u['low']:.2f}, {100 * u['high']:.2f}]  "
-            f"macro-F1 {100 * m['macro_f1']:.2f}  weighted-F1 {100 * m['weighted_f1']:.2f}  "
-            f"invalid {100 * m['invalid_rate']:.2f}%"
-        )
+    _print_tables(s, predictions.name)
 
 
 @app.command("judge")

@@ -23,25 +23,18 @@ from sovtp.report.figures import bars_svg, confusion_svg
 from sovtp.scoring.summary import summarise
 
 
-def _labels(run: Path) -> list[str]:
-    m = json.loads((run / "manifest.json").read_text()) if (run / "manifest.json").exists() else {}
-    labs = (m.get("labels") or {}).get("labels")
-    if labs:
-        return list(labs)
-    golds = {r["gold"] for r in iter_jsonl(run / "predictions.jsonl") if r.get("gold")}
-    return sorted(golds)
+def _read(path: Path, load) -> dict[str, Any]:
+    return (load(path.read_text()) or {}) if path.exists() else {}
 
 
 def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
     run = Path(run)
-    cfg = (
-        yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+    cfg = _read(run / "config.yaml", yaml.safe_load)
+    man = _read(run / "manifest.json", json.loads)
+    labels = (man.get("labels") or {}).get("labels") or sorted(
+        {r["gold"] for r in iter_jsonl(run / "predictions.jsonl") if r.get("gold")}
     )
-    labels = _labels(run)
     rows = iter_jsonl(run / "predictions.jsonl")  # streamed into the summary
-    man = (
-        json.loads((run / "manifest.json").read_text()) if (run / "manifest.json").exists() else {}
-    )
     order = man.get("variants") or []
     base = cfg.get("base_variant") or (order[0] if order else None)
     tier_by = "n_faces"
@@ -84,45 +77,101 @@ def _ci(e: dict[str, Any], m: str) -> str:
     return f"{_pct(c['value'])} [{_pct(c['low'])}, {_pct(c['high'])}]"
 
 
+Table = tuple[list[str], list[list[Any]]]  # header, rows (plain values; renderers escape)
+
+
+def metrics_table(s: dict[str, Any]) -> Table:
+    head = ["system", "variant", "n", "WAR [95% CI]", "UAR [95% CI]", "macro F1", "weighted F1",
+            "invalid", "errors"]  # fmt: skip
+    rows = [
+        [
+            e["system"],
+            e["variant"],
+            e["n"],
+            _ci(e, "war"),
+            _ci(e, "uar"),
+            _pct(e["metrics"]["macro_f1"]),
+            _pct(e["metrics"]["weighted_f1"]),
+            _pct(e["metrics"]["invalid_rate"]),
+            e["errors"],
+        ]  # fmt: skip
+        for e in s["systems"]
+    ]
+    return head, rows
+
+
+def comparisons_table(s: dict[str, Any]) -> Table:
+    def delta(d: dict[str, float]) -> str:
+        return f"{100 * d['value']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
+
+    rows = [
+        [
+            f"{c['a']['system']} · {c['a']['variant']}",
+            f"{c['b']['system']} · {c['b']['variant']}",
+            c["n_shared"],
+            delta(c["delta_war"]),
+            f"{c['mcnemar']['b']}/{c['mcnemar']['c']}",
+            f"{c['mcnemar']['p_value']:.4f}",
+        ]  # fmt: skip
+        for c in s["comparisons"]
+    ]
+    return ["A", "B", "n", "ΔWAR [95% CI]", "McNemar b/c", "p"], rows
+
+
+def per_class_table(e: dict[str, Any]) -> Table:
+    rows = [
+        [lab, _pct(pc["precision"]), _pct(pc["recall"]), _pct(pc["f1"]), pc["support"]]
+        for lab, pc in e["per_class"].items()
+    ]
+    return ["class", "precision", "recall", "F1", "support"], rows
+
+
+def group_table(name: str, block: dict[str, Any]) -> Table:
+    rows = [[k, v["n"], _pct(v["war"]), _pct(v["uar"])] for k, v in block.items()]
+    return [name, "n", "WAR", "UAR"], rows
+
+
+def reasoning_table(r: dict[str, Any]) -> Table:
+    rows = [[g, k, v] for g, scores in (r.get("scores") or {}).items() for k, v in scores.items()]
+    return ["system · variant", "score (0-10)", "value"], rows
+
+
+def md_table(t: Table) -> list[str]:
+    head, rows = t
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
+        "| " + " | ".join(str(c) for c in r) + " |" for r in rows
+    ]
+
+
+def html_table(t: Table) -> str:
+    head, rows = t
+    th = "".join(f"<th>{_esc(h)}</th>" for h in head)
+    trs = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{th}</tr>{trs}</table>"
+
+
+def _groups(e: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(n, b) for n, b in (("tier", e.get("tiers")), ("face", e.get("per_face"))) if b]
+
+
 def markdown(rep: dict[str, Any]) -> str:
     s = rep["scoring"]
-    out = [f"# sovtp report — {rep.get('data') or rep['run']}", ""]
-    out += ["| system | variant | n | WAR [95% CI] | UAR [95% CI] | macro F1 | weighted F1 | invalid |",
-            "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for e in s["systems"]:
-        m = e["metrics"]
-        out.append(
-            f"| {e['system']} | {e['variant']} | {e['n']} | {_ci(e, 'war')} | {_ci(e, 'uar')} | "
-            f"{_pct(m['macro_f1'])} | {_pct(m['weighted_f1'])} | {_pct(m['invalid_rate'])} |"
-        )
+    out = [f"# sovtp report — {rep.get('data') or rep['run']}", "", *md_table(metrics_table(s))]
     if s["comparisons"]:
-        out += ["", "## Paired comparisons (B vs A on shared samples)", "",
-                "| A | B | n | ΔWAR [95% CI] | McNemar b/c | p |", "|---|---|---|---|---|---|"]  # fmt: skip
-        for c in s["comparisons"]:
-            d, mc = c["delta_war"], c["mcnemar"]
-            out.append(
-                f"| {c['a']['system']} · {c['a']['variant']} | {c['b']['system']} · {c['b']['variant']} "
-                f"| {c['n_shared']} | {100 * d['value']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] "
-                f"| {mc['b']}/{mc['c']} | {mc['p_value']:.4f} |"
-            )
+        out += ["", "## Paired comparisons (B vs A on shared samples)", ""]
+        out += md_table(comparisons_table(s))
     for e in s["systems"]:
-        out += ["", f"## {e['system']} · {e['variant']}: per class", "",
-                "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]  # fmt: skip
-        for lab, pc in e["per_class"].items():
-            out.append(
-                f"| {lab} | {_pct(pc['precision'])} | {_pct(pc['recall'])} | {_pct(pc['f1'])} | {pc['support']} |"
-            )
-        if e.get("tiers"):
-            out += ["", "| tier | n | WAR | UAR |", "|---|---|---|---|"]
-            out += [
-                f"| {k} | {v['n']} | {_pct(v['war'])} | {_pct(v['uar'])} |"
-                for k, v in e["tiers"].items()
-            ]
+        out += [
+            "",
+            f"## {e['system']} · {e['variant']}: per class",
+            "",
+            *md_table(per_class_table(e)),
+        ]
+        for name, block in _groups(e):
+            out += ["", *md_table(group_table(name, block))]
     if rep.get("reasoning"):
-        r = rep["reasoning"]
-        out += ["", f"## Reasoning ({r.get('method')})", ""]
-        for k, v in (r.get("scores") or {}).items():
-            out.append(f"- {k}: {v}")
+        out += ["", f"## Reasoning ({rep['reasoning'].get('method')})", ""]
+        out += md_table(reasoning_table(rep["reasoning"]))
     return "\n".join(out) + "\n"
 
 
@@ -156,59 +205,26 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
     parts = [
         f"<h1>sovtp report</h1><p>{_esc(rep.get('data'))} · {rep['rows']} rows · run <code>{_esc(run)}</code></p>"
     ]
-    parts.append("<h2>Metrics</h2><table><tr><th>system</th><th>variant</th><th>n</th><th>WAR [95% CI]</th>"
-                 "<th>UAR [95% CI]</th><th>macro F1</th><th>weighted F1</th><th>invalid</th><th>errors</th></tr>")  # fmt: skip
-    for e in s["systems"]:
-        m = e["metrics"]
-        parts.append(
-            f"<tr><td>{_esc(e['system'])}</td><td>{_esc(e['variant'])}</td><td>{e['n']}</td><td>{_ci(e, 'war')}</td>"
-            f"<td>{_ci(e, 'uar')}</td><td>{_pct(m['macro_f1'])}</td><td>{_pct(m['weighted_f1'])}</td>"
-            f"<td>{_pct(m['invalid_rate'])}</td><td>{e['errors']}</td></tr>"
-        )
-    parts.append("</table>")
+    parts.append("<h2>Metrics</h2>" + html_table(metrics_table(s)))
     if s["systems"]:
         parts.append(f"<div class='fig'>{bars_svg(s['systems'], 'war')}</div>")
         parts.append(f"<div class='fig'>{bars_svg(s['systems'], 'uar')}</div>")
     if s["comparisons"]:
-        parts.append("<h2>Ablation / comparison</h2><table><tr><th>A</th><th>B</th><th>n</th><th>ΔWAR [95% CI]</th>"
-                     "<th>McNemar b/c</th><th>p</th></tr>")  # fmt: skip
-        for c in s["comparisons"]:
-            d, mc = c["delta_war"], c["mcnemar"]
-            parts.append(
-                f"<tr><td>{_esc(c['a']['system'])} · {_esc(c['a']['variant'])}</td><td>{_esc(c['b']['system'])} · "
-                f"{_esc(c['b']['variant'])}</td><td>{c['n_shared']}</td><td>{100 * d['value']:+.2f} "
-                f"[{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]</td><td>{mc['b']}/{mc['c']}</td><td>{mc['p_value']:.4f}</td></tr>"
-            )
-        parts.append("</table>")
+        parts.append("<h2>Ablation / comparison</h2>" + html_table(comparisons_table(s)))
     for e in s["systems"]:
         title = f"{e['system']} · {e['variant']}"
         parts.append(
             f"<h2>{_esc(title)}</h2><div class='fig'>{confusion_svg(e['confusion'], title)}</div>"
+            f"<div class='fig'>{html_table(per_class_table(e))}"
+            + "".join(html_table(group_table(n, b)) for n, b in _groups(e))
+            + "</div>"
         )
-        parts.append(
-            "<div class='fig'><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
-        )
-        for lab, pc in e["per_class"].items():
-            parts.append(f"<tr><td>{_esc(lab)}</td><td>{_pct(pc['precision'])}</td><td>{_pct(pc['recall'])}</td>"
-                         f"<td>{_pct(pc['f1'])}</td><td>{pc['support']}</td></tr>")  # fmt: skip
-        parts.append("</table>")
-        for name, block in (("tier", e.get("tiers")), ("face", e.get("per_face"))):
-            if block:
-                parts.append(f"<table><tr><th>{name}</th><th>n</th><th>WAR</th><th>UAR</th></tr>")
-                parts += [f"<tr><td>{_esc(k)}</td><td>{v['n']}</td><td>{_pct(v['war'])}</td><td>{_pct(v['uar'])}</td></tr>"
-                          for k, v in block.items()]  # fmt: skip
-                parts.append("</table>")
-        parts.append("</div>")
     if rep.get("reasoning"):
         r = rep["reasoning"]
         parts.append(
-            f"<h2>Reasoning scores</h2><p>method: <b>{_esc(r.get('method'))}</b></p><table>"
+            f"<h2>Reasoning scores</h2><p>method: <b>{_esc(r.get('method'))}</b></p>"
+            + html_table(reasoning_table(r))
         )
-        parts += [
-            f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>"
-            for k, v in (r.get("scores") or {}).items()
-        ]
-        parts.append("</table>")
     gal = list(iter_jsonl(run / "gallery.jsonl"))
     if gal:
         parts.append("<h2>Gallery</h2><div class='gallery'>")

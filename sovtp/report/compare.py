@@ -37,13 +37,25 @@ def compare_rows(runs: list[str | Path]) -> list[dict[str, Any]]:
 
 
 def compare_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| run | system | variant | n | WAR [95% CI] | UAR [95% CI] | macro F1 | invalid |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for r in rows:
-        w, u = r["war"], r["uar"]
-        lines.append(
-            f"| {r['run']} | {r['system']} | {r['variant']} | {r['n']} | {100 * w['value']:.2f} "
-            f"[{100 * w['low']:.2f}, {100 * w['high']:.2f}] | {100 * u['value']:.2f} "
-            f"[{100 * u['low']:.2f}, {100 * u['high']:.2f}] | {100 * r['macro_f1']:.2f} | {100 * r['invalid_rate']:.2f} |"
-        )
-    return "\n".join(lines) + "\n"
+    from sovtp.report.build import md_table
+
+    def ci(c: dict[str, float]) -> str:
+        return f"{100 * c['value']:.2f} [{100 * c['low']:.2f}, {100 * c['high']:.2f}]"
+
+    table = (
+        ["run", "system", "variant", "n", "WAR [95% CI]", "UAR [95% CI]", "macro F1", "invalid"],
+        [
+            [
+                r["run"],
+                r["system"],
+                r["variant"],
+                r["n"],
+                ci(r["war"]),
+                ci(r["uar"]),
+                f"{100 * r['macro_f1']:.2f}",
+                f"{100 * r['invalid_rate']:.2f}",
+            ]
+            for r in rows
+        ],  # fmt: skip
+    )
+    return "\n".join(md_table(table)) + "\n"
