@@ -22,7 +22,6 @@ class JudgeSpec(BaseModel):
     approximation.  ``prompts`` name jinja2 templates in ``evaluators/judge/``."""
 
     enabled: bool = False
-    method: str = "offline"  # offline | llm
     prompts: dict[str, str] = Field(
         default_factory=lambda: {
             "clue_overlap": "clue_overlap.j2",
@@ -30,7 +29,6 @@ class JudgeSpec(BaseModel):
         }
     )
     scale: int = 10
-    temperature: float = 0.0
 
 
 class EvaluatorSpec(BaseModel):

@@ -101,9 +101,9 @@ def available() -> list[str]:
 @lru_cache(maxsize=64)
 def _from_file(path: str, mtime_ns: int) -> LabelSet:
     d = yaml.safe_load(Path(path).read_text())
-    return LabelSet(
-        d.get("name", Path(path).stem), list(d["labels"]), dict(d.get("synonyms") or {})
-    )
+    # str() everything: YAML reads a bare yes/no/on as a boolean and 1 as an int
+    syn = {str(k): [str(w) for w in v] for k, v in (d.get("synonyms") or {}).items()}
+    return LabelSet(str(d.get("name", Path(path).stem)), [str(x) for x in d["labels"]], syn)
 
 
 def _load_file(path: Path) -> LabelSet:

@@ -311,3 +311,18 @@ def test_cli_ablate_takes_a_list_of_variants_with_bench_options(manifest, tmp_pa
     rep = json.loads((out / "report.json").read_text())
     (c,) = rep["scoring"]["comparisons"]
     assert (c["a"]["variant"], c["b"]["variant"]) == ("ladder/plain", "sovtp/full")
+
+
+def test_evaluator_refuses_a_split_or_fold_the_benchmark_does_not_have(tmp_path):
+    from sovtp.errors import SovtpError
+
+    with pytest.raises(SovtpError, match="no fold 9"):
+        run_bench(
+            BenchConfig(data=f"dfew:{tmp_path}", evaluator="dfew", fold=9, out=str(tmp_path / "r"))
+        )
+    with pytest.raises(SovtpError, match="no split 'dev'"):
+        run_bench(
+            BenchConfig(
+                data=f"dfew:{tmp_path}", evaluator="dfew", split="dev", out=str(tmp_path / "r")
+            )
+        )

@@ -54,6 +54,11 @@ class AdaptiveLimiter:
         self._ok_streak = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
 
+    @property
+    def queued(self) -> int:
+        """Requests admitted or waiting: what a load balancer compares against ``limit``."""
+        return self.in_flight + len(self._waiters)
+
     def _admit(self) -> None:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
@@ -109,8 +114,7 @@ class _Endpoint:
         self.sent = 0
 
     def load(self) -> float:
-        lim = self.limiter
-        return (lim.in_flight + len(lim._waiters)) / lim.limit + self.penalty
+        return self.limiter.queued / self.limiter.limit + self.penalty
 
 
 def _api_key(explicit: str | None) -> str:

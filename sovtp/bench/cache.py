@@ -32,7 +32,7 @@ def request_key(backend: str, model: str, flavour: str, q: Query, cfg: Generatio
             "messages": q.redacted()["messages"],
             "labels": q.labels,
             "output": q.output,
-            "facs": q.meta.get("facs") if backend == "facs" else None,
+            "facs": q.meta.get("facs"),  # the measured AUs a text-only query stands for
             "gen": cfg.__dict__,
         },
         sort_keys=True,

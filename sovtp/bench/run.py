@@ -17,6 +17,7 @@ from sovtp.bench.runner import Context, Stats, rows_of, run_local
 from sovtp.bench.store import RunStore, iter_jsonl
 from sovtp.data.sample import Sample
 from sovtp.data.sources import open_dataset, select
+from sovtp.errors import SovtpError
 from sovtp.evaluator import load_evaluator
 from sovtp.labels import LabelSet, load_label_set
 from sovtp.prompting.spec import load_spec
@@ -30,6 +31,10 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     if not cfg.evaluator:
         return cfg
     ev = load_evaluator(cfg.evaluator)
+    if cfg.split is not None and ev.splits and cfg.split not in ev.splits:
+        raise SovtpError(f"{ev.name} has no split {cfg.split!r} (splits: {', '.join(ev.splits)})")
+    if cfg.fold is not None and ev.folds and cfg.fold not in ev.folds:
+        raise SovtpError(f"{ev.name} has no fold {cfg.fold} (folds: {ev.folds})")
     upd: dict[str, Any] = {}
     if cfg.split is None and ev.split:
         upd["split"] = ev.split
@@ -78,12 +83,11 @@ def run_manifest(
 ) -> dict[str, Any]:
     from sovtp.annotate.mediapipe import DetectorConfig
 
+    specs = [load_spec(v) for v in cfg.variants]
     return {
         "versions": versions(),
-        "variants": [load_spec(v).id for v in cfg.variants],
-        "prompts": {
-            v: {"hash": load_spec(v).hash, "template": load_spec(v).template} for v in cfg.variants
-        },
+        "variants": [sp.id for sp in specs],
+        "prompts": {sp.id: {"hash": sp.hash, "template": sp.template} for sp in specs},
         "labels": {"name": labels.name, "labels": labels.labels},
         "detector": DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose).key(),
         "sampling": cfg.sampling,

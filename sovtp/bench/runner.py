@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -48,26 +47,22 @@ class Item:
     sample: Sample
     face: int | None
     system: str
-    variant: str  # as the run names it (a spec ID or a spec's YAML path)
+    variant: str  # the prompt spec's ID
     gold: str | None
     facts: dict[str, Any]
     query: Query | None = None
     error: str | None = None
     gallery_image: str | None = None
-    variant_id: str = ""  # the spec's own ID: what rows and tables show
 
 
 @dataclass
 class Stats:
-    samples: int = 0
-    skipped: int = 0
-    rows: int = 0
-    errors: int = 0
-    invalid: int = 0
-    cached: int = 0
+    """What a run's process did (the benchmarks count annotation passes with it)."""
+
+    samples: int = 0  # samples with rows still to write
+    skipped: int = 0  # samples whose rows were all written before (--resume)
     annotations: int = 0  # clips annotated (detector ran or cache hit)
-    detector_calls: int = 0
-    started: float = field(default_factory=time.perf_counter)
+    detector_calls: int = 0  # frames through the detectors
 
 
 def sampling_for(sample: Sample, sampling: str) -> str:
@@ -102,7 +97,8 @@ class Context:
 
         self.cfg = cfg
         self.labels = labels
-        self.specs: dict[str, PromptSpec] = {v: load_spec(v) for v in cfg.variants}
+        # by spec ID (cfg.variants may name a spec by ID or by YAML path, as grids do)
+        self.specs: dict[str, PromptSpec] = {sp.id: sp for sp in map(load_spec, cfg.variants)}
         self.backends: dict[str, Backend] = {
             s.name: get_backend(s.backend, **s.options) for s in cfg.systems
         }
@@ -148,11 +144,10 @@ class Context:
             if f is not None:
                 facts["face_id"] = f
             for s in cfg.systems:
-                for v in cfg.variants:
-                    k = row_key(sample.id, f, s.name, self.specs[v].id)
+                for v in self.specs:
+                    k = row_key(sample.id, f, s.name, v)
                     if k not in done:
                         it = Item(k, sample, f, s.name, v, gold, dict(facts))
-                        it.variant_id = self.specs[v].id
                         if gold_of[f] and gold is None:
                             it.error = f"gold label {gold_of[f]!r} is not in the label set"
                         items.append(it)
@@ -259,7 +254,7 @@ class Context:
             be.generate(queries, self.gen, progress=on_response)  # type: ignore[arg-type]
 
     def _predict(self, it: Item, r: Response) -> Prediction:
-        return predict(r, self.labels, it.sample.id, it.system, it.variant_id, it.gold)
+        return predict(r, self.labels, it.sample.id, it.system, it.variant, it.gold)
 
 
 def response_row(it: Item, r: Response) -> dict[str, Any]:
@@ -268,7 +263,7 @@ def response_row(it: Item, r: Response) -> dict[str, Any]:
         "sample_id": it.sample.id,
         "face_id": it.face,
         "system": it.system,
-        "variant": it.variant_id,
+        "variant": it.variant,
         "spec_hash": it.query.spec_hash if it.query else None,
         "images": [i.sha256 for i in it.query.images] if it.query else [],
         "response": r.model_dump(exclude={"raw"}),
@@ -294,7 +289,7 @@ def gallery_row(it: Item, r: Response, p: Prediction) -> dict[str, Any] | None:
     if not it.gallery_image:
         return None
     return {
-        "key": it.key, "sample_id": it.sample.id, "system": it.system, "variant": it.variant_id,
+        "key": it.key, "sample_id": it.sample.id, "system": it.system, "variant": it.variant,
         "image": it.gallery_image, "prompt": it.query.text() if it.query else "",
         "answer": r.text, "error": r.error, "label": p.label, "gold": it.gold,
         "parse_status": p.parse_status, "rationale": p.rationale,

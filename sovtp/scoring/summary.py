@@ -109,7 +109,7 @@ def _grouped(rs: list[dict[str, Any]], labels: list[str], key) -> dict[str, dict
 def _tiers(rs: list[dict[str, Any]], labels: list[str], tier_by: str) -> dict[str, Any]:
     if tier_by == "n_faces":
         return _grouped(rs, labels, lambda r: faces_tier(r.get("n_faces")))
-    return _grouped(rs, labels, lambda r: str(r.get(tier_by, (r.get("meta") or {}).get(tier_by))))
+    return _grouped(rs, labels, lambda r: str(r.get(tier_by)))  # resolved into the slim row
 
 
 def _compare(
