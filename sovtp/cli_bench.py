@@ -98,7 +98,7 @@ def _run(cfg, resume: bool, no_report: bool) -> None:
             )
 
         if resume:
-            from sovtp.bench.store import iter_jsonl
+            from sovtp.jsonl import iter_jsonl
 
             prog.update(
                 task, completed=sum(1 for _ in iter_jsonl(Path(cfg.out) / "predictions.jsonl"))
@@ -356,7 +356,7 @@ def score_cmd(
 ) -> None:
     """Recognition metrics (WAR, UAR, F1s, per class, confusion, invalid rate) with 95% CIs."""
 
-    from sovtp.bench.store import iter_jsonl
+    from sovtp.jsonl import iter_jsonl
     from sovtp.labels import load_label_set
     from sovtp.scoring.external import external_rows
     from sovtp.scoring.summary import summarise

@@ -13,7 +13,7 @@ import pytest
 
 from sovtp.bench.config import BenchConfig, SystemSpec
 from sovtp.bench.run import run_bench
-from sovtp.bench.store import iter_jsonl
+from sovtp.jsonl import iter_jsonl
 from sovtp.testing import Behaviour, FakeOpenAIServer
 
 VARIANTS = ["ladder/plain", "ladder/au_text", "sovtp/full"]

@@ -303,7 +303,7 @@ display(SVG(confusion_svg(e["confusion"], e["variant"])))
     ),
     (
         PY,
-        """from sovtp.bench.store import iter_jsonl
+        """from sovtp.jsonl import iter_jsonl
 
 g = next(iter_jsonl(run / "gallery.jsonl"))
 display(Image.open(run / g["image"]))

@@ -23,7 +23,7 @@ from itertools import islice
 from typing import Any
 
 from sovtp.backends.base import Backend, GenerationConfig, get_backend
-from sovtp.bench.cache import ResponseCache, is_deterministic, request_key
+from sovtp.backends.cache import ResponseCache, is_deterministic, request_key
 from sovtp.bench.config import BenchConfig
 from sovtp.data.sample import Sample
 from sovtp.labels import LabelSet

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from sovtp.errors import SovtpError
+from sovtp.jsonl import iter_jsonl
 
 
 def repair_jsonl(path: Path) -> int:
@@ -50,19 +50,6 @@ def repair_jsonl(path: Path) -> int:
             pos = start
         f.truncate(0)
         return size
-
-
-def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL file; a torn or corrupt line is skipped, never fatal."""
-    if not path.exists():
-        return
-    with path.open() as f:
-        for line in f:
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    continue
 
 
 class RunStore:

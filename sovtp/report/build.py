@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from sovtp.bench.store import iter_jsonl
+from sovtp.jsonl import iter_jsonl
 from sovtp.report.figures import bars_svg, confusion_svg
 from sovtp.scoring.summary import summarise
 

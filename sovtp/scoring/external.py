@@ -12,11 +12,11 @@ is a wrong answer, not a smaller test set.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sovtp.jsonl import iter_jsonl
 from sovtp.labels import LabelSet
 
 ID_COLS = ("sample_id", "name", "id", "video", "clip", "file")
@@ -28,14 +28,7 @@ def read_table(path: str | Path) -> Iterator[dict[str, Any]]:
     """Rows of a CSV or JSONL file, streamed."""
     p = Path(path)
     if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        with p.open() as f:
-            for line in f:
-                line = line.strip()
-                if line:
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # a torn last line of a crashed run
+        yield from iter_jsonl(p)  # a torn last line of a crashed run is skipped
     else:
         with p.open(newline="") as f:
             yield from csv.DictReader(f)

@@ -227,7 +227,7 @@ def score_rows(
                 scale,
             )
         )
-        from sovtp.bench.cache import ResponseCache, request_key
+        from sovtp.backends.cache import ResponseCache, request_key
 
         cfg = GenerationConfig(max_tokens=256, temperature=0.0, seed=0, structured=False)
         if hasattr(backend, "discover_model") and not backend.model:
