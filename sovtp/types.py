@@ -58,8 +58,15 @@ class Face:
         default_factory=dict
     )  # subject's (left, right)
     au_source: str = ""
+    # how each AU in ``aus`` was measured: "blendshape" | "geometry" | "pyfeat".  An AU absent
+    # from ``aus`` was not measured (which is not the same as measured absent).
+    au_methods: dict[str, str] = field(default_factory=dict)
     head_pose: tuple[float, float, float] | None = None  # yaw, pitch, roll in degrees
     person_id: int | None = None
+    # MediaPipe's relative landmark depth (z, in the same pixel units as x) and its 4×4 facial
+    # transformation matrix (canonical face → this face): what frontalising the landmarks needs
+    depth: np.ndarray | None = None  # N
+    transform: np.ndarray | None = None  # 4×4
 
     @property
     def center(self) -> tuple[float, float]:
@@ -84,6 +91,9 @@ class Face:
                 k: [round(float(a), 4), round(float(b), 4)] for k, (a, b) in self.au_sides.items()
             },
             "au_source": self.au_source,
+            "au_methods": dict(self.au_methods),
+            "depth": None if self.depth is None else np.round(self.depth, 2).tolist(),
+            "transform": None if self.transform is None else np.round(self.transform, 5).tolist(),
             "head_pose": None
             if self.head_pose is None
             else [round(float(v), 2) for v in self.head_pose],
@@ -104,8 +114,13 @@ class Face:
             aus=dict(d.get("aus", {})),
             au_sides={k: (float(v[0]), float(v[1])) for k, v in d.get("au_sides", {}).items()},
             au_source=d.get("au_source", ""),
+            au_methods=dict(d.get("au_methods", {})),
             head_pose=None if hp is None else (float(hp[0]), float(hp[1]), float(hp[2])),
             person_id=d.get("person_id"),
+            depth=None if d.get("depth") is None else np.asarray(d["depth"], dtype=np.float32),
+            transform=None
+            if d.get("transform") is None
+            else np.asarray(d["transform"], dtype=np.float32),
         )
 
 

@@ -127,7 +127,8 @@ class MediaPipeAnnotator:
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
         self.calls += 1
         faces: list[Face] = []
-        for i, pts, res in self._face_passes(image, mp_image):
+        for i, pts3, res in self._face_passes(image, mp_image):
+            pts, depth = pts3[:, :2], pts3[:, 2]
             x0, y0 = pts.min(axis=0)
             x1, y1 = pts.max(axis=0)
             bs = (
@@ -136,9 +137,10 @@ class MediaPipeAnnotator:
                 else {}
             )
             reading = blendshapes_to_aus(bs)
-            pose = None
+            pose = transform = None
             if res.facial_transformation_matrixes:
-                pose = head_pose_from_matrix(np.asarray(res.facial_transformation_matrixes[i]))
+                transform = np.asarray(res.facial_transformation_matrixes[i], dtype=np.float32)
+                pose = head_pose_from_matrix(transform)
             faces.append(
                 Face(
                     track_id=0,
@@ -154,7 +156,10 @@ class MediaPipeAnnotator:
                     aus=reading.aus,
                     au_sides=reading.sides,
                     au_source=SOURCE,
+                    au_methods=dict.fromkeys(reading.aus, "blendshape"),
                     head_pose=pose,
+                    depth=depth,
+                    transform=transform,
                 )
             )
         persons: list[Person] = []
@@ -174,7 +179,7 @@ class MediaPipeAnnotator:
         return FrameAnnotation(index, timestamp_s, (w, h), faces, persons)
 
     def _face_passes(self, image: np.ndarray, mp_image):
-        """(face index, 478×2 pixel landmarks, result) over the frame, or over tiles of it.
+        """(face index, 478×3 pixel landmarks (x, y, z), result) over the frame, or tiles of it.
 
         A wide frame is searched in overlapping square tiles (50 % overlap) instead of whole:
         every face narrower than half a tile lies uncut in some tile.  A face that every tile
@@ -196,8 +201,8 @@ class MediaPipeAnnotator:
             tile = np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side])
             tile_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=tile)
             for i, pts, res in self._detect_window(tile_image, x0, y0, side):
-                box = (*pts.min(axis=0), *pts.max(axis=0))
-                if _cut_by_tile(pts, x0, y0, side, side, w, h):
+                box = (*pts[:, :2].min(axis=0), *pts[:, :2].max(axis=0))
+                if _cut_by_tile(pts[:, :2], x0, y0, side, side, w, h):
                     cut.append(box)
                     continue
                 kept.append(box)
@@ -208,11 +213,14 @@ class MediaPipeAnnotator:
             yield from self._detect_window(mp_image, 0, 0, w)
 
     def _detect_window(self, mp_image, x0: int, y0: int, width: int):
-        """Run the landmarker on one window; landmarks mapped back to full-frame pixels."""
+        """Run the landmarker on one window; landmarks mapped back to full-frame pixels (z, which
+        MediaPipe scales like x, in the same pixels)."""
         res = self._face.detect(mp_image)
         height = mp_image.height
         for i, lms in enumerate(res.face_landmarks):
-            pts = np.array([(p.x * width + x0, p.y * height + y0) for p in lms], dtype=np.float32)
+            pts = np.array(
+                [(p.x * width + x0, p.y * height + y0, p.z * width) for p in lms], dtype=np.float32
+            )
             yield i, pts, res
 
 
