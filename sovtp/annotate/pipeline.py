@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sovtp.annotate.cache import AnnotationCache, cache_key, file_sha256
 from sovtp.annotate.cues import clip_cues
+from sovtp.annotate.geometry import apply_geometry
 from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
 from sovtp.annotate.tracking import FaceTracker, link_faces_to_persons
 from sovtp.media.sampling import Sampling
@@ -70,6 +71,7 @@ def annotate(
             det.__enter__()
         frame_anns = annotate_frames(frames, det, progress)
         version = det.version
+        apply_geometry(frame_anns, still=len(frames) == 1)
     finally:
         if own:
             det.close()
