@@ -27,7 +27,10 @@ class Query(BaseModel):
     spec_id: str = ""
     spec_hash: str = ""
     labels: list[str] = Field(default_factory=list)
-    output: Literal["json", "label"] = "json"
+    # the output contract (sovtp.contracts): staged | text | json | label; ``structured`` False
+    # describes the format in words only (servers without structured outputs)
+    output: Literal["staged", "text", "json", "label"] = "json"
+    structured: bool = True
     subject: int | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
 
@@ -87,6 +90,7 @@ class Prediction(BaseModel):
     scores: dict[str, float] = Field(default_factory=dict)
     confidence: float | None = None
     rationale: str = ""
+    stages: dict[str, str] = Field(default_factory=dict)  # a staged answer's stages, in order
     cues_used: list[str] = Field(default_factory=list)
     parse_status: Literal["ok", "repaired", "invalid"] = "invalid"
     gold: str | None = None

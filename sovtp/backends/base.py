@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from sovtp.contracts import constraint, json_schema
 from sovtp.errors import BackendError
 from sovtp.records import Query, Response
 
@@ -89,18 +90,16 @@ class BatchedBackend(ABC):
 
 
 def answer_schema(labels: list[str]) -> dict[str, Any]:
-    """The JSON schema every backend answers in: label (enum), confidence, rationale, cues."""
-    return {
-        "type": "object",
-        "properties": {
-            "label": {"type": "string", "enum": list(labels)},
-            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
-            "rationale": {"type": "string"},
-            "cues": {"type": "array", "items": {"type": "string"}},
-        },
-        "required": ["label", "confidence", "rationale", "cues"],
-        "additionalProperties": False,
-    }
+    """The label-first JSON schema (the ``json`` output contract; see :mod:`sovtp.contracts`)."""
+    return json_schema(labels)
+
+
+def query_constraint(q: Query, cfg: GenerationConfig) -> tuple[str, Any] | None:
+    """What to constrain one query's decoding with, by its output contract: ``("json",
+    schema)``, ``("choice", labels)`` or None (``text`` mode, ``--no-structured``, no labels)."""
+    if not (cfg.structured and q.structured):
+        return None
+    return constraint(q.output, q.labels)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sovtp.backends.base import Capabilities, GenerationConfig, answer_schema, failed
+from sovtp.backends.base import Capabilities, GenerationConfig, failed, query_constraint
 from sovtp.errors import BackendError
 from sovtp.records import Query, Response, Usage
 
@@ -189,19 +189,15 @@ class OpenAIBackend:
             body["seed"] = cfg.seed
         if cfg.stop:
             body["stop"] = cfg.stop
-        if cfg.structured and q.labels:
-            if self.server == "vllm" and q.output == "label":
-                body["structured_outputs"] = {"choice": list(q.labels)}
-            elif self.server == "vllm":
-                body["structured_outputs"] = {"json": answer_schema(q.labels)}
-            elif q.output == "json":
+        c = query_constraint(q, cfg)
+        if c is not None:
+            kind, value = c
+            if self.server == "vllm":  # vLLM ≥ 0.12: the retired guided_* fields are ignored
+                body["structured_outputs"] = {kind: value}
+            elif kind == "json":
                 body["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {
-                        "name": "emotion_answer",
-                        "schema": answer_schema(q.labels),
-                        "strict": True,
-                    },
+                    "json_schema": {"name": "emotion_answer", "schema": value, "strict": True},
                 }
         return body
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sovtp.backends.base import BatchedBackend, Capabilities, GenerationConfig, answer_schema
+from sovtp.backends.base import BatchedBackend, Capabilities, GenerationConfig, query_constraint
 from sovtp.errors import BackendError
 from sovtp.records import Query, Response, Usage
 
@@ -34,13 +34,8 @@ class VLLMOfflineBackend(BatchedBackend):
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
-        structured = None
-        if cfg.structured and q.labels:
-            structured = (
-                StructuredOutputsParams(choice=list(q.labels))
-                if q.output == "label"
-                else StructuredOutputsParams(json=answer_schema(q.labels))
-            )
+        c = query_constraint(q, cfg)
+        structured = None if c is None else StructuredOutputsParams(**{c[0]: c[1]})
         return SamplingParams(
             temperature=cfg.temperature,
             max_tokens=cfg.max_tokens,
