@@ -112,13 +112,38 @@ def _load_file(path: Path) -> LabelSet:
 
 @lru_cache(maxsize=256)
 def _from_list(labels: tuple[str, ...]) -> LabelSet:
-    """A list equal to a shipped set's labels *is* that set (with its synonyms): a Query carries
-    only its labels, and the parser must still know that "content" means happy in basic7."""
+    """A list holding a shipped set's labels *is* that set (with its synonyms), in the list's
+    order: a Query carries only its labels — shuffled under ``--label-order`` — and the parser
+    must still know that "content" means happy in basic7."""
     for name in available():
         shipped = _load_file(prompts_dir() / "labels" / f"{name}.yaml")
         if list(labels) == shipped.labels:
             return shipped
+        if sorted(labels) == sorted(shipped.labels) and len(set(labels)) == len(labels):
+            return LabelSet(shipped.name, list(labels), shipped.synonyms)
     return LabelSet("custom", list(labels))
+
+
+LABEL_ORDERS = ("fixed", "shuffled", "reversed")
+
+
+def ordered_labels(labels: list[str], order: str, seed: int, key: str) -> list[str]:
+    """The labels in the order a prompt shows them.  ``shuffled`` is seeded by (seed, sample
+    key), so a rerun shows each sample the same order and samples differ from each other: label
+    order alone is known to move a model's accuracy by many points, so it is a protocol knob."""
+    if order == "fixed":
+        return list(labels)
+    if order == "reversed":
+        return list(reversed(labels))
+    if order == "shuffled":
+        import hashlib
+        import random
+
+        digest = hashlib.sha256(f"{seed}|{key}".encode()).digest()
+        out = list(labels)
+        random.Random(int.from_bytes(digest[:8], "big")).shuffle(out)
+        return out
+    raise ValueError(f"label order must be one of {', '.join(LABEL_ORDERS)}; got {order!r}")
 
 
 def load_label_set(spec: str | list[str] | tuple[str, ...] | LabelSet) -> LabelSet:

@@ -27,10 +27,8 @@ class Query(BaseModel):
     spec_id: str = ""
     spec_hash: str = ""
     labels: list[str] = Field(default_factory=list)
-    # the output contract (sovtp.contracts): staged | text | json | label; ``structured`` False
-    # describes the format in words only (servers without structured outputs)
+    # the output contract (sovtp.contracts): staged | text | json | label
     output: Literal["staged", "text", "json", "label"] = "json"
-    structured: bool = True
     subject: int | None = None
     meta: dict[str, Any] = Field(default_factory=dict)
 
@@ -85,6 +83,7 @@ class Prediction(BaseModel):
     sample_id: str
     system: str = ""
     variant: str = ""
+    face_id: int | None = None  # the subject asked about (its track ID), None when no face
     label: str | None = None
     ranking: list[str] = Field(default_factory=list)
     scores: dict[str, float] = Field(default_factory=dict)

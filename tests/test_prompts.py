@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from sovtp.errors import PromptError
 from sovtp.labels import load_label_set
 from sovtp.prompting.build import ImageCache, build_query, choose_subject
 from sovtp.prompting.spec import PromptSpec, list_specs, load_spec, render_text
+from sovtp.resources import prompts_dir
 from sovtp.types import ClipAnnotation, Face, Frame, FrameAnnotation
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -82,9 +84,10 @@ def test_every_prompt_matches_its_golden_snapshot(spec_id, request):
     )
     text = q.text()
     path = GOLDEN / (spec_id.replace("/", "__") + ".txt")
-    if request.config.getoption("--update-golden") or not path.exists():
+    if request.config.getoption("--update-golden"):
         path.parent.mkdir(exist_ok=True)
         path.write_text(text + "\n")
+    assert path.exists(), f"no golden for {spec_id}: write it with --update-golden and review it"
     assert text + "\n" == path.read_text(), (
         f"{spec_id} changed; rerun with --update-golden if intended"
     )
@@ -153,3 +156,17 @@ def test_spec_hash_follows_template_and_fields(tmp_path):
     assert a.hash != b.hash and len(a.hash) == 16
     with pytest.raises(PromptError, match="unknown prompt"):
         load_spec("ladder/nope")
+    # an edited template (or one of the shared macros) changes the hash of every spec using it
+    root = tmp_path / "prompts"
+    shutil.copytree(prompts_dir(), root)
+    same = load_spec("sovtp/full", root)
+    assert same.hash == load_spec("sovtp/full").hash
+    tpl = root / "templates" / same.template
+    tpl.write_text(tpl.read_text().replace("Stage 1", "Stage one"))
+    assert load_spec("sovtp/full", root).hash != same.hash
+    macros = root / "templates" / "_macros.j2"
+    before = load_spec("ladder/plain", root).hash
+    macros.write_text(macros.read_text() + "\n{# edited #}")
+    assert load_spec("ladder/plain", root).hash != before
+    # and so does the output contract
+    assert same.with_output("text").hash != same.hash

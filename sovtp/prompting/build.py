@@ -57,7 +57,9 @@ def encode_jpeg(img: np.ndarray, opts: ImageOptions) -> tuple[np.ndarray, bytes]
 
 
 def choose_subject(clip: ClipAnnotation, how: str | int | None = "largest") -> int | None:
-    """The subject face's track ID: 'largest' (mean area), 'central', or a given ID."""
+    """The subject face's track ID: 'largest' (mean area; the default), 'center' (nearest the
+    frame centre on average), or a given ID.  ('all' is a loop over IDs, see
+    :func:`subjects`.)"""
     ids = clip.track_ids
     if not ids:
         return None
@@ -68,7 +70,7 @@ def choose_subject(clip: ClipAnnotation, how: str | int | None = "largest") -> i
         return tid
     if how in (None, "largest"):
         return max(ids, key=lambda t: (np.mean([f.area for f in clip.faces_of(t)]), -t))
-    if how == "central":
+    if how in ("center", "central"):
 
         def off(t: int) -> float:
             ds = []
@@ -80,7 +82,14 @@ def choose_subject(clip: ClipAnnotation, how: str | int | None = "largest") -> i
             return float(np.mean(ds))
 
         return min(ids, key=lambda t: (off(t), t))
-    raise ValueError(f"subject must be largest, central or a face ID, not {how!r}")
+    raise ValueError(f"subject must be largest, center, all or a face ID, not {how!r}")
+
+
+def subjects(clip: ClipAnnotation, how: str | int | None = "largest") -> list[int | None]:
+    """The subjects one clip is asked about: every face ID for 'all', else the one chosen."""
+    if how == "all":
+        return list(clip.track_ids) or [None]
+    return [choose_subject(clip, how)]
 
 
 def pick_frames(n: int, budget: int) -> list[int]:
@@ -133,6 +142,27 @@ def render_images(
     return out
 
 
+# FACS combinations a template may cite as examples: only those whose AUs were all measured on the
+# subject are offered, so the prompt never cites a reading that could not have been made.
+FACS_EXAMPLES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("AU6", "AU12"), "AU6+AU12 Duchenne smile"),
+    (("AU1", "AU4", "AU15"), "AU1+AU4+AU15 sadness"),
+    (("AU4", "AU7", "AU23"), "AU4+AU7+AU23 anger"),
+    (("AU1", "AU2", "AU5", "AU26"), "AU1+AU2+AU5+AU26 surprise"),
+    (("AU9", "AU10"), "AU9+AU10 disgust"),
+)
+
+
+def measured_aus(clip: ClipAnnotation, subject: int | None) -> set[str]:
+    """The AUs measured (by any method) on the subject's face in any sampled frame."""
+    out: set[str] = set()
+    for fa in clip.frames:
+        for f in fa.faces:
+            if f.track_id == subject:
+                out.update(f.aus)
+    return out
+
+
 def prompt_context(
     clip: ClipAnnotation,
     spec: PromptSpec,
@@ -156,6 +186,7 @@ def prompt_context(
         ]
 
     au = of("au", "active_aus")
+    measured = measured_aus(clip, subject)
     return {
         "labels": list(labels.labels),
         "n_images": n_images,
@@ -183,6 +214,7 @@ def prompt_context(
             if c.kind == "expression" and c.subject is not None and c.subject != subject
         ],
         "transcript": transcript,
+        "facs_examples": [text for aus_, text in FACS_EXAMPLES if set(aus_) <= measured],
         "output": spec.output,
         "self_correct": spec.self_correct,
     }

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from sovtp.contracts import OUTPUTS, check_output
 from sovtp.errors import PromptError
 from sovtp.render.marks import VisualSpec
 from sovtp.resources import prompts_dir
@@ -60,6 +61,13 @@ class PromptSpec:
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def with_output(self, output: str | None) -> PromptSpec:
+        """This spec under another output contract (``--output``); its hash changes with it, so
+        rows and caches never mix the two."""
+        if output is None or output == self.output:
+            return self
+        return replace(self, output=check_output(output))
+
 
 def _env(root: Path):
     from jinja2 import FileSystemLoader, StrictUndefined
@@ -103,8 +111,8 @@ def load_spec(spec_id: str, root: Path | None = None) -> PromptSpec:
         if bad:
             raise PromptError(f"{path}: unknown cue switches {bad}; known: {list(CUE_SWITCHES)}")
         output = d.get("output", "json")
-        if output not in ("json", "label"):
-            raise PromptError(f"{path}: output must be json or label")
+        if output not in OUTPUTS:
+            raise PromptError(f"{path}: output must be one of {', '.join(OUTPUTS)}")
         template = d["template"]
         if not (root / "templates" / template).exists():
             raise PromptError(f"{path}: template {template!r} not found in {root / 'templates'}")

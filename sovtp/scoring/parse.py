@@ -1,4 +1,14 @@
-"""Model answer → Prediction, in a fixed order of trust; nothing is ever guessed.
+"""Model answer → Prediction, by the output contract the query asked for; nothing is guessed.
+
+With a contract (:mod:`sovtp.contracts`) the parser reads only what that contract asked for:
+
+- ``staged`` / ``json``: a JSON object with a ``label`` (strict → ``ok``; inside a code fence or
+  prose → ``repaired``).  A staged answer's stages become the rationale, stage by stage.
+- ``text``: the **last** line ``Final answer: <label>`` only — never a label mentioned in passing;
+  no such line → ``invalid``.
+- ``label``: the whole answer is one label (or a ranked list of labels).
+
+Without a contract (predictions made elsewhere, legacy rows) it tries, in a fixed order of trust:
 
 1. strict JSON (the whole answer is an object with a ``label``)          → ``ok``
 2. JSON inside a code fence or embedded in prose                          → ``repaired``
@@ -17,6 +27,7 @@ import json
 import re
 from typing import Any
 
+from sovtp.contracts import FINAL_ANSWER, STAGE_KEYS, staged_text
 from sovtp.labels import LabelSet, load_label_set
 from sovtp.records import Prediction, Response
 
@@ -95,10 +106,38 @@ def _ranked(text: str, ls: LabelSet) -> list[str] | None:
     return out
 
 
+_FINAL_LINE = re.compile(
+    rf"^\W*{re.escape(FINAL_ANSWER[:-1])}\W*:\s*(.+?)\s*$", re.I | re.M
+)
+
+
+def _final_line(text: str, ls: LabelSet, pred: Prediction, fill) -> Prediction:
+    """The ``text`` contract: the last ``Final answer: <label>`` line decides; the reasoning
+    before it is the rationale.  A line whose words are not one label is invalid."""
+    lines = list(_FINAL_LINE.finditer(text))
+    if lines:
+        m = lines[-1]
+        raw = m.group(1).strip(" .*_`\"'")
+        label = ls.normalize(raw)
+        if label is None:
+            named = _mentions(raw, ls)
+            label = named[0] if len(named) == 1 else None
+        if label is not None:
+            return fill(label, {"rationale": text[: m.start()].strip()}, "ok")
+    pred.rationale = text
+    return pred
+
+
 def parse_answer(
-    text: str, labels: LabelSet | list[str] | str, sample_id: str = "", **fields: Any
+    text: str,
+    labels: LabelSet | list[str] | str,
+    sample_id: str = "",
+    *,
+    output: str | None = None,
+    **fields: Any,
 ) -> Prediction:
-    """Parse one answer against a label set (see the module docstring for the order)."""
+    """Parse one answer against a label set, under the query's output contract (``output``;
+    None: the fallback chain of the module docstring, for answers made elsewhere)."""
     ls = load_label_set(labels)
     text = (text or "").strip()
     pred = Prediction(sample_id=sample_id, **fields)
@@ -114,7 +153,8 @@ def parse_answer(
             pred.confidence = None if conf is None else float(conf)
         except (TypeError, ValueError):
             pred.confidence = None
-        pred.rationale = str(
+        pred.stages = {k: str(obj[k]) for k in STAGE_KEYS if obj.get(k) not in (None, "")}
+        pred.rationale = staged_text(obj) or str(
             obj.get("rationale") or obj.get("reason") or obj.get("reasoning") or ""
         )
         cues = obj.get("cues") or obj.get("cues_used") or []
@@ -127,6 +167,17 @@ def parse_answer(
                 pred.ranking = [label] + [k for k in ranked if k != label]
         return pred
 
+    if output == "text":
+        return _final_line(text, ls, pred, fill)
+    if output == "label":
+        ranked = _ranked(text, ls)
+        if ranked:
+            exact = len(ranked) == 1 and ls.normalize(text) is not None
+            pred = fill(ranked[0], {}, "ok" if exact else "repaired")
+            pred.ranking = ranked
+            return pred
+        pred.rationale = text
+        return pred
     try:
         got = _from_obj(json.loads(text), ls)
         if got is not None:
@@ -140,6 +191,9 @@ def parse_answer(
             continue
         if got is not None:
             return fill(got[0], got[1], "repaired")
+    if output in ("staged", "json"):  # the contract asked for JSON; prose is not an answer
+        pred.rationale = text
+        return pred
     finals = list(_FINAL.finditer(text))
     for m in reversed(finals):  # the last "final answer" wins over earlier drafts
         named = _mentions(m.group(1), ls)
@@ -168,6 +222,7 @@ def predict(
     system: str,
     variant: str,
     gold: str | None = None,
+    output: str | None = None,
 ) -> Prediction:
     """A backend's Response → the Prediction a run records: a failed request is an invalid
     prediction carrying its error; otherwise the parsed answer, with the server's separate
@@ -176,7 +231,9 @@ def predict(
         return Prediction(
             sample_id=sample_id, system=system, variant=variant, gold=gold, error=response.error
         )
-    p = parse_answer(response.text, labels, sample_id=sample_id, system=system, variant=variant)
+    p = parse_answer(
+        response.text, labels, sample_id=sample_id, output=output, system=system, variant=variant
+    )
     p.gold = gold
     if response.reasoning and not p.rationale:
         p.rationale = response.reasoning
