@@ -63,6 +63,18 @@ def test_sampling_strategies(tmp_path):
         Sampling.parse("every:3")
 
 
+def test_apex_sampling_parses_but_needs_annotate_to_resolve(tmp_path):
+    s = Sampling.parse(" APEX:8@120-300 ")
+    assert (s.kind, int(s.value), s.window, str(s)) == ("apex", 8, (120, 300), "apex:8@120-300")
+    assert Sampling.parse(str(Sampling.parse("apex:3"))).window is None
+    for bad in ("apex:0", "apex:x", "apex:3@9-2", "apex:3@-1-4"):
+        with pytest.raises(ValueError, match="bad sampling"):
+            Sampling.parse(bad)
+    p = write_video(tmp_path / "c.mp4", _numbered_frames(10), fps=10)
+    with pytest.raises(ValueError, match="detection pass"):
+        load_frames(p, "apex:3")  # choosing the frames needs faces: sovtp.annotate does it
+
+
 def test_sparse_sampling_seeks_instead_of_decoding_everything(tmp_path):
     p = write_video(tmp_path / "long.mp4", _numbered_frames(600), fps=25, gop=25)
     stats = DecodeStats()

@@ -8,13 +8,23 @@ at the same frame can check; FACS sides (the subject's own left/right) are named
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
 
+from sovtp.annotate.timeline import (
+    au_traces,
+    not_measured,
+    not_measured_phrase,
+    posture_events,
+    span_phrase,
+    strongest,
+    timeline_value,
+)
 from sovtp.facs import (
+    Reading,
     au_label,
+    au_sort_key,
     describe,
     intensity_word,
     prominent_aus,
@@ -46,15 +56,16 @@ VIS = 0.5
 
 
 def mean_aus(faces: Iterable[Face]) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
-    """Average AU intensities (and sides) of one face over the sampled frames."""
+    """Average AU intensities (and sides) of one face over the sampled frames that measured them
+    (a frame that did not measure an AU does not pull its mean towards 0)."""
     faces = list(faces)
     if not faces:
         return {}, {}
-    codes = sorted({k for f in faces for k in f.aus})
-    aus = {c: float(np.mean([f.aus.get(c, 0.0) for f in faces])) for c in codes}
+    codes = sorted({k for f in faces for k in f.aus}, key=au_sort_key)
+    aus = {c: float(np.mean([f.aus[c] for f in faces if c in f.aus])) for c in codes}
     sides: dict[str, tuple[float, float]] = {}
-    for c in sorted({k for f in faces for k in f.au_sides}):
-        vals = np.array([f.au_sides.get(c, (0.0, 0.0)) for f in faces])
+    for c in sorted({k for f in faces for k in f.au_sides}, key=au_sort_key):
+        vals = np.array([f.au_sides[c] for f in faces if c in f.au_sides])
         sides[c] = (float(vals[:, 0].mean()), float(vals[:, 1].mean()))
     return aus, sides
 
@@ -204,31 +215,94 @@ def _best_frame(clip: ClipAnnotation) -> FrameAnnotation | None:
     return max(clip.frames, key=lambda fr: (len(fr.faces), -fr.index))
 
 
-def face_cues(track_id: int, faces: list[Face], top_k: int = 5) -> list[Cue]:
+def _apex_reading(series: list[tuple[float, Face]]) -> tuple[Reading, float]:
+    """The prototype reading of the frame where the face looks most like some emotion (the
+    earliest on a tie), and that frame's time: co-occurring AUs, not peaks from other frames."""
+    best: tuple[float, Reading, float] | None = None
+    for t, f in series:
+        r = read_expression(f.aus, f.au_sides)
+        strength = max((v for k, v in r.scores.items() if k != "neutral"), default=0.0)
+        if best is None or strength > best[0]:
+            best = (strength, r, t)
+    assert best is not None
+    return best[1], best[2]
+
+
+def face_cues(
+    track_id: int, faces: list[Face], top_k: int = 5, times: list[float] | None = None
+) -> list[Cue]:
+    """A face's cues over the clip.  AUs are summarised by their peak and the time they were
+    active, so a short event survives; ``times`` (one per face, seconds) dates them."""
     src = faces[0].au_source if faces else ""
+    times = list(times) if times is not None else [float(i) for i in range(len(faces))]
+    series = sorted(zip(times, faces, strict=True), key=lambda tf: tf[0])
     aus, sides = mean_aus(faces)
+    traces = au_traces(series)
+    top = strongest(traces, top_k)
+    missing = not_measured(traces)
+    if not traces:
+        phrase = "no action unit measured"
+    elif top:
+        phrase = ", ".join(t.phrase() for t in top)
+    else:
+        phrase = "no action unit clearly active (a relaxed face)"
+    if traces and missing:
+        phrase += "; " + not_measured_phrase(missing)
+    apex_reading, apex_t = _apex_reading(series) if series else (read_expression({}), 0.0)
+    apex_face = next((f for t, f in series if t == apex_t), None)
     out = [
         Cue(
             "au",
             "active_aus",
-            au_phrase(aus, top_k),
+            phrase,
             subject=track_id,
-            # the full means (not only the active ones) feed the offline FACS reasoner
+            # full numbers (not only the active AUs) for the offline FACS reasoner: "mean"/"sides"
+            # average the frames; "peak" keeps short events; "apex" is the frame that looks
+            # most like an emotion, whose AUs co-occurred
             value={
                 "mean": {k: round(v, 4) for k, v in aus.items()},
                 "sides": {k: [round(a, 4), round(b, 4)] for k, (a, b) in sides.items()},
+                "peak": {k: round(t.peak, 4) for k, t in traces.items()},
+                "peak_s": {k: round(t.peak_s, 3) for k, t in traces.items()},
+                "apex": {
+                    "t": round(apex_t, 3),
+                    "aus": {k: round(float(v), 4) for k, v in (apex_face.aus or {}).items()}
+                    if apex_face
+                    else {},
+                    "sides": {
+                        k: [round(float(a), 4), round(float(b), 4)]
+                        for k, (a, b) in apex_face.au_sides.items()
+                    }
+                    if apex_face
+                    else {},
+                },
+                "methods": {k: t.method for k, t in traces.items()},
+                "not_measured": missing,
             },
             source=src,
         )
     ]
+    if len(series) > 1 and top:
+        out.append(
+            Cue(
+                "au",
+                "au_timeline",
+                "; ".join(t.timeline_phrase() for t in top),
+                track_id,
+                timeline_value(series, traces, top_k),
+                source=src,
+            )
+        )
     for code in ("AU12", "AU14"):
-        side = unilateral(sides, code)
+        tr = traces.get(code)
+        side = unilateral({code: tr.peak_sides}, code) if tr and tr.peak_sides else None
         if side:
+            when = f" (at {tr.peak_s:.1f} s)" if len(series) > 1 and not tr.throughout else ""
             out.append(
                 Cue(
                     "au",
                     f"{code}_unilateral",
-                    f"{au_label(code)} on the {side} side only",
+                    f"{au_label(code)} on the {side} side only{when}",
                     track_id,
                     side,
                     source=src,
@@ -261,15 +335,19 @@ def face_cues(track_id: int, faces: list[Face], top_k: int = 5) -> list[Cue]:
                 source="mediapipe-iris",
             )
         )
-    reading = read_expression(aus, sides)
+    text = describe(apex_reading)
+    mean_reading = read_expression(aus, sides)
+    if len(series) > 1 and mean_reading.top != apex_reading.top:
+        # a short expression the average would lose: say when it peaked, and what the mean says
+        text += f" at its apex ({apex_t:.1f} s); on average it {describe(mean_reading)}"
     out.append(
         Cue(
             "expression",
             "facs_prototype",
-            describe(reading),
+            text,
             track_id,
-            {k: round(v, 3) for k, v in reading.scores.items()},
-            confidence=reading.scores[reading.top],
+            {k: round(v, 3) for k, v in apex_reading.scores.items()},
+            confidence=apex_reading.scores[apex_reading.top],
             source="emfacs-prototypes",
         )
     )
@@ -332,29 +410,39 @@ def scene_cues(clip: ClipAnnotation) -> list[Cue]:
 
 
 def person_cues(clip: ClipAnnotation) -> list[Cue]:
-    """Posture cues of each person with a face, kept when seen in at least half its frames."""
-    frames_of: Counter[int] = Counter()
-    seen: Counter[tuple[int, str]] = Counter()
+    """Posture cues of each person with a face, as events with their times.
+
+    A posture seen in any sampled frame counts (a hand at the face for a moment is the kind of
+    event that matters); the text dates it unless it held throughout, and ``confidence`` is the
+    share of the person's frames that showed it.
+    """
+    seen: dict[int, list[tuple[float, set[str]]]] = {}
     phrase_of: dict[str, str] = {}
     for fr in clip.frames:
         for p in fr.persons:
             if p.face_id is None:
                 continue
-            frames_of[p.face_id] += 1
+            names = set()
             for name, phrase in posture(p):
-                seen[(p.face_id, name)] += 1
+                names.add(name)
                 phrase_of[name] = phrase
+            seen.setdefault(p.face_id, []).append((fr.timestamp_s, names))
     out: list[Cue] = []
-    for (pid, name), k in sorted(seen.items()):
-        share = k / frames_of[pid]
-        if share >= 0.5:
+    for pid in sorted(seen):
+        frames = seen[pid]
+        for name, events in posture_events(frames).items():
+            k = sum(e.frames for e in events)
+            share = k / len(frames)
+            text = phrase_of[name]
+            if k < len(frames):
+                text += f" ({span_phrase(events)})"
             out.append(
                 Cue(
                     "posture",
                     name,
-                    phrase_of[name],
+                    text,
                     pid,
-                    round(share, 2),
+                    {"share": round(share, 2), "events": [e.to_dict() for e in events]},
                     confidence=share,
                     source="mediapipe-pose",
                 )
@@ -363,9 +451,11 @@ def person_cues(clip: ClipAnnotation) -> list[Cue]:
 
 
 def clip_cues(clip: ClipAnnotation, top_k: int = 5) -> list[Cue]:
-    """Every cue of a clip: scene, then per face (AUs, head, gaze, expression), then posture."""
+    """Every cue of a clip: scene, then per face (AUs, AU time line, head, gaze, expression),
+    then posture events."""
     cues = scene_cues(clip)
     for tid in clip.track_ids:
-        cues.extend(face_cues(tid, clip.faces_of(tid), top_k))
+        pairs = [(fr.timestamp_s, f) for fr in clip.frames for f in fr.faces if f.track_id == tid]
+        cues.extend(face_cues(tid, [f for _, f in pairs], top_k, [t for t, _ in pairs]))
     cues.extend(person_cues(clip))
     return cues

@@ -6,6 +6,10 @@ A strategy is a short string so that it can live in a config file, a cache key a
 - ``fps:F``       F frames per second of video
 - ``indices:0,5,9`` exactly those frame indices (out-of-range ones are an error)
 - ``all``         every frame
+- ``apex:N``      the N frames where a face's expression is strongest, plus the onset frame
+                  before the strongest movement; ``apex:N@A-B`` looks only at frames A..B.
+                  Choosing them takes a detection pass (:mod:`sovtp.annotate.apex`), so
+                  :meth:`Sampling.select` cannot resolve it: ``annotate()`` does.
 """
 
 from __future__ import annotations
@@ -30,6 +34,18 @@ class Sampling:
             return cls("all")
         kind, _, arg = text.partition(":")
         try:
+            if kind == "apex":
+                n_text, _, window = arg.partition("@")
+                n = int(n_text)
+                if n < 1:
+                    raise ValueError
+                if not window:
+                    return cls("apex", float(n))
+                a, _, b = window.partition("-")
+                lo, hi = int(a), int(b)
+                if lo < 0 or hi < lo:
+                    raise ValueError
+                return cls("apex", float(n), (lo, hi))
             if kind == "uniform":
                 n = int(arg)
                 if n < 1:
@@ -47,7 +63,9 @@ class Sampling:
                 return cls("indices", indices=idx)
         except ValueError:
             pass
-        raise ValueError(f"bad sampling {spec!r}: use uniform:N, fps:F, indices:I,J,... or all")
+        raise ValueError(
+            f"bad sampling {spec!r}: use uniform:N, fps:F, indices:I,J,..., apex:N[@A-B] or all"
+        )
 
     def __str__(self) -> str:
         if self.kind == "all":
@@ -56,12 +74,25 @@ class Sampling:
             return "indices:" + ",".join(map(str, self.indices))
         if self.kind == "uniform":
             return f"uniform:{int(self.value)}"
+        if self.kind == "apex":
+            window = f"@{self.indices[0]}-{self.indices[1]}" if self.indices else ""
+            return f"apex:{int(self.value)}{window}"
         return f"fps:{self.value:g}"
+
+    @property
+    def window(self) -> tuple[int, int] | None:
+        """The frame range (first, last, inclusive) an ``apex:N@A-B`` sampling looks at."""
+        return (self.indices[0], self.indices[1]) if self.kind == "apex" and self.indices else None
 
     def select(self, n_frames: int, fps: float) -> list[int]:
         """Frame indices to decode for a clip of ``n_frames`` at ``fps`` (sorted, unique)."""
         if n_frames <= 0:
             return []
+        if self.kind == "apex":
+            raise ValueError(
+                f"{self} chooses frames by a detection pass: resolve it with "
+                "sovtp.annotate.apex.scan (annotate() does) before decoding"
+            )
         if self.kind == "all":
             return list(range(n_frames))
         if self.kind == "uniform":

@@ -1,0 +1,173 @@
+"""Time in video: short events survive (peak, onset/apex/offset, duration), apex:N finds them,
+posture events carry their times, and cues say which AUs were not measured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from sovtp.annotate.apex import choose
+from sovtp.annotate.cache import AnnotationCache
+from sovtp.annotate.cues import clip_cues, face_cues
+from sovtp.annotate.pipeline import annotate
+from sovtp.backends.facs import FacsBackend
+from sovtp.media.sample import astronaut, write_video
+from sovtp.prompting.build import facs_payload
+from sovtp.records import Query
+from sovtp.types import ClipAnnotation, Face, FrameAnnotation, Person
+
+FPS = 10
+BURST = range(12, 16)  # the smile holds in frames 12..15: 1.2 s to 1.5 s
+
+
+@pytest.fixture(scope="module")
+def burst_mp4(tmp_path_factory):
+    """30 frames, 256², 10 fps: the astronaut with her mouth blurred away (no smile), except a
+    0.4 s burst of her real smile — a short event in a mostly neutral clip."""
+    crop = astronaut()[0:256, 100:356].copy()
+    pil = Image.fromarray(crop)
+    box = (95, 135, 175, 185)  # her mouth in this crop
+    still = pil.copy()
+    still.paste(pil.crop(box).filter(ImageFilter.GaussianBlur(10)), box)
+    rest = np.asarray(still)
+    frames = [crop if k in BURST else rest for k in range(30)]
+    return write_video(tmp_path_factory.mktemp("time") / "burst.mp4", frames, fps=FPS)
+
+
+@pytest.fixture(scope="module")
+def faces_only():
+    from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
+
+    with MediaPipeAnnotator(DetectorConfig(pose=False)) as det:
+        yield det
+
+
+def _cue(clip: ClipAnnotation, name: str, subject: int | None = 1):
+    return next(c for c in clip.cues if c.name == name and c.subject == subject)
+
+
+def test_short_smile_survives_by_peak_and_is_dated(burst_mp4, faces_only):
+    clip, frames = annotate(burst_mp4, "all", detector=faces_only, cache=False)
+    assert len(frames) == 30 and all(len(fa.faces) == 1 for fa in clip.frames)
+    au = _cue(clip, "active_aus")
+    # the mean over the clip loses the smile; its peak keeps it, and the text words it
+    assert au.value["mean"]["AU12"] < 0.3 < 0.6 < au.value["peak"]["AU12"]
+    assert "AU12 lip corner puller (strong, peak" in au.text
+    assert 1.15 <= au.value["peak_s"]["AU12"] <= 1.55
+    line = next(a for a in _cue(clip, "au_timeline").value["aus"] if a["au"] == "AU12")
+    assert line["onset_s"] == pytest.approx(1.2, abs=0.11)
+    assert line["offset_s"] == pytest.approx(1.5, abs=0.11)
+    assert 1.2 <= line["apex_s"] <= 1.5
+    assert line["duration_s"] == pytest.approx(0.4, abs=0.11)
+    assert len(line["events"]) == 1 and line["frames"] == 4 and line["of_frames"] == 30
+    assert "AU12 lip corner puller: onset 1.2 s" in line["text"]
+    # the expression is read at its apex (co-occurring AUs), and the mean reading is reported
+    expr = _cue(clip, "facs_prototype")
+    assert expr.text.startswith("looks like happiness") and "on average" in expr.text
+    assert max(expr.value, key=expr.value.get) == "happiness"
+
+
+def test_apex_sampling_picks_the_event_records_it_and_caches(burst_mp4, faces_only, tmp_path):
+    cache = AnnotationCache(tmp_path)
+    before = faces_only.calls
+    clip, frames = annotate(burst_mp4, "apex:3", detector=faces_only, cache=cache)
+    assert faces_only.calls - before == 30 + 4  # the pass looked at every frame, then 4 annotated
+    idx = [fa.index for fa in clip.frames]
+    assert [f.index for f in frames] == idx
+    apex = [i for i in idx if i in BURST]
+    assert len(apex) == 3  # the three strongest frames lie inside the 0.4 s burst
+    onset = [i for i in idx if i not in BURST]
+    assert onset == [11]  # the last frame at rest before the smile
+    assert clip.sampling == "apex:3"
+    assert clip.detectors["frames"] == "indices:" + ",".join(map(str, idx))
+    assert "onset 11" in clip.detectors["apex"]
+    assert "AU12" in _cue(clip, "active_aus").value["peak"]
+    # a cache hit runs neither the pass nor the detector, and decodes the same frames
+    again, frames2 = annotate(burst_mp4, "apex:3", detector=faces_only, cache=cache)
+    assert again.cached and faces_only.calls - before == 34
+    assert [f.index for f in frames2] == idx
+
+
+def test_apex_window_looks_only_inside_it(burst_mp4, faces_only):
+    clip, _ = annotate(burst_mp4, "apex:2@0-9", detector=faces_only, cache=False)
+    assert clip.sampling == "apex:2@0-9" and all(fa.index <= 9 for fa in clip.frames)
+    assert "scanned 10 frames" in clip.detectors["apex"]
+
+
+def test_apex_on_an_image_is_its_one_frame(astronaut_png, faces_only):
+    clip, frames = annotate(astronaut_png, "apex:4", detector=faces_only, cache=False)
+    assert [f.index for f in frames] == [0] and clip.detectors["frames"] == "indices:0"
+    with pytest.raises(ValueError, match="own frames"):
+        annotate(astronaut_png, "apex:4", detector=faces_only, cache=False, frames=frames)
+
+
+def test_choose_keeps_the_strongest_and_walks_back_to_the_onset():
+    idx = list(range(0, 20, 2))
+    scores = [0.1, 0.12, 0.1, 0.35, 0.8, 0.9, 0.7, 0.1, 0.1, 0.6]
+    top, onset = choose(idx, scores, 2)
+    assert top == [8, 10] and onset == 4  # frame 6 (0.35) is already rising: the rest is 4
+    assert choose(idx, scores, 2, onset=False) == ([8, 10], None)
+    assert choose([0, 1, 2], [0.9, 0.5, 0.2], 1) == ([0], None)  # it starts at its apex
+    assert choose([0, 1, 2], [0.2, 0.2, 0.2], 5) == ([0, 1, 2], None)  # nothing moves
+
+
+def _body(hand_at_face: bool) -> Person:
+    kp = np.zeros((33, 3), np.float32)
+    kp[:, 2] = 1.0
+    kp[0, :2] = (250, 200)  # nose
+    kp[2, :2], kp[5, :2] = (235, 190), (265, 190)  # eyes
+    kp[7, :2], kp[8, :2] = (280, 200), (220, 200)  # ears
+    kp[11, :2], kp[12, :2] = (300, 300), (200, 300)  # shoulders (subject's left on image right)
+    kp[23, :2], kp[24, :2] = (290, 500), (210, 500)  # hips
+    lw = (255, 215) if hand_at_face else (310, 450)
+    kp[15, :2], kp[19, :2] = lw, lw
+    kp[16, :2], kp[20, :2] = (190, 450), (190, 450)
+    return Person(1, kp, face_id=1)
+
+
+def test_brief_posture_event_counts_with_its_times():
+    frames = [FrameAnnotation(k, k / FPS, (512, 512), [], [_body(3 <= k <= 5)]) for k in range(10)]
+    clip = ClipAnnotation("x.mp4", "0" * 64, "all", frames)
+    cues = [c for c in clip_cues(clip) if c.kind == "posture"]
+    hand = next(c for c in cues if c.name == "hand_at_face")  # 3 of 10 frames: it still counts
+    assert hand.text == "a hand at the face (0.3–0.5 s)"
+    assert hand.value["share"] == 0.3 and hand.confidence == pytest.approx(0.3)
+    (ev,) = hand.value["events"]
+    assert (ev["onset_s"], ev["offset_s"], ev["frames"]) == (0.3, 0.5, 3)
+
+
+def _face(aus: dict[str, float], methods: str = "blendshape") -> Face:
+    return Face(
+        1,
+        (100, 100, 200, 220),
+        aus=aus,
+        au_sides={"AU12": (aus.get("AU12", 0.0),) * 2},
+        au_methods=dict.fromkeys(aus, methods),
+    )
+
+
+def test_cues_word_only_measured_aus_and_name_the_missing():
+    base = {"AU1": 0.0, "AU2": 0.0, "AU4": 0.0, "AU5": 0.0, "AU7": 0.1, "AU10": 0.0}
+    base |= {"AU15": 0.0, "AU16": 0.0, "AU17": 0.0, "AU20": 0.0, "AU23": 0.0, "AU26": 0.0}
+    still = face_cues(1, [_face(base | {"AU12": 0.8})], times=[0.0])
+    au = next(c for c in still if c.name == "active_aus")
+    assert au.text == (
+        "AU12 lip corner puller (strong, 0.80); not measured: AU6 cheek raiser, AU9 nose wrinkler"
+    )
+    assert au.value["not_measured"] == ["AU6", "AU9"]
+    assert au.value["methods"]["AU12"] == "blendshape"
+    assert not any(c.name == "au_timeline" for c in still)  # one frame has no time line
+    measured = face_cues(1, [_face(base | {"AU6": 0.5, "AU9": 0.0, "AU12": 0.8})], times=[0.0])
+    text = next(c for c in measured if c.name == "active_aus").text
+    assert "not measured" not in text and "AU6 cheek raiser (marked, 0.50)" in text
+    nothing = face_cues(1, [Face(1, (0, 0, 10, 10))], times=[0.0])
+    assert next(c for c in nothing if c.name == "active_aus").text == "no action unit measured"
+
+
+def test_readers_of_cue_values_still_work(burst_mp4, faces_only):
+    clip, _ = annotate(burst_mp4, "apex:3", detector=faces_only, cache=False)
+    payload = facs_payload(clip, 1)
+    assert payload is not None and "AU12" in payload["aus"] and "AU12" in payload["sides"]
+    q = Query(id="q", messages=[], labels=["happy", "neutral"], meta={"facs": payload})
+    assert FacsBackend().answer(q).error is None
