@@ -3,6 +3,9 @@
 Annotations are converted to ``sv.Detections`` / ``sv.KeyPoints`` here, at the drawing boundary,
 and nowhere else.  Frames are RGB; supervision colours assume BGR, so drawing happens on a BGR
 view and the result is flipped back.
+
+Marks are sized for the image as the model receives it, and text labels are placed clear of the
+faces and of each other (:mod:`sovtp.render.layout`); the body skeleton starts at the shoulders.
 """
 
 from __future__ import annotations
@@ -12,6 +15,14 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from sovtp.facs import prominent_aus
+from sovtp.render.layout import (
+    DEFAULT_OUT_SIZE,
+    FONT,
+    MarkStyle,
+    PlacedLabel,
+    layout_labels,
+    mark_style,
+)
 from sovtp.types import Face, Frame, FrameAnnotation
 
 # A legible subset of the 478 FaceMesh points (brows, eyes, nose, lips, jaw), ~dlib-68 density.
@@ -152,10 +163,6 @@ class VisualSpec:
         return self.boxes or self.ids or self.landmarks != "none" or self.au_overlay or self.pose
 
 
-def _scale(img: np.ndarray) -> float:
-    return max(img.shape[:2]) / 640.0
-
-
 def _detections(faces: list[Face]):
     import supervision as sv
 
@@ -164,26 +171,77 @@ def _detections(faces: list[Face]):
     return sv.Detections(xyxy=xyxy, class_id=ids, tracker_id=ids)
 
 
-def draw_marks(image: np.ndarray, ann: FrameAnnotation, spec: VisualSpec) -> np.ndarray:
-    """Boxes, ID numbers, landmarks, AU labels and pose skeletons on a copy of an RGB frame."""
+# MediaPipe Pose points 0-10 are the face (nose, eyes, ears, mouth): their edges would run across
+# the very eyes and mouth the model must read, and the face has its own marks; only the body from
+# the shoulders down (11-32) is drawn.
+BODY_FROM = 11
+BODY_EDGES = [(a, b) for a, b in POSE_EDGES if a >= BODY_FROM and b >= BODY_FROM]
+
+
+def au_label(aus: dict[str, float], top_k: int = 3) -> str:
+    """A face's AU label: the codes of its ``top_k`` most active AUs, e.g. "AU12 AU6 AU25" —
+    short enough to read at prompt size; the intensities are in the prompt text."""
+    return " ".join(prominent_aus(aus, top_k)) or "no AU"
+
+
+def _colour(track_id: int):
+    import supervision as sv
+
+    return sv.ColorPalette.DEFAULT.by_idx(track_id)  # what BoxAnnotator's TRACK lookup picks
+
+
+def _draw_label(out: np.ndarray, lab: PlacedLabel, style: MarkStyle) -> None:
+    import cv2
+
+    c = _colour(lab.track_id)
+    bgr = c.as_bgr()
+    r, g, b = c.as_rgb()
+    ink = (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255)
+    x0, y0, x1, y1 = lab.rect
+    if not lab.touches_face(style.box_thickness + 1):  # a leader line back to its face
+        fx0, fy0, fx1, fy1 = lab.face_box
+        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        px, py = min(max(cx, fx0), fx1), min(max(cy, fy0), fy1)
+        qx, qy = min(max(px, x0), x1 - 1), min(max(py, y0), y1 - 1)
+        cv2.line(out, (qx, qy), (px, py), bgr, max(1, style.box_thickness // 2), cv2.LINE_AA)
+    cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), bgr, -1)
+    cv2.putText(out, lab.text, lab.text_origin, FONT, style.text_scale, ink,
+                style.text_thickness, cv2.LINE_AA)  # fmt: skip
+
+
+def draw_marks(
+    image: np.ndarray,
+    ann: FrameAnnotation,
+    spec: VisualSpec,
+    *,
+    out_size: int | None = DEFAULT_OUT_SIZE,
+    style: MarkStyle | None = None,
+    layout_out: list[PlacedLabel] | None = None,
+) -> np.ndarray:
+    """Boxes, ID tags, landmarks, AU labels and body skeletons on a copy of an RGB frame.
+
+    Marks are sized for the image as the model receives it — long side shrunk to ``out_size``
+    (the prompt builder's ``ImageOptions.max_side``) — unless ``style`` is given.  The label
+    rectangles placed (see :func:`~sovtp.render.layout.layout_labels`) are appended to
+    ``layout_out`` when given.
+    """
     import supervision as sv
 
     out = np.ascontiguousarray(image[:, :, ::-1])  # BGR view for supervision's colours
-    s = _scale(image)
+    h, w = image.shape[:2]
+    st = style or mark_style(max(h, w), out_size)
     faces = ann.faces
     lookup = sv.ColorLookup.TRACK
     if spec.pose and ann.persons:
-        kp = np.stack([p.keypoints[:, :2] for p in ann.persons]).astype(np.float32)
-        vis = np.stack([p.keypoints[:, 2] for p in ann.persons]).astype(np.float32)
+        kp = np.stack([p.keypoints[BODY_FROM:, :2] for p in ann.persons]).astype(np.float32)
+        vis = np.stack([p.keypoints[BODY_FROM:, 2] for p in ann.persons]).astype(np.float32)
         kps = sv.KeyPoints(xy=np.where(vis[..., None] > 0.3, kp, 0), keypoint_confidence=vis)
         out = sv.EdgeAnnotator(
             color=sv.Color(0, 200, 255),
-            thickness=max(1, int(2 * s)),
-            edges=[(a + 1, b + 1) for a, b in POSE_EDGES],
+            thickness=st.box_thickness,
+            edges=[(a - BODY_FROM + 1, b - BODY_FROM + 1) for a, b in BODY_EDGES],
         ).annotate(out, kps)
-        out = sv.VertexAnnotator(color=sv.Color(0, 120, 255), radius=max(2, int(3 * s))).annotate(
-            out, kps
-        )
+        out = sv.VertexAnnotator(color=sv.Color(0, 120, 255), radius=st.radius).annotate(out, kps)
     if spec.landmarks != "none" and faces:
         pts = [f.landmarks for f in faces if f.landmarks is not None]
         if pts:
@@ -191,36 +249,33 @@ def draw_marks(image: np.ndarray, ann: FrameAnnotation, spec: VisualSpec) -> np.
             # the subset is of MediaPipe's 478 points; other schemes (dlib68) are drawn whole
             idx = LANDMARK_SUBSET if spec.landmarks == "subset" and n >= 478 else list(range(n))
             xy = np.stack([p[idx] for p in pts]).astype(np.float32)
-            radius = 1 if spec.landmarks == "all" else max(1, int(2 * s))
+            k = st.px_per_shown
+            radius = max(1, round(k)) if spec.landmarks == "all" else max(1, round(1.5 * k))
             out = sv.VertexAnnotator(color=sv.Color(60, 255, 60), radius=radius).annotate(
                 out, sv.KeyPoints(xy=xy)
             )
     if faces:
-        det = _detections(faces)
         if spec.boxes:
-            out = sv.BoxAnnotator(thickness=max(2, int(2 * s)), color_lookup=lookup).annotate(
-                out, det
+            out = sv.BoxAnnotator(thickness=st.box_thickness, color_lookup=lookup).annotate(
+                out, _detections(faces)
             )
-        if spec.ids:
-            out = sv.LabelAnnotator(
-                text_scale=0.6 * s,
-                text_thickness=max(1, int(2 * s)),
-                text_padding=int(6 * s),
-                text_position=sv.Position.TOP_LEFT,
-                color_lookup=lookup,
-            ).annotate(out, det, labels=[str(f.track_id) for f in faces])
-        if spec.au_overlay:
-            labels = []
-            for f in faces:
-                prom = prominent_aus(f.aus, spec.au_top_k)
-                labels.append(" ".join(f"{c}:{v:.1f}" for c, v in prom.items()) or "no AU")
-            out = sv.LabelAnnotator(
-                text_scale=0.45 * s,
-                text_thickness=max(1, int(s)),
-                text_padding=int(4 * s),
-                text_position=sv.Position.BOTTOM_LEFT,
-                color_lookup=lookup,
-            ).annotate(out, det, labels=labels)
+        layout = layout_labels(
+            {f.track_id: f.bbox for f in faces},
+            (w, h),
+            st,
+            id_texts={f.track_id: str(f.track_id) for f in faces} if spec.ids else None,
+            au_texts=(
+                {f.track_id: au_label(f.aus, spec.au_top_k) for f in faces}
+                if spec.au_overlay
+                else None
+            ),
+        )
+        out = np.ascontiguousarray(out)
+        # AU labels first, ID tags last: should anything still touch, the ID stays on top
+        for lab in sorted(layout, key=lambda q: q.kind == "id"):
+            _draw_label(out, lab, st)
+        if layout_out is not None:
+            layout_out.extend(layout)
     return np.ascontiguousarray(out[:, :, ::-1])
 
 
@@ -246,9 +301,20 @@ def grid(images: list[np.ndarray], cols: int | None = None, cell: int = 384) -> 
 
 
 def render_frame(
-    frame: Frame, ann: FrameAnnotation, spec: VisualSpec, subject_id: int | None = None
+    frame: Frame,
+    ann: FrameAnnotation,
+    spec: VisualSpec,
+    subject_id: int | None = None,
+    *,
+    out_size: int | None = DEFAULT_OUT_SIZE,
+    layout_out: list[PlacedLabel] | None = None,
 ) -> np.ndarray:
-    """The image a prompt shows for one frame: visual-prompt baseline, then marks, then crop."""
+    """The image a prompt shows for one frame: visual-prompt baseline, then marks, then crop.
+
+    ``out_size`` is the long side the image is sent at (the prompt builder's
+    ``ImageOptions.max_side``; a grid's cell size when frames are tiled): marks are sized to be
+    legible there.  A crop is shown at its own size, so its marks are sized for the crop.
+    """
     from sovtp.render import visual_baselines as vb
 
     img = frame.image
@@ -256,7 +322,12 @@ def render_frame(
     if spec.blur_reverse_mask and subject is not None:
         img = vb.blur_reverse_mask(img, subject.bbox)
     if spec.any_marks():
-        img = draw_marks(img, ann, spec)
+        long_side = max(img.shape[:2])
+        if spec.crop and subject is not None:
+            x0, y0, x1, y1 = vb.crop_box(subject.bbox, img.shape[1], img.shape[0])
+            long_side = max(x1 - x0, y1 - y0)
+        style = mark_style(long_side, out_size)
+        img = draw_marks(img, ann, spec, style=style, layout_out=layout_out)
     if spec.red_circle and subject is not None:
         img = vb.red_circle(img, subject.bbox)
     if spec.crop and subject is not None:

@@ -51,8 +51,16 @@ def blur_reverse_mask(
     return (image * mask + blurred * (1 - mask)).astype(np.uint8)
 
 
-def crop(image: np.ndarray, bbox, factor: float = 1.6) -> np.ndarray:
+CROP_FACTOR = 1.6
+
+
+def crop_box(bbox, w: int, h: int, factor: float = CROP_FACTOR) -> tuple[int, int, int, int]:
+    """The region :func:`crop` keeps of a w×h frame (marks are sized for it)."""
+    return _expand(bbox, factor, w, h)
+
+
+def crop(image: np.ndarray, bbox, factor: float = CROP_FACTOR) -> np.ndarray:
     """The subject's face, square, with some context around it."""
     h, w = image.shape[:2]
-    x0, y0, x1, y1 = _expand(bbox, factor, w, h)
+    x0, y0, x1, y1 = crop_box(bbox, w, h, factor)
     return np.ascontiguousarray(image[y0:y1, x0:x1])
