@@ -67,6 +67,10 @@ class Face:
     # transformation matrix (canonical face → this face): what frontalising the landmarks needs
     depth: np.ndarray | None = None  # N
     transform: np.ndarray | None = None  # 4×4
+    # landmark-geometry measures (sovtp.annotate.geometry): its AU scores, including the
+    # cross-checks AU1/AU2/AU4/AU12 that stay out of ``aus``, and the raw feature changes ``d_*``
+    # (inter-ocular units) against the neutral reference; empty when geometry did not run
+    geometry: dict[str, float] = field(default_factory=dict)
 
     @property
     def center(self) -> tuple[float, float]:
@@ -94,6 +98,7 @@ class Face:
             "au_methods": dict(self.au_methods),
             "depth": None if self.depth is None else np.round(self.depth, 2).tolist(),
             "transform": None if self.transform is None else np.round(self.transform, 5).tolist(),
+            "geometry": {k: round(float(v), 4) for k, v in self.geometry.items()},
             "head_pose": None
             if self.head_pose is None
             else [round(float(v), 2) for v in self.head_pose],
@@ -121,6 +126,7 @@ class Face:
             transform=None
             if d.get("transform") is None
             else np.asarray(d["transform"], dtype=np.float32),
+            geometry={k: float(v) for k, v in d.get("geometry", {}).items()},
         )
 
 

@@ -65,3 +65,47 @@ def test_real_pyfeat_detector(astronaut_png):
     img = np.asarray(Image.open(astronaut_png).convert("RGB"))
     (fa,) = detect([img])
     assert len(fa.faces) == 1 and fa.faces[0].aus["AU12"] > 0.5
+
+
+def test_require_weights_names_the_folder(tmp_path, monkeypatch):
+    from sovtp.annotate.pyfeat import require_weights
+    from sovtp.errors import SovtpError
+
+    missing = tmp_path / "nowhere"
+    with pytest.raises(SovtpError, match=str(missing)):
+        require_weights(missing)
+    empty = tmp_path / "feat"
+    empty.mkdir()
+    (empty / "README.txt").write_text("weights go here")
+    with pytest.raises(SovtpError, match="no py-feat model weights"):
+        require_weights(empty)
+    monkeypatch.setenv("SOVTP_PYFEAT_DIR", str(empty))
+    with pytest.raises(SovtpError, match=str(empty)):
+        require_weights()  # the env folder is the default
+    (empty / "sub").mkdir()
+    (empty / "sub" / "xgb_au_classifier.pkl").write_bytes(b"\0")
+    assert require_weights() == empty
+
+
+def test_swap_aus_puts_pyfeat_aus_on_matching_faces():
+    from sovtp.annotate.pyfeat import swap_aus
+    from sovtp.types import Face, FrameAnnotation
+
+    mp = FrameAnnotation(
+        0,
+        0.0,
+        (640, 360),
+        [
+            Face(1, (52.0, 40.0, 150.0, 160.0), aus={"AU6": 0.2, "AU45": 0.1},
+                 au_sides={"AU6": (0.2, 0.1)},
+                 au_methods={"AU6": "geometry", "AU45": "blendshape"}),
+            Face(2, (500.0, 40.0, 600.0, 160.0), aus={"AU6": 0.3}, au_methods={"AU6": "geometry"}),
+        ],
+    )  # fmt: skip
+    pf = fex_to_frames(_fex())[:1]
+    assert swap_aus([mp], pf) == 1
+    a, b = mp.faces
+    assert a.aus["AU6"] == 0.8 and a.au_methods["AU6"] == "pyfeat" and "AU6" not in a.au_sides
+    assert a.aus["AU45"] == 0.1 and a.au_methods["AU45"] == "blendshape"  # py-feat lacks it
+    assert a.au_methods["AU12"] == "pyfeat"
+    assert b.aus == {"AU6": 0.3} and b.au_methods == {"AU6": "geometry"}  # no match: untouched

@@ -9,16 +9,22 @@ Bilateral AUs keep both sides (``au_sides``, the subject's own left/right as Med
 them) because FACS cares: unilateral AU12/AU14 is the contempt signal.  The AU intensity is the
 stronger side.
 
+MediaPipe's v1 blendshape model is blind to two actions on real posed faces (measured: it outputs
+0.0 for ``cheekSquint*`` and ``noseSneer*``), so AU6 and AU9 are *not measured* here — an AU
+absent from the reading was not measured, which is not the same as measured absent; landmark
+geometry (:mod:`sovtp.annotate.geometry`) measures them.  ``mouthUpperUp*`` rises with every
+smile, so AU10 takes the smile's share out (geometry replaces it when the landmarks allow).
+
 | AU | FACS name | blendshape(s) | note |
 |----|-----------|---------------|------|
 | AU1 | inner brow raiser | browInnerUp | bilateral only |
 | AU2 | outer brow raiser | browOuterUp{Left,Right} | |
 | AU4 | brow lowerer | browDown{Left,Right} | |
 | AU5 | upper lid raiser | eyeWide{Left,Right} | |
-| AU6 | cheek raiser | cheekSquint{Left,Right} | |
+| AU6 | cheek raiser | — | not from blendshapes: cheekSquint* is 0.0 on real faces (geometry) |
 | AU7 | lid tightener | eyeSquint{Left,Right} | |
-| AU9 | nose wrinkler | noseSneer{Left,Right} | |
-| AU10 | upper lip raiser | mouthUpperUp{Left,Right} | |
+| AU9 | nose wrinkler | — | not from blendshapes: noseSneer* is 0.0 on real faces (geometry) |
+| AU10 | upper lip raiser | mouthUpperUp − 0.6·mouthSmile per side | mouthUpperUp rises with every smile |
 | AU12 | lip corner puller | mouthSmile{Left,Right} | |
 | AU14 | dimpler | mouthDimple{Left,Right} | |
 | AU15 | lip corner depressor | mouthFrown{Left,Right} | |
@@ -29,7 +35,7 @@ stronger side.
 | AU22 | lip funneler | mouthFunnel | |
 | AU23 | lip tightener | mean(mouthRollUpper, mouthRollLower) | approximation: lips narrowed/rolled |
 | AU24 | lip pressor | mouthPress{Left,Right} | |
-| AU25 | lips part | max(jawOpen − mouthClose, AU16, AU10·0.8) | derived: lips apart by jaw or lip |
+| AU25 | lips part | max(jawOpen − mouthClose, AU16, mouthUpperUp·0.8) | derived: lips apart |
 | AU26 | jaw drop | jawOpen | |
 | AU45 | blink / eye closure (AU43 when held) | eyeBlink{Left,Right} | |
 """
@@ -46,10 +52,7 @@ _SIDED: dict[str, tuple[str, str]] = {
     "AU2": ("browOuterUpLeft", "browOuterUpRight"),
     "AU4": ("browDownLeft", "browDownRight"),
     "AU5": ("eyeWideLeft", "eyeWideRight"),
-    "AU6": ("cheekSquintLeft", "cheekSquintRight"),
     "AU7": ("eyeSquintLeft", "eyeSquintRight"),
-    "AU9": ("noseSneerLeft", "noseSneerRight"),
-    "AU10": ("mouthUpperUpLeft", "mouthUpperUpRight"),
     "AU12": ("mouthSmileLeft", "mouthSmileRight"),
     "AU14": ("mouthDimpleLeft", "mouthDimpleRight"),
     "AU15": ("mouthFrownLeft", "mouthFrownRight"),
@@ -66,6 +69,8 @@ _SINGLE: dict[str, str] = {
     "AU26": "jawOpen",
 }
 SOURCE = "mediapipe-blendshapes (uncalibrated 0..1)"
+BLIND = ("AU6", "AU9")  # never measured from blendshapes (see the module docstring)
+SMILE_IN_UPPER_UP = 0.6  # mouthUpperUp per unit of mouthSmile that a plain smile causes
 
 
 @dataclass
@@ -89,6 +94,11 @@ def blendshapes_to_aus(bs: Mapping[str, float]) -> AUReading:
         aus[code] = max(lv, rv)
     for code, name in _SINGLE.items():
         aus[code] = g(name)
+    up = (g("mouthUpperUpLeft"), g("mouthUpperUpRight"))
+    smile = (g("mouthSmileLeft"), g("mouthSmileRight"))
+    au10 = tuple(max(0.0, u - SMILE_IN_UPPER_UP * s) for u, s in zip(up, smile, strict=True))
+    sides["AU10"] = (au10[0], au10[1])
+    aus["AU10"] = max(au10)
     aus["AU23"] = (g("mouthRollUpper") + g("mouthRollLower")) / 2.0
-    aus["AU25"] = max(g("jawOpen") - g("mouthClose"), aus["AU16"], 0.8 * aus["AU10"], 0.0)
+    aus["AU25"] = max(g("jawOpen") - g("mouthClose"), aus["AU16"], 0.8 * max(up), 0.0)
     return AUReading(dict(sorted(aus.items(), key=lambda kv: au_sort_key(kv[0]))), sides)

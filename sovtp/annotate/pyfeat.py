@@ -7,18 +7,89 @@ This module converts such a frame table into sovtp's own types (xyxy boxes, ``dl
 AU codes without zero padding) — the conversion happens here and nowhere else.
 
 The real ``feat.Detector`` downloads its weights from a model hub at first use; :func:`detect`
-runs it when that is possible.
+runs it when that is possible.  ``--au-source pyfeat`` must not trigger a download in the middle
+of a benchmark, so :func:`require_weights` checks the weights folder first and says which folder
+it looked in; :func:`swap_aus` then puts py-feat's calibrated AUs onto MediaPipe's faces (matched
+by box overlap), each marked with the method ``pyfeat``.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from sovtp.errors import SovtpError
 from sovtp.types import Face, FrameAnnotation
 
 SOURCE = "py-feat"
+METHOD = "pyfeat"
+WEIGHTS_ENV = "SOVTP_PYFEAT_DIR"
+WEIGHT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".onnx", ".pkl", ".joblib", ".h5")
+
+
+def default_weights_dir() -> Path:
+    """Where py-feat keeps its weights: ``$SOVTP_PYFEAT_DIR``, else py-feat's own resources
+    folder (``feat/resources`` of the installed package), else a user-cache folder."""
+    env = os.environ.get(WEIGHTS_ENV)
+    if env:
+        return Path(env).expanduser()
+    try:
+        from feat.utils.io import get_resource_path  # type: ignore[import-not-found]
+
+        return Path(get_resource_path())
+    except Exception:  # noqa: BLE001 - py-feat absent or laid out differently
+        from sovtp.annotate.models import cache_dir
+
+        return cache_dir().parent / "pyfeat"
+
+
+def require_weights(folder: str | Path | None = None) -> Path:
+    """The folder holding py-feat's weights, or a :class:`SovtpError` naming the folder searched.
+
+    Only checks the disk (no download): a folder that exists and holds at least one weight file.
+    """
+    path = Path(folder).expanduser() if folder is not None else default_weights_dir()
+    if not path.is_dir():
+        raise SovtpError(
+            f"--au-source pyfeat needs py-feat's model weights in {path}, which does not exist; "
+            f"download them there on a machine with hub access (or set {WEIGHTS_ENV})"
+        )
+    if not any(p.suffix in WEIGHT_SUFFIXES for p in path.rglob("*") if p.is_file()):
+        raise SovtpError(
+            f"--au-source pyfeat: no py-feat model weights ({', '.join(WEIGHT_SUFFIXES)}) in "
+            f"{path}; download them there on a machine with hub access (or set {WEIGHTS_ENV})"
+        )
+    return path
+
+
+def swap_aus(
+    frames: list[FrameAnnotation], pyfeat_frames: list[FrameAnnotation], min_iou: float = 0.3
+) -> int:
+    """Replace the AUs of MediaPipe's faces with py-feat's, in place; returns the faces swapped.
+
+    Frames pair up by position; within a frame each face takes the py-feat face whose box
+    overlaps it best (at least ``min_iou``).  py-feat's AUs replace the measured ones and are
+    marked ``pyfeat``; AUs py-feat does not estimate keep their own value and method.  A face
+    that py-feat missed keeps everything it had.
+    """
+    from sovtp.annotate.tracking import iou
+
+    swapped = 0
+    for fr, pf in zip(frames, pyfeat_frames, strict=False):
+        for face in fr.faces:
+            best = max(pf.faces, key=lambda o: iou(face.bbox, o.bbox), default=None)
+            if best is None or iou(face.bbox, best.bbox) < min_iou:
+                continue
+            for code, v in best.aus.items():
+                face.aus[code] = float(v)
+                face.au_methods[code] = METHOD
+                face.au_sides.pop(code, None)  # py-feat gives one value per AU, no sides
+            face.au_source = f"{face.au_source} + {SOURCE}" if face.au_source else SOURCE
+            swapped += 1
+    return swapped
 
 
 def _au_code(col: str) -> str:
