@@ -132,4 +132,35 @@ def test_usage_errors_are_one_message_not_a_traceback():
     for args in (["score", "x.csv", "--nope"], ["bench"]):
         p = subprocess.run([*SOVTP, *args], capture_output=True, text=True)
         assert p.returncode == 2 and "Traceback" not in p.stderr
-        assert "No such option" in p.stderr or "Missing argument" in p.stderr
+        assert "No such option" in p.stderr or "give DATA" in p.stderr
+
+
+def test_clean_errors_for_common_mistakes(tmp_path):
+    """Each mistake is one line naming the fix, exit 2, no traceback."""
+    import sovtp
+
+    assert run("--version").stdout.strip() == f"sovtp {sovtp.__version__}"
+    img = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(img)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    env_dir = tmp_path / "no-weights"
+    cases = [
+        (["query", img, "--model", "qwen"], "--base-url"),  # never silently the offline reasoner
+        (["query", img, "-o", afile], "is a file"),
+        (["query", img, "--output", "essay"], "output must be one of"),
+        (["query", img, "--label-order", "random"], "label order must be one of"),
+        (["score", img, "--n-boot", "0"], "--n-boot"),
+        (["annotate", img, "-o", tmp_path / "o", "--au-source", "pyfeat"], str(env_dir)),
+    ]
+    for args, needle in cases:
+        p = subprocess.run(
+            [*SOVTP, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=os.environ | {"SOVTP_PYFEAT_DIR": str(env_dir)},
+        )
+        assert p.returncode == 2 and "Traceback" not in p.stderr, (args, p.stderr)
+        assert needle in p.stderr, (args, p.stderr)

@@ -19,7 +19,7 @@ from sovtp.resources import cache_root
 from sovtp.types import ClipAnnotation
 
 log = logging.getLogger(__name__)
-SCHEMA = 3  # bump when the stored form (frames or cues) changes
+SCHEMA = 4  # bump when the stored form (frames or cues) changes
 
 
 def annotations_dir() -> Path:

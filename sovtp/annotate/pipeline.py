@@ -108,7 +108,7 @@ def annotate(
         detectors={
             "faces": f"{version} FaceLandmarker",
             "pose": f"{version} PoseLandmarker" if cfg.pose else "off",
-            "aus": "sovtp blendshape→AU table v1",
+            "aus": "sovtp blendshape→AU table v2 + landmark geometry v1",
             "config": str(cfg.key()),
         },
     )

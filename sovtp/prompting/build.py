@@ -187,6 +187,14 @@ def prompt_context(
 
     au = of("au", "active_aus")
     measured = measured_aus(clip, subject)
+    timeline = next(
+        (
+            c
+            for c in cues
+            if c.kind == "au" and c.name == "au_timeline" and c.subject == subject
+        ),
+        None,
+    )
     return {
         "labels": list(labels.labels),
         "n_images": n_images,
@@ -200,6 +208,7 @@ def prompt_context(
             if c.kind == "scene" and c.name in ("people", "no_face", "faces_towards")
         ],
         "aus": au[0] if au else "",
+        "au_timeline": [a["text"] for a in timeline.value["aus"]] if timeline else [],
         "unilateral": [
             c.text
             for c in cues
@@ -238,9 +247,10 @@ def facs_payload(clip: ClipAnnotation, subject: int | None) -> dict[str, Any] | 
         if c.kind == "expression" and c.subject not in (None, subject):
             top = max(c.value, key=c.value.get)
             others.append({"id": c.subject, "top": top, "score": c.value[top]})
+    apex = au.value.get("apex") or {}  # the frame that looks most like an emotion, not a mean
     return {
-        "aus": au.value["mean"],
-        "sides": au.value["sides"],
+        "aus": apex.get("aus") or au.value["mean"],
+        "sides": apex.get("sides") or au.value["sides"],
         "posture": [c.name for c in clip.cues if c.kind == "posture" and c.subject == subject],
         "others": others,
     }

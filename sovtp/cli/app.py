@@ -1,0 +1,121 @@
+"""The ``sovtp`` command: the Typer app, logging set-up, error handling and exit codes.
+
+Thin: parse options, call library functions, print.  Heavy modules (mediapipe, supervision,
+openai, torch) are imported inside the commands, so ``sovtp --help`` is instant and needs none
+of them.  Errors meant for the user (:class:`~sovtp.errors.SovtpError`, bad option values) print
+as one line with exit code 2.  The command modules define plain functions; this module registers
+them, so nothing imports back up (no import circle).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from sovtp.cli import annotate as annotate_cmds
+from sovtp.cli import bench as bench_cmds
+from sovtp.cli import doctor as doctor_cmds
+from sovtp.cli import models as model_cmds
+from sovtp.cli import scores as score_cmds
+from sovtp.errors import SovtpError
+
+app = typer.Typer(
+    help="sovtp — zero-shot emotion recognition and reasoning with vision LLMs "
+    "(Set-of-Vision-Text prompting).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Model files: fetch, list, locate.", no_args_is_help=True)
+prompts_app = typer.Typer(help="Prompt specs shipped in prompts/.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(prompts_app, name="prompts")
+
+app.command("annotate")(annotate_cmds.annotate_cmd)
+app.command("prompt")(annotate_cmds.prompt_cmd)
+app.command("query")(annotate_cmds.query_cmd)
+app.command("bench")(bench_cmds.bench_cmd)
+app.command("ablate")(bench_cmds.ablate_cmd)
+app.command("report")(score_cmds.report_cmd)
+app.command("compare")(score_cmds.compare_cmd)
+app.command("score")(score_cmds.score_cmd)
+app.command("judge")(score_cmds.judge_cmd)
+app.command("doctor")(doctor_cmds.doctor_cmd)
+models_app.command("fetch")(model_cmds.models_fetch)
+models_app.command("list")(model_cmds.models_list)
+models_app.command("path")(model_cmds.models_path)
+prompts_app.command("list")(model_cmds.prompts_list)
+
+
+def _quiet_native_stderr() -> None:
+    """MediaPipe's C++ (glog/absl/TFLite) prints banners on fd 2 that no flag silences.  Point fd 2
+    at /dev/null and give Python's own stderr a private duplicate of the terminal instead."""
+    import os
+
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        sys.stderr = os.fdopen(saved, "w", buffering=1)
+    except OSError:
+        pass
+
+
+def _setup_logging(verbose: bool) -> None:
+    from sovtp.redact import RedactingFilter
+
+    if not verbose:
+        _quiet_native_stderr()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # credentials in URLs never reach a log line
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+
+
+def _version(value: bool) -> None:
+    if value:
+        from sovtp import __version__
+
+        print(f"sovtp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and exit code 2; Ctrl-C exits 130."""
+    try:
+        rc = app(args=argv, standalone_mode=False)  # returns typer.Exit's code in this mode
+    except (SovtpError, ValueError, FileNotFoundError, NotADirectoryError) as e:
+        print(f"sovtp: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sovtp: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as e:
+        return int(e.code or 0)
+    except typer.Abort:
+        print("sovtp: aborted", file=sys.stderr)
+        return 1
+    except typer.TyperException as e:  # click's usage errors (typer vendors click)
+        show = getattr(e, "show", None)
+        if show is None:
+            raise
+        show()
+        return int(getattr(e, "exit_code", 2))
+    return rc if isinstance(rc, int) else 0

@@ -1,0 +1,52 @@
+"""``sovtp models fetch|list|path`` and ``sovtp prompts list``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sovtp.errors import SovtpError
+
+
+def prompts_list() -> None:
+    """List prompt specs with their output contracts, descriptions and hashes."""
+    from sovtp.prompting.spec import list_specs, load_spec
+
+    for sid in list_specs():
+        s = load_spec(sid)
+        print(f"{sid:28s} {s.hash}  {s.output:6s}  {s.description}")
+
+
+def models_fetch(
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds per network attempt.")
+    ] = 20.0,
+) -> None:
+    """Download (or find) every MediaPipe model file and check its sha256."""
+    from sovtp.annotate import models
+
+    for name, path in models.fetch(timeout=timeout).items():
+        print(f"{name}: {path}")
+
+
+def models_list() -> None:
+    """The model files sovtp needs, their pinned sha256, and whether each is present."""
+    from sovtp.annotate import models
+
+    for a in models.ASSETS.values():
+        try:
+            p = models.locate(a.name)
+            state = str(p) if p else "missing (run `sovtp models fetch`)"
+        except SovtpError as e:
+            state = f"BAD: {e}"
+        print(f"{a.name:22s} {a.sha256[:16]}…  {state}")
+
+
+def models_path(
+    name: Annotated[str, typer.Argument(help="face_landmarker | pose_landmarker_full")],
+) -> None:
+    """Print the verified local path of one model file (fetching it if needed)."""
+    from sovtp.annotate import models
+
+    print(models.resolve(name))

@@ -1,0 +1,178 @@
+"""Options shared by the commands: one declaration (type, flag, help) per option, one meaning.
+
+Every command module imports its options from here, so ``--seed`` or ``--max-faces`` cannot mean
+one thing in ``query`` and another in ``bench``.  Nothing heavy is imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sovtp.contracts import OUTPUTS
+from sovtp.errors import SovtpError
+
+DEFAULT_MAX_FACES = 6
+EXIT_CODES_HELP = (
+    "Exit codes: 0 every sample answered; 3 some rows are errors; 4 no sample answered; "
+    "2 usage or input error; 130 interrupted (resume with --resume)."
+)
+
+# -- media and annotation -----------------------------------------------------------------------
+Sampling = Annotated[
+    str,
+    typer.Option(
+        "--sampling",
+        "-s",
+        help="uniform:N | fps:F | indices:I,J,... | apex:N (strongest expression) | all",
+    ),
+]
+MaxFaces = Annotated[
+    int, typer.Option("--max-faces", help="Most faces to look for in a frame (whole frame).")
+]
+NoCache = Annotated[
+    bool, typer.Option("--no-cache", help="Ignore the annotation cache (detect again).")
+]
+NoPose = Annotated[bool, typer.Option("--no-pose", help="Skip body pose (faster).")]
+AuSource = Annotated[
+    str,
+    typer.Option(
+        "--au-source",
+        help="mediapipe (blendshapes + landmark geometry) | pyfeat (calibrated; weights on disk).",
+    ),
+]
+
+# -- prompting ------------------------------------------------------------------------------------
+PromptId = Annotated[
+    str, typer.Option("--prompt", "-p", help="Prompt spec ID (see `sovtp prompts list`).")
+]
+Labels = Annotated[
+    str | None, typer.Option("--labels", help="Label set name (basic7, mafw11) or 'a,b,c'.")
+]
+Subject = Annotated[
+    str,
+    typer.Option(
+        "--subject",
+        help="Whose emotion: largest (default: the largest face on average) | center | "
+        "a face ID | all (one answer per face).",
+    ),
+]
+Transcript = Annotated[
+    str | None, typer.Option("--transcript", help="What is said in the clip (quoted verbatim).")
+]
+Output = Annotated[
+    str | None,
+    typer.Option(
+        "--output",
+        help=f"Answer contract ({' | '.join(OUTPUTS)}); default: the prompt spec's. staged: "
+        "the five stages, then label (reason before answering); text: reasoning ending in "
+        "'Final answer: <label>'; json: label first; label: one word.",
+    ),
+]
+NoStructured = Annotated[
+    bool,
+    typer.Option(
+        "--no-structured",
+        help="Describe the answer format in words only; send no schema/choice constraint "
+        "(servers without structured outputs; see `sovtp doctor`).",
+    ),
+]
+LabelOrder = Annotated[
+    str,
+    typer.Option(
+        "--label-order",
+        help="Order of the labels in the prompt: fixed | shuffled (seeded per sample) | reversed.",
+    ),
+]
+Seed = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        help="The one seed of a run: generation seed, sample shuffling, label shuffling.",
+    ),
+]
+
+# -- backends ----------------------------------------------------------------------------------
+Model = Annotated[
+    str | None,
+    typer.Option("--model", help="Model name on the server (default: its first /v1/models entry)."),
+]
+Hf = Annotated[
+    str | None,
+    typer.Option("--hf", help="Run a transformers model in-process (hub ID or folder)."),
+]
+BackendName = Annotated[
+    str | None,
+    typer.Option("--backend", help="facs (offline, default) | openai | transformers | vllm."),
+]
+Server = Annotated[
+    str,
+    typer.Option(
+        "--server", help="openai | vllm (vllm: structured_outputs, the field vLLM reads)."
+    ),
+]
+MaxTokens = Annotated[
+    int, typer.Option("--max-tokens", help="Most tokens the model may answer with.")
+]
+Temperature = Annotated[float, typer.Option("--temperature", help="Sampling temperature.")]
+Timeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        help="Seconds one request may take in all (connect, send, the whole answer).",
+    ),
+]
+MaxRetries = Annotated[
+    int,
+    typer.Option(
+        "--max-retries", help="Retries of a transient failure (5xx, 429, timeout, malformed)."
+    ),
+]
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SovtpError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def backend_options(
+    backend: str | None,
+    base_url: str | list[str] | None,
+    model: str | None,
+    hf: str | None,
+    **server_options,
+) -> tuple[str, dict]:
+    """Backend name and constructor options from --backend/--base-url/--model/--hf (shared by
+    query, bench and ablate): a URL means openai, --hf means transformers, nothing means the
+    offline FACS reasoner.  ``server_options`` (server, timeout_s, ...) go to openai.
+
+    ``--model`` alone is refused: it names a model but not where it runs, and silently
+    answering with the offline reasoner instead would be a lie."""
+    if model and not (base_url or hf or backend):
+        raise SovtpError(
+            f"--model {model} needs a place to run it: --base-url URL (an OpenAI-compatible or "
+            "vLLM server), --backend transformers (in-process) or --backend vllm (offline, GPU)"
+        )
+    name = backend or ("openai" if base_url else "transformers" if hf else "facs")
+    if name == "openai":
+        if not base_url:
+            raise SovtpError("--backend openai needs --base-url")
+        opts = {"base_url": base_url, **server_options}
+        return name, opts | ({"model": model} if model else {})
+    if name in ("transformers", "vllm"):
+        if not (hf or model):
+            raise SovtpError(f"--backend {name} needs --hf MODEL (or --model)")
+        return name, {"model": hf or model}
+    if name != "facs":
+        raise SovtpError(f"unknown backend {name!r}: facs | openai | transformers | vllm")
+    return name, {}
+
+
+def out_folder(path: Path) -> Path:
+    """An output folder the user named: refused cleanly when it is an existing file."""
+    if path.exists() and not path.is_dir():
+        raise SovtpError(f"--out {path} is a file; give a folder")
+    return path

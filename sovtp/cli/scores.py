@@ -1,0 +1,169 @@
+"""``sovtp score``, ``report``, ``compare`` and ``judge``: numbers from runs and from elsewhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sovtp.errors import SovtpError
+
+
+def _print_tables(scoring: dict, title: str) -> None:
+    """The report's metric and comparison tables, on the terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from sovtp.report.build import comparisons_table, metrics_table
+
+    con = Console()
+    for (head, rows), name in ((metrics_table(scoring), title), (comparisons_table(scoring), "")):
+        if rows:
+            t = Table(*head, title=name or None)
+            for r in rows:
+                t.add_row(*map(str, r))
+            con.print(t)
+
+
+def print_summary(run: Path) -> None:
+    rep_p = run / "report.json"
+    if not rep_p.exists():
+        typer.echo(f"run folder: {run}")
+        return
+    _print_tables(json.loads(rep_p.read_text())["scoring"], str(run))
+    typer.echo(f"report: {run / 'report.html'}")
+
+
+def report_cmd(
+    run: Annotated[Path, typer.Argument(help="A run folder (from bench or ablate).")],
+) -> None:
+    """Rebuild report.json, report.md and report.html of a run."""
+    from sovtp.report.build import write_report
+
+    write_report(run)
+    print_summary(run)
+
+
+def compare_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders to put side by side.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the table as Markdown here.")
+    ] = None,
+) -> None:
+    """Runs side by side: WAR/UAR with CIs per run × system × variant."""
+    from rich.console import Console
+
+    from sovtp.report.compare import compare_markdown, compare_rows
+
+    md = compare_markdown(compare_rows(list(runs)))
+    if out:
+        out.write_text(md)
+    Console().print(md)
+
+
+def _run_label_set(run: Path):
+    """The label set a run was scored against (its config), so ``sovtp score`` on a run's
+    predictions agrees with the run's report."""
+    import yaml
+
+    from sovtp.bench.config import BenchConfig
+    from sovtp.bench.run import label_set
+
+    return label_set(BenchConfig(**(yaml.safe_load((run / "config.yaml").read_text()) or {})))
+
+
+def score_cmd(
+    predictions: Annotated[
+        Path,
+        typer.Argument(
+            help="predictions.jsonl of a run, or a CSV/JSONL made elsewhere (ranked lists allowed)."
+        ),
+    ],
+    gold: Annotated[
+        Path | None,
+        typer.Option(
+            help="A separate gold list (name,gt): every gold sample is scored; missing predictions count as invalid."
+        ),
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Label set (default: the gold vocabulary).")
+    ] = None,
+    evaluator: Annotated[
+        str | None, typer.Option(help="Evaluator spec (its label set and synonyms).")
+    ] = None,
+    n_boot: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the CIs (at least 100).")
+    ] = 1000,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the full scoring as JSON.")
+    ] = False,
+    drop_unanswered: Annotated[
+        bool,
+        typer.Option(
+            "--drop-unanswered",
+            help="Leave out gold samples with no prediction row (default: invalid).",
+        ),
+    ] = False,
+) -> None:
+    """Recognition metrics (WAR, UAR, F1s, per class, confusion, invalid rate) with 95% CIs."""
+
+    from sovtp.jsonl import iter_jsonl
+    from sovtp.labels import load_label_set
+    from sovtp.scoring.external import external_rows
+    from sovtp.scoring.summary import summarise
+
+    if n_boot < 100:
+        raise SovtpError(f"--n-boot must be at least 100 for a 95% CI (got {n_boot})")
+    if not predictions.is_file():
+        raise SovtpError(f"{predictions}: no such file")
+    ls = load_label_set(labels) if labels else None
+    if evaluator:
+        from sovtp.evaluator import load_evaluator
+
+        ls = load_evaluator(evaluator).labels()
+    first = next(iter_jsonl(predictions), None) if predictions.suffix == ".jsonl" else None
+    if first is not None and "key" in first and "parse_status" in first and gold is None:
+        rows = list(iter_jsonl(predictions))  # a sovtp run's own predictions
+        if ls is None and (predictions.parent / "config.yaml").exists():
+            ls = _run_label_set(predictions.parent)  # the run's labels, as its report uses
+        labs = ls.labels if ls else sorted({r["gold"] for r in rows if r.get("gold")})
+    else:
+        rows, ls2 = external_rows(
+            predictions, ls, gold, system=predictions.stem,
+            unanswered="drop" if drop_unanswered else "invalid",
+        )  # fmt: skip
+        labs = ls2.labels
+    s = summarise(rows, labs, n_boot=n_boot, tier_by=None)
+    if as_json:
+        print(json.dumps(s, indent=1))
+        return
+    _print_tables(s, predictions.name)
+
+
+def judge_cmd(
+    run: Annotated[
+        Path, typer.Argument(help="A run folder whose samples carry reference descriptions.")
+    ],
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Judge LLM endpoint (OpenAI-compatible); none: the offline approximation."
+        ),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Judge model on that server.")] = None,
+) -> None:
+    """Reasoning scores (clue and label overlap, 0-10): an LLM judge, or offline word overlap."""
+    from sovtp.bench.run import write_reasoning
+    from sovtp.report.build import write_report
+
+    be = None
+    if base_url:
+        from sovtp.backends.base import get_backend
+
+        be = get_backend("openai", base_url=base_url, model=model)
+    res = write_reasoning(run, "llm" if be else "offline", be)
+    write_report(run)
+    for g, sc in res["scores"].items():
+        typer.echo(f"{g} [{res['method']}]: " + ", ".join(f"{k} {v}" for k, v in sc.items()))

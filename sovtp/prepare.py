@@ -1,0 +1,179 @@
+"""The one prepare pipeline: media → annotate → (de-identify) → render → prompt → Query.
+
+``sovtp query``, ``sovtp prompt``, the bench runner and the ablations all build their queries
+here and nowhere else, so a stage that must always run (de-identification, next) is enforced in
+one place, and the protocol knobs (output contract, label order, transcript on/off, subject,
+frame choice) mean the same thing in every command.
+
+Two steps, because a benchmark annotates a sample once and asks many prompt variants and
+systems about it: :meth:`Preparer.annotate` (cached on disk by content hash) and
+:meth:`Preparer.query` (pure: annotation + spec → Query and its images).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sovtp.labels import LABEL_ORDERS, LabelSet, load_label_set, ordered_labels
+from sovtp.prompting.build import EncodedImage, ImageCache, ImageOptions, build_query
+from sovtp.prompting.spec import PromptSpec
+from sovtp.records import Query
+from sovtp.types import ClipAnnotation, Frame
+
+AU_SOURCES = ("mediapipe", "pyfeat")
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """Everything that decides what a model is shown, beside the prompt spec itself.  Recorded
+    in a run's config and manifest (``as_dict``)."""
+
+    sampling: str = "uniform:8"
+    max_faces: int = 6
+    pose: bool = True
+    annotation_cache: bool = True
+    au_source: str = "mediapipe"
+    output: str | None = None  # the spec's output contract unless given
+    label_order: str = "fixed"
+    seed: int = 0
+    transcript: bool = True  # word the sample's transcript (when it has one)
+    image: ImageOptions = field(default_factory=ImageOptions)
+
+    def __post_init__(self) -> None:
+        if self.label_order not in LABEL_ORDERS:
+            raise ValueError(
+                f"label order must be one of {', '.join(LABEL_ORDERS)}; got {self.label_order!r}"
+            )
+        if self.au_source not in AU_SOURCES:
+            raise ValueError(f"AU source must be one of {', '.join(AU_SOURCES)}")
+        if self.output is not None:
+            from sovtp.contracts import check_output
+
+            check_output(self.output)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Preparer:
+    """Turns media into queries.  Holds the open detector (MediaPipe graphs are costly to open),
+    so one Preparer serves a whole run; close it (or use ``with``)."""
+
+    def __init__(self, options: PrepareOptions | None = None, detector=None):
+        self.options = options or PrepareOptions()
+        if self.options.au_source == "pyfeat":  # fail before any work, naming the folder
+            from sovtp.annotate.pyfeat import require_weights
+
+            require_weights()
+        self._detector = detector
+        self._own_detector = False
+
+    # -- detector lifetime ------------------------------------------------------------------
+    @property
+    def detector(self):
+        if self._detector is None:
+            from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
+
+            o = self.options
+            self._detector = MediaPipeAnnotator(DetectorConfig(max_faces=o.max_faces, pose=o.pose))
+            self._detector.__enter__()
+            self._own_detector = True
+        return self._detector
+
+    def close(self) -> None:
+        if self._own_detector and self._detector is not None:
+            self._detector.close()
+        self._detector = None
+
+    def __enter__(self) -> Preparer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- stage 1: media → annotation ------------------------------------------------------
+    def annotate(
+        self,
+        media: str | Path,
+        sampling: str | None = None,
+        *,
+        frames: list[Frame] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[ClipAnnotation, list[Frame]]:
+        """Decode the sampled frames and annotate them (raw pixels; cached by content hash)."""
+        from sovtp.annotate.pipeline import annotate
+
+        clip, frames = annotate(
+            media,
+            sampling or self.options.sampling,
+            detector=self.detector,
+            cache=self.options.annotation_cache,
+            frames=frames,
+            progress=progress,
+        )
+        if self.options.au_source == "pyfeat":
+            _pyfeat_aus(clip, frames)
+        return clip, frames
+
+    # -- stage 2: annotation → (de-identify) → render → prompt → Query ------------------
+    def query(
+        self,
+        clip: ClipAnnotation,
+        frames: list[Frame],
+        spec: PromptSpec,
+        *,
+        labels: LabelSet | str | list[str] | None = None,
+        subject: str | int | None = "largest",
+        transcript: str | None = None,
+        sample_key: str = "",
+        query_id: str | None = None,
+        max_images: int | None = None,
+        image_cache: ImageCache | None = None,
+    ) -> tuple[Query, list[EncodedImage]]:
+        """The Query for one (clip, spec, subject), with the run's protocol knobs applied."""
+        o = self.options
+        spec = spec.with_output(o.output)
+        ls = load_label_set(labels or spec.label_set)
+        shown = ordered_labels(ls.labels, o.label_order, o.seed, sample_key or clip.sha256)
+        q, images = build_query(
+            clip,
+            frames,
+            spec,
+            labels=shown,
+            subject=subject,
+            transcript=transcript if o.transcript else None,
+            image_options=o.image,
+            image_cache=image_cache,
+            query_id=query_id,
+            max_images=max_images,
+        )
+        q.meta["label_set"] = ls.name
+        q.meta["label_order"] = o.label_order
+        return q, images
+
+
+def _pyfeat_aus(clip: ClipAnnotation, frames: list[Frame]) -> None:
+    """Calibrated AUs from py-feat replace the measured ones on the faces it also finds (each
+    AU keeps its method: ``pyfeat``); the cues are worded again from them."""
+    from sovtp.annotate.cues import clip_cues
+    from sovtp.annotate.pyfeat import detect, swap_aus
+
+    swap_aus(clip.frames, detect([f.image for f in frames]))
+    clip.detectors["aus"] = clip.detectors.get("aus", "") + " + py-feat"
+    clip.cues = clip_cues(clip)
+
+
+def prepare(
+    media: str | Path,
+    spec: PromptSpec,
+    options: PrepareOptions | None = None,
+    **query_kw: Any,
+) -> tuple[Query, list[EncodedImage], ClipAnnotation, list[Frame]]:
+    """One clip, one spec: the Query (and its images, annotation and frames)."""
+    with Preparer(options) as p:
+        clip, frames = p.annotate(media)
+        q, images = p.query(clip, frames, spec, **query_kw)
+    return q, images, clip, frames
