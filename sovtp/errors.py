@@ -18,6 +18,11 @@ class MediaError(SovtpError):
         super().__init__(f"cannot read media {self.path}: {reason}")
 
 
+class MediaTooLargeError(MediaError):
+    """A picture or video frame over the pixel cap (a decompression bomb, or a scan that needs
+    ``SOVTP_MAX_PIXELS`` raised): refused from its header, before its pixels are decoded."""
+
+
 class ModelAssetError(SovtpError):
     """A model file that is missing, cannot be fetched, or fails its checksum."""
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sovtp.errors import MediaError
+from sovtp.errors import MediaError, SovtpError
 from sovtp.media import DecodeStats, Sampling, load_audio, load_frames, probe
 from sovtp.media.sample import write_video
 
@@ -164,3 +164,210 @@ def test_bad_media_give_one_clear_error(tmp_path, pan_mp4):
         assert str(path) in str(e.value) and reason in str(e.value)
     with pytest.raises(MediaError, match="no audio stream"):
         load_audio(pan_mp4)
+
+
+# --- what files really store: bit depth, palettes, alpha, orientation, VFR, size ---------------
+
+
+def _grey(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float64).mean(axis=2)
+
+
+def _faces(detector, img: np.ndarray):
+    return detector.detect(img, 0, 0.0).faces
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path, detector):
+    """A 16-bit greyscale PNG (Pillow mode I;16) used to read as all white and show no face."""
+    from sovtp.media.sample import astronaut
+
+    ref = _grey(astronaut())
+    grey16 = tmp_path / "grey16.png"
+    Image.fromarray(np.rint(ref * 257).astype(np.uint16)).save(grey16)
+    assert Image.open(grey16).mode == "I;16"
+    (frame,) = load_frames(grey16)
+    img = frame.image
+    assert img.dtype == np.uint8 and img.shape == (512, 512, 3)
+    assert np.abs(img[..., 0].astype(np.float64) - ref).max() <= 1.0  # scaled, not clipped
+    assert len(_faces(detector, img)) == 1
+    # 16-bit RGB (48-bit PNG, written by OpenCV): the 8-bit picture comes back
+    import cv2
+
+    rgb16 = tmp_path / "rgb16.png"
+    cv2.imwrite(str(rgb16), (astronaut().astype(np.uint16) * 257)[..., ::-1])
+    (frame,) = load_frames(rgb16)
+    assert np.abs(frame.image.astype(int) - astronaut()).max() <= 1
+
+
+def _expected_on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha.astype(np.float64)[..., None] / 255
+    return rgb.astype(np.float64) * a + 255 * (1 - a)
+
+
+@pytest.mark.parametrize("mode", ["P", "P+transparency", "L", "LA", "RGBA", "I;16", "I"])
+def test_palette_grey_and_alpha_pngs_become_the_picture_on_white(tmp_path, mode):
+    from sovtp.media.sample import astronaut
+
+    rgb = astronaut()
+    grey = np.rint(_grey(rgb)).astype(np.uint8)
+    alpha = np.full(grey.shape, 255, np.uint8)
+    alpha[:, :128] = 0  # left quarter transparent
+    alpha[:, 128:256] = 128  # then half
+    p = tmp_path / ("x.tif" if mode == "I" else "x.png")  # PNG cannot hold 32-bit integers
+    if mode in ("P", "P+transparency"):
+        im = Image.fromarray(rgb).quantize(64)
+        idx = np.asarray(im)
+        pal = np.array(im.getpalette()[: 3 * 256], dtype=np.uint8).reshape(-1, 3)
+        want = pal[idx].astype(np.float64)
+        if mode == "P+transparency":
+            im.info["transparency"] = int(idx[256, 256])
+            im.save(p, transparency=int(idx[256, 256]))
+            want[idx == idx[256, 256]] = 255
+        else:
+            im.save(p)
+    elif mode == "L":
+        Image.fromarray(grey).save(p)
+        want = np.repeat(grey[..., None], 3, 2).astype(np.float64)
+    elif mode == "LA":
+        Image.fromarray(np.dstack([grey, alpha]), "LA").save(p)
+        want = _expected_on_white(np.repeat(grey[..., None], 3, 2), alpha)
+    elif mode == "RGBA":
+        Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(p)
+        want = _expected_on_white(rgb, alpha)
+    else:  # 16-bit and 32-bit integer greyscale
+        Image.fromarray(grey.astype(np.uint16) * 257).convert(mode).save(p)
+        want = np.repeat(grey[..., None], 3, 2).astype(np.float64)
+    (frame,) = load_frames(p)
+    assert frame.image.dtype == np.uint8 and frame.image.shape == (512, 512, 3)
+    assert np.abs(frame.image.astype(np.float64) - want).max() <= 1.0
+
+
+def test_exif_orientation_is_applied(tmp_path, detector):
+    """A phone JPEG stores the sensor's pixels and says 'rotate 90° clockwise to view'."""
+    from sovtp.media.sample import astronaut
+
+    upright = np.ascontiguousarray(astronaut()[:, 56:456])  # 512×400: not square
+    stored = np.ascontiguousarray(np.rot90(upright, 1))  # lying on its side
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    p = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(p, quality=95, exif=exif)
+    (frame,) = load_frames(p)
+    assert frame.image.shape == upright.shape
+    assert np.abs(frame.image.astype(int) - upright).mean() < 4
+    assert probe(p).width == 400 and probe(p).height == 512
+    (face,) = _faces(detector, frame.image)
+    assert abs(face.head_pose[2]) < 25  # roll: upright, not lying at ±90°
+
+
+@pytest.mark.parametrize("degrees,turn", [(90, -1), (-90, 1), (180, 2)])
+def test_video_rotation_metadata_makes_frames_upright(tmp_path, detector, degrees, turn):
+    import av
+
+    from sovtp.media.sample import astronaut
+
+    upright = np.ascontiguousarray(astronaut()[:, 56:456])  # 512×400
+    stored = np.ascontiguousarray(np.rot90(upright, turn))
+    p = tmp_path / f"phone{degrees}.mp4"
+    with av.open(str(p), "w") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
+        s.set_display_rotation(degrees)  # counter-clockwise, as a phone's display matrix says
+        for _ in range(2):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    info = probe(p)
+    assert (info.width, info.height) == (400, 512)
+    frames = load_frames(p, "uniform:2")
+    assert all(f.image.shape == upright.shape for f in frames)
+    assert np.abs(frames[0].image.astype(int) - upright).mean() < 8
+    (face,) = _faces(detector, frames[0].image)
+    assert abs(face.head_pose[2]) < 25
+
+
+def _vfr_clip(path, times_ms: list[int]):
+    """Frames numbered by brightness (``_index_of``), shown at irregular times (1 ms base)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.time_base = s.codec_context.time_base = Fraction(1, 1000)
+        for img, t in zip(_numbered_frames(len(times_ms)), times_ms, strict=True):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            for pkt in s.encode(f):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    return path
+
+
+def test_variable_frame_rate_is_sampled_by_time(tmp_path):
+    """4 frames a second apart, then a 30-frame burst in the last second: the average rate says
+    ~7 fps, so frame numbers computed from it land on the wrong frames, and twice on one."""
+    times = [0, 1000, 2000, 3000] + [4000 + round(i * 1000 / 30) for i in range(30)]
+    p = _vfr_clip(tmp_path / "vfr.mp4", times)
+    frames = load_frames(p, "uniform:8")
+    stamps = [f.timestamp_s for f in frames]
+    assert len(frames) == 8 and len(set(stamps)) == 8  # 8 distinct presentation times
+    assert [_index_of(f.image) for f in frames] == [f.index for f in frames]  # index = frame no.
+    for f in frames:
+        assert f.timestamp_s == pytest.approx(times[f.index] / 1000, abs=1e-3)
+    assert stamps[:4] == [0.0, 1.0, 2.0, 3.0]  # the sparse seconds are all sampled
+    # fps:F picks the frame nearest each 1/F s: the sparse part has only whole seconds
+    got = [round(f.timestamp_s, 3) for f in load_frames(p, "fps:2")]
+    assert got == [0.0, 1.0, 2.0, 3.0, 4.0, 4.5]
+    # indices count frames in presentation order
+    got = load_frames(p, "indices:1,3,20")
+    assert [(f.index, _index_of(f.image)) for f in got] == [(1, 1), (3, 3), (20, 20)]
+
+
+def _png_header(path, width: int, height: int):
+    """A PNG that claims width × height (RGB) but holds almost no data: a decompression bomb's
+    header, which must be refused before anything is allocated."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+    return path
+
+
+def test_oversized_media_are_refused_by_a_pixel_cap(tmp_path, monkeypatch, astronaut_png):
+    from sovtp.errors import MediaTooLargeError
+
+    bomb = _png_header(tmp_path / "bomb.png", 20000, 20000)
+    for read in (load_frames, probe):
+        with pytest.raises(MediaTooLargeError, match="SOVTP_MAX_PIXELS"):
+            read(bomb)
+    big = _png_header(tmp_path / "big.png", 12000, 10000)  # 120 MP: under Pillow's own limit
+    with pytest.raises(MediaTooLargeError, match="120.0 megapixels"):
+        load_frames(big)
+    # the cap from the environment, and a parameter that overrides it
+    monkeypatch.setenv("SOVTP_MAX_PIXELS", "100000")
+    with pytest.raises(MediaTooLargeError, match="512×512"):
+        load_frames(astronaut_png)
+    assert load_frames(astronaut_png, max_pixels=10**6)[0].image.shape == (512, 512, 3)
+    clip = write_video(tmp_path / "c.mp4", _numbered_frames(5), fps=10)  # 64×48 = 3072 px
+    assert len(load_frames(clip, "uniform:2")) == 2
+    with pytest.raises(MediaTooLargeError, match="64×48"):
+        load_frames(clip, "uniform:2", max_pixels=3000)
+    with pytest.raises(MediaTooLargeError):
+        probe(clip, max_pixels=3000)
+    monkeypatch.setenv("SOVTP_MAX_PIXELS", "lots")
+    with pytest.raises(SovtpError, match="SOVTP_MAX_PIXELS"):
+        load_frames(astronaut_png)
+    # a cap above Pillow's own bomb limit is honoured (Pillow's limit is lifted to match)
+    monkeypatch.delenv("SOVTP_MAX_PIXELS")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    assert load_frames(astronaut_png)[0].image.shape == (512, 512, 3)
