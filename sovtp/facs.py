@@ -151,8 +151,14 @@ def read_expression(
     scores: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
     for emo, proto in PROTOTYPES.items():
+        # only measured AUs count: an AU missing from ``aus`` was not measured, which is not
+        # evidence of absence.  The mean over the measured ones is shrunk a little by how much
+        # of the prototype could be measured, so a half-measured prototype cannot win on one AU.
         total = sum(proto.values())
-        scores[emo] = sum(w * _evidence(aus.get(au, 0.0)) for au, w in proto.items()) / total
+        seen = {au: w for au, w in proto.items() if au in aus}
+        got = sum(seen.values())
+        mean = sum(w * _evidence(aus[au]) for au, w in seen.items()) / got if got else 0.0
+        scores[emo] = mean * (0.75 + 0.25 * got / total)
         evidence[emo] = [au for au in proto if aus.get(au, 0.0) >= DEFAULT_THRESHOLD]
     sides = sides or {}
     contempt = 0.0

@@ -121,3 +121,32 @@ def test_label_contract_and_shuffled_labels_keep_synonyms():
     # a shuffled shipped set is still that set: its synonyms parse
     ls = load_label_set(shuffled)
     assert ls.name == "basic7" and ls.normalize("joyful") == "happy"
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_offline_reasoner_answers_in_every_contract(output):
+    """The FACS reasoner writes what each contract asks for, so the parser (which reads only
+    the contract) gets a valid answer from it in every mode."""
+    from sovtp.scoring.parse import predict
+
+    q = _query(output)
+    be = get_backend("facs")
+    (r,) = be.generate([q], GenerationConfig())
+    p = predict(r, q.labels, "s", "facs", q.spec_id, output=q.output)
+    assert p.label == "angry" and p.parse_status == "ok", (output, r.text)
+    if output == "staged":
+        assert list(json.loads(r.text))[:5] == list(STAGE_KEYS) and "action_units" in p.stages
+    if output == "text":
+        assert r.text.splitlines()[-1] == "Final answer: angry"
+
+
+def test_unmeasured_aus_are_not_evidence_of_absence():
+    from sovtp.facs import read_expression
+
+    # AU6 not measured: a strong AU12 must still read as happiness, nearly as strongly as a
+    # Duchenne smile with AU6 measured present; measured absent AU6 lowers it
+    no_au6 = read_expression({"AU12": 0.9}).scores["happiness"]
+    au6_absent = read_expression({"AU12": 0.9, "AU6": 0.0}).scores["happiness"]
+    duchenne = read_expression({"AU12": 0.9, "AU6": 0.8}).scores["happiness"]
+    assert duchenne > no_au6 > au6_absent
+    assert no_au6 > 0.7

@@ -33,6 +33,30 @@ OTHERS_WEIGHT = 0.1  # emotional contagion: how much the others' prototype leans
 TEMPERATURE = 0.15  # softmax temperature turning evidence into label scores
 
 
+def _in_contract(
+    output: str, payload: dict, facs: dict, au_txt: str, active: str, used: list[str]
+) -> str:
+    """The reasoner's answer written in the contract the query asked for, like a model would:
+    ``staged`` stages first, ``text`` a 'Final answer:' line, ``label`` one word."""
+    label = payload["label"]
+    if output == "label":
+        return label
+    if output == "text":
+        return f"{payload['rationale']}\nFinal answer: {label}"
+    if output == "staged":
+        others = "; ".join(u for u in used if u.startswith("person")) or "nobody else is read"
+        body = "; ".join(n.replace("_", " ") for n in facs.get("posture") or []) or "no posture cue"
+        staged = {
+            "scene": "not seen: this reasoner reads measurements, not images",
+            "body": body,
+            "others": others,
+            "action_units": f"active: {active or 'none above 0.3'}; best prototype: {au_txt}",
+            "self_correction": payload["rationale"],
+        }
+        return json.dumps(staged | {k: payload[k] for k in ("label", "confidence", "scores")})
+    return json.dumps(payload)
+
+
 class FacsBackend(BatchedBackend):
     name = "facs"
     model = "emfacs-prototypes-v1"
@@ -98,7 +122,7 @@ class FacsBackend(BatchedBackend):
             query_id=q.id,
             backend=self.name,
             model=self.model,
-            text=json.dumps(payload),
+            text=_in_contract(q.output, payload, facs, au_txt, active, used),
             latency_s=time.perf_counter() - t0,
             finish_reason="stop",
         )
