@@ -2,7 +2,9 @@
 JPEG data URLs; nothing fetched when opened).
 
 The HTML shows the metric table with 95 % CIs, the ablation / comparison table (delta to the
-base with its CI and McNemar's p), a bar chart with error bars, each system × variant's
+base with its CI and McNemar's p), the ablation section (each rung against the one below it, or
+a grid's main effects and interactions; rungs a backend cannot test are marked so — see
+:mod:`sovtp.report.ablation`), a bar chart with error bars, each system × variant's
 confusion matrix and per-class table, reasoning scores where they were computed, and a gallery
 of samples: the annotated frame as sent, the prompt, the answer, the gold label and the parse
 status.  User text (prompts, answers) is HTML-escaped: a model's answer is data, never markup.
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 
 from sovtp.jsonl import iter_jsonl
+from sovtp.report.ablation import NOT_TESTABLE, analyse
 from sovtp.report.figures import bars_svg, confusion_svg
 from sovtp.scoring.summary import summarise
 
@@ -62,6 +65,10 @@ def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
         "headline": headline,
         "scoring": summary,
     }
+    variants = list(dict.fromkeys(e["variant"] for e in summary["systems"]))
+    rep["ablation"] = analyse(
+        run, iter_jsonl(run / "predictions.jsonl"), labels, variants, cfg, man, n_boot
+    )
     reasoning = run / "reasoning.json"
     if reasoning.exists():
         rep["reasoning"] = json.loads(reasoning.read_text())
@@ -100,22 +107,95 @@ def metrics_table(s: dict[str, Any]) -> Table:
     return head, rows
 
 
-def comparisons_table(s: dict[str, Any]) -> Table:
-    def delta(d: dict[str, float]) -> str:
-        return f"{100 * d['value']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
+def _delta(d: dict[str, float]) -> str:
+    return f"{100 * d['value']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
 
+
+def _untestable(rep: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {tuple(x) for x in (rep.get("ablation") or {}).get("untestable_pairs") or []}
+
+
+def comparisons_table(
+    s: dict[str, Any], untestable: set[tuple[str, str, str]] = frozenset()
+) -> Table:
+    """Each variant against the base; a pair the backend cannot tell apart shows no delta."""
+
+    def row(c: dict[str, Any]) -> list[Any]:
+        a, b = c["a"], c["b"]
+        off = a["system"] == b["system"] and (a["system"], a["variant"], b["variant"]) in untestable
+        m = c["mcnemar"]
+        return [f"{a['system']} · {a['variant']}", f"{b['system']} · {b['variant']}", c["n_shared"],
+                "n/a" if off else _delta(c["delta_war"]), f"{m['b']}/{m['c']}",
+                "n/a" if off else f"{m['p_value']:.4f}", NOT_TESTABLE if off else ""]  # fmt: skip
+
+    rows = [row(c) for c in s["comparisons"]]
+    return ["A", "B", "n", "ΔWAR [95% CI]", "McNemar b/c", "p", "note"], rows
+
+
+def steps_table(ab: dict[str, Any]) -> Table:
+    """Each rung against the rung below it."""
     rows = [
         [
-            f"{c['a']['system']} · {c['a']['variant']}",
-            f"{c['b']['system']} · {c['b']['variant']}",
-            c["n_shared"],
-            delta(c["delta_war"]),
-            f"{c['mcnemar']['b']}/{c['mcnemar']['c']}",
-            f"{c['mcnemar']['p_value']:.4f}",
+            d["system"],
+            d["a"],
+            d["b"],
+            d["n_shared"],
+            _delta(d["delta_war"]) if d["testable"] else "n/a",
+            f"{d['mcnemar']['b']}/{d['mcnemar']['c']}",
+            f"{d['mcnemar']['p_value']:.4f}" if d["testable"] else "n/a",
+            "" if d["testable"] else NOT_TESTABLE,
         ]  # fmt: skip
-        for c in s["comparisons"]
+        for d in ab.get("steps") or []
     ]
-    return ["A", "B", "n", "ΔWAR [95% CI]", "McNemar b/c", "p"], rows
+    return ["system", "from", "to", "n", "ΔWAR [95% CI]", "McNemar b/c", "p", "note"], rows
+
+
+def _level(f: str, v: Any) -> str:
+    return f"{f}={v}" if not isinstance(v, bool) else (f if v else f"no {f}")
+
+
+def effects_table(ab: dict[str, Any]) -> Table:
+    """A grid's main effects: accuracy at a level minus at the reference, over the other
+    factors."""
+    rows = [
+        [
+            e["system"],
+            f"{_level(e['factor'], e['level'])} vs {_level(e['factor'], e['reference'])}",
+            e["n"],
+            _delta(e["effect"]) if e["testable"] else "n/a",
+            "" if e["testable"] else NOT_TESTABLE,
+        ]  # fmt: skip
+        for e in ab.get("effects") or []
+    ]
+    return ["system", "main effect", "n", "ΔWAR [95% CI]", "note"], rows
+
+
+def interactions_table(ab: dict[str, Any]) -> Table:
+    """A×B: how much A's effect changes when B moves off its reference level."""
+    rows = [
+        [
+            i["system"],
+            " × ".join(_level(f, v) for f, v in zip(i["factors"], i["levels"], strict=True)),
+            i["n"],
+            _delta(i["interaction"]) if i["testable"] else "n/a",
+            "" if i["testable"] else NOT_TESTABLE,
+        ]  # fmt: skip
+        for i in ab.get("interactions") or []
+    ]
+    return ["system", "interaction", "n", "Δ of ΔWAR [95% CI]", "note"], rows
+
+
+def ablation_tables(rep: dict[str, Any]) -> list[tuple[str, Table]]:
+    """The ablation section's titled tables (empty when the run is no ablation)."""
+    ab = rep.get("ablation") or {}
+    out = []
+    if ab.get("steps"):
+        out.append(("Ablation ladder: each rung against the one below it", steps_table(ab)))
+    if ab.get("effects"):
+        out.append(("Grid: main effects", effects_table(ab)))
+    if ab.get("interactions"):
+        out.append(("Grid: two-way interactions", interactions_table(ab)))
+    return out
 
 
 def per_class_table(e: dict[str, Any]) -> Table:
@@ -136,10 +216,15 @@ def reasoning_table(r: dict[str, Any]) -> Table:
     return ["system · variant", "score (0-10)", "value"], rows
 
 
+def _md(c: Any) -> str:
+    """A Markdown table cell: a ``|`` or a line break in a name would split the row."""
+    return str(c).replace("|", "\\|").replace("\n", " ")
+
+
 def md_table(t: Table) -> list[str]:
     head, rows = t
-    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + [
-        "| " + " | ".join(str(c) for c in r) + " |" for r in rows
+    return ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)] + [
+        "| " + " | ".join(_md(c) for c in r) + " |" for r in rows
     ]
 
 
@@ -159,7 +244,11 @@ def markdown(rep: dict[str, Any]) -> str:
     out = [f"# sovtp report — {rep.get('data') or rep['run']}", "", *md_table(metrics_table(s))]
     if s["comparisons"]:
         out += ["", "## Paired comparisons (B vs A on shared samples)", ""]
-        out += md_table(comparisons_table(s))
+        out += md_table(comparisons_table(s, _untestable(rep)))
+    for title, table in ablation_tables(rep):
+        out += ["", f"## {title}", "", *md_table(table)]
+    for note in (rep.get("ablation") or {}).get("notes") or []:
+        out += ["", f"> **Note:** {note}"]
     for e in s["systems"]:
         out += [
             "",
@@ -182,7 +271,7 @@ th{background:#f4f6f8}td:first-child,td:nth-child(2),th:first-child,th:nth-child
 .fig{display:inline-block;margin:.5rem;vertical-align:top}.fig svg{max-width:100%;height:auto}
 .gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:1rem}
 .card{border:1px solid #ddd;border-radius:6px;padding:.6rem;font-size:.85rem}.card img{width:100%}
-.ok{color:#1a7f37}.bad{color:#cf222e}.rep{color:#9a6700}pre{white-space:pre-wrap;max-height:12rem;overflow:auto;background:#f6f8fa;padding:.4rem}
+.note{background:#fff8c5;border-left:4px solid #9a6700;padding:.4rem .8rem}.ok{color:#1a7f37}.bad{color:#cf222e}.rep{color:#9a6700}pre{white-space:pre-wrap;max-height:12rem;overflow:auto;background:#f6f8fa;padding:.4rem}
 """
 
 CHECK = """
@@ -210,7 +299,13 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
         parts.append(f"<div class='fig'>{bars_svg(s['systems'], 'war')}</div>")
         parts.append(f"<div class='fig'>{bars_svg(s['systems'], 'uar')}</div>")
     if s["comparisons"]:
-        parts.append("<h2>Ablation / comparison</h2>" + html_table(comparisons_table(s)))
+        parts.append(
+            "<h2>Ablation / comparison</h2>" + html_table(comparisons_table(s, _untestable(rep)))
+        )
+    for title, table in ablation_tables(rep):
+        parts.append(f"<h2>{_esc(title)}</h2>" + html_table(table))
+    for note in (rep.get("ablation") or {}).get("notes") or []:
+        parts.append(f"<p class='note'><b>Note:</b> {_esc(note)}</p>")
     for e in s["systems"]:
         title = f"{e['system']} · {e['variant']}"
         parts.append(

@@ -1,4 +1,9 @@
-"""matplotlib figures as inline SVG strings (the HTML report carries no external file)."""
+"""matplotlib figures as inline SVG strings (the HTML report carries no external file).
+
+Labels and model names are data: matplotlib would read ``$...$`` in them as mathtext (and an odd
+``$`` crashes the report), so every figure is drawn with math parsing off and its text kept as
+SVG text (escaped by matplotlib), never as markup.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,16 @@ from typing import Any
 
 import numpy as np
 
+# names render literally; text stays text in the SVG (smaller, searchable, selectable)
+RC = {"text.parse_math": False, "text.usetex": False, "svg.fonttype": "none"}
+
 
 def _svg(fig) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
     import matplotlib.pyplot as plt
 
+    buf = io.StringIO()
+    with plt.rc_context(RC):
+        fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
     s = buf.getvalue()
     return s[s.index("<svg") :]  # drop the XML prolog and doctype: inline SVG in HTML
@@ -30,6 +39,11 @@ def _plt():
 def confusion_svg(conf: dict[str, Any], title: str) -> str:
     """Row-normalised confusion matrix (recall per gold class), with the invalid column."""
     plt = _plt()
+    with plt.rc_context(RC):
+        return _confusion(plt, conf, title)
+
+
+def _confusion(plt, conf: dict[str, Any], title: str) -> str:
     m = np.asarray(conf["matrix"], float)
     rows = m.sum(axis=1, keepdims=True)
     norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
@@ -52,6 +66,11 @@ def confusion_svg(conf: dict[str, Any], title: str) -> str:
 def bars_svg(entries: list[dict[str, Any]], metric: str = "war", title: str = "") -> str:
     """One bar per system × variant with its bootstrap 95 % CI as an error bar."""
     plt = _plt()
+    with plt.rc_context(RC):
+        return _bars(plt, entries, metric, title)
+
+
+def _bars(plt, entries: list[dict[str, Any]], metric: str, title: str) -> str:
     names = [f"{e['variant']}\n{e['system']}" if e["system"] else e["variant"] for e in entries]
     vals = np.array([e["ci"][metric]["value"] for e in entries]) * 100
     lo = np.array([e["ci"][metric]["low"] for e in entries]) * 100

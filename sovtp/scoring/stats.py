@@ -47,11 +47,15 @@ def bootstrap_war_uar(
     }
 
 
-def bootstrap_delta(
-    right_a: np.ndarray, right_b: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha=0.05
+def bootstrap_mean(
+    d: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
 ) -> Interval:
-    """Paired bootstrap CI of accuracy(B) − accuracy(A) over the same samples."""
-    d = right_b.astype(float) - right_a.astype(float)
+    """Percentile bootstrap CI of the mean of per-sample values ``d``, resampling samples.
+
+    Any paired contrast of accuracies is such a mean: B − A (a rung's delta), or a factorial
+    effect — each sample's signed sum of its correctness under several variants — so the CI of
+    one effect resamples the *samples*, keeping every variant of a sample together."""
+    d = np.asarray(d, dtype=float)
     n = len(d)
     if n == 0:
         return Interval(0.0, 0.0, 0.0)
@@ -59,6 +63,13 @@ def bootstrap_delta(
     means = np.array([d[rng.integers(0, n, n)].mean() for _ in range(n_boot)])
     lo, hi = np.percentile(means, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return Interval(float(d.mean()), float(lo), float(hi))
+
+
+def bootstrap_delta(
+    right_a: np.ndarray, right_b: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha=0.05
+) -> Interval:
+    """Paired bootstrap CI of accuracy(B) − accuracy(A) over the same samples."""
+    return bootstrap_mean(right_b.astype(float) - right_a.astype(float), n_boot, seed, alpha)
 
 
 @dataclass

@@ -1,0 +1,206 @@
+"""Honest ablations: the ladder ends at the five-stage prompt, every rung is compared with the one
+below it, a grid reports main effects and interactions with CIs, rungs a backend cannot see are
+not findings — and names with ``$``, ``|`` or markup are shown literally."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from sovtp.bench.ablation import LADDER, grid, parse_factor, visual_only
+from sovtp.prompting.spec import load_spec
+from sovtp.report.ablation import NOT_TESTABLE, ablation_notes, correctness, factorial
+from sovtp.report.build import build_report, write_report
+from sovtp.scoring.stats import mcnemar
+
+LABELS = ["happy", "sad"]
+
+
+def make_run(
+    tmp: Path, right: dict[str, list[bool]], system: dict, labels=LABELS, variants=None
+) -> Path:
+    """A run folder whose predictions are right/wrong as given (sample i, variant v)."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for v, rs in right.items():
+        for i, ok in enumerate(rs):
+            gold = labels[i % len(labels)]
+            wrong = labels[(i + 1) % len(labels)]
+            rows.append({"key": f"{i}|{v}", "sample_id": f"s{i:03d}", "system": system["name"],
+                         "variant": v, "gold": gold, "label": gold if ok else wrong,
+                         "parse_status": "ok"})  # fmt: skip
+    (tmp / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    order = list(right)
+    (tmp / "config.yaml").write_text(
+        yaml.safe_dump({"data": "synthetic", "variants": variants or order, "systems": [system]})
+    )
+    man = {"variants": order, "labels": {"name": "x", "labels": labels}, "systems": [system]}
+    (tmp / "manifest.json").write_text(json.dumps(man))
+    return tmp
+
+
+FACS = {"name": "facs", "backend": "facs", "options": {}}
+SEEING = {"name": "openai:qwen", "backend": "openai", "options": {"model": "qwen"}}
+
+
+def pattern(n: int, k: int) -> list[bool]:
+    """The first k of n samples right."""
+    return [i < k for i in range(n)]
+
+
+def test_the_ladder_climbs_to_the_five_stage_prompt():
+    assert LADDER[-1] == "sovtp/full" and len(set(LADDER)) == len(LADDER)
+    specs = [load_spec(v) for v in LADDER]
+    assert specs[-1].template == "sovtp_full.j2" and specs[-2].template != specs[-1].template
+
+
+def test_each_rung_is_compared_with_the_one_below(tmp_path):
+    n = 60
+    right = {"ladder/plain": pattern(n, 20), "ladder/au_text": pattern(n, 40),
+             "sovtp/full": [i < 40 or i >= 55 for i in range(n)]}  # fmt: skip
+    run = make_run(tmp_path / "r", right, SEEING)
+    rep = write_report(run, n_boot=200)
+    ab = rep["ablation"]
+    assert ab["kind"] == "ladder" and ab["blind_systems"] == {}
+    (s1, s2) = ab["steps"]
+    assert (s1["a"], s1["b"], s2["a"], s2["b"]) == ("ladder/plain", "ladder/au_text",
+                                                    "ladder/au_text", "sovtp/full")  # fmt: skip
+    assert s1["delta_war"]["value"] == pytest.approx(20 / 60)
+    assert s2["delta_war"]["value"] == pytest.approx(5 / 60)
+    assert s2["delta_war"]["low"] < 5 / 60 < s2["delta_war"]["high"]
+    ra, rb = np.array(right["ladder/au_text"]), np.array(right["sovtp/full"])
+    assert s2["mcnemar"] == mcnemar(ra, rb).to_dict() and s2["testable"]
+    md = (run / "report.md").read_text()
+    assert "each rung against the one below it" in md and NOT_TESTABLE not in md
+    assert "+8.33" in md  # the au_text → full step, which a base-only table never shows
+    assert "each rung against the one below it" in (run / "report.html").read_text()
+    assert ablation_notes(run) == []
+
+
+def test_rungs_a_blind_backend_cannot_see_are_not_findings(tmp_path):
+    n = 40
+    same = pattern(n, 10)
+    right = {"ladder/plain": same, "ladder/bbox": same, "ladder/au_text": pattern(n, 30)}
+    run = make_run(tmp_path / "facs", right, FACS)
+    rep = write_report(run, n_boot=100)
+    (vis, cue) = rep["ablation"]["steps"]
+    assert not vis["testable"] and cue["testable"]
+    md = (run / "report.md").read_text()
+    step_rows = [
+        ln for ln in md.splitlines() if ln.startswith("| facs | ladder/plain | ladder/bbox")
+    ]
+    assert step_rows and "n/a" in step_rows[0] and NOT_TESTABLE in step_rows[0]
+    assert "+0.00" not in md  # the tie is never shown as a measured delta
+    cmp_rows = [ln for ln in md.splitlines() if "facs · ladder/bbox" in ln]
+    assert cmp_rows and NOT_TESTABLE in cmp_rows[0]
+    (note,) = ablation_notes(run)
+    assert "ladder/plain → ladder/bbox" in note and "sees no images" in note
+    assert "ladder/au_text" not in note.split(":")[-1].split("—")[0]  # a text rung stays a finding
+    html = (run / "report.html").read_text()
+    assert html.count(NOT_TESTABLE) >= 3  # step row, comparison row, note
+    # the same rows from a system that sees images are findings
+    seeing = write_report(make_run(tmp_path / "seeing", right, SEEING), n_boot=100)
+    assert all(s["testable"] for s in seeing["ablation"]["steps"])
+    assert seeing["ablation"]["notes"] == [] and seeing["ablation"]["untestable_pairs"] == []
+
+
+def test_visual_only_compares_everything_but_marks():
+    a = yaml.safe_load(Path(load_spec("ladder/au_text").source).read_text())
+    b = yaml.safe_load(Path(load_spec("ladder/au_overlay").source).read_text())
+    c = yaml.safe_load(Path(load_spec("ladder/context").source).read_text())
+    assert visual_only(a, b) and not visual_only(b, c) and not visual_only(a, a)
+
+
+def test_grid_has_an_output_axis_and_writes_its_design(tmp_path):
+    assert parse_factor("output") == ("output", ("staged", "json", "label"))
+    paths = grid("sovtp/full", ["boxes", "output=json|label"], tmp_path)
+    specs = [yaml.safe_load(Path(p).read_text()) for p in paths]
+    assert [s["id"] for s in specs] == ["grid/output=json", "grid/output=label",
+                                        "grid/boxes+output=json", "grid/boxes+output=label"]  # fmt: skip
+    assert [s["output"] for s in specs] == ["json", "label", "json", "label"]
+    assert [s["visual"]["boxes"] for s in specs] == [False, False, True, True]
+    # the output variants differ in output only: a text difference, testable by any backend
+    assert not visual_only(specs[0], specs[1]) and visual_only(specs[0], specs[2])
+    info = json.loads((tmp_path / "grid.json").read_text())
+    assert info["factors"] == {"boxes": [False, True], "output": ["json", "label"]}
+    assert info["variants"]["grid/boxes+output=label"] == {"boxes": True, "output": "label"}
+
+
+def _grid_run(tmp_path: Path, system: dict) -> tuple[Path, dict]:
+    """A boxes × au × output grid whose accuracies follow a known model: 0.3 + 0.1·boxes +
+    0.2·au + 0.1·boxes·au + 0.05·(output=label), over 100 samples."""
+    run = tmp_path / system["backend"]
+    paths = grid("sovtp/full", ["boxes", "au", "output=json|label"], run / "prompts")
+    info = json.loads((run / "prompts" / "grid.json").read_text())
+    right = {}
+    for v, lv in info["variants"].items():
+        p = 0.3 + 0.1 * lv["boxes"] + 0.2 * lv["au"] + 0.1 * lv["boxes"] * lv["au"]
+        p += 0.05 * (lv["output"] == "label")
+        right[v] = pattern(100, round(100 * p))
+    return make_run(run, right, system, variants=paths), info
+
+
+def test_grid_main_effects_and_interactions(tmp_path):
+    run, info = _grid_run(tmp_path, SEEING)
+    rep = write_report(run, n_boot=200)
+    ab = rep["ablation"]
+    assert ab["kind"] == "grid"
+    eff = {(e["factor"], e["level"]): e for e in ab["effects"]}
+    assert eff[("boxes", True)]["effect"]["value"] == pytest.approx(0.1 + 0.1 / 2)
+    assert eff[("au", True)]["effect"]["value"] == pytest.approx(0.2 + 0.1 / 2)
+    assert eff[("output", "label")]["effect"]["value"] == pytest.approx(0.05)
+    lo, hi = eff[("au", True)]["effect"]["low"], eff[("au", True)]["effect"]["high"]
+    assert lo < 0.25 < hi and hi - lo < 0.3
+    inter = {tuple(i["factors"]): i for i in ab["interactions"]}
+    assert set(inter) == {("boxes", "au"), ("boxes", "output"), ("au", "output")}
+    assert inter[("boxes", "au")]["interaction"]["value"] == pytest.approx(0.1)
+    assert inter[("au", "output")]["interaction"]["value"] == pytest.approx(0.0, abs=0.011)
+    assert all(e["testable"] for e in ab["effects"] + ab["interactions"])
+    md = (run / "report.md").read_text()
+    assert "## Grid: main effects" in md and "## Grid: two-way interactions" in md
+    assert "| openai:qwen | output=label vs output=json | 100 | +5.00" in md
+
+
+def test_a_blind_backend_marks_visual_grid_effects(tmp_path):
+    run, _ = _grid_run(tmp_path, FACS)
+    ab = build_report(run, n_boot=50)["ablation"]
+    testable = {e["factor"]: e["testable"] for e in ab["effects"]}
+    assert testable == {"boxes": False, "au": True, "output": True}
+    inter = {tuple(i["factors"]): i["testable"] for i in ab["interactions"]}
+    assert inter == {("boxes", "au"): False, ("boxes", "output"): False, ("au", "output"): True}
+    assert ab["notes"] and "boxes" in ab["notes"][0]
+
+
+def test_correctness_keys_samples_like_the_summary():
+    rows = [{"sample_id": "a", "system": "s", "variant": "v", "gold": "happy", "label": "sad"},
+            {"sample_id": "a", "system": "s", "variant": "v", "gold": "happy", "label": "happy"},
+            {"sample_id": "a", "face_id": 2, "system": "s", "variant": "v", "gold": "sad",
+             "label": None},
+            {"sample_id": "b", "system": "s", "variant": "v", "gold": None, "label": "sad"}]  # fmt: skip
+    assert correctness(rows, LABELS) == {("s", "v"): {"a": True, "a#face2": False}}
+
+
+def test_factorial_skips_an_incomplete_grid():
+    info = {"factors": {"boxes": [False, True]},
+            "variants": {"grid/none": {"boxes": False}, "grid/boxes": {"boxes": True}}}  # fmt: skip
+    assert factorial({("s", "grid/none"): {"a": True}}, info) == {"effects": [], "interactions": []}
+
+
+def test_names_with_dollars_pipes_and_markup_render_literally(tmp_path):
+    # each of these is a mathtext error if matplotlib parses it: the report used to crash
+    system = {"name": "m$\\frac{b$", "backend": "openai", "options": {}}
+    labels = ["happy$x^$", "sad|x"]
+    right = {"v$_{1$": pattern(10, 5), "<script>alert(1)</script>": pattern(10, 7)}
+    run = make_run(tmp_path / "r", right, system, labels=labels)
+    write_report(run, n_boot=20)
+    html = (run / "report.html").read_text()
+    svg_text = "".join(t.split(">", 1)[1] for t in html.split("<text")[1:])
+    for name in ("m$\\frac{b$", "v$_{1$", "happy$x^$"):
+        assert name in svg_text  # drawn literally in the figures, not as math
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    md = (run / "report.md").read_text()
+    assert "sad\\|x" in md and "m$\\frac{b$" in md
