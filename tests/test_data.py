@@ -43,14 +43,31 @@ def test_manifest_csv_and_jsonl_columns(tmp_path):
     assert n == 2 and a2 == a and b2 == b
 
 
-@pytest.mark.parametrize("bad", ["../outside.mp4", "clips/../../outside.mp4", "/etc/passwd"])
-def test_manifest_paths_cannot_escape_their_root(tmp_path, bad):
+@pytest.mark.parametrize("bad", ["../outside.mp4", "clips/../../outside.mp4"])
+def test_manifest_relative_paths_cannot_escape_their_root(tmp_path, bad):
+    """A relative path out of the root is refused for its sample alone: the rows after it run."""
     root = tmp_path / "root"
     touch(tmp_path / "outside.mp4")
+    touch(root / "ok.mp4")
+    rows = [{"id": "bad", "media": bad, "label": "happy"}, {"id": "ok", "media": "ok.mp4"}]
+    (root / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    bad_s, ok = read_manifest(root / "m.jsonl")
+    assert "escapes" in bad_s.error and ":1" in bad_s.error
+    assert not bad_s.media.exists() and bad_s.media.is_relative_to(root.resolve())
+    assert ok.error is None and ok.media == (root / "ok.mp4").resolve()
+
+
+def test_manifest_absolute_paths_are_taken_as_given(tmp_path):
+    """The user wrote the manifest: an absolute path names a file where it is (no --root)."""
+    clip = touch(tmp_path / "elsewhere" / "a.mp4")
+    root = tmp_path / "root"
     root.mkdir()
-    (root / "m.jsonl").write_text(json.dumps({"media": bad, "label": "happy"}) + "\n")
-    with pytest.raises(ManifestError, match="escapes"):
-        list(read_manifest(root / "m.jsonl"))
+    (root / "m.csv").write_text(f"id,media,audio\na,{clip},{clip}\n")
+    (a,) = read_manifest(root / "m.csv")
+    assert a.error is None and a.media == clip.resolve() and a.audio == clip.resolve()
+    # written back: absolute where it does not lie under the root
+    write_manifest([a], root / "back.jsonl", root)
+    assert json.loads((root / "back.jsonl").read_text())["media"] == str(clip.resolve())
 
 
 def test_symlink_out_of_the_root_is_refused(tmp_path):
@@ -259,8 +276,8 @@ def test_hf_cell_naming_a_file_outside_its_folder_is_refused(tmp_path, astronaut
         {"image": [{"bytes": None, "path": str(astronaut_png)}], "label": ["happy"]}, features=feats
     )
     ds.to_parquet(str(d / "test.parquet"))
-    with pytest.raises(ManifestError, match="escapes"):
-        list(open_dataset(f"hf:{d}", split="test"))
+    (s,) = open_dataset(f"hf:{d}", split="test")
+    assert "escapes" in s.error and not s.media.exists() and s.label == "happy"
 
 
 def test_hf_video_column(tmp_path, pan_mp4):

@@ -2,8 +2,11 @@
 
 Each adapter is a generator ``(root, split=..., fold=...) -> Iterator[Sample]`` that reads the
 benchmark's own label files, streams one sample at a time and resolves every media path under
-``root`` (:func:`~sovtp.data.sample.safe_path`).  The tree each expects is in its docstring;
-the tests build a miniature of each tree.  A layout not covered here is one ``sovtp`` manifest
+``root`` (:func:`~sovtp.data.sample.safe_path`).  A name in a label file that would lead out of
+the root (``../``, a symlink pointing out) is refused for that sample alone: it is yielded with
+``Sample.error`` set and a media path that names nothing, so its rows carry the error and the rest
+of the benchmark runs.  The tree each expects is in its docstring; the tests build a miniature of
+each tree.  A layout not covered here is one ``sovtp`` manifest
 away (see :mod:`sovtp.data.manifest`).
 """
 
@@ -17,19 +20,38 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from sovtp.data.sample import ManifestError, Sample, safe_path
+from sovtp.data.sample import ManifestError, Sample, refused_path, safe_path
 
 log = logging.getLogger(__name__)
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".flv")
 
 
-def _find_media(root: Path, candidates: list[str]) -> Path | None:
-    """The first candidate (relative to root) that exists: a video file or a frame folder."""
+def _find_media(root: Path, candidates: list[str]) -> Path | ManifestError | None:
+    """The first candidate (relative to root) that exists: a video file or a frame folder; the
+    refusal itself when a candidate leaves the root (see :func:`_sample`)."""
     for c in candidates:
-        p = safe_path(root, c)
+        try:
+            p = safe_path(root, c)
+        except ManifestError as e:
+            return e
         if p.exists():
             return p
     return None
+
+
+def _inside(root: Path, path: Path) -> Path | ManifestError:
+    """A path found by globbing under root, checked (a symlink may point out)."""
+    try:
+        return safe_path(root, path)
+    except ManifestError as e:
+        return e
+
+
+def _sample(root: Path, sid: str, media: Path | ManifestError, label: str | None, **kw) -> Sample:
+    """A Sample — or, for a refused path, one that carries the refusal as its error."""
+    if isinstance(media, ManifestError):
+        return Sample(sid, refused_path(root, sid), label, error=str(media), **kw)
+    return Sample(sid, media, label, **kw)
 
 
 def _need(root: Path, rel: str) -> Path:
@@ -62,7 +84,7 @@ def dfew(root: Path, split: str = "test", fold: int = 1) -> Iterator[Sample]:
         train(single-labeled)/set_1.csv ... set_5.csv
     """
     f = _need(root, f"EmoLabel_DataSplit/{split}(single-labeled)/set_{fold}.csv")
-    with f.open(newline="") as fh:
+    with f.open(newline="", encoding="utf-8-sig") as fh:
         for row in csv.DictReader(fh):
             name = str(row["video_name"]).strip()
             lab = int(row["label"])
@@ -77,7 +99,7 @@ def dfew(root: Path, split: str = "test", fold: int = 1) -> Iterator[Sample]:
             if media is None:
                 log.warning("DFEW clip %s not found under %s/Clip", name, root)
                 continue
-            yield Sample(pad, media, DFEW_LABELS[lab], split=split, fold=fold)
+            yield _sample(root, pad, media, DFEW_LABELS[lab], split=split, fold=fold)
 
 
 # --- MAFW ------------------------------------------------------------------------------------
@@ -90,7 +112,7 @@ def mafw(root: Path, split: str = "test", fold: int = 1) -> Iterator[Sample]:
           one clip per line: "00019.mp4 anger" (space, tab or comma separated)
     """
     f = _need(root, f"Train & Test Set/single/no_caption/set_{fold}/{split}.txt")
-    for line in f.read_text().splitlines():
+    for line in f.read_text(encoding="utf-8-sig").splitlines():
         parts = [p for p in re.split(r"[\s,]+", line.strip()) if p]
         if len(parts) < 2:
             continue
@@ -100,7 +122,7 @@ def mafw(root: Path, split: str = "test", fold: int = 1) -> Iterator[Sample]:
         if media is None:
             log.warning("MAFW clip %s not found under %s/data/clips", clip, root)
             continue
-        yield Sample(stem, media, label, split=split, fold=fold)
+        yield _sample(root, stem, media, label, split=split, fold=fold)
 
 
 # --- FERV39k ---------------------------------------------------------------------------------
@@ -117,7 +139,7 @@ def ferv39k(root: Path, split: str = "test", fold: int | None = None) -> Iterato
               no header, space separated: "<clip folder relative to 2_ClipsforFaceCrop> <index>"
     """
     f = _need(root, f"4_setups/All_scenes/{split}_All.csv")
-    for line in f.read_text().splitlines():
+    for line in f.read_text(encoding="utf-8-sig").splitlines():
         parts = line.strip().split()
         if len(parts) < 2 or not parts[-1].lstrip("-").isdigit():
             continue
@@ -128,7 +150,7 @@ def ferv39k(root: Path, split: str = "test", fold: int | None = None) -> Iterato
         if media is None:
             log.warning("FERV39k clip %s not found", rel)
             continue
-        yield Sample(rel.replace("/", "_"), media, FERV_LABELS[idx], split=split)
+        yield _sample(root, rel.replace("/", "_"), media, FERV_LABELS[idx], split=split)
 
 
 # --- Aff-Wild2 expression track --------------------------------------------------------------
@@ -156,7 +178,7 @@ def affwild2(
     d = _need(root, f"annotations/EXPR_Classification_Challenge/{sets.get(split, split)}")
     videos = {p.stem: p for p in (root / "videos").rglob("*") if p.suffix.lower() in VIDEO_EXTS}
     for ann in sorted(d.glob("*.txt")):
-        lines = ann.read_text().split()
+        lines = ann.read_text(encoding="utf-8-sig").split()
         labs = [int(x) for x in lines[1:] if x.lstrip("-").isdigit()]
         name, side = ann.stem, None
         for suf in ("_left", "_right"):
@@ -166,7 +188,7 @@ def affwild2(
         if media is None:
             log.warning("Aff-Wild2 video %s not found under %s/videos", name, root)
             continue
-        media = safe_path(root, media)
+        found = _inside(root, media)
         for start in range(0, len(labs), window):
             chunk = [x for x in labs[start : start + window] if 0 <= x < len(ABAW_EXPR)]
             if not chunk:
@@ -175,9 +197,10 @@ def affwild2(
             meta = {"labelled_frames": len(chunk)}
             if side:
                 meta["side"] = side
-            yield Sample(
+            yield _sample(
+                root,
                 f"{ann.stem}@{start}",
-                media,
+                found,
                 ABAW_EXPR[lab],
                 split=split,
                 subject=name,
@@ -200,9 +223,11 @@ def deemo(root: Path, split: str = "test", fold: int | None = None) -> Iterator[
     ann = root / "annotations"
     f = ann / f"{split}.jsonl"
     if f.exists():
-        items = (json.loads(x) for x in f.read_text().splitlines() if x.strip())
+        items = (json.loads(x) for x in f.read_text(encoding="utf-8-sig").splitlines() if x.strip())
     else:
-        items = iter(json.loads(_need(root, f"annotations/{split}.json").read_text()))
+        items = iter(
+            json.loads(_need(root, f"annotations/{split}.json").read_text(encoding="utf-8-sig"))
+        )
     for it in items:
         sid = str(it.get("id") or it.get("video_id") or it.get("name"))
         media = _find_media(root, [f"videos/{sid}.mp4", f"videos/{sid}", f"videos/{sid}.avi"])
@@ -210,7 +235,10 @@ def deemo(root: Path, split: str = "test", fold: int | None = None) -> Iterator[
             log.warning("DEEMO clip %s not found", sid)
             continue
         audio = _find_media(root, [f"audio/{sid}.wav", f"audio/{sid}.mp3"])
-        yield Sample(
+        if isinstance(audio, ManifestError):
+            media, audio = audio, None
+        yield _sample(
+            root,
             sid,
             media,
             str(it.get("emotion") or it.get("label") or "").strip().lower() or None,
@@ -234,7 +262,7 @@ def bah(root: Path, split: str = "test", fold: int | None = None) -> Iterator[Sa
           video relative to videos/; label 1 = A/H present, 0 = absent
     """
     f = _need(root, f"splits/{split}.csv")
-    with f.open(newline="") as fh:
+    with f.open(newline="", encoding="utf-8-sig") as fh:
         for row in csv.DictReader(fh):
             rel = row["video"].strip()
             media = _find_media(root, [f"videos/{rel}", rel])
@@ -242,7 +270,8 @@ def bah(root: Path, split: str = "test", fold: int | None = None) -> Iterator[Sa
                 log.warning("BAH video %s not found", rel)
                 continue
             raw = str(row["label"]).strip()
-            yield Sample(
+            yield _sample(
+                root,
                 Path(rel).with_suffix("").as_posix().replace("/", "_"),
                 media,
                 BAH_LABELS.get(raw, raw.lower()),
@@ -265,7 +294,7 @@ def casme2(root: Path, split: str | None = None, fold: int | None = None) -> Ite
     (``macro`` / ``micro``); the leave-one-subject-out protocol groups by ``subject``.
     """
     f = _need(root, "annotations.csv")
-    with f.open(newline="") as fh:
+    with f.open(newline="", encoding="utf-8-sig") as fh:
         for row in csv.DictReader(fh):
             kind = "micro" if "micro" in str(row.get("type", "")).lower() else "macro"
             if split and split != kind:
@@ -278,9 +307,10 @@ def casme2(root: Path, split: str | None = None, fold: int | None = None) -> Ite
                 log.warning("CAS(ME)² video %s of subject %s not found", code, subj)
                 continue
             onset, apex, offset = (int(float(row[k] or 0)) for k in ("onset", "apex", "offset"))
-            yield Sample(
+            yield _sample(
+                root,
                 f"s{subj}_{code}_{onset}",
-                safe_path(root, hits[0]),
+                _inside(root, hits[0]),
                 str(row["emotion"]).strip().lower(),
                 split=kind,
                 subject=f"s{subj}",

@@ -4,7 +4,8 @@ streamed (``streaming=True``) so a large dataset is never materialised.
 Images and videos are taken as their *encoded bytes* (``decode=False``) and written once to a
 content-addressed folder under the user cache, because the rest of sovtp works on media files
 (and the annotation cache keys on their sha256).  Integer labels of a ``ClassLabel`` column are
-turned into their names.
+turned into their names.  A cell naming a file outside the dataset's folder is refused for that
+sample alone (``Sample.error``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sovtp.data.sample import ManifestError, Sample, safe_path
+from sovtp.data.sample import ManifestError, Sample, refused_path, safe_path
 
 
 def _media_dir() -> Path:
@@ -92,6 +93,11 @@ def iter_hf(
         lab = row.get(label_column)
         if names is not None and isinstance(lab, int):
             lab = names[lab] if lab >= 0 else None
-        media = _store(row[media_col], ".mp4" if kind == "Video" else ".png", out, root)
         sid = str(row[id_column]) if id_column else f"{split}-{n:06d}"
-        yield Sample(sid, media, None if lab is None else str(lab), split=split)
+        label = None if lab is None else str(lab)
+        try:
+            media = _store(row[media_col], ".mp4" if kind == "Video" else ".png", out, root)
+        except ManifestError as e:  # a cell naming a file outside the dataset: this sample only
+            yield Sample(sid, refused_path(root, sid), label, split=split, error=str(e))
+            continue
+        yield Sample(sid, media, label, split=split)

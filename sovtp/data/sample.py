@@ -25,13 +25,38 @@ def safe_path(root: Path, rel: str | Path) -> Path:
     return cand
 
 
+def refused_path(root: Path, rel: str | Path) -> Path:
+    """Where a sample whose media was refused points instead: one file name *inside* the root
+    that does not exist, so that even code that ignores ``Sample.error`` fails on that sample
+    alone (a missing file) and never reads what the path named."""
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in str(rel))[:120]
+    return root.resolve() / f".sovtp-refused-{name}"
+
+
+def media_path(
+    root: Path, rel: str | Path, *, allow_absolute: bool = False
+) -> tuple[Path, str | None]:
+    """``(path, None)`` for a usable media path, ``(refused_path, reason)`` for one that escapes
+    ``root`` — a per-sample error, so one bad row never stops a run.  ``allow_absolute`` trusts
+    an absolute path as given (a manifest the user wrote names files where they are); relative
+    paths must stay under ``root`` either way."""
+    p = Path(rel)
+    if allow_absolute and p.is_absolute():
+        return p.resolve(), None
+    try:
+        return safe_path(root, rel), None
+    except ManifestError as e:
+        return refused_path(root, rel), str(e)
+
+
 @dataclass
 class Sample:
     """A clip (or image) with its gold label and whatever the benchmark knows about it.
 
     ``face_labels`` maps a face ID (as sovtp numbers faces, see ``sovtp annotate``) to its own
     label, for per-face scoring; ``start_frame``/``end_frame`` (inclusive) or ``start_s``/``end_s``
-    restrict sampling to an interval of a longer video.
+    restrict sampling to an interval of a longer video.  ``error`` marks a sample the data layer
+    refused (a path that leaves its root): it still gets rows, each carrying that error.
     """
 
     id: str
@@ -49,6 +74,9 @@ class Sample:
     end_s: float | None = None
     description: str | None = None  # a reference rationale (EMER/DEEMO), for reasoning scores
     meta: dict[str, Any] = field(default_factory=dict)
+    # why this sample cannot be used (its media path was refused): the runner writes its rows
+    # with this error instead of decoding; ``media`` then names no real file
+    error: str | None = None
 
     @property
     def has_interval(self) -> bool:

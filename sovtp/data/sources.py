@@ -6,6 +6,9 @@ or a HF dataset.
 - ``path/to/manifest.csv`` or ``.jsonl``             a sovtp manifest
 - ``dfew:/data/DFEW`` (any adapter name: root)       an official layout (:mod:`.adapters`)
 - ``hf:/data/folder`` or ``hf:/data/x.parquet``      HF ``datasets`` (:mod:`.hf`)
+
+Every form refuses a sample ID given twice; :func:`check_gold` lists gold labels outside a label
+set before a run spends anything on them.
 """
 
 from __future__ import annotations
@@ -16,8 +19,21 @@ from itertools import islice
 from pathlib import Path
 
 from sovtp.data.adapters import ADAPTERS
-from sovtp.data.manifest import read_manifest
+from sovtp.data.manifest import check_gold, read_manifest, unknown_gold
 from sovtp.data.sample import ManifestError, Sample
+
+__all__ = ["check_gold", "open_dataset", "select", "unique_ids", "unknown_gold"]
+
+
+def unique_ids(samples: Iterator[Sample], where: str) -> Iterator[Sample]:
+    """Pass samples through, refusing a sample ID seen before (an adapter whose label file lists
+    a clip twice would otherwise have one of the two silently replace the other in scoring)."""
+    seen: set[str] = set()
+    for s in samples:
+        if s.id in seen:
+            raise ManifestError(f"{where}: sample {s.id!r} is listed twice")
+        seen.add(s.id)
+        yield s
 
 
 def open_dataset(
@@ -33,16 +49,16 @@ def open_dataset(
     if sep and kind == "hf":
         from sovtp.data.hf import iter_hf
 
-        return iter_hf(rest, split or "test", **options)
+        return unique_ids(iter_hf(rest, split or "test", **options), source)
     if sep and kind in ADAPTERS:
         base = Path(rest)
         if not base.is_dir():
             raise ManifestError(f"{kind}: no such folder {base}")
         kw = {k: v for k, v in (("split", split), ("fold", fold)) if v is not None}
-        return ADAPTERS[kind](base, **kw, **options)
+        return unique_ids(ADAPTERS[kind](base, **kw, **options), source)
     p = Path(source)
     if p.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
-        return read_manifest(p, root, split)
+        return read_manifest(p, root, split, fold)
     raise ManifestError(
         f"unknown dataset {source!r}: a .csv/.jsonl manifest, hf:PATH, or one of "
         + ", ".join(f"{a}:ROOT" for a in ADAPTERS)

@@ -7,16 +7,23 @@ prediction may be a ranked list ("Happy,Surprise,Neutral"): its first item is to
 rest is kept as the ranking.  Gold may come from a separate file (a benchmark's label list):
 then every gold sample is scored, and a sample with no prediction counts as invalid — a refusal
 is a wrong answer, not a smaller test set.
+
+What would silently change a score is refused instead, in one message that lists every case with
+its line: a sample ID given twice (which row counts?), and gold labels outside the label set
+(dropping them would shrink the test set).  A UTF-8 byte-order mark, which spreadsheet programs
+write, is read as such, not as part of the first column's name.
 """
 
 from __future__ import annotations
 
 import csv
+import json
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sovtp.jsonl import iter_jsonl
+from sovtp.errors import SovtpError
 from sovtp.labels import LabelSet
 
 ID_COLS = ("sample_id", "name", "id", "video", "clip", "file")
@@ -24,14 +31,70 @@ GOLD_COLS = ("gold", "gt", "label", "emotion", "target")
 PRED_COLS = ("pred", "prediction", "predicted", "answer", "output", "gpt4v", "top1", "label_pred")
 
 
+class ScoringInputError(SovtpError, ValueError):
+    """A predictions or gold file that cannot be scored as it is (the CLI prints one line)."""
+
+
+def read_table_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, row) of a CSV, JSONL or JSON-array file, streamed (a JSON array is read
+    whole).  A torn *last* JSONL line (a crashed writer) is skipped; a corrupt line before it is
+    an error, not a row quietly lost."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        with p.open(encoding="utf-8-sig") as f:
+            if suffix == ".json":
+                head = f.read(4096).lstrip()
+                f.seek(0)
+                if head.startswith("["):
+                    for n, row in enumerate(json.load(f), 1):
+                        yield n, row
+                    return
+            bad: int | None = None
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                if bad is not None:
+                    raise ScoringInputError(f"{p}:{bad}: not JSON")
+                try:
+                    yield n, json.loads(line)
+                except json.JSONDecodeError:
+                    bad = n
+    else:
+        with p.open(newline="", encoding="utf-8-sig") as f:
+            yield from enumerate(csv.DictReader(f), 2)
+
+
 def read_table(path: str | Path) -> Iterator[dict[str, Any]]:
     """Rows of a CSV or JSONL file, streamed."""
-    p = Path(path)
-    if p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        yield from iter_jsonl(p)  # a torn last line of a crashed run is skipped
-    else:
-        with p.open(newline="") as f:
-            yield from csv.DictReader(f)
+    for _, row in read_table_lines(path):
+        yield row
+
+
+def _listing(cases: dict[str, list[int]], limit: int = 8) -> str:
+    """``'a' (lines 2, 9); 'b' (lines 3, 4)`` — at most ``limit`` cases, then a count."""
+    items = [f"{k!r} (lines {', '.join(map(str, v))})" for k, v in list(cases.items())[:limit]]
+    more = len(cases) - limit
+    return "; ".join(items) + (f"; and {more} more" if more > 0 else "")
+
+
+def check_unique_ids(
+    rows: list[tuple[int, dict[str, Any]]], id_col: str, where: str | Path
+) -> dict[str, dict[str, Any]]:
+    """Rows by their (stripped) ID; an ID on two lines is refused with every such line."""
+    by_id: dict[str, dict[str, Any]] = {}
+    lines: dict[str, list[int]] = defaultdict(list)
+    for n, r in rows:
+        sid = str(r.get(id_col) or "").strip()
+        lines[sid].append(n)
+        by_id[sid] = r
+    dups = {k: v for k, v in lines.items() if len(v) > 1}
+    if dups:
+        raise ScoringInputError(
+            f"{where}: {len(dups)} sample ID(s) appear more than once — which row would count? "
+            f"{_listing(dups)} (a run with several systems or variants: score it without --gold)"
+        )
+    return by_id
 
 
 def _col(
@@ -87,26 +150,47 @@ def external_rows(
     have no prediction row at all (to compare with a table that scored only answered samples);
     an answer outside the label set is invalid either way.
     """
-    pred_rows = list(read_table(predictions))
-    if not pred_rows:
-        raise ValueError(f"{predictions}: no rows")
+    pred_lines = list(read_table_lines(predictions))
+    if not pred_lines:
+        raise ScoringInputError(f"{predictions}: no rows")
+    pred_rows = [r for _, r in pred_lines]
     id_c = _col(pred_rows[0], ID_COLS)
     if id_c is None:
-        raise ValueError(f"{predictions}: no sample column (one of {ID_COLS})")
-    gold_rows = list(read_table(gold_file)) if gold_file else pred_rows
+        raise ScoringInputError(f"{predictions}: no sample column (one of {ID_COLS})")
+    gold_lines = list(read_table_lines(gold_file)) if gold_file else pred_lines
+    if not gold_lines:
+        raise ScoringInputError(f"{gold_file}: no rows")
+    gold_rows = [r for _, r in gold_lines]
     gid_c = _col(gold_rows[0], ID_COLS)
     g_c = _col(gold_rows[0], GOLD_COLS)
     if g_c is None or gid_c is None:
-        raise ValueError(f"{gold_file or predictions}: no gold column (one of {GOLD_COLS})")
+        raise ScoringInputError(f"{gold_file or predictions}: no gold column (one of {GOLD_COLS})")
     p_c = _col(pred_rows[0], PRED_COLS, exclude={g_c} if not gold_file else set())
     if p_c is None:
         rest = [k for k in pred_rows[0] if k not in (id_c, g_c)]
         if len(rest) != 1:
-            raise ValueError(f"{predictions}: cannot tell the prediction column among {rest}")
+            raise ScoringInputError(
+                f"{predictions}: cannot tell the prediction column among {rest}"
+            )
         p_c = rest[0]
     ls = labels or LabelSet("gold", gold_vocabulary(gold_rows, g_c))
-    by_id = {str(r[id_c]).strip(): r for r in pred_rows}
-    by_key = {sample_key(k): r for k, r in by_id.items()}
+    by_id = check_unique_ids(pred_lines, id_c, predictions)
+    if gold_file:
+        check_unique_ids(gold_lines, gid_c, gold_file)
+    by_key: dict[str, dict[str, Any] | None] = {}
+    for k, r in by_id.items():  # a key two IDs share is ambiguous: exact IDs only
+        by_key[sample_key(k)] = None if sample_key(k) in by_key else r
+    unknown: dict[str, list[int]] = defaultdict(list)
+    for n, gr in gold_lines:
+        gold_raw = str(gr.get(g_c) or "").strip()
+        if gold_raw and ls.normalize(gold_raw) is None:
+            unknown[gold_raw].append(n)
+    if unknown:
+        raise ScoringInputError(
+            f"{gold_file or predictions}: {sum(map(len, unknown.values()))} gold label(s) are "
+            f"not in the label set {ls.labels}: {_listing(unknown)} — choose the label set "
+            "(--labels / --evaluator, whose synonyms map spellings) or fix those rows"
+        )
     out = []
     for gr in gold_rows:
         sid = str(gr[gid_c]).strip()
@@ -114,10 +198,6 @@ def external_rows(
         if not gold_raw:
             continue
         gold = ls.normalize(gold_raw)
-        if gold is None:
-            raise ValueError(
-                f"gold label {gold_raw!r} of {sid} is not in the label set {ls.labels}"
-            )
         pr = by_id.get(sid) or by_key.get(sample_key(sid))
         if pr is None and unanswered == "drop":
             continue
