@@ -212,7 +212,9 @@ def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
             )
             raise typer.Exit(130) from None
     print_summary(run)
-    for note in getattr(stats, "notes", []):
+    from sovtp.report.ablation import ablation_notes
+
+    for note in ablation_notes(run):
         con.print(f"[yellow]note:[/] {note}")
     if stats.rows and stats.answered == 0:
         con.print(
@@ -328,7 +330,7 @@ def ablate_cmd(
         typer.Option(
             "--ladder",
             help="The prompt ladder: plain → boxes → IDs → landmarks → AU text → AU overlay → "
-            "context → the five-stage SoVTP prompt.",
+            "context → full → sovtp/full (the five stages, answered staged).",
         ),
     ] = False,
     grid: Annotated[
@@ -336,7 +338,8 @@ def ablate_cmd(
         typer.Option(
             "--grid",
             help="Factorial grid: comma-separated switches (boxes, ids, landmarks, au_overlay, "
-            "pose, au, context, self_correct, output).",
+            "pose, au, context, self_correct, output or output=json|label: what reasoning "
+            "before answering buys). Reports main effects and two-way interactions.",
         ),
     ] = None,
     base: Annotated[str, typer.Option("--base", help="Base spec of a --grid.")] = "sovtp/full",

@@ -42,8 +42,12 @@ def report_cmd(
     """Rebuild report.json, report.md and report.html of a run."""
     from sovtp.report.build import write_report
 
+    from sovtp.report.ablation import ablation_notes
+
     write_report(run)
     print_summary(run)
+    for note in ablation_notes(run):
+        typer.echo(f"note: {note}")
 
 
 def compare_cmd(

@@ -118,8 +118,10 @@ def render_images(
         return cache.entries[key]
     by_index = {fa.index: fa for fa in clip.frames}
     chosen = [frames[i] for i in pick_frames(len(frames), max(1, budget))]
+    # marks are sized for the image as sent: a grid cell, or the longest side after resizing
+    size = 384 if use_grid and len(chosen) > 1 else opts.max_side
     drawn = [
-        (f, render_frame(f, by_index[f.index], visual, subject))
+        (f, render_frame(f, by_index[f.index], visual, subject, out_size=size))
         for f in chosen
         if f.index in by_index
     ]
