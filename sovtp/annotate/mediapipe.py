@@ -1,15 +1,26 @@
 """MediaPipe Tasks detectors: FaceLandmarker (478 points, 52 blendshapes, face transform) and
 PoseLandmarker (33 keypoints per person), wrapped to return sovtp's own types.
 
-Landmarkers run in IMAGE mode: sampled frames are seconds apart, so VIDEO mode's
-frame-to-frame tracking would not help and would tie results to the sampling.  The detector is a
-context manager because MediaPipe's graphs must be closed before interpreter teardown.
+Finding faces and following them are two costs.  The *search* (IMAGE mode over the whole frame,
+or over overlapping square tiles of a wide one, because the landmarker's face detector sees a
+128-px letterbox and misses small faces) runs on a clip's first frame, whenever a followed face is
+lost, and when a periodic *look* — MediaPipe's face detector alone over the same windows, every
+``search_every`` frames or ``search_every_s`` seconds — sees a face not followed yet.  Between
+searches each face is *followed* in a square crop around its last box by a VIDEO-mode landmarker
+of its own (one face each): in VIDEO mode MediaPipe reuses the last landmarks as the region of
+interest and skips its face detector, and since every crop is centred on its face, that region
+stays right as the crop moves with the face.  One landmark run per face replaces the 3–4
+landmarker windows of a tiled search, and followed landmarks stay within ~1 px of a search's.
+Frames seconds apart are all looked at (``search_every_s``), and a face that left its crop is
+searched for again, so sparse sampling costs speed, never faces.  The detector is a context
+manager because MediaPipe's graphs must be closed before interpreter teardown.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import zipfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -34,6 +45,11 @@ class DetectorConfig:
     # landmarker's face detector sees a 128-px letterbox of the frame and misses faces smaller
     # than ~1/6 of the long side (two people side by side in 16:9).  "off": full frame only.
     tiles: str = "auto"
+    # Follow faces between searches (see the module docstring); False searches every frame.
+    track: bool = True
+    search_every: int = 10  # frames between searches while following
+    search_every_s: float = 1.0  # ... or seconds, whichever comes first (new faces appear)
+    crop_scale: float = 2.5  # a follow crop's side, in face sizes: room for the face to move
 
     def key(self) -> dict:
         return asdict(self) | {
@@ -65,7 +81,25 @@ class MediaPipeAnnotator:
         self._models_dir = models_dir
         self._face = None
         self._pose = None
+        self._followers: list = []  # VIDEO-mode landmarkers, one face each, made on demand
+        self._follower_ts: list[int] = []
+        self._face_asset: str | None = None
+        self._scanner = None  # FaceDetector for the periodic look for new faces
         self.calls = 0  # frames run through the detectors; benchmarks count annotation passes
+        self.searches = 0  # of which searched whole (the rest followed known faces in crops)
+        self.scans = 0  # followed frames where the face detector alone looked for new faces
+        self.start_clip()
+
+    def start_clip(self) -> None:
+        """Forget the faces being followed: the next frame is searched whole.
+
+        Call it before each clip when one annotator serves many; a frame whose index or
+        timestamp does not move forward, or whose size changes, also starts a new clip.
+        """
+        self._boxes: list[tuple[float, float, float, float]] = []
+        self._last: tuple[int, float, tuple[int, int]] | None = None
+        self._since_search: int | None = None  # frames since the last search; None: none yet
+        self._search_ts = 0.0
 
     @property
     def version(self) -> str:
@@ -83,17 +117,8 @@ class MediaPipeAnnotator:
             return str(models.resolve(name, path))
 
         c = self.config
-        self._face = vision.FaceLandmarker.create_from_options(
-            vision.FaceLandmarkerOptions(
-                base_options=BaseOptions(model_asset_path=asset("face_landmarker")),
-                running_mode=vision.RunningMode.IMAGE,
-                num_faces=c.max_faces,
-                min_face_detection_confidence=c.min_face_confidence,
-                min_face_presence_confidence=c.min_face_confidence,
-                output_face_blendshapes=True,
-                output_facial_transformation_matrixes=True,
-            )
-        )
+        self._face_asset = asset("face_landmarker")
+        self._face = self._landmarker(vision.RunningMode.IMAGE, c.max_faces)
         if c.pose:
             self._pose = vision.PoseLandmarker.create_from_options(
                 vision.PoseLandmarkerOptions(
@@ -109,11 +134,29 @@ class MediaPipeAnnotator:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _landmarker(self, mode, num_faces: int):
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        c = self.config
+        return vision.FaceLandmarker.create_from_options(
+            vision.FaceLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=self._face_asset),
+                running_mode=mode,
+                num_faces=num_faces,
+                min_face_detection_confidence=c.min_face_confidence,
+                min_face_presence_confidence=c.min_face_confidence,
+                min_tracking_confidence=c.min_face_confidence,
+                output_face_blendshapes=True,
+                output_facial_transformation_matrixes=True,
+            )
+        )
+
     def close(self) -> None:
-        for lm in (self._face, self._pose):
+        for lm in (self._face, self._pose, self._scanner, *self._followers):
             if lm is not None:
                 lm.close()
-        self._face = self._pose = None
+        self._face = self._pose = self._scanner = None
+        self._followers, self._follower_ts = [], []
 
     def detect(
         self, image: np.ndarray, index: int = 0, timestamp_s: float = 0.0
@@ -127,7 +170,7 @@ class MediaPipeAnnotator:
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
         self.calls += 1
         faces: list[Face] = []
-        for i, pts3, res in self._face_passes(image, mp_image):
+        for i, pts3, res in self._faces(image, mp_image, index, timestamp_s):
             pts, depth = pts3[:, :2], pts3[:, 2]
             x0, y0 = pts.min(axis=0)
             x1, y1 = pts.max(axis=0)
@@ -164,6 +207,7 @@ class MediaPipeAnnotator:
             )
         persons: list[Person] = []
         faces = _dedupe(faces)
+        self._boxes = [f.bbox for f in faces[: self.config.max_faces]]
         if self._pose is not None:
             pres = self._pose.detect(mp_image)
             for j, lms in enumerate(pres.pose_landmarks):
@@ -178,6 +222,100 @@ class MediaPipeAnnotator:
                 persons.append(Person(track_id=0, keypoints=kp, world=world))
         return FrameAnnotation(index, timestamp_s, (w, h), faces, persons)
 
+    def _faces(self, image: np.ndarray, mp_image, index: int, timestamp_s: float):
+        """The frame's faces, as ``_face_passes`` yields them: followed in crops around the last
+        frame's faces when that is allowed and none is lost, else searched whole."""
+        c = self.config
+        size = (image.shape[1], image.shape[0])
+        last = self._last
+        if last is None or index <= last[0] or timestamp_s <= last[1] or size != last[2]:
+            self.start_clip()
+        self._last = (index, timestamp_s, size)
+        since = self._since_search
+        if since is None or not c.track:
+            due = fresh = True
+        else:
+            fresh = False
+            due = since + 1 >= c.search_every or timestamp_s - self._search_ts >= c.search_every_s
+        if not fresh:
+            found = list(self._follow(image))
+            boxes = [(*p[:, :2].min(axis=0), *p[:, :2].max(axis=0)) for _, p, _ in found]
+            # every face found, and each by its own crop (two crops on one face lose the other);
+            # when a search is due, the face detector alone looks for faces not followed yet
+            if (
+                len(found) == len(self._boxes)
+                and len(_dedupe_boxes(boxes)) == len(boxes)
+                and not (due and self._unfollowed(image, boxes))
+            ):
+                self._since_search = 0 if due else since + 1
+                if due:
+                    self._search_ts = timestamp_s
+                yield from found
+                return
+        self.searches += 1
+        self._since_search, self._search_ts = 0, timestamp_s
+        yield from self._face_passes(image, mp_image)
+
+    def _unfollowed(self, image: np.ndarray, boxes: list[tuple[float, ...]]) -> bool:
+        """Whether MediaPipe's face detector (the landmarker's first stage, ~1/10 of its cost)
+        sees, in the search's windows, a face centred outside every followed face: the periodic
+        search for new faces, which costs a landmark pass only when there is one."""
+        import mediapipe as mp
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        if self._scanner is None:
+            with zipfile.ZipFile(self._face_asset) as z:  # the detector inside the .task bundle
+                buf = z.read("face_detector.tflite")
+            self._scanner = vision.FaceDetector.create_from_options(
+                vision.FaceDetectorOptions(
+                    base_options=BaseOptions(model_asset_buffer=buf),
+                    running_mode=vision.RunningMode.IMAGE,
+                    min_detection_confidence=self.config.min_face_confidence,
+                )
+            )
+        self.scans += 1
+        h, w = image.shape[:2]
+        # the whole frame too: a close-up that every tile cuts is whole there
+        for x0, y0, side in [*(_tiles(w, h, self.config.tiles) or []), (0, 0, 0)]:
+            win = image[y0 : y0 + side, x0 : x0 + side] if side else image
+            res = self._scanner.detect(
+                mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(win))
+            )
+            for d in res.detections:
+                bb = d.bounding_box
+                cx, cy = x0 + bb.origin_x + bb.width / 2, y0 + bb.origin_y + bb.height / 2
+                if not any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in boxes):
+                    return True
+        return False
+
+    def _follow(self, image: np.ndarray):
+        """Each known face in a square crop around its last box, by its own VIDEO-mode
+        landmarker; stops at the first face lost (gone, or cut by its crop's edge)."""
+        import mediapipe as mp
+        from mediapipe.tasks.python import vision
+
+        h, w = image.shape[:2]
+        for k, box in enumerate(self._boxes):
+            if k == len(self._followers):
+                self._followers.append(self._landmarker(vision.RunningMode.VIDEO, 1))
+                self._follower_ts.append(0)
+            x0, y0, cw, ch = _crop_window(box, self.config.crop_scale, w, h)
+            crop = np.ascontiguousarray(image[y0 : y0 + ch, x0 : x0 + cw])
+            # Timestamps only need to grow per landmarker; wide steps keep its landmark
+            # smoothing (a filter over time) from blending faces of unrelated frames.
+            self._follower_ts[k] += 1_000_000
+            res = self._followers[k].detect_for_video(
+                mp.Image(image_format=mp.ImageFormat.SRGB, data=crop), self._follower_ts[k]
+            )
+            got = [
+                (i, pts, res)
+                for i, pts, res in _landmarks(res, x0, y0, cw, ch)
+                if not _cut_by_tile(pts[:, :2], x0, y0, cw, ch, w, h)
+            ]
+            if not got:
+                return
+            yield got[0]
+
     def _face_passes(self, image: np.ndarray, mp_image):
         """(face index, 478×3 pixel landmarks (x, y, z), result) over the frame, or tiles of it.
 
@@ -188,16 +326,13 @@ class MediaPipeAnnotator:
         import mediapipe as mp
 
         h, w = image.shape[:2]
-        if self.config.tiles != "auto" or max(w, h) <= 1.3 * min(w, h):
+        tiles = _tiles(w, h, self.config.tiles)
+        if tiles is None:
             yield from self._detect_window(mp_image, 0, 0, w)
             return
-        side, long = min(w, h), max(w, h)
-        n = int(np.ceil((long - side) / (side * 0.5))) + 1
         kept: list[tuple[float, ...]] = []
         cut: list[tuple[float, ...]] = []
-        for k in range(n):
-            off = int(round(k * (long - side) / max(n - 1, 1)))
-            x0, y0 = (off, 0) if w >= h else (0, off)
+        for x0, y0, side in tiles:
             tile = np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side])
             tile_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=tile)
             for i, pts, res in self._detect_window(tile_image, x0, y0, side):
@@ -215,13 +350,41 @@ class MediaPipeAnnotator:
     def _detect_window(self, mp_image, x0: int, y0: int, width: int):
         """Run the landmarker on one window; landmarks mapped back to full-frame pixels (z, which
         MediaPipe scales like x, in the same pixels)."""
-        res = self._face.detect(mp_image)
-        height = mp_image.height
-        for i, lms in enumerate(res.face_landmarks):
-            pts = np.array(
-                [(p.x * width + x0, p.y * height + y0, p.z * width) for p in lms], dtype=np.float32
-            )
-            yield i, pts, res
+        yield from _landmarks(self._face.detect(mp_image), x0, y0, width, mp_image.height)
+
+
+def _tiles(w: int, h: int, mode: str) -> list[tuple[int, int, int]] | None:
+    """(x0, y0, side) of the square tiles, 50 % overlap, a wide frame is searched in; None when
+    the frame is searched whole (near-square, or tiles off)."""
+    if mode != "auto" or max(w, h) <= 1.3 * min(w, h):
+        return None
+    side, long = min(w, h), max(w, h)
+    n = int(np.ceil((long - side) / (side * 0.5))) + 1
+    out = []
+    for k in range(n):
+        off = int(round(k * (long - side) / max(n - 1, 1)))
+        out.append((off, 0, side) if w >= h else (0, off, side))
+    return out
+
+
+def _landmarks(res, x0: int, y0: int, width: int, height: int):
+    """(face index, 478×3 pixel landmarks, result) of a window at (x0, y0) of the frame."""
+    for i, lms in enumerate(res.face_landmarks):
+        pts = np.array(
+            [(p.x * width + x0, p.y * height + y0, p.z * width) for p in lms], dtype=np.float32
+        )
+        yield i, pts, res
+
+
+def _crop_window(box: tuple[float, ...], scale: float, w: int, h: int) -> tuple[int, int, int, int]:
+    """(x0, y0, width, height): a square of ``scale`` face sizes centred on ``box``, moved
+    inside the frame (and narrowed to it when the frame is smaller)."""
+    side = int(round(scale * max(box[2] - box[0], box[3] - box[1], 16.0)))
+    cw, ch = min(side, w), min(side, h)
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    x0 = int(round(min(max(cx - cw / 2, 0), w - cw)))
+    y0 = int(round(min(max(cy - ch / 2, 0), h - ch)))
+    return x0, y0, cw, ch
 
 
 def _cut_by_tile(pts: np.ndarray, x0: int, y0: int, ww: int, hh: int, w: int, h: int) -> bool:
@@ -238,10 +401,16 @@ def _cut_by_tile(pts: np.ndarray, x0: int, y0: int, ww: int, hh: int, w: int, h:
 
 def _dedupe(faces: list[Face], thr: float = 0.3) -> list[Face]:
     """Drop a face found twice (full frame and a tile): keep the first of any overlapping pair."""
+    keep = _dedupe_boxes([f.bbox for f in faces], thr)
+    return [faces[i] for i in keep]
+
+
+def _dedupe_boxes(boxes: list[tuple[float, ...]], thr: float = 0.3) -> list[int]:
+    """Indices of the boxes kept: the first of any pair overlapping by IoU ≥ ``thr``."""
     from sovtp.annotate.tracking import iou
 
-    kept: list[Face] = []
-    for f in faces:
-        if all(iou(f.bbox, k.bbox) < thr for k in kept):
-            kept.append(f)
+    kept: list[int] = []
+    for i, b in enumerate(boxes):
+        if all(iou(b, boxes[k]) < thr for k in kept):
+            kept.append(i)
     return kept
