@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sovtp.data.manifest import check_gold, read_manifest, unknown_gold
+from sovtp.data.manifest import check_gold, manifest_columns, read_manifest, unknown_gold
 from sovtp.data.sample import ManifestError
 from sovtp.data.sources import open_dataset
 from sovtp.labels import load_label_set
@@ -138,6 +138,7 @@ def test_a_filter_that_keeps_nothing_names_itself_and_the_columns(tmp_path):
     msg = str(e.value)
     assert "split='test' and fold=1" in msg and "no 'split' or 'fold' column" in msg
     assert "columns are id, media, label" in msg
+    assert manifest_columns(tmp_path / "m.csv") == ["id", "media", "label"]
     assert len(list(open_dataset(str(tmp_path / "m.csv"), split="all"))) == 2
     (tmp_path / "s.csv").write_text(
         "id,media,split,fold\na,a.mp4,train,1\nb,a.mp4,Test,2\nc,a.mp4,val,1\n"

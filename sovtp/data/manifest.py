@@ -207,6 +207,19 @@ def read_manifest(
         )
 
 
+def manifest_columns(path: str | Path) -> list[str]:
+    """The columns a manifest has (a CSV's header; the keys of any JSONL row), so that a caller
+    can apply an evaluator's default split/fold only where the manifest can be filtered by it."""
+    p = Path(path)
+    if p.suffix.lower() not in (".jsonl", ".ndjson"):
+        with p.open(newline="", encoding="utf-8-sig") as f:
+            return [c.strip() for c in (csv.DictReader(f).fieldnames or [])]
+    cols: dict[str, None] = {}
+    for _, row in _rows(p):
+        cols.update(dict.fromkeys(row))
+    return list(cols)
+
+
 def unknown_gold(samples: Iterable[Sample], labels: Any) -> dict[str, list[str]]:
     """Gold labels (sample and per-face) that ``labels`` (a :class:`~sovtp.labels.LabelSet`)
     cannot normalise, each with the IDs of its samples — the list a run should show before it
