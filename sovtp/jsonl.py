@@ -13,7 +13,7 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     p = Path(path)
     if not p.exists():
         return
-    with p.open() as f:
+    with p.open(encoding="utf-8-sig") as f:  # a BOM would hide the first row
         for line in f:
             if line.strip():
                 try:
