@@ -85,6 +85,7 @@ class MediaPipeAnnotator:
         self._follower_ts: list[int] = []
         self._face_asset: str | None = None
         self._scanner = None  # FaceDetector for the periodic look for new faces
+        self._scanner_model: bytes | None = None
         self.calls = 0  # frames run through the detectors; benchmarks count annotation passes
         self.searches = 0  # of which searched whole (the rest followed known faces in crops)
         self.scans = 0  # followed frames where the face detector alone looked for new faces
@@ -265,10 +266,11 @@ class MediaPipeAnnotator:
 
         if self._scanner is None:
             with zipfile.ZipFile(self._face_asset) as z:  # the detector inside the .task bundle
-                buf = z.read("face_detector.tflite")
+                # kept alive beside the graph, whether or not MediaPipe copies it
+                self._scanner_model = z.read("face_detector.tflite")
             self._scanner = vision.FaceDetector.create_from_options(
                 vision.FaceDetectorOptions(
-                    base_options=BaseOptions(model_asset_buffer=buf),
+                    base_options=BaseOptions(model_asset_buffer=self._scanner_model),
                     running_mode=vision.RunningMode.IMAGE,
                     min_detection_confidence=self.config.min_face_confidence,
                 )
