@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from sovtp.errors import SovtpError
 from sovtp.labels import LabelSet, load_label_set
@@ -31,14 +31,26 @@ class JudgeSpec(BaseModel):
     scale: int = 10
 
 
+class TaskOptions(BaseModel):
+    """How a task is scored beyond its metric names (see :mod:`sovtp.scoring.tasks`)."""
+
+    positive: str | None = None  # binary: the positive class (PAD: the attack); default first
+    dev_split: str | None = None  # binary: the split whose EER point fixes the threshold
+    iou: float = Field(0.5, gt=0, le=1)  # intervals: the IoU a spotted interval needs
+    unit: Literal["frames", "seconds"] = "frames"  # intervals: inclusive frames or seconds
+
+
 class EvaluatorSpec(BaseModel):
     name: str
     description: str = ""
     adapter: str | None = None  # sovtp.data.adapters name; None: a manifest
     label_set: str | list[str]
     synonyms: dict[str, list[str]] = Field(default_factory=dict)
-    metrics: list[str] = Field(default_factory=lambda: ["war", "uar", "macro_f1", "weighted_f1"])
-    headline: list[str] = Field(default_factory=lambda: ["war", "uar"])
+    task: Literal["single_label", "binary", "intervals"] = "single_label"
+    task_options: TaskOptions = Field(default_factory=TaskOptions)
+    # names in sovtp.scoring.registry for the task; empty: the task's defaults
+    metrics: list[str] = Field(default_factory=list)
+    headline: list[str] = Field(default_factory=list)
     splits: list[str] = Field(default_factory=lambda: ["test"])
     split: str | None = "test"
     folds: list[int] = Field(default_factory=list)
@@ -48,6 +60,29 @@ class EvaluatorSpec(BaseModel):
     tier_by: str | None = "n_faces"
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
     options: dict[str, Any] = Field(default_factory=dict)  # adapter options (e.g. window)
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> EvaluatorSpec:
+        from sovtp.scoring import registry
+        from sovtp.scoring.summary import DEFAULT_HEADLINE, DEFAULT_METRICS
+
+        if not self.metrics:
+            self.metrics = list(DEFAULT_METRICS[self.task])
+        if not self.headline:
+            self.headline = list(DEFAULT_HEADLINE[self.task])
+        for m in [*self.metrics, *self.headline]:
+            registry.get(self.task, m)  # SovtpError naming the known metrics
+        return self
+
+    def scoring(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`sovtp.scoring.summary.summarise` (task, metrics,
+        headline, options): what the summary, ``sovtp score`` and the report follow."""
+        return {
+            "task": self.task,
+            "metrics": list(self.metrics),
+            "headline": list(self.headline),
+            "options": self.task_options.model_dump(),
+        }
 
     def labels(self) -> LabelSet:
         base = load_label_set(self.label_set)

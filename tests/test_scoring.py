@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support, recall_score
 
 from sovtp.scoring.external import external_rows
-from sovtp.scoring.metrics import compute
+from sovtp.scoring.metrics import compute, encode
 from sovtp.scoring.stats import bootstrap_war_uar, mcnemar
 from sovtp.scoring.summary import summarise
 
@@ -188,3 +188,23 @@ def test_summary_tiers_per_face_and_ablation_comparison():
     (c,) = s["comparisons"]
     assert c["a"]["variant"] == "plain" and c["b"]["variant"] == "full"
     assert c["delta_war"]["value"] == pytest.approx(0.5) and c["mcnemar"]["p_value"] < 1e-4
+
+
+def test_summary_follows_the_declared_metrics_and_keeps_its_shape():
+    rng = np.random.default_rng(7)
+    labels = ["happy", "sad", "neutral"]
+    rows = [{"sample_id": f"s{i}", "system": "m", "variant": v, "gold": str(rng.choice(labels)),
+             "label": str(rng.choice(labels))} for v in ("a", "b") for i in range(60)]  # fmt: skip
+    s = summarise(rows, labels, n_boot=200, tier_by=None, metrics=["macro_f1", "war"],
+                  headline=["macro_f1"])  # fmt: skip
+    e = s["systems"][0]
+    # the report's keys stay: WAR/UAR CIs and the label metrics, plus every declared metric's CI
+    assert set(e["metrics"]) >= {"war", "uar", "macro_f1", "weighted_f1", "invalid_rate"}
+    assert set(e["ci"]) == {"war", "uar", "macro_f1"}
+    assert e["ci"]["macro_f1"]["low"] <= e["metrics"]["macro_f1"] <= e["ci"]["macro_f1"]["high"]
+    g, p = encode([r["gold"] for r in rows[:60]], [r["label"] for r in rows[:60]], labels)
+    ref = bootstrap_war_uar(g, p, 3, n_boot=200, seed=0)  # same draws, same intervals
+    assert e["ci"]["war"] == ref["war"].to_dict() and e["ci"]["uar"] == ref["uar"].to_dict()
+    (c,) = s["comparisons"]
+    assert set(c) >= {"delta_war", "mcnemar", "delta"} and list(c["delta"]) == ["macro_f1"]
+    assert s["task"] == "single_label" and s["headline"] == ["macro_f1"]

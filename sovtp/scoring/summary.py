@@ -4,20 +4,44 @@ comparisons against a base, difficulty tiers and per-face scores.
 Rows are plain dicts as written to ``predictions.jsonl`` (``sample_id``, ``system``, ``variant``,
 ``gold``, ``label``, ``parse_status`` and any manifest columns such as ``n_faces``, ``split``,
 ``face_id``).  Rows without gold are skipped (nothing to score against).
+
+What is scored follows the evaluator's declared task (:mod:`sovtp.scoring.tasks`):
+``single_label`` reads ``label``; ``binary`` also ``scores`` (or ``confidence``), ``split`` and
+``attack_type``; ``intervals`` reads ``intervals`` and ``gold_intervals`` (one row per video).
+Metrics are looked up by name in :mod:`sovtp.scoring.registry`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from sovtp.scoring import registry as R
 from sovtp.scoring.metrics import compute, encode
-from sovtp.scoring.stats import bootstrap_delta, bootstrap_war_uar, mcnemar
+from sovtp.scoring.stats import bootstrap_delta, mcnemar
+from sovtp.scoring.tasks import eer
 
 _KEEP = ("system", "variant", "gold", "label", "parse_status", "error", "n_faces", "face_id")
+# what each task reads beyond the label columns
+_TASK_KEEP = {
+    "single_label": (),
+    "binary": ("scores", "confidence", "split", "attack_type"),
+    "intervals": ("intervals", "gold_intervals"),
+}
+DEFAULT_METRICS = {
+    "single_label": ["war", "uar", "macro_f1", "weighted_f1"],
+    "binary": ["ap", "roc_auc", "macro_f1", "eer", "war", "uar"],
+    "intervals": ["spot_f1", "spot_precision", "spot_recall", "recog_f1", "strs"],
+}
+DEFAULT_HEADLINE = {
+    "single_label": ["war", "uar"],
+    "binary": ["ap", "macro_f1"],
+    "intervals": ["spot_f1", "strs"],
+}
+_PAD = {"apcer", "bpcer", "acer", "hter", "bpcer20", "bpcer100"}
 
 
 def _key(r: dict[str, Any]) -> tuple[str, str]:
@@ -32,6 +56,68 @@ def faces_tier(n: Any) -> str:
     return "0 faces" if k == 0 else "1 face" if k == 1 else "2 faces" if k == 2 else "3+ faces"
 
 
+def _has_gold(r: dict[str, Any], task: str) -> bool:
+    return r.get("gold_intervals" if task == "intervals" else "gold") is not None
+
+
+def positive_score(r: dict[str, Any], positive: str, negative: str | None) -> float:
+    """A row's score for the positive class: its ``scores[positive]``; else
+    ``1 - scores[negative]``; else a hard decision from its label (its confidence when it gave
+    one, else 1/0 — a label-only system is one point on the ROC); NaN when it has no answer
+    (ranked as wrong as possible, see :mod:`sovtp.scoring.tasks`)."""
+    sc = r.get("scores") or {}
+    if positive in sc and sc[positive] is not None:
+        return float(sc[positive])
+    if negative is not None and sc.get(negative) is not None:
+        return 1.0 - float(sc[negative])
+    lab = r.get("label")
+    if lab is None or lab not in (positive, negative):
+        return float("nan")
+    conf = r.get("confidence")
+    c = float(conf) if conf is not None else 1.0
+    return c if lab == positive else 1.0 - c
+
+
+def _spans(x: Any) -> list[tuple[float, float, str | None]]:
+    return [(float(i[0]), float(i[1]), i[2] if len(i) > 2 else None) for i in (x or [])]
+
+
+def task_data(
+    task: str,
+    rs: Sequence[dict[str, Any]],
+    labels: Sequence[str],
+    options: Mapping[str, Any] | None = None,
+    threshold: float = 0.5,
+) -> Any:
+    """The per-sample arrays the registry's metrics read, from slim rows (one per sample)."""
+    opt = dict(options or {})
+    labels = list(labels)
+    if task == "intervals":
+        return R.IntervalData(
+            [(_spans(r.get("intervals")), _spans(r.get("gold_intervals"))) for r in rs],
+            labels or None,
+            float(opt.get("iou", 0.5)),
+            opt.get("unit", "frames") == "frames",
+        )
+    g, p = encode([r["gold"] for r in rs], [r.get("label") for r in rs], labels)
+    if task == "single_label":
+        return R.LabelData(g, p, labels)
+    pos, neg = binary_labels(labels, opt)
+    y = np.array([r["gold"] == pos for r in rs], dtype=bool)
+    s = np.array([positive_score(r, pos, neg) for r in rs], dtype=float)
+    types = np.array([r.get("attack_type") or "attack" for r in rs], dtype=object)
+    return R.BinaryData(g, p, labels, y, s, types, threshold)
+
+
+def binary_labels(labels: Sequence[str], opt: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(positive, negative) of a binary task: ``options.positive`` or the first label."""
+    pos = opt.get("positive") or labels[0]
+    if pos not in labels:
+        raise ValueError(f"positive class {pos!r} is not in the label set {list(labels)}")
+    rest = [x for x in labels if x != pos]
+    return pos, (rest[0] if len(rest) == 1 else None)
+
+
 def summarise(
     rows: Iterable[dict[str, Any]],
     labels: Sequence[str],
@@ -41,51 +127,124 @@ def summarise(
     n_boot: int = 1000,
     seed: int = 0,
     order: Sequence[str] = (),
+    task: str = "single_label",
+    metrics: Sequence[str] | None = None,
+    headline: Sequence[str] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The scoring section of a report (a JSON-able dict); variants are listed in ``order``
-    (an ablation's rungs) and then by name."""
+    (an ablation's rungs) and then by name.
+
+    ``task``, ``metrics`` and ``headline`` come from the evaluator spec (defaults per task in
+    ``DEFAULT_METRICS`` / ``DEFAULT_HEADLINE``); every named metric gets a bootstrap CI and every
+    comparison a paired-bootstrap delta of each headline metric.  A binary task with
+    ``options.dev_split`` fixes its decision threshold on that split's rows (its EER point) and
+    scores the other rows; without one the threshold is the EER point of the scored rows
+    themselves (said in ``threshold_source``; optimistic)."""
     labels = list(labels)
+    opt = dict(options or {})
+    names = list(dict.fromkeys(metrics or DEFAULT_METRICS[task]))
+    head = list(dict.fromkeys(headline or DEFAULT_HEADLINE[task]))
+    for n in [*names, *head]:
+        R.get(task, n)  # an unknown name fails before any work
+    ci_names = list(dict.fromkeys([*head, *names]))
+    if task != "intervals":
+        ci_names = list(dict.fromkeys(["war", "uar", *ci_names]))  # the report's table reads them
+    keep = _KEEP + _TASK_KEEP[task]
+    dev_split = opt.get("dev_split") if task == "binary" else None
     groups: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    dev: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
-        if r.get("gold") is None:
+        if not _has_gold(r, task):
             continue
         sid = str(r["sample_id"]) + (f"#face{r['face_id']}" if r.get("face_id") is not None else "")
         # keep only what scoring reads: a 10,000-sample run's rows never sit in memory whole
-        slim = {k: r.get(k) for k in _KEEP}
-        if tier_by and tier_by not in _KEEP:
+        slim = {k: r.get(k, (r.get("meta") or {}).get(k)) for k in keep}
+        if tier_by and tier_by not in keep:
             slim[tier_by] = r.get(tier_by, (r.get("meta") or {}).get(tier_by))
-        groups[_key(r)][sid] = slim  # a re-run row of the same sample replaces the earlier one
-    out: dict[str, Any] = {"labels": labels, "systems": [], "comparisons": [], "tiers": {}}
-    right: dict[tuple[str, str], dict[str, bool]] = {}
+        # a re-run row of the same sample replaces the earlier one
+        (dev if dev_split and slim.get("split") == dev_split else groups)[_key(r)][sid] = slim
+    out: dict[str, Any] = {
+        "labels": labels,
+        "task": task,
+        "metric_names": names,
+        "headline": head,
+        "systems": [],
+        "comparisons": [],
+        "tiers": {},
+    }
     rank = {v: i for i, v in enumerate(order)}
     keys = sorted(groups, key=lambda k: (k[0], rank.get(k[1], len(rank)), k[1]))
-    groups = {k: groups[k] for k in keys}
-    for (system, variant), by_id in groups.items():
-        rs = list(by_id.values())
-        gold = [r["gold"] for r in rs]
-        pred = [r.get("label") for r in rs]
-        m = compute(gold, pred, labels)
-        g, p = encode(gold, pred, labels)
-        ci = bootstrap_war_uar(g, p, len(labels), n_boot=n_boot, seed=seed)
-        right[(system, variant)] = dict(zip(by_id, (g == p).tolist(), strict=True))
-        entry = {
-            "system": system,
-            "variant": variant,
-            "n": m.n,
-            "metrics": m.headline(),
-            "ci": {k: v.to_dict() for k, v in ci.items()},
-            "per_class": m.per_class,
-            "confusion": m.confusion,
-            "parse": _counts(r.get("parse_status") or "invalid" for r in rs),
-            "errors": sum(1 for r in rs if r.get("error")),
-        }
-        if tier_by:
+    thresholds: dict[tuple[str, str], float] = {}
+    for key in keys:
+        rs = list(groups[key].values())
+        system, variant = key
+        th, th_src = 0.5, ""
+        if task == "binary":
+            th, th_src = _threshold(key, rs, dev, labels, opt, dev_split)
+            thresholds[key] = th
+        data = task_data(task, rs, labels, opt, th)
+        point = R.evaluate(task, names, data)
+        ci = R.bootstrap(task, ci_names, data, n_boot=n_boot, seed=seed)
+        entry: dict[str, Any] = {"system": system, "variant": variant, "n": len(rs)}
+        if task == "intervals":
+            sc = data.scores()
+            entry["metrics"] = {**point, **{k: sc[k] for k in ("tp", "fp", "fn")}}
+        else:
+            m = data.confusion_metrics
+            entry["metrics"] = {**m.headline(), **point}
+            entry["n"] = m.n
+        entry["ci"] = {k: v.to_dict() for k, v in ci.items()}
+        if task != "intervals":
+            entry["per_class"] = m.per_class
+            entry["confusion"] = m.confusion
+        if task == "binary":
+            entry["binary"] = _binary_details(data, th, th_src, names)
+        entry["parse"] = _counts(r.get("parse_status") or "invalid" for r in rs)
+        entry["errors"] = sum(1 for r in rs if r.get("error"))
+        if tier_by and task != "intervals":
             entry["tiers"] = _tiers(rs, labels, tier_by)
         if any(r.get("face_id") is not None for r in rs):
             entry["per_face"] = _grouped(rs, labels, lambda r: f"face {r.get('face_id')}")
         out["systems"].append(entry)
-    out["comparisons"] = _compare(right, base, n_boot, seed)
+    ordered = {k: groups[k] for k in keys}
+    out["comparisons"] = _compare(ordered, base, n_boot, seed, task, labels, opt, head, thresholds)
     return out
+
+
+def _threshold(
+    key: tuple[str, str],
+    rs: list[dict[str, Any]],
+    dev: Mapping[tuple[str, str], Mapping[str, dict[str, Any]]],
+    labels: list[str],
+    opt: Mapping[str, Any],
+    dev_split: str | None,
+) -> tuple[float, str]:
+    """The decision threshold of a binary system: its dev split's EER point."""
+    d_rows = list(dev.get(key, {}).values())
+    src = d_rows if d_rows else rs
+    d = task_data("binary", src, labels, opt)
+    th = eer(d.y, d.s)[1]
+    if d_rows:
+        return th, f"EER point of split {dev_split!r} ({len(d_rows)} samples)"
+    return th, "EER point of the scored samples themselves (no dev split: optimistic)"
+
+
+def _binary_details(d: R.BinaryData, th: float, src: str, names: Sequence[str]) -> dict[str, Any]:
+    from sovtp.scoring.tasks import pad_rates
+
+    det: dict[str, Any] = {
+        "threshold": th if np.isfinite(th) else None,
+        "threshold_source": src,
+        "n_positive": int(d.y.sum()),
+        "n_missing_scores": int((~np.isfinite(d.s)).sum()),
+    }
+    if _PAD & set(names):
+        r = pad_rates(d.y, d.s, d.types, th)
+        det["apcer_per_type"] = r.apcer_per_type
+        det["apcer_pooled"] = r.apcer_all
+        det["note"] = "ACER is a competition metric (OULU-NPU), not an ISO/IEC 30107-3 metric"
+    return det
 
 
 def _counts(items: Iterable[str]) -> dict[str, int]:
@@ -113,12 +272,22 @@ def _tiers(rs: list[dict[str, Any]], labels: list[str], tier_by: str) -> dict[st
 
 
 def _compare(
-    right: dict[tuple[str, str], dict[str, bool]], base: str | None, n_boot: int, seed: int
+    groups: dict[tuple[str, str], dict[str, dict[str, Any]]],
+    base: str | None,
+    n_boot: int,
+    seed: int,
+    task: str,
+    labels: list[str],
+    opt: Mapping[str, Any],
+    head: Sequence[str],
+    thresholds: Mapping[tuple[str, str], float],
 ) -> list[dict[str, Any]]:
     """Each variant against the base variant of its system (an ablation), and — when several
-    systems ran the same variant — each system against the first; always on shared samples."""
+    systems ran the same variant — each system against the first; always on shared samples.
+    ``delta`` holds a paired-bootstrap CI of B − A for each headline metric; label tasks also
+    get ``delta_war`` and McNemar's test on per-sample correctness."""
     pairs: list[tuple[tuple[str, str], tuple[str, str]]] = []
-    keys = list(right)  # already in report order
+    keys = list(groups)  # already in report order
     systems = list(dict.fromkeys(s for s, _ in keys))
     for s in systems:
         variants = [v for ss, v in keys if ss == s]
@@ -129,16 +298,19 @@ def _compare(
         pairs += [((syst[0], v), (s, v)) for s in syst[1:]]
     out = []
     for a, b in pairs:
-        shared = sorted(set(right[a]) & set(right[b]))
-        ra = np.array([right[a][k] for k in shared], bool)
-        rb = np.array([right[b][k] for k in shared], bool)
-        out.append(
-            {
-                "a": {"system": a[0], "variant": a[1]},
-                "b": {"system": b[0], "variant": b[1]},
-                "n_shared": len(shared),
-                "delta_war": bootstrap_delta(ra, rb, n_boot, seed).to_dict(),
-                "mcnemar": mcnemar(ra, rb).to_dict(),
-            }
-        )
+        shared = sorted(set(groups[a]) & set(groups[b]))
+        da = task_data(task, [groups[a][k] for k in shared], labels, opt, thresholds.get(a, 0.5))
+        db = task_data(task, [groups[b][k] for k in shared], labels, opt, thresholds.get(b, 0.5))
+        c: dict[str, Any] = {
+            "a": {"system": a[0], "variant": a[1]},
+            "b": {"system": b[0], "variant": b[1]},
+            "n_shared": len(shared),
+        }
+        if task != "intervals":
+            ra, rb = da.g == da.p, db.g == db.p
+            c["delta_war"] = bootstrap_delta(ra, rb, n_boot, seed).to_dict()
+            c["mcnemar"] = mcnemar(ra, rb).to_dict()
+        delta = R.paired_bootstrap(task, head, da, db, n_boot=n_boot, seed=seed)
+        c["delta"] = {k: v.to_dict() for k, v in delta.items()}
+        out.append(c)
     return out
