@@ -163,8 +163,8 @@ class DoctorReport:
             elif self.images_limit_found:
                 n = self.images_per_prompt
                 out.append(
-                    f"At most {n} image(s) per prompt: sample at most {n} frame(s) "
-                    f"(--sampling uniform:{n}), or raise the server's limit (vLLM: "
+                    f"At most {n} image(s) per prompt: keep prompts to {n} image(s) (fewer "
+                    f"frames, e.g. --sampling uniform:{n}), or raise the server's limit (vLLM: "
                     "--limit-mm-per-prompt '{\"image\": 8}')."
                 )
         out.extend(self._structured_advice())

@@ -11,6 +11,9 @@ One subprocess builds the model and runs the ``transformers`` CLI's own entry po
 (``transformers serve FOLDER``), so torch is imported once; the module-scoped fixture waits for
 ``/v1/models`` within a bound and ends the server on teardown.  The model's words are noise:
 the tests assert the plumbing and the verdicts, never the words.
+
+Slow: the module costs ~23 s of CPU here (a second process imports torch and transformers, builds
+the model, starts uvicorn), 31-59 s of wall time on the shared 2 cores.  Run with ``-m slow``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sovtp.prompting.spec import load_spec
 from sovtp.scoring.parse import predict
 from tests.test_prompts import fixed_clip
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 240.0
 LAUNCH = """
