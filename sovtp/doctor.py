@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sovtp.redact import redact_url
+
 NONSENSE: tuple[str, ...] = ("zqxjv-7", "qwxkz-3")
 IMAGE_COUNTS: tuple[int, ...] = (1, 2, 4, 8)
 QUESTION = "What colour is the sky on a clear day? Answer with one word."
@@ -355,7 +357,8 @@ async def diagnose(
 
     ``image_counts``: how many images to try in one prompt, in order, until one is refused;
     ``max_tokens``: the budget of a structured probe (a reasoning model needs more)."""
-    report = DoctorReport(base_url=base_url.rstrip("/"), model=model)
+    # the report is printed and saved: credentials in the URL never reach it
+    report = DoctorReport(base_url=redact_url(base_url.rstrip("/")), model=model)
     client = _Client(report.base_url, api_key, timeout_s)
     try:
         await _probe(client, report, sorted(set(image_counts)), max_tokens)

@@ -36,7 +36,7 @@ from sovtp.prompting.spec import load_spec
 from sovtp.scoring.parse import predict
 from tests.test_prompts import fixed_clip
 
-pytestmark = pytest.mark.slow
+# a real server (transformers serve) and a real tiny VLM: in the default suite on purpose
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 240.0
 LAUNCH = """

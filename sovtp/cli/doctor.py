@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
@@ -15,20 +16,26 @@ def doctor_cmd(
     ],
     model: Model = None,
     timeout: Timeout = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check a server before a run: its models, images per prompt, whether structured outputs
     are really applied (a server may ignore them and still answer 200), latency; and what to
-    change.  Exit 0 when the server can run sovtp as is, 1 when something needs changing."""
+    change.  Exit 0 when the server answers a chat request, 1 when it does not."""
     import os
+
+    from rich.console import Console
 
     from sovtp.doctor import diagnose_sync
 
     key = os.environ.get("SOVTP_API_KEY") or os.environ.get("OPENAI_API_KEY")
-    report = diagnose_sync(base_url, model=model, api_key=key, timeout_s=timeout)
-    for line in report.lines():
-        print(line)
-    advice = report.advice()
-    for a in advice:
-        print(f"advice: {a}")
-    if not report.ok:
+    r = diagnose_sync(base_url, model=model, api_key=key, timeout_s=timeout)
+    if as_json:
+        print(json.dumps(r.to_dict(), indent=2))
+    else:
+        con = Console()
+        for ln in r.lines():
+            con.print(ln, markup=False, highlight=False)
+        for a in r.advice():
+            con.print("→ " + a, markup=False, highlight=False)
+    if not (r.reachable and any(p.name == "chat" and p.ok for p in r.probes)):
         raise typer.Exit(1)
