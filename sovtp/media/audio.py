@@ -42,3 +42,45 @@ def load_audio(path: str | Path, sample_rate: int | None = 16000) -> tuple[np.nd
         raise MediaError(p, f"audio decoding failed ({e})") from e
     finally:
         container.close()
+
+
+def resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Band-limited polyphase resampling (scipy); identity when the rates already agree."""
+    if int(rate) == int(target):
+        return np.asarray(samples, dtype=np.float32)
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    g = gcd(int(rate), int(target))
+    out = resample_poly(np.asarray(samples, dtype=np.float64), int(target) // g, int(rate) // g)
+    return out.astype(np.float32)
+
+
+def wav_bytes(samples: np.ndarray, rate: int) -> bytes:
+    """Mono 16-bit PCM WAV bytes (stdlib ``wave``): what ``input_audio`` parts carry."""
+    import io
+    import wave
+
+    x = np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0)
+    pcm = np.round(x * 32767.0).astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(rate))
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+def read_wav_bytes(data: bytes) -> tuple[np.ndarray, int]:
+    """Inverse of :func:`wav_bytes` for 16-bit PCM (mono, or downmixed)."""
+    import io
+    import wave
+
+    with wave.open(io.BytesIO(data), "rb") as w:
+        if w.getsampwidth() != 2:
+            raise ValueError("only 16-bit PCM WAV is read here")
+        n_ch, rate = w.getnchannels(), w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32)
+    return pcm.reshape(-1, n_ch).mean(axis=1) / 32767.0, rate
