@@ -2,7 +2,11 @@
 
 Used by the tests and ``benchmarks/client_throughput.py``.  It speaks the chat-completions and
 models endpoints (HTTP/1.1, keep-alive) and can be told to answer well, with 429 + Retry-After,
-with 500, too slowly, with malformed JSON, or with a label outside the label set.  It serves at
+with 500 or 401, too slowly, with malformed JSON, or with a label outside the label set — and, to
+test that a client survives a bad network, to hang, to trickle its answer a byte at a time, to
+send half a body, or to reset the connection.  Faults come as one ``mode`` for every request, a
+``script`` (the k-th request gets ``script[k-1]``), or ``chaos`` (each request draws a fault at
+random with the given probabilities, seeded).  It serves at
 most ``capacity`` requests at once, each taking ``latency_s`` — the shape of a GPU server.
 
 It is one asyncio loop on a background thread, like uvicorn under vLLM: a freed slot goes to the
@@ -20,11 +24,20 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+FAULTS = ("429", "500", "401", "slow", "hang", "trickle", "half", "reset", "malformed")
+
 
 @dataclass
 class Behaviour:
-    mode: str = "good"  # good | 429 | 500 | slow | malformed | outside | reasoning
+    # good | outside | reasoning, or a fault: 429 | 500 | 401 | slow | hang | trickle | half |
+    # reset | malformed
+    mode: str = "good"
     fail_first: int = 0  # for 429/500: how many requests fail before it answers well
+    script: list[str] | None = None  # the k-th chat request's mode (then ``mode``)
+    chaos: dict[str, float] | None = None  # fault → probability per request
+    seed: int = 0  # for chaos
+    hang_s: float = 3600.0  # "hang": how long the server sits on the request
+    trickle_s: float = 0.2  # "trickle": seconds between the answer's bytes
     retry_after: float = 0.05
     latency_s: float = 0.0
     capacity: int = 1_000_000
@@ -39,12 +52,15 @@ class ServerState:
     behaviour: Behaviour
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    arrived: list[float] = field(default_factory=list)  # time.perf_counter() of each request
     count: int = 0
     in_flight: int = 0
     peak: int = 0
     waiting: int = 0  # received, waiting for a slot
     waiting_peak: int = 0
     busy_s: float = 0.0  # summed slot time: utilisation = busy_s / (capacity × wall)
+    faults: dict[str, int] = field(default_factory=dict)  # injected faults by kind
+    good: int = 0  # requests answered well
 
 
 def _answer(state: ServerState, k: int, body: dict[str, Any]) -> bytes:
@@ -76,7 +92,10 @@ class FakeOpenAIServer:
     """``with FakeOpenAIServer(Behaviour(...)) as srv: srv.base_url``"""
 
     def __init__(self, behaviour: Behaviour | None = None):
+        import random
+
         self.state = ServerState(behaviour or Behaviour())
+        self._rng = random.Random(self.state.behaviour.seed)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -128,37 +147,76 @@ class FakeOpenAIServer:
                         headers[k.strip()] = v.strip()
                 n = int({k.lower(): v for k, v in headers.items()}.get("content-length", 0))
                 raw = await reader.readexactly(n) if n else b""
-                code, body, extra = await self._route(method, path, headers, raw)
+                code, body, extra, how = await self._route(method, path, headers, raw)
+                if how == "reset":  # no answer at all: the client sees the connection drop
+                    writer.transport.abort()
+                    return
                 out = [
                     f"HTTP/1.1 {code} X",
                     "Content-Type: application/json",
                     f"Content-Length: {len(body)}",
                 ]
                 out += [f"{k}: {v}" for k, v in extra.items()]
-                writer.write(("\r\n".join(out) + "\r\n\r\n").encode() + body)
+                writer.write(("\r\n".join(out) + "\r\n\r\n").encode())
+                if how == "half":  # a torn answer: half the promised body, then the end
+                    writer.write(body[: len(body) // 2])
+                    await writer.drain()
+                    writer.transport.abort()
+                    return
+                if how == "trickle":  # every byte arrives, slowly: no single read times out
+                    for i in range(len(body)):
+                        writer.write(body[i : i + 1])
+                        await writer.drain()
+                        await asyncio.sleep(self.state.behaviour.trickle_s)
+                else:
+                    writer.write(body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:  # the server stops while a request hangs or trickles
+            pass
         finally:
             writer.close()
+
+    def _mode(self, k: int) -> str:
+        b = self.state.behaviour
+        if b.script is not None and k <= len(b.script):
+            return b.script[k - 1]
+        if b.chaos:
+            x = self._rng.random()
+            for fault, p in b.chaos.items():
+                if x < p:
+                    return fault
+                x -= p
+            return "good"
+        if b.mode in ("429", "500") and k > b.fail_first:
+            return "good"
+        return b.mode
 
     async def _route(self, method: str, path: str, headers: dict[str, str], raw: bytes):
         state, b = self.state, self.state.behaviour
         if method == "GET" and path.rstrip("/").endswith("/models"):
             data = [{"id": b.model, "object": "model", "created": 0, "owned_by": "sovtp"}]
-            return 200, json.dumps({"object": "list", "data": data}).encode(), {}
+            return 200, json.dumps({"object": "list", "data": data}).encode(), {}, "normal"
         if method != "POST" or not path.rstrip("/").endswith("/chat/completions"):
-            return 404, b'{"error": {"message": "not found"}}', {}
+            return 404, b'{"error": {"message": "not found"}}', {}, "normal"
         body = json.loads(raw or b"{}")
         state.count += 1
         k = state.count
         if b.record:
             state.requests.append(body)
             state.headers.append(headers)
-        if b.mode in ("429", "500") and k <= b.fail_first:
-            code = int(b.mode)
+            state.arrived.append(time.perf_counter())
+        mode = self._mode(k)
+        if mode in FAULTS:
+            state.faults[mode] = state.faults.get(mode, 0) + 1
+        if mode in ("429", "500", "401"):
+            code = int(mode)
             extra = {"Retry-After": f"{b.retry_after}"} if code == 429 else {}
-            return code, json.dumps({"error": {"message": f"injected {code}"}}).encode(), extra
+            err = json.dumps({"error": {"message": f"injected {code}"}}).encode()
+            return code, err, extra, "normal"
+        if mode == "reset":
+            return 0, b"", {}, "reset"
         state.waiting += 1
         state.waiting_peak = max(state.waiting_peak, state.waiting)
         async with self._slots:
@@ -166,11 +224,16 @@ class FakeOpenAIServer:
             state.in_flight += 1
             state.peak = max(state.peak, state.in_flight)
             t0 = time.perf_counter()
+            delay = {"slow": max(b.latency_s, 5.0), "hang": b.hang_s}.get(mode, b.latency_s)
             try:
-                await asyncio.sleep(b.latency_s if b.mode != "slow" else max(b.latency_s, 5.0))
+                await asyncio.sleep(delay)
             finally:
                 state.in_flight -= 1
                 state.busy_s += time.perf_counter() - t0
-        if b.mode == "malformed":
-            return 200, b'{"id": "x", "choices": [ {"message": ', {}
-        return 200, _answer(state, k, body), {}
+        if mode == "malformed":
+            return 200, b'{"id": "x", "choices": [ {"message": ', {}, "normal"
+        answer = _answer(state, k, body)
+        if mode in ("trickle", "half"):
+            return 200, answer, {}, mode
+        state.good += 1
+        return 200, answer, {}, "normal"

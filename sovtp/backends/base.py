@@ -9,6 +9,7 @@ torch, transformers, vllm or openai.
 from __future__ import annotations
 
 import importlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,23 @@ def failed(backend: Backend, q: Query, error: str, **fields: Any) -> Response:
     return Response(query_id=q.id, backend=backend.name, model=backend.model, error=error, **fields)
 
 
+# HTTP statuses worth asking again: the server was busy, restarting or briefly wrong
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_CODES = "|".join(map(str, sorted(RETRY_STATUS)))
+_TRANSIENT = re.compile(
+    r"^(timeout\b|malformed answer\b|deadline exceeded\b|APITimeoutError\b|APIConnectionError\b"
+    rf"|\w+ ({_CODES}):)"
+)
+
+
+def is_transient(error: str | None) -> bool:
+    """Whether a failed Response's error may go away if asked again (a timeout, a 5xx or 429, a
+    dropped connection, a torn or malformed answer) — as opposed to a permanent one (a 4xx such
+    as 401/400, unreadable media, a gold label outside the set).  Read from the error text, the
+    only form older run folders hold; the words are the ones the backends here write."""
+    return bool(error) and _TRANSIENT.match(error) is not None  # type: ignore[arg-type]
+
+
 class BatchedBackend(ABC):
     """``generate`` for in-process backends: answer ``batch_size`` queries at a time (None: all
     at once), turn an exception into failed Responses for that batch, report each Response."""
@@ -97,7 +115,7 @@ def answer_schema(labels: list[str]) -> dict[str, Any]:
 def query_constraint(q: Query, cfg: GenerationConfig) -> tuple[str, Any] | None:
     """What to constrain one query's decoding with, by its output contract: ``("json",
     schema)``, ``("choice", labels)`` or None (``text`` mode, ``--no-structured``, no labels)."""
-    if not (cfg.structured and q.structured):
+    if not cfg.structured:
         return None
     return constraint(q.output, q.labels)
 

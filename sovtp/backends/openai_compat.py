@@ -2,8 +2,14 @@
 
 - bounded concurrency: a fixed limit, or ``adaptive`` (AIMD: halve on 429/5xx, grow by one per
   window of healthy answers up to ``max_concurrency``);
-- retries with exponential backoff + full jitter that honour ``Retry-After``; a per-request
-  timeout and an overall deadline;
+- retries with exponential backoff + full jitter that honour ``Retry-After``; ``timeout_s`` is a
+  deadline on the whole exchange (connect, send, and reading the body however slowly it trickles
+  in: an httpx read timeout bounds each read, not the answer), and ``deadline_s`` bounds a batch;
+- an answer that is not chat-completions JSON (a 200 with a torn or malformed body, no choices)
+  is transient, retried like a 5xx (bounded by ``max_retries``);
+- a streaming ``session``: one pool of endpoints, each with its own bounded queue (its
+  concurrency limit), that callers feed one query at a time — a slow request holds one slot, never
+  a batch;
 - the model is discovered from ``/v1/models`` when none is given;
 - structured output bound to the label set: ``response_format`` json_schema, or with
   ``server="vllm"`` vLLM's own ``structured_outputs`` (``choice`` for label-only prompts) at the
@@ -20,21 +26,27 @@ is serialised once per query, on admission, and a retry re-sends those bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
-from sovtp.backends.base import Capabilities, GenerationConfig, failed, query_constraint
+from sovtp.backends.base import (
+    RETRY_STATUS,
+    Capabilities,
+    GenerationConfig,
+    failed,
+    query_constraint,
+)
 from sovtp.errors import BackendError
 from sovtp.records import Query, Response, Usage
 
 log = logging.getLogger(__name__)
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 class AdaptiveLimiter:
@@ -163,6 +175,7 @@ class OpenAIBackend:
             images_per_prompt=8, video=False, json_schema=True, choice=server == "vllm"
         )
         self.last_peak_concurrency = 0
+        self.last_limits: list[int] = []  # each endpoint's limit when the last session ended
         self.last_sent: dict[str, int] = {}
 
     # -- safety ---------------------------------------------------------------------------
@@ -262,62 +275,84 @@ class OpenAIBackend:
             now = time.monotonic()
             if t_end is not None and now >= t_end:
                 return failed(self, q, "deadline exceeded")
-            timeout = (
-                self.timeout_s if t_end is None else max(0.01, min(self.timeout_s, t_end - now))
-            )
             t0 = time.perf_counter()
             # join the least-loaded endpoint (queue length over its limit, plus a penalty while
             # it fails); a retry chooses again, so a dead server's requests move elsewhere
             ep = min(pool, key=_Endpoint.load)
             limiter, client = ep.limiter, ep.client
+            retry_after: float | None = None
+            timeout = self.timeout_s
             try:
                 async with limiter:
                     if content is None:
                         content = json.dumps(self.request_body(q, cfg)).encode()
+                    # the deadline starts once a slot is held: waiting in the queue is not the
+                    # server's fault
+                    now = time.monotonic()
+                    timeout = self.timeout_s if t_end is None else min(self.timeout_s, t_end - now)
+                    timeout = max(0.01, timeout)
                     t0 = time.perf_counter()
-                    raw = await client.post(
-                        "/chat/completions",
-                        cast_to=dict,  # plain JSON: no pydantic build + dump per answer
-                        content=content,
-                        options={"timeout": timeout, "headers": headers},
+                    # the whole exchange under one deadline: the SDK reads and decodes the body
+                    # inside post(), so a server that trickles bytes is cut here too
+                    raw = await asyncio.wait_for(
+                        client.post(
+                            "/chat/completions",
+                            cast_to=dict,  # plain JSON: no pydantic build + dump per answer
+                            content=content,
+                            options={"timeout": timeout, "headers": headers},
+                        ),
+                        timeout,
                     )
                 latency = time.perf_counter() - t0
-                ep.sent += 1
-                ep.penalty = max(0.0, ep.penalty - 0.5)
-                await limiter.feedback(overloaded=False)
-                return self._to_response(q, raw, latency)
+                r = self._to_response(q, raw, latency)
+                if r.error is None:
+                    ep.sent += 1
+                    ep.penalty = max(0.0, ep.penalty - 0.5)
+                    await limiter.feedback(overloaded=False)
+                    return r
+                reason, retryable, overloaded = r.error, True, False
             except (openai.APIStatusError, openai.APITimeoutError, openai.APIConnectionError) as e:
                 status = getattr(e, "status_code", None)
                 retryable = status in RETRY_STATUS or status is None
-                if status in (429, 500, 502, 503, 504):
-                    await limiter.feedback(overloaded=True)
+                overloaded = status in (429, 500, 502, 503, 504)
                 if status is None or status >= 500:
                     ep.penalty += 1.0
                 reason = self._scrub(
                     f"{type(e).__name__}{f' {status}' if status else ''}: {getattr(e, 'message', e)}"
                 )
-                if not retryable or attempt >= self.max_retries:
-                    return failed(self, q, reason, latency_s=time.perf_counter() - t0)
-                wait = self._retry_after(e)
-                if wait is None:
-                    wait = random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2**attempt))
-                if t_end is not None and time.monotonic() + wait >= t_end:
-                    return failed(self, q, f"deadline exceeded after: {reason}")
-                log.info("retrying %s in %.2fs (%s)", q.id, wait, reason)
-                attempt += 1
-                await asyncio.sleep(wait)
-            except Exception as e:  # malformed bodies, validation errors: a value, not a crash
+                retry_after = self._retry_after(e)
+            except TimeoutError:
+                reason = f"timeout: no complete answer within {timeout:.3g} s"
+                retryable, overloaded = True, True
+                ep.penalty += 1.0
+            except ValueError as e:  # a 200 whose body is not JSON (torn, truncated, garbage)
+                reason = self._scrub(f"malformed answer: {type(e).__name__}: {e}")
+                retryable, overloaded = True, False
+            except Exception as e:  # anything else: a value, not a crash, and not retried
                 error = self._scrub(f"{type(e).__name__}: {e}")
                 return failed(self, q, error, latency_s=time.perf_counter() - t0)
+            if overloaded:
+                await limiter.feedback(overloaded=True)
+            if not retryable or attempt >= self.max_retries:
+                return failed(self, q, reason, latency_s=time.perf_counter() - t0)
+            wait = retry_after
+            if wait is None:
+                wait = random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2**attempt))
+            if t_end is not None and time.monotonic() + wait >= t_end:
+                return failed(self, q, f"deadline exceeded after: {reason}")
+            log.info("retrying %s in %.2fs (%s)", q.id, wait, reason)
+            attempt += 1
+            await asyncio.sleep(wait)
 
     def _to_response(self, q: Query, raw: dict[str, Any], latency: float) -> Response:
         """The server's JSON (kept as is in ``Response.raw``) → Response; vLLM puts a reasoning
         parser's output in ``reasoning_content`` (older) or ``reasoning`` (newer)."""
         choices = raw.get("choices") if isinstance(raw, dict) else None
-        if not choices:
-            return failed(self, q, "server answered no choices", latency_s=latency)
-        choice = choices[0]
-        msg = choice.get("message") or {}
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        msg = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(msg, dict):  # transient: the next try may well be whole
+            what = "no choices" if not choice else "a choice without a message"
+            return failed(self, q, f"malformed answer: {what}", latency_s=latency)
         u = raw.get("usage") or {}
         return Response(
             query_id=q.id,
@@ -335,12 +370,15 @@ class OpenAIBackend:
             raw=raw,
         )
 
-    async def agenerate(
-        self,
-        queries: Sequence[Query],
-        config: GenerationConfig | None = None,
-        progress: Callable[[Response], None] | None = None,
-    ) -> list[Response]:
+    @contextlib.asynccontextmanager
+    async def session(
+        self, config: GenerationConfig | None = None
+    ) -> AsyncIterator[Callable[[Query], Awaitable[Response]]]:
+        """``async with be.session(cfg) as ask: r = await ask(q)`` — a stream of queries over
+        one pool of endpoints.  Each endpoint's limiter is its bounded queue: callers may submit
+        as many queries as they like; at most ``concurrency`` per endpoint are on the wire, and a
+        hung one holds one slot until its deadline, never the others.  ``deadline_s`` counts
+        from the session's start."""
         cfg = config or GenerationConfig()
         pool = [
             _Endpoint(
@@ -355,19 +393,32 @@ class OpenAIBackend:
                 self.model = await self.discover_model(pool[0].client)
             t_end = None if self.deadline_s is None else time.monotonic() + self.deadline_s
 
+            async def ask(q: Query) -> Response:
+                return await self._one(pool, q, cfg, t_end)
+
+            yield ask
+        finally:
+            self.last_peak_concurrency = sum(ep.limiter.peak for ep in pool)
+            self.last_limits = [ep.limiter.limit for ep in pool]
+            self.last_sent = {ep.url: ep.sent for ep in pool}
+            for ep in pool:
+                await ep.client.close()
+
+    async def agenerate(
+        self,
+        queries: Sequence[Query],
+        config: GenerationConfig | None = None,
+        progress: Callable[[Response], None] | None = None,
+    ) -> list[Response]:
+        async with self.session(config) as ask:
+
             async def run(q: Query) -> Response:
-                r = await self._one(pool, q, cfg, t_end)
+                r = await ask(q)
                 if progress:
                     progress(r)
                 return r
 
-            out = await asyncio.gather(*(run(q) for q in queries))
-            self.last_peak_concurrency = sum(ep.limiter.peak for ep in pool)
-            self.last_sent = {ep.url: ep.sent for ep in pool}
-            return list(out)
-        finally:
-            for ep in pool:
-                await ep.client.close()
+            return list(await asyncio.gather(*(run(q) for q in queries)))
 
     def generate(
         self,

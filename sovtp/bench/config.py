@@ -68,7 +68,12 @@ class BenchConfig(BaseModel):
     limit: int | None = None
     shuffle: bool = False
     seed: int = 0
-    chunk: int = 16
+    chunk: int = 16  # the Ray engine's batch size (the local engine streams)
+    workers: int | None = None  # annotation processes (None: one per core; 0: in-process)
+    concurrency: int | None = None  # requests on the wire per endpoint (None: the system's own)
+    timeout_s: float | None = None  # deadline on each whole request (None: the backend's own)
+    max_retries: int | None = None  # per request, for transient failures (None: the backend's)
+    retry_errors: str = "transient"  # --resume asks again: transient error rows, or "all"
     max_tokens: int = 512
     temperature: float = 0.0
     gen_seed: int | None = 0
@@ -82,3 +87,108 @@ class BenchConfig(BaseModel):
     n_boot: int = 1000
     out: str = "runs/bench"
     adapter_options: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- what a run's answers depend on ------------------------------------------------------------
+# System options that change how a request travels, never what comes back: a resume may change
+# them freely (a server moved to another port, a longer timeout, more workers).
+COSMETIC_OPTIONS = frozenset(
+    {"base_url", "api_key", "concurrency", "adaptive", "max_concurrency", "max_retries",
+     "timeout_s", "deadline_s", "backoff_s", "max_backoff_s", "batch_size", "device_map"}
+)  # fmt: skip
+
+
+def data_identity(cfg: BenchConfig) -> dict[str, Any]:
+    """The data a run reads: where, which part, and — for a manifest file — its content hash
+    (another manifest under the same name is another run)."""
+    from pathlib import Path
+
+    d: dict[str, Any] = {
+        k: getattr(cfg, k)
+        for k in ("data", "root", "split", "fold", "limit", "shuffle", "seed", "adapter_options")
+    }
+    p = Path(cfg.data)
+    if p.is_file():
+        from sovtp.annotate.cache import file_sha256
+
+        d["sha256"] = file_sha256(p)
+    return d
+
+
+def run_identity(
+    cfg: BenchConfig, labels: Any, models: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Everything that changes a run's answers (the data and its manifest's content, sampling,
+    detectors, prompts with their hashes — output mode included —, systems with their models,
+    generation settings, labels, image encoding) and nothing that only changes how fast they
+    come (concurrency, workers, timeouts, retries, engine).  ``models``: a system's resolved
+    model where its config names none (a server's ``/v1/models``)."""
+    from sovtp.annotate.mediapipe import DetectorConfig
+    from sovtp.prompting.spec import load_spec
+
+    models = models or {}
+    systems = {}
+    for s in cfg.systems:
+        opts = {k: v for k, v in s.options.items() if k not in COSMETIC_OPTIONS}
+        if models.get(s.name):
+            opts["model"] = models[s.name]
+        systems[s.name] = {"backend": s.backend, **opts}
+    return {
+        "data": data_identity(cfg),
+        "evaluator": cfg.evaluator,
+        "labels": {"name": labels.name, "labels": list(labels.labels)},
+        "sampling": cfg.sampling,
+        "detector": DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose).key(),
+        "subject": cfg.subject,
+        "image": {"size": cfg.image_size, "jpeg_quality": cfg.jpeg_quality},
+        "generation": {
+            "temperature": cfg.temperature,
+            "max_tokens": cfg.max_tokens,
+            "seed": cfg.gen_seed,
+        },
+        "prompts": {sp.id: sp.hash for sp in map(load_spec, cfg.variants)},
+        "systems": systems,
+    }
+
+
+def identity_hash(identity: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    blob = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+ADDABLE = ("prompts", "systems")  # a resume may add cells: new variants, new systems
+
+
+def identity_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between a run's identity and a resume's, one line each; empty when the
+    resume only adds prompt variants or systems (then only the new cells run)."""
+
+    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(d, dict) or not d:
+            return {prefix: d}
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out |= flat(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+
+    changes = []
+    for section in sorted(set(old) | set(new)):
+        a, b = old.get(section), new.get(section)
+        if section in ADDABLE and isinstance(a, dict) and isinstance(b, dict):
+            for name in a:
+                if name not in b:
+                    changes.append(f"{section}: {name} removed (a resume may only add)")
+                elif a[name] != b[name]:
+                    fa, fb = flat(a[name]), flat(b[name])
+                    diff = sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
+                    what = ", ".join(f"{k or 'hash'}: {fa.get(k)!r} → {fb.get(k)!r}" for k in diff)
+                    changes.append(f"{section}.{name} changed ({what})")
+            continue
+        fa, fb = flat(a, section), flat(b, section)
+        for k in sorted(set(fa) | set(fb)):
+            if fa.get(k) != fb.get(k):
+                changes.append(f"{k}: {fa.get(k)!r} → {fb.get(k)!r}")
+    return changes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata as md
+import json
 import logging
 import platform
 from collections.abc import Callable, Iterator
@@ -14,12 +15,11 @@ import yaml
 
 from sovtp.bench.config import BenchConfig
 from sovtp.bench.runner import Context, Stats, rows_of, run_local
-from sovtp.bench.store import RunStore
+from sovtp.bench.store import RunStore, latest_rows
 from sovtp.data.sample import Sample
 from sovtp.data.sources import open_dataset, select
 from sovtp.errors import SovtpError
 from sovtp.evaluator import load_evaluator
-from sovtp.jsonl import iter_jsonl
 from sovtp.labels import LabelSet, load_label_set
 from sovtp.prompting.spec import load_spec
 
@@ -113,28 +113,139 @@ def count(cfg: BenchConfig) -> int | None:
     return n * len(cfg.systems) * len(cfg.variants)
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, after the run folder was closed cleanly and its report written: says
+    how many rows are on disk and how to go on.  A KeyboardInterrupt, so code that does not know
+    it still stops."""
+
+    def __init__(self, run: Path, stats: Stats):
+        self.run, self.stats = run, stats
+        super().__init__(
+            f"interrupted: {stats.rows} rows are written in {run} ({stats.errors} errors); run "
+            "the same command with --resume to finish it"
+        )
+
+
+def exit_code(stats: Stats) -> int:
+    """``sovtp bench``'s exit status: 0 every row answered, 3 some rows are errors, 4 none
+    answered, 130 interrupted (2, usage and input errors, is the CLI's)."""
+    if stats.interrupted:
+        return 130
+    if stats.answered == 0:
+        return 4
+    return 3 if stats.errors else 0
+
+
+def check_resume(store: RunStore, identity: dict[str, Any]) -> None:
+    """Refuse a resume whose configuration would change the answers already written (it would
+    mix two runs in one folder), naming each change; adding variants or systems is fine."""
+    from sovtp.bench.config import identity_changes
+
+    mpath = store.root / "manifest.json"
+    old = json.loads(mpath.read_text()).get("identity") if mpath.exists() else None
+    if old is None:
+        if store.has_rows():
+            log.warning(
+                "%s predates run identities: cannot check that --resume matches", store.root
+            )
+        return
+    changes = identity_changes(old, identity)
+    if changes:
+        raise SovtpError(
+            f"--resume would change what {store.root} measured:\n  "
+            + "\n  ".join(changes)
+            + "\nrun it with the old settings, or choose another --out"
+        )
+
+
 def run_bench(
     cfg: BenchConfig,
     resume: bool = False,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     report: bool = True,
+    retry_errors: str | None = None,
 ) -> tuple[Path, Stats]:
-    """Run (or resume) a benchmark; returns the run folder and its counters."""
+    """Run (or resume) a benchmark; returns the run folder and its counters (``Stats.rows``,
+    ``errors``, ``answered`` count the folder's rows at the end: see :func:`exit_code`).
+
+    The folder is locked for the run.  A resume must keep everything that changes answers (see
+    :func:`~sovtp.bench.config.run_identity`) and asks error rows again (transient ones, or all
+    with ``retry_errors="all"``; default ``cfg.retry_errors``).  On Ctrl-C the rows so far are kept, the report is written
+    from them, and :class:`RunInterrupted` is raised."""
+    from sovtp.bench.config import identity_hash, run_identity
+
     cfg = resolve(cfg)
     labels = label_set(cfg)
     store = RunStore(cfg.out)
-    done = store.open(resume)
+    store.lock()
+    ctx: Context | None = None
+    try:
+        if cfg.engine == "local":
+            ctx = Context(cfg, labels, gallery_dir=store.root / "gallery")
+            models = {n: b.model for n, b in ctx.backends.items()}
+        elif cfg.engine == "ray":
+            models = {}
+        else:
+            raise ValueError(f"engine must be local or ray, not {cfg.engine!r}")
+        identity = run_identity(cfg, labels, models)
+        if resume:
+            check_resume(store, identity)
+        done = store.open(resume, retry_errors or cfg.retry_errors)
+        if ctx is not None:
+            ctx.gallery_samples = store.gallery_samples()
+        stats, frames = _run(cfg, labels, store, ctx, done, identity, on_row)
+    except BaseException:
+        store.close()
+        raise
+    finally:
+        if ctx is not None:
+            ctx.close()
+    try:
+        store.write_json(
+            "manifest.json",
+            run_manifest(cfg, labels, frames)
+            | {"identity": identity, "config_hash": identity_hash(identity)},
+        )
+        c = store.counts()
+        stats.rows, stats.errors = c["rows"], c["errors"]
+        stats.transient_errors, stats.answered = c["transient_errors"], c["rows"] - c["errors"]
+        if cfg.evaluator and load_evaluator(cfg.evaluator).judge.enabled and stats.rows:
+            write_reasoning(store.root)
+        if report and stats.rows:
+            from sovtp.report.build import write_report
+
+            write_report(store.root)
+    finally:
+        store.close()
+    if stats.interrupted:
+        raise RunInterrupted(store.root, stats)
+    return store.root, stats
+
+
+def _run(
+    cfg: BenchConfig,
+    labels: LabelSet,
+    store: RunStore,
+    ctx: Context | None,
+    done: set[str],
+    identity: dict[str, Any],
+    on_row: Callable[[dict[str, Any]], None] | None,
+) -> tuple[Stats, dict[str, list[int]]]:
+    """The engine over the samples still to do, rows written as they come; Ctrl-C ends it with
+    the rows so far kept (``Stats.interrupted``)."""
+    from sovtp.bench.config import identity_hash
+
     safe = cfg.model_dump()
     safe["systems"] = [_public(s) for s in safe["systems"]]  # never a secret in a run folder
     (store.root / "config.yaml").write_text(yaml.safe_dump(safe, sort_keys=False))
-    old = {}
     mpath = store.root / "manifest.json"
-    if resume and mpath.exists():
-        import json
-
-        old = json.loads(mpath.read_text()).get("frames", {})
+    old = json.loads(mpath.read_text()).get("frames", {}) if mpath.exists() else {}
     frames: dict[str, list[int]] = dict(old)
-    store.write_json("manifest.json", run_manifest(cfg, labels, frames))
+    store.write_json(
+        "manifest.json",
+        run_manifest(cfg, labels, frames)
+        | {"identity": identity, "config_hash": identity_hash(identity)},
+    )
 
     def write(resp: dict[str, Any], row: dict[str, Any], gallery: dict[str, Any] | None) -> None:
         store.write_row(resp, row)
@@ -145,35 +256,25 @@ def run_bench(
         if on_row:
             on_row(row)
 
-    if cfg.engine == "ray":
-        from sovtp.bench.engines import run_ray
+    stats = Stats()
+    try:
+        if ctx is None:
+            from sovtp.bench.engines import run_ray
 
-        stats = run_ray(cfg, labels, samples(cfg), done, write, store.root / "gallery")
-    elif cfg.engine == "local":
-        ctx = Context(cfg, labels, gallery_dir=store.root / "gallery")
-        try:
+            stats = run_ray(cfg, labels, samples(cfg), done, write, store.root / "gallery")
+        else:
+            stats = ctx.stats
             run_local(samples(cfg), ctx, done, lambda it, r, p: write(*rows_of(it, r, p)))
-        finally:
-            ctx.close()
-        stats = ctx.stats
-    else:
-        raise ValueError(f"engine must be local or ray, not {cfg.engine!r}")
-    store.close()
-    store.write_json("manifest.json", run_manifest(cfg, labels, frames))
-    if cfg.evaluator and load_evaluator(cfg.evaluator).judge.enabled:
-        write_reasoning(store.root)
-    if report:
-        from sovtp.report.build import write_report
-
-        write_report(store.root)
-    return store.root, stats
+    except KeyboardInterrupt:
+        stats.interrupted = True
+        log.warning("interrupted: closing %s", store.root)
+    stats.retried = store.retried
+    return stats, frames
 
 
 def write_reasoning(run: Path, method: str = "offline", backend=None) -> dict[str, Any]:
     """Reasoning scores of a run's rationales against the samples' reference descriptions,
     written to ``reasoning.json`` (the report shows them and names the method)."""
-    import json
-
     from sovtp.scoring.reasoning import score_rows
 
     prompts, scale = None, 10
@@ -187,4 +288,5 @@ def write_reasoning(run: Path, method: str = "offline", backend=None) -> dict[st
 
 
 def load_rows(run: str | Path) -> list[dict[str, Any]]:
-    return list(iter_jsonl(Path(run) / "predictions.jsonl"))
+    """A run's prediction rows, one per key (the latest)."""
+    return latest_rows(Path(run) / "predictions.jsonl")

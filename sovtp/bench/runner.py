@@ -1,10 +1,21 @@
-"""systems × prompt variants × samples → rows in a run folder.
+"""systems × prompt variants × samples → rows in a run folder, streamed.
 
 Each sample is decoded and annotated **once**; every variant's query is built from that one
 annotation (marks drawn once per distinct visual spec, see ``ImageCache``) and every system
-answers the same queries.  Samples stream through in chunks: while the backends answer chunk k
-(in a worker thread), the main thread annotates chunk k+1, so the CPU-bound and I/O-bound
-halves overlap and at most two chunks are in memory.
+answers the same queries.
+
+Samples stream through two stages that overlap:
+
+1. **prepare** (CPU): a pool of ``workers`` processes (default: one per core), each with its own
+   MediaPipe landmarkers, annotates a sample and builds its queries.  The annotation cache is
+   files written by atomic rename, so the processes share it safely.
+2. **answer** (I/O): each query joins its system's bounded queue — for a server, each
+   endpoint's concurrency limit (see ``OpenAIBackend.session``) — the moment its sample is
+   prepared.  A slow or hung request holds one slot until its deadline, never a batch: there
+   are no chunks that wait for their slowest member.
+
+Back-pressure keeps memory flat: at most ``2 × workers`` samples are being prepared or waiting,
+and at most ``pending`` queries are queued or on the wire.
 
 Every answer is written (and flushed) the moment it arrives, so ``kill -9`` loses only the
 requests in flight; ``--resume`` skips the keys already in ``predictions.jsonl``.  A sample that
@@ -14,15 +25,17 @@ fails (unreadable media, no such face) gets rows with its error, and the run goe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
+from pathlib import Path
 from typing import Any
 
-from sovtp.backends.base import Backend, GenerationConfig, get_backend
+from sovtp.backends.base import Backend, GenerationConfig, get_backend, is_transient
 from sovtp.backends.cache import ResponseCache, is_deterministic, request_key
 from sovtp.bench.config import BenchConfig
 from sovtp.data.sample import Sample
@@ -33,6 +46,8 @@ from sovtp.records import Prediction, Query, Response
 from sovtp.scoring.parse import predict
 
 log = logging.getLogger(__name__)
+Ask = Callable[[Query], Awaitable[Response]]
+Emit = Callable[["Item", Response, Prediction], None]
 
 
 def row_key(sample_id: str, face: int | None, system: str, variant: str) -> str:
@@ -57,12 +72,19 @@ class Item:
 
 @dataclass
 class Stats:
-    """What a run's process did (the benchmarks count annotation passes with it)."""
+    """What a run did: this process's work (the benchmarks count annotation passes with it) and
+    the run folder's rows once it ends (what ``sovtp bench`` turns into its exit code)."""
 
     samples: int = 0  # samples with rows still to write
     skipped: int = 0  # samples whose rows were all written before (--resume)
     annotations: int = 0  # clips annotated (detector ran or cache hit)
     detector_calls: int = 0  # frames through the detectors
+    retried: int = 0  # error rows of an earlier run asked again (--resume)
+    rows: int = 0  # rows in the run folder at the end (one per key, the latest)
+    errors: int = 0  # of which errors
+    transient_errors: int = 0  # of which worth asking again (timeouts, 5xx, 429, ...)
+    answered: int = 0  # rows with an answer (rows - errors)
+    interrupted: bool = False
 
 
 def sampling_for(sample: Sample, sampling: str) -> str:
@@ -88,107 +110,74 @@ def sampling_for(sample: Sample, sampling: str) -> str:
     return "indices:" + ",".join(str(start + i) for i in rel)
 
 
-class Context:
-    """Everything one process needs to turn samples into rows (built once per process; a Ray
-    worker builds its own)."""
+@dataclass
+class Prepared:
+    """What preparing one sample gives back (from a worker process)."""
 
-    def __init__(self, cfg: BenchConfig, labels: LabelSet, gallery_dir=None):
+    items: list[Item]
+    annotated: bool  # the clip went through annotation (detectors or the cache)
+    detector_calls: int
+
+
+class Preparer:
+    """The CPU half, one per process: samples → items with their queries built.  Owns its
+    MediaPipe landmarkers (they are not shared across processes)."""
+
+    def __init__(
+        self,
+        cfg: BenchConfig,
+        labels: LabelSet,
+        budgets: dict[str, int],
+        gallery_dir: Path | None = None,
+    ):
         from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
 
         self.cfg = cfg
         self.labels = labels
+        self.budgets = budgets
+        self.gallery_dir = gallery_dir
         # by spec ID (cfg.variants may name a spec by ID or by YAML path, as grids do)
         self.specs: dict[str, PromptSpec] = {sp.id: sp for sp in map(load_spec, cfg.variants)}
-        self.backends: dict[str, Backend] = {
-            s.name: get_backend(s.backend, **s.options) for s in cfg.systems
-        }
-        self._resolve_models()  # a server that is down fails here, before any detector opens
-        self.flavour = {s.name: str(s.options.get("server", "")) for s in cfg.systems}
-        self.gen = GenerationConfig(
-            max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.gen_seed
-        )
-        self.cache = ResponseCache() if cfg.response_cache and is_deterministic(self.gen) else None
         self.image_opts = ImageOptions(cfg.image_size, cfg.jpeg_quality)
-        self.gallery_dir = gallery_dir
-        self.gallery_left = cfg.gallery if gallery_dir is not None else 0
-        self.stats = Stats()
         self.detector = MediaPipeAnnotator(DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose))
         self.detector.__enter__()
 
-    def _resolve_models(self) -> None:
-        """Ask a server for its model once, up front: the cache key and the rows need it."""
-        for b in self.backends.values():
-            if hasattr(b, "discover_model") and not b.model:
-                b.model = asyncio.run(b.discover_model())
-
-    def budget(self, system: str) -> int:
-        return self.backends[system].capabilities.images_per_prompt
-
     def close(self) -> None:
         self.detector.close()
-        if self.cache:
-            self.cache.close()
 
-    # -- stage 1: sample → items (annotate once, build every variant's query) ------------------
-    def prepare(self, sample: Sample, done: set[str]) -> list[Item]:
-        cfg = self.cfg
-        faces: list[int | None] = sorted(sample.face_labels) or [None]
-        gold_of = {
-            f: sample.face_labels.get(f, sample.label) if f is not None else sample.label
-            for f in faces
-        }
-        items = []
-        for f in faces:
-            gold = self.labels.normalize(gold_of[f]) if gold_of[f] else None
-            facts = sample.row() | {"gold": gold}
-            if f is not None:
-                facts["face_id"] = f
-            for s in cfg.systems:
-                for v in self.specs:
-                    k = row_key(sample.id, f, s.name, v)
-                    if k not in done:
-                        it = Item(k, sample, f, s.name, v, gold, dict(facts))
-                        if gold_of[f] and gold is None:
-                            it.error = f"gold label {gold_of[f]!r} is not in the label set"
-                        items.append(it)
-        if not items:
-            self.stats.skipped += 1
-            return []
-        self.stats.samples += 1
+    def prepare(self, sample: Sample, items: list[Item], gallery: bool) -> Prepared:
+        """Annotate once, build every item's query.  A failure becomes the items' error (one bad
+        sample never stops a run)."""
+        before = self.detector.calls
+        annotated = False
         try:
-            self._build(sample, items)
-        except Exception as e:  # one bad sample never stops a run
+            annotated = self._build(sample, items, gallery)
+        except Exception as e:
             msg = f"{type(e).__name__}: {e}"
             log.warning("sample %s failed: %s", sample.id, msg)
             for it in items:
                 it.error = it.error or msg
-        return items
+        return Prepared(items, annotated, self.detector.calls - before)
 
-    def _build(self, sample: Sample, items: list[Item]) -> None:
+    def _build(self, sample: Sample, items: list[Item], gallery: bool) -> bool:
         from sovtp.annotate.pipeline import annotate
 
-        before = self.detector.calls
         clip, frames = annotate(
             sample.media,
             sampling_for(sample, self.cfg.sampling),
             detector=self.detector,
             cache=self.cfg.annotation_cache,
         )
-        self.stats.annotations += 1
-        self.stats.detector_calls += self.detector.calls - before
         n_faces = len(clip.track_ids)
         indices = [fa.index for fa in clip.frames]
         icache = ImageCache()
         built: dict[tuple, Query] = {}
-        gallery = self.gallery_left > 0
-        if gallery:
-            self.gallery_left -= 1
         for it in items:
             it.facts |= {"n_faces": n_faces, "frames": indices}
             if it.error:
                 continue
             # a gallery sample is drawn in full for the report; otherwise the backend's budget
-            budget = None if gallery else self.budget(it.system)
+            budget = None if gallery else self.budgets[it.system]
             bkey = (it.face, it.variant, budget)
             try:
                 if bkey not in built:
@@ -215,46 +204,336 @@ class Context:
                 it.query = built[bkey]
             except Exception as e:
                 it.error = f"{type(e).__name__}: {e}"
+        return True
 
-    # -- stage 2: items → responses → rows ------------------------------------------------
-    def answer(self, items: list[Item], emit: Callable[[Item, Response, Prediction], None]) -> None:
+
+# -- the worker processes ----------------------------------------------------------------------
+_PREPARER: Preparer | None = None
+
+
+def _worker_init(
+    cfg_json: str, labels: LabelSet, budgets: dict[str, int], gallery: str | None, env: dict
+) -> None:
+    """Runs once in each worker process: its own landmarkers; the parent's SOVTP_* settings
+    (a forkserver's children inherit the environment of when it started, not of now)."""
+    import atexit
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    os.environ.update(env)
+    global _PREPARER
+    cfg = BenchConfig.model_validate_json(cfg_json)
+    _PREPARER = Preparer(cfg, labels, budgets, Path(gallery) if gallery else None)
+    atexit.register(_PREPARER.close)  # an open landmarker raises at interpreter teardown
+
+
+def _worker_prepare(sample: Sample, items: list[Item], gallery: bool) -> Prepared:
+    assert _PREPARER is not None, "worker not initialised"
+    return _PREPARER.prepare(sample, items, gallery)
+
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class Context:
+    """The parent's half of a run: which items a sample still needs, the backends and the
+    response cache, the gallery.  ``prepare``/``answer`` serve the Ray engine (one Context per
+    actor, in-process preparation, batch answers); the local engine streams (``run_local``)."""
+
+    def __init__(
+        self,
+        cfg: BenchConfig,
+        labels: LabelSet,
+        gallery_dir=None,
+        gallery_samples: Iterable[str] = (),
+    ):
+        self.cfg = cfg
+        self.labels = labels
+        self.specs: dict[str, PromptSpec] = {sp.id: sp for sp in map(load_spec, cfg.variants)}
+        self.backends: dict[str, Backend] = {
+            s.name: get_backend(s.backend, **_run_options(cfg, s.backend, s.options))
+            for s in cfg.systems
+        }
+        self._resolve_models()  # a server that is down fails here, before any detector opens
+        self.flavour = {s.name: str(s.options.get("server", "")) for s in cfg.systems}
+        self.gen = GenerationConfig(
+            max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.gen_seed
+        )
+        self.cache = ResponseCache() if cfg.response_cache and is_deterministic(self.gen) else None
+        self.gallery_dir = gallery_dir
+        # samples drawn for the gallery: those already there (a resume re-draws, never adds)
+        self.gallery_samples: set[str] = set(gallery_samples)
+        self.stats = Stats()
+        self.workers = default_workers() if cfg.workers is None else max(0, cfg.workers)
+        self._local: Preparer | None = None
+
+    def _resolve_models(self) -> None:
+        """Ask a server for its model once, up front: the cache key and the rows need it."""
+        for b in self.backends.values():
+            if hasattr(b, "discover_model") and not b.model:
+                b.model = asyncio.run(b.discover_model())
+
+    def budgets(self) -> dict[str, int]:
+        return {n: b.capabilities.images_per_prompt for n, b in self.backends.items()}
+
+    def preparer(self) -> Preparer:
+        """The in-process preparer (Ray actors; ``workers=0``)."""
+        if self._local is None:
+            self._local = Preparer(self.cfg, self.labels, self.budgets(), self.gallery_dir)
+        return self._local
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.close()
+        if self.cache:
+            self.cache.close()
+
+    # -- which rows a sample still needs ------------------------------------------------------
+    def items_for(self, sample: Sample, done: set[str]) -> list[Item]:
+        cfg = self.cfg
+        faces: list[int | None] = sorted(sample.face_labels) or [None]
+        gold_of = {
+            f: sample.face_labels.get(f, sample.label) if f is not None else sample.label
+            for f in faces
+        }
+        items = []
+        for f in faces:
+            gold = self.labels.normalize(gold_of[f]) if gold_of[f] else None
+            facts = sample.row() | {"gold": gold}
+            if f is not None:
+                facts["face_id"] = f
+            for s in cfg.systems:
+                for v in self.specs:
+                    k = row_key(sample.id, f, s.name, v)
+                    if k not in done:
+                        it = Item(k, sample, f, s.name, v, gold, dict(facts))
+                        if gold_of[f] and gold is None:
+                            it.error = f"gold label {gold_of[f]!r} is not in the label set"
+                        items.append(it)
+        if items:
+            self.stats.samples += 1
+        else:
+            self.stats.skipped += 1
+        return items
+
+    def in_gallery(self, sample: Sample) -> bool:
+        """Whether this sample is drawn for the gallery: the first ``cfg.gallery`` samples."""
+        if self.gallery_dir is None:
+            return False
+        if sample.id in self.gallery_samples:
+            return True
+        if len(self.gallery_samples) < self.cfg.gallery:
+            self.gallery_samples.add(sample.id)
+            return True
+        return False
+
+    def prepare(self, sample: Sample, done: set[str]) -> list[Item]:
+        """Items of one sample with their queries, built in this process."""
+        items = self.items_for(sample, done)
+        if items:
+            items = self.count(self.preparer().prepare(sample, items, self.in_gallery(sample)))
+        return items
+
+    def count(self, p: Prepared) -> list[Item]:
+        self.stats.annotations += p.annotated
+        self.stats.detector_calls += p.detector_calls
+        return p.items
+
+    def cached(self, it: Item) -> Response | None:
+        if self.cache is None or it.query is None:
+            return None
+        be = self.backends[it.system]
+        return self.cache.get(
+            request_key(be.name, be.model, self.flavour[it.system], it.query, self.gen)
+        )
+
+    def remember(self, it: Item, r: Response) -> None:
+        if self.cache is not None and it.query is not None:
+            be = self.backends[it.system]
+            ck = request_key(be.name, be.model, self.flavour[it.system], it.query, self.gen)
+            self.cache.put(ck, r)
+
+    def failed_row(self, it: Item) -> Response:
+        return Response(query_id=it.key, backend=it.system, error=it.error or "no query")
+
+    # -- batch answers (the Ray engine) ---------------------------------------------------------
+    def answer(self, items: list[Item], emit: Emit) -> None:
         by_system: dict[str, list[Item]] = {}
         for it in items:
             if it.error or it.query is None:
-                r = Response(query_id=it.key, backend=it.system, error=it.error or "no query")
-                emit(it, r, self._predict(it, r))
+                r = self.failed_row(it)
+                emit(it, r, self.predict(it, r))
+            elif (hit := self.cached(it)) is not None:
+                emit(it, hit, self.predict(it, hit))
             else:
                 by_system.setdefault(it.system, []).append(it)
-        for system, its in by_system.items():
-            be = self.backends[system]
-            todo: list[Item] = []
-            keys: dict[str, str] = {}
-            for it in its:
-                if self.cache is not None:
-                    ck = request_key(be.name, be.model, self.flavour[system], it.query, self.gen)  # type: ignore[arg-type]
-                    keys[it.key] = ck
-                    hit = self.cache.get(ck)
-                    if hit is not None:
-                        emit(it, hit, self._predict(it, hit))
-                        continue
-                todo.append(it)
-            if not todo:
-                continue
+        for system, todo in by_system.items():
             by_qid: dict[str, list[Item]] = {}
             for it in todo:
                 by_qid.setdefault(it.query.id, []).append(it)  # type: ignore[union-attr]
             queries = [group[0].query for group in by_qid.values()]
 
-            def on_response(r: Response, by_qid=by_qid, keys=keys) -> None:
+            def on_response(r: Response, by_qid=by_qid) -> None:
                 for it in by_qid.get(r.query_id, []):
-                    if self.cache is not None and it.key in keys:
-                        self.cache.put(keys[it.key], r)
-                    emit(it, r, self._predict(it, r))
+                    self.remember(it, r)
+                    emit(it, r, self.predict(it, r))
 
-            be.generate(queries, self.gen, progress=on_response)  # type: ignore[arg-type]
+            self.backends[system].generate(queries, self.gen, progress=on_response)  # type: ignore[arg-type]
 
-    def _predict(self, it: Item, r: Response) -> Prediction:
+    def predict(self, it: Item, r: Response) -> Prediction:
         return predict(r, self.labels, it.sample.id, it.system, it.variant, it.gold)
+
+    # -- streaming answers (the local engine) ---------------------------------------------------
+    def asker(self, system: str) -> contextlib.AbstractAsyncContextManager[Ask]:
+        """A system's bounded queue: a server backend's own streaming session, or, for an
+        in-process backend, micro-batches of whatever is queued, answered in a thread."""
+        be = self.backends[system]
+        if hasattr(be, "session"):
+            return be.session(self.gen)  # type: ignore[attr-defined]
+        return _batched(be, self.gen, getattr(be, "batch_size", None) or 16)
+
+    def slots(self, system: str) -> int:
+        """How many of a system's queries may be queued or on the wire at once: twice what its
+        endpoints take, so a freed slot always has a query waiting."""
+        be = self.backends[system]
+        if hasattr(be, "session"):
+            per = be.max_concurrency if be.adaptive else be.concurrency  # type: ignore[attr-defined]
+            return 2 * per * len(getattr(be, "base_urls", [1]))
+        return 2 * (getattr(be, "batch_size", None) or 16)
+
+
+def _run_options(cfg: BenchConfig, backend: str, options: dict[str, Any]) -> dict[str, Any]:
+    """A system's options with the run's network settings (``concurrency``, ``timeout_s``,
+    ``max_retries``) filled in where the system does not set its own."""
+    if backend != "openai":
+        return options
+    extra = {
+        "concurrency": cfg.concurrency,
+        "timeout_s": cfg.timeout_s,
+        "max_retries": cfg.max_retries,
+    }
+    return {k: v for k, v in extra.items() if v is not None} | options
+
+
+@contextlib.asynccontextmanager
+async def _batched(be: Backend, gen: GenerationConfig, size: int) -> AsyncIterator[Ask]:
+    """Queue → batches of up to ``size`` → ``be.generate`` in a thread (one batch at a time: an
+    in-process model is not re-entrant)."""
+    queue: asyncio.Queue[tuple[Query, asyncio.Future[Response]]] = asyncio.Queue()
+
+    async def serve() -> None:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < size and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                rs = await asyncio.to_thread(be.generate, [q for q, _ in batch], gen)
+            except Exception as e:  # generate returns failures as values; this is a bug guard
+                rs = [
+                    Response(query_id=q.id, backend=be.name, error=f"{type(e).__name__}: {e}")
+                    for q, _ in batch
+                ]
+            for (_, fut), r in zip(batch, rs, strict=True):
+                if not fut.done():
+                    fut.set_result(r)
+
+    task = asyncio.create_task(serve())
+
+    async def ask(q: Query) -> Response:
+        fut: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+        queue.put_nowait((q, fut))
+        return await fut
+
+    try:
+        yield ask
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _executor(ctx: Context) -> tuple[Executor, Callable[..., Prepared]]:
+    """The preparation pool: ``workers`` processes, or this process's thread when 0."""
+    if ctx.workers == 0:
+        return ThreadPoolExecutor(1, thread_name_prefix="sovtp-prepare"), ctx.preparer().prepare
+    import multiprocessing as mp
+
+    # fork where there is one: a worker starts at once, with the modules already imported, and
+    # needs no importable ``__main__`` (a script or notebook without a main guard).  This
+    # process opens no landmarker of its own, so a child inherits none; each opens its own.
+    method = os.environ.get("SOVTP_START_METHOD") or (
+        "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    )
+    mpc = mp.get_context(method)
+    env = {k: v for k, v in os.environ.items() if k.startswith("SOVTP_")}
+    gallery = str(ctx.gallery_dir) if ctx.gallery_dir is not None else None
+    pool = ProcessPoolExecutor(
+        ctx.workers,
+        mp_context=mpc,
+        initializer=_worker_init,
+        initargs=(ctx.cfg.model_dump_json(), ctx.labels, ctx.budgets(), gallery, env),
+    )
+    return pool, _worker_prepare
+
+
+async def stream(samples: Iterable[Sample], ctx: Context, done: set[str], emit: Emit) -> None:
+    """Prepare samples in the pool and feed each query to its system's queue as soon as it is
+    built; emit every answer as it arrives."""
+    loop = asyncio.get_running_loop()
+    executor, prepare_fn = _executor(ctx)
+    ahead = asyncio.Semaphore(2 * max(1, ctx.workers))  # samples in preparation or waiting
+    room = {name: asyncio.Semaphore(ctx.slots(name)) for name in ctx.backends}
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            asks = {n: await stack.enter_async_context(ctx.asker(n)) for n in ctx.backends}
+            async with asyncio.TaskGroup() as tg:
+
+                async def ask(it: Item) -> None:
+                    try:
+                        r = await asks[it.system](it.query)  # type: ignore[arg-type]
+                    finally:
+                        room[it.system].release()
+                    ctx.remember(it, r)
+                    emit(it, r, ctx.predict(it, r))
+
+                async def handle(sample: Sample, items: list[Item], gallery: bool) -> None:
+                    try:
+                        items = ctx.count(
+                            await loop.run_in_executor(executor, prepare_fn, sample, items, gallery)
+                        )
+                        for it in items:
+                            if it.error or it.query is None:
+                                r = ctx.failed_row(it)
+                            elif (r := ctx.cached(it)) is None:  # type: ignore[assignment]
+                                await room[it.system].acquire()  # back-pressure
+                                tg.create_task(ask(it))
+                                continue
+                            emit(it, r, ctx.predict(it, r))
+                    finally:
+                        ahead.release()
+
+                for sample in samples:
+                    items = ctx.items_for(sample, done)
+                    if not items:
+                        continue
+                    await ahead.acquire()
+                    tg.create_task(handle(sample, items, ctx.in_gallery(sample)))
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def run_local(samples: Iterable[Sample], ctx: Context, done: set[str], emit: Emit) -> None:
+    """The local engine: :func:`stream` on an event loop of its own."""
+    asyncio.run(stream(samples, ctx, done, emit))
+
+
+def error_fields(r: Response) -> dict[str, Any]:
+    """What an error row says about its error: whether asking again may help."""
+    return {"transient": is_transient(r.error)} if r.error else {"transient": None}
 
 
 def response_row(it: Item, r: Response) -> dict[str, Any]:
@@ -267,7 +546,7 @@ def response_row(it: Item, r: Response) -> dict[str, Any]:
         "spec_hash": it.query.spec_hash if it.query else None,
         "images": [i.sha256 for i in it.query.images] if it.query else [],
         "response": r.model_dump(exclude={"raw"}),
-    }
+    } | error_fields(r)
 
 
 def prediction_row(it: Item, r: Response, p: Prediction) -> dict[str, Any]:
@@ -281,6 +560,7 @@ def prediction_row(it: Item, r: Response, p: Prediction) -> dict[str, Any]:
             "latency_s": round(r.latency_s, 4),
             "model": r.model,
         }
+        | error_fields(r)
     )
     return d
 
@@ -299,30 +579,3 @@ def gallery_row(it: Item, r: Response, p: Prediction) -> dict[str, Any] | None:
 def rows_of(it: Item, r: Response, p: Prediction) -> tuple[dict, dict, dict | None]:
     """The three rows one answer writes: response, prediction, gallery (or None)."""
     return response_row(it, r), prediction_row(it, r, p), gallery_row(it, r, p)
-
-
-def chunks(it: Iterable[Sample], n: int) -> Iterator[list[Sample]]:
-    it = iter(it)
-    while True:
-        c = list(islice(it, n))
-        if not c:
-            return
-        yield c
-
-
-def run_local(
-    samples: Iterable[Sample],
-    ctx: Context,
-    done: set[str],
-    emit: Callable[[Item, Response, Prediction], None],
-) -> None:
-    """Annotate chunk k+1 while the backends answer chunk k."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sovtp-answer") as pool:
-        pending: Future | None = None
-        for chunk in chunks(samples, ctx.cfg.chunk):
-            items = [it for s in chunk for it in ctx.prepare(s, done)]
-            if pending is not None:
-                pending.result()
-            pending = pool.submit(ctx.answer, items, emit) if items else None
-        if pending is not None:
-            pending.result()

@@ -9,6 +9,12 @@ requests in flight, and ``--resume`` picks up from the rows already written.
       gallery.jsonl      the first samples' prompt, answer and image file, for the report
       gallery/           their annotated images
       report.json|md|html
+      .lock              held (flock) by the one process that writes the run
+
+A key's rows are replaced, never stacked: when ``--resume`` asks an error row again, the old row
+is dropped from the files first (an atomic rewrite), so every reader — the report, ``sovtp
+score``, a pandas one-liner — sees one row per key.  Readers that may meet a folder written by an
+older sovtp use :func:`latest_rows`, where the last row of a key wins.
 """
 
 from __future__ import annotations
@@ -16,11 +22,43 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sovtp.backends.base import is_transient
 from sovtp.errors import SovtpError
 from sovtp.jsonl import iter_jsonl
+
+RETRY_ERRORS = ("transient", "all")
+
+
+def latest(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """key → its last row (a row asked again supersedes the earlier one); rows without a key are
+    dropped."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        k = r.get("key")
+        if k is not None:
+            out.pop(k, None)  # keep the order of the latest writes
+            out[k] = r
+    return out
+
+
+def latest_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a run's JSONL file, one per key, the latest winning."""
+    return list(latest(iter_jsonl(path)).values())
+
+
+def row_is_transient(row: dict[str, Any]) -> bool:
+    """Whether an error row may be answered if asked again: its own ``transient`` field, or (a
+    row written before the field existed) what its error text says."""
+    flag = row.get("transient")
+    return bool(flag) if flag is not None else is_transient(row.get("error"))
+
+
+class RunLocked(SovtpError):
+    """Another process holds the run folder."""
 
 
 def repair_jsonl(path: Path) -> int:
@@ -60,22 +98,99 @@ class RunStore:
         self.gallery = self.root / "gallery.jsonl"
         self._lock = threading.Lock()
         self._files: dict[Path, Any] = {}
+        self._lockfile: Any = None
+        self.retried = 0  # error rows dropped by ``open`` to be asked again
 
-    def open(self, resume: bool) -> set[str]:
-        """Prepare the folder; returns the keys already done (empty unless resuming)."""
-        if self.predictions.exists() and self.predictions.stat().st_size and not resume:
+    def lock(self) -> None:
+        """Hold the folder for this process (``flock`` on ``RUN/.lock``, released by ``close``
+        or when the process dies, even by ``kill -9``): two processes writing one run would
+        interleave their rows."""
+        import fcntl
+
+        if self._lockfile is not None:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        f = (self.root / ".lock").open("a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
+            raise RunLocked(
+                f"{self.root} is in use by another sovtp process (pid {holder}); wait for it to "
+                "finish, or choose another --out"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._lockfile = f
+
+    def has_rows(self) -> bool:
+        return self.predictions.exists() and self.predictions.stat().st_size > 0
+
+    def open(self, resume: bool, retry_errors: str = "transient") -> set[str]:
+        """Lock and prepare the folder; returns the keys already done (empty unless resuming).
+
+        On resume, error rows are asked again — the transient ones (timeouts, 5xx, 429, lost
+        connections, malformed answers), or every one with ``retry_errors="all"`` — so they are
+        not done, and their rows leave the files now (see the module doc)."""
+        if retry_errors not in RETRY_ERRORS:
+            raise SovtpError(f"retry_errors must be one of {RETRY_ERRORS}, not {retry_errors!r}")
+        self.lock()
+        if self.has_rows() and not resume:
             raise SovtpError(
                 f"{self.root} already holds a run: add --resume to continue it, or choose "
                 "another --out"
             )
-        self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "gallery").mkdir(exist_ok=True)
-        done: set[str] = set()
-        if resume:
-            for p in (self.responses, self.predictions, self.gallery):
-                repair_jsonl(p)
-            done = {r["key"] for r in iter_jsonl(self.predictions) if "key" in r}
-        return done
+        if not resume:
+            return set()
+        for p in (self.responses, self.predictions, self.gallery):
+            repair_jsonl(p)
+        rows = latest(iter_jsonl(self.predictions))
+        again = {
+            k
+            for k, r in rows.items()
+            if r.get("error") and (retry_errors == "all" or row_is_transient(r))
+        }
+        self.retried = len(again)
+        for p in (self.gallery, self.responses, self.predictions):  # predictions last: it is
+            self._compact(p, again)  # what a resume reads
+        return set(rows) - again
+
+    @staticmethod
+    def _compact(path: Path, drop: set[str]) -> None:
+        """Rewrite a JSONL file with one row per key (the latest) and without ``drop``'s keys;
+        atomic, and only when there is something to remove."""
+        rows = list(iter_jsonl(path))
+        keep = latest(rows)
+        for k in drop:
+            keep.pop(k, None)
+        if len(keep) == len(rows):
+            return
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with tmp.open("w") as f:
+            for r in keep.values():
+                f.write(json.dumps(r, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+
+    def counts(self) -> dict[str, int]:
+        """The folder's rows, one per key: how many, how many errors, how many of those are
+        transient."""
+        rows = latest(iter_jsonl(self.predictions)).values()
+        errors = [r for r in rows if r.get("error")]
+        return {
+            "rows": len(rows),
+            "errors": len(errors),
+            "transient_errors": sum(map(row_is_transient, errors)),
+        }
+
+    def gallery_samples(self) -> set[str]:
+        return {r["sample_id"] for r in iter_jsonl(self.gallery) if "sample_id" in r}
 
     def _file(self, path: Path):
         f = self._files.get(path)
@@ -103,7 +218,11 @@ class RunStore:
         tmp.replace(p)
 
     def close(self) -> None:
+        """Close the files and let the folder go."""
         with self._lock:
             for f in self._files.values():
                 f.close()
             self._files.clear()
+        if self._lockfile is not None:
+            self._lockfile.close()  # closing the descriptor releases the flock
+            self._lockfile = None

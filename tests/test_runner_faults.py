@@ -1,0 +1,214 @@
+"""A benchmark run against a server that misbehaves: hangs, trickles, tears, fails for a while —
+through the real loopback server (sovtp.testing) and the real run folder.  Also the resume rules
+(transient rows asked again, a changed config refused, new cells only), the folder lock and the
+counts the CLI turns into exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sovtp.bench.config import BenchConfig, SystemSpec
+from sovtp.bench.run import RunInterrupted, exit_code, run_bench
+from sovtp.bench.store import RunLocked
+from sovtp.errors import SovtpError
+from sovtp.jsonl import iter_jsonl
+from sovtp.testing import Behaviour, FakeOpenAIServer
+
+
+@pytest.fixture(scope="module")
+def many(media_dir, astronaut_png) -> Path:
+    """8 samples of one image (annotated once, then from the cache): the network is the test."""
+    p = media_dir / "many.jsonl"
+    rows = [{"id": f"s{i}", "media": astronaut_png.name, "label": "happy"} for i in range(8)]
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return p
+
+
+def cfg(manifest: Path, out: Path, url: str, concurrency: int = 16, **kw) -> BenchConfig:
+    system = SystemSpec.of(
+        "openai", {"base_url": [url], "model": "fake-vlm", "concurrency": concurrency}
+    )
+    base = dict(data=str(manifest), variants=["ladder/plain"], sampling="uniform:1", out=str(out),
+                systems=[system], response_cache=False, workers=0, n_boot=20, gallery=2,
+                max_retries=0)  # fmt: skip
+    return BenchConfig(**(base | kw))
+
+
+def rows(run: Path, name: str = "predictions.jsonl") -> list[dict]:
+    return list(iter_jsonl(run / name))
+
+
+def test_a_hung_request_holds_one_slot_not_the_run(many, tmp_path):
+    """The first request hangs; with chunks (chunk=2) every later sample would have waited for
+    it.  Every other row is written before the hung one's deadline, which cuts it."""
+    seen: list[tuple[float, str]] = []
+    deadline = 3.0
+    with FakeOpenAIServer(Behaviour(script=["hang"], latency_s=0.02)) as srv:
+        c = cfg(many, tmp_path / "r", srv.base_url, timeout_s=deadline, chunk=2)
+        run, stats = run_bench(
+            c, on_row=lambda r: seen.append((time.perf_counter(), r["key"])), report=False
+        )
+        end = time.perf_counter()
+        sent = srv.state.arrived[0]  # when the hung request reached the server
+    hung = [r for r in rows(run) if r["error"]]
+    assert len(hung) == 1 and "timeout" in hung[0]["error"] and hung[0]["transient"] is True
+    assert seen[-1][1] == hung[0]["key"]  # the hung one comes last ...
+    assert max(t for t, _ in seen[:-1]) < sent + deadline  # ... the others did not wait ...
+    assert sent + deadline - 0.2 <= seen[-1][0] < sent + deadline + 1.0  # ... cut at its deadline
+    assert end - seen[-1][0] < 1.0  # ... and the run is over
+    assert (stats.rows, stats.errors, stats.answered) == (8, 1, 7)
+
+
+def test_a_trickling_answer_is_cut_at_the_deadline():
+    """Bytes every 0.2 s: no single read times out, the exchange as a whole does."""
+    from sovtp.backends import get_backend
+    from sovtp.records import Query
+
+    q = Query(id="q", messages=[{"role": "user", "content": "hi"}], labels=["happy", "sad"])
+    with FakeOpenAIServer(Behaviour(script=["trickle", "trickle"], trickle_s=0.2)) as srv:
+        be = get_backend("openai", base_url=srv.base_url, model="m", timeout_s=1.0, max_retries=0)
+        t = time.perf_counter()
+        (r,) = be.generate([q])
+        took = time.perf_counter() - t
+        assert r.error and r.error.startswith("timeout") and 1.0 <= took < 2.5
+        # and the next request, on another connection, is answered (trickled well in time)
+        be = get_backend("openai", base_url=srv.base_url, model="m", timeout_s=1.0, max_retries=1)
+        srv.state.behaviour.trickle_s = 0.0
+        assert be.generate([q])[0].error is None
+
+
+def test_malformed_and_torn_answers_are_asked_again():
+    from sovtp.backends import get_backend
+    from sovtp.records import Query
+
+    q = Query(id="q", messages=[{"role": "user", "content": "hi"}], labels=["happy", "sad"])
+    with FakeOpenAIServer(Behaviour(script=["malformed", "half", "reset"])) as srv:
+        be = get_backend("openai", base_url=srv.base_url, model="m", max_retries=3, backoff_s=0)
+        (r,) = be.generate([q])
+        assert r.error is None and r.text and srv.state.count == 4
+    with FakeOpenAIServer(Behaviour(mode="malformed")) as srv:  # bounded: it gives up
+        be = get_backend("openai", base_url=srv.base_url, model="m", max_retries=2, backoff_s=0)
+        (r,) = be.generate([q])
+        assert r.error.startswith("malformed answer") and srv.state.count == 3
+
+
+def test_resume_asks_transient_errors_again_and_keeps_one_row_per_key(many, tmp_path):
+    # 3 × 500 and one 401: with no retries, four error rows — three transient, one permanent
+    with FakeOpenAIServer(Behaviour(script=["500", "500", "401", "500"])) as srv:
+        c = cfg(many, tmp_path / "r", srv.base_url)
+        run, stats = run_bench(c)
+        assert (stats.errors, stats.transient_errors) == (4, 3) and exit_code(stats) == 3
+        by_key = {r["key"]: r for r in rows(run)}
+        flags = sorted(r["transient"] for r in by_key.values() if r["error"])
+        assert flags == [False, True, True, True]
+        gallery = rows(run, "gallery.jsonl")
+        n = srv.state.count
+        run, stats = run_bench(c, resume=True)
+        assert srv.state.count - n == 3 and stats.retried == 3  # only the transient ones
+        assert (stats.rows, stats.errors, stats.transient_errors) == (8, 1, 0)
+        for name in ("predictions.jsonl", "responses.jsonl"):
+            keys = [r["key"] for r in rows(run, name)]
+            assert len(keys) == len(set(keys)) == 8  # superseded rows are gone, not stacked
+        # the gallery is rebuilt, not doubled, and the report counts 8 rows
+        assert len(rows(run, "gallery.jsonl")) == len(gallery) == 2
+        rep = json.loads((run / "report.json").read_text())
+        assert rep["scoring"]["systems"][0]["n"] == 8
+        # retry_errors="all" asks the permanent one again too
+        n = srv.state.count
+        run, stats = run_bench(c, resume=True, retry_errors="all")
+        assert srv.state.count - n == 1 and (stats.errors, exit_code(stats)) == (0, 0)
+
+
+def test_resume_refuses_a_changed_config_and_names_the_change(many, tmp_path):
+    with FakeOpenAIServer() as srv:
+        c = cfg(many, tmp_path / "r", srv.base_url, limit=2)
+        run_bench(c, report=False)
+        config = (tmp_path / "r" / "config.yaml").read_text()
+        for change, named in [
+            ({"temperature": 0.7}, "generation.temperature: 0.0 → 0.7"),
+            ({"sampling": "uniform:2"}, "sampling"),
+            ({"variants": ["sovtp/full"]}, "prompts: ladder/plain removed"),
+            ({"systems": [SystemSpec.parse(f"openai:other@{srv.base_url}")]}, "systems"),
+        ]:
+            with pytest.raises(SovtpError, match="would change") as e:
+                run_bench(c.model_copy(update=change), resume=True, report=False)
+            assert named in str(e.value)
+        assert (tmp_path / "r" / "config.yaml").read_text() == config  # nothing rewritten
+        other = many.with_name("other.jsonl")  # another manifest under the data option
+        other.write_text(many.read_text().replace('"happy"', '"sad"'))
+        with pytest.raises(SovtpError, match="data.sha256"):
+            run_bench(c.model_copy(update={"data": str(other)}), resume=True, report=False)
+        # what only changes how fast answers come is free to change
+        n = srv.state.count
+        run_bench(
+            c.model_copy(update={"timeout_s": 9.0, "workers": 1, "max_retries": 3}),
+            resume=True,
+            report=False,
+        )
+        assert srv.state.count == n
+
+
+def test_resume_with_an_added_variant_runs_only_the_new_cells(many, tmp_path):
+    with FakeOpenAIServer() as srv:
+        c = cfg(many, tmp_path / "r", srv.base_url, limit=3)
+        run_bench(c, report=False)
+        assert srv.state.count == 3
+        wider = c.model_copy(update={"variants": ["ladder/plain", "sovtp/full"]})
+        run, stats = run_bench(wider, resume=True, report=False)
+        assert srv.state.count == 6 and stats.rows == 6
+        assert {r["variant"] for r in rows(run)[3:]} == {"sovtp/full"}
+
+
+def test_a_second_process_on_the_same_folder_refuses(many, tmp_path):
+    out = tmp_path / "r"
+    code = (
+        "import sys, time; from sovtp.bench.store import RunStore; "
+        f"s = RunStore({str(out)!r}); s.lock(); print('locked', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with FakeOpenAIServer() as srv:
+            busy = rf"in use by another sovtp process \(pid {holder.pid}\)"
+            with pytest.raises(RunLocked, match=busy):
+                run_bench(cfg(many, out, srv.base_url, limit=1), report=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    with FakeOpenAIServer() as srv:  # the lock dies with its process
+        _, stats = run_bench(cfg(many, out, srv.base_url, limit=1), report=False)
+    assert stats.rows == 1
+
+
+def test_exit_codes_count_answers_and_errors(many, tmp_path):
+    with FakeOpenAIServer(Behaviour(mode="401")) as srv:
+        _, stats = run_bench(cfg(many, tmp_path / "a", srv.base_url, limit=3), report=False)
+    assert (stats.rows, stats.errors, stats.answered, exit_code(stats)) == (3, 3, 0, 4)
+    with FakeOpenAIServer() as srv:
+        _, stats = run_bench(cfg(many, tmp_path / "b", srv.base_url, limit=3), report=False)
+    assert (stats.rows, stats.errors, stats.answered, exit_code(stats)) == (3, 0, 3, 0)
+
+
+def test_ctrl_c_keeps_the_rows_writes_the_report_and_says_how_to_resume(many, tmp_path):
+    def stop_at_three(row: dict) -> None:
+        stop_at_three.n += 1  # type: ignore[attr-defined]
+        if stop_at_three.n == 3:  # type: ignore[attr-defined]
+            raise KeyboardInterrupt
+
+    stop_at_three.n = 0  # type: ignore[attr-defined]
+    with FakeOpenAIServer(Behaviour(latency_s=0.05)) as srv:
+        c = cfg(many, tmp_path / "r", srv.base_url, concurrency=1)
+        with pytest.raises(RunInterrupted) as e:
+            run_bench(c, on_row=stop_at_three)
+        assert e.value.stats.interrupted and exit_code(e.value.stats) == 130
+        written = e.value.stats.rows
+        assert 3 <= written < 8 and f"{written} rows are written" in str(e.value)
+        assert "--resume" in str(e.value) and (tmp_path / "r" / "report.json").exists()
+        _, stats = run_bench(c, resume=True, report=False)  # the lock was let go
+        assert stats.rows == 8 and stats.errors == 0
