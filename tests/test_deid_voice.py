@@ -119,13 +119,14 @@ def test_only_anonymise_makes_anonymised_audio_and_parts_refuse_raw():
         voice.AnonymisedAudio(x, SR, 0.8)
     with pytest.raises(TypeError, match="raw audio never"):
         input_audio_part(x)  # type: ignore[arg-type]
+    x = vowel(dur=0.5, sr=22050)
     part, alpha = audio_part_from_raw(x, 22050, alpha=0.8)
     assert part["type"] == "input_audio" and part["input_audio"]["format"] == "wav"
     y, rate = read_wav_bytes(base64.b64decode(part["input_audio"]["data"]))
     assert rate == 16000 and alpha == 0.8
     assert len(y) == pytest.approx(len(x) * 16000 / 22050, abs=2)
-    # what is sent carries the moved formants, not the raw ones
-    assert formants(y)[0] > 800
+    # what is sent carries the moved formants (F1 700 → ~906 Hz), not the raw ones
+    assert formants(y)[0] > 850
 
 
 # ------------------------------------------------------------------ media writer
@@ -349,3 +350,32 @@ def test_words_survive_anonymisation(speech):
     tr = transcribe(subset[0].samples, subset[0].rate, fps=25)
     assert tr.words and all(w.start_frame <= w.end_frame for w in tr.words)
     assert tr.words[-1].end_frame <= int(np.ceil(len(subset[0].samples) / subset[0].rate * 25))
+
+
+# ------------------------------------------------------------------ model assets
+
+
+def test_folder_assets_verify_every_file_and_stay_out_of_the_default_fetch(tmp_path):
+    import hashlib
+
+    from sovtp.annotate import models
+    from sovtp.errors import ModelAssetError
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    files = []
+    for name, body in [("config.json", b"{}"), ("model.bin", b"\x00" * 64)]:
+        (folder / name).write_bytes(body)
+        files.append((name, hashlib.sha256(body).hexdigest()))
+    a = models.Asset("x", "m", models.folder_digest(tuple(files)), "", "m/", files=tuple(files))
+    assert models.verify(a, folder) == folder
+    (folder / "model.bin").write_bytes(b"\x01" * 64)
+    with pytest.raises(ModelAssetError, match="model.bin: sha256"):
+        models.verify(a, folder)
+    (folder / "model.bin").unlink()
+    with pytest.raises(ModelAssetError, match="missing"):
+        models.verify(a, folder)
+    w = models.ASSETS["whisper_tiny_en"]
+    assert w.is_folder and w.sha256 == models.folder_digest(w.files) and "MIT" in w.licence
+    assert all(x.licence for x in models.ASSETS.values())
+    assert not w.default and not models.ASSETS["resemblyzer_encoder"].default
