@@ -185,6 +185,7 @@ def scan(
     span = hi - lo + 1
     stride = max(1, math.ceil(fps / cfg.scan_fps), math.ceil(span / cfg.max_scan))
     look = Sampling("indices", indices=tuple(range(lo, hi + 1, stride)))
+    scout.start_clip()
     tracker = FaceTracker()
     anns: list[FrameAnnotation] = []
     for fr in iter_frames(path, look):

@@ -30,6 +30,7 @@ def annotate_frames(
     frames: list[Frame], detector: MediaPipeAnnotator, progress: Callable[[int], None] | None = None
 ) -> list[FrameAnnotation]:
     """Detect on each frame, then give faces stable IDs and link them to bodies."""
+    detector.start_clip()  # a new clip: follow nothing from the last one
     tracker = FaceTracker()
     out = []
     for fr in frames:
