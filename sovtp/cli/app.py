@@ -17,6 +17,7 @@ import typer
 
 from sovtp.cli import annotate as annotate_cmds
 from sovtp.cli import bench as bench_cmds
+from sovtp.cli import deid as deid_cmds
 from sovtp.cli import doctor as doctor_cmds
 from sovtp.cli import models as model_cmds
 from sovtp.cli import scores as score_cmds
@@ -44,6 +45,8 @@ app.command("compare")(score_cmds.compare_cmd)
 app.command("score")(score_cmds.score_cmd)
 app.command("judge")(score_cmds.judge_cmd)
 app.command("doctor")(doctor_cmds.doctor_cmd)
+app.command("deid")(deid_cmds.deid_cmd)
+app.command("audit")(deid_cmds.audit_cmd)
 models_app.command("fetch")(model_cmds.models_fetch)
 models_app.command("list")(model_cmds.models_list)
 models_app.command("path")(model_cmds.models_path)

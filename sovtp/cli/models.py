@@ -31,7 +31,7 @@ def models_fetch(
 
 
 def models_list() -> None:
-    """The model files sovtp needs, their pinned sha256, and whether each is present."""
+    """Every model file sovtp can use: pinned sha256, licence, and where it is (or not)."""
     from sovtp.annotate import models
 
     for a in models.ASSETS.values():
@@ -40,7 +40,8 @@ def models_list() -> None:
             state = str(p) if p else "missing (run `sovtp models fetch`)"
         except SovtpError as e:
             state = f"BAD: {e}"
-        print(f"{a.name:22s} {a.sha256[:16]}…  {state}")
+        licence = getattr(a, "licence", "") or "?"
+        print(f"{a.name:24s} {a.sha256[:16]}…  {licence:12s} {state}")
 
 
 def models_path(

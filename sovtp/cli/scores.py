@@ -40,9 +40,8 @@ def report_cmd(
     run: Annotated[Path, typer.Argument(help="A run folder (from bench or ablate).")],
 ) -> None:
     """Rebuild report.json, report.md and report.html of a run."""
-    from sovtp.report.build import write_report
-
     from sovtp.report.ablation import ablation_notes
+    from sovtp.report.build import write_report
 
     write_report(run)
     print_summary(run)
