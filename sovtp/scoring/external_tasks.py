@@ -220,4 +220,3 @@ def interval_rows(
             }
         )
     return rows, labs
-

@@ -1,0 +1,154 @@
+"""A trained checkpoint → one :class:`~sovtp.records.Prediction` per sample.
+
+A clip's prediction is the mean of its frames' logits (the subject's aligned face in each
+sampled frame); ``scores`` are the softmax of that mean, ``label`` its arg-max and
+``confidence`` the winner's probability.  A sample with no face crop gets an invalid row with
+its reason — counted wrong, never dropped, like an LLM's unparseable answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sovtp.baselines.data import CropSet
+from sovtp.baselines.models import build_model
+from sovtp.baselines.train import checkpoint_path, normalise, pick_device
+from sovtp.records import Prediction
+
+
+@dataclass
+class Loaded:
+    model: Any
+    labels: list[str]
+    config: dict[str, Any]
+    device: Any
+    name: str  # the system name: cnn:<model>
+
+    @property
+    def size(self) -> int:
+        return int(self.config["size"])
+
+
+def load(ckpt: str | Path, device: str | None = None) -> Loaded:
+    """The model of a checkpoint file (or a training folder's ``last.pt``), in eval mode."""
+    import torch
+
+    p = checkpoint_path(ckpt)
+    ck = torch.load(p, map_location="cpu", weights_only=False)
+    cfg = ck["config"]
+    model, _ = build_model(
+        cfg["model"], len(ck["labels"]), None, size=cfg["size"], **cfg.get("model_kwargs", {})
+    )
+    model.load_state_dict(ck["model"])
+    dev = pick_device(device or cfg.get("device"))
+    model.to(dev).eval()
+    return Loaded(model, list(ck["labels"]), cfg, dev, f"cnn:{cfg['model']}")
+
+
+def crop_logits(m: Loaded, x, batch_size: int = 128):
+    """Logits (N, C) of uint8 crops (N, 3, S, S), on CPU."""
+    import torch
+
+    outs = []
+    amp = m.device.type == "cuda"
+    with torch.inference_mode(), torch.autocast(m.device.type, torch.bfloat16, enabled=amp):
+        for i in range(0, len(x), batch_size):
+            xb = normalise(x[i : i + batch_size].to(m.device).float().div_(255))
+            outs.append(m.model(xb).float().cpu())
+    return torch.cat(outs) if outs else torch.zeros(0, len(m.labels))
+
+
+def _prediction(m: Loaded, sid: str, logits, gold: str | None, variant: str) -> Prediction:
+    import torch
+
+    if logits is None:
+        return Prediction(sample_id=sid, system=m.name, variant=variant, gold=gold,
+                          parse_status="invalid", error="no face crop")  # fmt: skip
+    prob = torch.softmax(logits.mean(0), 0)
+    k = int(prob.argmax())
+    return Prediction(
+        sample_id=sid,
+        system=m.name,
+        variant=variant,
+        label=m.labels[k],
+        ranking=[m.labels[i] for i in prob.argsort(descending=True).tolist()],
+        scores={lab: float(p) for lab, p in zip(m.labels, prob.tolist(), strict=True)},
+        confidence=float(prob[k]),
+        parse_status="ok",
+        gold=gold,
+    )
+
+
+def predict_crops(
+    ckpt: str | Path | Loaded, crops: CropSet, variant: str = "", batch_size: int = 128
+) -> list[Prediction]:
+    """Predictions for the samples of a crop set (gold from its ``y``, when labelled)."""
+    m = ckpt if isinstance(ckpt, Loaded) else load(ckpt)
+    logits = crop_logits(m, crops.x, batch_size)
+    out = []
+    for i, sid in enumerate(crops.ids):
+        sel = logits[crops.owner == i]
+        gy = int(crops.y[i])
+        gold = crops.labels[gy] if gy >= 0 else None
+        out.append(_prediction(m, sid, sel if len(sel) else None, gold, variant))
+    return out
+
+
+def predict(
+    ckpt: str | Path | Loaded,
+    samples: Iterable[Any],
+    *,
+    sampling: str | None = None,
+    batch_size: int = 128,
+    device: str | None = None,
+    variant: str | None = None,
+    detector: Any = None,
+) -> list[Prediction]:
+    """One Prediction per sample: its aligned face crops (annotation cache) through the model,
+    logits averaged over frames.  ``sampling`` defaults to the one the model was trained with;
+    ``variant`` to the checkpoint's folder name."""
+    from sovtp.baselines.data import sample_crops
+
+    m = ckpt if isinstance(ckpt, Loaded) else load(ckpt, device)
+    var = variant if variant is not None else _variant(ckpt)
+    samp = sampling or m.config.get("sampling", "uniform:8")
+    own = None
+    if detector is None:
+        from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
+
+        own = detector = MediaPipeAnnotator(DetectorConfig()).__enter__()
+    out = []
+    try:
+        for s in samples:
+            if getattr(s, "error", None):
+                out.append(Prediction(sample_id=s.id, system=m.name, variant=var, gold=s.label,
+                                      parse_status="invalid", error=s.error))  # fmt: skip
+                continue
+            c = sample_crops(s, m.size, samp, subject=m.config.get("subject"), detector=detector)
+            if len(c) == 0:
+                out.append(_prediction(m, s.id, None, s.label, var))
+                continue
+            import torch
+
+            x = torch.from_numpy(c).permute(0, 3, 1, 2).contiguous()
+            out.append(_prediction(m, s.id, crop_logits(m, x, batch_size), s.label, var))
+    finally:
+        if own is not None:
+            own.close()
+    return out
+
+
+def _variant(ckpt: Any) -> str:
+    if isinstance(ckpt, Loaded):
+        return ""
+    p = Path(ckpt)
+    return (p.parent if p.suffix == ".pt" else p).name
+
+
+def accuracy(preds: Sequence[Prediction]) -> float:
+    """Share of predictions equal to their gold (invalid counts as wrong)."""
+    scored = [p for p in preds if p.gold is not None]
+    return sum(p.label == p.gold for p in scored) / len(scored) if scored else 0.0

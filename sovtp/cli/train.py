@@ -1,0 +1,87 @@
+"""``sovtp train``: a CNN baseline on a benchmark's training split (extra ``cnn``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sovtp.errors import SovtpError
+
+
+def train_cmd(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="A manifest (.csv/.jsonl), ADAPTER:ROOT (e.g. dfew:/data/DFEW) or hf:PATH."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for crops, checkpoints and config.json.")
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            help="mobilenet_v2 | resnet50 | vit_b_16 (any timm name when timm is installed)."
+        ),
+    ] = "mobilenet_v2",
+    fold: Annotated[int | None, typer.Option(help="Cross-validation fold of the split.")] = None,
+    split: Annotated[str, typer.Option(help="The training split.")] = "train",
+    evaluator: Annotated[
+        str | None, typer.Option(help="Evaluator spec (its label set, synonyms, default fold).")
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Label set (default: the gold vocabulary).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs (passes over the face crops).")] = 10,
+    batch_size: Annotated[int, typer.Option(help="Crops per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine decay).")] = 3e-4,
+    size: Annotated[int, typer.Option(help="Crop side in pixels.")] = 224,
+    sampling: Annotated[
+        str, typer.Option("--sampling", "-s", help="Frames per clip (as in bench).")
+    ] = "uniform:8",
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            help="'imagenet' (MobileNetV2: pinned torchvision file), a state-dict path, "
+            "or none: from scratch."
+        ),
+    ] = None,
+    balance: Annotated[str, typer.Option(help="Class balance: sampler | loss | none.")] = "sampler",
+    no_augment: Annotated[
+        bool, typer.Option("--no-augment", help="No flip/affine/colour jitter.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N training samples.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from OUT/last.pt after its epoch.")
+    ] = False,
+) -> None:
+    """Train a CNN baseline on aligned face crops of the subject (from the annotation cache);
+    a checkpoint every epoch.  Score it with `sovtp bench ... --system cnn:OUT`."""
+    try:
+        from sovtp.baselines.train import train
+    except ImportError as e:  # torch / torchvision missing
+        raise SovtpError(f"sovtp train needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
+    try:
+        ckpt = train(
+            dataset, model, fold, out, epochs, evaluator=evaluator, labels=labels, split=split,
+            limit=limit, resume=resume, batch_size=batch_size, lr=lr, size=size,
+            sampling=sampling, weights=weights, balance=balance, augment=not no_augment,
+            seed=seed, device=device,
+        )  # fmt: skip
+    except ValueError as e:
+        raise SovtpError(str(e)) from e
+    import torch
+
+    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    h = ck["history"][-1] if ck.get("history") else {}
+    typer.echo(
+        f"{ckpt}: {ck['config']['model']} · {ck['weights']['weights']} · epoch {h.get('epoch')} "
+        f"loss {h.get('loss', float('nan')):.4f} · {ck['train_samples']} samples, "
+        f"{ck['train_crops']} crops"
+    )
