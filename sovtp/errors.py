@@ -33,3 +33,7 @@ class PromptError(SovtpError):
 
 class BackendError(SovtpError):
     """A backend that cannot be set up (missing extra, unreachable server, unknown model)."""
+
+
+class DeidError(SovtpError):
+    """De-identification could not guarantee that no face leaves: the request is not sent."""

@@ -13,10 +13,11 @@ systems about it: :meth:`Preparer.annotate` (cached on disk by content hash) and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sovtp.errors import DeidError
 from sovtp.labels import LABEL_ORDERS, LabelSet, load_label_set, ordered_labels
 from sovtp.prompting.build import EncodedImage, ImageCache, ImageOptions, build_query
 from sovtp.prompting.spec import PromptSpec
@@ -41,6 +42,10 @@ class PrepareOptions:
     seed: int = 0
     transcript: bool = True  # word the sample's transcript (when it has one)
     image: ImageOptions = field(default_factory=ImageOptions)
+    # de-identification (DEEMO-style): measured on raw pixels, only obscured faces leave
+    deid: bool = False
+    blur: str = "all"  # all | others (bystanders only; the subject's face kept)
+    deid_mode: str = "blur"  # blur | pixelate
 
     def __post_init__(self) -> None:
         if self.label_order not in LABEL_ORDERS:
@@ -64,12 +69,16 @@ class Preparer:
 
     def __init__(self, options: PrepareOptions | None = None, detector=None):
         self.options = options or PrepareOptions()
+        if self.options.deid and self.options.blur not in ("all", "others"):
+            raise ValueError(f"--blur must be all or others, not {self.options.blur!r}")
         if self.options.au_source == "pyfeat":  # fail before any work, naming the folder
             from sovtp.annotate.pyfeat import require_weights
 
             require_weights()
         self._detector = detector
         self._own_detector = False
+        self._finder = None
+        self._audio: dict[str, tuple] = {}  # the last clip's raw audio (samples, rate)
 
     # -- detector lifetime ------------------------------------------------------------------
     @property
@@ -83,10 +92,22 @@ class Preparer:
             self._own_detector = True
         return self._detector
 
+    @property
+    def finder(self):
+        """The de-identification face finder (MediaPipe + CenterFace), opened on first use."""
+        if self._finder is None:
+            from sovtp.deid.faces import FaceFinder
+
+            self._finder = FaceFinder()
+        return self._finder
+
     def close(self) -> None:
         if self._own_detector and self._detector is not None:
             self._detector.close()
         self._detector = None
+        if self._finder is not None:
+            self._finder.close()
+            self._finder = None
 
     def __enter__(self) -> Preparer:
         return self
@@ -102,8 +123,11 @@ class Preparer:
         *,
         frames: list[Frame] | None = None,
         progress: Callable[[int], None] | None = None,
+        audio: str | Path | None = None,
     ) -> tuple[ClipAnnotation, list[Frame]]:
-        """Decode the sampled frames and annotate them (raw pixels; cached by content hash)."""
+        """Decode the sampled frames and annotate them (raw pixels; cached by content hash);
+        measure the voice's prosody on the raw audio (``audio``, else the media's own track)
+        as ``audio`` cues."""
         from sovtp.annotate.pipeline import annotate
 
         clip, frames = annotate(
@@ -116,6 +140,14 @@ class Preparer:
         )
         if self.options.au_source == "pyfeat":
             _pyfeat_aus(clip, frames)
+        self._audio = {}
+        raw = _raw_audio(audio or media)
+        if raw is not None:
+            self._audio[clip.sha256] = raw
+            if not any(c.kind == "audio" for c in clip.cues):
+                from sovtp.deid.prosody import prosody_cues
+
+                clip.cues = [*clip.cues, *prosody_cues(*raw)]
         return clip, frames
 
     # -- stage 2: annotation → (de-identify) → render → prompt → Query ------------------
@@ -132,12 +164,27 @@ class Preparer:
         query_id: str | None = None,
         max_images: int | None = None,
         image_cache: ImageCache | None = None,
+        names: tuple[str, ...] = (),
     ) -> tuple[Query, list[EncodedImage]]:
-        """The Query for one (clip, spec, subject), with the run's protocol knobs applied."""
+        """The Query for one (clip, spec, subject), with the run's protocol knobs applied.
+        ``names``: people's names known for the sample (a manifest's ``speaker``), scrubbed from
+        the transcript under ``deid``."""
         o = self.options
         spec = spec.with_output(o.output)
         ls = load_label_set(labels or spec.label_set)
         shown = ordered_labels(ls.labels, o.label_order, o.seed, sample_key or clip.sha256)
+        if o.deid:  # the one place de-identification happens: after measuring, before drawing
+            from sovtp.deid.stage import deid_visual, deidentify_for_prompt
+            from sovtp.deid.words import scrub
+            from sovtp.prompting.build import choose_subject
+
+            if transcript:
+                transcript = scrub(transcript, names)[0]
+            subject = choose_subject(clip, subject)
+            frames = deidentify_for_prompt(
+                clip, frames, subject, o.blur, o.deid_mode, finder=self.finder
+            )
+            spec = replace(spec, visual=deid_visual(spec.visual))
         q, images = build_query(
             clip,
             frames,
@@ -152,7 +199,69 @@ class Preparer:
         )
         q.meta["label_set"] = ls.name
         q.meta["label_order"] = o.label_order
+        if spec.audio and clip.sha256 in self._audio:
+            _attach_audio(q, *self._audio[clip.sha256], seed=o.seed, key=sample_key)
+        if o.deid:
+            _guard(q, images, clip, o.blur, self.finder)
         return q, images
+
+
+def _raw_audio(path: str | Path) -> tuple | None:
+    """(samples, rate) of a file's audio track at 16 kHz, or None when it has none."""
+    from sovtp.errors import MediaError
+    from sovtp.media.audio import load_audio
+
+    try:
+        samples, rate = load_audio(path, 16000)
+    except MediaError:
+        return None
+    return (samples, rate) if len(samples) else None
+
+
+def _attach_audio(q: Query, samples, rate: int, seed: int, key: str) -> None:
+    """An ``input_audio`` part for omni models: always the McAdams-anonymised voice, never the
+    raw one (the part builder refuses raw samples)."""
+    from sovtp.deid.parts import audio_part_from_raw
+
+    part, alpha = audio_part_from_raw(samples, rate, seed=seed, key=key)
+    content = q.messages[-1]["content"]
+    content.insert(len(content) - 1, part)  # before the text, after the images
+    q.meta["audio"] = {"anonymised": True, "mcadams_alpha": alpha}
+
+
+def _decoded(jpeg: bytes):
+    """The image exactly as the server will see it (JPEG artefacts included)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+
+
+def _guard(q: Query, images: list[EncodedImage], clip: ClipAnnotation, blur: str, finder) -> None:
+    """The last look before a de-identified request leaves: a face either detector still finds
+    in an outgoing image stops the request (a :class:`DeidError`, an error row in a run).  Under
+    ``--blur others`` the subject's own face, scaled to the image as sent, may show."""
+    from sovtp.deid.stage import assert_no_faces
+
+    allowed = None
+    if blur == "others" and q.subject is not None:
+        by_index = {fa.index: fa for fa in clip.frames}
+        allowed = []
+        for im in images:
+            fa = by_index.get(im.ref.frame_index) if im.ref.frame_index is not None else None
+            face = fa.face(q.subject) if fa is not None else None
+            if face is None:
+                allowed.append([])
+                continue
+            sx, sy = im.ref.width / fa.size[0], im.ref.height / fa.size[1]
+            x0, y0, x1, y1 = face.bbox
+            allowed.append([(x0 * sx, y0 * sy, x1 * sx, y1 * sy)])
+    problems = assert_no_faces([_decoded(im.jpeg) for im in images], allowed=allowed, finder=finder)
+    if problems:
+        raise DeidError("; ".join(problems))
+    q.meta["deid"] = {"faces": blur, "checked": len(images)}
 
 
 def _pyfeat_aus(clip: ClipAnnotation, frames: list[Frame]) -> None:

@@ -7,6 +7,7 @@ listed by sha256 so that run folders and caches can refer to them without the by
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -52,6 +53,10 @@ class Query(BaseModel):
                 for p in m["content"]:
                     if p.get("type") == "image_url":
                         p["image_url"] = {"url": f"sha256:{next(shas, '?')}"}
+                    elif p.get("type") == "input_audio":  # anonymised, but bulky: by hash
+                        data = p["input_audio"].get("data", "")
+                        digest = hashlib.sha256(data.encode()).hexdigest()
+                        p["input_audio"] = {**p["input_audio"], "data": f"sha256:{digest}"}
         return d
 
 

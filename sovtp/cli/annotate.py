@@ -12,6 +12,8 @@ from sovtp.cli.options import (
     DEFAULT_MAX_FACES,
     AuSource,
     BackendName,
+    Blur,
+    Deid,
     Hf,
     LabelOrder,
     Labels,
@@ -63,6 +65,8 @@ def _preparer(
     seed: int = 0,
     image_size: int = 768,
     jpeg_quality: int = 85,
+    deid: bool = False,
+    blur: str = "all",
 ):
     from sovtp.prepare import PrepareOptions, Preparer
     from sovtp.prompting.build import ImageOptions
@@ -78,6 +82,8 @@ def _preparer(
             label_order=label_order,
             seed=seed,
             image=ImageOptions(image_size, jpeg_quality),
+            deid=deid,
+            blur=blur,
         )
     )
 
@@ -198,6 +204,8 @@ def prompt_cmd(
     ] = False,
     no_pose: NoPose = False,
     no_cache: NoCache = False,
+    deid: Deid = False,
+    blur: Blur = "all",
 ) -> None:
     """Render the Set-of-Vision-Text prompt for a clip: print its text, write its images."""
     from sovtp.prompting.spec import load_spec
@@ -206,7 +214,7 @@ def prompt_cmd(
     out = out_folder(out or Path("sovtp-prompt") / Path(media).stem)
     with _preparer(
         sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
-        image_size, jpeg_quality,
+        image_size, jpeg_quality, deid, blur,
     ) as prep:  # fmt: skip
         clip, frames = _annotate(prep, media)
         q, images = prep.query(
@@ -260,6 +268,8 @@ def query_cmd(
     ] = None,
     no_pose: NoPose = False,
     no_cache: NoCache = False,
+    deid: Deid = False,
+    blur: Blur = "all",
 ) -> None:
     """Which emotion, and why: one clip through annotation, prompt, a backend and the parser.
 
@@ -275,8 +285,9 @@ def query_cmd(
         max_tokens=max_tokens, temperature=temperature, seed=seed, structured=not no_structured
     )
     with _preparer(
-        sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed
-    ) as prep:
+        sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
+        deid=deid, blur=blur,
+    ) as prep:  # fmt: skip
         clip, frames = _annotate(prep, media)
         results = run_query(
             prep, clip, frames, prompt, name, options, out, cfg,

@@ -94,6 +94,25 @@ Seed = Annotated[
     ),
 ]
 
+# -- de-identification -----------------------------------------------------------------------
+Deid = Annotated[
+    bool,
+    typer.Option(
+        "--deid",
+        help="De-identify before anything reaches a model: AUs and cues are measured on the raw "
+        "media, then faces are blurred (and checked: a request whose image still shows a face "
+        "is not sent), the transcript scrubbed, any audio sent only McAdams-anonymised.",
+    ),
+]
+Blur = Annotated[
+    str,
+    typer.Option(
+        "--blur",
+        help="Under --deid, whose faces: all (default) | others (bystanders only; the "
+        "subject's face kept, for studies that allow it).",
+    ),
+]
+
 # -- backends ----------------------------------------------------------------------------------
 Model = Annotated[
     str | None,

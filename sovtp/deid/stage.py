@@ -12,6 +12,7 @@ more: a request whose image still shows a face is not sent.
 from __future__ import annotations
 
 import atexit
+import contextlib
 from dataclasses import replace
 
 import numpy as np
@@ -35,7 +36,8 @@ def shared_finder() -> FaceFinder:
 def _close_finder() -> None:
     global _FINDER
     if _FINDER is not None:
-        _FINDER.close()
+        with contextlib.suppress(RuntimeError):  # MediaPipe's executor may be gone at exit
+            _FINDER.close()
         _FINDER = None
 
 

@@ -190,11 +190,7 @@ def prompt_context(
     au = of("au", "active_aus")
     measured = measured_aus(clip, subject)
     timeline = next(
-        (
-            c
-            for c in cues
-            if c.kind == "au" and c.name == "au_timeline" and c.subject == subject
-        ),
+        (c for c in cues if c.kind == "au" and c.name == "au_timeline" and c.subject == subject),
         None,
     )
     return {
@@ -219,6 +215,8 @@ def prompt_context(
         "head": (of("head") or [None])[0],
         "gaze": (of("gaze") or [None])[0],
         "posture": of("posture"),
+        # the voice, measured on the raw audio (prosody): words only, never the voice itself
+        "voice": [c.text for c in cues if c.kind == "audio"],
         "others": [
             {"id": c.subject, "text": c.text}
             for c in cues

@@ -38,6 +38,7 @@ class PromptSpec:
     max_images: int = 4
     grid: bool = False
     label_set: str = "basic7"
+    audio: bool = False  # attach the (anonymised) voice as an input_audio part (omni models)
     source: str = ""
     template_text: str = ""
 
@@ -55,6 +56,7 @@ class PromptSpec:
                 "output": self.output,
                 "max_images": self.max_images,
                 "grid": self.grid,
+                "audio": self.audio,
                 "template": self.template_text,
             },
             sort_keys=True,
@@ -129,6 +131,7 @@ def load_spec(spec_id: str, root: Path | None = None) -> PromptSpec:
             max_images=int(d.get("max_images", 4)),
             grid=bool(d.get("grid", False)),
             label_set=d.get("label_set", "basic7"),
+            audio=bool(d.get("audio", False)),
             source=str(path),
             template_text=_template_sources(root, template),
         )

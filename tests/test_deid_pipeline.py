@@ -1,0 +1,122 @@
+"""De-identified mode end to end, through the one prepare pipeline and a real loopback server:
+what leaves the machine is searched for faces and for the raw voice."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from sovtp.backends import GenerationConfig, get_backend
+from sovtp.deid.media_writer import encode_media
+from sovtp.errors import DeidError
+from sovtp.media.sample import panning_clip
+from sovtp.prepare import PrepareOptions, Preparer
+from sovtp.prompting.spec import load_spec
+from sovtp.testing import FakeOpenAIServer
+
+SR = 16000
+
+
+def _speech(seconds: float) -> np.ndarray:
+    """espeak-ng speech when it is installed, else a vowel-like pulse train (a voice's source
+    through formant resonators): either way a signal with a pitch and a spectral envelope."""
+    exe = shutil.which("espeak-ng")
+    if exe:
+        wav = subprocess.run(
+            [exe, "--stdout", "-s", "150", "I am quite upset about how this went today."],
+            capture_output=True,
+            check=True,
+        ).stdout
+        from sovtp.media.audio import read_wav_bytes
+
+        x, rate = read_wav_bytes(wav)
+        from sovtp.media.audio import resample
+
+        x = resample(x, rate, SR)
+    else:
+        from scipy.signal import lfilter
+
+        n = int(seconds * SR)
+        ex = np.zeros(n)
+        ex[np.arange(0, n, SR / 140).astype(int)] = 1.0
+        x = lfilter([1.0], [1.0, -1.6, 0.8], ex)
+        x = 0.5 * x / np.abs(x).max()
+    x = np.asarray(x, np.float32)[: int(seconds * SR)]
+    return np.pad(x, (0, max(0, int(seconds * SR) - len(x))))
+
+
+@pytest.fixture(scope="module")
+def talking_clip(tmp_path_factory):
+    """The astronaut panning across a 640×360 frame, with speech muxed on."""
+    path = tmp_path_factory.mktemp("talk") / "talk.mp4"
+    frames = panning_clip(seconds=2.0, fps=10)
+    encode_media(path, frames=frames, fps=10, samples=_speech(2.0), rate=SR)
+    return path
+
+
+def _decode(url: str):
+    from PIL import Image
+
+    data = base64.b64decode(url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_deid_request_carries_no_face_and_no_raw_voice(talking_clip):
+    from sovtp.deid.faces import FaceFinder
+    from sovtp.media.audio import load_audio, read_wav_bytes
+
+    spec = replace(load_spec("sovtp/full"), audio=True)  # an omni-model prompt
+    opts = PrepareOptions(sampling="uniform:4", deid=True, annotation_cache=False)
+    with Preparer(opts) as prep:
+        clip, frames = prep.annotate(talking_clip)
+        assert clip.track_ids, "the raw frames are measured: a face was found"
+        q, images = prep.query(
+            clip, frames, spec, transcript="My name is Alice Brown, call me on 555-123-4567.",
+            names=("Alice Brown",), sample_key="talk",
+        )  # fmt: skip
+    text = q.text()
+    # measured on the raw media, worded as text: AUs and the voice's prosody
+    assert "AU12" in text and "Voice (measured on the audio)" in text
+    assert "Alice" not in text and "555" not in text and "[NAME]" in text
+    with FakeOpenAIServer() as srv:
+        be = get_backend("openai", base_url=srv.base_url, model="m")
+        (r,) = be.generate([q], GenerationConfig(max_tokens=16))
+        body = srv.state.requests[0]
+    assert r.error is None
+    parts = body["messages"][-1]["content"]
+    urls = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
+    audio = [p["input_audio"] for p in parts if p["type"] == "input_audio"]
+    assert len(urls) == len(images) >= 2 and len(audio) == 1
+    finder = FaceFinder()  # MediaPipe's face detector (tiled) ∪ CenterFace
+    try:
+        found = [d for u in urls for d in finder.find(_decode(u))]
+    finally:
+        finder.close()
+    assert found == [], "a face is detectable in an outgoing image"
+    # the voice that leaves is the anonymised one: same length, not the raw samples
+    sent, rate = read_wav_bytes(base64.b64decode(audio[0]["data"]))
+    raw, _ = load_audio(talking_clip, rate)
+    n = min(len(sent), len(raw))
+    assert n > rate  # a second or more of audio was sent
+    corr = float(np.corrcoef(sent[:n], raw[:n])[0, 1])
+    assert abs(corr) < 0.9, f"the sent audio is too close to the raw voice (r={corr:.2f})"
+    assert q.meta["audio"]["anonymised"] and q.meta["deid"]["checked"] == len(images)
+    assert "sha256:" in json.dumps(q.redacted())  # run folders keep no audio or pixels
+
+
+def test_guard_refuses_a_request_whose_image_shows_a_face(talking_clip, monkeypatch):
+    """If de-identification ever failed, the request would not leave (an error, not a send)."""
+    import sovtp.deid.stage as stage
+
+    monkeypatch.setattr(stage, "deidentify_frames", lambda frames, *a, **k: frames)
+    with Preparer(PrepareOptions(sampling="uniform:2", deid=True)) as prep:
+        clip, frames = prep.annotate(talking_clip)
+        with pytest.raises(DeidError, match="request not sent"):
+            prep.query(clip, frames, load_spec("sovtp/full"))
