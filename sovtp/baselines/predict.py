@@ -141,6 +141,26 @@ def predict(
     return out
 
 
+class CnnPredictor:
+    """A trained checkpoint as a bench system (``--system cnn:CKPT``): one sample in, one
+    Prediction out, crops from the annotation cache the runner's detector fills — so the LLM
+    systems and the CNN read the same annotation of a sample.  ``system`` is ``cnn:<model>``,
+    ``variant`` the checkpoint folder's name."""
+
+    kind = "cnn"
+
+    def __init__(self, ckpt: str | Path, device: str | None = None, sampling: str | None = None):
+        self.loaded = load(ckpt, device)
+        self.system = self.loaded.name
+        self.variant = _variant(ckpt)
+        self.sampling = sampling or self.loaded.config.get("sampling", "uniform:8")
+        self.provenance = {"checkpoint": str(checkpoint_path(ckpt)), **self.loaded.config}
+
+    def predict(self, sample: Any, detector: Any = None) -> Prediction:
+        return predict(self.loaded, [sample], sampling=self.sampling, detector=detector,
+                       variant=self.variant)[0]  # fmt: skip
+
+
 def _variant(ckpt: Any) -> str:
     if isinstance(ckpt, Loaded):
         return ""

@@ -131,8 +131,8 @@ def precise_bn(model, x, batch_size: int, n_batches: int, channels_last: bool = 
     import torch
 
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not bns or n_batches <= 0:
-        return
+    if not bns or n_batches <= 0 or len(x) < 2:
+        return  # BatchNorm cannot estimate from one image; keep the running averages
     moms = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
@@ -141,7 +141,10 @@ def precise_bn(model, x, batch_size: int, n_batches: int, channels_last: bool = 
     model.train()
     with torch.no_grad():
         for i in range(min(n_batches, math.ceil(len(x) / batch_size))):
-            xb = normalise(x[i * batch_size : (i + 1) * batch_size].float().div_(255))
+            xb = x[i * batch_size : (i + 1) * batch_size]
+            if len(xb) < 2:
+                break
+            xb = normalise(xb.float().div_(255))
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             model(xb)

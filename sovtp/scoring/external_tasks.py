@@ -220,3 +220,24 @@ def interval_rows(
             }
         )
     return rows, labs
+
+
+def task_rows(
+    task: str,
+    predictions: str | Path,
+    gold_file: str | Path | None = None,
+    *,
+    labels: LabelSet | None = None,
+    positive: str | None = None,
+    score_column: str | None = None,
+    system: str | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """``sovtp score``'s reader for a declared task other than single_label."""
+    if task == "binary":
+        return binary_rows(predictions, gold_file, labels=labels, positive=positive,
+                           score_column=score_column, system=system)  # fmt: skip
+    if task == "intervals":
+        if gold_file is None:
+            raise ScoringInputError("interval scoring needs --gold (the ground-truth intervals)")
+        return interval_rows(predictions, gold_file, labels=labels, system=system)
+    raise ScoringInputError(f"no external reader for task {task!r} here (see scoring.external)")
