@@ -98,4 +98,7 @@ class Prediction(BaseModel):
     cues_used: list[str] = Field(default_factory=list)
     parse_status: Literal["ok", "repaired", "invalid"] = "invalid"
     gold: str | None = None
+    # spotting (the ``intervals`` task): (start, end, label or None) in seconds or frames
+    intervals: list[tuple[float, float, str | None]] = Field(default_factory=list)
+    gold_intervals: list[tuple[float, float, str | None]] | None = None
     error: str | None = None

@@ -164,3 +164,37 @@ def test_clean_errors_for_common_mistakes(tmp_path):
         )
         assert p.returncode == 2 and "Traceback" not in p.stderr, (args, p.stderr)
         assert needle in p.stderr, (args, p.stderr)
+
+
+def test_score_binary_and_interval_predictions_made_elsewhere(tmp_path):
+    """`sovtp score` on files made elsewhere: binary scores against scikit-learn, spotted
+    intervals against a hand count (IoU ≥ 0.5, each ground truth matched once, F1 summed)."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 60)
+    s = np.clip(y * 0.4 + rng.random(60) * 0.6, 0, 1)
+    pred, gold = tmp_path / "pred.csv", tmp_path / "gold.csv"
+    pred.write_text("id,score\n" + "".join(f"s{i},{v:.6f}\n" for i, v in enumerate(s)))
+    gold.write_text(
+        "id,gold\n" + "".join(f"s{i},{'live' if t else 'attack'}\n" for i, t in enumerate(y))
+    )
+    args = ["score", pred, "--gold", gold, "--task", "binary", "--positive", "live"]
+    out = json.loads(run(*args, "--score-column", "score", "--json", "--n-boot", "200").stdout)
+    m = out["systems"][0]["metrics"]
+    assert abs(m["ap"] - average_precision_score(y, s)) < 1e-3
+    assert abs(m["roc_auc"] - roc_auc_score(y, s)) < 1e-9
+    assert "roc_auc" in run(*args, "--score-column", "score", "--n-boot", "200").stdout
+    # spotting: video a has GT [10,20] and [40,50]; spotted [12,21] (TP), [60,70] (FP);
+    # video b has GT [5,15] spotted [0,30] (IoU 1/3: FP + FN) → TP 1, FP 2, FN 2 → F1 1/3
+    spots, truth = tmp_path / "spots.csv", tmp_path / "truth.csv"
+    spots.write_text("video,start,end\na,12,21\na,60,70\nb,0,30\n")
+    truth.write_text("video,start,end\na,10,20\na,40,50\nb,5,15\n")
+    out = json.loads(
+        run(
+            "score", spots, "--gold", truth, "--task", "intervals", "--json", "--n-boot", "200"
+        ).stdout
+    )
+    f1 = out["systems"][0]["metrics"]
+    assert abs(f1.get("spot_f1", f1.get("f1", -1)) - 1 / 3) < 1e-9, f1

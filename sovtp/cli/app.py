@@ -21,6 +21,7 @@ from sovtp.cli import deid as deid_cmds
 from sovtp.cli import doctor as doctor_cmds
 from sovtp.cli import models as model_cmds
 from sovtp.cli import scores as score_cmds
+from sovtp.cli import train as train_cmds
 from sovtp.errors import SovtpError
 
 app = typer.Typer(
@@ -45,6 +46,7 @@ app.command("compare")(score_cmds.compare_cmd)
 app.command("score")(score_cmds.score_cmd)
 app.command("judge")(score_cmds.judge_cmd)
 app.command("doctor")(doctor_cmds.doctor_cmd)
+app.command("train")(train_cmds.train_cmd)
 app.command("deid")(deid_cmds.deid_cmd)
 app.command("audit")(deid_cmds.audit_cmd)
 models_app.command("fetch")(model_cmds.models_fetch)

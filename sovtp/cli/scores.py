@@ -77,6 +77,27 @@ def _run_label_set(run: Path):
     return label_set(BenchConfig(**(yaml.safe_load((run / "config.yaml").read_text()) or {})))
 
 
+def _task_lines(s: dict) -> str:
+    """A plain summary of a binary or interval scoring: each system's metrics with 95% CIs,
+    plus the binary decision threshold and where it came from."""
+    out = []
+    for e in s.get("systems", []):
+        name = f"{e.get('system', '')} {e.get('variant', '')}".strip() or "predictions"
+        vals, ci = e.get("metrics", {}), e.get("ci", {})
+        cells = []
+        for m in s.get("metric_names") or list(vals):
+            v = vals.get(m)
+            if isinstance(v, (int, float)):
+                c = ci.get(m) or {}
+                rng = f" [{c['low']:.4f}, {c['high']:.4f}]" if "low" in c else ""
+                cells.append(f"{m} {v:.4f}{rng}")
+        out.append(f"{name} (n {e.get('n', '?')}): " + ", ".join(cells))
+        b = e.get("binary")
+        if b:
+            out.append(f"  threshold {b.get('threshold')} ({b.get('threshold_source', '')})")
+    return "\n".join(out) or json.dumps(s, indent=1, default=str)
+
+
 def score_cmd(
     predictions: Annotated[
         Path,
@@ -109,8 +130,24 @@ def score_cmd(
             help="Leave out gold samples with no prediction row (default: invalid).",
         ),
     ] = False,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            help="single_label | binary (scores: AP, ROC-AUC, EER, macro F1; with attack types "
+            "APCER/BPCER/ACER) | intervals (spotting F1, STRS). Default: the evaluator's.",
+        ),
+    ] = None,
+    positive: Annotated[
+        str | None, typer.Option("--positive", help="binary: the positive class.")
+    ] = None,
+    score_column: Annotated[
+        str | None,
+        typer.Option("--score-column", help="binary: the column holding the positive score."),
+    ] = None,
 ) -> None:
-    """Recognition metrics (WAR, UAR, F1s, per class, confusion, invalid rate) with 95% CIs."""
+    """Metrics of predictions with 95% CIs, by task: recognition (WAR, UAR, F1s, per class,
+    confusion, invalid rate), binary scores, or spotted intervals."""
 
     from sovtp.jsonl import iter_jsonl
     from sovtp.labels import load_label_set
@@ -122,10 +159,29 @@ def score_cmd(
     if not predictions.is_file():
         raise SovtpError(f"{predictions}: no such file")
     ls = load_label_set(labels) if labels else None
+    declared: dict = {}
     if evaluator:
         from sovtp.evaluator import load_evaluator
 
-        ls = load_evaluator(evaluator).labels()
+        ev = load_evaluator(evaluator)
+        ls = ev.labels()
+        declared = ev.scoring()
+    task = task or declared.get("task") or "single_label"
+    if task not in ("single_label", "binary", "intervals"):
+        raise SovtpError(f"--task must be single_label, binary or intervals; got {task!r}")
+    if task != "single_label":
+        from sovtp.scoring.external_tasks import task_rows
+
+        rows, labs = task_rows(
+            task, predictions, gold, labels=ls, positive=positive, score_column=score_column,
+            system=predictions.stem,
+        )  # fmt: skip
+        kw = declared if declared.get("task") == task else {"task": task}
+        if positive:
+            kw = {**kw, "options": {**kw.get("options", {}), "positive": positive}}
+        s = summarise(rows, labs, n_boot=n_boot, tier_by=None, **kw)
+        print(json.dumps(s, indent=1, default=str) if as_json else _task_lines(s))
+        return
     first = next(iter_jsonl(predictions), None) if predictions.suffix == ".jsonl" else None
     if first is not None and "key" in first and "parse_status" in first and gold is None:
         rows = list(iter_jsonl(predictions))  # a sovtp run's own predictions
