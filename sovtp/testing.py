@@ -217,6 +217,8 @@ class FakeOpenAIServer:
             return code, err, extra, "normal"
         if mode == "reset":
             return 0, b"", {}, "reset"
+        if mode == "hang":  # a request lost inside the server: it holds no slot (a real server
+            await asyncio.sleep(b.hang_s)  # drops a request whose client went away)
         state.waiting += 1
         state.waiting_peak = max(state.waiting_peak, state.waiting)
         async with self._slots:
@@ -224,7 +226,7 @@ class FakeOpenAIServer:
             state.in_flight += 1
             state.peak = max(state.peak, state.in_flight)
             t0 = time.perf_counter()
-            delay = {"slow": max(b.latency_s, 5.0), "hang": b.hang_s}.get(mode, b.latency_s)
+            delay = max(b.latency_s, 5.0) if mode == "slow" else b.latency_s
             try:
                 await asyncio.sleep(delay)
             finally:

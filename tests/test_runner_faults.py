@@ -131,7 +131,7 @@ def test_resume_refuses_a_changed_config_and_names_the_change(many, tmp_path):
         run_bench(c, report=False)
         config = (tmp_path / "r" / "config.yaml").read_text()
         for change, named in [
-            ({"temperature": 0.7}, "generation.temperature: 0.0 → 0.7"),
+            ({"temperature": 0.7}, "settings.temperature: 0.0 → 0.7"),
             ({"sampling": "uniform:2"}, "sampling"),
             ({"variants": ["sovtp/full"]}, "prompts: ladder/plain removed"),
             ({"systems": [SystemSpec.parse(f"openai:other@{srv.base_url}")]}, "systems"),
@@ -184,6 +184,17 @@ def test_a_second_process_on_the_same_folder_refuses(many, tmp_path):
     with FakeOpenAIServer() as srv:  # the lock dies with its process
         _, stats = run_bench(cfg(many, out, srv.base_url, limit=1), report=False)
     assert stats.rows == 1
+    from sovtp.bench.store import RunStore
+
+    a, b = RunStore(out), RunStore(out)  # two runs in one process: the second refuses too
+    a.lock()
+    try:
+        with pytest.raises(RunLocked, match="already being written by this process"):
+            b.lock()
+    finally:
+        a.close()
+    b.lock()
+    b.close()
 
 
 def test_exit_codes_count_answers_and_errors(many, tmp_path):
@@ -212,3 +223,43 @@ def test_ctrl_c_keeps_the_rows_writes_the_report_and_says_how_to_resume(many, tm
         assert "--resume" in str(e.value) and (tmp_path / "r" / "report.json").exists()
         _, stats = run_bench(c, resume=True, report=False)  # the lock was let go
         assert stats.rows == 8 and stats.errors == 0
+
+
+def test_sigint_in_a_real_process_exits_130_with_the_rows_and_report(many, tmp_path):
+    """Ctrl-C (SIGINT) to a run's process, with its annotation pool: the workers ignore it, the
+    parent closes the folder, writes the report and says how to go on."""
+    import os
+    import signal
+
+    driver = (
+        "import sys\n"
+        "from sovtp.bench.config import BenchConfig\n"
+        "from sovtp.bench.run import RunInterrupted, run_bench\n"
+        "try:\n"
+        "    run_bench(BenchConfig.model_validate_json(sys.argv[1]))\n"
+        "except RunInterrupted as e:\n"
+        "    print(e, flush=True)\n"
+        "    sys.exit(130)\n"
+    )
+    out = tmp_path / "r"
+    with FakeOpenAIServer(Behaviour(latency_s=0.3, capacity=1)) as srv:
+        c = cfg(many, out, srv.base_url, concurrency=1, workers=2)
+        p = subprocess.Popen(
+            [sys.executable, "-c", driver, c.model_dump_json()],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while len(rows(out)) < 2 and time.monotonic() < deadline and p.poll() is None:
+                time.sleep(0.05)
+            os.kill(p.pid, signal.SIGINT)
+            stdout, _ = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    assert p.returncode == 130
+    n = len(rows(out))
+    assert 2 <= n < 8 and f"{n} rows are written in {out}" in stdout and "--resume" in stdout
+    assert (out / "report.json").exists()

@@ -103,10 +103,7 @@ def data_identity(cfg: BenchConfig) -> dict[str, Any]:
     (another manifest under the same name is another run)."""
     from pathlib import Path
 
-    d: dict[str, Any] = {
-        k: getattr(cfg, k)
-        for k in ("data", "root", "split", "fold", "limit", "shuffle", "seed", "adapter_options")
-    }
+    d: dict[str, Any] = {k: getattr(cfg, k) for k in DATA_FIELDS}
     p = Path(cfg.data)
     if p.is_file():
         from sovtp.annotate.cache import file_sha256
@@ -115,14 +112,25 @@ def data_identity(cfg: BenchConfig) -> dict[str, Any]:
     return d
 
 
+# Run settings that change how a run goes or how it is reported, never an answer.  Every other
+# field is part of a run's identity — a field added later counts until it is listed here.
+COSMETIC_FIELDS = frozenset(
+    {"out", "workers", "concurrency", "timeout_s", "max_retries", "retry_errors", "chunk",
+     "engine", "response_cache", "annotation_cache", "gallery", "tier_by", "n_boot",
+     "base_variant"}
+)  # fmt: skip
+DATA_FIELDS = ("data", "root", "split", "fold", "limit", "shuffle", "seed", "adapter_options")
+
+
 def run_identity(
     cfg: BenchConfig, labels: Any, models: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """Everything that changes a run's answers (the data and its manifest's content, sampling,
-    detectors, prompts with their hashes — output mode included —, systems with their models,
-    generation settings, labels, image encoding) and nothing that only changes how fast they
-    come (concurrency, workers, timeouts, retries, engine).  ``models``: a system's resolved
-    model where its config names none (a server's ``/v1/models``)."""
+    """Everything that changes a run's answers: the data (a manifest by its content hash),
+    sampling, detectors, prompts by their hashes (output contract included), systems with their
+    models, generation settings, labels — every config field not in ``COSMETIC_FIELDS`` — and
+    nothing that only changes how fast answers come (concurrency, workers, timeouts, retries).
+    ``models``: a system's resolved model where its config names none (a server's
+    ``/v1/models``)."""
     from sovtp.annotate.mediapipe import DetectorConfig
     from sovtp.prompting.spec import load_spec
 
@@ -133,21 +141,18 @@ def run_identity(
         if models.get(s.name):
             opts["model"] = models[s.name]
         systems[s.name] = {"backend": s.backend, **opts}
+    rest = {
+        k: v
+        for k, v in cfg.model_dump().items()
+        if k not in COSMETIC_FIELDS and k not in DATA_FIELDS and k not in ("variants", "systems")
+    }
     return {
         "data": data_identity(cfg),
-        "evaluator": cfg.evaluator,
         "labels": {"name": labels.name, "labels": list(labels.labels)},
-        "sampling": cfg.sampling,
         "detector": DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose).key(),
-        "subject": cfg.subject,
-        "image": {"size": cfg.image_size, "jpeg_quality": cfg.jpeg_quality},
-        "generation": {
-            "temperature": cfg.temperature,
-            "max_tokens": cfg.max_tokens,
-            "seed": cfg.gen_seed,
-        },
         "prompts": {sp.id: sp.hash for sp in map(load_spec, cfg.variants)},
         "systems": systems,
+        "settings": rest,
     }
 
 

@@ -24,10 +24,19 @@ from sovtp.labels import LabelSet
 class _Worker:
     """A Ray Data actor: samples in, rows out."""
 
-    def __init__(self, cfg_json: str, labels: dict[str, Any], done: list[str], gallery: str | None):
+    def __init__(
+        self,
+        cfg_json: str,
+        labels: dict[str, Any],
+        done: list[str],
+        gallery: str | None,
+        gallery_samples: list[str],
+    ):
         cfg = BenchConfig.model_validate_json(cfg_json)
         ls = LabelSet(labels["name"], labels["labels"], labels["synonyms"])
-        self.ctx = Context(cfg, ls, gallery_dir=Path(gallery) if gallery else None)
+        self.ctx = Context(
+            cfg, ls, gallery_dir=Path(gallery) if gallery else None, gallery_samples=gallery_samples
+        )
         self.done = set(done)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[str]]:
@@ -49,6 +58,7 @@ def run_ray(
     write: Callable[[dict, dict, dict | None], None],
     gallery_dir: Path | None,
     num_cpus: int | None = None,
+    gallery_samples: Iterable[str] = (),
 ) -> Stats:
     try:
         import ray
@@ -74,6 +84,7 @@ def run_ray(
                 lab,
                 sorted(done),
                 str(gallery_dir) if gallery_dir else None,
+                sorted(gallery_samples),  # a resume re-draws these, never adds more
             ),
             batch_size=cfg.chunk,
             concurrency=1,

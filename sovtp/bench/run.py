@@ -261,7 +261,10 @@ def _run(
         if ctx is None:
             from sovtp.bench.engines import run_ray
 
-            stats = run_ray(cfg, labels, samples(cfg), done, write, store.root / "gallery")
+            gallery = store.root / "gallery"
+            stats = run_ray(
+                cfg, labels, samples(cfg), done, write, gallery, None, store.gallery_samples()
+            )
         else:
             stats = ctx.stats
             run_local(samples(cfg), ctx, done, lambda it, r, p: write(*rows_of(it, r, p)))

@@ -220,11 +220,24 @@ def _worker_init(
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _die_with_parent()
     os.environ.update(env)
     global _PREPARER
     cfg = BenchConfig.model_validate_json(cfg_json)
     _PREPARER = Preparer(cfg, labels, budgets, Path(gallery) if gallery else None)
     atexit.register(_PREPARER.close)  # an open landmarker raises at interpreter teardown
+
+
+def _die_with_parent() -> None:
+    """Linux: end this worker when the run's process dies, even by ``kill -9`` (a pool worker
+    would otherwise wait on its queue for ever)."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _worker_prepare(sample: Sample, items: list[Item], gallery: bool) -> Prepared:

@@ -9,7 +9,7 @@ requests in flight, and ``--resume`` picks up from the rows already written.
       gallery.jsonl      the first samples' prompt, answer and image file, for the report
       gallery/           their annotated images
       report.json|md|html
-      .lock              held (flock) by the one process that writes the run
+      .lock              held (lockf) by the one process that writes the run
 
 A key's rows are replaced, never stacked: when ``--resume`` asks an error row again, the old row
 is dropped from the files first (an atomic rewrite), so every reader — the report, ``sovtp
@@ -58,7 +58,10 @@ def row_is_transient(row: dict[str, Any]) -> bool:
 
 
 class RunLocked(SovtpError):
-    """Another process holds the run folder."""
+    """Another process (or another run in this one) holds the run folder."""
+
+
+_HELD: set[str] = set()  # run folders this process has locked
 
 
 def repair_jsonl(path: Path) -> int:
@@ -102,18 +105,25 @@ class RunStore:
         self.retried = 0  # error rows dropped by ``open`` to be asked again
 
     def lock(self) -> None:
-        """Hold the folder for this process (``flock`` on ``RUN/.lock``, released by ``close``
-        or when the process dies, even by ``kill -9``): two processes writing one run would
-        interleave their rows."""
+        """Hold the folder for this process (a POSIX lock on ``RUN/.lock``, released by
+        ``close`` or when the process dies, even by ``kill -9``): two processes writing one run
+        would interleave their rows.  ``lockf``, not ``flock``: a forked annotation worker does
+        not inherit it, so a worker that outlives a killed run cannot keep the folder locked."""
+        import errno
         import fcntl
 
         if self._lockfile is not None:
             return
         self.root.mkdir(parents=True, exist_ok=True)
+        me = str(self.root.resolve())
+        if me in _HELD:  # POSIX locks are per process: this process checks itself
+            raise RunLocked(f"{self.root} is already being written by this process")
         f = (self.root / ".lock").open("a+")
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             f.seek(0)
             holder = f.read().strip() or "?"
             f.close()
@@ -126,6 +136,7 @@ class RunStore:
         f.write(str(os.getpid()))
         f.flush()
         self._lockfile = f
+        _HELD.add(me)
 
     def has_rows(self) -> bool:
         return self.predictions.exists() and self.predictions.stat().st_size > 0
@@ -224,5 +235,6 @@ class RunStore:
                 f.close()
             self._files.clear()
         if self._lockfile is not None:
-            self._lockfile.close()  # closing the descriptor releases the flock
+            self._lockfile.close()  # closing the descriptor releases the lock
             self._lockfile = None
+            _HELD.discard(str(self.root.resolve()))
