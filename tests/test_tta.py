@@ -174,3 +174,21 @@ def test_report_section_from_results(trained):
     assert row["method"] == "bn" and row["params adapted"] == 0 and row["frames"] == 60
     assert row["delta"] == pytest.approx(row["macro_f1 after"] - row["macro_f1 before"])
     assert row["macro_f1 before"] == r["before"]["sample"]["macro_f1"]
+
+
+def test_tta_predictor_adapts_across_samples_in_order(trained, pan_mp4, tmp_path):
+    """The bench-system form: one sample's crops are one batch; the state carries over."""
+    from sovtp.baselines.tta import TtaPredictor
+    from sovtp.data.sample import Sample
+
+    m, _ = trained
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    torch.save({"config": {**m.config, "sampling": "uniform:3"}, "labels": m.labels,
+                "model": m.model.state_dict()}, ck / "last.pt")  # fmt: skip
+    pr = TtaPredictor(ck, "tent", lr=1e-2, device="cpu")
+    a = pr.predict(Sample("v1", pan_mp4, "face"))
+    b = pr.predict(Sample("v1", pan_mp4, "face"))  # same clip again: the model has moved
+    assert pr.variant == "ck+tta=tent" and a.parse_status == b.parse_status == "ok"
+    assert a.scores != b.scores
+    assert pr.provenance["tta"]["frames"] == 6 and pr.provenance["tta"]["updates"] == 2

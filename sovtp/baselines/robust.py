@@ -1,0 +1,575 @@
+"""Adversarial robustness of a CNN baseline: FGSM and PGD (L∞) on its face crops, accuracy
+against ε, and the same perturbation carried into full frames for a vision-LLM system.
+
+Conventions:
+
+- ε is given in grey levels (units of 1/255), the usual 0, 1, 2, 4, 8 scale, and applies to
+  the uint8 pixels the model reads (before its ImageNet normalisation).  Every perturbed image
+  is returned as uint8: after rounding, each pixel is clipped to [x − ε, x + ε] ∩ [0, 255], so
+  the perturbation stays within ε *after* the uint8 round trip (ε is whole grey levels, so
+  rounding inside that box never leaves it).  ε = 0 returns the input unchanged, so its
+  accuracy equals the clean accuracy exactly.
+- FGSM (Goodfellow et al. 2015): one step x + ε·sign(∇ₓ CE).
+- PGD (Madry et al. 2018): a uniform random start in the ε-ball (seeded), then ``steps``
+  (default 10) steps of size ``alpha`` (default 2.5·ε/steps, Madry's choice), each followed by
+  projection onto the ε-ball and [0, 1].
+- The loss is the cross-entropy against the gold label (the model's own prediction for an
+  unlabelled crop), in float32, model in eval mode (BatchNorm uses its running statistics).
+
+Full frames (:func:`perturb_frames`): the alignment (rotate about the face box, cut square,
+resize — :func:`sovtp.baselines.data.align_crop`) is rebuilt as a differentiable map from the
+frame to the crop (``grid_sample`` at native resolution, then antialiased bilinear resize as
+PIL does), and the attack runs on the frame pixels of the face region through it.  The
+perturbation therefore lives in frame pixels, is within ε there, and re-cropping the perturbed
+frame with the ordinary pipeline gives (up to interpolation differences) the attacked crop — no
+approximate "paste back" of a crop-space perturbation is needed.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sovtp.baselines.train import normalise
+
+EPS_DEFAULT = (0, 1, 2, 4, 8)
+ATTACKS = ("fgsm", "pgd")
+
+
+def parse_eps(spec: str | Sequence[float]) -> list[float]:
+    """``"0,1,2,4,8"`` → [0, 1, 2, 4, 8] (grey levels, each ≥ 0)."""
+    vals = [
+        float(v) for v in (spec.split(",") if isinstance(spec, str) else spec) if str(v).strip()
+    ]
+    if not vals or any(v < 0 or not math.isfinite(v) for v in vals):
+        raise ValueError(f"ε must be a list of non-negative grey levels, got {spec!r}")
+    return vals
+
+
+def default_alpha(eps: float, steps: int) -> float:
+    """Madry et al.'s PGD step: 2.5 ε / steps (in the same units as ε)."""
+    return 2.5 * eps / max(1, steps)
+
+
+def _quantise(x_adv01: Any, x_u8: Any, eps: float) -> Any:
+    """uint8 image within ε grey levels of ``x_u8``: round, then clip to the ε-box."""
+    import torch
+
+    q = (x_adv01 * 255).round()
+    lo = (x_u8.float() - math.floor(eps)).clamp(min=0)
+    hi = (x_u8.float() + math.floor(eps)).clamp(max=255)
+    return torch.minimum(torch.maximum(q, lo), hi).to(torch.uint8)
+
+
+def _grad(model: Any, fn: Any, x01: Any, y: Any) -> Any:
+    import torch
+    import torch.nn.functional as F
+
+    x01 = x01.detach().requires_grad_(True)
+    loss = F.cross_entropy(model(normalise(fn(x01))), y, reduction="sum")
+    (g,) = torch.autograd.grad(loss, x01)
+    return g
+
+
+def _attack01(
+    model: Any,
+    x01: Any,
+    y: Any,
+    eps01: float,
+    attack: str,
+    steps: int,
+    alpha01: float,
+    gen: Any,
+    fn: Any = None,
+    region: Any = None,
+) -> Any:
+    """The attack in [0, 1] pixel space; ``fn`` maps the attacked tensor to the model's input
+    (identity for crops; the differentiable crop for frames); ``region`` (bool, broadcastable)
+    limits where the perturbation may be non-zero."""
+    import torch
+
+    fn = fn or (lambda t: t)
+    mask = region.to(x01.dtype) if region is not None else 1.0
+    if attack == "fgsm":
+        g = _grad(model, fn, x01, y)
+        return (x01 + eps01 * g.sign() * mask).clamp(0, 1).detach()
+    if attack != "pgd":
+        raise ValueError(f"unknown attack {attack!r}: {' | '.join(ATTACKS)}")
+    u = torch.rand(x01.shape, generator=gen, device="cpu").to(x01.device)
+    xa = (x01 + (2 * u - 1) * eps01 * mask).clamp(0, 1)
+    for _ in range(steps):
+        g = _grad(model, fn, xa, y)
+        xa = xa.detach() + alpha01 * g.sign() * mask
+        xa = torch.min(torch.max(xa, x01 - eps01), x01 + eps01).clamp(0, 1)
+    return xa.detach()
+
+
+def attack_crops(
+    model: Any,
+    x_u8: Any,
+    y: Any,
+    eps: float,
+    attack: str = "pgd",
+    *,
+    steps: int = 10,
+    alpha: float | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: Any = None,
+) -> Any:
+    """Perturbed uint8 crops (N, 3, S, S) within ``eps`` grey levels of ``x_u8`` (on CPU).
+    ``y`` (N,) gold class indices; a negative entry is replaced by the model's prediction."""
+    import torch
+
+    if eps <= 0 or len(x_u8) == 0:
+        return x_u8.clone()
+    model = getattr(model, "model", model)
+    dev = device or next(model.parameters()).device
+    was = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    alpha = default_alpha(eps, steps) if alpha is None else alpha
+    out = []
+    try:
+        for i in range(0, len(x_u8), batch_size):
+            xb = x_u8[i : i + batch_size]
+            x01 = xb.to(dev).float() / 255
+            yb = y[i : i + batch_size].to(dev).clone()
+            if bool((yb < 0).any()):
+                with torch.no_grad():
+                    yb = torch.where(yb < 0, model(normalise(x01)).argmax(1), yb)
+            xa = _attack01(model, x01, yb, eps / 255, attack, steps, alpha / 255, gen)
+            out.append(_quantise(xa.cpu(), xb, eps))
+    finally:
+        model.train(was)
+    return torch.cat(out)
+
+
+def _frame_scores(logits: Any, fy: Any, owner: Any, y: Any, labels: Sequence[str]) -> dict:
+    from sovtp.baselines.tta import _scores
+
+    s = _scores(logits, fy, owner, y, labels)
+    return {
+        "frame_accuracy": s["frame"]["accuracy"],
+        "frame_macro_f1": s["frame"]["macro_f1"],
+        "accuracy": s["sample"]["accuracy"] if s["sample"] else None,
+        "macro_f1": s["sample"]["macro_f1"] if s["sample"] else None,
+        "n_frames": s["frame"]["n"],
+        "n_samples": s["sample"]["n"] if s["sample"] else 0,
+    }
+
+
+def accuracy_vs_eps(
+    loaded: Any,
+    crops: Any,
+    eps: Sequence[float] = EPS_DEFAULT,
+    attack: str = "pgd",
+    *,
+    steps: int = 10,
+    alpha: float | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    keep: bool = False,
+) -> dict[str, Any]:
+    """Accuracy and macro F1 of a checkpoint on a labelled crop set at each ε: frame level
+    (each crop against its sample's label) and sample level (mean of a sample's frame logits,
+    as :mod:`sovtp.baselines.predict` decides).  Each row also has the measured L∞ of the
+    uint8 perturbation.  ``keep`` adds ``"crops"``: ε → the perturbed uint8 tensor (not
+    JSON-able; the CLI saves them)."""
+    from sovtp.baselines.predict import crop_logits
+
+    fy = crops.frame_y()
+    kept: dict[float, Any] = {}
+    rows = []
+    for e in eps:
+        xa = attack_crops(loaded, crops.x, fy, e, attack, steps=steps, alpha=alpha,
+                          batch_size=batch_size, seed=seed, device=getattr(loaded, "device", None))  # fmt: skip
+        logits = crop_logits(loaded, xa, batch_size)
+        linf = int((xa.int() - crops.x.int()).abs().max()) if len(xa) else 0
+        rows.append({"eps": e, **_frame_scores(logits, fy, crops.owner, crops.y, crops.labels),
+                     "linf": linf})  # fmt: skip
+        if keep:
+            kept[e] = xa
+    out: dict[str, Any] = {
+        "attack": attack,
+        "eps_units": "grey levels (1/255)",
+        "steps": steps if attack == "pgd" else 1,
+        "alpha": (alpha if alpha is not None else "2.5*eps/steps") if attack == "pgd" else None,
+        "random_start": attack == "pgd",
+        "seed": seed,
+        "labels": list(crops.labels),
+        "rows": rows,
+    }
+    if keep:
+        out["crops"] = kept
+    return out
+
+
+# --- full frames ---------------------------------------------------------------------------
+def crop_geometry(face: Any, size: int, margin: float = 1.25) -> dict[str, Any]:
+    """The numbers :func:`sovtp.baselines.data.align_crop` uses, to rebuild its map."""
+    from sovtp.baselines.data import eye_angle
+
+    x0, y0, x1, y1 = face.bbox
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = max(x1 - x0, y1 - y0) * margin
+    r = side * 0.75
+    box = (round(cx - r), round(cy - r), round(cx + r), round(cy + r))
+    w = box[2] - box[0]
+    k = (w - side) / 2
+    k0, k1 = round(k), round(k + side)
+    return {"box": box, "w": w, "k0": k0, "n": k1 - k0, "angle": eye_angle(face), "size": size}
+
+
+def crop_grid(geo: dict[str, Any], height: int, width: int, device: Any = None) -> Any:
+    """``grid_sample`` grid (1, n, n, 2) taking the frame to the rotated square at native
+    resolution, the way PIL's crop + rotate(angle, about the box centre) + crop do."""
+    import torch
+
+    n, k0, w = geo["n"], geo["k0"], geo["w"]
+    bx0, by0 = geo["box"][:2]
+    t = -math.radians(geo["angle"])
+    c, s = math.cos(t), math.sin(t)
+    q = torch.arange(n, dtype=torch.float64, device=device) + k0 + 0.5 - w / 2
+    qy, qx = torch.meshgrid(q, q, indexing="ij")
+    # PIL's rotate: an output point q samples the input at R(q - centre) + centre
+    px = c * qx + s * qy + w / 2 + bx0
+    py = -s * qx + c * qy + w / 2 + by0
+    gx = 2 * px / width - 1
+    gy = 2 * py / height - 1
+    return torch.stack([gx, gy], -1)[None].float()
+
+
+def diff_crop(frame01: Any, grid: Any, size: int) -> Any:
+    """(1, 3, H, W) float frame → (1, 3, size, size) aligned crop, differentiably."""
+    import torch.nn.functional as F
+
+    sq = F.grid_sample(frame01, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if sq.shape[-1] == size:
+        return sq
+    return F.interpolate(sq, size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False)  # fmt: skip
+
+
+def _region(geo: dict[str, Any], h: int, w: int) -> tuple[int, int, int, int]:
+    x0, y0, x1, y1 = geo["box"]
+    return max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+
+
+def perturb_frame(
+    loaded: Any,
+    image: np.ndarray,
+    face: Any,
+    y: int,
+    eps: float,
+    attack: str = "pgd",
+    *,
+    steps: int = 10,
+    alpha: float | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """One RGB uint8 frame with its subject's face region attacked through the alignment map
+    (only pixels of the face's crop box change; each by at most ε grey levels).  ``y`` is the
+    target class index (the gold label; -1: the model's prediction on the clean crop)."""
+    import torch
+
+    if eps <= 0:
+        return image.copy()
+    model = loaded.model
+    dev = loaded.device
+    h, w = image.shape[:2]
+    geo = crop_geometry(face, loaded.size)
+    x0, y0, x1, y1 = _region(geo, h, w)
+    if x1 <= x0 or y1 <= y0:
+        return image.copy()
+    sub_u8 = torch.from_numpy(np.ascontiguousarray(image[y0:y1, x0:x1])).permute(2, 0, 1)[None]
+    # the grid in the sub-image's coordinates: shift the box by the sub-image's origin
+    geo_sub = {**geo, "box": (geo["box"][0] - x0, geo["box"][1] - y0, 0, 0)}
+    grid = crop_grid(geo_sub, y1 - y0, x1 - x0, dev)
+
+    def fn(t: Any) -> Any:
+        return diff_crop(t, grid, loaded.size)
+
+    was = model.training
+    model.eval()
+    try:
+        x01 = sub_u8.to(dev).float() / 255
+        yt = torch.tensor([y], device=dev)
+        if y < 0:
+            with torch.no_grad():
+                yt = model(normalise(fn(x01))).argmax(1)
+        gen = torch.Generator().manual_seed(seed)
+        a = default_alpha(eps, steps) if alpha is None else alpha
+        xa = _attack01(model, x01, yt, eps / 255, attack, steps, a / 255, gen, fn)
+    finally:
+        model.train(was)
+    out = image.copy()
+    q = _quantise(xa.cpu(), sub_u8, eps)[0].permute(1, 2, 0).numpy()
+    out[y0:y1, x0:x1] = q
+    return out
+
+
+def perturb_frames(
+    loaded: Any,
+    sample: Any,
+    eps: float,
+    attack: str = "pgd",
+    *,
+    sampling: str | None = None,
+    detector: Any = None,
+    steps: int = 10,
+    alpha: float | None = None,
+    seed: int = 0,
+) -> list[tuple[int, np.ndarray]]:
+    """(frame index, perturbed RGB uint8 frame) for each sampled frame of a sample (its
+    interval's, when it has one), the subject's face attacked through the alignment; frames
+    without the subject are returned unchanged."""
+    from sovtp.annotate.pipeline import annotate
+    from sovtp.baselines.data import subject_track
+
+    samp = sampling or loaded.config.get("sampling", "uniform:8")
+    if getattr(sample, "has_interval", False):
+        from sovtp.bench.runner import sampling_for
+
+        samp = sampling_for(sample, samp)
+    clip, frames = annotate(sample.media, samp, detector=detector, cache=True)
+    tid = subject_track(clip, loaded.config.get("subject"))
+    labs = {lab: i for i, lab in enumerate(loaded.labels)}
+    y = labs.get(sample.label, -1) if sample.label is not None else -1
+    faces = {fa.index: fa.face(tid) if tid is not None else None for fa in clip.frames}
+    out = []
+    for j, fr in enumerate(frames):
+        f = faces.get(fr.index)
+        img = fr.image if f is None else perturb_frame(
+            loaded, fr.image, f, y, eps, attack, steps=steps, alpha=alpha, seed=seed + j
+        )  # fmt: skip
+        out.append((fr.index, img))
+    return out
+
+
+def write_perturbed_set(
+    loaded: Any,
+    samples: Iterable[Any],
+    eps: float,
+    out: str | Path,
+    attack: str = "pgd",
+    *,
+    sampling: str | None = None,
+    steps: int = 10,
+    alpha: float | None = None,
+    seed: int = 0,
+    detector: Any = None,
+) -> Path:
+    """Perturbed frames of every sample as lossless PNG under ``out/media/`` and a manifest
+    ``out/manifest.csv`` (same sample IDs and gold labels) that ``sovtp bench`` reads: an image
+    sample → ``media/<n>.png``; a video (or interval) → a folder ``media/<n>/`` of its sampled
+    frames only (``frame_<index>.png``), so a bench sampling of ``uniform:K`` with K = the
+    sampling's frame count takes every one of them.  ε = 0 writes the clean frames the same
+    way: the clean control of a flip-rate comparison goes through the same files."""
+    from PIL import Image
+
+    from sovtp.media.video import is_image
+
+    out = Path(out)
+    (out / "media").mkdir(parents=True, exist_ok=True)
+    rows = []
+    own = None
+    if detector is None:
+        from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
+
+        own = detector = MediaPipeAnnotator(DetectorConfig()).__enter__()
+    try:
+        for n, s in enumerate(samples):
+            if getattr(s, "error", None):
+                continue
+            fr = perturb_frames(loaded, s, eps, attack, sampling=sampling, detector=detector,
+                                steps=steps, alpha=alpha, seed=seed)  # fmt: skip
+            single = is_image(s.media) and len(fr) == 1 and not getattr(s, "has_interval", False)
+            if single:
+                rel = f"media/{n:06d}.png"
+                Image.fromarray(fr[0][1]).save(out / rel)
+            else:
+                rel = f"media/{n:06d}"
+                (out / rel).mkdir(exist_ok=True)
+                for idx, img in fr:
+                    Image.fromarray(img).save(out / rel / f"frame_{idx:08d}.png")
+            rows.append({"id": s.id, "media": rel, "label": s.label or "",
+                         "split": getattr(s, "split", None) or "", "source_media": str(s.media),
+                         "frames": len(fr), "eps": eps, "attack": attack})  # fmt: skip
+    finally:
+        if own is not None:
+            own.close()
+    man = out / "manifest.csv"
+    cols = ["id", "media", "label", "split", "source_media", "frames", "eps", "attack"]
+    with man.open("w", newline="") as f:
+        wr = csv.DictWriter(f, cols)
+        wr.writeheader()
+        wr.writerows(rows)
+    return man
+
+
+# --- answer flips --------------------------------------------------------------------------
+def _key(p: Any) -> tuple[str, int | None]:
+    return (p.sample_id, p.face_id)
+
+
+def flip_rate(clean: Sequence[Any], perturbed: Sequence[Any]) -> dict[str, Any]:
+    """How often a system's answer changes when its input is perturbed, over the samples
+    (sample ID × face) both lists hold.  A flip is any change of the answered label, an
+    invalid answer (label None) counting as an answer of its own; ``to_invalid`` counts the
+    valid answers that became invalid, ``correct_to_wrong`` the flips away from the gold."""
+    a = {_key(p): p for p in clean}
+    b = {_key(p): p for p in perturbed}
+    keys = [k for k in a if k in b]
+    flips = [k for k in keys if a[k].label != b[k].label]
+    c2w = [k for k in flips if a[k].gold is not None and a[k].label == a[k].gold]
+    w2c = [k for k in flips if b[k].gold is not None and b[k].label == b[k].gold]
+    inv = [k for k in flips if a[k].label is not None and b[k].label is None]
+
+    def acc(d: dict) -> float | None:
+        g = [k for k in keys if d[k].gold is not None]
+        return sum(d[k].label == d[k].gold for k in g) / len(g) if g else None
+
+    n = len(keys)
+    return {
+        "n": n,
+        "flips": len(flips),
+        "flip_rate": len(flips) / n if n else None,
+        "correct_to_wrong": len(c2w),
+        "wrong_to_correct": len(w2c),
+        "to_invalid": len(inv),
+        "accuracy_clean": acc(a),
+        "accuracy_perturbed": acc(b),
+        "only_clean": len(a) - n,
+        "only_perturbed": len(b) - n,
+        "flipped": [k[0] for k in flips],
+    }
+
+
+def _run_predictions(run: str | Path) -> list[Any]:
+    from sovtp.bench.store import latest_rows
+    from sovtp.records import Prediction
+
+    fields = set(Prediction.model_fields)
+    return [
+        Prediction(**{k: v for k, v in r.items() if k in fields})
+        for r in latest_rows(Path(run) / "predictions.jsonl")
+        if "sample_id" in r
+    ]
+
+
+def flip_rate_runs(clean_run: str | Path, perturbed_run: str | Path) -> dict[str, Any]:
+    """Flip rate of each system × variant between two run folders (a clean run and a run on
+    a :func:`write_perturbed_set` manifest): ``{"<system> · <variant>": flip_rate(...)}``."""
+    groups: dict[str, tuple[list[Any], list[Any]]] = {}
+    for i, run in enumerate((clean_run, perturbed_run)):
+        for p in _run_predictions(run):
+            groups.setdefault(f"{p.system} · {p.variant}", ([], []))[i].append(p)
+    return {k: flip_rate(c, q) for k, (c, q) in groups.items() if c and q}
+
+
+# --- the command's work --------------------------------------------------------------------
+def open_samples(
+    source: str,
+    *,
+    split: str | None = None,
+    fold: int | None = None,
+    evaluator: str | None = None,
+    limit: int | None = None,
+) -> tuple[list[Any], dict[str, Any]]:
+    """The samples of a dataset source, or of a run folder (its ``config.yaml``: data, root,
+    split, fold, evaluator, limit, shuffle, seed — the same samples the run scored)."""
+    import yaml
+
+    from sovtp.data.sources import open_dataset, select
+
+    p = Path(source)
+    opts: dict[str, Any] = {}
+    shuffle, seed, root = False, 0, None
+    if p.is_dir() and (p / "config.yaml").exists():
+        cfg = yaml.safe_load((p / "config.yaml").read_text()) or {}
+        source, root = cfg["data"], cfg.get("root")
+        split = split or cfg.get("split")
+        fold = fold if fold is not None else cfg.get("fold")
+        evaluator = evaluator or cfg.get("evaluator")
+        limit = limit if limit is not None else cfg.get("limit")
+        shuffle, seed = bool(cfg.get("shuffle")), int(cfg.get("seed") or 0)
+    ev = None
+    if evaluator:
+        from sovtp.evaluator import load_evaluator
+
+        ev = load_evaluator(evaluator)
+        opts = dict(ev.options)
+        split = split or ev.split
+        if fold is None and ev.folds:
+            fold = ev.fold
+    ds = open_dataset(source, root=root, split=split, fold=fold, **opts)
+    samples = list(select(ds, limit, shuffle, seed))
+    if ev is not None:
+        ls = ev.labels()
+        for s in samples:
+            if s.label is not None:
+                s.label = ls.normalize(s.label) or s.label
+    facts = {"data": source, "split": split, "fold": fold, "evaluator": evaluator, "limit": limit}
+    return samples, facts
+
+
+def run_robust(
+    source: str,
+    ckpt: str | Path,
+    out: str | Path,
+    eps: Sequence[float] = EPS_DEFAULT,
+    attack: str = "pgd",
+    *,
+    steps: int = 10,
+    alpha: float | None = None,
+    split: str | None = None,
+    fold: int | None = None,
+    evaluator: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 64,
+    device: str | None = None,
+    seed: int = 0,
+    frames: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``sovtp robust``: crops of the samples → accuracy vs ε → ``out/robust.json``,
+    ``out/robust.svg``, the perturbed crops ``out/crops-eps<e>.pt`` (a CropSet each); with
+    ``frames`` also ``out/frames-eps<e>/`` (PNG frames + ``manifest.csv``) for a vision-LLM
+    run."""
+    import json
+
+    from sovtp.baselines.data import CropSet, build_cropset
+    from sovtp.baselines.predict import load
+    from sovtp.report.robust import robust_svg
+
+    if attack not in ATTACKS:
+        raise ValueError(f"unknown attack {attack!r}: {' | '.join(ATTACKS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    m = load(ckpt, device)
+    samples, facts = open_samples(source, split=split, fold=fold, evaluator=evaluator, limit=limit)
+    samp = m.config.get("sampling", "uniform:8")
+    crops = build_cropset(samples, m.labels, m.size, samp, subject=m.config.get("subject"),
+                          progress=progress)  # fmt: skip
+    res = accuracy_vs_eps(m, crops, eps, attack, steps=steps, alpha=alpha,
+                          batch_size=batch_size, seed=seed, keep=True)  # fmt: skip
+    kept = res.pop("crops")
+    res.update(system=m.name, checkpoint=str(ckpt), sampling=samp, size=m.size, **facts)
+    for e, xa in kept.items():
+        CropSet(xa, crops.owner, crops.y, crops.ids, crops.labels,
+                {**crops.meta, "eps": e, "attack": attack}).save(out / f"crops-eps{e:g}.pt")  # fmt: skip
+    if frames:
+        res["frames"] = {}
+        for e in eps:
+            man = write_perturbed_set(m, samples, e, out / f"frames-eps{e:g}", attack,
+                                      sampling=samp, steps=steps, alpha=alpha, seed=seed)  # fmt: skip
+            res["frames"][f"{e:g}"] = str(man)
+    (out / "robust.json").write_text(json.dumps(res, indent=1))
+    (out / "robust.svg").write_text(robust_svg(res, title=f"{m.name} · {attack}"))
+    return res

@@ -1,0 +1,76 @@
+"""``sovtp robust``: a CNN checkpoint's accuracy under FGSM/PGD (L∞) against ε, and the
+perturbed frames for a vision-LLM run (extra ``cnn``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sovtp.errors import SovtpError
+
+
+def robust_cmd(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A run folder (its data, split, fold, evaluator, limit), a manifest, "
+            "ADAPTER:ROOT or hf:PATH."
+        ),
+    ],
+    system: Annotated[
+        str, typer.Option("--system", help="cnn:CHECKPOINT (a .pt file or a training folder).")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for robust.json/.svg.")],
+    eps: Annotated[
+        str, typer.Option(help="L-inf budgets in grey levels (1/255), comma-separated.")
+    ] = "0,1,2,4,8",
+    attack: Annotated[str, typer.Option(help="fgsm | pgd.")] = "pgd",
+    steps: Annotated[int, typer.Option(help="PGD steps.")] = 10,
+    alpha: Annotated[
+        float | None, typer.Option(help="PGD step in grey levels (default 2.5*eps/steps).")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split (default: the evaluator's).")] = None,
+    fold: Annotated[int | None, typer.Option(help="Cross-validation fold.")] = None,
+    evaluator: Annotated[str | None, typer.Option(help="Evaluator spec.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N samples.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Crops per attack batch.")] = 64,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ...")] = None,
+    seed: Annotated[int, typer.Option(help="PGD random start seed.")] = 0,
+    frames: Annotated[
+        bool,
+        typer.Option(
+            "--frames",
+            help="Also write the perturbed full frames (PNG) + manifest.csv per eps, "
+            "for `sovtp bench` on a vision-LLM system.",
+        ),
+    ] = False,
+) -> None:
+    """Attack a CNN baseline's face crops with FGSM or PGD at each eps; write robust.json, a
+    figure of accuracy against eps (robust.svg) and the perturbed crops."""
+    from sovtp.baselines.robust import parse_eps
+
+    backend, _, ckpt = system.partition(":")
+    if backend != "cnn" or not ckpt:
+        raise SovtpError(f"--system {system!r}: sovtp robust attacks a CNN checkpoint: cnn:PATH")
+    try:
+        eps_list = parse_eps(eps)
+        from sovtp.baselines.robust import run_robust
+    except ValueError as e:
+        raise SovtpError(str(e)) from e
+    except ImportError as e:
+        raise SovtpError(f"sovtp robust needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
+    try:
+        res = run_robust(source, ckpt, out, eps_list, attack, steps=steps, alpha=alpha,
+                         split=split, fold=fold, evaluator=evaluator, limit=limit,
+                         batch_size=batch_size, device=device, seed=seed, frames=frames)  # fmt: skip
+    except (ValueError, FileNotFoundError) as e:
+        raise SovtpError(str(e)) from e
+    for r in res["rows"]:
+        acc = r["accuracy"]
+        typer.echo(f"eps {r['eps']:g}: accuracy {acc if acc is None else f'{acc:.3f}'} "
+                   f"(frames {r['frame_accuracy']:.3f}, L-inf {r['linf']})")  # fmt: skip
+    typer.echo(f"{out / 'robust.json'} · {out / 'robust.svg'}")
+    for e, man in res.get("frames", {}).items():
+        typer.echo(f"eps {e}: sovtp bench {man} ...  (frames written under {Path(man).parent})")
