@@ -40,6 +40,20 @@ class TaskOptions(BaseModel):
     unit: Literal["frames", "seconds"] = "frames"  # intervals: inclusive frames or seconds
 
 
+class ProtocolSpec(BaseModel):
+    """A protocol that regroups the splits per fold.  ``leave_one_out``: one fold per value of
+    the manifest column ``by`` (PAD: the attack species) — train on ``train_split`` without
+    that value, fix the threshold on ``dev_split`` without it, test on ``test_split`` rows that
+    have that value or none (bona fide).  Driven by :mod:`sovtp.baselines.pad` and reported by
+    :mod:`sovtp.report.pad`."""
+
+    kind: Literal["leave_one_out"] = "leave_one_out"
+    by: str = "attack"
+    train_split: str = "train"
+    dev_split: str | None = "dev"
+    test_split: str = "test"
+
+
 class EvaluatorSpec(BaseModel):
     name: str
     description: str = ""
@@ -60,9 +74,11 @@ class EvaluatorSpec(BaseModel):
     tier_by: str | None = "n_faces"
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
     options: dict[str, Any] = Field(default_factory=dict)  # adapter options (e.g. window)
+    protocol: ProtocolSpec | None = None  # e.g. PAD's leave-one-attack-out
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluatorSpec:
+        from sovtp.scoring import bah as _bah  # noqa: F401 - registers bah_ap
         from sovtp.scoring import registry
         from sovtp.scoring.summary import DEFAULT_HEADLINE, DEFAULT_METRICS
 

@@ -1,0 +1,313 @@
+"""Liveness / presentation-attack detection: a PAD manifest of real faces (skimage's astronaut
+and LFW faces) and *simulated* attacks built from them, the leave-one-attack-out folds, a tiny
+CNN trained with and without the frequency channel, and the error rates recomputed by hand from
+the predictions.  The tests assert that the numbers are computed right, not that the model is
+good (a few steps on 32-px crops)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sovtp.data.manifest import read_manifest
+from sovtp.data.pad import (
+    SIMULATED,
+    PadProtocol,
+    attack_of,
+    leave_one_attack_out,
+    simulate_attack,
+)
+from sovtp.report.pad import pad_markdown, pad_section
+
+SIDE = 64  # stored image side; the CNN reads 32-px crops
+
+
+def _faces(n_lfw: int) -> list[np.ndarray]:
+    """Bona fide face crops: the astronaut's face, then ``n_lfw`` LFW faces (grey → RGB)."""
+    from skimage import data
+
+    a = data.astronaut()[30:190, 150:290]
+    out = [np.asarray(Image.fromarray(a).resize((SIDE, SIDE), Image.Resampling.BICUBIC))]
+    for f in data.lfw_subset()[:n_lfw]:  # the first 100 are faces
+        g = Image.fromarray((f * 255).astype(np.uint8)).resize((SIDE, SIDE), Image.BICUBIC)
+        out.append(np.repeat(np.asarray(g)[..., None], 3, -1))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pad_manifest(tmp_path_factory):
+    """24 identities × (bona fide + 3 simulated attacks); identities split 12/6/6 into
+    train/dev/test so no face crosses splits."""
+    root = tmp_path_factory.mktemp("pad")
+    rows = []
+    for i, face in enumerate(_faces(23)):
+        split = "train" if i < 12 else "dev" if i < 18 else "test"
+        for kind in ("bona_fide", *SIMULATED):
+            img = face if kind == "bona_fide" else simulate_attack(face, kind, seed=i)
+            name = f"id{i:02d}_{kind}.png"
+            Image.fromarray(img).save(root / name)
+            rows.append({"id": f"id{i:02d}_{kind}", "media": name,
+                         "label": "bona fide" if kind == "bona_fide" else "attack",
+                         "attack": "" if kind == "bona_fide" else kind,
+                         "split": split, "subject": f"id{i:02d}"})  # fmt: skip
+    p = root / "manifest.csv"
+    with p.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return p
+
+
+def test_simulated_attacks_leave_their_artefacts():
+    face = _faces(0)[0]
+
+    def hf(img):  # share of spectral energy above 1/4 cycle per pixel, per colour channel
+        x = np.asarray(img, float)
+        fy, fx = np.meshgrid(*(np.fft.fftfreq(n) for n in x.shape[:2]), indexing="ij")
+        high = np.hypot(fy, fx) > 0.25
+        f = np.abs(np.fft.fft2(x - x.mean((0, 1)), axes=(0, 1))) ** 2
+        return f[high].sum() / f.sum()
+
+    base = hf(face)
+    assert hf(simulate_attack(face, "print")) > 3 * base  # halftone dots
+    assert hf(simulate_attack(face, "replay")) > 3 * base  # sub-pixel stripes
+    assert hf(simulate_attack(face, "digital")) < base  # resampled: detail lost
+    pr = simulate_attack(face, "print")
+    assert pr.shape == face.shape and (pr[:3] > 200).all()  # the paper border
+    with pytest.raises(ValueError, match="mask"):
+        simulate_attack(face, "mask")
+
+
+def test_leave_one_attack_out_folds(pad_manifest):
+    samples = list(read_manifest(pad_manifest, split="all"))
+    assert attack_of(samples[1]) == "print" and attack_of(samples[0]) is None
+    folds = leave_one_attack_out(samples)
+    assert [f.held_out for f in folds] == ["digital", "print", "replay"]
+    for f in folds:
+        assert f.held_out not in {attack_of(s) for s in f.train + f.dev}
+        assert {attack_of(s) for s in f.test} == {None, f.held_out}
+        assert {s.split for s in f.train} == {"train"} and {s.split for s in f.test} == {"test"}
+        d = f.describe()
+        assert d["train"] == {"bona_fide": 12, **{k: 12 for k in SIMULATED if k != f.held_out}}
+        assert d["test"] == {"bona_fide": 6, f.held_out: 6}
+    no_dev = leave_one_attack_out(samples, PadProtocol(dev_split=None))
+    assert all(not f.dev for f in no_dev)
+    samples[1].meta.pop("attack")  # an attack without its species cannot be held out honestly
+    with pytest.raises(ValueError, match="disagree"):
+        leave_one_attack_out(samples)
+
+
+def test_pad_evaluator_declares_the_protocol():
+    from sovtp.evaluator import load_evaluator
+
+    ev = load_evaluator("pad")
+    assert ev.protocol is not None and ev.protocol.by == "attack"
+    assert (ev.protocol.train_split, ev.protocol.dev_split) == ("train", "dev")
+    assert ev.labels().normalize("bona fide") == "bona_fide"
+    assert ev.labels().normalize("spoof") == "attack" and ev.prompt == "liveness/plain"
+
+
+# ------------------------------------------------------------------------ frequency channel
+
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_frequency_channel_is_a_highpass_and_the_widened_net_starts_where_rgb_was():
+    pytest.importorskip("torchvision")
+    from sovtp.baselines.freq import FreqNet, build_freq_model, highpass_luminance
+    from sovtp.baselines.models import build_model
+    from sovtp.baselines.train import normalise
+
+    flat = torch.full((2, 3, 32, 32), 0.4)
+    assert highpass_luminance(flat).abs().max() < 1e-4  # a constant has no high frequencies
+    face = torch.from_numpy(_faces(0)[0].copy()).permute(2, 0, 1)[None].float() / 255
+    printed = torch.from_numpy(simulate_attack(_faces(0)[0], "print")).permute(2, 0, 1)[None]
+    e_face = highpass_luminance(face).pow(2).mean()
+    e_print = highpass_luminance(printed.float() / 255).pow(2).mean()
+    assert e_print > 2 * e_face
+
+    torch.manual_seed(0)
+    rgb, _ = build_model("mobilenet_v2", 2, None, width_mult=0.35)
+    torch.manual_seed(0)
+    wide, prov = build_freq_model("mobilenet_v2", 2, None, width_mult=0.35, init_std=0.0)
+    assert isinstance(wide, FreqNet) and prov["freq"]["init_std"] == 0.0
+    conv = wide.backbone.features[0][0]
+    assert conv.in_channels == 4
+    assert torch.equal(conv.weight[:, :3], rgb.features[0][0].weight)
+    x = normalise(face.expand(2, -1, -1, -1).contiguous())
+    rgb.eval(), wide.eval()
+    with torch.no_grad():  # zero weights on the new channel: the RGB network, unchanged
+        assert torch.allclose(wide(x), rgb(x), atol=1e-5)
+    small, _ = build_freq_model("mobilenet_v2", 2, None, width_mult=0.35)
+    w = small.backbone.features[0][0].weight
+    assert 0 < w[:, 3].abs().max() < 0.01 < w[:, :3].abs().max()  # new weights start small
+    small.train()
+    small(x).sum().backward()
+    assert w.grad[:, 3].abs().sum() > 0  # and they learn
+
+
+# --------------------------------------------------------- training + metrics by hand
+
+
+def _score(r):
+    return r["scores"]["attack"]
+
+
+def _eer_threshold(rows):
+    """EER point by brute force: thresholds +inf and every score, high to low; the first with
+    the smallest |miss rate − false-alarm rate|."""
+    y = np.array([r["gold"] == "attack" for r in rows])
+    s = np.array([_score(r) for r in rows])
+    best, th = None, None
+    for t in [np.inf, *sorted(set(s.tolist()), reverse=True)]:
+        d = abs((s[y] < t).mean() - (s[~y] >= t).mean())
+        if best is None or d < best - 1e-15:
+            best, th = d, t
+    return th, y, s
+
+
+def _by_hand(dev, test):
+    th, _, _ = _eer_threshold(dev)
+    kinds = sorted({r["attack_type"] for r in test if r["attack_type"]})
+    apcer = {k: float(np.mean([_score(r) < th for r in test if r["attack_type"] == k]))
+             for k in kinds}  # fmt: skip
+    bpcer = float(np.mean([_score(r) >= th for r in test if r["gold"] == "bona_fide"]))
+    worst = max(apcer.values())
+    # BPCER20: the smallest BPCER over thresholds whose worst APCER is <= 5 %
+    att = [r for r in test if r["gold"] == "attack"]
+    bona = [_score(r) for r in test if r["gold"] == "bona_fide"]
+    ok = []
+    for t in [-np.inf, *sorted({_score(r) for r in test})]:
+        w = max(np.mean([_score(r) < t for r in att if r["attack_type"] == k]) for k in kinds)
+        if w <= 0.05:
+            ok.append(np.mean([b >= t for b in bona]))
+    return {"threshold": th, "apcer_per_type": apcer, "apcer": worst, "bpcer": bpcer,
+            "acer": (worst + bpcer) / 2, "bpcer20": min(ok)}  # fmt: skip
+
+
+def _cfg():
+    from sovtp.baselines.train import TrainConfig
+
+    return TrainConfig(model="mobilenet_v2", size=32, epochs=1, batch_size=16, lr=1e-2,
+                       weight_decay=0.0, steps_per_epoch=4, model_kwargs={"width_mult": 0.35},
+                       device="cpu", precise_bn=2)  # fmt: skip
+
+
+def test_one_fold_with_the_frequency_channel(pad_manifest, tmp_path):
+    """The fast path: one held-out species, the 4-channel model trained, saved, reloaded."""
+    pytest.importorskip("torchvision")
+    from sovtp.baselines.pad import leave_one_attack_out_cnn
+
+    samples = list(read_manifest(pad_manifest, split="all"))
+    rows = leave_one_attack_out_cnn(samples, tmp_path, _cfg(), freq=True, species=["print"])
+    assert {r["system"] for r in rows} == {"cnn:mobilenet_v2+freq"}
+    ck = torch.load(tmp_path / "print-freq" / "last.pt", weights_only=False)
+    assert ck["freq"] is True and ck["model"]["backbone.features.0.0.weight"].shape[1] == 4
+    assert ck["pad"]["train"] == {"bona_fide": 12, "digital": 12, "replay": 12}
+    _check_against_hand(rows, n_folds=1)
+
+
+@pytest.mark.slow
+def test_leave_one_attack_out_cnn_with_and_without_frequency_channel(pad_manifest, tmp_path):
+    pytest.importorskip("torchvision")
+    from sovtp.baselines.pad import leave_one_attack_out_cnn
+
+    samples = list(read_manifest(pad_manifest, split="all"))
+    rows = leave_one_attack_out_cnn(samples, tmp_path / "rgb", _cfg())
+    rows += leave_one_attack_out_cnn(samples, tmp_path / "freq", _cfg(), freq=True)
+    assert {r["system"] for r in rows} == {"cnn:mobilenet_v2", "cnn:mobilenet_v2+freq"}
+    _check_against_hand(rows, n_folds=6)  # 2 systems x 3 held-out species
+
+
+def _check_against_hand(rows, n_folds):
+    from sovtp.scoring.summary import summarise
+
+    sec = pad_section(rows)
+    assert len(sec["systems"]) == n_folds
+    for e in sec["systems"]:
+        (f,) = e["folds"]
+        mine = [r for r in rows if (r["system"], r["variant"]) == (e["system"], e["variant"])]
+        dev = [r for r in mine if r["split"] == "dev"]
+        test = [r for r in mine if r["split"] == "test"]
+        assert len(dev) == 18 and len(test) == 12 and f["n_attack"] == 6
+        assert {r["attack_type"] for r in dev} - {None} == set(SIMULATED) - {f["held_out"]}
+        hand = _by_hand(dev, test)
+        assert f["threshold"] == pytest.approx(hand["threshold"])
+        assert f["apcer_per_type"] == pytest.approx(hand["apcer_per_type"])
+        assert set(f["apcer_per_type"]) == {f["held_out"]}
+        for k in ("apcer", "bpcer", "acer", "bpcer20"):
+            assert f[k] == pytest.approx(hand[k]), k
+        # EER (threshold-free) against scikit-learn's ROC
+        from sklearn.metrics import roc_curve
+
+        y = [r["gold"] == "attack" for r in test]
+        fpr, tpr, _ = roc_curve(y, [_score(r) for r in test], drop_intermediate=False)
+        i = int(np.argmin(np.abs((1 - tpr) - fpr)))
+        assert f["eer"] == pytest.approx(((1 - tpr[i]) + fpr[i]) / 2)
+        assert set(e["mean"]) == {"apcer", "bpcer", "acer", "eer", "bpcer20"}
+    # the run's summary (evaluator scoring, dev threshold per variant) agrees with the section
+    from sovtp.evaluator import load_evaluator
+
+    ev = load_evaluator("pad")
+    summ = summarise(rows, ev.labels().labels, n_boot=20, tier_by=None, **ev.scoring())
+    by = {(s["system"], s["variant"]): s for s in summ["systems"]}
+    for e in sec["systems"]:
+        m, f = by[(e["system"], e["variant"])]["metrics"], e["folds"][0]
+        for k in ("apcer", "bpcer", "acer", "bpcer20", "eer"):
+            assert m[k] == pytest.approx(f[k]), k
+    md = pad_markdown(sec)
+    assert "loao:print" in md and "mean ± std" in md and "not an ISO" in md
+    json.dumps(sec)
+
+
+# ----------------------------------------------------------------- vision-LLM answers
+
+
+def test_vision_llm_liveness_answers_are_scored_the_same_way():
+    """A prompt answer → label + confidence → attack score: confidence of the chosen label,
+    1 − confidence when it chose bona fide; an invalid answer is always wrong: a missed attack,
+    or a bona fide presentation called an attack — never a correct decision."""
+    from sovtp.prompting.spec import load_spec
+    from sovtp.scoring.parse import parse_answer
+
+    spec = load_spec("liveness/plain")
+    assert spec.label_set == "liveness" and spec.output == "json"
+    answers = [  # (gold, attack species, answer)
+        ("bona_fide", None, '{"label": "real", "confidence": 0.9}'),
+        ("bona_fide", None, '{"label": "spoof", "confidence": 0.6}'),
+        ("bona_fide", None, "I cannot tell."),
+        ("bona_fide", None, '{"label": "genuine", "confidence": 80}'),  # a percentage
+        ("attack", "print", '{"label": "print attack", "confidence": 0.8}'),
+        ("attack", "print", '{"label": "live face", "confidence": 0.7}'),
+        ("attack", "replay", '{"label": "replay", "confidence": 0.95}'),
+        ("attack", "replay", "no idea"),
+    ]
+    rows = []
+    for i, (gold, kind, text) in enumerate(answers):
+        p = parse_answer(text, "liveness", f"s{i}", output="json", system="vlm", gold=gold)
+        rows.append({**p.model_dump(), "attack_type": kind})
+    assert [r["label"] for r in rows] == [
+        "bona_fide", "attack", None, "bona_fide", "attack", "bona_fide", "attack", None
+    ]  # fmt: skip
+    sec = pad_section(rows, dev_split=None)
+    (f,) = sec["systems"][0]["folds"]
+    # attack scores: bona fide 0.1, 0.6, NaN (ranked above every score), 1 - 80 (a percentage
+    # the parser keeps as given: the lowest); attacks 0.8, 0.3, 0.95, NaN (ranked below all).
+    # EER point: at 0.6 misses {0.3, NaN} = 2/4 and alarms {0.6, NaN} = 2/4
+    assert f["threshold"] == pytest.approx(0.6)
+    assert f["apcer_per_type"] == {"print": 0.5, "replay": 0.5}
+    assert f["bpcer"] == pytest.approx(0.5) and f["n_invalid"] == 2
+    assert f["acer"] == pytest.approx(0.5) and f["eer"] == pytest.approx(0.5)
