@@ -190,6 +190,19 @@ def test_flip_rate_on_hand_made_predictions(tmp_path):
                 fh.write(json.dumps({"key": f"{p.sample_id}|{p.system}", **p.model_dump()}) + "\n")
     runs = flip_rate_runs(tmp_path / "c", tmp_path / "q")
     assert runs["s · v"]["flip_rate"] == 0.75 and runs["t · v"]["flips"] == 1
+    # the command form
+    import typer
+    from typer.testing import CliRunner
+
+    from sovtp.cli.robust import flips_cmd
+
+    app = typer.Typer()
+    app.command("flips")(flips_cmd)
+    app.command("other")(lambda: None)
+    r = CliRunner().invoke(app, ["flips", str(tmp_path / "c"), str(tmp_path / "q"), "-o",
+                                 str(tmp_path / "f.json")])  # fmt: skip
+    assert r.exit_code == 0 and "s · v: flip rate 0.750 (3/4)" in r.output, r.output
+    assert json.loads((tmp_path / "f.json").read_text())["t · v"]["flips"] == 1
 
 
 def test_robust_command_writes_json_figure_crops_and_frames(trained, astronaut_png, tmp_path):

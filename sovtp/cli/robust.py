@@ -74,3 +74,29 @@ def robust_cmd(
     typer.echo(f"{out / 'robust.json'} · {out / 'robust.svg'}")
     for e, man in res.get("frames", {}).items():
         typer.echo(f"eps {e}: sovtp bench {man} ...  (frames written under {Path(man).parent})")
+
+
+def flips_cmd(
+    clean: Annotated[Path, typer.Argument(help="Run folder on the clean frames (eps 0).")],
+    perturbed: Annotated[Path, typer.Argument(help="Run folder on the perturbed frames.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the flip rates as JSON here.")
+    ] = None,
+) -> None:
+    """Answer flip rate of each system · variant between a clean and a perturbed run (samples
+    paired by ID and face)."""
+    import json
+
+    from sovtp.baselines.robust import flip_rate_runs
+
+    for p in (clean, perturbed):
+        if not (p / "predictions.jsonl").exists():
+            raise SovtpError(f"{p}: no predictions.jsonl (not a run folder)")
+    res = flip_rate_runs(clean, perturbed)
+    if not res:
+        raise SovtpError("no system · variant appears in both runs")
+    for k, f in res.items():
+        typer.echo(f"{k}: flip rate {f['flip_rate']:.3f} ({f['flips']}/{f['n']}), "
+                   f"correct→wrong {f['correct_to_wrong']}, →invalid {f['to_invalid']}")  # fmt: skip
+    if out is not None:
+        out.write_text(json.dumps(res, indent=1))
