@@ -68,7 +68,9 @@ def test_prompts_and_models_list():
         and "ladder/au_overlay" in p.stdout
     )
     m = run("models", "list")
-    assert "face_landmarker" in m.stdout and "missing" not in m.stdout
+    core = [ln for ln in m.stdout.splitlines() if ln.startswith(("face_landmarker", "pose_"))]
+    assert len(core) == 2 and not any("missing" in ln for ln in core)
+    assert "centerface" in m.stdout and "MIT" in m.stdout  # every file names its licence
 
 
 def test_bad_input_is_one_line_not_a_traceback(tmp_path):

@@ -8,18 +8,14 @@ then predict its dev samples (the threshold, seen species only) and its test sam
 ``attack_type``, ``held_out``): :func:`sovtp.report.pad.pad_section` reads them, and so does
 :func:`sovtp.scoring.summary.summarise` (one variant per fold, its threshold on its dev rows).
 
-``freq=True`` adds the frequency channel (:mod:`sovtp.baselines.freq`).  ``fit`` builds its
-model through ``sovtp.baselines.train.build_model``; until :class:`TrainConfig` carries the flag
-itself, :func:`_building` points that name at :func:`~sovtp.baselines.freq.build_freq_model`
-for the duration of one ``fit`` call (not thread-safe; the integration hook is in the report).
+``freq=True`` adds the frequency channel (:mod:`sovtp.baselines.freq`) through
+``TrainConfig.freq``, which ``fit`` and ``predict.load`` read.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -57,23 +53,6 @@ def cropset(samples: Sequence[Any], size: int, crops: CropFn = image_crops):
     per = crops(samples, size)
     ys = [normalise_label(s.label) for s in samples]
     return CropSet.from_arrays(per, ys, [s.id for s in samples], LABELS)
-
-
-@contextlib.contextmanager
-def _building(freq: bool) -> Iterator[None]:
-    """While inside, ``fit`` builds models with the frequency channel (when ``freq``)."""
-    if not freq:
-        yield
-        return
-    from sovtp.baselines import train as T
-    from sovtp.baselines.freq import build_freq_model
-
-    orig = T.build_model
-    T.build_model = functools.partial(build_freq_model, freq=True)
-    try:
-        yield
-    finally:
-        T.build_model = orig
 
 
 def load_fold_model(ckpt: dict[str, Any], device: str | None = None):
@@ -121,8 +100,7 @@ def run_fold(
 
     train = cropset(fold.train, cfg.size, crops)
     extra = {"freq": freq, "pad": fold.describe()}
-    with _building(freq):
-        ck = fit(train, cfg, out, progress=progress, extra=extra)
+    ck = fit(train, replace(cfg, freq=freq), out, progress=progress, extra=extra)
     m = load_fold_model(ck, cfg.device)
     variant = f"loao:{fold.held_out}"
     by_id = {s.id: s for s in [*fold.dev, *fold.test]}

@@ -42,6 +42,10 @@ def load(ckpt: str | Path, device: str | None = None) -> Loaded:
     model, _ = build_model(
         cfg["model"], len(ck["labels"]), None, size=cfg["size"], **cfg.get("model_kwargs", {})
     )
+    if cfg.get("freq"):
+        from sovtp.baselines.freq import with_freq_channel
+
+        model = with_freq_channel(model)
     model.load_state_dict(ck["model"])
     dev = pick_device(device or cfg.get("device"))
     model.to(dev).eval()

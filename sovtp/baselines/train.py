@@ -52,6 +52,7 @@ class TrainConfig:
     # batches of un-augmented crops that re-estimate BatchNorm statistics after each epoch
     # ("precise BN"): a short run's running averages lag its weights and make eval mode guess
     precise_bn: int = 16
+    freq: bool = False  # a 4th input channel: the crop's FFT high-pass (spoof detection)
 
     def __post_init__(self) -> None:
         self.model = canonical(self.model)
@@ -192,6 +193,11 @@ def fit(
     torch.manual_seed(cfg.seed)
     n_classes = len(train.labels)
     model, prov = build_model(cfg.model, n_classes, cfg.weights, size=cfg.size, **cfg.model_kwargs)
+    if cfg.freq:
+        from sovtp.baselines.freq import with_freq_channel
+
+        model = with_freq_channel(model)
+        prov["freq"] = True
     cuda = dev.type == "cuda"
     amp = cfg.amp if cfg.amp is not None else cuda
     model = model.to(dev, memory_format=torch.channels_last if cuda else torch.preserve_format)

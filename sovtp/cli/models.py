@@ -37,7 +37,12 @@ def models_list() -> None:
     for a in models.ASSETS.values():
         try:
             p = models.locate(a.name)
-            state = str(p) if p else "missing (run `sovtp models fetch`)"
+            if p:
+                state = str(p)
+            elif getattr(a, "default", True):
+                state = "missing (run `sovtp models fetch`)"
+            else:
+                state = f"optional, not fetched (`sovtp models fetch {a.name}`)"
         except SovtpError as e:
             state = f"BAD: {e}"
         licence = getattr(a, "licence", "") or "?"

@@ -60,6 +60,10 @@ def train_cmd(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/last.pt after its epoch.")
     ] = False,
+    freq: Annotated[
+        bool,
+        typer.Option("--freq", help="Add the crop's FFT high-pass as a 4th channel (liveness)."),
+    ] = False,
 ) -> None:
     """Train a CNN baseline on aligned face crops of the subject (from the annotation cache);
     a checkpoint every epoch.  Score it with `sovtp bench ... --system cnn:OUT`."""
@@ -72,7 +76,7 @@ def train_cmd(
             dataset, model, fold, out, epochs, evaluator=evaluator, labels=labels, split=split,
             limit=limit, resume=resume, batch_size=batch_size, lr=lr, size=size,
             sampling=sampling, weights=weights, balance=balance, augment=not no_augment,
-            seed=seed, device=device,
+            seed=seed, device=device, freq=freq,
         )  # fmt: skip
     except ValueError as e:
         raise SovtpError(str(e)) from e

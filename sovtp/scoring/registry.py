@@ -258,3 +258,7 @@ def paired_bootstrap(
         for k, m in enumerate(ms):
             vals[k, k_b] = m.fn(sb) - m.fn(sa)
     return {m.name: _percentile(vals[k], point[m.name], alpha) for k, m in enumerate(ms)}
+
+
+# metrics registered by their own modules (kept beside their task's code)
+import sovtp.scoring.bah  # noqa: E402, F401  (BAH's release AP: ``bah_ap``)

@@ -28,7 +28,7 @@ _KEEP = ("system", "variant", "gold", "label", "parse_status", "error", "n_faces
 # what each task reads beyond the label columns
 _TASK_KEEP = {
     "single_label": (),
-    "binary": ("scores", "confidence", "split", "attack_type"),
+    "binary": ("scores", "confidence", "split", "attack_type", "attack"),
     "intervals": ("intervals", "gold_intervals"),
 }
 DEFAULT_METRICS = {
@@ -105,7 +105,10 @@ def task_data(
     pos, neg = binary_labels(labels, opt)
     y = np.array([r["gold"] == pos for r in rs], dtype=bool)
     s = np.array([positive_score(r, pos, neg) for r in rs], dtype=float)
-    types = np.array([r.get("attack_type") or "attack" for r in rs], dtype=object)
+    # a manifest's ``attack`` column or a run's ``attack_type``
+    types = np.array(
+        [r.get("attack_type") or r.get("attack") or "attack" for r in rs], dtype=object
+    )
     return R.BinaryData(g, p, labels, y, s, types, threshold)
 
 
