@@ -1,0 +1,165 @@
+"""Physiology: heart rate / HRV from synthetic PPG, SCRs from synthetic EDA, windows aligned to
+clips, cross-subject folds, and regression metrics checked against hand computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sovtp.data.sample import Sample
+from sovtp.physio import clip_window, load_csv, window
+from sovtp.physio.cues import physio_cues, physio_text
+from sovtp.physio.features import eda_features, heart_features
+from sovtp.physio.folds import leave_subjects_out, subject_folds
+from sovtp.physio.metrics import RegressionData, ccc, high_low_labels
+from sovtp.physio.signals import Recording
+from sovtp.scoring import registry as R
+
+
+def synthetic_ppg(bpm=72.0, seconds=60.0, fs=64.0, seed=0):
+    """A pulse wave (systolic + dicrotic bumps) with respiratory HRV, baseline wander and noise;
+    returns the signal and the true inter-beat intervals."""
+    rng = np.random.default_rng(seed)
+    beats, t = [], 0.5
+    while t < seconds - 0.5:
+        beats.append(t)
+        t += 60.0 / bpm + 0.04 * np.sin(2 * np.pi * 0.25 * t) + rng.normal(0, 0.015)
+    tt = np.arange(int(seconds * fs)) / fs
+    x = np.zeros_like(tt)
+    for b in beats:
+        x += np.exp(-((tt - b) ** 2) / (2 * 0.08**2))
+        x += 0.4 * np.exp(-((tt - b - 0.3) ** 2) / (2 * 0.1**2))
+    x += 0.3 * np.sin(2 * np.pi * 0.15 * tt) + rng.normal(0, 0.02, len(tt))
+    return x, np.diff(beats)
+
+
+def synthetic_eda(onsets=(6.0, 18.0, 30.0), amps=(0.25, 0.4, 0.15), seconds=40.0, fs=32.0):
+    """Tonic 2 µS drifting up, plus one Bateman-shaped response per onset."""
+    rng = np.random.default_rng(1)
+    t = np.arange(int(seconds * fs)) / fs
+    x = 2.0 + 0.005 * t + rng.normal(0, 0.003, len(t))
+    for on, a in zip(onsets, amps, strict=True):
+        s = np.clip(t - on, 0, None)
+        shape = np.exp(-s / 4.0) - np.exp(-s / 0.75)
+        x += a * shape / shape.max()
+    return x
+
+
+def test_heart_rate_and_hrv_from_ppg():
+    x, ibi = synthetic_ppg(72.0)
+    h = heart_features(x, 64.0)
+    assert abs(h.hr_bpm - 60.0 / ibi.mean()) < 1.0
+    assert abs(h.hr_bpm - 72.0) < 2.0
+    true_rmssd = np.sqrt(np.mean(np.diff(ibi) ** 2)) * 1000
+    true_sdnn = np.std(ibi, ddof=1) * 1000
+    assert abs(h.rmssd_ms - true_rmssd) < 0.25 * true_rmssd, (h.rmssd_ms, true_rmssd)
+    assert abs(h.sdnn_ms - true_sdnn) < 0.25 * true_sdnn, (h.sdnn_ms, true_sdnn)
+    assert h.trend == "steady"
+    fast, _ = synthetic_ppg(110.0, seed=3)
+    assert abs(heart_features(fast, 64.0).hr_bpm - 110.0) < 2.0
+
+
+def test_heart_rate_trend_rises():
+    fs, seconds = 64.0, 40.0
+    tt = np.arange(int(seconds * fs)) / fs
+    beats, t = [], 0.5
+    while t < seconds - 0.5:  # 65 → ~95 bpm
+        beats.append(t)
+        t += 60.0 / (65.0 + 0.75 * t)
+    x = sum(np.exp(-((tt - b) ** 2) / (2 * 0.08**2)) for b in beats)
+    h = heart_features(x, fs)
+    assert h.trend == "rising" and h.slope_bpm_per_s > 0.5
+
+
+def test_eda_finds_three_responses_and_tonic_level():
+    x = synthetic_eda()
+    e = eda_features(x, 32.0)
+    assert e.n_scr == 3
+    assert np.allclose(e.scr_amplitudes_us, [0.25, 0.4, 0.15], atol=0.05)
+    # peaks come ~2 s after the onsets (rise 0.75 s, decay 4 s)
+    assert all(0.5 < p - o < 4.0 for p, o in zip(e.scr_times_s, (6, 18, 30), strict=True))
+    assert 1.95 < e.tonic_us < 2.3
+    flat = eda_features(2.0 + np.random.default_rng(2).normal(0, 0.003, 640), 32.0)
+    assert flat.n_scr == 0
+
+
+def test_physio_cues_word_the_measures():
+    ppg, _ = synthetic_ppg(92.0, seconds=30.0, seed=5)
+    eda = synthetic_eda(seconds=30.0, onsets=(4.0, 12.0, 20.0))
+    fs = 64.0
+    t = np.arange(len(ppg)) / fs
+    eda64 = np.interp(t, np.arange(len(eda)) / 32.0, eda)
+    rec = Recording(t, {"PPG": ppg, "EDA_uS": eda64}, fs)
+    cues = physio_cues(rec, subject=1)
+    assert [c.name for c in cues] == ["heart_rate", "eda"]
+    assert all(c.kind == "physio" and c.subject == 1 for c in cues)
+    assert abs(cues[0].value["hr_bpm"] - 92) < 2
+    text = physio_text(cues)
+    assert "heart rate 9" in text and "3 skin-conductance responses" in text
+    # a channel too short to measure gives no cue, not a guess
+    short = Recording(t[:64], {"PPG": ppg[:64]}, fs)
+    assert physio_cues(short) == []
+
+
+def test_windows_align_to_clip_seconds_and_frames(tmp_path):
+    p = tmp_path / "rec.csv"
+    t = np.arange(0, 10.0001, 0.1)
+    rows = ["time,PPG,EDA,note"] + [f"{x:.1f},{np.sin(x):.4f},{2 + x / 10:.4f},ok" for x in t]
+    p.write_text("\n".join(rows) + "\n")
+    rec = load_csv(p)
+    assert rec.fs == pytest.approx(10.0) and set(rec.channels) == {"PPG", "EDA"}
+    # frames 30..59 at 30 fps = seconds 1.0 .. 2.0
+    s = Sample("c", tmp_path / "v.mp4", start_frame=30, end_frame=59)
+    w = clip_window(rec, s, fps=30.0)
+    assert w.t[0] == pytest.approx(1.0) and w.t[-1] == pytest.approx(2.0) and len(w) == 11
+    assert np.allclose(w.channels["EDA"], 2 + w.t / 10, atol=1e-4)
+    w2 = clip_window(rec, Sample("d", p, start_s=4.0, end_s=5.0), pad_s=0.5)
+    assert w2.t[0] == pytest.approx(3.5) and w2.t[-1] == pytest.approx(5.5)
+    # a recording that started 2 s before the video: its t=3 s is video second 1
+    late = load_csv(p, offset_s=2.0)
+    assert window(late, 1.0, 1.0).channels["EDA"][0] == pytest.approx(2.3)
+
+
+def test_cross_subject_folds_never_share_a_subject():
+    rng = np.random.default_rng(0)
+    subjects = [f"s{int(i):02d}" for i in rng.integers(0, 23, 400)]
+    folds = subject_folds(subjects, k=5, seed=1)
+    by = {}
+    for s, f in zip(subjects, folds, strict=True):
+        by.setdefault(s, set()).add(f)
+    assert all(len(v) == 1 for v in by.values())
+    sizes = np.bincount(folds)
+    assert len(sizes) == 5 and sizes.max() - sizes.min() < 0.5 * sizes.mean()
+    splits = leave_subjects_out(subjects, k=5, seed=1)
+    seen = np.concatenate([te for _, te in splits])
+    assert sorted(seen) == list(range(len(subjects)))
+    for tr, te in splits:
+        assert not {subjects[i] for i in tr} & {subjects[i] for i in te}
+    loso = leave_subjects_out(subjects, k=None)
+    assert len(loso) == len(set(subjects))
+    assert all(len({subjects[i] for i in te}) == 1 for _, te in loso)
+    assert subject_folds(subjects, 5, seed=1) == folds  # seeded
+
+
+def test_ccc_matches_a_hand_computation_and_is_registered():
+    y, p = [1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 3.0, 5.0]
+    # means 2.5 / 3; var_y 1.25, var_p 1.5, cov 1.25: 2·1.25 / (1.25 + 1.5 + 0.25)
+    assert ccc(y, p) == pytest.approx(2.5 / 3.0)
+    assert ccc(y, y) == pytest.approx(1.0)
+    d = RegressionData(
+        np.array([[1, -1], [2, 0.5], [3, 1], [4, -0.5]], float),
+        np.array([[2, -1], [2, 0.5], [3, np.nan], [5, -0.5]], float),
+        ["valence", "arousal"],
+        midpoint=[2.5, 0.0],
+    )
+    out = R.evaluate("regression", ["ccc_valence", "rmse_valence", "ccc", "high_low_accuracy"], d)
+    assert out["ccc_valence"] == pytest.approx(2.5 / 3.0)
+    assert out["rmse_valence"] == pytest.approx(np.sqrt(2 / 4))
+    # the missing arousal becomes the midpoint 0: arousal pairs (-1,-1) (.5,.5) (1,0) (-.5,-.5)
+    ar = ccc([-1, 0.5, 1, -0.5], [-1, 0.5, 0, -0.5])
+    assert out["ccc"] == pytest.approx((2.5 / 3.0 + ar) / 2)
+    # valence bins at 2.5: gold L L H H, pred L L H H; arousal: gold L H H L, pred L H L L
+    assert out["high_low_accuracy"] == pytest.approx((1.0 + 0.75) / 2)
+    assert high_low_labels([1, 3], 2.5) == ["low", "high"]
+    ci = R.bootstrap("regression", ["ccc"], d, n_boot=50)
+    assert ci["ccc"].low <= ci["ccc"].value <= ci["ccc"].high
