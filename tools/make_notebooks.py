@@ -41,9 +41,10 @@ stable ID across frames, and derives cues. The result is cached by content hash.
     ),
     (
         PY,
-        """from sovtp.annotate.pipeline import annotate
+        """from sovtp.prepare import PrepareOptions, Preparer
 
-clip, frames = annotate(clip_path, "uniform:4")
+prep = Preparer(PrepareOptions(sampling="uniform:4"))  # the one prepare pipeline
+clip, frames = prep.annotate(clip_path)
 print(len(clip.frames), "frames; face IDs:", clip.track_ids)
 for cue in clip.cues[:8]:
     print(f"{cue.kind:10s} {cue.text}")""",
@@ -68,15 +69,14 @@ plt.show()""",
     ),
     (
         MD,
-        "## 3. Read the prompt\n\nThe prompt is rendered from a PromptSpec (`prompts/sovtp/full.yaml`) and a sandboxed jinja2 template.",
+        "## 3. Read the prompt\n\nThe prompt is rendered from a PromptSpec (`prompts/sovtp/full.yaml`) and a sandboxed jinja2 template. Its output contract is `staged`: the five stages come before the label.",
     ),
     (
         PY,
-        """from sovtp.prompting.build import build_query
-from sovtp.prompting.spec import load_spec
+        """from sovtp.prompting.spec import load_spec
 
-query, images = build_query(clip, frames, load_spec("sovtp/full"))
-print(f"{len(images)} images, labels {query.labels}\\n")
+query, images = prep.query(clip, frames, load_spec("sovtp/full"))
+print(f"{len(images)} images, output {query.output}, labels {query.labels}\\n")
 print(query.text())""",
     ),
     (
@@ -87,9 +87,10 @@ print(query.text())""",
         PY,
         """from sovtp.query import run_query
 
-result = run_query(clip, frames, "sovtp/full", "facs", {}, work / "query")
+(result,) = run_query(prep, clip, frames, "sovtp/full", "facs", {}, work / "query")
 print(result.prediction.label, result.prediction.confidence)
-print(result.prediction.rationale)
+for stage, text in result.prediction.stages.items():
+    print(f"{stage}: {text}")
 sorted(p.name for p in (work / "query").iterdir())""",
     ),
     (
@@ -104,11 +105,13 @@ vllm serve Qwen/Qwen2.5-VL-7B-Instruct --limit-mm-per-prompt '{"image": 8}'
 ```
 
 ```python
-run_query(clip, frames, "sovtp/full", "openai",
+run_query(prep, clip, frames, "sovtp/full", "openai",
           {"base_url": "http://localhost:8000/v1", "server": "vllm"}, work / "qwen")
 ```
 
-With `server="vllm"` the answer is bound to the label set through vLLM's structured outputs.
+With `server="vllm"` the answer is bound to the staged schema (stages, then a label from the
+set) through vLLM's structured outputs; `sovtp doctor --base-url URL` checks that the server
+really applies them.
 In-process alternatives: backend `transformers` (`{"model": "<hub id or folder>"}`) and `vllm`.""",
     ),
 ]
