@@ -170,3 +170,19 @@ def test_spec_hash_follows_template_and_fields(tmp_path):
     assert load_spec("ladder/plain", root).hash != before
     # and so does the output contract
     assert same.with_output("text").hash != same.hash
+
+
+def test_voice_and_physiology_cues_are_worded_in_the_body_stage():
+    """Measurements from other sensors reach the prompt as words (stage 2), never as data."""
+    from sovtp.types import Cue
+
+    clip, frames = fixed_clip()
+    clip.cues = [
+        *clip.cues,
+        Cue("audio", "pitch", "pitch high and varied (median 210 Hz)", None, 210.0, 1.0, "test"),
+        Cue("physio", "heart_rate", "heart rate 92 bpm, rising", 1, 92.0, 1.0, "test"),
+    ]
+    text = build_query(clip, frames, load_spec("sovtp/full"), subject=1)[0].text()
+    body = text[text.index("Stage 2") : text.index("Stage 3")]
+    assert "Voice (measured on the audio): pitch high and varied" in body
+    assert "Physiology (measured by sensors): heart rate 92 bpm, rising" in body

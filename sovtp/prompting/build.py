@@ -217,6 +217,8 @@ def prompt_context(
         "posture": of("posture"),
         # the voice, measured on the raw audio (prosody): words only, never the voice itself
         "voice": [c.text for c in cues if c.kind == "audio"],
+        # physiology aligned to the clip (PPG heart rate and HRV, EDA responses), as words
+        "physio": [c.text for c in cues if c.kind == "physio"],
         "others": [
             {"id": c.subject, "text": c.text}
             for c in cues
