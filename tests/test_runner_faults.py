@@ -99,8 +99,10 @@ def test_malformed_and_torn_answers_are_asked_again():
 
 
 def test_resume_asks_transient_errors_again_and_keeps_one_row_per_key(many, tmp_path):
-    # 3 × 500 and one 401: with no retries, four error rows — three transient, one permanent
-    with FakeOpenAIServer(Behaviour(script=["500", "500", "401", "500"])) as srv:
+    # two answers (the gallery's two samples), then 3 × 500 and one 401: with no retries, four
+    # error rows — three transient, one permanent — none of them in the gallery
+    script = ["good", "good", "500", "401", "500", "500"]
+    with FakeOpenAIServer(Behaviour(script=script)) as srv:
         c = cfg(many, tmp_path / "r", srv.base_url)
         run, stats = run_bench(c)
         assert (stats.errors, stats.transient_errors) == (4, 3) and exit_code(stats) == 3
@@ -115,8 +117,9 @@ def test_resume_asks_transient_errors_again_and_keeps_one_row_per_key(many, tmp_
         for name in ("predictions.jsonl", "responses.jsonl"):
             keys = [r["key"] for r in rows(run, name)]
             assert len(keys) == len(set(keys)) == 8  # superseded rows are gone, not stacked
-        # the gallery is rebuilt, not doubled, and the report counts 8 rows
-        assert len(rows(run, "gallery.jsonl")) == len(gallery) == 2
+        # the gallery keeps its samples (not two more), and the report counts 8 rows
+        assert [g["sample_id"] for g in gallery] == ["s0", "s1"]
+        assert [g["sample_id"] for g in rows(run, "gallery.jsonl")] == ["s0", "s1"]
         rep = json.loads((run / "report.json").read_text())
         assert rep["scoring"]["systems"][0]["n"] == 8
         # retry_errors="all" asks the permanent one again too
