@@ -62,7 +62,7 @@ class BenchConfig(BaseModel):
         default_factory=lambda: [SystemSpec(name="facs", backend="facs")]
     )
     sampling: str = "uniform:8"
-    max_faces: int = 4
+    max_faces: int = 6  # the same default as annotate, prompt and query
     pose: bool = True
     subject: str = "largest"
     limit: int | None = None
@@ -74,7 +74,15 @@ class BenchConfig(BaseModel):
     timeout_s: float | None = None  # deadline on each whole request (None: the backend's own)
     max_retries: int | None = None  # per request, for transient failures (None: the backend's)
     retry_errors: str = "transient"  # --resume asks again: transient error rows, or "all"
-    max_tokens: int = 512
+    # the protocol knobs of the prepare pipeline (sovtp.prepare.PrepareOptions)
+    output: str | None = None  # output contract override (staged|text|json|label)
+    structured: bool = True  # send the contract's constraint (False: words only)
+    label_order: str = "fixed"  # fixed | shuffled (seeded per sample) | reversed
+    transcript: bool = True  # word the samples' transcripts
+    au_source: str = "mediapipe"  # mediapipe | pyfeat
+    deid: bool = False  # de-identify before anything reaches a model
+    blur: str = "all"  # under deid: all | others
+    max_tokens: int = 1024
     temperature: float = 0.0
     gen_seed: int | None = 0
     image_size: int = 768
@@ -84,7 +92,7 @@ class BenchConfig(BaseModel):
     annotation_cache: bool = True
     gallery: int = 12
     tier_by: str | None = None  # difficulty tiers: n_faces (default) or a manifest column
-    n_boot: int = 1000
+    n_boot: int = Field(1000, ge=10)  # bootstrap resamples (tests use few; reports 1000)
     out: str = "runs/bench"
     adapter_options: dict[str, Any] = Field(default_factory=dict)
 

@@ -32,18 +32,30 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     if not cfg.evaluator:
         return cfg
     ev = load_evaluator(cfg.evaluator)
-    if cfg.split is not None and ev.splits and cfg.split not in ev.splits:
+    if cfg.split not in (None, "all") and ev.splits and cfg.split not in ev.splits:
         raise SovtpError(f"{ev.name} has no split {cfg.split!r} (splits: {', '.join(ev.splits)})")
     if cfg.fold is not None and ev.folds and cfg.fold not in ev.folds:
         raise SovtpError(f"{ev.name} has no fold {cfg.fold} (folds: {ev.folds})")
     upd: dict[str, Any] = {}
-    if cfg.split is None and ev.split:
+    cols = _manifest_columns(cfg.data)  # None: an adapter layout, which has its splits
+    if cfg.split is None and ev.split and (cols is None or "split" in cols):
         upd["split"] = ev.split
-    if cfg.fold is None and ev.fold is not None:
+    if cfg.fold is None and ev.fold is not None and (cols is None or "fold" in cols):
         upd["fold"] = ev.fold
     if not cfg.adapter_options and ev.options:
         upd["adapter_options"] = ev.options
     return cfg.model_copy(update=upd)
+
+
+def _manifest_columns(data: str) -> set[str] | None:
+    """A manifest file's columns (an evaluator's default split/fold applies only where the
+    manifest has that column); None for adapter layouts and HF datasets."""
+    p = Path(data)
+    if ":" in data.split("/")[0] or not p.is_file():
+        return None
+    from sovtp.data.manifest import manifest_columns
+
+    return set(manifest_columns(p))
 
 
 def label_set(cfg: BenchConfig) -> LabelSet:
@@ -94,14 +106,25 @@ def run_manifest(
         "sampling": cfg.sampling,
         "seeds": {"shuffle": cfg.seed, "generation": cfg.gen_seed, "bootstrap": 0},
         "systems": [_public(s.model_dump()) for s in cfg.systems],
+        "protocol": {  # the knobs known to move results: recorded with every run
+            "output": cfg.output or {sp.id: sp.output for sp in specs},
+            "structured": cfg.structured,
+            "label_order": cfg.label_order,
+            "transcript": cfg.transcript,
+            "subject": cfg.subject,
+            "au_source": cfg.au_source,
+            "deid": {"on": cfg.deid, "blur": cfg.blur} if cfg.deid else False,
+        },
         "frames": frames,
     }
 
 
 def _public(system: dict[str, Any]) -> dict[str, Any]:
-    """A system as written to a run folder: never its API key."""
+    """A system as written to a run folder: never its API key, never credentials in a URL."""
+    from sovtp.redact import redact
+
     system["options"] = {k: v for k, v in system["options"].items() if k != "api_key"}
-    return system
+    return redact(system)
 
 
 def count(cfg: BenchConfig) -> int | None:
@@ -176,6 +199,10 @@ def run_bench(
 
     cfg = resolve(cfg)
     labels = label_set(cfg)
+    if not cfg.data.startswith("hf:"):  # gold outside the label set: refused, listed
+        from sovtp.data.manifest import check_gold
+
+        check_gold(samples(cfg), labels)
     store = RunStore(cfg.out)
     store.lock()
     ctx: Context | None = None

@@ -31,16 +31,16 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sovtp.backends.base import Backend, GenerationConfig, get_backend, is_transient
 from sovtp.backends.cache import ResponseCache, is_deterministic, request_key
 from sovtp.bench.config import BenchConfig
-from sovtp.data.sample import Sample
+from sovtp.data.sample import ManifestError, Sample
 from sovtp.labels import LabelSet
-from sovtp.prompting.build import ImageCache, ImageOptions, build_query
+from sovtp.prompting.build import ImageCache, ImageOptions
 from sovtp.prompting.spec import PromptSpec, load_spec
 from sovtp.records import Prediction, Query, Response
 from sovtp.scoring.parse import predict
@@ -131,6 +131,7 @@ class Preparer:
         gallery_dir: Path | None = None,
     ):
         from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
+        from sovtp.prepare import Preparer as Pipeline
 
         self.cfg = cfg
         self.labels = labels
@@ -138,11 +139,13 @@ class Preparer:
         self.gallery_dir = gallery_dir
         # by spec ID (cfg.variants may name a spec by ID or by YAML path, as grids do)
         self.specs: dict[str, PromptSpec] = {sp.id: sp for sp in map(load_spec, cfg.variants)}
-        self.image_opts = ImageOptions(cfg.image_size, cfg.jpeg_quality)
         self.detector = MediaPipeAnnotator(DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose))
         self.detector.__enter__()
+        # the one prepare pipeline (the same chain as `sovtp query`), on this process's detector
+        self.pipeline = Pipeline(prepare_options(cfg), detector=self.detector)
 
     def close(self) -> None:
+        self.pipeline.close()
         self.detector.close()
 
     def prepare(self, sample: Sample, items: list[Item], gallery: bool) -> Prepared:
@@ -160,18 +163,18 @@ class Preparer:
         return Prepared(items, annotated, self.detector.calls - before)
 
     def _build(self, sample: Sample, items: list[Item], gallery: bool) -> bool:
-        from sovtp.annotate.pipeline import annotate
-
-        clip, frames = annotate(
-            sample.media,
-            sampling_for(sample, self.cfg.sampling),
-            detector=self.detector,
-            cache=self.cfg.annotation_cache,
+        if sample.error:  # refused when read (a path leaving the dataset root, ...)
+            raise ManifestError(sample.error)
+        clip, frames = self.pipeline.annotate(
+            sample.media, sampling_for(sample, self.cfg.sampling), audio=sample.audio
         )
         n_faces = len(clip.track_ids)
         indices = [fa.index for fa in clip.frames]
+        if self.cfg.subject == "all" and not sample.face_labels:
+            items[:] = expand_faces(items, clip.track_ids)
         icache = ImageCache()
         built: dict[tuple, Query] = {}
+        names = tuple(n for n in [sample.row().get("speaker")] if isinstance(n, str) and n)
         for it in items:
             it.facts |= {"n_faces": n_faces, "frames": indices}
             if it.error:
@@ -181,17 +184,18 @@ class Preparer:
             bkey = (it.face, it.variant, budget)
             try:
                 if bkey not in built:
-                    q, images = build_query(
+                    q, images = self.pipeline.query(
                         clip,
                         frames,
                         self.specs[it.variant],
                         labels=self.labels,
                         subject=it.face if it.face is not None else self.cfg.subject,
                         transcript=sample.transcript,
-                        image_options=self.image_opts,
-                        image_cache=icache,
+                        sample_key=sample.id,
                         query_id=f"{sample.id}|{it.face or ''}|{it.variant}",
                         max_images=budget,
+                        image_cache=icache,
+                        names=names,
                     )
                     built[bkey] = q
                     if gallery and images and self.gallery_dir is not None:
@@ -202,9 +206,52 @@ class Preparer:
                             if (other.face, other.variant) == (it.face, it.variant):
                                 other.gallery_image = f"gallery/{name}"
                 it.query = built[bkey]
+                it.facts["subject"] = it.query.subject  # the face asked about, in every row
             except Exception as e:
                 it.error = f"{type(e).__name__}: {e}"
         return True
+
+
+def prepare_options(cfg: BenchConfig):
+    """The prepare pipeline's options from a run's config (one meaning for every knob)."""
+    from sovtp.prepare import PrepareOptions
+
+    return PrepareOptions(
+        sampling=cfg.sampling,
+        max_faces=cfg.max_faces,
+        pose=cfg.pose,
+        annotation_cache=cfg.annotation_cache,
+        au_source=cfg.au_source,
+        output=cfg.output,
+        label_order=cfg.label_order,
+        seed=cfg.seed,
+        transcript=cfg.transcript,
+        image=ImageOptions(cfg.image_size, cfg.jpeg_quality),
+        deid=cfg.deid,
+        blur=cfg.blur,
+    )
+
+
+def expand_faces(items: list[Item], track_ids: list[int]) -> list[Item]:
+    """``--subject all``: each placeholder item (face ``None``) becomes one item per face ID
+    found in the clip, keyed by that face (a clip with no face keeps its one item)."""
+    if not track_ids:
+        return items
+    out: list[Item] = []
+    for it in items:
+        if it.face is not None:
+            out.append(it)
+            continue
+        for f in track_ids:
+            out.append(
+                replace(
+                    it,
+                    key=row_key(it.sample.id, f, it.system, it.variant),
+                    face=f,
+                    facts=it.facts | {"face_id": f},
+                )
+            )
+    return out
 
 
 # -- the worker processes ----------------------------------------------------------------------
@@ -274,7 +321,10 @@ class Context:
         self._resolve_models()  # a server that is down fails here, before any detector opens
         self.flavour = {s.name: str(s.options.get("server", "")) for s in cfg.systems}
         self.gen = GenerationConfig(
-            max_tokens=cfg.max_tokens, temperature=cfg.temperature, seed=cfg.gen_seed
+            max_tokens=cfg.max_tokens,
+            temperature=cfg.temperature,
+            seed=cfg.gen_seed,
+            structured=cfg.structured,
         )
         self.cache = ResponseCache() if cfg.response_cache and is_deterministic(self.gen) else None
         self.gallery_dir = gallery_dir
@@ -349,7 +399,7 @@ class Context:
         items = self.items_for(sample, done)
         if items:
             items = self.count(self.preparer().prepare(sample, items, self.in_gallery(sample)))
-        return items
+        return [it for it in items if it.key not in done]
 
     def count(self, p: Prepared) -> list[Item]:
         self.stats.annotations += p.annotated
@@ -398,7 +448,12 @@ class Context:
             self.backends[system].generate(queries, self.gen, progress=on_response)  # type: ignore[arg-type]
 
     def predict(self, it: Item, r: Response) -> Prediction:
-        return predict(r, self.labels, it.sample.id, it.system, it.variant, it.gold)
+        """Parsed by the contract the query asked for (never guessed); the query's own label
+        list (maybe shuffled) resolves to the run's set with its synonyms."""
+        out = it.query.output if it.query is not None else None
+        p = predict(r, self.labels, it.sample.id, it.system, it.variant, it.gold, output=out)
+        p.face_id = it.query.subject if it.query is not None else it.face
+        return p
 
     # -- streaming answers (the local engine) ---------------------------------------------------
     def asker(self, system: str) -> contextlib.AbstractAsyncContextManager[Ask]:
@@ -518,6 +573,8 @@ async def stream(samples: Iterable[Sample], ctx: Context, done: set[str], emit: 
                         items = ctx.count(
                             await loop.run_in_executor(executor, prepare_fn, sample, items, gallery)
                         )
+                        # --subject all: faces found by annotation whose rows exist already
+                        items = [it for it in items if it.key not in done]
                         for it in items:
                             if it.error or it.query is None:
                                 r = ctx.failed_row(it)
@@ -540,8 +597,15 @@ async def stream(samples: Iterable[Sample], ctx: Context, done: set[str], emit: 
 
 
 def run_local(samples: Iterable[Sample], ctx: Context, done: set[str], emit: Emit) -> None:
-    """The local engine: :func:`stream` on an event loop of its own."""
-    asyncio.run(stream(samples, ctx, done, emit))
+    """The local engine: :func:`stream` on an event loop of its own (in a thread of its own
+    when the caller already runs one, as a notebook does)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(stream(samples, ctx, done, emit))
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sovtp-run") as pool:
+        pool.submit(asyncio.run, stream(samples, ctx, done, emit)).result()
 
 
 def error_fields(r: Response) -> dict[str, Any]:

@@ -17,6 +17,8 @@ from sovtp.cli.options import (
     EXIT_CODES_HELP,
     AuSource,
     BackendName,
+    Blur,
+    Deid,
     Hf,
     LabelOrder,
     MaxFaces,
@@ -120,6 +122,41 @@ UseTranscript = Annotated[
     typer.Option("--transcript/--no-transcript", help="Word the samples' transcripts (if any)."),
 ]
 NoReport = Annotated[bool, typer.Option("--no-report", help="Skip writing report.*.")]
+NoCheck = Annotated[
+    bool,
+    typer.Option(
+        "--no-check",
+        help="Skip the pre-run server check (`sovtp doctor`'s structured-output probe).",
+    ),
+]
+
+
+def _precheck(given: dict[str, Any], no_check: bool) -> None:
+    """Before a run against a server: does it apply the structured outputs the run relies on,
+    and take the images the prompts send?  Warnings only; the run goes on."""
+    if no_check:
+        return
+    from rich.console import Console
+
+    con = Console(stderr=True)
+    for s in given.get("systems") or []:
+        url = s.options.get("base_url") if s.backend == "openai" else None
+        if not url:
+            continue
+        from sovtp.doctor import check_before_bench
+        from sovtp.prompting.spec import load_spec
+
+        spec = load_spec((given.get("variants") or ["sovtp/full"])[0])
+        for w in check_before_bench(
+            ",".join(url) if isinstance(url, list) else url,
+            model=s.options.get("model"),
+            server=s.options.get("server", "openai"),
+            structured=given.get("structured", True) is not False,
+            output=given.get("output") or spec.output,
+            images_per_prompt=spec.max_images,
+            timeout_s=min(float(given.get("timeout_s") or 30.0), 30.0),
+        ):
+            con.print(f"warning: {w}", markup=False, highlight=False)
 
 
 def _systems(backend, base_url, model, hf, system, server, timeout, max_retries):
@@ -130,9 +167,8 @@ def _systems(backend, base_url, model, hf, system, server, timeout, max_retries)
     out = [SystemSpec.parse(s) for s in system or []]
     if base_url or hf or backend or model or not out:
         urls = list(base_url) if base_url else None
-        name, opts = backend_options(
-            backend, urls, model, hf, server=server, timeout_s=timeout, max_retries=max_retries
-        )
+        # timeout and retries are the run's (config fields), not the system's identity
+        name, opts = backend_options(backend, urls, model, hf, server=server)
         out.append(SystemSpec.of(name, opts))
     return out
 
@@ -169,7 +205,7 @@ def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
         TimeRemainingColumn,
     )
 
-    from sovtp.bench.run import count, run_bench
+    from sovtp.bench.run import RunInterrupted, count, run_bench
     from sovtp.cli.scores import print_summary
 
     out_folder(Path(cfg.out))
@@ -203,13 +239,16 @@ def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
             run, stats = run_bench(
                 cfg, resume=resume, on_row=on_row, report=not no_report, retry_errors=retry_errors
             )
+        except RunInterrupted as e:
+            prog.stop()
+            con.print(
+                f"[bold]{e}[/] (or: sovtp bench --config {e.run}/config.yaml --resume); "
+                f"the report shows what exists: {e.run}/report.html"
+            )
+            raise typer.Exit(130) from None
         except KeyboardInterrupt:
             prog.stop()
-            n = prog.tasks[task].completed
-            con.print(
-                f"[bold]interrupted[/]: {n:.0f} rows are written in {cfg.out}; the report shows "
-                f"what exists. Continue with: sovtp bench --config {cfg.out}/config.yaml --resume"
-            )
+            con.print(f"[bold]interrupted[/] before the run folder was opened ({cfg.out})")
             raise typer.Exit(130) from None
     print_summary(run)
     from sovtp.report.ablation import ablation_notes
@@ -273,15 +312,23 @@ def bench_cmd(
     retry_errors: RetryErrors = "transient",
     no_report: NoReport = False,
     tier_by: TierBy = None,
+    deid: Deid = False,
+    blur: Blur = "all",
+    no_check: NoCheck = False,
 ) -> None:
     """Score systems × prompt variants on a benchmark; writes a resumable run folder + report."""
     given = _run_settings(
-        data, out, prompt or None, output, no_structured, evaluator, labels, label_order, split,
-        fold, root, backend, base_url, model, hf, system, server, concurrency, timeout,
-        max_retries, workers, subject, transcript, sampling, max_faces, au_source, no_pose,
-        no_cache, no_response_cache, limit, shuffle, seed, temperature, max_tokens, engine,
-        tier_by, defaults=config is None,
+        data=data, out=out, variants=prompt or None, output=output, no_structured=no_structured,
+        evaluator=evaluator, labels=labels, label_order=label_order, split=split, fold=fold,
+        root=root, backend=backend, base_url=base_url, model=model, hf=hf, system=system,
+        server=server, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+        workers=workers, subject=subject, transcript=transcript, sampling=sampling,
+        max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
+        no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
+        temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
+        deid=deid, blur=blur, defaults=config is None,
     )  # fmt: skip
+    _precheck(given, no_check)
     run_and_exit(build_config(config, given), resume, retry_errors, no_report)
 
 
@@ -289,11 +336,11 @@ bench_cmd.__doc__ = f"{bench_cmd.__doc__}\n\n{EXIT_CODES_HELP}"
 
 
 def _run_settings(
-    data, out, variants, output, no_structured, evaluator, labels, label_order, split, fold,
+    *, data, out, variants, output, no_structured, evaluator, labels, label_order, split, fold,
     root, backend, base_url, model, hf, system, server, concurrency, timeout, max_retries,
     workers, subject, transcript, sampling, max_faces, au_source, no_pose, no_cache,
-    no_response_cache, limit, shuffle, seed, temperature, max_tokens, engine, tier_by,
-    *, defaults: bool,
+    no_response_cache, limit, shuffle, seed, temperature, max_tokens, engine, tier_by, deid,
+    blur, defaults: bool,
 ) -> dict[str, Any]:  # fmt: skip
     """The BenchConfig fields the options give.  Under --config only what differs from an
     option's default counts as given, so a rerun keeps the file's settings."""
@@ -313,9 +360,10 @@ def _run_settings(
         "max_faces": (max_faces, DEFAULT_MAX_FACES), "au_source": (au_source, "mediapipe"),
         "pose": (not no_pose, True), "annotation_cache": (not no_cache, True),
         "response_cache": (not no_response_cache, True), "shuffle": (shuffle, False),
-        "seed": (seed, 0), "temperature": (temperature, 0.0), "max_tokens": (max_tokens, 1024),
+        "seed": (seed, 0), "gen_seed": (seed, 0), "temperature": (temperature, 0.0),
+        "max_tokens": (max_tokens, 1024),
         "engine": (engine, "local"), "timeout_s": (timeout, 120.0),
-        "max_retries": (max_retries, 2),
+        "max_retries": (max_retries, 2), "deid": (deid, False), "blur": (blur, "all"),
     }  # fmt: skip
     for k, (v, default) in flags.items():
         d[k] = v if (defaults or v != default) else None
@@ -382,6 +430,9 @@ def ablate_cmd(
     resume: Resume = False,
     retry_errors: RetryErrors = "transient",
     tier_by: TierBy = None,
+    deid: Deid = False,
+    blur: Blur = "all",
+    no_check: NoCheck = False,
 ) -> None:
     """Which prompt element buys how much: one annotation pass, every variant, deltas between
     consecutive rungs with CIs and McNemar p-values."""
@@ -399,12 +450,17 @@ def ablate_cmd(
     else:
         variants = list(prompt or [])
     given = _run_settings(
-        data, out, variants, output, no_structured, evaluator, labels, label_order, split, fold,
-        root, backend, base_url, model, hf, system, server, concurrency, timeout, max_retries,
-        workers, subject, transcript, sampling, max_faces, au_source, no_pose, no_cache,
-        no_response_cache, limit, shuffle, seed, temperature, max_tokens, engine, tier_by,
-        defaults=True,
+        data=data, out=out, variants=variants, output=output, no_structured=no_structured,
+        evaluator=evaluator, labels=labels, label_order=label_order, split=split, fold=fold,
+        root=root, backend=backend, base_url=base_url, model=model, hf=hf, system=system,
+        server=server, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+        workers=workers, subject=subject, transcript=transcript, sampling=sampling,
+        max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
+        no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
+        temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
+        deid=deid, blur=blur, defaults=True,
     )  # fmt: skip
+    _precheck(given, no_check)
     run_and_exit(build_config(None, given), resume, retry_errors, no_report=False)
 
 
