@@ -222,3 +222,36 @@ def test_train_command_and_predictor(tmp_path, astronaut_png):
         "happy",
         "ok",
     )
+
+
+def test_a_cnn_and_a_vision_llm_system_in_one_run(lfw, tmp_path, astronaut_png, pan_mp4):
+    """`--system cnn:CKPT` beside a prompt system: one annotation per sample serves both, the
+    CNN answers once per sample (not once per prompt variant), and rows, CIs and the report
+    treat it like any other system."""
+    from sovtp.bench.config import BenchConfig, SystemSpec
+    from sovtp.bench.run import load_rows, run_bench
+
+    faces, _ = lfw
+    relabel = CropSet.from_arrays(  # faces → "happy", non-faces → "sad" (a basic7 pair)
+        [faces.x[faces.owner == i].permute(0, 2, 3, 1).numpy() for i in range(len(faces.ids))],
+        ["happy" if faces.labels[int(y)] == "face" else "sad" for y in faces.y],
+        list(faces.ids),
+        ["happy", "sad"],
+    )
+    fit(relabel, _cfg(epochs=1, steps_per_epoch=4), tmp_path / "mnv2", progress=False)
+    m = tmp_path / "m.csv"
+    m.write_text(f"id,media,label\nastro,{astronaut_png},happy\npan,{pan_mp4},happy\n")
+    cfg = BenchConfig(
+        data=str(m), variants=["ladder/plain", "sovtp/full"], sampling="uniform:2", workers=0,
+        systems=[SystemSpec.parse("facs"), SystemSpec.parse(f"cnn:{tmp_path / 'mnv2'}")],
+        out=str(tmp_path / "run"), n_boot=50,
+    )  # fmt: skip
+    run, stats = run_bench(cfg)
+    rows = load_rows(run)
+    cnn = [r for r in rows if r["system"].startswith("cnn")]
+    assert len(rows) == 2 * 2 + 2 and len(cnn) == 2  # facs × 2 variants + cnn × 1
+    assert {r["variant"] for r in cnn} == {"mnv2"} and stats.errors == 0
+    assert all(r["label"] in ("happy", "sad") and set(r["scores"]) == {"happy", "sad"} for r in cnn)
+    rep = json.loads((run / "report.json").read_text())
+    systems = {e["system"] for e in rep["scoring"]["systems"]}
+    assert systems == {"facs", "cnn:mnv2"}

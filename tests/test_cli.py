@@ -200,3 +200,25 @@ def test_score_binary_and_interval_predictions_made_elsewhere(tmp_path):
     )
     f1 = out["systems"][0]["metrics"]
     assert abs(f1.get("spot_f1", f1.get("f1", -1)) - 1 / 3) < 1e-9, f1
+
+
+def test_credentials_in_a_base_url_reach_no_file_and_no_log(tmp_path, astronaut_png):
+    """user:pass@ and ?api_key= inside --base-url: redacted in config.yaml, manifest.json,
+    request.json, rows and -v logs, like the API key itself."""
+    from sovtp.testing import FakeOpenAIServer
+
+    with FakeOpenAIServer() as srv:
+        url = srv.base_url.replace("http://", "http://alice:hunter2@") + "?api_key=sk-zzz"
+        m = tmp_path / "m.csv"
+        m.write_text(f"id,media,label\na,{astronaut_png},happy\n")
+        common = ["--base-url", url, "--model", "fake-vlm", "-s", "uniform:1"]
+        b = run("-v", "bench", m, *common, "--no-check", "-o", tmp_path / "run", check=False)
+        q = run("-v", "query", astronaut_png, *common, "-o", tmp_path / "q", check=False)
+    files = [f for f in tmp_path.rglob("*") if f.is_file() and f.suffix != ".jpg"]
+    blob = b.stderr + b.stdout + q.stderr + q.stdout
+    blob += "".join(f.read_text(errors="ignore") for f in files)
+    assert (tmp_path / "run" / "config.yaml").exists() and (
+        tmp_path / "q" / "request.json"
+    ).exists()
+    assert "hunter2" not in blob and "sk-zzz" not in blob
+    assert "***" in (tmp_path / "run" / "config.yaml").read_text()

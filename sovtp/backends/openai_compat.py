@@ -180,12 +180,19 @@ class OpenAIBackend:
 
     # -- safety ---------------------------------------------------------------------------
     def _scrub(self, text: str) -> str:
+        """An error text as it may be logged or written to a row: no API key, no credentials
+        inside a URL (user:pass@, ?api_key=...)."""
+        from sovtp.redact import redact_text
+
         if self._key and self._key != "EMPTY":
             text = text.replace(self._key, "***")
-        return text
+        return redact_text(text)
 
-    def __repr__(self) -> str:  # never shows the key
-        return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, server={self.server!r})"
+    def __repr__(self) -> str:  # never shows the key, nor credentials in the URL
+        from sovtp.redact import redact_url
+
+        url = redact_url(self.base_url)
+        return f"OpenAIBackend(base_url={url!r}, model={self.model!r}, server={self.server!r})"
 
     # -- request --------------------------------------------------------------------------
     def request_body(self, q: Query, cfg: GenerationConfig) -> dict[str, Any]:

@@ -20,8 +20,10 @@ class SystemSpec(BaseModel):
 
     @classmethod
     def parse(cls, text: str) -> SystemSpec:
-        """``facs`` | ``openai[:MODEL]@URL[,URL...]`` | ``transformers:PATH`` | ``vllm:MODEL``;
-        several URLs after ``@`` are endpoints of one system, load-balanced."""
+        """``facs`` | ``openai[:MODEL]@URL[,URL...]`` | ``transformers:PATH`` | ``vllm:MODEL`` |
+        ``cnn:CHECKPOINT``; several URLs after ``@`` are endpoints of one system,
+        load-balanced.  A ``cnn`` system is a trained predictor: it answers once per sample,
+        not once per prompt variant."""
         head, _, urls = text.partition("@")
         backend, _, model = head.partition(":")
         opts: dict[str, Any] = {}
@@ -37,6 +39,10 @@ class SystemSpec(BaseModel):
             if not model:
                 raise SovtpError(f"system {text!r}: {backend} needs :MODEL (hub ID or folder)")
             opts["model"] = model
+        elif backend == "cnn":  # a trained baseline: cnn:CKPT (sovtp train's folder)
+            if not model:
+                raise SovtpError(f"system {text!r}: cnn needs :CHECKPOINT (a sovtp train folder)")
+            opts["ckpt"] = model
         elif backend != "facs":
             raise SovtpError(f"unknown backend in system {text!r}")
         return cls.of(backend, opts)
@@ -44,7 +50,7 @@ class SystemSpec(BaseModel):
     @classmethod
     def of(cls, backend: str, options: dict[str, Any]) -> SystemSpec:
         """A system named as tables show it: the backend, and the model's last path part."""
-        model = options.get("model")
+        model = options.get("model") or options.get("ckpt")
         name = backend if not model else f"{backend}:{model.rstrip('/').rsplit('/', 1)[-1]}"
         return cls(name=name, backend=backend, options=options)
 

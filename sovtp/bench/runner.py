@@ -68,6 +68,7 @@ class Item:
     query: Query | None = None
     error: str | None = None
     gallery_image: str | None = None
+    response: Response | None = None  # answered while prepared (a trained predictor)
 
 
 @dataclass
@@ -143,6 +144,9 @@ class Preparer:
         self.detector.__enter__()
         # the one prepare pipeline (the same chain as `sovtp query`), on this process's detector
         self.pipeline = Pipeline(prepare_options(cfg), detector=self.detector)
+        self.predictors = {
+            s.name: TrainedPredictor(s.options["ckpt"]) for s in cfg.systems if s.backend == "cnn"
+        }
 
     def close(self) -> None:
         self.pipeline.close()
@@ -179,6 +183,9 @@ class Preparer:
             it.facts |= {"n_faces": n_faces, "frames": indices}
             if it.error:
                 continue
+            if it.system in self.predictors:
+                it.response = self.predictors[it.system].respond(it.key, clip, frames, it.face)
+                continue
             # a gallery sample is drawn in full for the report; otherwise the backend's budget
             budget = None if gallery else self.budgets[it.system]
             bkey = (it.face, it.variant, budget)
@@ -210,6 +217,54 @@ class Preparer:
             except Exception as e:
                 it.error = f"{type(e).__name__}: {e}"
         return True
+
+
+def predictor_variant(ckpt: str) -> str:
+    """A trained predictor's variant: its checkpoint folder's name (no torch needed)."""
+    p = Path(ckpt)
+    return (p.parent if p.suffix == ".pt" else p).name
+
+
+class TrainedPredictor:
+    """A CNN baseline as a system of a run: the subject's aligned face crops, cut from the very
+    annotation the prompts use, through the model; clip = mean of frame logits.  Its answer is
+    a Response like a backend's (label, confidence, scores as JSON), so rows, CIs, McNemar and
+    the report treat it like any other system.  The model loads on first use (torch is imported
+    only by runs that have a CNN)."""
+
+    def __init__(self, ckpt: str):
+        self.ckpt = ckpt
+        self._loaded = None
+
+    def respond(self, key: str, clip, frames, face: int | None) -> Response:
+        import json
+        import time
+
+        from sovtp.baselines.data import clip_crops
+        from sovtp.baselines.predict import crop_logits, load
+
+        t0 = time.perf_counter()
+        if self._loaded is None:
+            self._loaded = load(self.ckpt)
+        m = self._loaded
+        crops = clip_crops(clip, frames, m.size, subject=face)
+        if len(crops) == 0:
+            return Response(query_id=key, backend="cnn", model=m.name, error="no face to crop")
+        import torch
+
+        x = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous()
+        probs = torch.softmax(crop_logits(m, x).float().mean(0), -1).tolist()
+        scores = {lab: round(p, 6) for lab, p in zip(m.labels, probs, strict=True)}
+        label = max(scores, key=scores.__getitem__)
+        text = json.dumps({"label": label, "confidence": scores[label], "scores": scores})
+        return Response(
+            query_id=key,
+            backend="cnn",
+            model=m.name,
+            text=text,
+            latency_s=time.perf_counter() - t0,
+            finish_reason="stop",
+        )
 
 
 def prepare_options(cfg: BenchConfig):
@@ -317,7 +372,11 @@ class Context:
         self.backends: dict[str, Backend] = {
             s.name: get_backend(s.backend, **_run_options(cfg, s.backend, s.options))
             for s in cfg.systems
+            if s.backend != "cnn"
         }
+        # trained predictors (cnn:CKPT): answered in the preparing process, from the same
+        # annotation as the prompts, once per sample (not crossed with prompt variants)
+        self.predictors = {s.name: s.options["ckpt"] for s in cfg.systems if s.backend == "cnn"}
         self._resolve_models()  # a server that is down fails here, before any detector opens
         self.flavour = {s.name: str(s.options.get("server", "")) for s in cfg.systems}
         self.gen = GenerationConfig(
@@ -370,7 +429,10 @@ class Context:
             if f is not None:
                 facts["face_id"] = f
             for s in cfg.systems:
-                for v in self.specs:
+                variants = (
+                    [predictor_variant(s.options["ckpt"])] if s.backend == "cnn" else self.specs
+                )
+                for v in variants:
                     k = row_key(sample.id, f, s.name, v)
                     if k not in done:
                         it = Item(k, sample, f, s.name, v, gold, dict(facts))
@@ -427,7 +489,9 @@ class Context:
     def answer(self, items: list[Item], emit: Emit) -> None:
         by_system: dict[str, list[Item]] = {}
         for it in items:
-            if it.error or it.query is None:
+            if it.response is not None:
+                emit(it, it.response, self.predict(it, it.response))
+            elif it.error or it.query is None:
                 r = self.failed_row(it)
                 emit(it, r, self.predict(it, r))
             elif (hit := self.cached(it)) is not None:
@@ -576,7 +640,9 @@ async def stream(samples: Iterable[Sample], ctx: Context, done: set[str], emit: 
                         # --subject all: faces found by annotation whose rows exist already
                         items = [it for it in items if it.key not in done]
                         for it in items:
-                            if it.error or it.query is None:
+                            if it.response is not None:  # a trained predictor's answer
+                                r = it.response
+                            elif it.error or it.query is None:
                                 r = ctx.failed_row(it)
                             elif (r := ctx.cached(it)) is None:  # type: ignore[assignment]
                                 await room[it.system].acquire()  # back-pressure
