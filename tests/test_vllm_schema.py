@@ -42,7 +42,7 @@ from sovtp.prompting.build import build_query
 from sovtp.prompting.spec import load_spec
 from tests.test_prompts import fixed_clip
 
-pytestmark = pytest.mark.slow
+# in the default suite: the wheel is fetched from PyPI once (cached); without it the test skips
 
 VLLM_VERSION = os.environ.get("SOVTP_VLLM_VERSION", "0.33.0")
 CACHE = Path(os.environ.get("SOVTP_TEST_CACHE", Path.home() / ".cache" / "sovtp" / "test"))
