@@ -16,6 +16,7 @@ from sovtp.baselines.data import CropSet, clip_crops, eye_angle  # noqa: E402
 from sovtp.baselines.models import build_model  # noqa: E402
 from sovtp.baselines.predict import accuracy, predict, predict_crops  # noqa: E402
 from sovtp.baselines.train import TrainConfig, fit, train  # noqa: E402
+from tests.lfw_crops import lfw_cropsets  # noqa: E402
 
 S = 32  # tiny crops: CPU forward cost at 224 px is ~31 ms/img for MobileNetV2
 TINY = {"width_mult": 0.35}
@@ -34,22 +35,7 @@ def _one_thread():
 def lfw():
     """skimage's LFW subset: 100 faces then 100 non-face patches (25x25 grey) → RGB crops,
     split 140 train / 60 held out (seeded)."""
-    from skimage import data
-
-    x = data.lfw_subset()
-    imgs = [
-        np.repeat(np.asarray(Image.fromarray((a * 255).astype(np.uint8)).resize((S, S)))[..., None], 3, -1)[None]
-        for a in x
-    ]  # fmt: skip
-    lab = ["face"] * 100 + ["other"] * 100
-    perm = np.random.default_rng(0).permutation(200)
-
-    def mk(ix):
-        return CropSet.from_arrays(
-            [imgs[i] for i in ix], [lab[i] for i in ix], [f"s{i}" for i in ix], ["face", "other"]
-        )
-
-    return mk(perm[:140]), mk(perm[140:])
+    return lfw_cropsets(S)
 
 
 def _cfg(**kw):

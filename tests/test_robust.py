@@ -29,6 +29,7 @@ from sovtp.baselines.robust import (  # noqa: E402
 )
 from sovtp.baselines.train import TrainConfig, fit  # noqa: E402
 from sovtp.records import Prediction  # noqa: E402
+from tests.lfw_crops import lfw_cropsets  # noqa: E402
 
 S = 32
 
@@ -45,28 +46,15 @@ def _one_thread():
 def trained(tmp_path_factory):
     """MobileNetV2 (width 0.35, 32 px) trained 2 × 10 steps on 140 LFW crops (~5 s); the 60
     held-out crops."""
-    from skimage import data
-
-    x = data.lfw_subset()
-    imgs = [
-        np.repeat(np.asarray(Image.fromarray((a * 255).astype(np.uint8)).resize((S, S)))[..., None], 3, -1)[None]
-        for a in x
-    ]  # fmt: skip
-    lab = ["face"] * 100 + ["other"] * 100
-    perm = np.random.default_rng(0).permutation(200)
-
-    def mk(ix):
-        return CropSet.from_arrays(
-            [imgs[i] for i in ix], [lab[i] for i in ix], [f"s{i}" for i in ix], ["face", "other"]
-        )
+    train_set, held_out = lfw_cropsets(S)
 
     out = tmp_path_factory.mktemp("robust") / "ck"
     cfg = TrainConfig(model="mobilenet_v2", size=S, epochs=2, batch_size=32, lr=1e-2,
                       weight_decay=0.0, steps_per_epoch=10, model_kwargs={"width_mult": 0.35},
                       device="cpu", sampling="uniform:1")  # fmt: skip
     torch.set_num_threads(1)
-    fit(mk(perm[:140]), cfg, out, progress=False)
-    return out, load(out), mk(perm[140:])
+    fit(train_set, cfg, out, progress=False)
+    return out, load(out), held_out
 
 
 def test_eps_parsing():

@@ -3,9 +3,7 @@ non-face patches), then shown a shifted test stream."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from PIL import Image
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
@@ -21,6 +19,7 @@ from sovtp.baselines.tta import (  # noqa: E402
     evaluate_stream,
     parse_method,
 )
+from tests.lfw_crops import lfw_cropsets  # noqa: E402
 
 S = 32
 
@@ -37,28 +36,15 @@ def _one_thread():
 def trained(tmp_path_factory):
     """A MobileNetV2 (width 0.35, 32 px) trained 2 × 10 steps on 140 LFW crops (~5 s), and the
     60 held-out crops (faces and non-faces interleaved, seeded)."""
-    from skimage import data
-
-    x = data.lfw_subset()
-    imgs = [
-        np.repeat(np.asarray(Image.fromarray((a * 255).astype(np.uint8)).resize((S, S)))[..., None], 3, -1)[None]
-        for a in x
-    ]  # fmt: skip
-    lab = ["face"] * 100 + ["other"] * 100
-    perm = np.random.default_rng(0).permutation(200)
-
-    def mk(ix):
-        return CropSet.from_arrays(
-            [imgs[i] for i in ix], [lab[i] for i in ix], [f"s{i}" for i in ix], ["face", "other"]
-        )
+    train_set, held_out = lfw_cropsets(S)
 
     out = tmp_path_factory.mktemp("tta") / "ck"
     cfg = TrainConfig(model="mobilenet_v2", size=S, epochs=2, batch_size=32, lr=1e-2,
                       weight_decay=0.0, steps_per_epoch=10, model_kwargs={"width_mult": 0.35},
                       device="cpu")  # fmt: skip
     torch.set_num_threads(1)
-    fit(mk(perm[:140]), cfg, out, progress=False)
-    return load(out), mk(perm[140:])
+    fit(train_set, cfg, out, progress=False)
+    return load(out), held_out
 
 
 def _shifted(crops, kind="dark"):
