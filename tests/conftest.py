@@ -74,3 +74,14 @@ def detector():
 
     with MediaPipeAnnotator(DetectorConfig()) as det:
         yield det
+
+
+@pytest.fixture
+def one_torch_thread():
+    """2 shared cores: torch's own thread pool fighting other processes costs 10x."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -22,13 +22,7 @@ S = 32  # tiny crops: CPU forward cost at 224 px is ~31 ms/img for MobileNetV2
 TINY = {"width_mult": 0.35}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """2 shared cores: torch's own thread pool fighting other processes costs 10x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -42,7 +42,7 @@ def test_sovtp_full_is_staged_and_its_words_describe_the_stages():
     text = q.text()
     assert '"scene"' in text and '"self_correction"' in text and "one or two sentences" not in text
     t = _query("text").text()
-    assert 'Final answer: <label>' in t and '"scene"' not in t
+    assert "Final answer: <label>" in t and '"scene"' not in t
 
 
 @pytest.mark.parametrize("server", ["vllm", "openai"])
@@ -58,10 +58,14 @@ def test_request_body_of_every_mode(server, output):
     elif server == "vllm" and output == "label":
         assert body["structured_outputs"] == {"choice": q.labels}
     elif server == "vllm":
-        assert list(body["structured_outputs"]["json"]["properties"])[-2:] == [
-            "label",
-            "confidence",
-        ] or output == "json"
+        assert (
+            list(body["structured_outputs"]["json"]["properties"])[-2:]
+            == [
+                "label",
+                "confidence",
+            ]
+            or output == "json"
+        )
     elif output == "label":
         assert sent is None  # OpenAI's response_format has no choice; the words carry it
     else:

@@ -117,12 +117,7 @@ def test_pad_evaluator_declares_the_protocol():
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_frequency_channel_is_a_highpass_and_the_widened_net_starts_where_rgb_was():

@@ -27,33 +27,20 @@ from sovtp.baselines.robust import (  # noqa: E402
     perturb_frame,
     write_perturbed_set,
 )
-from sovtp.baselines.train import TrainConfig, fit  # noqa: E402
 from sovtp.records import Prediction  # noqa: E402
-from tests.lfw_crops import lfw_cropsets  # noqa: E402
+from tests.lfw_crops import trained_tiny  # noqa: E402
 
 S = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """MobileNetV2 (width 0.35, 32 px) trained 2 × 10 steps on 140 LFW crops (~5 s); the 60
     held-out crops."""
-    train_set, held_out = lfw_cropsets(S)
-
-    out = tmp_path_factory.mktemp("robust") / "ck"
-    cfg = TrainConfig(model="mobilenet_v2", size=S, epochs=2, batch_size=32, lr=1e-2,
-                      weight_decay=0.0, steps_per_epoch=10, model_kwargs={"width_mult": 0.35},
-                      device="cpu", sampling="uniform:1")  # fmt: skip
-    torch.set_num_threads(1)
-    fit(train_set, cfg, out, progress=False)
+    out, held_out = trained_tiny(tmp_path_factory.mktemp("robust") / "ck", S, sampling="uniform:1")
     return out, load(out), held_out
 
 

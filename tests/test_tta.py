@@ -10,7 +10,6 @@ pytest.importorskip("torchvision")
 
 from sovtp.baselines.data import CropSet  # noqa: E402
 from sovtp.baselines.predict import crop_logits, load  # noqa: E402
-from sovtp.baselines.train import TrainConfig, fit  # noqa: E402
 from sovtp.baselines.tta import (  # noqa: E402
     OnlineAdapter,
     adapt_predict,
@@ -19,31 +18,19 @@ from sovtp.baselines.tta import (  # noqa: E402
     evaluate_stream,
     parse_method,
 )
-from tests.lfw_crops import lfw_cropsets  # noqa: E402
+from tests.lfw_crops import trained_tiny  # noqa: E402
 
 S = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A MobileNetV2 (width 0.35, 32 px) trained 2 × 10 steps on 140 LFW crops (~5 s), and the
     60 held-out crops (faces and non-faces interleaved, seeded)."""
-    train_set, held_out = lfw_cropsets(S)
-
-    out = tmp_path_factory.mktemp("tta") / "ck"
-    cfg = TrainConfig(model="mobilenet_v2", size=S, epochs=2, batch_size=32, lr=1e-2,
-                      weight_decay=0.0, steps_per_epoch=10, model_kwargs={"width_mult": 0.35},
-                      device="cpu")  # fmt: skip
-    torch.set_num_threads(1)
-    fit(train_set, cfg, out, progress=False)
+    out, held_out = trained_tiny(tmp_path_factory.mktemp("tta") / "ck", S)
     return load(out), held_out
 
 
