@@ -43,7 +43,10 @@ def make_run(
     return tmp
 
 
-FACS = {"name": "facs", "backend": "facs", "options": {}}
+# a text-only model: reads the prompt, sees no image (its capabilities recorded by the run)
+BLIND = {"name": "textllm", "backend": "openai", "options": {"model": "t"},
+         "capabilities": {"images_per_prompt": 0}}  # fmt: skip
+FACS = {"name": "facs", "backend": "facs", "options": {}}  # reads neither images nor prompt
 SEEING = {"name": "openai:qwen", "backend": "openai", "options": {"model": "qwen"}}
 
 
@@ -85,17 +88,17 @@ def test_rungs_a_blind_backend_cannot_see_are_not_findings(tmp_path):
     n = 40
     same = pattern(n, 10)
     right = {"ladder/plain": same, "ladder/bbox": same, "ladder/au_text": pattern(n, 30)}
-    run = make_run(tmp_path / "facs", right, FACS)
+    run = make_run(tmp_path / "blind", right, BLIND)
     rep = write_report(run, n_boot=100)
     (vis, cue) = rep["ablation"]["steps"]
     assert not vis["testable"] and cue["testable"]
     md = (run / "report.md").read_text()
     step_rows = [
-        ln for ln in md.splitlines() if ln.startswith("| facs | ladder/plain | ladder/bbox")
+        ln for ln in md.splitlines() if ln.startswith("| textllm | ladder/plain | ladder/bbox")
     ]
     assert step_rows and "n/a" in step_rows[0] and NOT_TESTABLE in step_rows[0]
     assert "+0.00" not in md  # the tie is never shown as a measured delta
-    cmp_rows = [ln for ln in md.splitlines() if "facs · ladder/bbox" in ln]
+    cmp_rows = [ln for ln in md.splitlines() if "textllm · ladder/bbox" in ln]
     assert cmp_rows and NOT_TESTABLE in cmp_rows[0]
     (note,) = ablation_notes(run)
     assert "ladder/plain → ladder/bbox" in note and "sees no images" in note
@@ -166,7 +169,7 @@ def test_grid_main_effects_and_interactions(tmp_path):
 
 
 def test_a_blind_backend_marks_visual_grid_effects(tmp_path):
-    run, _ = _grid_run(tmp_path, FACS)
+    run, _ = _grid_run(tmp_path, BLIND)
     ab = build_report(run, n_boot=50)["ablation"]
     testable = {e["factor"]: e["testable"] for e in ab["effects"]}
     assert testable == {"boxes": False, "au": True, "output": True}
@@ -204,3 +207,15 @@ def test_names_with_dollars_pipes_and_markup_render_literally(tmp_path):
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     md = (run / "report.md").read_text()
     assert "sad\\|x" in md and "m$\\frac{b$" in md
+
+
+def test_the_offline_reasoner_ties_every_rung_by_construction(tmp_path):
+    """The FACS reasoner answers from the measurements, not the prompt: no rung of any kind is
+    a finding with it, text rungs included, and the note says so."""
+    n = 40
+    right = {"ladder/plain": pattern(n, 10), "ladder/bbox": pattern(n, 10),
+             "ladder/au_text": pattern(n, 10)}  # fmt: skip
+    rep = write_report(make_run(tmp_path / "facs", right, FACS), n_boot=100)
+    assert rep["ablation"]["steps"] and not any(d["testable"] for d in rep["ablation"]["steps"])
+    (note,) = rep["ablation"]["notes"]
+    assert "not from the prompt" in note and NOT_TESTABLE in note

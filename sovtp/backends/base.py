@@ -26,6 +26,9 @@ class Capabilities:
     video: bool = False
     json_schema: bool = False
     choice: bool = False
+    # False for a backend that answers from the measurements alone (the offline FACS reasoner):
+    # prompt variants cannot change its answer, so an ablation over them tests nothing
+    reads_prompt: bool = True
 
 
 @dataclass

@@ -60,7 +60,9 @@ def _in_contract(
 class FacsBackend(BatchedBackend):
     name = "facs"
     model = "emfacs-prototypes-v1"
-    capabilities = Capabilities(images_per_prompt=0, video=False, json_schema=True, choice=True)
+    capabilities = Capabilities(
+        images_per_prompt=0, video=False, json_schema=True, choice=True, reads_prompt=False
+    )
 
     def __init__(self, **_: object):
         pass

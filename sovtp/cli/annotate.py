@@ -89,7 +89,8 @@ def _preparer(
 
 
 def _annotate(prep, media: Path):
-    """Annotate with a progress bar (decoding first, so the bar knows its length)."""
+    """Annotate with a progress bar (decoding first, so the bar knows its length; ``apex:N``
+    chooses its frames by a landmark pass, so its length is known only after it)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -98,9 +99,11 @@ def _annotate(prep, media: Path):
         TimeRemainingColumn,
     )
 
+    from sovtp.media.sampling import Sampling
     from sovtp.media.video import load_frames
 
-    frames = load_frames(media, prep.options.sampling)
+    apex = Sampling.parse(prep.options.sampling).kind == "apex"
+    frames = None if apex else load_frames(media, prep.options.sampling)
     with Progress(
         TextColumn("annotating {task.description}"),
         BarColumn(),

@@ -11,15 +11,24 @@ import typer
 from sovtp.errors import SovtpError
 
 
-def _print_tables(scoring: dict, title: str) -> None:
-    """The report's metric and comparison tables, on the terminal."""
+def _print_tables(scoring: dict, title: str, rep: dict | None = None) -> None:
+    """The report's metric, comparison and ablation tables, on the terminal — the same rows
+    (and the same "not testable" marks) as report.md."""
     from rich.console import Console
     from rich.table import Table
 
-    from sovtp.report.build import comparisons_table, metrics_table
+    from sovtp.report.build import (
+        ablation_tables,
+        comparisons_table,
+        metrics_table,
+        untestable_pairs,
+    )
 
+    untestable = untestable_pairs(rep) if rep else frozenset()
+    tables = [(title, metrics_table(scoring)), ("", comparisons_table(scoring, untestable))]
+    tables += ablation_tables(rep) if rep else []
     con = Console()
-    for (head, rows), name in ((metrics_table(scoring), title), (comparisons_table(scoring), "")):
+    for name, (head, rows) in tables:
         if rows:
             t = Table(*head, title=name or None)
             for r in rows:
@@ -32,7 +41,8 @@ def print_summary(run: Path) -> None:
     if not rep_p.exists():
         typer.echo(f"run folder: {run}")
         return
-    _print_tables(json.loads(rep_p.read_text())["scoring"], str(run))
+    rep = json.loads(rep_p.read_text())
+    _print_tables(rep["scoring"], str(run), rep)
     typer.echo(f"report: {run / 'report.html'}")
 
 

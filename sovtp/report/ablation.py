@@ -47,6 +47,32 @@ def correctness(rows: Iterable[dict[str, Any]], labels: Sequence[str]) -> Right:
     return dict(out)
 
 
+def _declared(system: dict[str, Any]):
+    """The backend class's declared (class-level) capabilities, or None."""
+    import importlib
+
+    from sovtp.backends.base import REGISTRY
+
+    entry = REGISTRY.get(str(system.get("backend")))
+    if entry is None:
+        return None
+    try:
+        cls = getattr(importlib.import_module(entry.module), entry.cls)
+    except (ImportError, AttributeError):
+        return None
+    return getattr(cls, "capabilities", None)
+
+
+def reads_prompt(system: dict[str, Any]) -> bool:
+    """Whether a system's answer can depend on the prompt at all (False for the offline FACS
+    reasoner, which answers from the measurements: every rung ties by construction)."""
+    caps = system.get("capabilities") or {}
+    if "reads_prompt" in caps:
+        return bool(caps["reads_prompt"])
+    cap = _declared(system)
+    return True if cap is None else bool(getattr(cap, "reads_prompt", True))
+
+
 def images_per_prompt(system: dict[str, Any]) -> int | None:
     """How many images a run's system could see: as recorded in the run (``capabilities``), else
     the backend class's declared capabilities; None when unknown (then assumed to see them)."""
@@ -75,6 +101,11 @@ def blind_systems(systems: Iterable[dict[str, Any]]) -> dict[str, str]:
         if images_per_prompt(s) == 0:
             out[str(s.get("name") or s.get("backend"))] = str(s.get("backend"))
     return out
+
+
+def prompt_blind_systems(systems: Iterable[dict[str, Any]]) -> set[str]:
+    """The systems whose answers no prompt variant can change."""
+    return {str(s.get("name") or s.get("backend")) for s in systems if not reads_prompt(s)}
 
 
 def run_specs(run: Path, variants: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -130,11 +161,12 @@ def factorial(
     blind: Iterable[str] = (),
     n_boot: int = 1000,
     seed: int = 0,
+    deaf: Iterable[str] = (),
 ) -> dict[str, list[dict[str, Any]]]:
     """Main effects and two-way interactions of a grid (``grid.json``'s ``factors`` and
     ``variants``), per system, on the samples every cell of the grid answered."""
     cells: dict[str, dict[str, Any]] = info["variants"]
-    blind = set(blind)
+    blind, deaf = set(blind), set(deaf)
     out: dict[str, list[dict[str, Any]]] = {"effects": [], "interactions": []}
     for system in dict.fromkeys(s for s, _ in right):
         names = [v for v in cells if (system, v) in right]
@@ -144,7 +176,9 @@ def factorial(
         if shared:
             y = np.array([[right[(system, v)][k] for v in names] for k in shared], float)
             levels = [cells[v] for v in names]
-            e, i = _effects(y, levels, info["factors"], system in blind, n_boot, seed)
+            e, i = _effects(
+                y, levels, info["factors"], system in blind, n_boot, seed, system in deaf
+            )
             out["effects"] += [{"system": system, "n": len(shared)} | d for d in e]
             out["interactions"] += [{"system": system, "n": len(shared)} | d for d in i]
     return out
@@ -157,6 +191,7 @@ def _effects(
     blind: bool,
     n_boot: int,
     seed: int,
+    deaf: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Contrasts over the columns of ``y`` (samples × cells, 1 = correct), whose factor levels
     are ``cells``; each is a per-sample weighted sum, bootstrapped over the samples."""
@@ -168,6 +203,8 @@ def _effects(
         return np.array([c[f] == level for c in cells])
 
     def testable(*fs: str) -> bool:
+        if deaf:  # the system answers from measurements: no factor can move it
+            return False
         return not (blind and any(f in VISUAL_SWITCHES for f in fs))
 
     effects, inter = [], []
@@ -208,14 +245,23 @@ def analyse(
     grid_path = run / "prompts" / GRID_FILE
     info = json.loads(grid_path.read_text()) if grid_path.exists() else None
 
+    deaf = prompt_blind_systems(systems)
+
     def untestable(system: str, a: str, b: str) -> bool:
+        if system in deaf:  # answers from measurements alone: no variant can move them
+            return True
         return system in blind and a in specs and b in specs and visual_only(specs[a], specs[b])
 
-    out: dict[str, Any] = {"blind_systems": blind, "kind": "list", "steps": []}
+    out: dict[str, Any] = {
+        "blind_systems": blind,
+        "prompt_blind_systems": sorted(deaf),
+        "kind": "list",
+        "steps": [],
+    }
     if info and set(info["variants"]) <= set(order):
         out["kind"] = "grid"
         out["grid"] = {"base": info.get("base"), "factors": info["factors"]}
-        out |= factorial(right, info, blind, n_boot, seed)
+        out |= factorial(right, info, blind, n_boot, seed, deaf=deaf)
     elif len(order) >= 3:
         out["kind"] = "ladder"
         out["steps"] = steps(right, order, untestable, n_boot, seed)
@@ -232,7 +278,17 @@ def analyse(
 def notes(ab: dict[str, Any]) -> list[str]:
     """Plain-language warnings about what a run cannot show (also what the CLI prints)."""
     out = []
+    deaf = set(ab.get("prompt_blind_systems") or [])
+    for system in sorted(deaf):
+        out.append(
+            f"{system} answers from the measurements (AUs, posture, others' expressions), not "
+            f"from the prompt: no prompt variant can change its answer, so every rung, effect "
+            f"and comparison here is {NOT_TESTABLE} — ties by construction, not findings. "
+            "Run the ablation against a vision LLM (--base-url / --hf)."
+        )
     for system, backend in (ab.get("blind_systems") or {}).items():
+        if system in deaf:
+            continue
         pairs = [f"{a} → {b}" for s, a, b in ab.get("untestable_pairs") or [] if s == system]
         eff = [e["factor"] for e in ab.get("effects") or [] if e["system"] == system
                and not e["testable"]]  # fmt: skip

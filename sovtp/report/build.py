@@ -111,7 +111,7 @@ def _delta(d: dict[str, float]) -> str:
     return f"{100 * d['value']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
 
 
-def _untestable(rep: dict[str, Any]) -> set[tuple[str, str, str]]:
+def untestable_pairs(rep: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {tuple(x) for x in (rep.get("ablation") or {}).get("untestable_pairs") or []}
 
 
@@ -244,7 +244,7 @@ def markdown(rep: dict[str, Any]) -> str:
     out = [f"# sovtp report — {rep.get('data') or rep['run']}", "", *md_table(metrics_table(s))]
     if s["comparisons"]:
         out += ["", "## Paired comparisons (B vs A on shared samples)", ""]
-        out += md_table(comparisons_table(s, _untestable(rep)))
+        out += md_table(comparisons_table(s, untestable_pairs(rep)))
     for title, table in ablation_tables(rep):
         out += ["", f"## {title}", "", *md_table(table)]
     for note in (rep.get("ablation") or {}).get("notes") or []:
@@ -300,7 +300,7 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
         parts.append(f"<div class='fig'>{bars_svg(s['systems'], 'uar')}</div>")
     if s["comparisons"]:
         parts.append(
-            "<h2>Ablation / comparison</h2>" + html_table(comparisons_table(s, _untestable(rep)))
+            "<h2>Ablation / comparison</h2>" + html_table(comparisons_table(s, untestable_pairs(rep)))
         )
     for title, table in ablation_tables(rep):
         parts.append(f"<h2>{_esc(title)}</h2>" + html_table(table))
