@@ -120,3 +120,21 @@ def test_prototypes_pick_the_expected_emotion():
     }
     for emo, aus in cases.items():
         assert read_expression(aus).top == emo, (emo, read_expression(aus).scores)
+
+
+def test_a_cache_hit_draws_the_same_pixels_as_a_fresh_annotation(tmp_path, astronaut_png, detector):
+    """The images sent (and so the response-cache keys) must not depend on whether the
+    annotation came from the cache."""
+    from sovtp.annotate.cache import AnnotationCache
+    from sovtp.annotate.pipeline import annotate
+    from sovtp.prepare import PrepareOptions, Preparer
+    from sovtp.prompting.spec import load_spec
+
+    cache = AnnotationCache(tmp_path / "cache")
+    shas = []
+    with Preparer(PrepareOptions(sampling="uniform:2"), detector=detector) as prep:
+        for _ in range(2):
+            clip, frames = annotate(astronaut_png, "uniform:2", detector=detector, cache=cache)
+            _, images = prep.query(clip, frames, load_spec("sovtp/full"))
+            shas.append((clip.cached, [im.ref.sha256 for im in images]))
+    assert [c for c, _ in shas] == [False, True] and shas[0][1] == shas[1][1]

@@ -117,6 +117,9 @@ def annotate(
         clip.detectors["frames"] = str(plan.sampling)
         clip.detectors["apex"] = f"{apex_cfg.key()}; {plan.summary()}"
     clip.cues = clip_cues(clip)
+    # exactly the values the cache keeps (landmarks to 0.01 px, ...): a fresh annotation and a
+    # cache hit draw the same pixels, so the images sent — and the response-cache keys — agree
+    clip = ClipAnnotation.from_dict(clip.to_dict())
     if store is not None:
         store.put(key, clip)
     return clip, frames
