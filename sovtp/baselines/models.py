@@ -84,6 +84,8 @@ def build_model(
 
     ``size`` matters for ViT (its position embeddings are built for one input side);
     ``kwargs`` go to the constructor (e.g. ``width_mult`` for a narrow MobileNetV2 in tests)."""
+    if isinstance(weights, str) and weights.strip().lower() in ("", "none", "scratch"):
+        weights = None  # `--weights none`: from scratch, said so in the provenance
     name = canonical(name)
     prov: dict[str, Any] = {"model": name, "n_classes": n_classes, "kwargs": dict(kwargs)}
     if name in TORCHVISION:

@@ -79,7 +79,10 @@ Root = Annotated[
 Systems = Annotated[
     list[str] | None,
     typer.Option(
-        "--system", help="A further system: facs | openai[:MODEL]@URL[,URL] | transformers:PATH."
+        "--system",
+        help="A system, repeatable: facs | openai[:MODEL]@URL[,URL] | transformers:PATH | "
+        "cnn:CHECKPOINT (a sovtp train folder). Runs beside the one --base-url/--hf/--backend "
+        "names; alone, only the --system ones run.",
     ),
 ]
 Concurrency = Annotated[

@@ -112,7 +112,7 @@ def score_cmd(
     predictions: Annotated[
         Path,
         typer.Argument(
-            help="predictions.jsonl of a run, or a CSV/JSONL made elsewhere (ranked lists allowed)."
+            help="A run folder (or its predictions.jsonl), or a CSV/JSONL made elsewhere (ranked lists allowed)."
         ),
     ],
     gold: Annotated[
@@ -166,8 +166,10 @@ def score_cmd(
 
     if n_boot < 100:
         raise SovtpError(f"--n-boot must be at least 100 for a 95% CI (got {n_boot})")
+    if predictions.is_dir() and (predictions / "predictions.jsonl").is_file():
+        predictions = predictions / "predictions.jsonl"  # a run folder: its predictions
     if not predictions.is_file():
-        raise SovtpError(f"{predictions}: no such file")
+        raise SovtpError(f"{predictions}: no such file (give predictions or a run folder)")
     ls = load_label_set(labels) if labels else None
     declared: dict = {}
     if evaluator:

@@ -128,6 +128,10 @@ def _final_line(text: str, ls: LabelSet, pred: Prediction, fill) -> Prediction:
     return pred
 
 
+def _stages_missing(output: str | None, obj: dict[str, Any]) -> bool:
+    return output == "staged" and not all(obj.get(k) not in (None, "") for k in STAGE_KEYS)
+
+
 def parse_answer(
     text: str,
     labels: LabelSet | list[str] | str,
@@ -181,7 +185,8 @@ def parse_answer(
     try:
         got = _from_obj(json.loads(text), ls)
         if got is not None:
-            return fill(got[0], got[1], "ok")
+            # a staged answer without its stages answered, but did not reason as asked
+            return fill(got[0], got[1], "repaired" if _stages_missing(output, got[1]) else "ok")
     except json.JSONDecodeError:
         pass
     for blob in [m.group(1) for m in _FENCE.finditer(text)] + _objects(text):
