@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from sovtp.errors import SovtpError
+
 DeidMode = Annotated[str, typer.Option("--mode", help="How faces are obscured: blur | pixelate.")]
 BlurWho = Annotated[
     str,
@@ -51,36 +53,105 @@ def audit_cmd(
     target: Annotated[
         Path,
         typer.Argument(
-            help="De-identified media: a file, a folder of images/videos, or a run folder.",
+            help="De-identified media: a file (video, image or audio), a folder of images/videos, "
+            "or a run folder.",
             exists=True,
         ),
     ],
     raw: Annotated[
         Path | None,
         typer.Option(
-            "--raw", help="The raw file the target was made from: adds the re-identification test."
+            "--raw",
+            help="The raw file the target was made from: adds face re-identification and, where "
+            "both have audio, speaker re-identification.",
         ),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Folder for audit_faces.json / .md.")
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for audit_faces.json / .md and audit_voice.json."),
     ] = None,
     max_frames: Annotated[
         int, typer.Option("--max-frames", help="Frames checked per video (0: all).")
     ] = 0,
+    speaker_threshold: Annotated[
+        float,
+        typer.Option(
+            "--speaker-threshold",
+            help="Same-speaker cosine threshold of the speaker encoder (Resemblyzer); the target "
+            "passes when raw→anonymised similarity is below it.",
+        ),
+    ] = 0.80,
+    words: Annotated[
+        bool,
+        typer.Option(
+            "--words", help="Also transcribe both (Whisper tiny.en) and report the WER rise."
+        ),
+    ] = False,
 ) -> None:
-    """Privacy audit (faces): faces still detectable by three detectors, and re-identification
-    of raw faces after de-identification.  Exits 1 when the audit fails."""
-    from sovtp.deid.audit import audit_images, collect, markdown, media_images, write_audit
+    """Privacy audit: faces still detectable by three detectors and face re-identification
+    (images, videos, run folders); with --raw audio, speaker re-identification raw vs
+    anonymised (and, with --words, the ASR word error rate it costs).  Exits 1 when it fails."""
+    import json
 
-    _names, images = collect(target, max_frames)
-    raw_images = media_images(raw, max_frames) if raw is not None else None
-    if raw_images is not None and len(raw_images) != len(images):
-        raise typer.BadParameter(
-            f"--raw has {len(raw_images)} frames, the target {len(images)}: they must align"
-        )
-    summary = audit_images(raw_images, images)
-    if out is not None:
-        write_audit(summary, out)
-    print(markdown(summary), end="")
-    if not summary["passed"]:
+    from sovtp.deid.media_writer import AUDIO_FORMATS
+
+    passed = True
+    audio_only = target.is_file() and target.suffix.lower() in AUDIO_FORMATS
+    if not audio_only:
+        from sovtp.deid.audit import audit_images, collect, markdown, media_images, write_audit
+
+        _names, images = collect(target, max_frames)
+        raw_images = media_images(raw, max_frames) if raw is not None else None
+        if raw_images is not None and len(raw_images) != len(images):
+            raise typer.BadParameter(
+                f"--raw has {len(raw_images)} frames, the target {len(images)}: they must align"
+            )
+        summary = audit_images(raw_images, images)
+        if out is not None:
+            write_audit(summary, out)
+        print(markdown(summary), end="")
+        passed = bool(summary["passed"])
+    if raw is not None and target.is_file():
+        voice = _voice_audit(raw, target, speaker_threshold, words)
+        if voice is not None:
+            print(
+                f"\n# Privacy audit — voice\n\n- speaker similarity raw → target: "
+                f"**{voice['similarity']:.3f}** (same-speaker threshold {speaker_threshold}) — "
+                f"{'PASS' if voice['passed'] else 'FAIL'}"
+            )
+            if "words" in voice:
+                w = voice["words"]
+                print(f"- ASR WER raw {w['wer_raw']:.3f} → target {w['wer_anon']:.3f} "
+                      f"(+{w['rise_points']:.1f} points; target ≤ 10)")  # fmt: skip
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                (out / "audit_voice.json").write_text(json.dumps(voice, indent=1))
+            passed = passed and voice["passed"]
+    if not passed:
         raise typer.Exit(1)
+
+
+def _voice_audit(raw: Path, target: Path, threshold: float, words: bool) -> dict | None:
+    """Speaker re-identification of one raw/anonymised pair (None when either has no audio)."""
+    import numpy as np
+
+    from sovtp.errors import MediaError
+    from sovtp.media.audio import load_audio
+
+    try:
+        x, rate = load_audio(raw, 16000)
+        y, _ = load_audio(target, 16000)
+    except MediaError:
+        return None
+    try:
+        from sovtp.deid.audit_voice import SpeakerEncoder, words_audit
+    except ImportError as e:  # pragma: no cover - the extra
+        raise SovtpError(f"the voice audit needs the audit extra ({e})") from e
+    enc = SpeakerEncoder()
+    sim = float(np.dot(enc.embed(x, rate), enc.embed(y, rate)))
+    out: dict = {"similarity": round(sim, 4), "threshold": threshold, "passed": sim < threshold}
+    if words:
+        w = words_audit([(x, rate)], [y])
+        out["words"] = w.to_dict()
+        out["passed"] = out["passed"] and w.passed
+    return out
