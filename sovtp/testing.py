@@ -52,6 +52,7 @@ class ServerState:
     behaviour: Behaviour
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)  # each request's URL query string
     arrived: list[float] = field(default_factory=list)  # time.perf_counter() of each request
     count: int = 0
     in_flight: int = 0
@@ -195,6 +196,8 @@ class FakeOpenAIServer:
 
     async def _route(self, method: str, path: str, headers: dict[str, str], raw: bytes):
         state, b = self.state, self.state.behaviour
+        path, _, query = path.partition("?")  # a real server routes on the path alone
+        state.queries.append(query)
         if method == "GET" and path.rstrip("/").endswith("/models"):
             data = [{"id": b.model, "object": "model", "created": 0, "owned_by": "sovtp"}]
             return 200, json.dumps({"object": "list", "data": data}).encode(), {}, "normal"

@@ -214,6 +214,8 @@ def test_credentials_in_a_base_url_reach_no_file_and_no_log(tmp_path, astronaut_
         common = ["--base-url", url, "--model", "fake-vlm", "-s", "uniform:1"]
         b = run("-v", "bench", m, *common, "--no-check", "-o", tmp_path / "run", check=False)
         q = run("-v", "query", astronaut_png, *common, "-o", tmp_path / "q", check=False)
+        # the credential reaches the server (as a query parameter), and only the server
+        assert "api_key=sk-zzz" in srv.state.queries and b.returncode == 0 and q.returncode == 0
     files = [f for f in tmp_path.rglob("*") if f.is_file() and f.suffix != ".jpg"]
     blob = b.stderr + b.stdout + q.stderr + q.stdout
     blob += "".join(f.read_text(errors="ignore") for f in files)

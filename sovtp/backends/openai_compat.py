@@ -226,8 +226,19 @@ class OpenAIBackend:
             from openai import AsyncOpenAI
         except ImportError as e:
             raise BackendError("the openai package is missing: pip install openai") from e
+        # a query string in the URL (some gateways take ?api_key=...) goes with every request,
+        # not into the path the client appends to
+        from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+        parts = urlsplit(url or self.base_url)
+        query = dict(parse_qsl(parts.query))
+        base = urlunsplit(parts._replace(query=""))
         return AsyncOpenAI(
-            base_url=url or self.base_url, api_key=self._key, max_retries=0, timeout=self.timeout_s
+            base_url=base,
+            api_key=self._key,
+            max_retries=0,
+            timeout=self.timeout_s,
+            default_query=query or None,
         )
 
     async def discover_model(self, client=None) -> str:
