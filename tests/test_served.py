@@ -130,7 +130,7 @@ def test_vllm_flavour_is_refused_and_no_structured_answers(served):
     q = _query("label")
     be = get_backend("openai", base_url=served.base_url, server="vllm", max_retries=0)
     (refused,) = be.generate([q], GenerationConfig(max_tokens=4))
-    assert refused.error and "422" in refused.error  # structured_outputs: an unexpected field
+    assert refused.error and "422" in refused.error and "structured_outputs" in refused.error
     pred = predict(refused, q.labels, sample_id="s", system="served", variant="label")
     assert pred.parse_status == "invalid" and pred.error  # counted as invalid, not dropped
     # what the doctor advises (--no-structured) makes the same query answer

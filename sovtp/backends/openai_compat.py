@@ -336,7 +336,7 @@ class OpenAIBackend:
                 if status is None or status >= 500:
                     ep.penalty += 1.0
                 reason = self._scrub(
-                    f"{type(e).__name__}{f' {status}' if status else ''}: {getattr(e, 'message', e)}"
+                    f"{type(e).__name__}{f' {status}' if status else ''}: {_server_words(e)}"
                 )
                 retry_after = self._retry_after(e)
             except TimeoutError:
@@ -445,3 +445,16 @@ class OpenAIBackend:
         progress: Callable[[Response], None] | None = None,
     ) -> list[Response]:
         return asyncio.run(self.agenerate(queries, config, progress))
+
+
+def _server_words(e: Exception) -> str:
+    """The SDK's message plus the server's own reason when the SDK dropped it (FastAPI's
+    ``{"detail": ...}``: a 422 says *which* field it refused)."""
+    msg = str(getattr(e, "message", e))
+    body = getattr(e, "body", None)
+    detail = None
+    if isinstance(body, dict):
+        detail = body.get("detail") or body.get("message") or body.get("error")
+    if detail is not None and not isinstance(detail, str):
+        detail = json.dumps(detail)[:500]
+    return f"{msg} ({detail})" if detail and detail not in msg else msg
