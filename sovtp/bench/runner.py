@@ -715,7 +715,8 @@ def gallery_row(it: Item, r: Response, p: Prediction) -> dict[str, Any] | None:
         "key": it.key, "sample_id": it.sample.id, "system": it.system, "variant": it.variant,
         "image": it.gallery_image, "prompt": it.query.text() if it.query else "",
         "answer": r.text, "error": r.error, "label": p.label, "gold": it.gold,
-        "parse_status": p.parse_status, "rationale": p.rationale,
+        "parse_status": p.parse_status, "rationale": p.rationale, "stages": p.stages,
+        "subject": it.query.subject if it.query else it.face,
     }  # fmt: skip
 
 

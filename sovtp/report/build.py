@@ -111,6 +111,18 @@ def _delta(d: dict[str, float]) -> str:
     return f"{100 * d['value']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
 
 
+def _stages_html(stages: dict[str, str]) -> str:
+    """A staged answer's reasoning, stage by stage (empty for other contracts)."""
+    if not stages:
+        return ""
+    from sovtp.contracts import STAGE_TITLES
+
+    items = "".join(
+        f"<li><b>{_esc(STAGE_TITLES.get(k, k))}</b>: {_esc(v)}</li>" for k, v in stages.items()
+    )
+    return f"<details open><summary>reasoning, stage by stage</summary><ol>{items}</ol></details>"
+
+
 def untestable_pairs(rep: dict[str, Any]) -> set[tuple[str, str, str]]:
     return {tuple(x) for x in (rep.get("ablation") or {}).get("untestable_pairs") or []}
 
@@ -300,7 +312,8 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
         parts.append(f"<div class='fig'>{bars_svg(s['systems'], 'uar')}</div>")
     if s["comparisons"]:
         parts.append(
-            "<h2>Ablation / comparison</h2>" + html_table(comparisons_table(s, untestable_pairs(rep)))
+            "<h2>Ablation / comparison</h2>"
+            + html_table(comparisons_table(s, untestable_pairs(rep)))
         )
     for title, table in ablation_tables(rep):
         parts.append(f"<h2>{_esc(title)}</h2>" + html_table(table))
@@ -335,10 +348,13 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
             parts.append(
                 "<div class='card'>"
                 + (f"<img alt='annotated frame' src='{src}'>" if src else "")
-                + f"<div><b>{_esc(g['sample_id'])}</b> · {_esc(g['system'])} · {_esc(g['variant'])}</div>"
+                + f"<div><b>{_esc(g['sample_id'])}</b> · {_esc(g['system'])} · {_esc(g['variant'])}"
+                + (f" · subject {_esc(g['subject'])}" if g.get("subject") is not None else "")
+                + "</div>"
                 f"<div>gold <b>{_esc(g.get('gold'))}</b> · answer <b class='{cls}'>{_esc(g.get('label'))}</b>"
                 f" · parse <span class='{'rep' if status == 'repaired' else cls}'>{_esc(status)}</span></div>"
-                f"<details><summary>prompt</summary><pre>{_esc(g.get('prompt'))}</pre></details>"
+                + _stages_html(g.get("stages") or {})
+                + f"<details><summary>prompt</summary><pre>{_esc(g.get('prompt'))}</pre></details>"
                 f"<details><summary>answer</summary><pre>{_esc(g.get('error') or g.get('answer'))}</pre></details></div>"
             )
         parts.append("</div>")
