@@ -219,3 +219,29 @@ def test_the_offline_reasoner_ties_every_rung_by_construction(tmp_path):
     assert rep["ablation"]["steps"] and not any(d["testable"] for d in rep["ablation"]["steps"])
     (note,) = rep["ablation"]["notes"]
     assert "not from the prompt" in note and NOT_TESTABLE in note
+
+
+def test_a_binary_run_reports_its_declared_metrics(tmp_path):
+    """A run under a binary evaluator (pad): the report's table is the declared metrics with
+    CIs (headline first), not WAR/UAR alone."""
+    from sovtp.report.build import metrics_table
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(60):
+        gold = "attack" if i % 2 else "bona_fide"
+        s = float(np.clip((0.6 if gold == "attack" else 0.3) + rng.normal(0, 0.2), 0, 1))
+        rows.append({"key": f"{i}", "sample_id": f"s{i:02d}", "system": "cnn:m", "variant": "v",
+                     "gold": gold, "label": "attack" if s >= 0.5 else "bona_fide",
+                     "scores": {"attack": s}, "parse_status": "ok",
+                     "split": "dev" if i < 20 else "test",
+                     "attack_type": "print" if i % 4 == 1 else "replay"})  # fmt: skip
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"data": "x", "evaluator": "pad",
+                                                          "variants": ["v"]}))  # fmt: skip
+    man = {"variants": ["v"], "labels": {"name": "liveness", "labels": ["bona_fide", "attack"]}}
+    (tmp_path / "manifest.json").write_text(json.dumps(man))
+    rep = write_report(tmp_path, n_boot=100)
+    head, table = metrics_table(rep["scoring"])
+    assert head[3:5] == ["acer [95% CI]", "bpcer20 [95% CI]"] and "ap [95% CI]" in head
+    assert "acer [95% CI]" in (tmp_path / "report.md").read_text()

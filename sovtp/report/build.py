@@ -37,16 +37,21 @@ def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
     labels = (man.get("labels") or {}).get("labels") or sorted(
         {r["gold"] for r in iter_jsonl(run / "predictions.jsonl") if r.get("gold")}
     )
-    rows = iter_jsonl(run / "predictions.jsonl")  # streamed into the summary
+    from sovtp.bench.store import latest_rows
+
+    rows = latest_rows(run / "predictions.jsonl")  # one row per key (older folders may repeat)
     order = man.get("variants") or []
     base = cfg.get("base_variant") or (order[0] if order else None)
     tier_by = "n_faces"
     headline = ["war", "uar"]
+    task_kw: dict[str, Any] = {}
     if cfg.get("evaluator"):
         from sovtp.evaluator import load_evaluator
 
         ev = load_evaluator(cfg["evaluator"])
         tier_by, headline = ev.tier_by or "n_faces", ev.headline
+        if ev.task != "single_label":  # the declared task decides the metrics
+            task_kw = ev.scoring()
     tier_by = cfg.get("tier_by") or tier_by
     n_rows = 0
 
@@ -56,7 +61,9 @@ def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
             n_rows += 1
             yield r
 
-    summary = summarise(counted(), labels, base=base, tier_by=tier_by, n_boot=n_boot, order=order)
+    summary = summarise(
+        counted(), labels, base=base, tier_by=tier_by, n_boot=n_boot, order=order, **task_kw
+    )
     rep: dict[str, Any] = {
         "run": str(run),
         "data": cfg.get("data"),
@@ -87,7 +94,27 @@ def _ci(e: dict[str, Any], m: str) -> str:
 Table = tuple[list[str], list[list[Any]]]  # header, rows (plain values; renderers escape)
 
 
+def _task_metrics_table(s: dict[str, Any]) -> Table:
+    """Binary / interval tasks: the evaluator's declared metrics (headline first), with CIs."""
+    names = list(dict.fromkeys([*(s.get("headline") or []), *(s.get("metric_names") or [])]))
+    head = ["system", "variant", "n", *[f"{m} [95% CI]" for m in names], "errors"]
+    rows = []
+    for e in s["systems"]:
+        cells: list[Any] = [e["system"], e["variant"], e["n"]]
+        for m in names:
+            v = (e.get("metrics") or {}).get(m)
+            if m in (e.get("ci") or {}):
+                cells.append(_ci(e, m))
+            else:
+                cells.append("n/a" if v is None else _pct(v))
+        cells.append(e.get("errors", 0))
+        rows.append(cells)
+    return head, rows
+
+
 def metrics_table(s: dict[str, Any]) -> Table:
+    if s.get("task", "single_label") != "single_label":
+        return _task_metrics_table(s)
     head = ["system", "variant", "n", "WAR [95% CI]", "UAR [95% CI]", "macro F1", "weighted F1",
             "invalid", "errors"]  # fmt: skip
     rows = [
