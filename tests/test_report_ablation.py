@@ -245,3 +245,6 @@ def test_a_binary_run_reports_its_declared_metrics(tmp_path):
     head, table = metrics_table(rep["scoring"])
     assert head[3:5] == ["acer [95% CI]", "bpcer20 [95% CI]"] and "ap [95% CI]" in head
     assert "acer [95% CI]" in (tmp_path / "report.md").read_text()
+    from sovtp.report.compare import compare_markdown, compare_rows
+
+    assert "acer [95% CI]" in compare_markdown(compare_rows([tmp_path]))  # and `sovtp compare`

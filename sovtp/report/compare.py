@@ -1,4 +1,6 @@
-"""Runs side by side: one table row per (run, system, variant) with WAR/UAR and their CIs."""
+"""Runs side by side: one table row per (run, system, variant) with each run's headline
+metrics (its evaluator's declaration: WAR/UAR for recognition, e.g. ACER/BPCER20 for a binary
+PAD task) and their 95 % CIs, plus macro F1 and the invalid rate where the task has them."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from sovtp.errors import SovtpError
+
+EXTRA = ("macro_f1", "invalid_rate")
 
 
 def compare_rows(runs: list[str | Path]) -> list[dict[str, Any]]:
@@ -20,17 +24,22 @@ def compare_rows(runs: list[str | Path]) -> list[dict[str, Any]]:
 
             write_report(run)
         rep = json.loads(p.read_text())
-        for e in rep["scoring"]["systems"]:
+        s = rep["scoring"]
+        names = list(dict.fromkeys([*(s.get("headline") or ["war", "uar"]), *EXTRA]))
+        for e in s["systems"]:
+            vals: dict[str, Any] = {}
+            for m in names:
+                if m in (e.get("ci") or {}):
+                    vals[m] = e["ci"][m]
+                elif m in (e.get("metrics") or {}):
+                    vals[m] = e["metrics"][m]
             out.append(
                 {
                     "run": str(run),
                     "system": e["system"],
                     "variant": e["variant"],
                     "n": e["n"],
-                    "war": e["ci"]["war"],
-                    "uar": e["ci"]["uar"],
-                    "macro_f1": e["metrics"]["macro_f1"],
-                    "invalid_rate": e["metrics"]["invalid_rate"],
+                    "metrics": vals,
                 }
             )
     return out
@@ -39,23 +48,17 @@ def compare_rows(runs: list[str | Path]) -> list[dict[str, Any]]:
 def compare_markdown(rows: list[dict[str, Any]]) -> str:
     from sovtp.report.build import md_table
 
-    def ci(c: dict[str, float]) -> str:
-        return f"{100 * c['value']:.2f} [{100 * c['low']:.2f}, {100 * c['high']:.2f}]"
+    def cell(v: Any) -> str:
+        if isinstance(v, dict):
+            return f"{100 * v['value']:.2f} [{100 * v['low']:.2f}, {100 * v['high']:.2f}]"
+        return "" if v is None else f"{100 * v:.2f}"
 
-    table = (
-        ["run", "system", "variant", "n", "WAR [95% CI]", "UAR [95% CI]", "macro F1", "invalid"],
-        [
-            [
-                r["run"],
-                r["system"],
-                r["variant"],
-                r["n"],
-                ci(r["war"]),
-                ci(r["uar"]),
-                f"{100 * r['macro_f1']:.2f}",
-                f"{100 * r['invalid_rate']:.2f}",
-            ]
-            for r in rows
-        ],  # fmt: skip
-    )
-    return "\n".join(md_table(table)) + "\n"
+    names = list(dict.fromkeys(m for r in rows for m in r["metrics"]))
+    head = ["run", "system", "variant", "n"] + [
+        f"{m.upper() if m in ('war', 'uar') else m} [95% CI]" for m in names
+    ]
+    body = [
+        [r["run"], r["system"], r["variant"], r["n"], *[cell(r["metrics"].get(m)) for m in names]]
+        for r in rows
+    ]
+    return "\n".join(md_table((head, body))) + "\n"
