@@ -165,7 +165,8 @@ class CropSet:
             owner += [len(keep_ids)] * len(arr)
             keep_ids.append(sid)
             keep_y.append(idx.get(lab, -1) if lab is not None else -1)
-            xs.append(torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2))
+            # a copy: the crops may be a read-only view (torch warns, and writes would leak back)
+            xs.append(torch.from_numpy(np.array(arr, copy=True)).permute(0, 3, 1, 2))
         if not xs:
             raise ValueError("no sample has a face crop")
         return cls(
