@@ -106,6 +106,9 @@ def test_staged_contract_keeps_the_stages_as_the_rationale():
     assert list(p.stages) == list(STAGE_KEYS)
     assert p.rationale.index("Scene:") < p.rationale.index("Self-correction:")
     assert "brows win" in p.rationale
+    # the label without the stages: answered, but not as asked (never "ok")
+    bare = parse_answer('{"label": "angry", "confidence": 0.6}', LABELS, output="staged")
+    assert (bare.label, bare.parse_status, bare.stages) == ("angry", "repaired", {})
     # prose without the JSON the contract asked for is invalid, not guessed
     assert parse_answer("I would say angry.", LABELS, output="staged").label is None
     fenced = "Here you go:\n```json\n" + json.dumps(obj) + "\n```"
