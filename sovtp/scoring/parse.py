@@ -106,9 +106,7 @@ def _ranked(text: str, ls: LabelSet) -> list[str] | None:
     return out
 
 
-_FINAL_LINE = re.compile(
-    rf"^\W*{re.escape(FINAL_ANSWER[:-1])}\W*:\s*(.+?)\s*$", re.I | re.M
-)
+_FINAL_LINE = re.compile(rf"^\W*{re.escape(FINAL_ANSWER[:-1])}\W*:\s*(.+?)\s*$", re.I | re.M)
 
 
 def _final_line(text: str, ls: LabelSet, pred: Prediction, fill) -> Prediction:
