@@ -279,7 +279,8 @@ def notes(ab: dict[str, Any]) -> list[str]:
     """Plain-language warnings about what a run cannot show (also what the CLI prints)."""
     out = []
     deaf = set(ab.get("prompt_blind_systems") or [])
-    for system in sorted(deaf):
+    compared = ab.get("steps") or ab.get("effects") or ab.get("untestable_pairs")
+    for system in sorted(deaf) if compared else ():  # one variant: nothing is compared
         out.append(
             f"{system} answers from the measurements (AUs, posture, others' expressions), not "
             f"from the prompt: no prompt variant can change its answer, so every rung, effect "
