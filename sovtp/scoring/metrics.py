@@ -116,6 +116,38 @@ def from_confusion(c: Confusion) -> Metrics:
     )
 
 
+@dataclass(frozen=True)
+class Headline:
+    """The scalar label metrics alone (what a bootstrap resample needs: no per-class tables)."""
+
+    war: float
+    uar: float
+    macro_f1: float
+    weighted_f1: float
+    invalid_rate: float
+
+
+def headline_from_matrix(m: np.ndarray, n: int) -> Headline:
+    """:func:`from_confusion`'s scalar metrics from a (n, n+1) count matrix, same definitions."""
+    tp = np.diag(m[:, :n]).astype(float)
+    support = m.sum(axis=1).astype(float)
+    predicted = m[:, :n].sum(axis=0).astype(float)
+    recall = _safe_div(tp, support)
+    precision = _safe_div(tp, predicted)
+    f1 = _safe_div(2 * precision * recall, precision + recall)
+    present = support > 0
+    total = float(support.sum())
+    if not total:
+        return Headline(0.0, 0.0, 0.0, 0.0, 0.0)
+    return Headline(
+        war=float(tp.sum() / total),
+        uar=float(recall[present].mean()) if present.any() else 0.0,
+        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
+        weighted_f1=float((f1 * support).sum() / total),
+        invalid_rate=float(m[:, n].sum() / total),
+    )
+
+
 def compute(
     gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[str] | None = None
 ) -> Metrics:

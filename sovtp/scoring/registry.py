@@ -19,7 +19,7 @@ import numpy as np
 
 from sovtp.errors import SovtpError
 from sovtp.scoring import tasks as T
-from sovtp.scoring.metrics import Confusion, Metrics, from_confusion
+from sovtp.scoring.metrics import Confusion, Headline, Metrics, from_confusion, headline_from_matrix
 from sovtp.scoring.stats import Interval
 
 
@@ -42,6 +42,13 @@ class LabelData:
 
     def take(self, ix: np.ndarray) -> LabelData:
         return LabelData(self.g[ix], self.p[ix], self.labels)
+
+    @cached_property
+    def headline_metrics(self) -> Headline:
+        """The scalar label metrics only: a bootstrap resample builds no per-class tables."""
+        n = len(self.labels)
+        m = np.bincount(self.g * (n + 1) + self.p, minlength=n * (n + 1)).reshape(n, n + 1)
+        return headline_from_matrix(m, n)
 
     @cached_property
     def confusion_metrics(self) -> Metrics:
@@ -143,20 +150,20 @@ def evaluate(task: str, names: Sequence[str], data: Any) -> dict[str, float]:
 # --- single_label (and the label side of binary) ---------------------------------------------
 _LABEL_TASKS = ("single_label", "binary")
 register(_LABEL_TASKS, "war", "weighted average recall (accuracy; invalid is wrong)")(
-    lambda d: d.confusion_metrics.war
+    lambda d: d.headline_metrics.war
 )
-register(_LABEL_TASKS, "accuracy", "accuracy (= WAR)")(lambda d: d.confusion_metrics.war)
+register(_LABEL_TASKS, "accuracy", "accuracy (= WAR)")(lambda d: d.headline_metrics.war)
 register(_LABEL_TASKS, "uar", "unweighted average recall over gold classes")(
-    lambda d: d.confusion_metrics.uar
+    lambda d: d.headline_metrics.uar
 )
 register(_LABEL_TASKS, "macro_f1", "macro F1 over gold classes (BAH's AVGF1)")(
-    lambda d: d.confusion_metrics.macro_f1
+    lambda d: d.headline_metrics.macro_f1
 )
 register(_LABEL_TASKS, "weighted_f1", "F1 weighted by gold support")(
-    lambda d: d.confusion_metrics.weighted_f1
+    lambda d: d.headline_metrics.weighted_f1
 )
 register(_LABEL_TASKS, "invalid_rate", "share of invalid answers", higher=False)(
-    lambda d: d.confusion_metrics.invalid_rate
+    lambda d: d.headline_metrics.invalid_rate
 )
 
 # --- binary -----------------------------------------------------------------------------------
