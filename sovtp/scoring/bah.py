@@ -17,7 +17,8 @@ A/H video, a miss — not a false alarm — for a video without), it never adds 
 positive, and the share of such answers is reported as ``invalid_rate``.  For AP a missing
 score is ranked as wrong as possible (:func:`sovtp.scoring.tasks.fill_missing`).
 
-Importing this module registers ``bah_ap`` (the release's AP) as a ``binary`` metric.
+The registry (:mod:`sovtp.scoring.registry`) offers :func:`release_ap` as the ``binary`` metric
+``bah_ap``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from sovtp.scoring import registry as R
 from sovtp.scoring.metrics import compute
 from sovtp.scoring.tasks import average_precision, fill_missing
 
@@ -51,11 +51,6 @@ def release_ap(y: Sequence[int], p1: Sequence[float]) -> float:
     rec = tp / n_pos
     # recall falls as the threshold rises: the area over increasing recall
     return float(-np.trapezoid(prec, rec))
-
-
-R.register("binary", "bah_ap", "AP of the positive class as the BAH release computes it")(
-    lambda d: release_ap(d.y, d.s)
-)
 
 
 def scores(

@@ -267,5 +267,11 @@ def paired_bootstrap(
     return {m.name: _percentile(vals[k], point[m.name], alpha) for k, m in enumerate(ms)}
 
 
-# metrics registered by their own modules (kept beside their task's code)
-import sovtp.scoring.bah  # noqa: E402, F401  (BAH's release AP: ``bah_ap``)
+
+def _bah_ap(d: BinaryData) -> float:
+    from sovtp.scoring.bah import release_ap  # BAH's own AP, kept beside its task's code
+
+    return release_ap(d.y, d.s)
+
+
+register("binary", "bah_ap", "AP of the positive class as the BAH release computes it")(_bah_ap)
