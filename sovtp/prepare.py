@@ -46,6 +46,7 @@ class PrepareOptions:
     deid: bool = False
     blur: str = "all"  # all | others (bystanders only; the subject's face kept)
     deid_mode: str = "blur"  # blur | pixelate
+    asr: bool = False  # transcribe the audio (faster-whisper) where a sample has no transcript
 
     def __post_init__(self) -> None:
         if self.label_order not in LABEL_ORDERS:
@@ -79,6 +80,7 @@ class Preparer:
         self._own_detector = False
         self._finder = None
         self._audio: dict[str, tuple] = {}  # the last clip's raw audio (samples, rate)
+        self._heard: dict[str, str] = {}  # the last clip's ASR transcript (--asr)
 
     # -- detector lifetime ------------------------------------------------------------------
     @property
@@ -140,10 +142,14 @@ class Preparer:
         )
         if self.options.au_source == "pyfeat":
             _pyfeat_aus(clip, frames)
-        self._audio = {}
+        self._audio, self._heard = {}, {}
         raw = _raw_audio(audio or media)
         if raw is not None:
             self._audio[clip.sha256] = raw
+            if self.options.asr:  # on the raw audio, on this machine; words, never the voice
+                from sovtp.deid.words import transcribe
+
+                self._heard[clip.sha256] = transcribe(*raw).text
             if not any(c.kind == "audio" for c in clip.cues):
                 from sovtp.deid.prosody import prosody_cues
 
@@ -170,6 +176,8 @@ class Preparer:
         ``names``: people's names known for the sample (a manifest's ``speaker``), scrubbed from
         the transcript under ``deid``."""
         o = self.options
+        if transcript is None and o.asr:
+            transcript = self._heard.get(clip.sha256) or None
         spec = spec.with_output(o.output)
         ls = load_label_set(labels or spec.label_set)
         shown = ordered_labels(ls.labels, o.label_order, o.seed, sample_key or clip.sha256)

@@ -145,3 +145,24 @@ def test_audit_reaches_the_voice(tmp_path):
     sims = [json.loads((tmp_path / d / "audit_voice.json").read_text())["similarity"]
             for d in ("a1", "a2")]  # fmt: skip
     assert sims[0] > 0.99 and sims[1] < 0.9, sims
+
+
+@pytest.mark.slow  # faster-whisper tiny.en through the model resolver (a PyPI wheel, ~75 MB)
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt)")
+def test_asr_fills_a_missing_transcript_and_deid_scrubs_it(tmp_path):
+    pytest.importorskip("faster_whisper")
+    path = tmp_path / "talk.mp4"
+    frames = panning_clip(seconds=3.0, fps=10)
+    wav = subprocess.run(["espeak-ng", "--stdout", "-s", "140", "My name is Alice and I am upset."],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    from sovtp.media.audio import read_wav_bytes, resample
+
+    x, rate = read_wav_bytes(wav)
+    x = resample(x, rate, SR)[: 3 * SR]
+    encode_media(path, frames=frames, fps=10, samples=np.pad(x, (0, 3 * SR - len(x))), rate=SR)
+    opts = PrepareOptions(sampling="uniform:2", asr=True, deid=True, annotation_cache=False)
+    with Preparer(opts) as prep:
+        clip, frames_ = prep.annotate(path)
+        q, _ = prep.query(clip, frames_, load_spec("sovtp/full"), names=("Alice",))
+    text = q.text().lower()
+    assert "upset" in text and "alice" not in text and "[name]" in text

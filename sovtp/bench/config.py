@@ -88,6 +88,7 @@ class BenchConfig(BaseModel):
     au_source: str = "mediapipe"  # mediapipe | pyfeat
     deid: bool = False  # de-identify before anything reaches a model
     blur: str = "all"  # under deid: all | others
+    asr: bool = False  # transcribe samples that have no transcript (faster-whisper)
     max_tokens: int = 1024
     temperature: float = 0.0
     gen_seed: int | None = 0

@@ -114,6 +114,7 @@ def run_manifest(
             "subject": cfg.subject,
             "au_source": cfg.au_source,
             "deid": {"on": cfg.deid, "blur": cfg.blur} if cfg.deid else False,
+            "asr": cfg.asr,
         },
         "frames": frames,
     }

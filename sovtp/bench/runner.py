@@ -284,6 +284,7 @@ def prepare_options(cfg: BenchConfig):
         image=ImageOptions(cfg.image_size, cfg.jpeg_quality),
         deid=cfg.deid,
         blur=cfg.blur,
+        asr=cfg.asr,
     )
 
 

@@ -10,6 +10,7 @@ import typer
 
 from sovtp.cli.options import (
     DEFAULT_MAX_FACES,
+    Asr,
     AuSource,
     BackendName,
     Blur,
@@ -67,6 +68,7 @@ def _preparer(
     jpeg_quality: int = 85,
     deid: bool = False,
     blur: str = "all",
+    asr: bool = False,
 ):
     from sovtp.prepare import PrepareOptions, Preparer
     from sovtp.prompting.build import ImageOptions
@@ -84,6 +86,7 @@ def _preparer(
             image=ImageOptions(image_size, jpeg_quality),
             deid=deid,
             blur=blur,
+            asr=asr,
         )
     )
 
@@ -209,6 +212,7 @@ def prompt_cmd(
     no_cache: NoCache = False,
     deid: Deid = False,
     blur: Blur = "all",
+    asr: Asr = False,
 ) -> None:
     """Render the Set-of-Vision-Text prompt for a clip: print its text, write its images."""
     from sovtp.prompting.spec import load_spec
@@ -217,7 +221,7 @@ def prompt_cmd(
     out = out_folder(out or Path("sovtp-prompt") / Path(media).stem)
     with _preparer(
         sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
-        image_size, jpeg_quality, deid, blur,
+        image_size, jpeg_quality, deid, blur, asr,
     ) as prep:  # fmt: skip
         clip, frames = _annotate(prep, media)
         q, images = prep.query(
@@ -273,6 +277,7 @@ def query_cmd(
     no_cache: NoCache = False,
     deid: Deid = False,
     blur: Blur = "all",
+    asr: Asr = False,
 ) -> None:
     """Which emotion, and why: one clip through annotation, prompt, a backend and the parser.
 
@@ -289,7 +294,7 @@ def query_cmd(
     )
     with _preparer(
         sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
-        deid=deid, blur=blur,
+        deid=deid, blur=blur, asr=asr,
     ) as prep:  # fmt: skip
         clip, frames = _annotate(prep, media)
         results = run_query(

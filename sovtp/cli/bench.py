@@ -15,6 +15,7 @@ import typer
 from sovtp.cli.options import (
     DEFAULT_MAX_FACES,
     EXIT_CODES_HELP,
+    Asr,
     AuSource,
     BackendName,
     Blur,
@@ -317,6 +318,7 @@ def bench_cmd(
     tier_by: TierBy = None,
     deid: Deid = False,
     blur: Blur = "all",
+    asr: Asr = False,
     no_check: NoCheck = False,
 ) -> None:
     """Score systems × prompt variants on a benchmark; writes a resumable run folder + report."""
@@ -329,7 +331,7 @@ def bench_cmd(
         max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
         no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
         temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
-        deid=deid, blur=blur, defaults=config is None,
+        deid=deid, blur=blur, asr=asr, defaults=config is None,
     )  # fmt: skip
     _precheck(given, no_check)
     run_and_exit(build_config(config, given), resume, retry_errors, no_report)
@@ -343,7 +345,7 @@ def _run_settings(
     root, backend, base_url, model, hf, system, server, concurrency, timeout, max_retries,
     workers, subject, transcript, sampling, max_faces, au_source, no_pose, no_cache,
     no_response_cache, limit, shuffle, seed, temperature, max_tokens, engine, tier_by, deid,
-    blur, defaults: bool,
+    blur, asr, defaults: bool,
 ) -> dict[str, Any]:  # fmt: skip
     """The BenchConfig fields the options give.  Under --config only what differs from an
     option's default counts as given, so a rerun keeps the file's settings."""
@@ -367,6 +369,7 @@ def _run_settings(
         "max_tokens": (max_tokens, 1024),
         "engine": (engine, "local"), "timeout_s": (timeout, 120.0),
         "max_retries": (max_retries, 2), "deid": (deid, False), "blur": (blur, "all"),
+        "asr": (asr, False),
     }  # fmt: skip
     for k, (v, default) in flags.items():
         d[k] = v if (defaults or v != default) else None
@@ -435,6 +438,7 @@ def ablate_cmd(
     tier_by: TierBy = None,
     deid: Deid = False,
     blur: Blur = "all",
+    asr: Asr = False,
     no_check: NoCheck = False,
 ) -> None:
     """Which prompt element buys how much: one annotation pass, every variant, deltas between
@@ -461,7 +465,7 @@ def ablate_cmd(
         max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
         no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
         temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
-        deid=deid, blur=blur, defaults=True,
+        deid=deid, blur=blur, asr=asr, defaults=True,
     )  # fmt: skip
     _precheck(given, no_check)
     run_and_exit(build_config(None, given), resume, retry_errors, no_report=False)

@@ -113,6 +113,15 @@ Blur = Annotated[
     ),
 ]
 
+Asr = Annotated[
+    bool,
+    typer.Option(
+        "--asr",
+        help="Transcribe the audio (faster-whisper, on this machine) where no transcript is "
+        "given; the words enter the prompt as a variable (scrubbed under --deid).",
+    ),
+]
+
 # -- backends ----------------------------------------------------------------------------------
 Model = Annotated[
     str | None,
