@@ -82,18 +82,23 @@ class Metrics:
         return dict(self.__dict__)
 
 
-def from_confusion(c: Confusion) -> Metrics:
-    m = c.matrix
-    n = len(c.labels)
+def _per_class(m: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """Per-class (precision, recall, f1, support) from an (n, n+1) count matrix (the last
+    column is the invalid answers: never a hit, always a miss)."""
     tp = np.diag(m[:, :n]).astype(float)
     support = m.sum(axis=1).astype(float)
     predicted = m[:, :n].sum(axis=0).astype(float)
     recall = _safe_div(tp, support)
     precision = _safe_div(tp, predicted)
     f1 = _safe_div(2 * precision * recall, precision + recall)
-    present = support > 0
-    total = float(support.sum())
-    war = float(tp.sum() / total) if total else 0.0
+    return precision, recall, f1, support
+
+
+def from_confusion(c: Confusion) -> Metrics:
+    m = c.matrix
+    n = len(c.labels)
+    h = headline_from_matrix(m, n)
+    precision, recall, f1, support = _per_class(m, n)
     per_class = {
         lab: {
             "precision": float(precision[i]),
@@ -104,13 +109,13 @@ def from_confusion(c: Confusion) -> Metrics:
         for i, lab in enumerate(c.labels)
     }
     return Metrics(
-        n=int(total),
-        accuracy=war,
-        war=war,
-        uar=float(recall[present].mean()) if present.any() else 0.0,
-        macro_f1=float(f1[present].mean()) if present.any() else 0.0,
-        weighted_f1=float((f1 * support).sum() / total) if total else 0.0,
-        invalid_rate=float(m[:, n].sum() / total) if total else 0.0,
+        n=int(support.sum()),
+        accuracy=h.war,
+        war=h.war,
+        uar=h.uar,
+        macro_f1=h.macro_f1,
+        weighted_f1=h.weighted_f1,
+        invalid_rate=h.invalid_rate,
         per_class=per_class,
         confusion={"labels": c.labels, "columns": [*c.labels, INVALID], "matrix": m.tolist()},
     )
@@ -128,13 +133,10 @@ class Headline:
 
 
 def headline_from_matrix(m: np.ndarray, n: int) -> Headline:
-    """:func:`from_confusion`'s scalar metrics from a (n, n+1) count matrix, same definitions."""
+    """The scalar label metrics from an (n, n+1) count matrix (what a bootstrap resample needs;
+    :func:`from_confusion` adds the per-class tables)."""
+    _, recall, f1, support = _per_class(m, n)
     tp = np.diag(m[:, :n]).astype(float)
-    support = m.sum(axis=1).astype(float)
-    predicted = m[:, :n].sum(axis=0).astype(float)
-    recall = _safe_div(tp, support)
-    precision = _safe_div(tp, predicted)
-    f1 = _safe_div(2 * precision * recall, precision + recall)
     present = support > 0
     total = float(support.sum())
     if not total:
