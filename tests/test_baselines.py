@@ -235,6 +235,9 @@ def test_a_cnn_and_a_vision_llm_system_in_one_run(lfw, tmp_path, astronaut_png, 
     rep = json.loads((run / "report.json").read_text())
     systems = {e["system"] for e in rep["scoring"]["systems"]}
     assert systems == {"facs", "cnn:mnv2"}
+    man = json.loads((run / "manifest.json").read_text())
+    caps = {m["name"]: m["capabilities"] for m in man["systems"]}
+    assert caps["facs"]["images_per_prompt"] == 0 and caps["facs"]["reads_prompt"] is False
     # the gallery shows whom each answer is about, and a staged answer stage by stage
     html = (run / "report.html").read_text()
     assert "subject 1" in html and "reasoning, stage by stage" in html and "Self-correction" in html

@@ -8,6 +8,7 @@ import json
 import logging
 import platform
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,10 @@ def versions() -> dict[str, str]:
 
 
 def run_manifest(
-    cfg: BenchConfig, labels: LabelSet, frames: dict[str, list[int]]
+    cfg: BenchConfig,
+    labels: LabelSet,
+    frames: dict[str, list[int]],
+    capabilities: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     from sovtp.annotate.mediapipe import DetectorConfig
 
@@ -105,7 +109,12 @@ def run_manifest(
         "detector": DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose).key(),
         "sampling": cfg.sampling,
         "seeds": {"shuffle": cfg.seed, "generation": cfg.gen_seed, "bootstrap": 0},
-        "systems": [_public(s.model_dump()) for s in cfg.systems],
+        # what each system could take in (images per prompt, whether it reads the prompt): the
+        # report judges which ablation steps a system can test from this record
+        "systems": [
+            _public(s.model_dump()) | {"capabilities": (capabilities or {}).get(s.name, {})}
+            for s in cfg.systems
+        ],
         "protocol": {  # the knobs known to move results: recorded with every run
             "output": cfg.output or {sp.id: sp.output for sp in specs},
             "structured": cfg.structured,
@@ -229,9 +238,10 @@ def run_bench(
         if ctx is not None:
             ctx.close()
     try:
+        caps = {n: asdict(b.capabilities) for n, b in ctx.backends.items()} if ctx else None
         store.write_json(
             "manifest.json",
-            run_manifest(cfg, labels, frames)
+            run_manifest(cfg, labels, frames, caps)
             | {"identity": identity, "config_hash": identity_hash(identity)},
         )
         c = store.counts()

@@ -47,51 +47,36 @@ def correctness(rows: Iterable[dict[str, Any]], labels: Sequence[str]) -> Right:
     return dict(out)
 
 
-def _declared(system: dict[str, Any]):
-    """The backend class's declared (class-level) capabilities, or None."""
+def capability(system: dict[str, Any], name: str, default: Any = None) -> Any:
+    """One capability of a run's system: as the run recorded it (``manifest.json``), else the
+    backend class's declared (class-level) capabilities, else ``default``."""
+    caps = system.get("capabilities") or {}
+    if name in caps:
+        return caps[name]
     import importlib
 
     from sovtp.backends.base import REGISTRY
 
     entry = REGISTRY.get(str(system.get("backend")))
     if entry is None:
-        return None
+        return default
     try:
         cls = getattr(importlib.import_module(entry.module), entry.cls)
     except (ImportError, AttributeError):
-        return None
-    return getattr(cls, "capabilities", None)
+        return default
+    return getattr(getattr(cls, "capabilities", None), name, default)
 
 
 def reads_prompt(system: dict[str, Any]) -> bool:
     """Whether a system's answer can depend on the prompt at all (False for the offline FACS
     reasoner, which answers from the measurements: every rung ties by construction)."""
-    caps = system.get("capabilities") or {}
-    if "reads_prompt" in caps:
-        return bool(caps["reads_prompt"])
-    cap = _declared(system)
-    return True if cap is None else bool(getattr(cap, "reads_prompt", True))
+    return bool(capability(system, "reads_prompt", True))
 
 
 def images_per_prompt(system: dict[str, Any]) -> int | None:
-    """How many images a run's system could see: as recorded in the run (``capabilities``), else
-    the backend class's declared capabilities; None when unknown (then assumed to see them)."""
-    caps = system.get("capabilities") or {}
-    if "images_per_prompt" in caps:
-        return int(caps["images_per_prompt"])
-    import importlib
-
-    from sovtp.backends.base import REGISTRY
-
-    entry = REGISTRY.get(str(system.get("backend")))
-    if entry is None:
-        return None
-    try:
-        cls = getattr(importlib.import_module(entry.module), entry.cls)
-    except (ImportError, AttributeError):
-        return None
-    cap = getattr(cls, "capabilities", None)  # class-level only where fixed (facs)
-    return None if cap is None else int(cap.images_per_prompt)
+    """How many images a run's system could see; None when unknown (then assumed to see them)."""
+    n = capability(system, "images_per_prompt")
+    return None if n is None else int(n)
 
 
 def blind_systems(systems: Iterable[dict[str, Any]]) -> dict[str, str]:
