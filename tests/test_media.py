@@ -371,3 +371,33 @@ def test_oversized_media_are_refused_by_a_pixel_cap(tmp_path, monkeypatch, astro
     monkeypatch.delenv("SOVTP_MAX_PIXELS")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     assert load_frames(astronaut_png)[0].image.shape == (512, 512, 3)
+
+
+def test_a_rotated_phone_video_is_de_identified_upright(tmp_path):
+    """`sovtp deid` on a video whose pixels are stored sideways: frames are turned upright
+    before the face detectors look (a sideways face can escape them), and written upright."""
+    import av
+
+    from sovtp.deid.media import deid_media
+    from sovtp.media.sample import astronaut
+
+    upright = np.ascontiguousarray(astronaut()[:, 56:456])  # 512×400
+    stored = np.ascontiguousarray(np.rot90(upright, -1))
+    src = tmp_path / "phone.mp4"
+    with av.open(str(src), "w") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = stored.shape[1], stored.shape[0], "yuv420p"
+        s.set_display_rotation(90)
+        for _ in range(3):
+            for pkt in s.encode(av.VideoFrame.from_ndarray(stored, format="rgb24")):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    dst = tmp_path / "phone_deid.mp4"
+    deid_media(src, dst, voice=False)
+    frames = load_frames(dst, "all")
+    assert frames and frames[0].image.shape[:2] == (512, 400)  # written upright
+    # the face region (upper middle of the upright frame) is blurred away
+    face = (slice(40, 220), slice(100, 300))
+    diff = np.abs(frames[0].image[face].astype(int) - upright[face]).mean()
+    assert diff > 15, diff

@@ -26,9 +26,11 @@ IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 def _decode_all(src: Path) -> Iterator[np.ndarray]:
     import av
 
+    from sovtp.media.video import upright
+
     with av.open(str(src)) as inp:
         for f in inp.decode(inp.streams.video[0]):
-            yield f.to_ndarray(format="rgb24")
+            yield upright(f)  # rotation applied, as the writing pass does
 
 
 def deid_media(

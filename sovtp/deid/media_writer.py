@@ -144,10 +144,12 @@ def write_media(
         tb = vin.time_base or Fraction(1, 90000)
         start = vin.start_time or 0
 
+        from sovtp.media.video import upright
+
         def frames() -> Iterator[VideoFrame]:
             for i, f in enumerate(inp.decode(vin)):
                 t = float((f.pts - start) * tb) if f.pts is not None else i / float(fps)
-                yield VideoFrame(i, t, f.to_ndarray(format="rgb24"))
+                yield VideoFrame(i, t, upright(f))  # rotation applied: faces are found upright
 
         source = frames()
         images = video_frames_fn(source) if video_frames_fn else (vf.image for vf in source)

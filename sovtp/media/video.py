@@ -136,7 +136,8 @@ def _quarter_turns(frame) -> int:
     return int(round(rot / 90.0)) % 4
 
 
-def _upright(frame) -> np.ndarray:
+def upright(frame) -> np.ndarray:
+    """A decoded frame as RGB, turned by its rotation metadata (what a viewer shows)."""
     img = frame.to_ndarray(format="rgb24")
     k = _quarter_turns(frame)
     return np.ascontiguousarray(np.rot90(img, k)) if k else img
@@ -282,7 +283,7 @@ def _iter_vfr(p: Path, samp: Sampling, stats: DecodeStats, fps: float) -> Iterat
                 log.warning("%s: clip ended before frame %d of %d", p, pos, len(pts))
                 break
             got += 1
-            yield Frame(last, float((fr.pts - start_pts) * tb), _upright(fr))
+            yield Frame(last, float((fr.pts - start_pts) * tb), upright(fr))
         if got == 0:
             raise MediaError(p, "no frame could be decoded")
     finally:
@@ -362,7 +363,7 @@ def iter_frames(
             pending = (idx, fr) if idx > t else None
             got += 1
             ts = float((fr.pts - start_pts) * tb) if fr.pts is not None else t / fps
-            yield Frame(t, ts, _upright(fr))
+            yield Frame(t, ts, upright(fr))
         if got == 0:
             raise MediaError(p, "no frame could be decoded")
     except av.FFmpegError as e:
