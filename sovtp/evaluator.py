@@ -78,7 +78,6 @@ class EvaluatorSpec(BaseModel):
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluatorSpec:
-        from sovtp.scoring import bah as _bah  # noqa: F401 - registers bah_ap
         from sovtp.scoring import registry
         from sovtp.scoring.summary import DEFAULT_HEADLINE, DEFAULT_METRICS
 

@@ -235,7 +235,8 @@ def test_a_binary_run_reports_its_declared_metrics(tmp_path):
                      "gold": gold, "label": "attack" if s >= 0.5 else "bona_fide",
                      "scores": {"attack": s}, "parse_status": "ok",
                      "split": "dev" if i < 20 else "test",
-                     "attack_type": "print" if i % 4 == 1 else "replay"})  # fmt: skip
+                     # a manifest's column, spelled as people type it
+                     "attack": "Print " if i % 4 == 1 else "REPLAY"})  # fmt: skip
     (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"data": "x", "evaluator": "pad",
                                                           "variants": ["v"]}))  # fmt: skip
@@ -243,6 +244,8 @@ def test_a_binary_run_reports_its_declared_metrics(tmp_path):
     (tmp_path / "manifest.json").write_text(json.dumps(man))
     rep = write_report(tmp_path, n_boot=100)
     head, table = metrics_table(rep["scoring"])
+    per_type = rep["scoring"]["systems"][0]["binary"]["apcer_per_type"]
+    assert set(per_type) == {"print", "replay"}  # one reading of the species, normalised
     assert head[3:5] == ["acer [95% CI]", "bpcer20 [95% CI]"] and "ap [95% CI]" in head
     assert "acer [95% CI]" in (tmp_path / "report.md").read_text()
     from sovtp.report.compare import compare_markdown, compare_rows

@@ -50,8 +50,7 @@ def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
 
         ev = load_evaluator(cfg["evaluator"])
         tier_by, headline = ev.tier_by or "n_faces", ev.headline
-        if ev.task != "single_label":  # the declared task decides the metrics
-            task_kw = ev.scoring()
+        task_kw = ev.scoring()  # the declared task, metrics, headline and options decide
     tier_by = cfg.get("tier_by") or tier_by
     n_rows = 0
 

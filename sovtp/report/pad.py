@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from sovtp.data.pad import attack_of
 from sovtp.scoring.summary import positive_score
 from sovtp.scoring.tasks import bpcer_at_apcer, eer, pad_rates
 
@@ -37,19 +38,10 @@ def _field(r: dict[str, Any], k: str) -> Any:
     return v if v is not None else (r.get("meta") or {}).get(k)
 
 
-def attack_type(r: dict[str, Any]) -> str | None:
-    """A row's attack species (``attack_type`` or ``attack``, top level or in ``meta``)."""
-    for k in ("attack_type", "attack"):
-        v = _field(r, k)
-        if v not in (None, ""):
-            return str(v).strip().lower()
-    return None
-
-
 def _arrays(rs: Sequence[dict[str, Any]], positive: str, negative: str):
     y = np.array([r["gold"] == positive for r in rs], dtype=bool)
     s = np.array([positive_score(r, positive, negative) for r in rs], dtype=float)
-    types = [attack_type(r) or "attack" for r in rs]
+    types = [attack_of(r) or "attack" for r in rs]
     return y, s, types
 
 

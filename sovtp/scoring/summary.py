@@ -105,10 +105,11 @@ def task_data(
     pos, neg = binary_labels(labels, opt)
     y = np.array([r["gold"] == pos for r in rs], dtype=bool)
     s = np.array([positive_score(r, pos, neg) for r in rs], dtype=float)
-    # a manifest's ``attack`` column or a run's ``attack_type``
-    types = np.array(
-        [r.get("attack_type") or r.get("attack") or "attack" for r in rs], dtype=object
-    )
+    # one reading of the attack species everywhere (manifest ``attack`` or a run's
+    # ``attack_type``, normalised), so the summary's APCER keys match the PAD section's
+    from sovtp.data.pad import attack_of
+
+    types = np.array([attack_of(r) or "attack" for r in rs], dtype=object)
     return R.BinaryData(g, p, labels, y, s, types, threshold)
 
 
