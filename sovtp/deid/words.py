@@ -79,9 +79,11 @@ def load_asr(model: str | Path | None = None, cpu_threads: int = 2):
 
     from sovtp.annotate import models
 
-    path = Path(model) if model is not None else models.resolve(DEFAULT_ASR_MODEL)
-    key = (str(path), cpu_threads)
+    # keyed by what the caller asked for: the default model is resolved (its folder sha256-
+    # checked, ~75 MB read) once per process, not once per clip
+    key = (None if model is None else str(model), cpu_threads)
     if key not in _MODELS:
+        path = Path(model) if model is not None else models.resolve(DEFAULT_ASR_MODEL)
         _MODELS[key] = WhisperModel(
             str(path), device="cpu", compute_type="int8", cpu_threads=cpu_threads
         )
