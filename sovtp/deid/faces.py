@@ -153,10 +153,11 @@ class FaceFinder:
         self.threshold = threshold
         self.cf = CenterFace(max_side=max_side, threads=threads) if centerface else None
         self.mp = MediaPipeFaces() if mediapipe else None
-        # the re-check after obscuring looks harder than the guard and the audit (a 0.1 margin
-        # on both thresholds), because H.264/JPEG encoding moves a borderline blob by a few
-        # hundredths of a score
-        self.mp_strict = MediaPipeFaces(threshold=MEDIAPIPE_THRESHOLD - 0.1) if mediapipe else None
+        # the strict re-check after obscuring (opt-in) looks harder than the guard and the audit
+        # (a 0.1 margin on both thresholds), because H.264/JPEG encoding moves a borderline
+        # blob by a few hundredths of a score; its detector opens on first use only
+        self._strict_mp = mediapipe
+        self.mp_strict: MediaPipeFaces | None = None
 
     def find(
         self, image: np.ndarray, centerface: bool = True, strict: bool = False
@@ -167,6 +168,8 @@ class FaceFinder:
         if self.cf is not None and centerface:
             thr = self.threshold - (0.1 if strict else 0.0)
             out += [Detection(b[:4], b[4], "centerface") for b in self.cf(image, thr)]
+        if strict and self._strict_mp and self.mp_strict is None:
+            self.mp_strict = MediaPipeFaces(threshold=MEDIAPIPE_THRESHOLD - 0.1)
         mp = self.mp_strict if strict else self.mp
         if mp is not None:
             out += [Detection(b[:4], b[4], "mediapipe") for b in mp(image)]
