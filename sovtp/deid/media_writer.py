@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from sovtp.errors import MediaError
+from sovtp.media.audio import decode_mono
 
 AudioFn = Callable[[np.ndarray, int], np.ndarray]
 
@@ -54,21 +55,6 @@ VIDEO_FORMATS: dict[str, tuple[str, str]] = {
     ".webm": ("webm", "libopus"),
 }
 OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
-
-
-def _decode_audio(container, stream) -> tuple[np.ndarray, int]:
-    import av
-
-    rate = int(stream.rate or stream.codec_context.sample_rate)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-    chunks = []
-    for frame in container.decode(stream):
-        for out in resampler.resample(frame):
-            chunks.append(out.to_ndarray().reshape(-1))
-    for out in resampler.resample(None):
-        chunks.append(out.to_ndarray().reshape(-1))
-    data = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    return data, rate
 
 
 def _audio_packets(stream, samples: np.ndarray, rate: int, chunk: int = 1024) -> Iterator:
@@ -129,7 +115,7 @@ def write_media(
         has_video = bool(probe.streams.video)
         has_audio = bool(probe.streams.audio)
         channels = probe.streams.audio[0].codec_context.channels if has_audio else 1
-        samples, rate = _decode_audio(probe, probe.streams.audio[0]) if has_audio else (None, 0)
+        samples, rate = decode_mono(probe, probe.streams.audio[0]) if has_audio else (None, 0)
         if has_video:
             v = probe.streams.video[0]
             fps = v.average_rate or v.guessed_rate or Fraction(25)

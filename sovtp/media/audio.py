@@ -9,6 +9,23 @@ import numpy as np
 from sovtp.errors import MediaError
 
 
+def decode_mono(container, stream, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """An open container's audio ``stream`` as mono float32 in [-1, 1], resampled to
+    ``sample_rate`` (None: the stream's own rate)."""
+    import av
+
+    rate = int(sample_rate or stream.rate or stream.codec_context.sample_rate)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    chunks: list[np.ndarray] = []
+    for frame in container.decode(stream):
+        for out in resampler.resample(frame):
+            chunks.append(out.to_ndarray().reshape(-1))
+    for out in resampler.resample(None):
+        chunks.append(out.to_ndarray().reshape(-1))
+    data = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+    return data, rate
+
+
 def load_audio(path: str | Path, sample_rate: int | None = 16000) -> tuple[np.ndarray, int]:
     """Decode the first audio stream, downmixed to mono, resampled to ``sample_rate``.
 
@@ -27,17 +44,7 @@ def load_audio(path: str | Path, sample_rate: int | None = 16000) -> tuple[np.nd
     try:
         if not container.streams.audio:
             raise MediaError(p, "no audio stream")
-        stream = container.streams.audio[0]
-        rate = int(sample_rate or stream.rate or stream.codec_context.sample_rate)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks: list[np.ndarray] = []
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunks.append(out.to_ndarray().reshape(-1))
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-        data = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-        return data, rate
+        return decode_mono(container, container.streams.audio[0], sample_rate)
     except av.FFmpegError as e:
         raise MediaError(p, f"audio decoding failed ({e})") from e
     finally:
