@@ -105,7 +105,7 @@ def sample_crops(
 
     samp = sampling
     if getattr(sample, "has_interval", False):
-        from sovtp.bench.runner import sampling_for
+        from sovtp.data.sample import sampling_for
 
         samp = sampling_for(sample, sampling)
     clip, frames = annotate(sample.media, samp, detector=detector, cache=cache)

@@ -334,7 +334,7 @@ def perturb_frames(
 
     samp = sampling or loaded.config.get("sampling", "uniform:8")
     if getattr(sample, "has_interval", False):
-        from sovtp.bench.runner import sampling_for
+        from sovtp.data.sample import sampling_for
 
         samp = sampling_for(sample, samp)
     clip, frames = annotate(sample.media, samp, detector=detector, cache=True)

@@ -38,7 +38,7 @@ from typing import Any
 from sovtp.backends.base import Backend, GenerationConfig, get_backend, is_transient
 from sovtp.backends.cache import ResponseCache, is_deterministic, request_key
 from sovtp.bench.config import BenchConfig
-from sovtp.data.sample import ManifestError, Sample
+from sovtp.data.sample import ManifestError, Sample, sampling_for
 from sovtp.labels import LabelSet
 from sovtp.prompting.build import ImageCache, ImageOptions
 from sovtp.prompting.spec import PromptSpec, load_spec
@@ -86,29 +86,6 @@ class Stats:
     transient_errors: int = 0  # of which worth asking again (timeouts, 5xx, 429, ...)
     answered: int = 0  # rows with an answer (rows - errors)
     interrupted: bool = False
-
-
-def sampling_for(sample: Sample, sampling: str) -> str:
-    """The frame sampling of one sample: the run's, restricted to the sample's interval."""
-    if not sample.has_interval:
-        return sampling
-    from sovtp.media.sampling import Sampling
-    from sovtp.media.video import probe
-
-    info = probe(sample.media)
-    fps = info.fps or 25.0
-    start = (
-        sample.start_frame if sample.start_frame is not None else round((sample.start_s or 0) * fps)
-    )
-    if sample.end_frame is not None:
-        end = sample.end_frame
-    elif sample.end_s is not None:
-        end = round(sample.end_s * fps)
-    else:
-        end = info.n_frames - 1
-    end = max(start, min(end, max(info.n_frames - 1, start)))
-    rel = Sampling.parse(sampling).select(end - start + 1, fps)
-    return "indices:" + ",".join(str(start + i) for i in rel)
 
 
 @dataclass

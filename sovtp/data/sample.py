@@ -111,3 +111,26 @@ def sample_from_dict(d: dict[str, Any]) -> Sample:
     d["audio"] = Path(d["audio"]) if d.get("audio") else None
     d["face_labels"] = {int(k): v for k, v in (d.get("face_labels") or {}).items()}
     return Sample(**d)
+
+
+def sampling_for(sample: Sample, sampling: str) -> str:
+    """The frame sampling of one sample: the run's, restricted to the sample's interval."""
+    if not sample.has_interval:
+        return sampling
+    from sovtp.media.sampling import Sampling
+    from sovtp.media.video import probe
+
+    info = probe(sample.media)
+    fps = info.fps or 25.0
+    start = (
+        sample.start_frame if sample.start_frame is not None else round((sample.start_s or 0) * fps)
+    )
+    if sample.end_frame is not None:
+        end = sample.end_frame
+    elif sample.end_s is not None:
+        end = round(sample.end_s * fps)
+    else:
+        end = info.n_frames - 1
+    end = max(start, min(end, max(info.n_frames - 1, start)))
+    rel = Sampling.parse(sampling).select(end - start + 1, fps)
+    return "indices:" + ",".join(str(start + i) for i in rel)
