@@ -270,3 +270,7 @@ class ClipAnnotation:
             frames=[FrameAnnotation.from_dict(f) for f in d.get("frames", [])],
             cues=[Cue.from_dict(c) for c in d.get("cues", [])],
         )
+
+
+# a time interval: (start, end, label or None), in seconds or frames (spotting, intervals)
+Span = tuple[float, float, str | None]

@@ -33,7 +33,7 @@ from typing import Any
 
 from sovtp.data.adapters import VIDEO_EXTS, _inside, _need, _sample
 from sovtp.data.sample import ManifestError, Sample
-from sovtp.scoring.tasks import Span
+from sovtp.types import Span
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ _FINAL = re.compile(
 )
 
 
-def _objects(text: str) -> list[str]:
+def json_objects(text: str) -> list[str]:
     """Balanced {...} substrings (outermost first), for JSON embedded in prose."""
     out, depth, start = [], 0, None
     for i, ch in enumerate(text):
@@ -187,7 +187,7 @@ def parse_answer(
             return fill(got[0], got[1], "repaired" if _stages_missing(output, got[1]) else "ok")
     except json.JSONDecodeError:
         pass
-    for blob in [m.group(1) for m in _FENCE.finditer(text)] + _objects(text):
+    for blob in [m.group(1) for m in _FENCE.finditer(text)] + json_objects(text):
         try:
             got = _from_obj(json.loads(blob), ls)
         except json.JSONDecodeError:

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sovtp.types import Span
+
 TASKS = ("single_label", "binary", "intervals")
 
 # ---------------------------------------------------------------------------------- binary
@@ -170,8 +172,6 @@ def bpcer_at_apcer(
 
 
 # ------------------------------------------------------------------------------- intervals
-
-Span = tuple[float, float, str | None]  # (start, end, label or None)
 
 
 def iou(a: Sequence[float], b: Sequence[float], frames: bool = True) -> float:

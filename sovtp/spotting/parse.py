@@ -38,6 +38,7 @@ from typing import Any
 
 from sovtp.labels import LabelSet, load_label_set
 from sovtp.records import Prediction
+from sovtp.scoring.parse import json_objects
 
 Interval = tuple[int, int, str | None]
 
@@ -79,20 +80,6 @@ def when_schema(labels: Sequence[str] = ()) -> dict[str, Any]:
         "required": ["intervals"],
         "additionalProperties": False,
     }
-
-
-def _balanced(text: str) -> list[str]:
-    """Outermost balanced {...} substrings, for an object embedded in prose."""
-    out, depth, start = [], 0, None
-    for i, ch in enumerate(text):
-        if ch == "{":
-            start = i if depth == 0 else start
-            depth += 1
-        elif ch == "}" and depth:
-            depth -= 1
-            if depth == 0 and start is not None:
-                out.append(text[start : i + 1])
-    return out
 
 
 def _items(obj: Any) -> list[Any] | None:
@@ -181,7 +168,7 @@ def parse_when(
         found = got
     else:
         status = "repaired"
-        for cand in [m.group(1).strip() for m in _FENCE.finditer(s)] + _balanced(s):
+        for cand in [m.group(1).strip() for m in _FENCE.finditer(s)] + json_objects(s):
             got = _from_json(cand, ls)
             if got is not None:
                 found = got
