@@ -224,3 +224,12 @@ def test_credentials_in_a_base_url_reach_no_file_and_no_log(tmp_path, astronaut_
     ).exists()
     assert "hunter2" not in blob and "sk-zzz" not in blob
     assert "***" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_score_refuses_a_binary_file_with_an_id_twice(tmp_path):
+    pred, gold = tmp_path / "p.csv", tmp_path / "g.csv"
+    pred.write_text("id,score\na,0.2\na,0.9\nb,0.5\n")  # which score is a's? refuse, don't pick
+    gold.write_text("id,gold\na,live\nb,attack\n")
+    p = run("score", pred, "--gold", gold, "--task", "binary", "--positive", "live",
+            "--score-column", "score", check=False)  # fmt: skip
+    assert p.returncode == 2 and "'a'" in p.stderr and "Traceback" not in p.stderr

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sovtp.labels import LabelSet
-from sovtp.scoring.external import ScoringInputError, read_table_lines, sample_key
+from sovtp.scoring.external import ScoringInputError, check_unique_ids, read_table_lines, sample_key
 
 _ID = ("sample_id", "name", "id", "video", "clip", "file", "subject_video")
 _GOLD = ("gold", "gt", "target", "truth")
@@ -83,15 +83,20 @@ def binary_rows(
     label set is given).  Each row: ``sample_id``, ``gold``, ``label``, ``scores`` ({positive:
     score}), ``attack_type``, ``split``, ``parse_status``."""
     pred_p = Path(predictions)
-    preds = [r for _, r in read_table_lines(pred_p)]
+    pred_lines = list(read_table_lines(pred_p))
+    preds = [r for _, r in pred_lines]
     if not preds:
         raise ScoringInputError(f"{pred_p}: no rows")
     id_c = _need(preds[0], _ID, "sample", pred_p)
-    gold_rows = [r for _, r in read_table_lines(gold_file)] if gold_file else preds
+    check_unique_ids(pred_lines, id_c, pred_p)  # an ID twice would overwrite silently
+    gold_lines = list(read_table_lines(gold_file)) if gold_file else pred_lines
+    gold_rows = [r for _, r in gold_lines]
     gold_p = Path(gold_file) if gold_file else pred_p
     if not gold_rows:
         raise ScoringInputError(f"{gold_p}: no rows")
     gid_c = _need(gold_rows[0], _ID, "sample", gold_p)
+    if gold_file:
+        check_unique_ids(gold_lines, gid_c, gold_p)
     g_c = _need(gold_rows[0], _GOLD if not gold_file else (*_GOLD, "label"), "gold", gold_p)
     gold = {}
     for r in gold_rows:
