@@ -267,7 +267,6 @@ def paired_bootstrap(
     return {m.name: _percentile(vals[k], point[m.name], alpha) for k, m in enumerate(ms)}
 
 
-
 def _bah_ap(d: BinaryData) -> float:
     from sovtp.scoring.bah import release_ap  # BAH's own AP, kept beside its task's code
 
