@@ -154,3 +154,139 @@ def test_bah_evaluator_and_definition_prompt():
     assert "Ambivalence:" in text and "Hesitancy:" in text and "discord" in text
     q2, _ = build_query(clip, frames, load_spec("bah/definition"), subject=1, transcript=None)
     assert "No transcript is available" in q2.text()
+
+
+# --- the report section: video and frame level from a run folder -------------------------------
+BAH_VIDEOS = {  # video: (gold, A/H segments in seconds); 20 frames at 10 fps each
+    "p01/q1.mp4": (1, [(0.5, 1.0)]),
+    "p01/q2.mp4": (0, []),
+    "p02/q1.mp4": (1, [(0.0, 0.3), (1.5, 1.9)]),
+    "p02/q2.mp4": (0, []),
+}
+N_FRAMES, FPS = 20, 10
+
+
+def _bah_run(tmp_path, data=None):
+    """A BAH root built here (tiny real videos, a split file, timestamp segments) and a run
+    folder whose predictions were written by hand: one invalid answer, one answer outside the
+    label set, one row superseded by a later one."""
+    import json
+
+    import yaml
+
+    from sovtp.media.sample import write_video
+
+    root = tmp_path / "BAH"
+    (root / "splits").mkdir(parents=True)
+    (root / "annotations").mkdir()
+    frames = [np.full((32, 32, 3), 8 * i, np.uint8) for i in range(N_FRAMES)]
+    split, segs = ["video,label"], ["video,start,end"]
+    for rel, (gold, ss) in BAH_VIDEOS.items():
+        (root / "videos" / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_video(root / "videos" / rel, frames, fps=FPS)
+        split.append(f"{rel},{gold}")
+        segs += [f"{rel},{a},{b}" for a, b in ss]
+    (root / "splits" / "test.csv").write_text("\n".join(split) + "\n")
+    (root / "annotations" / "segments.csv").write_text("\n".join(segs) + "\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = {"data": data or f"bah:{root}", "split": "test", "evaluator": "bah"}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+    def row(sid, gold, label, conf=None, variant="definition", **kw):
+        return {"sample_id": sid, "system": "vlm", "variant": variant, "gold": gold,
+                "label": label, "confidence": conf,
+                "parse_status": "ok" if label else "invalid", **kw}  # fmt: skip
+
+    rows = [
+        row("p01_q1", "ambivalence", "none", 0.9),  # superseded by the next row
+        row("p01_q1", "ambivalence", "ambivalence", 0.8),
+        row("p01_q2", "none", "none", 0.6),
+        row("p02_q1", "ambivalence", None),  # invalid: never A/H
+        row("p02_q2", "none", "ambivalence", 0.7),  # a false alarm
+        row("p01_q1", "ambivalence", "ambivalence", 0.9, "v2"),
+        row("p01_q2", "none", "maybe", 0.9, "v2"),  # outside the label set: invalid too
+        row("p02_q1", "ambivalence", "ambivalence", 0.6, "v2"),
+        row("p02_q2", "none", "none", 0.8, "v2"),
+    ]
+    (run / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def _independent(answers):
+    """Frame labels from the segments by hand; each answer broadcast to its video's frames;
+    an invalid answer a third class (never A/H) whose frames rank worst for AP."""
+    from sklearn.metrics import average_precision_score, f1_score
+
+    gold, pred, score = [], [], []
+    for (_, ss), (lab, conf) in zip(BAH_VIDEOS.values(), answers, strict=True):
+        g = [int(any(a <= i / FPS <= b for a, b in ss)) for i in range(N_FRAMES)]
+        gold += g
+        if lab is None:
+            pred += [2] * N_FRAMES
+            score += [-1.0 if x else 2.0 for x in g]  # the worst rank for its gold
+        else:
+            pred += [int(lab == "ambivalence")] * N_FRAMES
+            score += [conf if lab == "ambivalence" else 1 - conf] * N_FRAMES
+    gold, score = np.array(gold), np.array(score)
+    f1 = f1_score(gold, pred, labels=[0, 1], average=None)
+    return f1, average_precision_score(gold, score), _release_ap(score, gold), gold, pred
+
+
+def test_bah_section_scores_frames_like_sklearn_and_never_counts_invalid(tmp_path):
+    from sovtp.report.bah import HEADER, bah_section
+
+    sec = bah_section(_bah_run(tmp_path))
+    head, rows = sec["table"]
+    assert head == HEADER and [r[:2] for r in rows] == [["vlm", "definition"], ["vlm", "v2"]]
+    by = {s["variant"]: s for s in sec["scores"]}
+    # variant "definition": v1 A/H 0.8, v2 none 0.6, v3 invalid, v4 A/H 0.7 (the later row won)
+    f1, ap_sk, ap_rel, gold, pred = _independent(
+        [("ambivalence", 0.8), ("none", 0.6), (None, None), ("ambivalence", 0.7)]
+    )
+    fr = by["definition"]["frame"]
+    assert fr["n"] == 4 * N_FRAMES and fr["n_invalid"] == N_FRAMES
+    assert fr["f1_pos"] == pytest.approx(f1[1]) and fr["f1_neg"] == pytest.approx(f1[0])
+    assert fr["avgf1"] == pytest.approx(f1.mean())
+    assert fr["ap_sklearn"] == pytest.approx(ap_sk) and fr["ap"] == pytest.approx(ap_rel)
+    # the invalid video's A/H frames are misses, its none frames are not false alarms: counted
+    # as A/H (the release's mapping) the positive F1 would differ
+    from sklearn.metrics import f1_score
+
+    as_release = [1 if p == 2 else p for p in pred]
+    assert f1_score(gold, as_release) != pytest.approx(fr["f1_pos"])
+    vid = by["definition"]["video"]
+    assert vid["n"] == 4 and vid["invalid_rate"] == pytest.approx(0.25)
+    assert vid["avgf1"] == pytest.approx(f1_score([1, 0, 1, 0], [1, 0, 2, 1], labels=[0, 1],
+                                                  average="macro"))  # fmt: skip
+    # variant v2: "maybe" is outside the label set: invalid, on every frame, never positive
+    f1b, ap_skb, ap_relb, *_ = _independent(
+        [("ambivalence", 0.9), (None, None), ("ambivalence", 0.6), ("none", 0.8)]
+    )
+    fr2 = by["v2"]["frame"]
+    assert fr2["avgf1"] == pytest.approx(f1b.mean()) and fr2["n_invalid"] == N_FRAMES
+    assert fr2["ap_sklearn"] == pytest.approx(ap_skb) and fr2["ap"] == pytest.approx(ap_relb)
+    assert rows[1][HEADER.index("invalid rate")] == pytest.approx(0.25)
+    assert rows[0][HEADER.index("frame AVGF1")] == pytest.approx(f1.mean(), abs=1e-4)
+
+
+def test_bah_section_without_frame_labels_says_so(tmp_path):
+    from sovtp.report.bah import HEADER, bah_section
+
+    run = _bah_run(tmp_path, data=str(tmp_path / "elsewhere.csv"))
+    sec = bah_section(run)
+    (_, rows) = sec["table"]
+    assert rows[0][HEADER.index("video AVGF1")] is not None
+    assert rows[0][HEADER.index("frame AVGF1")] is None
+    assert any("frame labels not reachable" in n for n in sec["notes"])
+    # a run that is not BAH has no section
+    import json
+
+    (run / "config.yaml").write_text("data: x.csv\nlabels: basic7\n")
+    (run / "predictions.jsonl").write_text(
+        json.dumps(
+            {"sample_id": "a", "system": "s", "variant": "", "gold": "happy", "label": "sad"}
+        )
+        + "\n"
+    )
+    assert bah_section(run) is None

@@ -81,11 +81,17 @@ def scores(
     return out
 
 
-def hard_score(label: str | None, confidence: float | None, positive: str = POSITIVE) -> float:
+def hard_score(
+    label: str | None,
+    confidence: float | None,
+    positive: str = POSITIVE,
+    negative: str | None = NEGATIVE,
+) -> float:
     """A positive-class score from an answer: its confidence when it chose the positive
-    class, 1 − confidence when it chose another, 1/0 without a confidence; NaN when invalid.
+    class, 1 − confidence when it chose ``negative``, 1/0 without a confidence; NaN when
+    invalid — no label, or one that is neither class (``negative`` None: any other label).
     A confidence written as a percentage (1 < c ≤ 100) is read as c / 100."""
-    if label is None:
+    if label is None or (negative is not None and label not in (positive, negative)):
         return float("nan")
     c = 1.0 if confidence is None else float(confidence)
     if 1.0 < c <= 100.0:
@@ -105,7 +111,7 @@ def video_scores(rows: Sequence[dict[str, Any]], positive: str = POSITIVE) -> di
         if sc.get(positive) is not None:
             s.append(float(sc[positive]))
         else:
-            s.append(hard_score(r.get("label"), r.get("confidence"), positive))
+            s.append(hard_score(r.get("label"), r.get("confidence"), positive, neg))
     return scores([r["gold"] for r in rs], [r.get("label") for r in rs], s, (positive, neg))
 
 
