@@ -38,6 +38,12 @@ class TaskOptions(BaseModel):
     dev_split: str | None = None  # binary: the split whose EER point fixes the threshold
     iou: float = Field(0.5, gt=0, le=1)  # intervals: the IoU a spotted interval needs
     unit: Literal["frames", "seconds"] = "frames"  # intervals: inclusive frames or seconds
+    # regression: the dimensions scored (manifest columns of gold values), the scale (a
+    # high/low answer becomes lo + P(high)·(hi − lo)) and its midpoint (default: the centre;
+    # the high/low bins and the value an invalid answer counts as)
+    dims: list[str] = Field(default_factory=lambda: ["valence"])
+    scale: tuple[float, float] = (-1.0, 1.0)
+    midpoint: float | list[float] | None = None
 
 
 class ProtocolSpec(BaseModel):
@@ -45,13 +51,18 @@ class ProtocolSpec(BaseModel):
     the manifest column ``by`` (PAD: the attack species) — train on ``train_split`` without
     that value, fix the threshold on ``dev_split`` without it, test on ``test_split`` rows that
     have that value or none (bona fide).  Driven by :mod:`sovtp.baselines.pad` and reported by
-    :mod:`sovtp.report.pad`."""
+    :mod:`sovtp.report.pad`.  ``cross_subject``: see :meth:`EvaluatorSpec.folds_of`."""
 
-    kind: Literal["leave_one_out"] = "leave_one_out"
+    kind: Literal["leave_one_out", "cross_subject"] = "leave_one_out"
     by: str = "attack"
     train_split: str = "train"
     dev_split: str | None = "dev"
     test_split: str = "test"
+    # cross_subject: ``k`` folds of whole subjects (the column ``by``, usually ``subject``),
+    # dealt by :func:`sovtp.physio.folds.subject_folds` with ``seed``; k None = leave one
+    # subject out.  No subject's samples sit on both sides of a split.
+    k: int | None = Field(5, ge=2)
+    seed: int = 0
 
 
 class EvaluatorSpec(BaseModel):
@@ -60,7 +71,7 @@ class EvaluatorSpec(BaseModel):
     adapter: str | None = None  # sovtp.data.adapters name; None: a manifest
     label_set: str | list[str]
     synonyms: dict[str, list[str]] = Field(default_factory=dict)
-    task: Literal["single_label", "binary", "intervals"] = "single_label"
+    task: Literal["single_label", "binary", "intervals", "regression"] = "single_label"
     task_options: TaskOptions = Field(default_factory=TaskOptions)
     # names in sovtp.scoring.registry for the task; empty: the task's defaults
     metrics: list[str] = Field(default_factory=list)
@@ -98,6 +109,18 @@ class EvaluatorSpec(BaseModel):
             "headline": list(self.headline),
             "options": self.task_options.model_dump(),
         }
+
+    def folds_of(self, samples: list[Any]) -> list[int]:
+        """The fold of each sample under a ``cross_subject`` protocol (whole subjects per fold,
+        read from the sample's attribute or ``meta`` column ``protocol.by``)."""
+        from sovtp.physio.folds import subject_folds
+
+        p = self.protocol
+        if p is None or p.kind != "cross_subject":
+            raise SovtpError(f"evaluator {self.name} declares no cross_subject protocol")
+        subj = [getattr(s, p.by, None) or (getattr(s, "meta", None) or {}).get(p.by)
+                for s in samples]  # fmt: skip
+        return subject_folds(subj, p.k, p.seed)
 
     def labels(self) -> LabelSet:
         base = load_label_set(self.label_set)

@@ -163,3 +163,117 @@ def test_ccc_matches_a_hand_computation_and_is_registered():
     assert high_low_labels([1, 3], 2.5) == ["low", "high"]
     ci = R.bootstrap("regression", ["ccc"], d, n_boot=50)
     assert ci["ccc"].low <= ci["ccc"].value <= ci["ccc"].high
+
+
+# --- end to end: a manifest's physio column → cues; valence scored as a regression task ---------
+def _sine_ppg(csv_path, rates=((0.0, 30.0, 72.0),), fs=50.0, seed=0):
+    """A PPG CSV: a sine whose rate (bpm) is piecewise constant over (start_s, end_s, bpm),
+    phase-continuous, plus white noise; columns time_s, ppg, and an EDA column held flat."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.0, rates[-1][1], 1.0 / fs)
+    f = np.zeros_like(t)
+    for a, b, bpm in rates:
+        f[(t >= a) & (t < b)] = bpm / 60.0
+    x = np.sin(2 * np.pi * np.cumsum(f) / fs) + rng.normal(0, 0.1, len(t))
+    rows = ["time_s,ppg"] + [f"{a:.4f},{b:.5f}" for a, b in zip(t, x, strict=True)]
+    csv_path.write_text("\n".join(rows) + "\n")
+    return csv_path
+
+
+def test_physio_cues_for_a_manifest_sample_window_the_clip(tmp_path):
+    """Synthetic PPG, 72 bpm for 30 s then 96 bpm: each clip's cue words its own rate (the
+    window follows start_s/end_s, or frames at the manifest's fps)."""
+    from sovtp.data.manifest import read_manifest
+    from sovtp.errors import SovtpError
+    from sovtp.physio.cues import physio_cues_for
+
+    (tmp_path / "phys").mkdir()
+    _sine_ppg(tmp_path / "phys" / "s1.csv", ((0.0, 30.0, 72.0), (30.0, 60.0, 96.0)))
+    (tmp_path / "m.csv").write_text(
+        "id,media,subject,start_s,end_s,start_frame,end_frame,fps,physio\n"
+        "a,v.mp4,s1,2,26,,,,phys/s1.csv\n"
+        "b,v.mp4,s1,,,1020,1649,30,phys/s1.csv\n"  # frames 1020..1649 at 30 fps = 34..55 s
+        "c,v.mp4,s1,2,26,,,,\n"
+        "d,v.mp4,s1,2,26,,,,../outside.csv\n"
+    )
+    a, b, c, d = read_manifest(tmp_path / "m.csv")
+    (hr,) = physio_cues_for(a, root=tmp_path)
+    assert hr.kind == "physio" and hr.name == "heart_rate"
+    assert abs(hr.value["hr_bpm"] - 72) < 1.5 and "heart rate 72 bpm" in hr.text
+    (hr_b,) = physio_cues_for(b, root=tmp_path)
+    assert abs(hr_b.value["hr_bpm"] - 96) < 1.5 and "heart rate 96 bpm" in hr_b.text
+    assert physio_cues_for(c, root=tmp_path) == []  # no recording named: no cue
+    with pytest.raises(SovtpError, match="escapes"):
+        physio_cues_for(d, root=tmp_path)
+    a.meta["physio"] = "phys/missing.csv"
+    with pytest.raises(SovtpError, match="no physiology file"):
+        physio_cues_for(a, root=tmp_path)
+
+
+def test_valence_regression_end_to_end_through_the_summary(tmp_path):
+    """A manifest with physio CSVs and valence/arousal self-reports (1-9); one system answers
+    high/low with a confidence (one answer invalid), another gives numbers; the summary's CCC
+    equals numpy's, an invalid answer counts as the midpoint, folds never split a subject."""
+    from sovtp.data.manifest import read_manifest
+    from sovtp.evaluator import load_evaluator
+    from sovtp.physio.cues import physio_cues_for
+    from sovtp.scoring.summary import summarise
+
+    ev = load_evaluator("physio_va")
+    assert ev.task == "regression" and ev.protocol.kind == "cross_subject"
+    (tmp_path / "phys").mkdir()
+    subjects = ["s1", "s1", "s2", "s2", "s3", "s3", "s4", "s4"]
+    valence = [7.5, 2.0, 6.0, 3.5, 8.0, 4.5, 5.5, 1.5]
+    arousal = [6.0, 3.0, 5.0, 7.0, 2.0, 4.0, 8.0, 3.5]
+    lines = ["id,media,subject,valence,arousal,start_s,end_s,physio"]
+    for i, (s, v, a) in enumerate(zip(subjects, valence, arousal, strict=True)):
+        csv = _sine_ppg(tmp_path / "phys" / f"c{i}.csv", ((0.0, 12.0, 60.0 + 5 * i),), seed=i)
+        lines.append(f"c{i},v{i}.mp4,{s},{v},{a},1,11,phys/{csv.name}")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    samples = list(read_manifest(tmp_path / "m.csv"))
+    for i, smp in enumerate(samples):  # each clip's cue words its own heart rate
+        assert abs(physio_cues_for(smp, root=tmp_path)[0].value["hr_bpm"] - (60 + 5 * i)) < 2
+    folds = ev.folds_of(samples)
+    assert all(folds[i] == folds[i + 1] for i in range(0, 8, 2))  # a subject's clips together
+
+    vlm = [("high", 0.9), ("low", 0.8), ("high", 0.6), ("low", 70), ("high", None),
+           (None, None), ("low", 0.55), ("low", 0.9)]  # fmt: skip
+    cnn = [(6.8, 5.5), (2.5, 3.5), (5.1, 6.0), (4.0, 6.5), (7.0, 3.0), (5.5, 4.0), (4.9, 7.5),
+           (2.2, 3.0)]  # fmt: skip
+    rows = []
+    for smp, (lab, conf), (pv, pa) in zip(samples, vlm, cnn, strict=True):
+        base = smp.row()
+        rows.append({**base, "system": "vlm", "variant": "sovtp/full", "label": lab,
+                     "confidence": conf, "parse_status": "ok" if lab else "invalid"})  # fmt: skip
+        rows.append({**base, "system": "cnn", "variant": "sovtp/full", "label": None,
+                     "scores": {"valence": pv, "arousal": pa}, "parse_status": "ok"})  # fmt: skip
+    summ = summarise(rows, ev.labels().labels, n_boot=20, tier_by=None, **ev.scoring())
+    by = {e["system"]: e for e in summ["systems"]}
+
+    def np_ccc(y, p):
+        y, p = np.asarray(y, float), np.asarray(p, float)
+        return 2 * np.cov(y, p, bias=True)[0, 1] / (y.var() + p.var() + (y.mean() - p.mean()) ** 2)
+
+    # the vlm's value: 1 + P(high)·8, P(high) its confidence in "high" (70 → 0.7); invalid → 5
+    p_high = [0.9, 0.2, 0.6, 0.3, 1.0, None, 0.45, 0.1]
+    pv_vlm = [5.0 if q is None else 1 + 8 * q for q in p_high]
+    m = by["vlm"]["metrics"]
+    assert m["ccc_valence"] == pytest.approx(np_ccc(valence, pv_vlm))
+    assert m["invalid_rate"] == pytest.approx(1 / 8)
+    # a high/low answer speaks for valence only: arousal is the midpoint throughout
+    assert m["ccc_arousal"] == pytest.approx(0.0)
+    assert m["ccc"] == pytest.approx(np_ccc(valence, pv_vlm) / 2)
+    # label metrics on valence's bins (gold > 5): the invalid answer is wrong, never "low"
+    gold_hl = ["high" if v > 5 else "low" for v in valence]
+    right = sum(g == lab for g, (lab, _) in zip(gold_hl, vlm, strict=True))
+    assert m["war"] == pytest.approx(right / 8)
+    c = by["cnn"]["metrics"]
+    assert c["ccc_valence"] == pytest.approx(np_ccc(valence, [p for p, _ in cnn]))
+    assert c["ccc_arousal"] == pytest.approx(np_ccc(arousal, [a for _, a in cnn]))
+    assert c["pcc_valence"] == pytest.approx(np.corrcoef(valence, [p for p, _ in cnn])[0, 1])
+    assert c["rmse_arousal"] == pytest.approx(
+        np.sqrt(np.mean((np.array(arousal) - [a for _, a in cnn]) ** 2))
+    )
+    ci = by["cnn"]["ci"]["ccc_valence"]
+    assert ci["low"] <= c["ccc_valence"] <= ci["high"]
+    assert summ["comparisons"] and "ccc_valence" in summ["comparisons"][0]["delta"]

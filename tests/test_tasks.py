@@ -212,6 +212,10 @@ def test_registry_names_and_evaluator_declarations():
         R.metric_names("binary")
     )
     assert set(R.metric_names("intervals")) >= {"spot_f1", "strs"}
+    # regression is a task of the registry itself (no physiology import needed)
+    assert {"ccc", "pcc", "rmse", "ccc_valence", "rmse_arousal", "high_low_f1", "war"} <= set(
+        R.metric_names("regression")
+    )
     with pytest.raises(SovtpError, match="unknown metric 'ap' for task single_label"):
         R.get("single_label", "ap")
     from sovtp.evaluator import EvaluatorSpec, load_evaluator

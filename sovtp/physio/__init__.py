@@ -1,7 +1,8 @@
 """Physiology synchronised with video: windows of PPG / EDA / … recordings aligned to clips,
-heart rate, HRV and skin-conductance features worded as ``physio`` cues, subject-independent
-folds, and valence/arousal regression metrics (registered on import of
-:mod:`sovtp.physio.metrics`)."""
+heart rate, HRV and skin-conductance features worded as ``physio`` cues (for a sample:
+:func:`sovtp.physio.cues.physio_cues_for`, reading the manifest column ``physio``),
+subject-independent folds, and the valence/arousal regression metrics (the scoring task
+``regression``; re-exported by :mod:`sovtp.physio.metrics`)."""
 
 from sovtp.physio.signals import Recording, clip_seconds, clip_window, load_csv, window
 

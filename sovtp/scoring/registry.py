@@ -106,6 +106,69 @@ class IntervalData:
         return T.spotting_scores(total, self.labels)
 
 
+HIGH_LOW = ("high", "low")  # a regression task's label bins, in code order
+
+
+@dataclass
+class RegressionData:
+    """Regression (valence / arousal …): gold ``y`` and predicted ``p`` values (N×D, NaN =
+    missing), the dimension names, each dimension's scale midpoint, and — optionally — the
+    answers' own ``high``/``low`` labels for the first dimension (``label_p``: codes against
+    ``HIGH_LOW``, 2 = invalid).  The label metrics (war, macro_f1, invalid_rate …) score the
+    first dimension's bins: gold ``y > midpoint``, predicted ``label_p`` — or, without labels,
+    the bin of ``p`` (a missing value is then invalid, not ``low``)."""
+
+    y: np.ndarray
+    p: np.ndarray
+    dims: list[str] = field(default_factory=lambda: ["valence", "arousal"])
+    midpoint: float | Sequence[float] = 0.0
+    label_p: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.y = np.asarray(self.y, dtype=float).reshape(len(self.y), -1)
+        self.p = np.asarray(self.p, dtype=float).reshape(len(self.p), -1)
+        if self.y.shape != self.p.shape or self.y.shape[1] != len(self.dims):
+            raise ValueError(f"gold {self.y.shape}, prediction {self.p.shape}, dims {self.dims}")
+        if self.label_p is not None:
+            self.label_p = np.asarray(self.label_p, dtype=int)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, ix: np.ndarray) -> RegressionData:
+        lab = None if self.label_p is None else self.label_p[ix]
+        return RegressionData(self.y[ix], self.p[ix], self.dims, self.midpoint, lab)
+
+    @property
+    def mid(self) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.midpoint, dtype=float), (len(self.dims),))
+
+    @property
+    def filled(self) -> np.ndarray:
+        """Predictions with each missing value replaced by its dimension's midpoint."""
+        return np.where(np.isfinite(self.p), self.p, self.mid)
+
+    @cached_property
+    def label_data(self) -> LabelData:
+        """The first dimension's high/low bins as a single-label task."""
+        m = self.mid[0]
+        g = np.where(self.y[:, 0] > m, 0, 1)
+        if self.label_p is not None:
+            p = self.label_p
+        else:
+            v = self.p[:, 0]
+            p = np.where(~np.isfinite(v), 2, np.where(v > m, 0, 1))
+        return LabelData(g.astype(int), np.asarray(p, dtype=int), list(HIGH_LOW))
+
+    @property
+    def headline_metrics(self) -> Headline:
+        return self.label_data.headline_metrics
+
+    @property
+    def confusion_metrics(self) -> Metrics:
+        return self.label_data.confusion_metrics
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -148,7 +211,7 @@ def evaluate(task: str, names: Sequence[str], data: Any) -> dict[str, float]:
 
 
 # --- single_label (and the label side of binary) ---------------------------------------------
-_LABEL_TASKS = ("single_label", "binary")
+_LABEL_TASKS = ("single_label", "binary", "regression")
 register(_LABEL_TASKS, "war", "weighted average recall (accuracy; invalid is wrong)")(
     lambda d: d.headline_metrics.war
 )
@@ -204,6 +267,54 @@ for _k, _doc in (
     ("strs", "spot-then-recognise score = spot_f1 x recog_f1"),
 ):
     register("intervals", _k, _doc)(lambda d, _k=_k: d.scores()[_k])
+
+
+# --- regression ---------------------------------------------------------------------------------
+REGRESSION_DIMS = ("valence", "arousal", "dominance")
+
+
+def _per_dim(fn: Callable[[Any, Any], float], d: RegressionData) -> float:
+    p = d.filled
+    return float(np.mean([fn(d.y[:, j], p[:, j]) for j in range(len(d.dims))]))
+
+
+def _one_dim(fn: Callable[[Any, Any], float], name: str) -> Callable[[RegressionData], float]:
+    def f(d: RegressionData) -> float:
+        if name not in d.dims:
+            return float("nan")
+        j = d.dims.index(name)
+        return fn(d.y[:, j], d.filled[:, j])
+
+    return f
+
+
+def _high_low(d: RegressionData, k: int) -> float:
+    p = d.filled
+    return float(np.mean([T.high_low_scores(d.y[:, j], p[:, j], d.mid[j])[k]
+                          for j in range(len(d.dims))]))  # fmt: skip
+
+
+register("regression", "ccc", "concordance correlation, mean over dimensions")(
+    lambda d: _per_dim(T.ccc, d)
+)
+register("regression", "pcc", "Pearson correlation, mean over dimensions")(
+    lambda d: _per_dim(T.pcc, d)
+)
+register("regression", "rmse", "root mean squared error, mean over dimensions", False)(
+    lambda d: _per_dim(T.rmse, d)
+)
+for _dim in REGRESSION_DIMS:
+    register("regression", f"ccc_{_dim}", f"concordance correlation of {_dim}")(
+        _one_dim(T.ccc, _dim)
+    )
+    register("regression", f"pcc_{_dim}", f"Pearson correlation of {_dim}")(_one_dim(T.pcc, _dim))
+    register("regression", f"rmse_{_dim}", f"RMSE of {_dim}", False)(_one_dim(T.rmse, _dim))
+register("regression", "high_low_accuracy", "accuracy of high/low bins, mean over dimensions")(
+    lambda d: _high_low(d, 0)
+)
+register("regression", "high_low_f1", "macro F1 of high/low bins, mean over dimensions")(
+    lambda d: _high_low(d, 1)
+)
 
 
 # --- the bootstrap -----------------------------------------------------------------------------

@@ -7,8 +7,10 @@ Rows are plain dicts as written to ``predictions.jsonl`` (``sample_id``, ``syste
 
 What is scored follows the evaluator's declared task (:mod:`sovtp.scoring.tasks`):
 ``single_label`` reads ``label``; ``binary`` also ``scores`` (or ``confidence``), ``split`` and
-``attack_type``; ``intervals`` reads ``intervals`` and ``gold_intervals`` (one row per video).
-Metrics are looked up by name in :mod:`sovtp.scoring.registry`.
+``attack_type``; ``intervals`` reads ``intervals`` and ``gold_intervals`` (one row per video);
+``regression`` reads the gold value of each dimension from the row's (or its manifest ``meta``'s)
+column of that name (``valence``, ``arousal`` …) and the prediction as described in
+:func:`predicted_value`.  Metrics are looked up by name in :mod:`sovtp.scoring.registry`.
 """
 
 from __future__ import annotations
@@ -30,16 +32,19 @@ _TASK_KEEP = {
     "single_label": (),
     "binary": ("scores", "confidence", "split", "attack_type", "attack"),
     "intervals": ("intervals", "gold_intervals"),
+    "regression": ("scores", "confidence"),  # and the dimension columns (options.dims)
 }
 DEFAULT_METRICS = {
     "single_label": ["war", "uar", "macro_f1", "weighted_f1"],
     "binary": ["ap", "roc_auc", "macro_f1", "eer", "war", "uar"],
     "intervals": ["spot_f1", "spot_precision", "spot_recall", "recog_f1", "strs"],
+    "regression": ["ccc", "pcc", "rmse", "high_low_accuracy", "high_low_f1", "invalid_rate"],
 }
 DEFAULT_HEADLINE = {
     "single_label": ["war", "uar"],
     "binary": ["ap", "macro_f1"],
     "intervals": ["spot_f1", "strs"],
+    "regression": ["ccc", "high_low_f1"],
 }
 _PAD = {"apcer", "bpcer", "acer", "hter", "bpcer20", "bpcer100"}
 
@@ -56,8 +61,58 @@ def faces_tier(n: Any) -> str:
     return "0 faces" if k == 0 else "1 face" if k == 1 else "2 faces" if k == 2 else "3+ faces"
 
 
-def _has_gold(r: dict[str, Any], task: str) -> bool:
+def _has_gold(r: dict[str, Any], task: str, dims: Sequence[str] = ()) -> bool:
+    if task == "regression":
+        return all(np.isfinite(_value(_field(r, d))) for d in dims)
     return r.get("gold_intervals" if task == "intervals" else "gold") is not None
+
+
+def _field(r: dict[str, Any], k: str) -> Any:
+    v = r.get(k)
+    return v if v is not None else (r.get("meta") or {}).get(k)
+
+
+def _value(x: Any) -> float:
+    """A number from a row cell (a CSV gives strings); NaN when it is none."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+    return v if np.isfinite(v) else float("nan")
+
+
+def regression_options(opt: Mapping[str, Any]) -> tuple[list[str], float, float, list[float]]:
+    """(dims, scale low, scale high, midpoint per dimension) of a regression task's options:
+    ``dims`` (default ``[valence]``), ``scale`` (default ``[-1, 1]``) and ``midpoint``
+    (default the scale's centre; one number or one per dimension)."""
+    dims = list(opt.get("dims") or ["valence"])
+    lo, hi = (float(x) for x in (opt.get("scale") or (-1.0, 1.0)))
+    mid = opt.get("midpoint")
+    mid = (lo + hi) / 2 if mid is None else mid
+    mids = [float(m) for m in mid] if isinstance(mid, (list, tuple)) else [float(mid)] * len(dims)
+    if len(mids) != len(dims):
+        raise ValueError(f"{len(mids)} midpoints for {len(dims)} dimensions {dims}")
+    return dims, lo, hi, mids
+
+
+def predicted_value(r: dict[str, Any], dim: str, first: bool, lo: float, hi: float) -> float:
+    """A row's predicted value on ``dim``: its ``scores[dim]`` when it gave a number (a
+    regressor, or a JSON answer with ``scores``); else — for the first dimension only, which a
+    ``high``/``low`` answer is about — the answer's probability of ``high`` on the scale:
+    ``lo + P(high)·(hi − lo)``, P(high) being its confidence (1 without one; a percentage read
+    as such) when it said ``high`` and 1 − that when ``low``; NaN when it has neither (an
+    invalid answer, scored as the midpoint)."""
+    sc = r.get("scores") or {}
+    if isinstance(sc, Mapping) and np.isfinite(_value(sc.get(dim))):
+        return _value(sc.get(dim))
+    lab = r.get("label")
+    if not first or lab not in ("high", "low"):
+        return float("nan")
+    c = _value(r.get("confidence"))
+    c = 1.0 if not np.isfinite(c) else c / 100.0 if 1.0 < c <= 100.0 else c
+    c = min(max(c, 0.0), 1.0)
+    p_high = c if lab == "high" else 1.0 - c
+    return lo + p_high * (hi - lo)
 
 
 def positive_score(r: dict[str, Any], positive: str, negative: str | None) -> float:
@@ -92,6 +147,8 @@ def task_data(
     """The per-sample arrays the registry's metrics read, from slim rows (one per sample)."""
     opt = dict(options or {})
     labels = list(labels)
+    if task == "regression":
+        return regression_data(rs, opt)
     if task == "intervals":
         return R.IntervalData(
             [(_spans(r.get("intervals")), _spans(r.get("gold_intervals"))) for r in rs],
@@ -111,6 +168,26 @@ def task_data(
 
     types = np.array([attack_of(r) or "attack" for r in rs], dtype=object)
     return R.BinaryData(g, p, labels, y, s, types, threshold)
+
+
+def regression_data(rs: Sequence[dict[str, Any]], opt: Mapping[str, Any]) -> R.RegressionData:
+    """Gold and predicted values (see :func:`predicted_value`) and the answers' high/low
+    labels of the first dimension (a label outside high/low is invalid; a row without a label
+    but with a value is binned at the midpoint)."""
+    dims, lo, hi, mids = regression_options(opt)
+    y = np.array([[_value(_field(r, d)) for d in dims] for r in rs], dtype=float)
+    p = np.array(
+        [[predicted_value(r, d, j == 0, lo, hi) for j, d in enumerate(dims)] for r in rs],
+        dtype=float,
+    ).reshape(len(rs), len(dims))
+    codes = {lab: i for i, lab in enumerate(R.HIGH_LOW)}
+    lab = []
+    for r, v in zip(rs, p[:, 0] if len(dims) else [], strict=True):
+        if r.get("label") is not None:
+            lab.append(codes.get(r["label"], len(codes)))
+        else:
+            lab.append(len(codes) if not np.isfinite(v) else 0 if v > mids[0] else 1)
+    return R.RegressionData(y.reshape(len(rs), len(dims)), p, dims, mids, np.array(lab, int))
 
 
 def binary_labels(labels: Sequence[str], opt: Mapping[str, Any]) -> tuple[str, str | None]:
@@ -145,7 +222,7 @@ def summarise(
     ``options.dev_split`` fixes its decision threshold on that split's rows (its EER point) and
     scores the other rows; without one the threshold is the EER point of the scored rows
     themselves (said in ``threshold_source``; optimistic)."""
-    labels = list(labels)
+    labels = list(R.HIGH_LOW) if task == "regression" else list(labels)
     opt = dict(options or {})
     names = list(dict.fromkeys(metrics or DEFAULT_METRICS[task]))
     head = list(dict.fromkeys(headline or DEFAULT_HEADLINE[task]))
@@ -155,11 +232,13 @@ def summarise(
     if task != "intervals":
         ci_names = list(dict.fromkeys(["war", "uar", *ci_names]))  # the report's table reads them
     keep = _KEEP + _TASK_KEEP[task]
+    dims: list[str] = regression_options(opt)[0] if task == "regression" else []
+    keep = keep + tuple(dims)
     dev_split = opt.get("dev_split") if task == "binary" else None
     groups: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     dev: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
-        if not _has_gold(r, task):
+        if not _has_gold(r, task, dims):
             continue
         sid = str(r["sample_id"]) + (f"#face{r['face_id']}" if r.get("face_id") is not None else "")
         # keep only what scoring reads: a 10,000-sample run's rows never sit in memory whole
@@ -206,9 +285,9 @@ def summarise(
             entry["binary"] = _binary_details(data, th, th_src, names)
         entry["parse"] = _counts(r.get("parse_status") or "invalid" for r in rs)
         entry["errors"] = sum(1 for r in rs if r.get("error"))
-        if tier_by and task != "intervals":
+        if tier_by and task not in ("intervals", "regression"):
             entry["tiers"] = _tiers(rs, labels, tier_by)
-        if any(r.get("face_id") is not None for r in rs):
+        if task != "regression" and any(r.get("face_id") is not None for r in rs):
             entry["per_face"] = _grouped(rs, labels, lambda r: f"face {r.get('face_id')}")
         out["systems"].append(entry)
     ordered = {k: groups[k] for k in keys}
@@ -311,7 +390,8 @@ def _compare(
             "n_shared": len(shared),
         }
         if task != "intervals":
-            ra, rb = da.g == da.p, db.g == db.p
+            la, lb = (da.label_data, db.label_data) if task == "regression" else (da, db)
+            ra, rb = la.g == la.p, lb.g == lb.p
             c["delta_war"] = bootstrap_delta(ra, rb, n_boot, seed).to_dict()
             c["mcnemar"] = mcnemar(ra, rb).to_dict()
         delta = R.paired_bootstrap(task, head, da, db, n_boot=n_boot, seed=seed)

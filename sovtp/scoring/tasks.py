@@ -30,6 +30,12 @@ FN are summed over the whole dataset before precision, recall and F1 (not averag
 STRS = spotting F1 × recognition F1, the latter the macro F1 of the emotion labels on the
 correctly spotted intervals (gold classes present among them).  Frame intervals are inclusive
 (``[10, 19]`` is 10 frames); second intervals are continuous.
+
+**Regression** (valence / arousal / dominance, AVEC/ABAW style).  Metrics over the whole set:
+Lin's CCC ``2·cov / (var_y + var_p + (mean_y − mean_p)²)`` with population moments (0 when
+undefined), Pearson's r (0 when a side is constant) and RMSE.  A missing prediction (NaN: an
+invalid answer) is never dropped: it becomes the scale's midpoint — the uninformative answer — so
+it can only cost.  ``high``/``low`` bins are ``> midpoint`` / the rest.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ import numpy as np
 
 from sovtp.types import Span
 
-TASKS = ("single_label", "binary", "intervals")
+TASKS = ("single_label", "binary", "intervals", "regression")
 
 # ---------------------------------------------------------------------------------- binary
 
@@ -256,3 +262,50 @@ def spotting_scores(c: SpotCounts, labels: Sequence[str] | None = None) -> dict[
         "fp": float(c.fp),
         "fn": float(c.fn),
     }
+
+
+# ------------------------------------------------------------------------------ regression
+
+
+def ccc(y: Sequence[float], p: Sequence[float]) -> float:
+    """Lin's concordance correlation coefficient (population moments); 0 when undefined."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if len(y) < 2:
+        return 0.0
+    my, mp = y.mean(), p.mean()
+    cov = np.mean((y - my) * (p - mp))
+    den = y.var() + p.var() + (my - mp) ** 2
+    return float(2 * cov / den) if den > 0 else 0.0
+
+
+def pcc(y: Sequence[float], p: Sequence[float]) -> float:
+    """Pearson's r; 0 when either side is constant (or fewer than two samples)."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if len(y) < 2 or y.std() == 0 or p.std() == 0:
+        return 0.0
+    return float(np.corrcoef(y, p)[0, 1])
+
+
+def rmse(y: Sequence[float], p: Sequence[float]) -> float:
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    return float(np.sqrt(np.mean((y - p) ** 2))) if len(y) else 0.0
+
+
+def high_low_labels(values: Sequence[float], midpoint: float = 0.0) -> list[str]:
+    """``high`` above the midpoint, else ``low`` (the DEAP/MAHNOB-style binary protocol)."""
+    return ["high" if v > midpoint else "low" for v in values]
+
+
+def high_low_scores(y: np.ndarray, p: np.ndarray, mid: float) -> tuple[float, float]:
+    """(accuracy, macro F1 over the gold bins present) of the high/low bins of ``p`` vs ``y``."""
+    gy, gp = np.asarray(y) > mid, np.asarray(p) > mid
+    acc = float((gy == gp).mean()) if len(gy) else 0.0
+    f1s = []
+    for c in (True, False):
+        if not (gy == c).any():
+            continue
+        tp = float(((gy == c) & (gp == c)).sum())
+        prec = tp / max(1.0, float((gp == c).sum()))
+        rec = tp / float((gy == c).sum())
+        f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+    return acc, float(np.mean(f1s)) if f1s else 0.0
