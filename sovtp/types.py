@@ -170,6 +170,46 @@ class Person:
 
 
 @dataclass
+class Hand:
+    """A hand in one frame: MediaPipe's 21 hand landmarks (x, y pixels; 0 is the wrist).
+
+    ``side`` is the subject's own hand ("left" | "right") only when a pose wrist confirmed it
+    (MediaPipe's own ``label`` flips with mirrored cameras, so it is kept but not trusted);
+    ``face_id`` is the face (track id) whose hand it is, when linked.
+    """
+
+    landmarks: np.ndarray  # 21×2 pixels
+    label: str = ""  # MediaPipe's handedness label ("Left" | "Right"), as it said
+    score: float = 1.0  # MediaPipe's handedness score
+    side: str = ""  # the subject's own "left" | "right" when pose confirmed it, else ""
+    face_id: int | None = None
+
+    @property
+    def center(self) -> tuple[float, float]:
+        c = np.asarray(self.landmarks, dtype=np.float64).mean(axis=0)
+        return float(c[0]), float(c[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "landmarks": np.round(self.landmarks, 2).tolist(),
+            "label": self.label,
+            "score": round(float(self.score), 4),
+            "side": self.side,
+            "face_id": self.face_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Hand:
+        return cls(
+            landmarks=np.asarray(d["landmarks"], dtype=np.float32),
+            label=d.get("label", ""),
+            score=float(d.get("score", 1.0)),
+            side=d.get("side", ""),
+            face_id=d.get("face_id"),
+        )
+
+
+@dataclass
 class Cue:
     """One observation worth wording in a prompt, with the phrase that words it."""
 
@@ -207,18 +247,22 @@ class FrameAnnotation:
     size: tuple[int, int]  # (width, height)
     faces: list[Face] = field(default_factory=list)
     persons: list[Person] = field(default_factory=list)
+    hands: list[Hand] = field(default_factory=list)  # only when the hands pass ran
 
     def face(self, track_id: int) -> Face | None:
         return next((f for f in self.faces if f.track_id == track_id), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "index": self.index,
             "timestamp_s": round(float(self.timestamp_s), 4),
             "size": list(self.size),
             "faces": [f.to_dict() for f in self.faces],
             "persons": [p.to_dict() for p in self.persons],
         }
+        if self.hands:  # written only when there are some: a clip without stays as it was
+            d["hands"] = [h.to_dict() for h in self.hands]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrameAnnotation:
@@ -228,6 +272,7 @@ class FrameAnnotation:
             size=(int(d["size"][0]), int(d["size"][1])),
             faces=[Face.from_dict(f) for f in d.get("faces", [])],
             persons=[Person.from_dict(p) for p in d.get("persons", [])],
+            hands=[Hand.from_dict(h) for h in d.get("hands", [])],
         )
 
 

