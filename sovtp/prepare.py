@@ -47,6 +47,9 @@ class PrepareOptions:
     blur: str = "all"  # all | others (bystanders only; the subject's face kept)
     deid_mode: str = "blur"  # blur | pixelate
     asr: bool = False  # transcribe the audio (faster-whisper) where a sample has no transcript
+    # where to record what leaves (sovtp.deid.outgoing): every image/audio payload of a request
+    # that passes the guard, and an index line per request (refusals too); None: not recorded
+    outgoing: Path | None = None
 
     def __post_init__(self) -> None:
         if self.label_order not in LABEL_ORDERS:
@@ -61,7 +64,9 @@ class PrepareOptions:
             check_output(self.output)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["outgoing"] = None if self.outgoing is None else str(self.outgoing)
+        return d
 
 
 class Preparer:
@@ -80,6 +85,8 @@ class Preparer:
         self._own_detector = False
         self._finder = None
         self._audio: dict[str, tuple] = {}  # the last clip's raw audio (samples, rate)
+        self._audio_src: dict[str, str] = {}  # ... and the file it came from (for the audit)
+        self._recorder = None
         self._heard: dict[str, str] = {}  # the last clip's ASR transcript (--asr)
 
     # -- detector lifetime ------------------------------------------------------------------
@@ -102,6 +109,15 @@ class Preparer:
 
             self._finder = FaceFinder()
         return self._finder
+
+    @property
+    def recorder(self):
+        """The :class:`~sovtp.deid.outgoing.OutgoingRecorder` of ``options.outgoing`` (or None)."""
+        if self._recorder is None and self.options.outgoing is not None:
+            from sovtp.deid.outgoing import OutgoingRecorder
+
+            self._recorder = OutgoingRecorder(self.options.outgoing)
+        return self._recorder
 
     def close(self) -> None:
         if self._own_detector and self._detector is not None:
@@ -142,10 +158,11 @@ class Preparer:
         )
         if self.options.au_source == "pyfeat":
             _pyfeat_aus(clip, frames)
-        self._audio, self._heard = {}, {}
+        self._audio, self._heard, self._audio_src = {}, {}, {}
         raw = _raw_audio(audio or media)
         if raw is not None:
             self._audio[clip.sha256] = raw
+            self._audio_src[clip.sha256] = str(audio or media)
             if self.options.asr:  # on the raw audio, on this machine; words, never the voice
                 from sovtp.deid.words import transcribe
 
@@ -209,9 +226,42 @@ class Preparer:
         q.meta["label_order"] = o.label_order
         if spec.audio and clip.sha256 in self._audio:
             _attach_audio(q, *self._audio[clip.sha256], seed=o.seed, key=sample_key)
+        sent = transcript if o.transcript else None
         if o.deid:
-            _guard(q, images, clip, o.blur, self.finder)
+            try:
+                _guard(q, images, clip, o.blur, self.finder)
+            except DeidError as e:
+                self._record(q, clip, sample_key, sent, refused=str(e))
+                raise
+        self._record(q, clip, sample_key, sent)
         return q, images
+
+    def _record(
+        self,
+        q: Query,
+        clip: ClipAnnotation,
+        sample_key: str,
+        transcript: str | None,
+        refused: str | None = None,
+    ) -> None:
+        """Write what this request sends (or why it was refused) to ``options.outgoing``."""
+        if self.recorder is None:
+            return
+        has_audio = any(
+            p.get("type") == "input_audio"
+            for m in q.messages
+            if isinstance(m.get("content"), list)
+            for p in m["content"]
+        )
+        self.recorder.record(
+            q,
+            sample_id=sample_key or clip.sha256,
+            source=clip.source,
+            raw_audio=self._audio_src.get(clip.sha256) if has_audio else None,
+            transcript=transcript or None,
+            deid=self.options.deid,
+            refused=refused,
+        )
 
 
 def _raw_audio(path: str | Path) -> tuple | None:

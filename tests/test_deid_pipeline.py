@@ -68,12 +68,15 @@ def _decode(url: str):
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def test_deid_request_carries_no_face_and_no_raw_voice(talking_clip):
+def test_deid_request_carries_no_face_and_no_raw_voice(talking_clip, tmp_path):
     from sovtp.deid.faces import FaceFinder
+    from sovtp.deid.outgoing import read_index
     from sovtp.media.audio import load_audio, read_wav_bytes
 
     spec = replace(load_spec("sovtp/full"), audio=True)  # an omni-model prompt
-    opts = PrepareOptions(sampling="uniform:4", deid=True, annotation_cache=False)
+    opts = PrepareOptions(
+        sampling="uniform:4", deid=True, annotation_cache=False, outgoing=tmp_path / "outgoing"
+    )
     with Preparer(opts) as prep:
         clip, frames = prep.annotate(talking_clip)
         assert clip.track_ids, "the raw frames are measured: a face was found"
@@ -94,6 +97,12 @@ def test_deid_request_carries_no_face_and_no_raw_voice(talking_clip):
     urls = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
     audio = [p["input_audio"] for p in parts if p["type"] == "input_audio"]
     assert len(urls) == len(images) >= 2 and len(audio) == 1
+    # the outgoing record holds exactly what the server received (the audit reads these)
+    (entry,) = list(read_index(tmp_path / "outgoing"))
+    wire = [base64.b64decode(u.split(",", 1)[1]) for u in urls]
+    assert [(tmp_path / "outgoing" / i["file"]).read_bytes() for i in entry["images"]] == wire
+    on_disk = (tmp_path / "outgoing" / entry["audio"][0]["file"]).read_bytes()
+    assert on_disk == base64.b64decode(audio[0]["data"])
     finder = FaceFinder()  # MediaPipe's face detector (tiled) ∪ CenterFace
     try:
         found = [d for u in urls for d in finder.find(_decode(u))]

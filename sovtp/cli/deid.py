@@ -3,6 +3,7 @@ faces privacy audit of a folder, a run or a file)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Annotated
@@ -87,26 +88,52 @@ def audit_cmd(
             "--words", help="Also transcribe both (Whisper tiny.en) and report the WER rise."
         ),
     ] = False,
+    reid: Annotated[
+        bool,
+        typer.Option(
+            "--reid",
+            help="Run/query folders: also face re-identification (dlib) of each sent image "
+            "against its raw frame, where the raw media is reachable.",
+        ),
+    ] = False,
+    speaker: Annotated[
+        bool,
+        typer.Option(
+            "--speaker/--no-speaker",
+            help="Run/query folders: speaker similarity (Resemblyzer) of sent audio vs raw.",
+        ),
+    ] = True,
 ) -> None:
-    """Privacy audit: faces still detectable by three detectors and face re-identification
-    (images, videos, run folders); with --raw audio, speaker re-identification raw vs
+    """Privacy audit.  A run or query folder that recorded what it sent (``outgoing/``,
+    ``request.json``): exactly those payloads — faces still detectable, (--reid) face
+    re-identification, the sent audio against the raw voice, PII left in the transcripts —
+    written to ``privacy.json``.  Other media: faces still detectable by three detectors and,
+    with --raw, face re-identification; with --raw audio, speaker re-identification raw vs
     anonymised (and, with --words, the ASR word error rate it costs).  Exits 1 when it fails."""
     import json
 
+    from sovtp.deid.audit_run import is_sent_folder
     from sovtp.deid.media_writer import AUDIO_FORMATS
 
+    if raw is None and is_sent_folder(target):
+        from sovtp.deid.audit_run import audit_sent, table, write_privacy
+
+        report = audit_sent(target, reid=reid, speaker=speaker, speaker_threshold=speaker_threshold)
+        path = write_privacy(report, out or target)
+        print(table(report))
+        print(f"wrote {path}")
+        if report["verdict"] != "pass":
+            raise typer.Exit(1)
+        return
     passed = True
     audio_only = target.is_file() and target.suffix.lower() in AUDIO_FORMATS
     if not audio_only:
-        from sovtp.deid.audit import audit_images, collect, markdown, media_images, write_audit
+        from sovtp.deid.audit import audit_stream, iter_collect, iter_media, markdown, write_audit
 
-        _names, images = collect(target, max_frames)
-        raw_images = media_images(raw, max_frames) if raw is not None else None
-        if raw_images is not None and len(raw_images) != len(images):
-            raise typer.BadParameter(
-                f"--raw has {len(raw_images)} frames, the target {len(images)}: they must align"
-            )
-        summary = audit_images(raw_images, images)
+        items = ((n, img, None) for n, img in iter_collect(target, max_frames))
+        if raw is not None:
+            items = _aligned(iter_media(raw, max_frames), iter_collect(target, max_frames))
+        summary = audit_stream(items, reid=raw is not None)
         if out is not None:
             write_audit(summary, out)
         print(markdown(summary), end="")
@@ -129,6 +156,15 @@ def audit_cmd(
             passed = passed and voice["passed"]
     if not passed:
         raise typer.Exit(1)
+
+
+def _aligned(raw, target):
+    """``(name, target image, raw image)`` pairs, one at a time; a length mismatch is an error."""
+    for pair in itertools.zip_longest(raw, target):
+        if None in pair:
+            raise typer.BadParameter("--raw and the target have different frame counts")
+        (_, r), (name, img) = pair
+        yield name, img, r
 
 
 def _voice_audit(raw: Path, target: Path, threshold: float, words: bool) -> dict | None:

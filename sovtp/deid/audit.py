@@ -16,6 +16,7 @@ without dlib, part (b) reports itself skipped with the reason rather than invent
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,30 +44,50 @@ class _Landmarker:
         self.det.close()
 
 
-def count_faces(images: list[np.ndarray]) -> dict[str, Any]:
+class FaceCounter:
+    """The detectable-faces check, one image at a time (streams: no frame is kept).  Holds the
+    detectors open across images; close it (or use ``with``)."""
+
+    def __init__(self) -> None:
+        from sovtp.deid.faces import FaceFinder
+
+        self.finder = FaceFinder()
+        self.lm = _Landmarker()
+
+    def hits(self, image: np.ndarray) -> list[dict[str, Any]]:
+        """``{detector, box}`` for every face any of the three detectors finds in ``image``."""
+        out = [
+            {"detector": d.source, "box": [round(v, 1) for v in d.box]}
+            for d in self.finder.find(image)
+        ]
+        out += [
+            {"detector": "mediapipe_landmarker", "box": [round(float(v), 1) for v in b]}
+            for b in self.lm(image)
+        ]
+        return out
+
+    def close(self) -> None:
+        self.lm.close()
+        self.finder.close()
+
+    def __enter__(self) -> FaceCounter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def count_faces(images: Iterable[np.ndarray]) -> dict[str, Any]:
     """Faces each detector finds in each image: ``{"per_image": [...], "total": n,
     "by_detector": {...}}``; an image's entry lists ``{detector, box}`` hits."""
-    from sovtp.deid.faces import FaceFinder
-
     per_image: list[list[dict[str, Any]]] = []
     by: dict[str, int] = {"mediapipe_landmarker": 0, "mediapipe": 0, "centerface": 0}
-    lm = _Landmarker()
-    try:
-        with FaceFinder() as finder:
-            for img in images:
-                hits = [
-                    {"detector": d.source, "box": [round(v, 1) for v in d.box]}
-                    for d in finder.find(img)
-                ]
-                hits += [
-                    {"detector": "mediapipe_landmarker", "box": [round(float(v), 1) for v in b]}
-                    for b in lm(img)
-                ]
-                for h in hits:
-                    by[h["detector"]] += 1
-                per_image.append(hits)
-    finally:
-        lm.close()
+    with FaceCounter() as fc:
+        for img in images:
+            hits = fc.hits(img)
+            for h in hits:
+                by[h["detector"]] += 1
+            per_image.append(hits)
     return {"per_image": per_image, "total": sum(by.values()), "by_detector": by}
 
 
@@ -93,87 +114,167 @@ class DlibEmbedder:
         return np.asarray(self.rec.compute_face_descriptor(chip), dtype=np.float64)
 
 
-def reidentification(
-    raw: list[np.ndarray], deid: list[np.ndarray], threshold: float = DLIB_SAME_PERSON
-) -> dict[str, Any]:
-    """Distances raw face → the same place after de-identification (see the module docstring)."""
-    try:
-        emb = DlibEmbedder()
-    except ImportError as e:
-        return {"available": False, "reason": f"dlib is not installed ({e}); pip install dlib-bin"}
-    from sovtp.deid.faces import FaceFinder, merge
+class Reidentifier:
+    """Re-identification distances accumulated one (raw, de-identified) pair at a time."""
 
-    dists: list[float] = []
-    with FaceFinder() as finder:
+    def __init__(self, threshold: float = DLIB_SAME_PERSON, finder=None) -> None:
+        self.threshold = threshold
+        self.emb = DlibEmbedder()  # ImportError without dlib: the caller reports it skipped
+        self._own = finder is None
+        if finder is None:
+            from sovtp.deid.faces import FaceFinder
+
+            finder = FaceFinder()
+        self.finder = finder
+        self.dists: list[float] = []
+
+    def add(self, raw: np.ndarray, deid: np.ndarray) -> list[float]:
+        """Distances of each face found in ``raw`` to the same place in ``deid`` (same size)."""
+        from sovtp.deid.faces import merge
+
+        out = []
+        for det in merge(self.finder.find(raw)):
+            shape = self.emb.shape(raw, det.box)
+            d = self.emb.embed(raw, shape) - self.emb.embed(deid, shape)
+            out.append(float(np.linalg.norm(d)))
+        self.dists += out
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        d, n = self.dists, len(self.dists)
+        reid = sum(x < self.threshold for x in d)
+        return {
+            "available": True,
+            "embedder": self.emb.name,
+            "threshold": self.threshold,
+            "faces": n,
+            "reidentified": reid,
+            "below_threshold_share": None if n == 0 else round(1 - reid / n, 4),
+            "min_distance": None if n == 0 else round(min(d), 4),
+            "mean_distance": None if n == 0 else round(float(np.mean(d)), 4),
+        }
+
+    def close(self) -> None:
+        if self._own:
+            self.finder.close()
+
+
+def reid_unavailable(e: Exception) -> dict[str, Any]:
+    return {"available": False, "reason": f"dlib is not installed ({e}); pip install dlib-bin"}
+
+
+def reidentification(
+    raw: Iterable[np.ndarray], deid: Iterable[np.ndarray], threshold: float = DLIB_SAME_PERSON
+) -> dict[str, Any]:
+    """Distances raw face → the same place after de-identification (see the module docstring).
+    ``raw`` and ``deid`` are aligned pairs, consumed one at a time (iterators stream)."""
+    try:
+        rid = Reidentifier(threshold)
+    except ImportError as e:
+        return reid_unavailable(e)
+    try:
         for r, d in zip(raw, deid, strict=True):
-            for det in merge(finder.find(r)):
-                shape = emb.shape(r, det.box)
-                dists.append(float(np.linalg.norm(emb.embed(r, shape) - emb.embed(d, shape))))
-    n = len(dists)
-    reid = sum(x < threshold for x in dists)
-    return {
-        "available": True,
-        "embedder": emb.name,
-        "threshold": threshold,
-        "faces": n,
-        "reidentified": reid,
-        "below_threshold_share": None if n == 0 else round(1 - reid / n, 4),
-        "min_distance": None if n == 0 else round(min(dists), 4),
-        "mean_distance": None if n == 0 else round(float(np.mean(dists)), 4),
+            rid.add(r, d)
+    finally:
+        rid.close()
+    return rid.summary()
+
+
+def audit_stream(
+    items: Iterable[tuple[str, np.ndarray, np.ndarray | None]],
+    reid: bool = False,
+    threshold: float = DLIB_SAME_PERSON,
+) -> dict[str, Any]:
+    """The faces audit over ``(name, outgoing image, aligned raw image or None)`` items, one at a
+    time (nothing is kept but the hits).  With ``reid``, each raw image is compared with its
+    outgoing one.  ``passed``: no detector finds a face and no face is re-identified."""
+    by: dict[str, int] = {"mediapipe_landmarker": 0, "mediapipe": 0, "centerface": 0}
+    hits: dict[str, list[dict[str, Any]]] = {}
+    n = 0
+    rid: Reidentifier | None = None
+    summary_reid: dict[str, Any] | None = None
+    with FaceCounter() as fc:
+        if reid:
+            try:
+                rid = Reidentifier(threshold, finder=fc.finder)
+            except ImportError as e:
+                summary_reid = reid_unavailable(e)
+        for name, img, raw in items:
+            n += 1
+            h = fc.hits(img)
+            for x in h:
+                by[x["detector"]] += 1
+            if h:
+                hits[name] = h
+            if rid is not None and raw is not None:
+                rid.add(raw, img)
+    if rid is not None:
+        summary_reid = rid.summary()
+    out: dict[str, Any] = {
+        "images": n,
+        "faces_detectable": sum(by.values()),
+        "faces_by_detector": by,
+        "images_with_faces": list(hits),
+        "hits": hits,
     }
+    if summary_reid is not None:
+        out["reid"] = summary_reid
+    out["passed"] = out["faces_detectable"] == 0 and not (summary_reid or {}).get("reidentified")
+    return out
 
 
 def audit_images(
     raw: list[np.ndarray] | None, deid: list[np.ndarray], threshold: float = DLIB_SAME_PERSON
 ) -> dict[str, Any]:
     """The faces audit of outgoing images ``deid`` (and, with ``raw`` aligned to them, the
-    re-identification check).  ``passed`` is True when no detector finds a face and no face is
-    re-identified."""
-    faces = count_faces(deid)
-    out: dict[str, Any] = {
-        "images": len(deid),
-        "faces_detectable": faces["total"],
-        "faces_by_detector": faces["by_detector"],
-        "images_with_faces": [i for i, h in enumerate(faces["per_image"]) if h],
-        "hits": {i: h for i, h in enumerate(faces["per_image"]) if h},
-    }
-    if raw is not None:
-        out["reid"] = reidentification(raw, deid, threshold)
-    reid = out.get("reid") or {}
-    out["passed"] = faces["total"] == 0 and not reid.get("reidentified")
-    return out
+    re-identification check); images are named by their index."""
+    if raw is not None and len(raw) != len(deid):
+        raise ValueError(f"{len(raw)} raw images for {len(deid)} de-identified ones")
+    items = ((k, d, None if raw is None else raw[k]) for k, d in enumerate(deid))
+    return audit_stream(items, reid=raw is not None, threshold=threshold)  # type: ignore[arg-type]
 
 
 def media_images(path: Path, max_frames: int = 0) -> list[np.ndarray]:
     """Every image of a file (all frames of a video; ``max_frames`` > 0 spreads a cap)."""
-    from sovtp.media.video import load_frames
+    return [img for _, img in iter_media(path, max_frames)]
+
+
+def iter_media(path: Path, max_frames: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+    """``(name, image)`` for each image of a file, decoded one at a time (a video's frames are
+    named ``file#k``)."""
+    from sovtp.media.video import iter_frames
 
     if path.suffix.lower() in IMAGE_EXTS:
         from sovtp.media.image import load_image
 
-        return [load_image(path)]
+        yield path.name, load_image(path)
+        return
     sampling = f"uniform:{max_frames}" if max_frames else "all"
-    return [f.image for f in load_frames(path, sampling)]
+    for k, f in enumerate(iter_frames(path, sampling)):
+        yield f"{path.name}#{k}", f.image
 
 
-def collect(target: str | Path, max_frames: int = 0) -> tuple[list[str], list[np.ndarray]]:
-    """(names, images) to audit: a file, a folder of images/videos, or a run folder (its
-    ``gallery/`` holds the images that were sent)."""
+def media_files(target: str | Path) -> list[Path]:
+    """The image/video files to audit: a file, a folder of images/videos, or a run folder (its
+    ``gallery/`` holds images that were sent)."""
     p = Path(target)
     if p.is_dir() and (p / "gallery").is_dir():
         p = p / "gallery"
-    files = (
-        [p]
-        if p.is_file()
-        else sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
-    )
-    names: list[str] = []
-    images: list[np.ndarray] = []
-    for f in files:
-        imgs = media_images(f, max_frames)
-        names += [f"{f.name}#{k}" if len(imgs) > 1 else f.name for k in range(len(imgs))]
-        images += imgs
-    return names, images
+    if p.is_file():
+        return [p]
+    return sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS)
+
+
+def iter_collect(target: str | Path, max_frames: int = 0) -> Iterator[tuple[str, np.ndarray]]:
+    """``(name, image)`` over :func:`media_files`, streamed."""
+    for f in media_files(target):
+        yield from iter_media(f, max_frames)
+
+
+def collect(target: str | Path, max_frames: int = 0) -> tuple[list[str], list[np.ndarray]]:
+    """(names, images) of :func:`iter_collect` as lists (small targets; the CLI streams)."""
+    pairs = list(iter_collect(target, max_frames))
+    return [n for n, _ in pairs], [i for _, i in pairs]
 
 
 def markdown(summary: dict[str, Any]) -> str:

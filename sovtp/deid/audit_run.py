@@ -1,0 +1,345 @@
+"""The privacy audit of what actually left: a run or query folder's ``outgoing/`` and the request
+bodies it saved, checked file by file, written to ``privacy.json``.
+
+Why audit the payloads and not the gallery: the gallery is a sample the report draws; the claim
+"no face left this machine" is about every byte sent.  The prepare pipeline records those bytes
+(:mod:`sovtp.deid.outgoing`); this module searches them with detectors independent of the
+ones that chose what to blur, and compares them with the raw media where the index says where
+that lives:
+
+- images: faces still detectable (MediaPipe face detector, its FaceLandmarker, CenterFace;
+  target 0) and, on request, dlib face re-identification against the raw frame;
+- audio: waveform correlation with the raw audio (a raw copy correlates ~1; McAdams-anonymised
+  speech does not) and, when Resemblyzer is installed, speaker similarity raw → sent;
+- transcripts: PII the scrub rules still find in the words sent
+  (:func:`sovtp.deid.audit_voice.pii_audit`);
+- ``request.json`` files (query folders): any image or audio inlined there, and the image files
+  they list, are audited as images/audio too.
+
+Every image is decoded, checked and dropped before the next (no frame list is held).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sovtp.deid.audit import DLIB_SAME_PERSON, IMAGE_EXTS, audit_stream
+from sovtp.deid.outgoing import decode_data_url, read_index
+
+SPEAKER_THRESHOLD = 0.80  # Resemblyzer same-speaker cosine (as `sovtp audit --raw`)
+RAW_COPY_CORRELATION = 0.9  # |r| at or above this: the sent audio is the raw waveform
+PRIVACY_JSON = "privacy.json"
+
+
+def outgoing_dir(folder: str | Path) -> Path | None:
+    """The ``outgoing/`` folder of a run/query folder (or the folder itself), None if absent."""
+    p = Path(folder)
+    for cand in (p / "outgoing", p):
+        if cand.is_dir() and ((cand / "index.jsonl").exists() or (cand / "images").is_dir()):
+            return cand
+    return None
+
+
+def request_files(folder: str | Path) -> list[Path]:
+    """The ``request.json`` files a query folder saved (one per subject folder)."""
+    p = Path(folder)
+    return sorted(f for f in p.rglob("request.json") if "outgoing" not in f.parts)
+
+
+def is_sent_folder(folder: str | Path) -> bool:
+    """True for a folder that records what was sent (an ``outgoing/`` or saved requests)."""
+    p = Path(folder)
+    return p.is_dir() and (outgoing_dir(p) is not None or bool(request_files(p)))
+
+
+# -- what was sent, streamed ----------------------------------------------------------------
+def _walk_strings(x: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """``(parent key, string)`` for every string in a JSON value."""
+    if isinstance(x, dict):
+        for k, v in x.items():
+            yield from _walk_strings(v, k)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _walk_strings(v, key)
+    elif isinstance(x, str):
+        yield key, x
+
+
+def _sent_blobs(folder: Path) -> Iterator[tuple[str, str, bytes]]:
+    """``(kind, name, bytes)`` for every payload the folder holds: ``outgoing/`` files, images
+    and audio inlined in ``request.json`` bodies, and the image files a request lists."""
+    base = folder
+    out = outgoing_dir(folder)
+    if out is not None:
+        for kind, sub in (("image", "images"), ("audio", "audio")):
+            d = out / sub
+            if d.is_dir():
+                for f in sorted(d.iterdir()):
+                    if f.is_file() and not f.name.startswith("."):
+                        yield kind, str(f.relative_to(base)), f.read_bytes()
+    for req in request_files(folder):
+        rel = req.relative_to(base)
+        try:
+            body = json.loads(req.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        n = 0
+        for key, s in _walk_strings(body):
+            got = decode_data_url(s) if s.startswith("data:") else None
+            if got is not None:
+                kind = "audio" if got[0].startswith("audio/") else "image"
+                yield kind, f"{rel}#{n}", got[1]
+                n += 1
+            elif key == "data" and len(s) > 200 and not s.startswith("sha256:"):
+                import base64
+                import binascii
+
+                try:
+                    yield "audio", f"{rel}#{n}", base64.b64decode(s, validate=True)
+                    n += 1
+                except (binascii.Error, ValueError):
+                    pass
+        for name in body.get("images") or []:
+            f = req.parent / str(name)
+            if f.is_file() and f.suffix.lower() in IMAGE_EXTS:
+                yield "image", str(f.relative_to(base)), f.read_bytes()
+
+
+def _image(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _raw_frame(meta: dict[str, Any], shape: tuple[int, ...]) -> np.ndarray | None:
+    """The raw frame an outgoing image was made from, scaled to it; None when unreachable or
+    not a scaled full frame (a crop)."""
+    src, idx = meta.get("source"), meta.get("frame_index")
+    if not src or idx is None or not Path(src).exists():
+        return None
+    from PIL import Image
+
+    from sovtp.media.video import iter_frames
+
+    try:
+        fr = next(iter(iter_frames(src, f"indices:{int(idx)}")))
+    except Exception:  # noqa: BLE001 - an unreadable raw file means "not reachable"
+        return None
+    h, w = shape[:2]
+    rh, rw = fr.image.shape[:2]
+    if abs(rw / rh - w / h) > 0.02 * (w / h):
+        return None
+    return np.asarray(Image.fromarray(fr.image).resize((w, h), Image.Resampling.BILINEAR))
+
+
+# -- the audit -------------------------------------------------------------------------------
+def audit_sent(
+    folder: str | Path,
+    *,
+    reid: bool = False,
+    speaker: bool = True,
+    speaker_threshold: float = SPEAKER_THRESHOLD,
+    reid_threshold: float = DLIB_SAME_PERSON,
+    names: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Audit every payload a run/query folder records as sent; returns the ``privacy.json``
+    summary (see the module docstring).  ``names``: known identities the transcripts must not
+    name (e.g. a manifest's ``speaker`` column)."""
+    folder = Path(folder)
+    out = outgoing_dir(folder)
+    index = list(read_index(out)) if out is not None else []
+    meta: dict[str, dict[str, Any]] = {}
+    audio_meta: dict[str, dict[str, Any]] = {}
+    for e in index:
+        for im in e.get("images") or []:
+            meta.setdefault(im["sha256"], {**im, "source": e.get("source")})
+        for a in e.get("audio") or []:
+            audio_meta.setdefault(a["sha256"], {"raw": e.get("raw_audio") or e.get("source")})
+    seen: set[str] = set()
+    audio_blobs: list[tuple[str, str, bytes]] = []
+
+    def images() -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+        for kind, name, data in _sent_blobs(folder):
+            sha = hashlib.sha256(data).hexdigest()
+            if sha in seen:
+                continue
+            seen.add(sha)
+            if kind == "audio":
+                audio_blobs.append((name, sha, data))  # small; checked after the images
+                continue
+            try:
+                img = _image(data)
+            except Exception:  # noqa: BLE001 - not an image: nothing a detector can read
+                continue
+            raw = _raw_frame(meta[sha], img.shape) if reid and sha in meta else None
+            yield name, img, raw
+
+    faces = audit_stream(images(), reid=reid, threshold=reid_threshold)
+    img_block = {
+        "n": faces["images"],
+        "with_faces": len(faces["images_with_faces"]),
+        "detections_by_detector": faces["faces_by_detector"],
+        "files_with_faces": faces["images_with_faces"],
+        "hits": faces["hits"],
+        "reid": faces.get("reid"),
+    }
+    audio_block = _audit_audio(audio_blobs, audio_meta, speaker, speaker_threshold)
+    texts = list(dict.fromkeys(e["transcript"] for e in index if e.get("transcript")))
+    from sovtp.deid.audit_voice import pii_audit
+
+    pii = pii_audit(texts, names)
+    refused = [e for e in index if e.get("guard") == "refused"]
+    summary: dict[str, Any] = {
+        "target": str(folder),
+        "requests": len(index),
+        "refused": len(refused),
+        "refused_reasons": [
+            {"query_id": e.get("query_id"), "reason": e.get("reason")} for e in refused[:20]
+        ],
+        "images": img_block,
+        "audio": audio_block,
+        "transcripts": {
+            "n": len(texts),
+            "with_pii": len({i for i, _ in pii.leftovers} | set(pii.names_found)),
+            "kinds": sorted(
+                {k for _, k in pii.leftovers} | ({"NAME"} if pii.names_found else set())
+            ),
+            "names_checked": len(names),
+        },
+        "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    reid_hits = (img_block["reid"] or {}).get("reidentified") or 0
+    failed = (
+        img_block["with_faces"] > 0
+        or reid_hits > 0
+        or audio_block["raw_copies"] > 0
+        or audio_block.get("above_speaker_threshold", 0) > 0
+        or summary["transcripts"]["with_pii"] > 0
+    )
+    summary["verdict"] = "fail" if failed else "pass"
+    return summary
+
+
+def _audit_audio(
+    blobs: list[tuple[str, str, bytes]],
+    meta: dict[str, dict[str, Any]],
+    speaker: bool,
+    threshold: float,
+) -> dict[str, Any]:
+    """Raw-copy correlation and speaker similarity of each sent audio against its raw source."""
+    from sovtp.errors import MediaError
+    from sovtp.media.audio import load_audio, read_wav_bytes
+
+    files: list[dict[str, Any]] = []
+    enc = None
+    enc_note = None
+    raw_cache: dict[tuple[str, int], np.ndarray] = {}
+    for name, sha, data in blobs:
+        row: dict[str, Any] = {"file": name}
+        try:
+            sent, rate = read_wav_bytes(data)
+        except Exception as e:  # noqa: BLE001 - a payload that is no WAV is reported, not audited
+            row["note"] = f"not a WAV payload ({e.__class__.__name__})"
+            files.append(row)
+            continue
+        src = (meta.get(sha) or {}).get("raw")
+        raw = None
+        if src and Path(src).exists():
+            key = (src, rate)
+            if key not in raw_cache:
+                raw_cache.clear()  # one raw file at a time
+                try:
+                    raw_cache[key] = load_audio(src, rate)[0]
+                except MediaError:
+                    raw_cache[key] = np.zeros(0, np.float32)
+            raw = raw_cache[key]
+        if raw is None or not len(raw):
+            row["note"] = "raw not available"
+            files.append(row)
+            continue
+        n = min(len(sent), len(raw))
+        corr = float(np.corrcoef(sent[:n], raw[:n])[0, 1]) if n > 1 else 0.0
+        row["correlation"] = round(0.0 if np.isnan(corr) else corr, 4)
+        row["raw_copy"] = abs(row["correlation"]) >= RAW_COPY_CORRELATION
+        if speaker and enc is None and enc_note is None:
+            try:
+                from sovtp.deid.audit_voice import SpeakerEncoder
+
+                enc = SpeakerEncoder()
+            except Exception as e:  # noqa: BLE001 - Resemblyzer or its weights missing
+                enc_note = f"speaker encoder not available ({e.__class__.__name__}: {e})"
+        if enc is not None:
+            sim = float(np.dot(enc.embed(raw, rate), enc.embed(sent, rate)))
+            row["speaker_similarity"] = round(sim, 4)
+            row["same_speaker"] = sim >= threshold
+        files.append(row)
+    compared = [r for r in files if "correlation" in r]
+    out: dict[str, Any] = {
+        "n": len(blobs),
+        "compared_with_raw": len(compared),
+        "raw_copies": sum(bool(r.get("raw_copy")) for r in files),
+        "files": files,
+    }
+    if speaker:
+        out["speaker_threshold"] = threshold
+        out["above_speaker_threshold"] = sum(bool(r.get("same_speaker")) for r in files)
+        if enc_note:
+            out["speaker_note"] = enc_note
+    if blobs and not compared:
+        out["note"] = "raw not available"
+    return out
+
+
+def write_privacy(summary: dict[str, Any], folder: str | Path) -> Path:
+    """``privacy.json`` in ``folder``."""
+    path = Path(folder) / PRIVACY_JSON
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=1, default=str))
+    return path
+
+
+def table(summary: dict[str, Any]) -> str:
+    """A short plain-text table of the audit, and its verdict."""
+    im, au, tr = summary["images"], summary["audio"], summary["transcripts"]
+    by = ", ".join(f"{k} {v}" for k, v in im["detections_by_detector"].items())
+    rows = [
+        (
+            "images sent",
+            f"{im['n']}",
+            f"with a detectable face: {im['with_faces']} (target 0); {by}",
+        ),
+    ]
+    reid = im.get("reid")
+    if reid:
+        rows.append(
+            ("face re-id", f"{reid.get('faces', 0)}", f"re-identified: {reid.get('reidentified')}")
+            if reid.get("available")
+            else ("face re-id", "-", f"skipped: {reid.get('reason')}")
+        )
+    sp = au.get("above_speaker_threshold")
+    rows.append(
+        (
+            "audio sent",
+            f"{au['n']}",
+            au.get("note")
+            or f"compared with raw: {au['compared_with_raw']}; raw copies: {au['raw_copies']}"
+            + ("" if sp is None else f"; same speaker: {sp}"),
+        )
+    )
+    rows.append(("transcripts", f"{tr['n']}", f"with PII left: {tr['with_pii']} {tr['kinds']}"))
+    rows.append(("refused", f"{summary['refused']}", f"of {summary['requests']} requests"))
+    w = max(len(r[0]) for r in rows)
+    lines = [f"privacy audit — {summary['target']}"]
+    lines += [f"  {a:<{w}}  {b:>6}  {c}" for a, b, c in rows]
+    for f in im["files_with_faces"][:20]:
+        lines.append(f"  face found in: {f}")
+    lines.append(f"  verdict: {summary['verdict'].upper()}")
+    return "\n".join(lines)

@@ -1,0 +1,194 @@
+"""The privacy audit of what actually left: the prepare pipeline records every payload it lets
+through (``outgoing/``), ``sovtp audit RUN`` searches exactly those bytes, and the report reads
+the verdict.  Real media: the astronaut panning across a frame, with a voice muxed on."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from sovtp.deid.audit_run import audit_sent
+from sovtp.deid.media_writer import encode_media
+from sovtp.deid.outgoing import OutgoingRecorder, read_index
+from sovtp.errors import DeidError
+from sovtp.media.sample import astronaut, panning_clip
+from sovtp.prepare import PrepareOptions, Preparer
+from sovtp.prompting.spec import load_spec
+from sovtp.report.privacy import privacy_section
+
+SR = 16000
+TRANSCRIPT = "My name is Alice Brown, call me on 555-123-4567."
+
+
+def _voice(seconds: float) -> np.ndarray:
+    """A vowel-like pulse train through formant resonators: a pitch and a spectral envelope."""
+    from scipy.signal import lfilter
+
+    n = int(seconds * SR)
+    ex = np.zeros(n)
+    ex[np.arange(0, n, SR / 140).astype(int)] = 1.0
+    x = lfilter([1.0], [1.0, -1.6, 0.8], ex)
+    return np.asarray(0.5 * x / np.abs(x).max(), np.float32)
+
+
+@pytest.fixture(scope="module")
+def sent(tmp_path_factory):
+    """A --deid query with ``outgoing`` set: (run folder, query, raw clip)."""
+    root = tmp_path_factory.mktemp("privacy")
+    clip_path = root / "talk.mp4"
+    encode_media(clip_path, frames=panning_clip(seconds=1.0, fps=6), fps=6,
+                 samples=_voice(1.0), rate=SR)  # fmt: skip
+    run = root / "run"
+    opts = PrepareOptions(
+        sampling="uniform:2",
+        deid=True,
+        annotation_cache=False,
+        pose=False,
+        outgoing=run / "outgoing",
+    )
+    spec = replace(load_spec("sovtp/full"), audio=True)
+    with Preparer(opts) as prep:
+        clip, frames = prep.annotate(clip_path)
+        q, images = prep.query(
+            clip, frames, spec, transcript=TRANSCRIPT, names=("Alice Brown",),
+            sample_key="talk", query_id="talk:1",
+        )  # fmt: skip
+    assert images, "the query carries images"
+    return run, q, clip_path
+
+
+def test_outgoing_holds_exactly_the_bytes_sent(sent):
+    run, q, clip_path = sent
+    parts = q.messages[-1]["content"]
+    urls = [p["image_url"]["url"] for p in parts if p["type"] == "image_url"]
+    sent_images = [base64.b64decode(u.split(",", 1)[1]) for u in urls]
+    sent_audio = [
+        base64.b64decode(p["input_audio"]["data"]) for p in parts if p["type"] == "input_audio"
+    ]
+    assert len(sent_images) >= 2 and len(sent_audio) == 1
+    (entry,) = list(read_index(run / "outgoing"))
+    assert entry["query_id"] == "talk:1" and entry["sample_id"] == "talk"
+    assert entry["guard"] == "passed" and entry["source"] == str(clip_path)
+    for data, im in zip(sent_images, entry["images"], strict=True):
+        assert im["sha256"] == hashlib.sha256(data).hexdigest()
+        assert (run / "outgoing" / im["file"]).read_bytes() == data
+    (au,) = entry["audio"]
+    assert (run / "outgoing" / au["file"]).read_bytes() == sent_audio[0]
+    assert "Alice" not in entry["transcript"] and "[NAME]" in entry["transcript"]
+    written = sorted(p.name for p in (run / "outgoing" / "images").iterdir())
+    assert written == sorted(i["file"].split("/")[1] for i in entry["images"])  # no temp files
+
+
+def _audit_app():
+    import typer
+
+    from sovtp.cli.deid import audit_cmd
+
+    app = typer.Typer()
+    app.command("audit")(audit_cmd)
+    app.command("other")(lambda: None)
+    return app
+
+
+def test_audit_passes_then_fails_on_a_planted_face(sent, tmp_path):
+    app = _audit_app()
+    run = tmp_path / "run"
+    shutil.copytree(sent[0], run)
+    res = CliRunner().invoke(app, ["audit", str(run), "--no-speaker"])
+    assert res.exit_code == 0, res.output
+    p = json.loads((run / "privacy.json").read_text())
+    assert p["verdict"] == "pass" and p["images"]["with_faces"] == 0
+    assert p["images"]["n"] == len(sent[1].images) and p["requests"] == 1
+    assert p["audio"]["n"] == 1 and p["audio"]["compared_with_raw"] == 1
+    assert p["audio"]["raw_copies"] == 0  # the McAdams voice is not the raw waveform
+    assert p["transcripts"] == {"n": 1, "with_pii": 0, "kinds": [], "names_checked": 0}
+    # a raw face among the payloads: the audit fails and names the file
+    Image.fromarray(astronaut()).save(run / "outgoing" / "images" / "planted.jpg")
+    res = CliRunner().invoke(app, ["audit", str(run), "--no-speaker"])
+    assert res.exit_code == 1 and "planted.jpg" in res.output
+    p = json.loads((run / "privacy.json").read_text())
+    assert p["verdict"] == "fail" and p["images"]["files_with_faces"] == [
+        "outgoing/images/planted.jpg"
+    ]
+    sec = privacy_section(run)
+    assert sec is not None and "FAIL" in sec["notes"][0]
+    assert any("planted.jpg" in n for n in sec["notes"])
+
+
+def test_audit_finds_the_raw_voice_and_pii_in_what_was_sent(sent, tmp_path):
+    """A request that sent the raw waveform and an unscrubbed transcript fails the audit."""
+    from sovtp.media.audio import load_audio, wav_bytes
+    from sovtp.records import Query
+
+    raw, _ = load_audio(sent[2], SR)
+    part = {"type": "input_audio",
+            "input_audio": {"data": base64.b64encode(wav_bytes(raw, SR)).decode(), "format": "wav"}}  # fmt: skip
+    q = Query(id="leak", messages=[{"role": "user", "content": [part]}])
+    rec = OutgoingRecorder(tmp_path / "outgoing")
+    rec.record(q, sample_id="talk", source=str(sent[2]), raw_audio=str(sent[2]),
+               transcript=TRANSCRIPT)  # fmt: skip
+    p = audit_sent(tmp_path, speaker=False)
+    assert p["verdict"] == "fail"
+    assert p["audio"]["raw_copies"] == 1 and p["audio"]["files"][0]["correlation"] > 0.99
+    assert p["transcripts"]["with_pii"] == 1 and "PHONE" in p["transcripts"]["kinds"]
+
+
+def test_guard_refusal_is_indexed_and_nothing_is_written(sent, tmp_path, monkeypatch):
+    import sovtp.deid.stage as stage
+
+    monkeypatch.setattr(stage, "deidentify_frames", lambda frames, *a, **k: frames)
+    out = tmp_path / "outgoing"
+    opts = PrepareOptions(sampling="uniform:2", deid=True, outgoing=out)
+    with Preparer(opts) as prep:
+        clip, frames = prep.annotate(sent[2])
+        with pytest.raises(DeidError):
+            prep.query(clip, frames, load_spec("sovtp/full"), query_id="raw:1")
+    (entry,) = list(read_index(out))
+    assert entry["query_id"] == "raw:1" and entry["guard"] == "refused"
+    assert "request not sent" in entry["reason"] and entry["images"] == []
+    assert not (out / "images").exists() or not any((out / "images").iterdir())
+    sec = privacy_section(tmp_path)  # not audited: the index's counts and a note
+    assert sec["table"][1][0] == ["requests", 1, "refused by the guard: 1"]
+    assert "sovtp audit" in sec["notes"][0]
+    assert audit_sent(tmp_path, speaker=False)["refused"] == 1
+
+
+def test_audit_searches_saved_request_bodies(tmp_path):
+    """A query folder's request.json with an image inlined (not by hash): it is audited."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(astronaut()).save(buf, format="JPEG")
+    url = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+    body = {"query": {"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": url}}]}]}, "images": []}  # fmt: skip
+    (tmp_path / "face_1").mkdir()
+    (tmp_path / "face_1" / "request.json").write_text(json.dumps(body))
+    p = audit_sent(tmp_path, speaker=False)
+    assert p["images"]["files_with_faces"] == ["face_1/request.json#0"]
+    assert p["verdict"] == "fail"
+
+
+def test_index_lines_from_several_processes_never_mix(tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as ex:
+        list(ex.map(_write_lines, [str(tmp_path)] * 4, range(4)))
+    lines = (tmp_path / "index.jsonl").read_text().splitlines()
+    assert len(lines) == 4 * 50 and all(json.loads(s)["transcript"] for s in lines)
+
+
+def _write_lines(root: str, k: int) -> None:
+    from sovtp.records import Query
+
+    rec = OutgoingRecorder(root)
+    for i in range(50):
+        rec.record(Query(id=f"{k}:{i}", messages=[]), transcript="x" * 5000, refused=None)
