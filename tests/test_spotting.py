@@ -274,3 +274,198 @@ def test_end_to_end_on_a_samm_layout(tmp_path, face_detector):
         labels=["positive", "negative", "surprise", "others"],
     )
     assert data.scores()["spot_f1"] == 1.0 and data.scores()["strs"] == 1.0
+
+
+# ------------------------------------------------------------------- `sovtp spot`, the driver
+
+
+def _spot_app():
+    """The command as the integrator registers it (``app.command("spot")(spot_cmd)``)."""
+    import typer
+
+    from sovtp.cli.spot import spot_cmd
+
+    app = typer.Typer()
+    app.command("spot")(spot_cmd)
+    app.command("noop", hidden=True)(lambda: None)  # two commands: "spot" stays a subcommand
+    return app
+
+
+@pytest.fixture(scope="module")
+def casme2_root(tmp_path_factory):
+    """A miniature CAS(ME)² tree: s15's video holds the micro-expression (frames ON..OFF, the
+    annotation numbering frames from 1); s16's video only drifts and has a macro-expression
+    row, so its micro ground truth is empty."""
+    from sovtp.media.sample import write_video
+
+    root = tmp_path_factory.mktemp("spot") / "CASME_sq"
+    for subj, code, warp in (("15", "0101happy", True), ("16", "0102calm", False)):
+        d = root / "rawvideo" / f"s{subj}"
+        d.mkdir(parents=True)
+        frames = list(me_clip(warp=warp))[: 60 if warp else 24]
+        write_video(d / f"{subj}_{code}.avi", frames, fps=int(FPS), codec="mjpeg",
+                    pix_fmt="yuvj420p")  # fmt: skip
+    _write(root / "annotations.csv", [
+        ["subject", "video", "onset", "apex", "offset", "aus", "emotion", "type"],
+        ["15", "0101", str(ON + 1), "24", str(OFF + 1), "12", "happiness", "micro-expression"],
+        ["16", "0102", "5", "20", "30", "12", "happiness", "macro-expression"],
+    ])  # fmt: skip
+    return root
+
+
+def _hand_scores(rows):
+    """MEGC spotting counts recomputed here, independently of sovtp.scoring: inclusive frame
+    IoU >= 0.5, each ground truth matched once (greedy by IoU), counts summed over videos."""
+    tp = fp = fn = 0
+    for r in rows:
+        pred, gold = r["intervals"], r["gold_intervals"]
+        pairs = []
+        for i, (a, b, *_) in enumerate(pred):
+            for j, (c, d, *_) in enumerate(gold):
+                inter = min(b, d) - max(a, c) + 1
+                union = (b - a + 1) + (d - c + 1) - max(inter, 0)
+                if inter > 0 and inter / union >= 0.5:
+                    pairs.append((inter / union, i, j))
+        used_i, used_j = set(), set()
+        for _, i, j in sorted(pairs, reverse=True):
+            if i not in used_i and j not in used_j:
+                used_i.add(i)
+                used_j.add(j)
+        tp += len(used_i)
+        fp += len(pred) - len(used_i)
+        fn += len(gold) - len(used_j)
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {"tp": tp, "fp": fp, "fn": fn, "spot_precision": p, "spot_recall": r,
+            "spot_f1": 2 * p * r / (p + r) if p + r else 0.0}  # fmt: skip
+
+
+def _rows(run):
+    import json
+
+    return [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+
+
+def test_spot_cli_flow_on_a_casme2_layout(casme2_root, tmp_path):
+    """`sovtp spot casme2_spot:ROOT --system flow`: the adapter opens through open_dataset, the
+    flow spotter finds the known interval (F1 = 1), the report's metrics equal a hand
+    recomputation from predictions.jsonl, and --resume skips what is done."""
+    import json
+
+    from typer.testing import CliRunner
+
+    run = tmp_path / "run"
+    args = ["spot", f"casme2_spot:{casme2_root}", "-o", str(run), "--system", "flow",
+            "--sampling", "uniform:8", "--min-height", "0.4", "--n-boot", "50"]  # fmt: skip
+    res = CliRunner().invoke(_spot_app(), args)
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    rows = _rows(run)
+    assert sorted(r["sample_id"] for r in rows) == ["s15_0101", "s16_0102"]
+    by = {r["sample_id"]: r for r in rows}
+    assert by["s15_0101"]["gold_intervals"] == [[ON, OFF, "positive"]]  # 1-based → 0-based
+    assert by["s16_0102"]["gold_intervals"] == []  # macro only: not scored as micro
+    assert by["s15_0101"]["fps"] == 30.0  # the dataset's rate (CAS(ME)² is 30 fps)
+    hand = _hand_scores(rows)
+    assert hand["spot_f1"] == 1.0 and hand["tp"] == 1
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["evaluator"] == "casme2_spot" and rep["scoring"]["task"] == "intervals"
+    (e,) = rep["scoring"]["systems"]
+    assert (e["system"], e["variant"], e["n"]) == ("flow", "dis", 2)
+    for k, v in hand.items():
+        assert e["metrics"][k] == pytest.approx(v), k
+    assert e["metrics"]["strs"] == 0.0  # the flow baseline names no emotion
+    gold = [json.loads(x) for x in (run / "gold.jsonl").read_text().splitlines()]
+    assert {g["video"]: g["intervals"] for g in gold}["s15_0101"] == [[ON, OFF, "positive"]]
+    # the files `sovtp score --task intervals RUN/predictions.jsonl --gold RUN/gold.jsonl` reads
+    from sovtp.scoring.external_tasks import interval_rows
+
+    ext, _ = interval_rows(run / "predictions.jsonl", run / "gold.jsonl")
+    assert _hand_scores(ext) == hand
+    man = json.loads((run / "manifest.json").read_text())
+    assert man["flow"]["min_height"] == 0.4 and man["labels"]["name"] == "casme2_4"
+    again = CliRunner().invoke(_spot_app(), [*args, "--resume"])
+    assert again.exit_code == 0, again.output
+    assert "0 new, 2 resumed" in again.output
+    assert len(_rows(run)) == 2
+
+
+def test_spot_llm_when_answer_from_a_loopback_server(casme2_root, tmp_path, face_detector):
+    """An LLM system: 16 frames of the whole video sent to an OpenAI-compatible server with
+    the "when" schema as the constraint; its answer (images 6-7, "happy") parsed, mapped to
+    frames 20..27 and scored: spot F1 = STRS = 1."""
+    import json
+
+    from sovtp.spotting.run import SpotOptions, run_spot
+    from sovtp.testing import Behaviour, FakeOpenAIServer
+
+    answer = '{"intervals": [{"start": 6, "end": 7, "label": "happy"}]}'
+    with FakeOpenAIServer(Behaviour(content=answer)) as srv:
+        opts = SpotOptions(
+            f"casme2_spot:{casme2_root}", tmp_path / "llm", system="spotting/when",
+            backend="openai", backend_options={"base_url": srv.base_url}, split="s15", fps=FPS,
+            window_s=0, n_boot=50,
+        )  # fmt: skip
+        out = run_spot(opts, detector=face_detector)
+        bodies = list(srv.state.requests)
+    run = out.out
+    assert (out.written, out.errors) == (1, 0)
+    (body,) = [b for b in bodies if "messages" in b]
+    sent = [p for m in body["messages"] if isinstance(m["content"], list)
+            for p in m["content"] if p["type"] == "image_url"]  # fmt: skip
+    assert len(sent) == 16
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["intervals"]["items"]["properties"]["label"]["enum"] == [
+        "positive", "negative", "surprise", "others",
+    ]  # fmt: skip
+    # 16 images spread over frames 0..59: image k shows frame round((k-1)·59/15)
+    (row,) = _rows(run)
+    resp = json.loads((run / "responses.jsonl").read_text().splitlines()[0])
+    assert resp["windows"][0]["frames"][5:8] == [20, 24, 28]
+    # image 6 starts at frame 20; the interval ends just before image 8's frame (28)
+    assert row["intervals"] == [[20, 27, "positive"]] and row["parse_status"] == "ok"
+    assert row["system"] == "openai:fake-vlm" and row["variant"] == "spotting/when"
+    rep = json.loads((run / "report.json").read_text())
+    (e,) = rep["scoring"]["systems"]
+    assert e["metrics"]["spot_f1"] == 1.0 and e["metrics"]["strs"] == 1.0
+    assert _hand_scores([row])["spot_f1"] == 1.0
+
+
+def test_spot_refuses_the_offline_reasoner_and_a_label_task(casme2_root, tmp_path):
+    from sovtp.errors import SovtpError
+    from sovtp.spotting.run import SpotOptions, run_spot
+
+    with pytest.raises(SovtpError, match="cannot answer 'when'"):
+        run_spot(SpotOptions(f"casme2_spot:{casme2_root}", tmp_path / "a", system="spotting/when"))
+    with pytest.raises(SovtpError, match="not intervals"):
+        run_spot(SpotOptions(f"casme2_spot:{casme2_root}", tmp_path / "b", evaluator="dfew"))
+
+
+def test_manifest_rows_become_videos_and_windows_join(tmp_path):
+    """Manifest rows with onset/apex/offset (one per interval) are grouped into one video per
+    media; LLM windows cover the video and an interval cut by a window border is one."""
+    from sovtp.data.sources import open_dataset
+    from sovtp.spotting.run import join_windows, video_samples, windows
+
+    (tmp_path / "v1.mp4").write_bytes(b"")
+    (tmp_path / "v2.mp4").write_bytes(b"")
+    _write(tmp_path / "m.csv", [
+        ["id", "media", "onset", "apex", "offset", "type", "emotion"],
+        ["a", "v1.mp4", "40", "44", "49", "micro", "happiness"],
+        ["b", "v1.mp4", "10", "12", "0", "micro", "fear"],
+        ["c", "v2.mp4", "", "", "", "", ""],
+    ])  # fmt: skip
+    vids = list(video_samples(open_dataset(str(tmp_path / "m.csv"))))
+    assert [v.id for v in vids] == ["v1", "v2"]
+    assert gold_spans(vids[0], labels="casme2_4") == [(10.0, 12.0, "negative"),
+                                                      (40.0, 49.0, "positive")]  # fmt: skip
+    assert gold_spans(vids[1]) == []
+    w = windows(100, 20.0, 2.0, 5)
+    assert w == [[0, 10, 20, 29, 39], [40, 50, 60, 69, 79], [80, 85, 90, 94, 99]]
+    assert windows(10, 20.0, 0, 16) == [list(range(10))]
+    bounds = [(0, 39), (40, 79), (80, 99)]
+    got = join_windows([[(30, 39, "x")], [(40, 45, "x"), (60, 62, None)], [(80, 81, "y")]], bounds)
+    assert got == [(30, 45, "x"), (60, 62, None), (80, 81, "y")]
+    # different labels across the border stay apart
+    assert join_windows([[(30, 39, "x")], [(40, 45, "y")]], bounds[:2]) == [
+        (30, 39, "x"), (40, 45, "y"),
+    ]  # fmt: skip

@@ -5,6 +5,8 @@ or a HF dataset.
 
 - ``path/to/manifest.csv`` or ``.jsonl``             a sovtp manifest
 - ``dfew:/data/DFEW`` (any adapter name: root)       an official layout (:mod:`.adapters`)
+- ``casme2_spot:/data/CASME_sq``, ``samm:ROOT``, ``mmme:ROOT``   micro-expression spotting
+  layouts, one sample per long video (:mod:`.me_adapters`)
 - ``hf:/data/folder`` or ``hf:/data/x.parquet``      HF ``datasets`` (:mod:`.hf`)
 
 Every form refuses a sample ID given twice; :func:`check_gold` lists gold labels outside a label
@@ -18,11 +20,16 @@ from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
-from sovtp.data.adapters import ADAPTERS
+from sovtp.data.adapters import ADAPTERS as LABEL_ADAPTERS
 from sovtp.data.manifest import check_gold, read_manifest, unknown_gold
+from sovtp.data.me_adapters import ME_ADAPTERS
 from sovtp.data.sample import ManifestError, Sample
 
-__all__ = ["check_gold", "open_dataset", "select", "unique_ids", "unknown_gold"]
+# every ADAPTER:ROOT name open_dataset accepts: the recognition layouts, then the spotting ones
+# (registered here, not in adapters.py: me_adapters builds on adapters, so the reverse import
+# would be a circle)
+ADAPTERS = {**LABEL_ADAPTERS, **ME_ADAPTERS}
+__all__ = ["ADAPTERS", "check_gold", "open_dataset", "select", "unique_ids", "unknown_gold"]
 
 
 def unique_ids(samples: Iterator[Sample], where: str) -> Iterator[Sample]:

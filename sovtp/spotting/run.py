@@ -1,0 +1,523 @@
+"""``sovtp spot``: spot micro-expressions in every long video of a dataset, into a run folder.
+
+One row per (video, system) — the unit MEGC scores (TP/FP/FN summed over videos), so a video is
+one sample here, not one per interval as in recognition benchmarks.  Two kinds of system:
+
+- ``flow`` — the optical-flow baseline (:mod:`sovtp.spotting.flow`): MediaPipe landmarks on a
+  sparse sampling (``sampling``, any rate: they are interpolated), then every frame of the video
+  streamed through the flow spotter.  It gives intervals without labels, so its recognition F1
+  and STRS are 0 by construction (reported, not hidden).
+- a prompt spec ID (``spotting/when``) — a vision LLM asked "which of these frames hold an
+  expression".  A long video is cut into windows of ``window_s`` seconds; each window's
+  ``images`` frames (evenly spread, first and last included) go through the one prepare pipeline
+  (:class:`~sovtp.prepare.Preparer`) and the backend; each answer is parsed by
+  :func:`~sovtp.spotting.parse.parse_when`, mapped back to the video's frames and the windows'
+  intervals are joined (one that runs to a window's last frame and one that starts on the next
+  window's first frame, same label, are one movement).  The answer's JSON schema
+  (:func:`~sovtp.spotting.parse.when_schema`) is sent as the structured-output constraint to an
+  OpenAI-compatible server.
+
+Ground truth is read from the dataset (:func:`~sovtp.data.me_adapters.gold_spans`: the ME
+adapters' ``meta["intervals"]``, or manifest rows with ``onset``/``apex``/``offset`` columns,
+grouped into videos by :func:`video_samples`).  The folder is a bench-like run (``config.yaml``,
+``manifest.json``, ``responses.jsonl``, ``predictions.jsonl`` resumable by key, ``gold.jsonl``
+for ``sovtp score --task intervals``, and the report, which follows the evaluator's declared task).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sovtp.errors import SovtpError
+from sovtp.spotting.flow import FlowConfig
+
+log = logging.getLogger(__name__)
+
+KINDS = ("micro", "macro", "all")
+Interval = tuple[int, int, str | None]
+
+
+@dataclass
+class SpotOptions:
+    """Everything a spotting run depends on (written to ``config.yaml``, minus secrets)."""
+
+    data: str
+    out: Path
+    system: str = "flow"  # "flow" or a prompt spec ID (spotting/when)
+    evaluator: str = "casme2_spot"
+    labels: str | None = None  # default: the evaluator's label set
+    kind: str = "micro"  # which ground truth: micro | macro | all
+    root: Path | None = None
+    split: str | None = None
+    fold: int | None = None
+    limit: int | None = None
+    adapter_options: dict[str, Any] = field(default_factory=dict)
+    fps: float | None = None  # override the dataset's frame rate
+    resume: bool = False
+    retry_errors: str = "transient"
+    max_faces: int = 1
+    annotation_cache: bool = True
+    n_boot: int = 1000
+    # the flow system
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    sampling: str = "fps:5"  # frames annotated for the flow spotter's landmarks
+    # an LLM system
+    backend: str | None = None
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    window_s: float = 2.0  # seconds per query; 0: the whole video in one query
+    images: int | None = None  # images per query; default: the spec's max_images
+    max_tokens: int = 512
+    temperature: float = 0.0
+    seed: int = 0
+    structured: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise SovtpError(f"--kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
+        if self.window_s < 0:
+            raise SovtpError("--window must be >= 0 seconds")
+
+    @property
+    def is_flow(self) -> bool:
+        return self.system == "flow"
+
+    def public(self) -> dict[str, Any]:
+        """The configuration as written to ``config.yaml`` (no API key, no credentials)."""
+        from sovtp.redact import redact
+
+        d = asdict(self)
+        d["out"] = str(self.out)
+        d["root"] = str(self.root) if self.root else None
+        opts = {k: v for k, v in self.backend_options.items() if k != "api_key"}
+        d["backend_options"] = redact(opts)
+        return d
+
+
+# --------------------------------------------------------------------------------- samples
+
+
+def video_samples(samples: Iterable[Any]) -> Iterator[Any]:
+    """One sample per long video.  An ME adapter's samples (``meta["intervals"]``) pass as they
+    are; manifest rows with ``onset``/``apex``/``offset`` columns — one row per annotated
+    interval, 0-based frame indices of the decoded video, an empty or 0 offset meaning the apex,
+    optional ``type`` (micro|macro) and ``label``/``emotion`` — are grouped by their media into
+    one video (ID: the ``video_id`` column, else the media file's stem); a row with an empty
+    onset lists a video without any interval.  Videos come in the order of their first row,
+    which gives their facts (split, subject, fps)."""
+    from dataclasses import replace
+
+    groups: dict[str, Any] = {}
+    for s in samples:
+        meta = s.meta or {}
+        if "intervals" in meta:
+            yield s
+            continue
+        key = str(s.media)
+        v = groups.get(key)
+        if v is None:
+            vid = str(meta.get("video_id") or Path(str(s.media)).stem)
+            base = {k: x for k, x in meta.items() if k not in _IV_COLS}
+            v = groups[key] = replace(s, id=vid, label=None, meta={**base, "intervals": []})
+        onset = _int(meta.get("onset"))
+        if onset is None:
+            continue
+        apex = _int(meta.get("apex"))
+        offset = _int(meta.get("offset"))
+        offset = offset if offset else (apex if apex is not None else onset)
+        kind = str(meta.get("type") or "micro").lower()
+        v.meta["intervals"].append(
+            {
+                "onset": onset,
+                "apex": apex if apex is not None else (onset + offset) // 2,
+                "offset": offset,
+                "type": "micro" if "micro" in kind else "macro",
+                "label": (str(meta.get("emotion") or s.label or "").strip().lower() or None),
+            }
+        )
+    for v in groups.values():
+        v.meta["intervals"].sort(key=lambda d: (d["onset"], d["offset"]))
+        yield v
+
+
+_IV_COLS = ("onset", "apex", "offset", "type", "emotion", "video_id")
+
+
+def _int(x: Any) -> int | None:
+    if x is None or (isinstance(x, str) and not x.strip()):
+        return None
+    return int(float(x))
+
+
+def sample_fps(sample: Any, override: float | None = None) -> float:
+    """The video's frame rate: the override, the dataset's (``meta["fps"]``), else the file's."""
+    if override:
+        return float(override)
+    fps = (sample.meta or {}).get("fps")
+    if fps:
+        return float(fps)
+    from sovtp.media.video import probe
+
+    got = probe(sample.media).fps
+    if not got:
+        raise SovtpError(f"{sample.media}: no frame rate known; pass --fps")
+    return float(got)
+
+
+def windows(n_frames: int, fps: float, window_s: float, images: int) -> list[list[int]]:
+    """The frames each query shows: the video cut into windows of ``window_s`` seconds (0: one
+    window), ``images`` frames per window, evenly spread, its first and last frame included."""
+    if n_frames <= 0:
+        return []
+    size = n_frames if window_s <= 0 else max(1, int(round(window_s * fps)))
+    out = []
+    for start in range(0, n_frames, size):
+        end = min(n_frames, start + size) - 1
+        n = min(images, end - start + 1)
+        if n <= 1:
+            out.append([start])
+            continue
+        picks = [start + round(i * (end - start) / (n - 1)) for i in range(n)]
+        out.append(sorted(set(picks)))
+    return out
+
+
+def join_windows(parts: list[list[Interval]], bounds: list[tuple[int, int]]) -> list[Interval]:
+    """The windows' intervals as one list: an interval that runs to its window's last frame and
+    one that starts on the next window's first frame, with the same label, become one."""
+    out: list[Interval] = []
+    for w, ivs in enumerate(parts):
+        for a, b, lab in sorted(ivs):
+            if (
+                out
+                and w > 0
+                and a == bounds[w][0]
+                and out[-1][1] == bounds[w - 1][1]
+                and out[-1][2] == lab
+            ):
+                out[-1] = (out[-1][0], b, lab)
+            else:
+                out.append((a, b, lab))
+    return out
+
+
+# --------------------------------------------------------------------------------- systems
+
+
+def when_backend(name: str, options: dict[str, Any]) -> Any:
+    """The backend of an LLM spotting system.  An OpenAI-compatible one also sends a query's
+    ``meta["json_schema"]`` (the "when" answer's schema) as its structured-output constraint —
+    ``response_format`` json_schema, or vLLM's ``structured_outputs`` — where the query's output
+    contract itself constrains nothing (the spotting spec's ``text``).  Other backends constrain
+    from the output contract alone (the transformers backend sends no schema at all)."""
+    from sovtp.backends.base import get_backend
+
+    if name == "openai":
+        return _when_openai()(**options)
+    return get_backend(name, **options)
+
+
+_CLS: list[type] = []
+
+
+def _when_openai() -> type:
+    """The OpenAI backend with the schema seam (built on first use: no openai import before)."""
+    if _CLS:
+        return _CLS[0]
+    from sovtp.backends.openai_compat import OpenAIBackend
+
+    class WhenOpenAIBackend(OpenAIBackend):
+        def request_body(self, q, cfg):  # type: ignore[no-untyped-def]
+            body = super().request_body(q, cfg)
+            schema = q.meta.get("json_schema")
+            if not (schema and cfg.structured) or (
+                "response_format" in body or "structured_outputs" in body
+            ):
+                return body
+            if self.server == "vllm":
+                body["structured_outputs"] = {"json": schema}
+            else:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "when_answer", "schema": schema, "strict": True},
+                }
+            return body
+
+    _CLS.append(WhenOpenAIBackend)
+    return WhenOpenAIBackend
+
+
+@dataclass
+class Spotted:
+    """One video's answer: intervals in the video's frames and the record of how."""
+
+    intervals: list[Interval]
+    parse_status: str = "ok"
+    system: str = ""
+    variant: str = ""
+    record: dict[str, Any] = field(default_factory=dict)  # what responses.jsonl keeps
+    error: str | None = None
+    transient: bool = False
+
+
+def spot_flow(sample: Any, prep: Any, fps: float, opts: SpotOptions) -> Spotted:
+    """The optical-flow baseline on one video."""
+    from sovtp.spotting.flow import spot_media
+
+    clip, _ = prep.annotate(sample.media, opts.sampling)
+    res = spot_media(sample.media, clip, fps, opts.flow)
+    rec = res.to_dict()
+    rec["annotated_frames"] = [fa.index for fa in clip.frames]
+    return Spotted(list(res.intervals), "ok", "flow", opts.flow.method, rec)
+
+
+def spot_llm(
+    sample: Any, prep: Any, spec: Any, backend: Any, fps: float, labels: Any, opts: SpotOptions
+) -> Spotted:
+    """The "when" query on one video, window by window."""
+    from sovtp.backends.base import GenerationConfig, is_transient
+    from sovtp.media.video import probe
+    from sovtp.spotting.parse import parse_when, to_frames, when_schema
+
+    n_images = opts.images or spec.max_images or 16
+    n_frames = probe(sample.media).n_frames
+    plan = windows(n_frames, fps, opts.window_s, n_images)
+    cfg = GenerationConfig(max_tokens=opts.max_tokens, temperature=opts.temperature,
+                           seed=opts.seed, structured=opts.structured)  # fmt: skip
+    queries, shown = [], []
+    for k, idx in enumerate(plan):
+        clip, frames = prep.annotate(sample.media, "indices:" + ",".join(map(str, idx)))
+        q, _ = prep.query(
+            clip, frames, spec, labels=labels, subject="largest", sample_key=sample.id,
+            query_id=f"{sample.id}:{spec.id}:w{k}", max_images=n_images,
+        )  # fmt: skip
+        q.meta["json_schema"] = when_schema(q.labels)
+        queries.append(q)
+        shown.append([im.frame_index for im in q.images])
+    responses = backend.generate(queries, cfg)
+    parts, statuses, recs, errors = [], [], [], []
+    for fi, resp in zip(shown, responses, strict=True):
+        rec: dict[str, Any] = {"frames": fi, "answer": resp.text, "latency_s": resp.latency_s}
+        if resp.error:
+            rec["error"] = resp.error
+            errors.append(resp.error)
+            statuses.append("invalid")
+            parts.append([])
+        else:
+            ans = parse_when(resp.text, len(fi), labels)
+            rec.update(parse_status=ans.status, intervals=ans.intervals, note=ans.note)
+            statuses.append(ans.status)
+            parts.append(to_frames(ans.intervals, fi) if fi else [])
+        recs.append(rec)
+    bounds = [(idx[0], idx[-1]) for idx in plan]
+    model = next((r.model for r in responses if r.model), "") or getattr(backend, "model", "")
+    status = (
+        "invalid"
+        if all(s == "invalid" for s in statuses)
+        else "ok"
+        if all(s == "ok" for s in statuses)
+        else "repaired"
+    )
+    err = "; ".join(dict.fromkeys(errors)) or None
+    return Spotted(
+        join_windows(parts, bounds), status, f"{backend.name}:{model}", spec.id,
+        {"windows": recs, "n_frames": n_frames, "images_per_window": n_images},
+        err, bool(errors) and all(is_transient(e) for e in errors),
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ run
+
+
+@dataclass
+class SpotRun:
+    """What a run did: rows written now, rows skipped (done before), errors, the report."""
+
+    out: Path
+    written: int = 0
+    skipped: int = 0
+    errors: int = 0
+    report: dict[str, Any] | None = None
+    report_error: str | None = None
+
+
+def _key(sample_id: str, opts: SpotOptions) -> str:
+    sysname = "flow" if opts.is_flow else f"{opts.backend}:{opts.backend_options.get('model', '')}"
+    return f"{sample_id}|{sysname}|{opts.system}"
+
+
+def run_spot(
+    opts: SpotOptions, progress: Callable[[str], None] | None = None, detector: Any = None
+) -> SpotRun:
+    """Spot in every video of ``opts.data`` into ``opts.out`` (resumable); then the report.
+    ``detector``: an open MediaPipe annotator to share (else the run opens its own)."""
+    import yaml
+
+    from sovtp.bench.store import RunStore
+    from sovtp.data.me_adapters import gold_spans
+    from sovtp.data.sources import open_dataset, select
+    from sovtp.evaluator import load_evaluator
+    from sovtp.prepare import PrepareOptions, Preparer
+
+    ev = load_evaluator(opts.evaluator)
+    if ev.task != "intervals":
+        raise SovtpError(f"evaluator {ev.name!r} declares task {ev.task!r}, not intervals")
+    ls = ev.labels() if opts.labels is None else _label_set(opts.labels)
+    spec = backend = None
+    if not opts.is_flow:
+        from sovtp.prompting.spec import load_spec
+
+        spec = load_spec(opts.system)
+        if opts.backend in (None, "facs"):
+            raise SovtpError(
+                f"--system {opts.system} needs a vision LLM: --base-url URL (an OpenAI-compatible "
+                "or vLLM server) or --hf MODEL; the offline FACS reasoner cannot answer 'when'"
+            )
+        backend = when_backend(opts.backend, opts.backend_options)
+    split = opts.split if opts.split is not None else ev.split
+    src = open_dataset(opts.data, root=opts.root, split=split, fold=opts.fold,
+                       **(opts.adapter_options or ev.options))  # fmt: skip
+    videos = list(select(video_samples(src), opts.limit))
+    out = Path(opts.out)
+    store = RunStore(out)
+    done = store.open(opts.resume, opts.retry_errors)
+    run = SpotRun(out)
+    kind = None if opts.kind == "all" else opts.kind
+    fps_of: dict[str, float] = {}
+    try:
+        (out / "config.yaml").write_text(
+            yaml.safe_dump(opts.public() | {"evaluator": ev.name}, sort_keys=False)
+        )
+        gold_rows = []
+        prep_opts = PrepareOptions(
+            sampling=opts.sampling, max_faces=opts.max_faces, pose=False,
+            annotation_cache=opts.annotation_cache, output=None, seed=opts.seed,
+        )  # fmt: skip
+        with Preparer(prep_opts, detector=detector) as prep:
+            for s in videos:
+                gold = [list(g) for g in gold_spans(s, kind, labels=ls)]
+                gold_rows.append({"video": s.id, "intervals": gold})
+                key = _key(s.id, opts)
+                if key in done:
+                    run.skipped += 1
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    if s.error:
+                        raise SovtpError(s.error)
+                    fps = fps_of[s.id] = sample_fps(s, opts.fps)
+                    got = (
+                        spot_flow(s, prep, fps, opts)
+                        if opts.is_flow
+                        else spot_llm(s, prep, spec, backend, fps, ls, opts)
+                    )
+                except Exception as e:  # a failure is a row: the run goes on
+                    log.warning("%s: %s", s.id, e)
+                    got = Spotted([], "invalid", _system_name(opts, backend),
+                                  _variant(opts), {}, f"{type(e).__name__}: {e}")  # fmt: skip
+                row = {
+                    **_facts(s),
+                    "key": key,
+                    "system": got.system,
+                    "variant": got.variant,
+                    "intervals": [list(iv) for iv in got.intervals],
+                    "gold_intervals": gold,
+                    "parse_status": got.parse_status,
+                    "fps": fps_of.get(s.id),
+                    "kind": opts.kind,
+                    "error": got.error,
+                    "transient": got.transient,
+                    "seconds": round(time.perf_counter() - t0, 3),
+                }
+                store.write_row({"key": key, "sample_id": s.id, **got.record}, row)
+                run.written += 1
+                run.errors += bool(got.error)
+                if progress:
+                    progress(s.id)
+        _write_jsonl(out / "gold.jsonl", gold_rows)
+        store.write_json("manifest.json", _manifest(opts, ev, ls, spec, fps_of, videos))
+    finally:
+        store.close()
+    run.report, run.report_error = _report(out, opts.n_boot)
+    return run
+
+
+def _label_set(name: str):
+    from sovtp.labels import load_label_set
+
+    return load_label_set(name)
+
+
+def _system_name(opts: SpotOptions, backend: Any) -> str:
+    if opts.is_flow:
+        return "flow"
+    return f"{getattr(backend, 'name', opts.backend)}:{getattr(backend, 'model', '')}"
+
+
+def _variant(opts: SpotOptions) -> str:
+    return opts.flow.method if opts.is_flow else opts.system
+
+
+def _facts(s: Any) -> dict[str, Any]:
+    """What a row carries about its video (no intervals twice: ``meta`` minus ``intervals``)."""
+    d: dict[str, Any] = {"sample_id": s.id}
+    for k in ("split", "fold", "subject"):
+        v = getattr(s, k)
+        if v is not None:
+            d[k] = v
+    meta = {k: v for k, v in (s.meta or {}).items() if k != "intervals"}
+    if meta:
+        d["meta"] = meta
+    return d
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(path)
+
+
+def _manifest(opts, ev, ls, spec, fps_of, videos) -> dict[str, Any]:
+    from sovtp.bench.run import versions
+
+    m: dict[str, Any] = {
+        "versions": versions(),
+        "task": "intervals",
+        "evaluator": ev.name,
+        "labels": {"name": ls.name, "labels": list(ls.labels)},
+        "kind": opts.kind,
+        "videos": [s.id for s in videos],
+        "fps": fps_of,
+        "system": opts.system,
+        "variants": [_variant(opts)],
+    }
+    if opts.is_flow:
+        m["flow"] = opts.flow.key()
+        m["sampling"] = opts.sampling
+    else:
+        m["prompts"] = {spec.id: {"hash": spec.hash, "template": spec.template}}
+        m["window_s"] = opts.window_s
+    return m
+
+
+def _report(out: Path, n_boot: int) -> tuple[dict[str, Any] | None, str | None]:
+    """report.json|md|html.  The md/html renderers of :mod:`sovtp.report.build` read
+    label-task fields (per-class tables, confusion, WAR bars); while they do not handle an
+    intervals summary, report.json is still written from ``build_report`` and the renderer's
+    error is returned (and recorded in report.json) rather than lost."""
+    from sovtp.report.build import build_report, write_report
+
+    try:
+        return write_report(out, n_boot), None
+    except (KeyError, TypeError) as e:
+        err = f"report.md/html not rendered for an intervals task: {type(e).__name__}: {e}"
+        log.warning("%s", err)
+        rep = build_report(out, n_boot)
+        rep["render_error"] = err
+        (out / "report.json").write_text(json.dumps(rep, indent=1))
+        return rep, err
