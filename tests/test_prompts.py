@@ -186,3 +186,19 @@ def test_voice_and_physiology_cues_are_worded_in_the_body_stage():
     body = text[text.index("Stage 2") : text.index("Stage 3")]
     assert "Voice (measured on the audio): pitch high and varied" in body
     assert "Physiology (measured by sensors): heart rate 92 bpm, rising" in body
+
+
+def test_hand_body_language_is_worded_for_the_subject_only():
+    """NFBL cues (hands: self-touch, fidgeting) reach stage 2 for the subject, not for others."""
+    from sovtp.types import Cue
+
+    clip, frames = fixed_clip()
+    clip.cues = [
+        *clip.cues,
+        Cue("nfbl", "self_touch_neck", "right hand touches the neck 0.3–0.6 s", 1, {}, 1.0, "t"),
+        Cue("nfbl", "fidgeting", "fidgeting (hand motion high) 1.0–2.0 s", 2, {}, 1.0, "t"),
+    ]
+    text = build_query(clip, frames, load_spec("sovtp/full"), subject=1)[0].text()
+    body = text[text.index("Stage 2") : text.index("Stage 3")]
+    assert "right hand touches the neck 0.3–0.6 s" in body
+    assert "fidgeting" not in text
