@@ -96,6 +96,26 @@ def test_mcadams_moves_formants_to_theta_power_alpha(alpha):
     assert abs(np.corrcoef(x, y)[0, 1]) < 0.9
 
 
+def test_burg_lpc_recovers_a_known_all_pole_process_and_matches_librosa():
+    """B2 fits each frame with ``librosa.lpc`` (Burg); sovtp's vectorised Burg must agree."""
+    rng = np.random.default_rng(0)
+    true = np.array([1.0, -1.6, 0.9])  # poles at radius 0.95
+    frames = np.stack([lfilter([1.0], true, rng.standard_normal(4000)) for _ in range(3)])
+    frames[2] = 0.0  # silence → the flat filter, no NaN
+    a = voice.lpc(frames, 2)
+    assert np.allclose(a[:2], true, atol=0.05) and np.array_equal(a[2], [1.0, 0.0, 0.0])
+    short = frames[:2, :320] * np.hanning(320)
+    b20 = voice.lpc(short, 20)
+    assert np.all(np.abs(np.roots(b20[0])) < 1.0)  # stable
+    if importlib.util.find_spec("librosa") is not None:
+        import librosa
+
+        want = np.stack([librosa.lpc(r, order=20) for r in short])
+        assert np.allclose(b20, want, atol=1e-9)
+    with pytest.raises(ValueError):
+        voice.lpc(short, 4, method="covariance")
+
+
 def test_alpha_one_is_identity_and_other_rates_round_trip():
     x = vowel(sr=22050)
     y = voice.anonymise_audio(x, 22050, alpha=1.0)
@@ -103,11 +123,12 @@ def test_alpha_one_is_identity_and_other_rates_round_trip():
 
 
 def test_seeded_alpha_per_utterance():
+    assert voice.ALPHA_RANGE == (0.5, 0.9)  # VoicePrivacy 2022 B2's mc_coeff_min/max
     a1 = voice.draw_alpha(7, "clip1")
-    assert a1 == voice.draw_alpha(7, "clip1") and 0.75 <= a1 <= 0.9
+    assert a1 == voice.draw_alpha(7, "clip1") and 0.5 <= a1 <= 0.9
     draws = {voice.draw_alpha(7, f"clip{i}") for i in range(20)}
-    assert len(draws) == 20 and min(draws) >= 0.75 and max(draws) <= 0.9
-    out = voice.anonymise(vowel(dur=0.3), SR, alpha=(0.75, 0.9), seed=7, key="clip1")
+    assert len(draws) == 20 and min(draws) >= 0.5 and max(draws) <= 0.9
+    out = voice.anonymise(vowel(dur=0.3), SR, alpha=(0.5, 0.9), seed=7, key="clip1")
     assert out.alpha == a1
     with pytest.raises(ValueError):
         voice.anonymise(vowel(dur=0.1), SR, alpha=2.5)
@@ -325,8 +346,9 @@ def speech():
 )
 def test_speaker_audit_every_utterance_below_same_speaker_threshold(speech):
     """Measured here (4 espeak voices × 3 sentences, Resemblyzer): the raw-vs-raw EER threshold
-    is 0.825; raw→anonymised similarity is 0.69–0.83 at α = 0.8 (11 of 12 below: one m3
-    utterance at 0.830) and 0.61–0.77 at α = 0.75 (all below)."""
+    is 0.825; raw→anonymised similarity at α = 0.8 stays below it for ≥ 90 % of utterances (not
+    all: benchmarks/voice_privacy.py over 6 voices × 4 sentences finds 23/24, the one left at
+    the threshold itself) and for all at α = 0.75 — at a WER cost that the benchmark prints."""
     a8 = speaker_audit(speech, alpha=0.8)
     print(a8.to_dict())
     assert a8.n_speakers == 4 and a8.eer_raw < 0.2  # the encoder does tell these voices apart

@@ -5,13 +5,19 @@ training set), runs faster than real time on a laptop CPU, and keeps the words a
 (pitch contour, timing, loudness) that emotion recognition needs, while moving the formants — the
 vocal-tract resonances that speaker-recognition systems key on.
 
-How: the signal is cut into 20 ms Hann-windowed frames every 10 ms.  Each frame gets an LPC
-all-pole model (autocorrelation + Levinson–Durbin, order 20); every complex pole pair at angle
-±θ is moved to ±θ**α (radians, at 16 kHz), keeping its radius, so the filter stays stable; the
-frame's LPC residual (the excitation: pitch and voicing) is re-filtered through the warped
-all-pole filter and the frames are overlap-added.  α = 0.8 is the challenge default; a seeded
-random α per utterance (uniform in [0.75, 0.9]) makes the transformation harder to invert
-across a corpus, while the seed keeps a study reproducible.
+How (the VoicePrivacy B2 script ``anonymise_dir_mcadams.py``, 2020 and 2022, read line by line):
+the signal is cut into 20 ms frames every 10 ms under a sqrt-Hann window whose square overlap-adds
+to one.  Each frame gets an order-20 all-pole model by **Burg's method** (what ``librosa.lpc``,
+used by B2, computes — the autocorrelation method smears the formant peaks of a 20 ms frame
+and moves them less); every complex pole pair at angle ±θ is moved to ±θ**α (radians), keeping
+its radius, real poles stay; the frame's LPC residual (the excitation: pitch and voicing) is
+re-filtered through the warped filter, windowed again and overlap-added.  Where sovtp differs
+from B2, on purpose: the first frame and the tail are processed too (B2 skips frame 0 and the
+last partial frame), the output keeps the input's loudness (RMS; B2 peak-normalises every file),
+and the work is done at 16 kHz whatever the input rate (below).  α = 0.8 is the 2020 default; the
+2022 challenge draws α uniformly in [0.5, 0.9] per speaker (or utterance) from a seed, which
+:data:`ALPHA_RANGE` follows — a seeded random α makes the transformation harder to invert across
+a corpus, while the seed keeps a study reproducible.
 
 The warp is defined on pole *angles*, which depend on the sample rate, so the work is always done
 at 16 kHz (the rate B2 was tuned at) and resampled back: the anonymised audio is band-limited to
@@ -30,8 +36,9 @@ from sovtp.media.audio import resample
 
 WORK_RATE = 16000
 DEFAULT_ALPHA = 0.8
-ALPHA_RANGE = (0.75, 0.9)
+ALPHA_RANGE = (0.5, 0.9)  # VoicePrivacy 2022 B2 (mc_coeff_min, mc_coeff_max)
 LPC_ORDER = 20
+LPC_METHODS = ("burg", "autocorrelation")
 WIN_MS = 20.0
 HOP_MS = 10.0
 
@@ -102,14 +109,43 @@ def _levinson(r: np.ndarray, order: int) -> np.ndarray:
     return a
 
 
-def lpc(frames: np.ndarray, order: int = LPC_ORDER) -> np.ndarray:
-    """Autocorrelation-method LPC of each frame (rows); silent frames get a flat filter."""
+def lpc(frames: np.ndarray, order: int = LPC_ORDER, method: str = "burg") -> np.ndarray:
+    """LPC filters [1, a1..ap] of each frame (rows): Burg's method (default, as B2) or the
+    autocorrelation method.  Both give minimum-phase (stable) filters; silence → a = [1, 0..]."""
+    if method == "burg":
+        return _burg(frames, order)
+    if method != "autocorrelation":
+        raise ValueError(f"LPC method must be one of {LPC_METHODS}, got {method!r}")
     nfft = 1 << int(np.ceil(np.log2(2 * frames.shape[1])))
     spec = np.fft.rfft(frames, nfft, axis=1)
     r = np.fft.irfft(np.abs(spec) ** 2, nfft, axis=1)[:, : order + 1]
     # white-noise correction keeps the Toeplitz system well conditioned; silence → a = [1, 0..]
     r[:, 0] = r[:, 0] * (1.0 + 1e-9) + 1e-12
     return _levinson(r, order)
+
+
+def _burg(frames: np.ndarray, order: int) -> np.ndarray:
+    """Burg's recursion (as ``librosa.lpc``), vectorised over frames.
+
+    Each reflection coefficient minimises the summed forward and backward prediction error over
+    the frame itself (no zeros assumed outside it), so |k| < 1 and the filter is stable."""
+    x = np.asarray(frames, dtype=np.float64)
+    n = x.shape[0]
+    a = np.zeros((n, order + 1))
+    a[:, 0] = 1.0
+    fwd, bwd = x[:, 1:].copy(), x[:, :-1].copy()
+    den = np.sum(fwd * fwd, axis=1) + np.sum(bwd * bwd, axis=1)
+    tiny = np.finfo(np.float64).tiny
+    for i in range(order):
+        if fwd.shape[1] == 0:
+            break
+        k = -2.0 * np.sum(bwd * fwd, axis=1) / (den + tiny)
+        prev = a.copy()
+        a[:, 1 : i + 2] = prev[:, 1 : i + 2] + k[:, None] * prev[:, i::-1]
+        fwd, bwd = fwd + k[:, None] * bwd, bwd + k[:, None] * fwd
+        den = (1.0 - k * k) * den - bwd[:, -1] ** 2 - fwd[:, 0] ** 2
+        fwd, bwd = fwd[:, 1:], bwd[:, :-1]
+    return a
 
 
 def _warp_poles(a: np.ndarray, alpha: float) -> np.ndarray:
@@ -132,7 +168,7 @@ def _warp_poles(a: np.ndarray, alpha: float) -> np.ndarray:
     return coeffs.real
 
 
-def _mcadams_16k(x: np.ndarray, alpha: float, order: int) -> np.ndarray:
+def _mcadams_16k(x: np.ndarray, alpha: float, order: int, method: str = "burg") -> np.ndarray:
     from scipy.signal import lfilter
 
     win = int(round(WIN_MS * 1e-3 * WORK_RATE))
@@ -141,7 +177,7 @@ def _mcadams_16k(x: np.ndarray, alpha: float, order: int) -> np.ndarray:
     w = np.hanning(win)
     w = np.sqrt(w / (w.sum() / hop))
     frames = _frames(x, win, hop) * w
-    a = lpc(frames, order)
+    a = lpc(frames, order, method)
     a_new = _warp_poles(a, alpha)
     # residual e = A(z) x, per frame (FIR, vectorised over frames)
     resid = frames.copy()
@@ -176,8 +212,12 @@ def anonymise(
     seed: int | str | None = None,
     key: str = "",
     order: int = LPC_ORDER,
+    method: str = "burg",
 ) -> AnonymisedAudio:
-    """Like :func:`anonymise_audio`, returning the :class:`AnonymisedAudio` with the α used."""
+    """Like :func:`anonymise_audio`, returning the :class:`AnonymisedAudio` with the α used.
+
+    ``order`` and ``method`` (``"burg"`` as VoicePrivacy B2, or ``"autocorrelation"``) set the
+    per-frame LPC model; they are there for comparisons, the defaults are B2's."""
     a = draw_alpha(seed, key, *alpha) if isinstance(alpha, tuple) else float(alpha)
     if not 0.0 < a < 2.0:
         raise ValueError(f"McAdams coefficient must be in (0, 2), got {a}")
@@ -187,7 +227,7 @@ def anonymise(
     if len(x) == 0:
         return AnonymisedAudio(np.zeros(0, np.float32), int(rate), a, _token=_TOKEN)
     x16 = resample(x, rate, WORK_RATE).astype(np.float64)
-    y16 = _mcadams_16k(x16, a, order)
+    y16 = _mcadams_16k(x16, a, order, method)
     y = resample(y16, WORK_RATE, rate).astype(np.float64)
     y = np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
     rms_in, rms_out = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))
