@@ -443,8 +443,9 @@ def test_spot_refuses_the_offline_reasoner_and_a_label_task(casme2_root, tmp_pat
 def test_manifest_rows_become_videos_and_windows_join(tmp_path):
     """Manifest rows with onset/apex/offset (one per interval) are grouped into one video per
     media; LLM windows cover the video and an interval cut by a window border is one."""
+    from sovtp.data.me_adapters import video_samples
     from sovtp.data.sources import open_dataset
-    from sovtp.spotting.run import join_windows, video_samples, windows
+    from sovtp.spotting.run import join_windows, windows
 
     (tmp_path / "v1.mp4").write_bytes(b"")
     (tmp_path / "v2.mp4").write_bytes(b"")

@@ -27,7 +27,8 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +286,57 @@ def mmme(
     for vid, v in videos.items():
         yield _video_sample(root, vid, v["media"], v["subject"], v["fps"], v["ivs"], split,
                             **v["meta"])  # fmt: skip
+
+
+# --- a manifest ---------------------------------------------------------------------------------
+def video_samples(samples: Iterable[Sample]) -> Iterator[Sample]:
+    """One sample per long video.  An ME adapter's samples (``meta["intervals"]``) pass as they
+    are; manifest rows with ``onset``/``apex``/``offset`` columns — one row per annotated
+    interval, 0-based frame indices of the decoded video, an empty or 0 offset meaning the apex,
+    optional ``type`` (micro|macro) and ``label``/``emotion`` — are grouped by their media into
+    one video (ID: the ``video_id`` column, else the media file's stem); a row with an empty
+    onset lists a video without any interval.  Videos come in the order of their first row,
+    which gives their facts (split, subject, fps)."""
+    groups: dict[str, Sample] = {}
+    for s in samples:
+        meta = s.meta or {}
+        if "intervals" in meta:
+            yield s
+            continue
+        key = str(s.media)
+        v = groups.get(key)
+        if v is None:
+            vid = str(meta.get("video_id") or Path(str(s.media)).stem)
+            base = {k: x for k, x in meta.items() if k not in _IV_COLS}
+            v = groups[key] = replace(s, id=vid, label=None, meta={**base, "intervals": []})
+        onset = _opt_int(meta.get("onset"))
+        if onset is None:
+            continue
+        apex = _opt_int(meta.get("apex"))
+        offset = _opt_int(meta.get("offset"))
+        offset = offset if offset else (apex if apex is not None else onset)
+        kind = str(meta.get("type") or "micro").lower()
+        v.meta["intervals"].append(
+            {
+                "onset": onset,
+                "apex": apex if apex is not None else (onset + offset) // 2,
+                "offset": offset,
+                "type": "micro" if "micro" in kind else "macro",
+                "label": (str(meta.get("emotion") or s.label or "").strip().lower() or None),
+            }
+        )
+    for v in groups.values():
+        v.meta["intervals"].sort(key=lambda d: (d["onset"], d["offset"]))
+        yield v
+
+
+_IV_COLS = ("onset", "apex", "offset", "type", "emotion", "video_id")
+
+
+def _opt_int(x: Any) -> int | None:
+    if x is None or (isinstance(x, str) and not x.strip()):
+        return None
+    return int(float(x))
 
 
 ME_ADAPTERS: dict[str, Callable[..., Iterator[Sample]]] = {

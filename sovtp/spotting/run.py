@@ -19,7 +19,7 @@ one sample here, not one per interval as in recognition benchmarks.  Two kinds o
 
 Ground truth is read from the dataset (:func:`~sovtp.data.me_adapters.gold_spans`: the ME
 adapters' ``meta["intervals"]``, or manifest rows with ``onset``/``apex``/``offset`` columns,
-grouped into videos by :func:`video_samples`).  The folder is a bench-like run (``config.yaml``,
+grouped into videos by :func:`~sovtp.data.me_adapters.video_samples`).  The folder is a bench-like run (``config.yaml``,
 ``manifest.json``, ``responses.jsonl``, ``predictions.jsonl`` resumable by key, ``gold.jsonl``
 for ``sovtp score --task intervals``, and the report, which follows the evaluator's declared task).
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,58 +100,6 @@ class SpotOptions:
 
 
 # --------------------------------------------------------------------------------- samples
-
-
-def video_samples(samples: Iterable[Any]) -> Iterator[Any]:
-    """One sample per long video.  An ME adapter's samples (``meta["intervals"]``) pass as they
-    are; manifest rows with ``onset``/``apex``/``offset`` columns — one row per annotated
-    interval, 0-based frame indices of the decoded video, an empty or 0 offset meaning the apex,
-    optional ``type`` (micro|macro) and ``label``/``emotion`` — are grouped by their media into
-    one video (ID: the ``video_id`` column, else the media file's stem); a row with an empty
-    onset lists a video without any interval.  Videos come in the order of their first row,
-    which gives their facts (split, subject, fps)."""
-    from dataclasses import replace
-
-    groups: dict[str, Any] = {}
-    for s in samples:
-        meta = s.meta or {}
-        if "intervals" in meta:
-            yield s
-            continue
-        key = str(s.media)
-        v = groups.get(key)
-        if v is None:
-            vid = str(meta.get("video_id") or Path(str(s.media)).stem)
-            base = {k: x for k, x in meta.items() if k not in _IV_COLS}
-            v = groups[key] = replace(s, id=vid, label=None, meta={**base, "intervals": []})
-        onset = _int(meta.get("onset"))
-        if onset is None:
-            continue
-        apex = _int(meta.get("apex"))
-        offset = _int(meta.get("offset"))
-        offset = offset if offset else (apex if apex is not None else onset)
-        kind = str(meta.get("type") or "micro").lower()
-        v.meta["intervals"].append(
-            {
-                "onset": onset,
-                "apex": apex if apex is not None else (onset + offset) // 2,
-                "offset": offset,
-                "type": "micro" if "micro" in kind else "macro",
-                "label": (str(meta.get("emotion") or s.label or "").strip().lower() or None),
-            }
-        )
-    for v in groups.values():
-        v.meta["intervals"].sort(key=lambda d: (d["onset"], d["offset"]))
-        yield v
-
-
-_IV_COLS = ("onset", "apex", "offset", "type", "emotion", "video_id")
-
-
-def _int(x: Any) -> int | None:
-    if x is None or (isinstance(x, str) and not x.strip()):
-        return None
-    return int(float(x))
 
 
 def sample_fps(sample: Any, override: float | None = None) -> float:
@@ -359,7 +307,7 @@ def run_spot(
     import yaml
 
     from sovtp.bench.store import RunStore
-    from sovtp.data.me_adapters import gold_spans
+    from sovtp.data.me_adapters import gold_spans, video_samples
     from sovtp.data.sources import open_dataset, select
     from sovtp.evaluator import load_evaluator
     from sovtp.prepare import PrepareOptions, Preparer
