@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sovtp.errors import DeidError
 from sovtp.labels import LABEL_ORDERS, LabelSet, load_label_set, ordered_labels
@@ -23,6 +23,9 @@ from sovtp.prompting.build import EncodedImage, ImageCache, ImageOptions, build_
 from sovtp.prompting.spec import PromptSpec
 from sovtp.records import Query
 from sovtp.types import ClipAnnotation, Frame
+
+if TYPE_CHECKING:
+    from sovtp.data.sample import Sample
 
 AU_SOURCES = ("mediapipe", "pyfeat")
 
@@ -47,6 +50,7 @@ class PrepareOptions:
     blur: str = "all"  # all | others (bystanders only; the subject's face kept)
     deid_mode: str = "blur"  # blur | pixelate
     asr: bool = False  # transcribe the audio (faster-whisper) where a sample has no transcript
+    hands: bool = False  # MediaPipe hands: self-touch, fidgeting (NFBL cues)
     # where to record what leaves (sovtp.deid.outgoing): every image/audio payload of a request
     # that passes the guard, and an index line per request (refusals too); None: not recorded
     outgoing: Path | None = None
@@ -96,7 +100,9 @@ class Preparer:
             from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
 
             o = self.options
-            self._detector = MediaPipeAnnotator(DetectorConfig(max_faces=o.max_faces, pose=o.pose))
+            self._detector = MediaPipeAnnotator(
+                DetectorConfig(max_faces=o.max_faces, pose=o.pose, hands=o.hands)
+            )
             self._detector.__enter__()
             self._own_detector = True
         return self._detector
@@ -142,10 +148,13 @@ class Preparer:
         frames: list[Frame] | None = None,
         progress: Callable[[int], None] | None = None,
         audio: str | Path | None = None,
+        sample: Sample | None = None,
+        root: Path | None = None,
     ) -> tuple[ClipAnnotation, list[Frame]]:
         """Decode the sampled frames and annotate them (raw pixels; cached by content hash);
         measure the voice's prosody on the raw audio (``audio``, else the media's own track)
-        as ``audio`` cues."""
+        as ``audio`` cues; word a manifest sample's physiological recording (its ``physio``
+        column, windowed to the clip; relative paths under ``root``) as ``physio`` cues."""
         from sovtp.annotate.pipeline import annotate
 
         clip, frames = annotate(
@@ -171,6 +180,11 @@ class Preparer:
                 from sovtp.deid.prosody import prosody_cues
 
                 clip.cues = [*clip.cues, *prosody_cues(*raw)]
+        physio = sample is not None and (sample.meta or {}).get("physio")
+        if physio and not any(c.kind == "physio" for c in clip.cues):
+            from sovtp.physio.cues import physio_cues_for
+
+            clip.cues = [*clip.cues, *physio_cues_for(sample, root=root)]
         return clip, frames
 
     # -- stage 2: annotation → (de-identify) → render → prompt → Query ------------------

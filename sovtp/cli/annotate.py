@@ -15,6 +15,7 @@ from sovtp.cli.options import (
     BackendName,
     Blur,
     Deid,
+    Hands,
     Hf,
     LabelOrder,
     Labels,
@@ -69,6 +70,8 @@ def _preparer(
     deid: bool = False,
     blur: str = "all",
     asr: bool = False,
+    hands: bool = False,
+    outgoing: Path | None = None,
 ):
     from sovtp.prepare import PrepareOptions, Preparer
     from sovtp.prompting.build import ImageOptions
@@ -87,6 +90,8 @@ def _preparer(
             deid=deid,
             blur=blur,
             asr=asr,
+            hands=hands,
+            outgoing=outgoing,
         )
     )
 
@@ -158,6 +163,7 @@ def annotate_cmd(
     pose: Annotated[bool, typer.Option("--pose/--no-pose", help="Detect and draw bodies.")] = True,
     no_cache: NoCache = False,
     au_source: AuSource = "mediapipe",
+    hands: Hands = False,
 ) -> None:
     """Find faces and bodies, measure AUs, head pose, gaze and posture; draw and save them."""
     from PIL import Image
@@ -165,7 +171,7 @@ def annotate_cmd(
     from sovtp.render.marks import VisualSpec, render_frame
 
     out = out_folder(out)
-    with _preparer(sampling, max_faces, no_cache, not pose, au_source) as prep:
+    with _preparer(sampling, max_faces, no_cache, not pose, au_source, hands=hands) as prep:
         clip, frames = _annotate(prep, media)
     out.mkdir(parents=True, exist_ok=True)
     spec = VisualSpec(landmarks=landmarks, au_overlay=au_overlay, pose=pose)
@@ -213,6 +219,7 @@ def prompt_cmd(
     deid: Deid = False,
     blur: Blur = "all",
     asr: Asr = False,
+    hands: Hands = False,
 ) -> None:
     """Render the Set-of-Vision-Text prompt for a clip: print its text, write its images."""
     from sovtp.prompting.spec import load_spec
@@ -221,7 +228,7 @@ def prompt_cmd(
     out = out_folder(out or Path("sovtp-prompt") / Path(media).stem)
     with _preparer(
         sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
-        image_size, jpeg_quality, deid, blur, asr,
+        image_size, jpeg_quality, deid, blur, asr, hands,
     ) as prep:  # fmt: skip
         clip, frames = _annotate(prep, media)
         q, images = prep.query(
@@ -278,6 +285,7 @@ def query_cmd(
     deid: Deid = False,
     blur: Blur = "all",
     asr: Asr = False,
+    hands: Hands = False,
 ) -> None:
     """Which emotion, and why: one clip through annotation, prompt, a backend and the parser.
 
@@ -294,7 +302,8 @@ def query_cmd(
     )
     with _preparer(
         sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
-        deid=deid, blur=blur, asr=asr,
+        deid=deid, blur=blur, asr=asr, hands=hands,
+        outgoing=out / "outgoing" if deid else None,  # what left, for `sovtp audit`
     ) as prep:  # fmt: skip
         clip, frames = _annotate(prep, media)
         results = run_query(

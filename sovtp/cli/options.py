@@ -122,6 +122,15 @@ Asr = Annotated[
     ),
 ]
 
+Hands = Annotated[
+    bool,
+    typer.Option(
+        "--hands/--no-hands",
+        help="Track hands (MediaPipe HandLandmarker) for body-language cues: self-touch of face, "
+        "neck or hair, fidgeting, with times. Costs about as much again as the face pass.",
+    ),
+]
+
 # -- backends ----------------------------------------------------------------------------------
 Model = Annotated[
     str | None,
