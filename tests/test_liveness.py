@@ -21,32 +21,30 @@ from sovtp.data.pad import (
     leave_one_attack_out,
     simulate_attack,
 )
-from sovtp.report.pad import pad_markdown, pad_section
+from sovtp.report.pad import FOLD_METRICS, pad_markdown, pad_section
 
 SIDE = 64  # stored image side; the CNN reads 32-px crops
 
 
-def _faces(n_lfw: int) -> list[np.ndarray]:
+def _faces(n_lfw: int, side: int = SIDE) -> list[np.ndarray]:
     """Bona fide face crops: the astronaut's face, then ``n_lfw`` LFW faces (grey → RGB)."""
     from skimage import data
 
     a = data.astronaut()[30:190, 150:290]
-    out = [np.asarray(Image.fromarray(a).resize((SIDE, SIDE), Image.Resampling.BICUBIC))]
+    out = [np.asarray(Image.fromarray(a).resize((side, side), Image.Resampling.BICUBIC))]
     for f in data.lfw_subset()[:n_lfw]:  # the first 100 are faces
-        g = Image.fromarray((f * 255).astype(np.uint8)).resize((SIDE, SIDE), Image.BICUBIC)
+        g = Image.fromarray((f * 255).astype(np.uint8)).resize((side, side), Image.BICUBIC)
         out.append(np.repeat(np.asarray(g)[..., None], 3, -1))
     return out
 
 
-@pytest.fixture(scope="module")
-def pad_manifest(tmp_path_factory):
-    """24 identities × (bona fide + 3 simulated attacks); identities split 12/6/6 into
-    train/dev/test so no face crosses splits."""
-    root = tmp_path_factory.mktemp("pad")
+def _write_pad_manifest(root, n_train, n_dev, n_test, side=SIDE, kinds=SIMULATED, drop=()):
+    """Identities × (bona fide + each simulated attack in ``kinds``), split by identity so no
+    face crosses splits; ``drop`` leaves those columns out."""
     rows = []
-    for i, face in enumerate(_faces(23)):
-        split = "train" if i < 12 else "dev" if i < 18 else "test"
-        for kind in ("bona_fide", *SIMULATED):
+    for i, face in enumerate(_faces(n_train + n_dev + n_test - 1, side)):
+        split = "train" if i < n_train else "dev" if i < n_train + n_dev else "test"
+        for kind in ("bona_fide", *kinds):
             img = face if kind == "bona_fide" else simulate_attack(face, kind, seed=i)
             name = f"id{i:02d}_{kind}.png"
             Image.fromarray(img).save(root / name)
@@ -56,10 +54,17 @@ def pad_manifest(tmp_path_factory):
                          "split": split, "subject": f"id{i:02d}"})  # fmt: skip
     p = root / "manifest.csv"
     with p.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k not in drop])
         w.writeheader()
-        w.writerows(rows)
+        w.writerows([{k: v for k, v in r.items() if k not in drop} for r in rows])
     return p
+
+
+@pytest.fixture(scope="module")
+def pad_manifest(tmp_path_factory):
+    """24 identities × (bona fide + 3 simulated attacks); identities split 12/6/6 into
+    train/dev/test so no face crosses splits."""
+    return _write_pad_manifest(tmp_path_factory.mktemp("pad"), 12, 6, 6)
 
 
 def test_simulated_attacks_leave_their_artefacts():
@@ -231,10 +236,11 @@ def _check_against_hand(rows, n_folds):
     from sovtp.scoring.summary import summarise
 
     sec = pad_section(rows)
-    assert len(sec["systems"]) == n_folds
-    for e in sec["systems"]:
-        (f,) = e["folds"]
-        mine = [r for r in rows if (r["system"], r["variant"]) == (e["system"], e["variant"])]
+    assert sum(len(e["folds"]) for e in sec["systems"]) == n_folds
+    assert {e["variant"] for e in sec["systems"]} == {"loao"}  # one entry per detector
+    for e, f in [(x, f) for x in sec["systems"] for f in x["folds"]]:
+        var = "loao:" + f["held_out"]
+        mine = [r for r in rows if (r["system"], r["variant"]) == (e["system"], var)]
         dev = [r for r in mine if r["split"] == "dev"]
         test = [r for r in mine if r["split"] == "test"]
         assert len(dev) == 18 and len(test) == 12 and f["n_attack"] == 6
@@ -252,19 +258,22 @@ def _check_against_hand(rows, n_folds):
         fpr, tpr, _ = roc_curve(y, [_score(r) for r in test], drop_intermediate=False)
         i = int(np.argmin(np.abs((1 - tpr) - fpr)))
         assert f["eer"] == pytest.approx(((1 - tpr[i]) + fpr[i]) / 2)
-        assert set(e["mean"]) == {"apcer", "bpcer", "acer", "eer", "bpcer20"}
     # the run's summary (evaluator scoring, dev threshold per variant) agrees with the section
     from sovtp.evaluator import load_evaluator
 
     ev = load_evaluator("pad")
     summ = summarise(rows, ev.labels().labels, n_boot=20, tier_by=None, **ev.scoring())
     by = {(s["system"], s["variant"]): s for s in summ["systems"]}
-    for e in sec["systems"]:
-        m, f = by[(e["system"], e["variant"])]["metrics"], e["folds"][0]
+    for e, f in [(x, f) for x in sec["systems"] for f in x["folds"]]:
+        m = by[(e["system"], "loao:" + f["held_out"])]["metrics"]
         for k in ("apcer", "bpcer", "acer", "bpcer20", "eer"):
             assert m[k] == pytest.approx(f[k]), k
+        assert e["mean"].keys() == set(FOLD_METRICS)
+    for e in sec["systems"]:
+        for k in FOLD_METRICS:  # the mean is over the detector's folds
+            assert e["mean"][k] == pytest.approx(np.mean([f[k] for f in e["folds"]]))
     md = pad_markdown(sec)
-    assert "loao:print" in md and "mean ± std" in md and "not an ISO" in md
+    assert "| loao | print |" in md and "mean ± std" in md and "not an ISO" in md
     json.dumps(sec)
 
 
@@ -306,3 +315,192 @@ def test_vision_llm_liveness_answers_are_scored_the_same_way():
     assert f["apcer_per_type"] == {"print": 0.5, "replay": 0.5}
     assert f["bpcer"] == pytest.approx(0.5) and f["n_invalid"] == 2
     assert f["acer"] == pytest.approx(0.5) and f["eer"] == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------ the `sovtp pad` command
+
+
+def _pad_app():
+    """The command as the integrator registers it (``app.command("pad")(pad_cmd)``)."""
+    import typer
+
+    from sovtp.cli.pad import pad_cmd
+
+    app = typer.Typer()
+    app.command("pad")(pad_cmd)
+    app.command("noop")(lambda: None)  # two commands: typer keeps the "pad" name
+    return app
+
+
+TINY_ARGS = ["--arch", "mobilenetv2", "--model-kwargs", '{"width_mult": 0.35}', "--size", "32",
+             "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--lr", "0.01",
+             "--device", "cpu", "--no-progress"]  # fmt: skip
+
+
+def _recompute(rows):
+    """Every fold's rates from the bare ``predictions.jsonl`` fields (fold, split, gold,
+    attack, score) by brute force — no sovtp scoring code: the dev EER threshold (the first
+    of +inf and the scores, high to low, with the smallest |FNR − FPR|; an attack is called
+    when score >= threshold), then APCER per species, BPCER, ACER, EER and BPCER20 on test."""
+
+    def rates(att, bona, t):  # (miss rate, false-alarm rate) at threshold t
+        return np.mean([a < t for a in att]), np.mean([b >= t for b in bona])
+
+    def eer_point(rs):
+        att = [r["score"] for r in rs if r["gold"] == "attack"]
+        bona = [r["score"] for r in rs if r["gold"] == "bona_fide"]
+        best = None
+        for t in [np.inf, *sorted({r["score"] for r in rs}, reverse=True)]:
+            fnr, fpr = rates(att, bona, t)
+            if best is None or abs(fnr - fpr) < best[0] - 1e-15:
+                best = (abs(fnr - fpr), t, (fnr + fpr) / 2)
+        return best[1], best[2]
+
+    worst = {"attack": -np.inf, "bona_fide": np.inf}  # no answer: as wrong as it can be
+    rows = [{**r, "score": worst[r["gold"]] if r["score"] is None else r["score"]} for r in rows]
+    out = {}
+    for fold in sorted({r["fold"] for r in rows}):
+        dev = [r for r in rows if r["fold"] == fold and r["split"] == "dev"]
+        test = [r for r in rows if r["fold"] == fold and r["split"] == "test"]
+        th, _ = eer_point(dev)
+        kinds = sorted({r["attack"] for r in test if r["attack"]})
+        apcer = {k: float(np.mean([r["score"] < th for r in test if r["attack"] == k]))
+                 for k in kinds}  # fmt: skip
+        bona = [r["score"] for r in test if r["gold"] == "bona_fide"]
+        bpcer = float(np.mean([b >= th for b in bona]))
+        ok = [np.mean([b >= t for b in bona])
+              for t in [-np.inf, *sorted({r["score"] for r in test})]
+              if max(np.mean([r["score"] < t for r in test if r["attack"] == k]) for k in kinds)
+              <= 0.05]  # fmt: skip
+        out[fold] = {"threshold": th, "apcer_per_type": apcer, "apcer": max(apcer.values()),
+                     "bpcer": bpcer, "acer": (max(apcer.values()) + bpcer) / 2,
+                     "eer": eer_point(test)[1], "bpcer20": min(ok)}  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_pad(tmp_path_factory):
+    """6 identities × (bona fide + print, replay, digital) at 32 px, split 2/2/2."""
+    return _write_pad_manifest(tmp_path_factory.mktemp("tinypad"), 2, 2, 2, side=32)
+
+
+def test_pad_command_writes_pad_json_predictions_and_report(tiny_pad, tmp_path):
+    """`sovtp pad` end to end: one fold per species, and every rate in pad.json recomputed
+    independently from predictions.jsonl; the report hook's contract (pad_section of pad.json)."""
+    pytest.importorskip("torchvision")
+    from typer.testing import CliRunner
+
+    run = tmp_path / "run"
+    res = CliRunner().invoke(_pad_app(), ["pad", str(tiny_pad), "-o", str(run), *TINY_ARGS])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert "cnn:mobilenet_v2 (loao): 3 fold(s)" in res.output
+    doc = json.loads((run / "pad.json").read_text())
+    rows = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    (e,) = doc["systems"]
+    assert e["system"] == "cnn:mobilenet_v2"
+    assert [f["held_out"] for f in e["folds"]] == ["digital", "print", "replay"]
+    assert [f["held_out"] for f in doc["folds"]] == ["digital", "print", "replay"]
+    for f in doc["folds"]:  # the held-out species never reaches training or the threshold
+        assert f["held_out"] not in f["train"] and f["held_out"] not in f["dev"]
+        assert (run / f["held_out"] / "last.pt").exists()
+    # 3 folds × (dev: 2 bona fide + 2 × 2 seen attacks; test: 2 bona fide + 2 held out)
+    assert len(rows) == 3 * (6 + 4)
+    assert all(r["score"] is not None and r["system"] == "cnn:mobilenet_v2" for r in rows)
+    assert not [r for r in rows if r["split"] != "test" and r["attack"] == r["fold"]]
+    assert {r["attack"] for r in rows if r["gold"] == "bona_fide"} == {None}
+    hand = _recompute(rows)
+    for f in e["folds"]:
+        h = hand[f["held_out"]]
+        assert set(f["apcer_per_type"]) == {f["held_out"]}
+        assert f["threshold"] == pytest.approx(h["threshold"])
+        assert f["apcer_per_type"] == pytest.approx(h["apcer_per_type"])
+        for k in ("apcer", "bpcer", "acer", "eer", "bpcer20"):
+            assert f[k] == pytest.approx(h[k]), (f["held_out"], k)
+    for k in ("apcer", "bpcer", "acer", "eer", "bpcer20"):
+        assert e["mean"][k] == pytest.approx(np.mean([hand[f][k] for f in hand]))
+    # the report hook reads pad.json through pad_section: the same section back
+    again = pad_section({**doc, "systems": []})  # scored afresh from its rows
+    assert again["systems"] == doc["systems"] and again["note"] == doc["note"]
+    bare = {k: v for k, v in doc.items() if k != "rows"}  # already a section: as it is
+    assert pad_section(bare)["systems"] == doc["systems"]
+    md = (run / "report.md").read_text()
+    assert md.count("| cnn:mobilenet_v2 |") == 4 and "held out print" in md
+    html = (run / "report.html").read_text()
+    assert html.count("<tr>") == 1 + 4 and "<td>replay</td>" in html
+
+
+def test_pad_command_refuses_what_it_cannot_score(tmp_path):
+    """One attack species (nothing left to train on once it is held out), a missing column,
+    a dev split with no bona fide: each an error that names the problem, before training."""
+    from typer.testing import CliRunner
+
+    from sovtp.errors import SovtpError
+
+    app = _pad_app()
+
+    def err(manifest):
+        res = CliRunner().invoke(app, ["pad", str(manifest), "-o", str(tmp_path / "r"),
+                                       *TINY_ARGS])  # fmt: skip
+        assert res.exit_code != 0 and isinstance(res.exception, SovtpError), res.output
+        return str(res.exception)
+
+    one = tmp_path / "one"
+    one.mkdir()
+    msg = err(_write_pad_manifest(one, 1, 1, 1, side=16, kinds=("print",)))
+    assert "at least two attack species" in msg and "['print']" in msg
+    for col in ("attack", "split", "label"):
+        d = tmp_path / f"no_{col}"
+        d.mkdir()
+        msg = err(_write_pad_manifest(d, 1, 1, 1, side=16, kinds=("print", "replay"), drop=[col]))
+        assert "needs the column(s) " + col in msg
+    lop = tmp_path / "lopsided"
+    lop.mkdir()
+    p = _write_pad_manifest(lop, 1, 1, 1, side=16, kinds=("print", "replay"))
+    text = p.read_text().replace("bona fide,,dev", "attack,print,dev")
+    p.write_text(text)
+    assert "dev side needs bona fide and attack" in err(p)
+    assert not (tmp_path / "r" / "pad.json").exists()
+
+
+def test_zero_shot_answers_are_scored_under_the_same_folds(tiny_pad, tmp_path):
+    """`sovtp pad --arch none --predictions RUN`: a vision-LLM's liveness answers (as `sovtp
+    bench --prompt liveness/plain --split all` writes them) get each fold's own dev threshold
+    (held-out species excluded) and test rows; a sample it never answered counts as wrong."""
+    from typer.testing import CliRunner
+
+    from sovtp.scoring.parse import parse_answer
+
+    samples = list(read_manifest(tiny_pad, split="all"))
+    rng = np.random.default_rng(0)
+    with (tmp_path / "predictions.jsonl").open("w") as f:
+        for s in samples:
+            if s.id == "id05_print":  # a test attack left unanswered
+                continue
+            live = s.label == "bona fide"
+            p = 0.55 + 0.4 * rng.random()
+            said = "real face" if live == (rng.random() < 0.7) else "spoof"
+            text = json.dumps({"label": said, "confidence": round(p, 3)})
+            r = parse_answer(text, "liveness", s.id, output="json", system="vlm")
+            f.write(json.dumps({**r.model_dump(), "variant": "liveness/plain"}) + "\n")
+    run = tmp_path / "run"
+    res = CliRunner().invoke(_pad_app(), ["pad", str(tiny_pad), "-o", str(run), "--arch", "none",
+                                          "--predictions", str(tmp_path), "--no-progress"])  # fmt: skip
+    assert res.exit_code == 0, (res.output, res.exception)
+    doc = json.loads((run / "pad.json").read_text())
+    (e,) = doc["systems"]
+    assert (e["system"], e["variant"]) == ("vlm", "liveness/plain loao")
+    rows = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 * (6 + 4) and not list(run.glob("*/last.pt"))  # nothing trained
+    assert not [r for r in rows if r["split"] == "dev" and r["attack"] == r["fold"]]
+    gone = [r for r in rows if r["sample_id"] == "id05_print"]
+    assert [(r["fold"], r["split"], r["score"]) for r in gone] == [("print", "test", None)]
+    (fp,) = [f for f in e["folds"] if f["held_out"] == "print"]
+    assert fp["n_invalid"] == 1
+    hand = _recompute(rows)
+    for f in e["folds"]:
+        h = hand[f["held_out"]]
+        assert f["threshold"] == pytest.approx(h["threshold"]), f["held_out"]
+        for k in ("apcer", "bpcer", "acer", "eer", "bpcer20"):
+            assert f[k] == pytest.approx(h[k]), (f["held_out"], k)
+    # the held-out species' dev answers never set its fold's threshold: it moves with them
+    assert len({f["threshold"] for f in e["folds"]}) > 1

@@ -112,6 +112,11 @@ def run_fold(
     return rows
 
 
+def fold_dir(out: str | Path, held_out: str, freq: bool) -> Path:
+    """Where a fold's checkpoint goes: ``out/<held-out species>[-freq]/``."""
+    return Path(out) / (held_out + ("-freq" if freq else ""))
+
+
 def leave_one_attack_out_cnn(
     samples: Iterable[Any],
     out: str | Path,
@@ -122,14 +127,255 @@ def leave_one_attack_out_cnn(
     species: Sequence[str] | None = None,
     crops: CropFn = image_crops,
     progress: bool = False,
+    folds: Sequence[PadFold] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every fold of the leave-one-attack-out protocol: checkpoints under
-    ``out/<held-out species>[-freq]/``, prediction rows returned (see the module doc)."""
+    """Every fold of the leave-one-attack-out protocol (or the ``folds`` given): checkpoints
+    under :func:`fold_dir`, prediction rows returned (see the module doc).  With ``progress`` a
+    bar over the folds, and each fold's training bar under it."""
+    from tqdm.auto import tqdm
+
     cfg = cfg or TrainConfig()
-    folds = leave_one_attack_out(list(samples), protocol, species)
+    if folds is None:
+        folds = leave_one_attack_out(list(samples), protocol, species)
     rows: list[dict[str, Any]] = []
-    for f in folds:
+    bar = tqdm(folds, desc="leave-one-attack-out", unit="fold", disable=not progress)
+    for f in bar:
+        bar.set_postfix(held_out=f.held_out)
         log.info("fold holding out %s: %s", f.held_out, f.describe())
-        sub = Path(out) / (f.held_out + ("-freq" if freq else ""))
+        sub = fold_dir(out, f.held_out, freq)
         rows += run_fold(f, replace(cfg), sub, freq=freq, crops=crops, progress=progress)
     return rows
+
+
+# ------------------------------------------------------------------------ the `sovtp pad` run
+
+PAD_FORMAT = "sovtp-pad/1"
+MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+CROPS = {"image": image_crops, "face": face_crops}
+ROW_KEYS = ("sample_id", "system", "variant", "fold", "held_out", "split", "gold", "label",
+            "score", "scores", "confidence", "attack", "attack_type", "parse_status", "error")  # fmt: skip
+
+
+def check_columns(columns: Sequence[str], where: str) -> None:
+    """Refuse a manifest without ``label``, ``split`` and ``attack`` (or ``attack_type``),
+    naming what is missing and what it has — before any crop is cut."""
+    from sovtp.errors import SovtpError
+
+    have = {str(c).strip().lower() for c in columns}
+    missing = [c for c in ("label", "split") if c not in have]
+    if not have & {"attack", "attack_type"}:
+        missing.append("attack")
+    if missing:
+        raise SovtpError(
+            f"{where}: a PAD manifest needs the column(s) {', '.join(missing)} (label: bona_fide "
+            "| attack; attack: the species — print, replay, mask, digital ..., empty for bona "
+            f"fide; split: train / dev / test); its columns are {', '.join(map(str, columns))}"
+        )
+
+
+def pad_protocol(ev: Any) -> PadProtocol:
+    """The evaluator's leave-one-out protocol as a :class:`PadProtocol` (refused when it has
+    none, or regroups by a column other than the attack species)."""
+    from sovtp.data.pad import ATTACK_COLUMNS
+    from sovtp.errors import SovtpError
+
+    p = ev.protocol
+    if p is None:
+        raise SovtpError(f"evaluator {ev.name!r} declares no protocol; sovtp pad needs "
+                         "leave_one_out by attack (see evaluators/pad.yaml)")  # fmt: skip
+    if p.by not in ATTACK_COLUMNS:
+        raise SovtpError(f"evaluator {ev.name!r}: protocol.by is {p.by!r}; sovtp pad holds out "
+                         f"attack species ({' or '.join(ATTACK_COLUMNS)})")  # fmt: skip
+    return PadProtocol(p.train_split, p.dev_split, p.test_split)
+
+
+def load_pad_samples(dataset: str, ev: Any, root: str | Path | None = None) -> list[Any]:
+    """Every sample of ``dataset`` (all splits), gold normalised by the evaluator's label set;
+    a missing column or a gold label outside it raises :class:`~sovtp.errors.SovtpError`."""
+    from sovtp.data.manifest import check_gold, manifest_columns
+    from sovtp.data.sources import open_dataset
+    from sovtp.errors import SovtpError
+
+    p = Path(dataset)
+    if p.suffix.lower() in MANIFEST_SUFFIXES and p.exists():
+        check_columns(manifest_columns(p), str(p))
+    samples = list(open_dataset(dataset, root=root, **dict(ev.options)))
+    if not samples:
+        raise SovtpError(f"{dataset}: no samples")
+    ls = ev.labels()
+    check_gold(samples, ls)
+    for s in samples:
+        if s.label is not None:
+            s.label = ls.normalize(s.label)
+    if not any(s.split for s in samples):
+        raise SovtpError(f"{dataset}: no sample has a split (train / dev / test)")
+    return samples
+
+
+def prediction_row(r: dict[str, Any], positive: str = ATTACK) -> dict[str, Any]:
+    """A row of ``predictions.jsonl``: what :func:`sovtp.report.pad.pad_section` reads, plus
+    ``fold`` (the held-out species), ``score`` (the attack score the threshold is applied to)
+    and ``attack`` (the row's species, None for bona fide) — enough to recompute every rate."""
+    from sovtp.scoring.summary import positive_score
+
+    negative = BONA_FIDE if positive == ATTACK else ATTACK
+    sc = positive_score(r, positive, negative)
+    out = {**r, "fold": r.get("held_out"), "attack": attack_of(r),
+           "score": sc if sc == sc else None}  # fmt: skip
+    return {k: out.get(k) for k in ROW_KEYS}
+
+
+def read_predictions(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``predictions.jsonl`` (a ``sovtp bench`` run's, or its folder)."""
+    import json
+
+    p = Path(path)
+    p = p / "predictions.jsonl" if p.is_dir() else p
+    if not p.exists():
+        from sovtp.errors import SovtpError
+
+        raise SovtpError(f"no such predictions file: {p}")
+    return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+
+
+def zero_shot_fold_rows(preds: Iterable[dict[str, Any]], folds: Sequence[PadFold]) -> list[dict]:
+    """A zero-shot system's answers (e.g. ``sovtp bench --evaluator pad --prompt
+    liveness/plain --split all``) scored under the same folds as the CNNs: nothing is trained,
+    but each fold's threshold is still the EER point of its dev samples *without* the held-out
+    species, applied to bona fide + that species on test.  Rows are matched to the folds'
+    samples by ``sample_id`` (the last row of a sample wins, per system × variant: run the
+    bench with one subject per sample); a fold sample the system never answered is an invalid
+    row — counted wrong, never dropped.  Variant ``<variant> loao:<species>`` (one threshold per fold in the
+    summary; one entry per system in :func:`~sovtp.report.pad.pad_section`)."""
+    last: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in preds:
+        key = (str(r.get("system") or ""), str(r.get("variant") or ""))
+        last.setdefault(key, {})[str(r["sample_id"])] = r
+    out = []
+    for (system, variant), by_id in sorted(last.items()):
+        for f in folds:
+            for split, group in (("dev", f.dev), ("test", f.test)):
+                for smp in group:
+                    r = by_id.get(smp.id) or {"sample_id": smp.id, "parse_status": "invalid",
+                                               "error": "not answered by this system"}  # fmt: skip
+                    out.append({**r, "system": system,
+                                "variant": f"{variant} loao:{f.held_out}".strip(),
+                                "gold": normalise_label(smp.label), "split": split,
+                                "attack_type": attack_of(smp), "held_out": f.held_out})  # fmt: skip
+    return out
+
+
+def run_pad(
+    dataset: str,
+    out: str | Path,
+    cfg: TrainConfig | None = None,
+    *,
+    freq: bool = False,
+    evaluator: str = "pad",
+    species: Sequence[str] | None = None,
+    crops: str = "image",
+    root: str | Path | None = None,
+    progress: bool = True,
+    train_cnn: bool = True,
+    predictions: Sequence[str | Path] = (),
+) -> dict[str, Any]:
+    """``sovtp pad``: the evaluator's leave-one-attack-out protocol on ``dataset`` — one CNN
+    per held-out species, threshold at each fold's dev EER point applied to its test rows —
+    written to ``out`` as ``predictions.jsonl``, ``pad.json``, ``report.md``, ``report.html``
+    and a checkpoint folder per fold.  ``predictions`` (zero-shot runs' ``predictions.jsonl``)
+    are scored under the same folds beside the CNN (:func:`zero_shot_fold_rows`);
+    ``train_cnn=False`` scores only those.  Returns what ``pad.json`` holds."""
+    from sovtp.errors import SovtpError
+    from sovtp.evaluator import load_evaluator
+
+    if crops not in CROPS:
+        raise SovtpError(f"--crops must be one of {', '.join(CROPS)}; got {crops!r}")
+    cfg = cfg or TrainConfig()
+    ev = load_evaluator(evaluator)
+    protocol = pad_protocol(ev)
+    samples = load_pad_samples(dataset, ev, root)
+    try:
+        folds = leave_one_attack_out(samples, protocol, species)
+    except ValueError as e:
+        raise SovtpError(f"{dataset}: {e}") from e
+    if not train_cnn and not predictions:
+        raise SovtpError("nothing to score: no CNN to train (--arch none) and no --predictions")
+    zero = [read_predictions(p) for p in predictions]  # read first: a bad path fails fast
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    if train_cnn:
+        try:
+            rows = leave_one_attack_out_cnn(samples, out, cfg, freq=freq, crops=CROPS[crops],
+                                            progress=progress, folds=folds)  # fmt: skip
+        except OSError as e:  # an image PIL cannot read (a video needs --crops face)
+            raise SovtpError(f"{dataset}: cannot read a face image ({e}); for videos use "
+                             "--crops face") from e  # fmt: skip
+    for z in zero:
+        rows += zero_shot_fold_rows(z, folds)
+    from dataclasses import asdict
+
+    meta = {
+        "dataset": str(dataset),
+        "evaluator": ev.name,
+        "protocol": asdict(protocol),
+        "folds": [f.describe() for f in folds],
+        "config": {**asdict(replace(cfg, freq=freq)), "crops": crops} if train_cnn else None,
+        "zero_shot": [str(p) for p in predictions],
+    }
+    opts = ev.task_options
+    return write_pad_run(out, rows, meta, positive=opts.positive or ATTACK,
+                         dev_split=protocol.dev_split)  # fmt: skip
+
+
+def write_pad_run(
+    out: str | Path,
+    rows: Sequence[dict[str, Any]],
+    meta: dict[str, Any] | None = None,
+    *,
+    positive: str = ATTACK,
+    dev_split: str | None = "dev",
+) -> dict[str, Any]:
+    """``predictions.jsonl`` (:func:`prediction_row` each), ``pad.json`` (the
+    :func:`~sovtp.report.pad.pad_section` of those rows, the rows themselves under ``rows`` and
+    ``meta``), ``report.md`` and ``report.html``.  Returns the ``pad.json`` dict."""
+    import json
+
+    from sovtp.report.pad import pad_html, pad_markdown, pad_section
+
+    out = Path(out)
+    negative = BONA_FIDE if positive == ATTACK else ATTACK
+    preds = [prediction_row(r, positive) for r in rows]
+    with (out / "predictions.jsonl").open("w") as f:
+        for r in preds:
+            f.write(json.dumps(r) + "\n")
+    section = pad_section(preds, positive=positive, negative=negative, dev_split=dev_split)
+    doc = {"format": PAD_FORMAT, **section, "positive": positive, "negative": negative,
+           "dev_split": dev_split, **(meta or {}), "rows": preds}  # fmt: skip
+    (out / "pad.json").write_text(json.dumps(doc, indent=1))
+    title = f"Presentation-attack detection: {(meta or {}).get('dataset', out.name)}"
+    head = _run_lines(meta or {})
+    (out / "report.md").write_text(f"# {title}\n\n{head}\n" + pad_markdown(section))
+    (out / "report.html").write_text(pad_html(section, title, head))
+    return doc
+
+
+def _run_lines(meta: dict[str, Any]) -> str:
+    """The run's settings and each fold's sample counts, as markdown list lines."""
+    lines = []
+    if "evaluator" in meta:
+        p = meta.get("protocol") or {}
+        lines.append(f"- evaluator: {meta['evaluator']}; leave one attack out: train on "
+                     f"{p.get('train_split')}, threshold at the EER point of "
+                     f"{p.get('dev_split') or 'test itself (no dev split)'}, test on "
+                     f"{p.get('test_split')}")  # fmt: skip
+    c = meta.get("config") or {}
+    if c:
+        lines.append(f"- model: {c.get('model')}{' + FFT high-pass channel' if c.get('freq') else ''}"
+                     f", {c.get('size')} px, {c.get('epochs')} epoch(s), crops: {c.get('crops')}")  # fmt: skip
+    for p in meta.get("zero_shot") or []:
+        lines.append(f"- zero-shot answers scored under the same folds: {p}")
+    for f in meta.get("folds") or []:
+        lines.append(f"- held out {f['held_out']}: train {f['train']}, dev {f['dev']}, "
+                     f"test {f['test']}")  # fmt: skip
+    return "\n".join(lines) + ("\n" if lines else "")

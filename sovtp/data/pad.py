@@ -129,7 +129,10 @@ def leave_one_attack_out(
     _check(xs)
     present = attack_species(xs)
     if len(present) < 2:
-        raise ValueError(f"leave-one-attack-out needs at least two attack species, got {present}")
+        raise ValueError(
+            "leave-one-attack-out needs at least two attack species in the 'attack' column (one "
+            f"held out, the others to train on); the manifest has {len(present)}: {present}"
+        )
     kinds = list(species) if species else present
     unknown = sorted(set(kinds) - set(present))
     if unknown:
@@ -145,7 +148,9 @@ def leave_one_attack_out(
                 f.dev.append(s)
             elif sp == p.test_split.lower() and k in (None, a):
                 f.test.append(s)
-        for part in ("train", "test"):
+        # dev may be absent (the threshold then comes from test, flagged), but not one-sided:
+        # an EER point on one class is no threshold at all
+        for part in ("train", "test", "dev") if f.dev else ("train", "test"):
             got = getattr(f, part)
             if not any(attack_of(s) for s in got) or all(attack_of(s) for s in got):
                 raise ValueError(

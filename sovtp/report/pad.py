@@ -1,5 +1,5 @@
-"""The presentation-attack-detection section of a report: one entry per system × variant ×
-held-out attack (a leave-one-attack-out fold), and each system's mean over its folds.
+"""The presentation-attack-detection section of a report: one entry per system × variant, a
+line per held-out attack (a leave-one-attack-out fold) and the mean over its folds.
 
 A pure function of prediction rows.  For each fold the decision threshold is the EER point of
 its dev rows (bona fide + the *seen* species; ISO/IEC 30107-3 practice) and is applied
@@ -21,7 +21,7 @@ ranked as wrong as possible, and its label counts as wrong: never as a detection
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,9 +38,17 @@ def _field(r: dict[str, Any], k: str) -> Any:
     return v if v is not None else (r.get("meta") or {}).get(k)
 
 
+def _score(r: dict[str, Any], positive: str, negative: str) -> float:
+    """The row's attack score: :func:`positive_score` when it carries scores or a label; a
+    bare ``score`` (a ``predictions.jsonl`` row cut down to its essentials) otherwise."""
+    if r.get("scores") or r.get("label") is not None or "score" not in r:
+        return positive_score(r, positive, negative)
+    return float("nan") if r["score"] is None else float(r["score"])
+
+
 def _arrays(rs: Sequence[dict[str, Any]], positive: str, negative: str):
     y = np.array([r["gold"] == positive for r in rs], dtype=bool)
-    s = np.array([positive_score(r, positive, negative) for r in rs], dtype=float)
+    s = np.array([_score(r, positive, negative) for r in rs], dtype=float)
     types = [attack_of(r) or "attack" for r in rs]
     return y, s, types
 
@@ -79,7 +87,7 @@ def fold_metrics(
 
 
 def pad_section(
-    rows: Iterable[dict[str, Any]],
+    rows: Iterable[dict[str, Any]] | Mapping[str, Any],
     *,
     positive: str = "attack",
     negative: str = "bona_fide",
@@ -87,17 +95,34 @@ def pad_section(
     fold_key: str = "held_out",
 ) -> dict[str, Any]:
     """``{"systems": [{system, variant, folds: [{held_out, ...fold_metrics}], mean, std}],
-    "note"}`` from prediction rows.  Rows name their fold in ``fold_key`` (top level or meta;
-    absent: one fold ``"all"``) and their split in ``split``; rows without gold are skipped.
-    A re-run row of the same sample replaces the earlier one."""
+    "metrics", "note"}`` from prediction rows.  Rows name their fold in ``fold_key`` (top level
+    or meta; else ``fold``; absent: one fold ``"all"``) and their split in ``split``; rows
+    without gold are skipped.  A re-run row of the same sample replaces the earlier one.
+
+    ``rows`` may also be a ``pad.json`` document (what ``sovtp pad`` writes): its ``rows`` are
+    scored afresh with its ``positive`` / ``negative`` / ``dev_split``; a document that is
+    already a section (``systems``, no ``rows``) comes back as it is."""
+    if isinstance(rows, Mapping):
+        doc = rows
+        if "rows" not in doc:
+            if "systems" not in doc:
+                raise ValueError("pad_section: a mapping needs 'rows' (pad.json) or 'systems'")
+            return dict(doc)
+        positive = doc.get("positive", positive)
+        negative = doc.get("negative", negative)
+        dev_split = doc.get("dev_split", dev_split)
+        rows = doc["rows"]
     groups: dict[tuple[str, str], dict[str, dict[str, dict[str, dict[str, Any]]]]] = defaultdict(
         lambda: defaultdict(lambda: {"dev": {}, "test": {}})
     )
     for r in rows:
         if r.get("gold") is None:
             continue
-        key = (str(r.get("system") or ""), str(r.get("variant") or ""))
-        fold = str(_field(r, fold_key) or "all")
+        fold = str(_field(r, fold_key) or _field(r, "fold") or "all")
+        # a fold's own variant (``loao:<species>``, one threshold each in the summary) joins
+        # its siblings here, so that the mean is over the folds of one detector
+        variant = str(r.get("variant") or "").replace(f"loao:{fold}", "loao")
+        key = (str(r.get("system") or ""), variant)
         part = "dev" if dev_split and _field(r, "split") == dev_split else "test"
         groups[key][fold][part][str(r["sample_id"])] = r
     systems = []
@@ -153,3 +178,43 @@ def pad_markdown(section: dict[str, Any]) -> str:
             + " |"
         )
     return "\n".join(lines) + "\n\n% (" + section["note"] + ")\n"
+
+
+def pad_html(section: dict[str, Any], title: str = "Presentation-attack detection",
+             intro_md: str = "") -> str:  # fmt: skip
+    """A standalone HTML page of the section: the table of :func:`pad_markdown` (percentages),
+    every cell escaped; ``intro_md`` list lines (``- ...``) become a list above it."""
+    from html import escape
+
+    def pct(x: Any) -> str:
+        return "–" if x is None else f"{100 * x:.1f}"
+
+    head = ["system", "variant", "held out", "APCER (held out)", "APCER worst", "BPCER",
+            "ACER", "EER", "BPCER20"]  # fmt: skip
+    body = []
+    for e in section["systems"]:
+        for f in e["folds"]:
+            held = f["apcer_per_type"].get(f["held_out"])
+            body.append([e["system"], e["variant"], f["held_out"], pct(held),
+                         *(pct(f[k]) for k in FOLD_METRICS)])  # fmt: skip
+        m, s = e["mean"], e["std"]
+        body.append([e["system"], e["variant"], "mean ± std", "",
+                     *(f"{pct(m[k])} ± {pct(s[k])}" for k in FOLD_METRICS)])  # fmt: skip
+    items = [ln[2:] for ln in intro_md.splitlines() if ln.startswith("- ")]
+    parts = [
+        "<!doctype html>",
+        '<html><head><meta charset="utf-8"><title>' + escape(title) + "</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #bbb;padding:.25em .6em;text-align:right}"
+        "td:nth-child(-n+3),th{text-align:left}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+    ]
+    if items:
+        parts.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>")
+    parts.append('<table id="pad"><thead><tr>' + "".join(f"<th>{escape(h)}</th>" for h in head)
+                 + "</tr></thead><tbody>")  # fmt: skip
+    for row in body:
+        parts.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>")
+    parts.append(f"</tbody></table><p><small>{escape(section['note'])}; rates in %.</small></p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

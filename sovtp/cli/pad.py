@@ -1,0 +1,126 @@
+"""``sovtp pad``: liveness / face presentation-attack detection under the leave-one-attack-out
+protocol of an evaluator (``evaluators/pad.yaml``): one CNN per held-out attack species, its
+threshold fixed at the dev split's EER point and applied to test (extra ``cnn``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from sovtp.errors import SovtpError
+
+ARCH_ALIASES = {"vit": "vit_b_16"}
+
+
+def pad_cmd(
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="A PAD manifest (.csv/.jsonl) with columns media, label (bona_fide | attack), "
+            "attack (print, replay, mask, digital, ...; empty for bona fide) and split "
+            "(train / dev / test), or ADAPTER:ROOT."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Run folder: pad.json, predictions.jsonl, report.md/html, a checkpoint per fold.",
+        ),
+    ],
+    arch: Annotated[
+        str,
+        typer.Option(
+            help="mobilenet_v2 | resnet50 | vit (ViT-B/16) | any timm name (timm) | none (no "
+            "CNN: score only --predictions)."
+        ),
+    ] = "mobilenet_v2",
+    predictions: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--predictions",
+            help="A zero-shot run's predictions.jsonl (or its folder), e.g. `sovtp bench DATASET "
+            "--evaluator pad --prompt liveness/plain --split all`: scored under the same folds "
+            "(repeatable).",
+        ),
+    ] = None,
+    freq: Annotated[
+        bool,
+        typer.Option("--freq", help="Stack the crop's FFT high-pass with RGB (4th channel)."),
+    ] = False,
+    epochs: Annotated[int, typer.Option(help="Epochs per fold.")] = 10,
+    evaluator: Annotated[
+        str, typer.Option(help="Evaluator spec: label set, protocol (splits), task options.")
+    ] = "pad",
+    species: Annotated[
+        list[str] | None,
+        typer.Option("--species", help="Hold out only these species (repeat); default: each."),
+    ] = None,
+    crops: Annotated[
+        str,
+        typer.Option(
+            help="image: the media are face crops (resized, no detection) | face: detect and "
+            "align the face in images or videos (MediaPipe, annotation cache)."
+        ),
+    ] = "image",
+    size: Annotated[int, typer.Option(help="Crop side in pixels.")] = 224,
+    batch_size: Annotated[int, typer.Option(help="Crops per step.")] = 64,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine decay).")] = 3e-4,
+    steps_per_epoch: Annotated[
+        int | None, typer.Option(help="Steps per epoch (default: one pass over the crops).")
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="'imagenet', a state-dict path, or none: from scratch."),
+    ] = None,
+    model_kwargs: Annotated[
+        str | None,
+        typer.Option(help="Backbone arguments as JSON, e.g. '{\"width_mult\": 0.5}'."),
+    ] = None,
+    sampling: Annotated[
+        str, typer.Option("--sampling", "-s", help="Frames per clip (--crops face).")
+    ] = "uniform:8",
+    root: Annotated[
+        Path | None, typer.Option(help="Media root (default: the manifest's folder).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")
+    ] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
+) -> None:
+    """Train and test a presentation-attack detector per held-out attack species; report APCER
+    per species, BPCER, ACER, EER and BPCER20 (pad.json, predictions.jsonl, report.md/html)."""
+    try:
+        kwargs = json.loads(model_kwargs) if model_kwargs else {}
+    except json.JSONDecodeError as e:
+        raise SovtpError(f"--model-kwargs is not JSON: {e}") from e
+    if not isinstance(kwargs, dict):
+        raise SovtpError("--model-kwargs must be a JSON object")
+    try:
+        from sovtp.baselines.pad import run_pad
+        from sovtp.baselines.train import TrainConfig
+    except ImportError as e:  # torch / torchvision missing
+        raise SovtpError(f"sovtp pad needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
+    try:
+        cfg = TrainConfig(
+            model=ARCH_ALIASES.get(arch.lower(), arch), size=size, epochs=epochs,
+            batch_size=batch_size, lr=lr, steps_per_epoch=steps_per_epoch, weights=weights,
+            model_kwargs=kwargs, sampling=sampling, seed=seed, device=device,
+        )  # fmt: skip
+        doc = run_pad(dataset, out, cfg, freq=freq, evaluator=evaluator, species=species,
+                      crops=crops, root=root, progress=not no_progress,
+                      train_cnn=arch.lower() != "none", predictions=predictions or [])  # fmt: skip
+    except ValueError as e:
+        raise SovtpError(str(e)) from e
+    for e in doc["systems"]:
+        m = e["mean"]
+        typer.echo(
+            f"{e['system']} ({e['variant']}): {len(e['folds'])} fold(s) · mean ACER {100 * m['acer']:.1f} % · "
+            f"BPCER {100 * m['bpcer']:.1f} % · EER {100 * m['eer']:.1f} %"
+        )
+    typer.echo(f"{out / 'pad.json'} · {out / 'report.html'}")
