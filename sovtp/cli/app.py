@@ -22,6 +22,7 @@ from sovtp.cli import doctor as doctor_cmds
 from sovtp.cli import models as model_cmds
 from sovtp.cli import robust as robust_cmds
 from sovtp.cli import scores as score_cmds
+from sovtp.cli import spot as spot_cmds
 from sovtp.cli import train as train_cmds
 from sovtp.errors import SovtpError
 
@@ -50,6 +51,7 @@ app.command("doctor")(doctor_cmds.doctor_cmd)
 app.command("train")(train_cmds.train_cmd)
 app.command("robust")(robust_cmds.robust_cmd)
 app.command("flips")(robust_cmds.flips_cmd)
+app.command("spot")(spot_cmds.spot_cmd)
 app.command("deid")(deid_cmds.deid_cmd)
 app.command("audit")(deid_cmds.audit_cmd)
 models_app.command("fetch")(model_cmds.models_fetch)
