@@ -504,3 +504,37 @@ def test_zero_shot_answers_are_scored_under_the_same_folds(tiny_pad, tmp_path):
             assert f[k] == pytest.approx(h[k]), (f["held_out"], k)
     # the held-out species' dev answers never set its fold's threshold: it moves with them
     assert len({f["threshold"] for f in e["folds"]}) > 1
+
+
+@pytest.mark.slow
+def test_bench_liveness_prompt_then_pad_folds(tmp_path):
+    """The vision-LLM path for real: `sovtp bench --evaluator pad --prompt liveness/plain` with
+    the offline FACS reasoner (no liveness skill: it answers 50/50 where it finds a face, and
+    is invalid where it does not) scored by the binary task, then its predictions under the
+    leave-one-attack-out folds by `sovtp pad --arch none --predictions`."""
+    from typer.testing import CliRunner
+
+    from sovtp.cli.app import main
+
+    manifest = _write_pad_manifest(tmp_path, 2, 2, 2, side=SIDE)
+    bench = tmp_path / "bench"
+    rc = main(["bench", str(manifest), "--evaluator", "pad", "--prompt", "liveness/plain",
+               "--system", "facs", "--split", "all", "-o", str(bench), "--workers", "1"])  # fmt: skip
+    assert rc in (0, 3)  # 3: some samples had no measurable face (invalid rows, kept)
+    rep = json.loads((bench / "report.json").read_text())
+    (s,) = rep["scoring"]["systems"]
+    assert {"apcer", "bpcer", "acer", "eer", "bpcer20"} <= set(s["metrics"])
+    assert "dev" in s["binary"]["threshold_source"]  # the dev split's EER point
+    run = tmp_path / "pad"
+    res = CliRunner().invoke(_pad_app(), ["pad", str(manifest), "-o", str(run), "--arch", "none",
+                                          "--predictions", str(bench), "--no-progress"])  # fmt: skip
+    assert res.exit_code == 0, (res.output, res.exception)
+    doc = json.loads((run / "pad.json").read_text())
+    (e,) = doc["systems"]
+    assert (e["system"], e["variant"]) == ("facs", "liveness/plain loao")
+    assert [f["held_out"] for f in e["folds"]] == ["digital", "print", "replay"]
+    rows = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    hand = _recompute(rows)
+    for f in e["folds"]:
+        for k in ("apcer", "bpcer", "acer", "eer", "bpcer20"):
+            assert f[k] == pytest.approx(hand[f["held_out"]][k]), (f["held_out"], k)
