@@ -538,3 +538,28 @@ def test_bench_liveness_prompt_then_pad_folds(tmp_path):
     for f in e["folds"]:
         for k in ("apcer", "bpcer", "acer", "eer", "bpcer20"):
             assert f[k] == pytest.approx(hand[f["held_out"]][k]), (f["held_out"], k)
+
+
+def test_a_sample_without_a_face_crop_counts_as_wrong_not_dropped(tiny_pad, tmp_path):
+    """With --crops face, a detector that misses the face of an attack must not hide it: the
+    sample becomes an invalid row (no score), a missed attack in APCER."""
+    pytest.importorskip("torchvision")
+    from sovtp.baselines.pad import leave_one_attack_out_cnn
+    from sovtp.data.pad import image_crops
+
+    def crops(samples, size):  # the face of id05's print is "not found"
+        got = image_crops(samples, size)
+        return [g[:0] if s.id == "id05_print" else g for s, g in zip(samples, got, strict=True)]
+
+    samples = list(read_manifest(tiny_pad, split="all"))
+    cfg = _cfg()
+    cfg.steps_per_epoch, cfg.precise_bn = 2, 1
+    rows = leave_one_attack_out_cnn(samples, tmp_path, cfg, species=["print"], crops=crops)
+    test = [r for r in rows if r["split"] == "test"]
+    assert len(test) == 4  # 2 bona fide + 2 prints: none dropped
+    (gone,) = [r for r in test if r["sample_id"] == "id05_print"]
+    assert gone["parse_status"] == "invalid" and gone["error"] == "no face crop"
+    assert gone["gold"] == "attack" and gone["attack_type"] == "print"
+    (f,) = pad_section(rows)["systems"][0]["folds"]
+    assert f["n_attack"] == 2 and f["n_invalid"] == 1
+    assert f["apcer_per_type"]["print"] >= 0.5  # the unseen print is a missed attack

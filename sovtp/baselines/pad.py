@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,7 @@ def run_fold(
     """Train on one fold and return its dev and test prediction rows."""
     from sovtp.baselines.predict import predict_crops
     from sovtp.baselines.train import fit
+    from sovtp.records import Prediction
 
     train = cropset(fold.train, cfg.size, crops)
     extra = {"freq": freq, "pad": fold.describe()}
@@ -106,9 +108,19 @@ def run_fold(
     by_id = {s.id: s for s in [*fold.dev, *fold.test]}
     rows = []
     for split, samples in (("dev", fold.dev), ("test", fold.test)):
-        if samples:
+        if not samples:
+            continue
+        try:
             preds = predict_crops(m, cropset(samples, cfg.size, crops), variant)
-            rows += _rows(preds, by_id, fold.held_out, split)
+        except ValueError:  # not one sample with a face crop
+            preds = []
+        # a sample without a crop (no face found: an attack a detector misses, often) is an
+        # invalid row — counted wrong, never dropped, or APCER would flatter the detector
+        seen = {p.sample_id for p in preds}
+        preds += [Prediction(sample_id=s.id, system=m.name, variant=variant,
+                             gold=normalise_label(s.label), parse_status="invalid",
+                             error="no face crop") for s in samples if s.id not in seen]  # fmt: skip
+        rows += _rows(preds, by_id, fold.held_out, split)
     return rows
 
 
@@ -304,9 +316,12 @@ def run_pad(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
+    crop_fn = CROPS[crops]
+    if crops == "face":
+        crop_fn = partial(face_crops, sampling=cfg.sampling)
     if train_cnn:
         try:
-            rows = leave_one_attack_out_cnn(samples, out, cfg, freq=freq, crops=CROPS[crops],
+            rows = leave_one_attack_out_cnn(samples, out, cfg, freq=freq, crops=crop_fn,
                                             progress=progress, folds=folds)  # fmt: skip
         except OSError as e:  # an image PIL cannot read (a video needs --crops face)
             raise SovtpError(f"{dataset}: cannot read a face image ({e}); for videos use "
