@@ -20,6 +20,7 @@ from sovtp.cli import bench as bench_cmds
 from sovtp.cli import deid as deid_cmds
 from sovtp.cli import doctor as doctor_cmds
 from sovtp.cli import models as model_cmds
+from sovtp.cli import pad as pad_cmds
 from sovtp.cli import robust as robust_cmds
 from sovtp.cli import scores as score_cmds
 from sovtp.cli import spot as spot_cmds
@@ -52,6 +53,7 @@ app.command("train")(train_cmds.train_cmd)
 app.command("robust")(robust_cmds.robust_cmd)
 app.command("flips")(robust_cmds.flips_cmd)
 app.command("spot")(spot_cmds.spot_cmd)
+app.command("pad")(pad_cmds.pad_cmd)
 app.command("deid")(deid_cmds.deid_cmd)
 app.command("audit")(deid_cmds.audit_cmd)
 models_app.command("fetch")(model_cmds.models_fetch)
