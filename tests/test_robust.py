@@ -221,3 +221,39 @@ def test_report_table_and_figure():
     assert "cnn:x $a$ pgd" in svg and "cnn:x $a$ fgsm" in svg  # names stay text, no mathtext
     fh, fr = flip_table({"s · v": flip_rate([_p("1", "a")], [_p("1", "b")])}, 4)
     assert fr[0][fh.index("flip rate")] == 1.0
+
+
+def test_robust_into_a_run_folder_puts_the_figure_in_its_report(trained, astronaut_png, tmp_path):
+    """`sovtp robust RUN` (no --out): robust.json lands in the run folder, the perturbed crops
+    in its robust/ subfolder, and the run's report is rewritten with the accuracy-vs-eps figure
+    and table."""
+    import typer
+    import yaml
+    from typer.testing import CliRunner
+
+    from sovtp.cli.robust import robust_cmd
+
+    ck, _, _ = trained
+    man = tmp_path / "m.csv"
+    man.write_text(f"id,media,label\na,{astronaut_png},face\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": str(man), "variants": ["v"],
+                                                     "n_boot": 10}))  # fmt: skip
+    row = {"key": "a", "sample_id": "a", "system": "facs", "variant": "v", "gold": "face",
+           "label": "face", "parse_status": "ok"}  # fmt: skip
+    (run / "predictions.jsonl").write_text(json.dumps(row) + "\n")
+    app = typer.Typer()
+    app.command("robust")(robust_cmd)
+    app.command("other")(lambda: None)
+    r = CliRunner().invoke(app, ["robust", str(run), "--system", f"cnn:{ck}", "--eps", "0,2",
+                                 "--attack", "fgsm", "--device", "cpu"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert (run / "robust.json").exists() and (run / "robust" / "crops-eps2.pt").exists()
+    html = (run / "report.html").read_text()
+    sec = html[html.index("Adversarial robustness") :]
+    assert sec.split("</h2>", 1)[1].startswith("<div class='fig'><svg") and "epsilon" in sec
+    assert "| cnn:mobilenet_v2 | fgsm | 2 |" in (run / "report.md").read_text()
+    # a source that is no run folder needs --out
+    bad = CliRunner().invoke(app, ["robust", str(man), "--system", f"cnn:{ck}"])
+    assert bad.exit_code != 0 and "--out" in str(bad.exception)

@@ -165,3 +165,190 @@ def test_tta_predictor_adapts_across_samples_in_order(trained, pan_mp4, tmp_path
     assert pr.variant == "ck+tta=tent" and a.parse_status == b.parse_status == "ok"
     assert a.scores != b.scores
     assert pr.provenance["tta"]["frames"] == 6 and pr.provenance["tta"]["updates"] == 2
+
+
+# -- `sovtp bench --system cnn:CKPT --tta METHOD`: the AffWild2 protocol on a tiny tree ---------
+WINDOW_LABELS = ["happiness", "neutral", "happiness", "happiness", "neutral"]  # 5 windows of 6
+
+
+@pytest.fixture(scope="module")
+def affwild2_tree(tmp_path_factory, pan_mp4):
+    """An Aff-Wild2 layout built here: the panning astronaut clip (30 frames) with one EXPR
+    label per frame, cut by the adapter into 5 windows of 6 frames."""
+    import shutil
+
+    from sovtp.data.adapters import ABAW_EXPR
+
+    root = tmp_path_factory.mktemp("aw2") / "AffWild2"
+    (root / "videos").mkdir(parents=True)
+    shutil.copy(pan_mp4, root / "videos" / "clip.mp4")
+    ann = root / "annotations/EXPR_Classification_Challenge/Validation_Set"
+    ann.mkdir(parents=True)
+    frames = [ABAW_EXPR.index(lab) for lab in WINDOW_LABELS for _ in range(6)]
+    ann.joinpath("clip.txt").write_text(",".join(x.capitalize() for x in ABAW_EXPR) + "\n"
+                                        + "\n".join(map(str, frames)))  # fmt: skip
+    return root
+
+
+@pytest.fixture(scope="module")
+def expr_ckpt(tmp_path_factory):
+    """The tiny LFW CNN with Aff-Wild2 labels: faces → happiness, non-faces → neutral."""
+    from sovtp.baselines.train import TrainConfig, fit
+    from tests.lfw_crops import TINY_MNV2, lfw_cropsets
+
+    torch.set_num_threads(1)
+    faces, _ = lfw_cropsets(S)
+    relabel = CropSet.from_arrays(
+        [faces.x[faces.owner == i].permute(0, 2, 3, 1).numpy() for i in range(len(faces.ids))],
+        ["happiness" if faces.labels[int(y)] == "face" else "neutral" for y in faces.y],
+        list(faces.ids),
+        ["happiness", "neutral"],
+    )
+    out = tmp_path_factory.mktemp("expr") / "mnv2"
+    fit(relabel, TrainConfig(model="mobilenet_v2", size=S, epochs=1, batch_size=32, lr=1e-2,
+                             weight_decay=0.0, steps_per_epoch=8, model_kwargs=TINY_MNV2,
+                             device="cpu"), out, progress=False)  # fmt: skip
+    return out
+
+
+def _bench(tree, ck, out, tta="none", **kw):
+    from sovtp.bench.config import BenchConfig, SystemSpec
+
+    return BenchConfig(
+        data=f"affwild2:{tree}", evaluator="affwild2", adapter_options={"window": 6},
+        sampling="uniform:2", systems=[SystemSpec.parse(f"cnn:{ck}")], out=str(out),
+        n_boot=20, gallery=0, tta=tta, **({"workers": 0} | kw),
+    )  # fmt: skip
+
+
+def _cnn_rows(run):
+    """The run's rows in the order they were written (every write, not the latest per key)."""
+    from sovtp.jsonl import iter_jsonl
+
+    return [r for r in iter_jsonl(run / "predictions.jsonl") if r.get("system", "").startswith("cnn")]  # fmt: skip
+
+
+def _f1(rows, labels):
+    from sovtp.scoring.metrics import compute
+
+    return compute([r["gold"] for r in rows], [r["label"] for r in rows], labels)
+
+
+@pytest.mark.slow  # ~14 s on 2 shared cores: two runs, a pool of two annotating processes
+def test_bench_tta_answers_in_sample_order_and_records_before_after(
+    affwild2_tree, expr_ckpt, tmp_path, monkeypatch
+):
+    """Two preparation workers, the first sample held back 1 s so the pool finishes it last:
+    the adapting CNN still answers in sample order (rows written in manifest order), its
+    ``tta.json`` has F1 before = what a ``--tta none`` run answers on the same stream, after =
+    the run's own rows, and the parameters/statistics adapted; the report shows the section."""
+    import json
+    import time
+
+    from sovtp.bench import runner
+    from sovtp.bench.run import run_bench
+
+    plain, _ = run_bench(_bench(affwild2_tree, expr_ckpt, tmp_path / "none"), report=False)
+    assert not (plain / "tta.json").exists()
+    order = [f"clip@{6 * i}" for i in range(5)]
+    base = {r["sample_id"]: r for r in _cnn_rows(plain)}
+    assert list(base) == order and all(r["variant"] == "mnv2" for r in base.values())
+
+    slow_first = runner.Preparer.prepare
+
+    def prepare(self, sample, items, gallery):  # runs in the forked workers
+        if sample.id == order[0]:
+            time.sleep(1.0)
+        return slow_first(self, sample, items, gallery)
+
+    monkeypatch.setattr(runner.Preparer, "prepare", prepare)
+    monkeypatch.setenv("SOVTP_START_METHOD", "fork")
+    run, stats = run_bench(_bench(affwild2_tree, expr_ckpt, tmp_path / "bn", "bn", workers=2))
+    rows = _cnn_rows(run)
+    assert [r["sample_id"] for r in rows] == order and stats.errors == 0
+    assert {r["variant"] for r in rows} == {"mnv2+tta=bn"}
+    assert [r["gold"] for r in rows] == WINDOW_LABELS
+    # the adapted model answers differently from the checkpoint as trained
+    assert any(r["scores"] != base[r["sample_id"]]["scores"] for r in rows)
+
+    doc = json.loads((run / "tta.json").read_text())
+    assert doc["complete"] is True and len(doc["results"]) == 1
+    res = doc["results"][0]
+    assert res["system"] == "cnn:mnv2" and res["method"] == "bn" and res["samples"] == 5
+    labels = res["labels"]
+    assert res["before"]["sample"]["macro_f1"] == pytest.approx(
+        _f1(list(base.values()), labels).macro_f1
+    )
+    assert res["after"]["sample"]["macro_f1"] == pytest.approx(_f1(rows, labels).macro_f1)
+    info = res["info"]
+    assert info["params_adapted"] == 0 and info["stats_adapted"] > 0
+    assert info["frames"] == 10 and info["batches"] == 5 and info["updates"] == 5
+    man = json.loads((run / "manifest.json").read_text())
+    assert man["protocol"]["tta"]["method"] == "bn" and man["protocol"]["tta"]["systems"] == [
+        "cnn:mnv2"
+    ]
+    assert json.loads((plain / "manifest.json").read_text())["protocol"]["tta"] is False
+
+    md = (run / "report.md").read_text()
+    assert "## Test-time adaptation" in md and "| cnn:mnv2 | bn |" in md
+    html = (run / "report.html").read_text()
+    assert "Test-time adaptation" in html and "params adapted" in html
+    rep = json.loads((run / "report.json").read_text())
+    (sec,) = [s for s in rep["sections"] if s["name"] == "tta"]
+    head, (row,) = sec["table"]
+    assert row[head.index("params adapted")] == 0 and row[head.index("frames")] == 10
+
+
+def test_bench_tta_resume_replays_the_stream(affwild2_tree, expr_ckpt, tmp_path):
+    """An interrupted TTA run lost its adapted state: --resume replays the stream from the
+    first sample, so its rows end as an uninterrupted run's (not as a fresh model's on the
+    rest); Tent's updated parameters are counted."""
+    import json
+    import shutil
+
+    from sovtp.bench.run import load_rows, run_bench
+
+    full, _ = run_bench(_bench(affwild2_tree, expr_ckpt, tmp_path / "full", "tent"), report=False)
+    want = {r["sample_id"]: r["scores"] for r in load_rows(full)}
+    res = json.loads((full / "tta.json").read_text())["results"][0]
+    assert res["info"]["params_adapted"] > 0 and res["info"]["updates"] == 5
+    cut = shutil.copytree(full, tmp_path / "cut")
+    lines = (cut / "predictions.jsonl").read_text().splitlines(keepends=True)
+    (cut / "predictions.jsonl").write_text("".join(lines[:2]))  # killed after two samples
+    cfg = _bench(affwild2_tree, expr_ckpt, cut, "tent")
+    run, _ = run_bench(cfg, resume=True, report=False)
+    rows = load_rows(run)
+    assert {r["sample_id"]: r["scores"] for r in rows} == want
+    res = json.loads((run / "tta.json").read_text())["results"][0]
+    assert res["samples"] == 5 and res["after"]["sample"]["macro_f1"] == pytest.approx(
+        _f1(rows, res["labels"]).macro_f1
+    )
+
+
+def test_tta_needs_a_cnn_system_and_a_known_method(tmp_path):
+    from sovtp.bench.config import BenchConfig
+    from sovtp.bench.run import run_bench
+    from sovtp.errors import SovtpError
+
+    with pytest.raises(SovtpError, match="unknown TTA method"):
+        BenchConfig(data="x.csv", tta="tent2")
+    assert BenchConfig(data="x.csv", tta="Fisher:7").tta == "fisher:7"
+    m = tmp_path / "m.csv"
+    m.write_text("id,media,label\na,a.png,happy\n")
+    with pytest.raises(SovtpError, match="adapts cnn:CKPT systems"):
+        run_bench(BenchConfig(data=str(m), tta="bn", out=str(tmp_path / "r")))
+
+
+def test_in_order_releases_samples_in_the_order_they_were_read():
+    """The runner's reorder buffer: whatever order the pool finishes samples in, their TTA items
+    are answered 0, 1, 2, ...; a sample's slot frees only when its turn has passed."""
+    from sovtp.bench.runner import InOrder
+
+    answered, freed = [], []
+    order = InOrder(answered.append)
+    finish = [3, 1, 0, 7, 2, 5, 4, 6]  # the order the pool finishes them in
+    for n in finish:
+        order.put(n, [f"{n}a", f"{n}b"] if n != 5 else [], lambda n=n: freed.append(n))
+        assert freed == list(range(len(freed)))  # a prefix of the samples, never a later one
+    assert answered == [f"{n}{k}" for n in range(8) if n != 5 for k in "ab"]
+    assert freed == list(range(8)) and not order.waiting

@@ -8,7 +8,7 @@ its reason — counted wrong, never dropped, like an LLM's unparseable answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,13 +65,18 @@ def crop_logits(m: Loaded, x, batch_size: int = 128):
     return torch.cat(outs) if outs else torch.zeros(0, len(m.labels))
 
 
-def _prediction(m: Loaded, sid: str, logits, gold: str | None, variant: str) -> Prediction:
+NO_CROP = "no face crop"  # the reason a clip without a face crop gets an invalid row
+
+
+def logits_prediction(m: Loaded, sid: str, logits, gold: str | None, variant: str) -> Prediction:
+    """A clip's frame logits (N, C) → its Prediction: softmax of the mean logit, arg-max label,
+    ranking and scores; ``None`` (no crop) → an invalid row with its reason."""
     import torch
 
     if logits is None:
         return Prediction(sample_id=sid, system=m.name, variant=variant, gold=gold,
-                          parse_status="invalid", error="no face crop")  # fmt: skip
-    prob = torch.softmax(logits.mean(0), 0)
+                          parse_status="invalid", error=NO_CROP)  # fmt: skip
+    prob = torch.softmax(logits.float().mean(0), 0)
     k = int(prob.argmax())
     return Prediction(
         sample_id=sid,
@@ -86,6 +91,31 @@ def _prediction(m: Loaded, sid: str, logits, gold: str | None, variant: str) -> 
     )
 
 
+def crops_prediction(
+    m: Loaded,
+    crops: Any,
+    sid: str,
+    gold: str | None,
+    variant: str,
+    *,
+    logits_of: Callable[[Any], Any] | None = None,
+    batch_size: int = 128,
+) -> Prediction:
+    """The one crop → logits → Prediction path of every CNN system (``predict``,
+    :class:`CnnPredictor`, the bench runner's ``cnn:CKPT`` systems, TTA): a clip's uint8 crops
+    (N, S, S, 3), as :func:`~sovtp.baselines.data.clip_crops` / ``sample_crops`` cut them, through
+    ``logits_of`` (default: the checkpoint in eval mode; a TTA adapter's ``step`` adapts as it
+    answers), frame logits averaged.  No crop → an invalid row (``logits_of`` is not called:
+    an adapter sees only real batches)."""
+    if len(crops) == 0:
+        return logits_prediction(m, sid, None, gold, variant)
+    import torch
+
+    x = torch.as_tensor(crops).permute(0, 3, 1, 2).contiguous()
+    logits = logits_of(x) if logits_of is not None else crop_logits(m, x, batch_size)
+    return logits_prediction(m, sid, logits, gold, variant)
+
+
 def predict_crops(
     ckpt: str | Path | Loaded, crops: CropSet, variant: str = "", batch_size: int = 128
 ) -> list[Prediction]:
@@ -97,7 +127,7 @@ def predict_crops(
         sel = logits[crops.owner == i]
         gy = int(crops.y[i])
         gold = crops.labels[gy] if gy >= 0 else None
-        out.append(_prediction(m, sid, sel if len(sel) else None, gold, variant))
+        out.append(logits_prediction(m, sid, sel if len(sel) else None, gold, variant))
     return out
 
 
@@ -132,13 +162,7 @@ def predict(
                                       parse_status="invalid", error=s.error))  # fmt: skip
                 continue
             c = sample_crops(s, m.size, samp, subject=m.config.get("subject"), detector=detector)
-            if len(c) == 0:
-                out.append(_prediction(m, s.id, None, s.label, var))
-                continue
-            import torch
-
-            x = torch.from_numpy(c).permute(0, 3, 1, 2).contiguous()
-            out.append(_prediction(m, s.id, crop_logits(m, x, batch_size), s.label, var))
+            out.append(crops_prediction(m, c, s.id, s.label, var, batch_size=batch_size))
     finally:
         if own is not None:
             own.close()

@@ -537,11 +537,13 @@ def run_robust(
     seed: int = 0,
     frames: bool = False,
     progress: bool = True,
+    files_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """``sovtp robust``: crops of the samples → accuracy vs ε → ``out/robust.json``,
-    ``out/robust.svg``, the perturbed crops ``out/crops-eps<e>.pt`` (a CropSet each); with
-    ``frames`` also ``out/frames-eps<e>/`` (PNG frames + ``manifest.csv``) for a vision-LLM
-    run."""
+    ``out/robust.svg``, the perturbed crops ``crops-eps<e>.pt`` (a CropSet each); with
+    ``frames`` also ``frames-eps<e>/`` (PNG frames + ``manifest.csv``) for a vision-LLM run.
+    The crops and frames go to ``files_dir`` (default ``out``): a run folder keeps them in a
+    subfolder, beside the ``robust.json`` its report shows."""
     import json
 
     from sovtp.baselines.data import CropSet, build_cropset
@@ -552,6 +554,8 @@ def run_robust(
         raise ValueError(f"unknown attack {attack!r}: {' | '.join(ATTACKS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    files = Path(files_dir) if files_dir is not None else out
+    files.mkdir(parents=True, exist_ok=True)
     m = load(ckpt, device)
     samples, facts = open_samples(source, split=split, fold=fold, evaluator=evaluator, limit=limit)
     samp = m.config.get("sampling", "uniform:8")
@@ -563,11 +567,11 @@ def run_robust(
     res.update(system=m.name, checkpoint=str(ckpt), sampling=samp, size=m.size, **facts)
     for e, xa in kept.items():
         CropSet(xa, crops.owner, crops.y, crops.ids, crops.labels,
-                {**crops.meta, "eps": e, "attack": attack}).save(out / f"crops-eps{e:g}.pt")  # fmt: skip
+                {**crops.meta, "eps": e, "attack": attack}).save(files / f"crops-eps{e:g}.pt")  # fmt: skip
     if frames:
         res["frames"] = {}
         for e in eps:
-            man = write_perturbed_set(m, samples, e, out / f"frames-eps{e:g}", attack,
+            man = write_perturbed_set(m, samples, e, files / f"frames-eps{e:g}", attack,
                                       sampling=samp, steps=steps, alpha=alpha, seed=seed)  # fmt: skip
             res["frames"][f"{e:g}"] = str(man)
     (out / "robust.json").write_text(json.dumps(res, indent=1))

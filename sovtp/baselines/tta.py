@@ -455,10 +455,8 @@ class TtaPredictor:
         self.provenance = {**base.provenance, "tta": self.adapter.info()}
 
     def predict(self, sample: Any, detector: Any = None) -> Any:
-        import torch
-
         from sovtp.baselines.data import sample_crops
-        from sovtp.baselines.predict import _prediction
+        from sovtp.baselines.predict import crops_prediction
         from sovtp.records import Prediction
 
         m = self.loaded
@@ -467,12 +465,73 @@ class TtaPredictor:
                               gold=sample.label, parse_status="invalid", error=sample.error)  # fmt: skip
         c = sample_crops(sample, m.size, self.sampling, subject=m.config.get("subject"),
                          detector=detector)  # fmt: skip
-        if len(c) == 0:
-            return _prediction(m, sample.id, None, sample.label, self.variant)
-        x = torch.from_numpy(c).permute(0, 3, 1, 2).contiguous()
-        logits = self.adapter.step(x)
+        p = crops_prediction(m, c, sample.id, sample.label, self.variant,
+                             logits_of=self.adapter.step)  # fmt: skip
         self.provenance["tta"] = self.adapter.info()
-        return _prediction(m, sample.id, logits, sample.label, self.variant)
+        return p
+
+
+class StreamRecord:
+    """Online TTA over a run's samples, in the order given, that keeps its own before/after
+    record: each sample's crops (one batch) go through the source model (eval mode, the very
+    logits a ``--tta none`` run answers with) and through the adapter, which answers.  At the
+    end :meth:`result` scores both on the same stream as :func:`evaluate_stream` does (frame and
+    sample level macro F1, accuracy, UAR), so a run reports F1 before/after TTA without a
+    second pass.  Stateful: one thread, sample order (the bench runner guarantees it)."""
+
+    def __init__(
+        self, loaded: Any, method: str | Method, *, lr: float = 1e-3, steps: int = 1, **kw: Any
+    ) -> None:
+        self.loaded = loaded
+        self.method = parse_method(method)
+        self.adapter = OnlineAdapter(loaded.model, self.method, lr=lr, steps=steps,
+                                     device=loaded.device, **kw)  # fmt: skip
+        self.labels = list(loaded.labels)
+        self.ids: list[str] = []
+        self._before: list[Any] = []
+        self._after: list[Any] = []
+        self._y: list[int] = []  # gold as an index into the model's labels (-1: not scored)
+        self._n: list[int] = []  # crops per sample
+
+    def step(self, x: Any, gold: str | None = None, sample_id: str = "") -> Any:
+        """uint8 crops (N, 3, S, S) of one sample → the adapted logits (N, C), recorded with the
+        un-adapted ones and the sample's gold (a label the model does not have: not scored)."""
+        from sovtp.baselines.predict import crop_logits
+
+        before = crop_logits(self.loaded, x)
+        after = self.adapter.step(x)
+        self.ids.append(sample_id)
+        self._before.append(before)
+        self._after.append(after)
+        self._y.append(self.labels.index(gold) if gold in self.labels else -1)
+        self._n.append(len(x))
+        return after
+
+    def result(self) -> dict[str, Any]:
+        """JSON-able: method, labels, ``before``/``after`` scores (``frame`` and ``sample``
+        level), the adapter's ``info`` (``params_adapted``, ...), samples seen and scored."""
+        import torch
+
+        c = len(self.labels)
+        owner = torch.repeat_interleave(torch.arange(len(self._n)), torch.tensor(self._n, dtype=torch.long))  # fmt: skip
+        y = torch.tensor(self._y, dtype=torch.long)
+        fy = y[owner] if len(owner) else torch.zeros(0, dtype=torch.long)
+
+        def cat(xs: list[Any]) -> Any:
+            return torch.cat(xs) if xs else torch.zeros(0, c)
+
+        scored = len(fy) and bool((fy >= 0).any())
+        none = {"frame": None, "sample": None}
+        return {
+            "method": str(self.method),
+            "labels": self.labels,
+            "batch": "one sample's crops, in sample order",
+            "samples": len(self._n),
+            "samples_scored": int((y >= 0).sum()),
+            "before": _scores(cat(self._before), fy, owner, y, self.labels) if scored else none,
+            "after": _scores(cat(self._after), fy, owner, y, self.labels) if scored else none,
+            "info": self.adapter.info(),
+        }
 
 
 def corrupt(x: Any, kind: str, severity: float = 1.0, seed: int = 0) -> Any:

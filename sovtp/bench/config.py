@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from sovtp.errors import SovtpError
 
@@ -89,6 +89,9 @@ class BenchConfig(BaseModel):
     deid: bool = False  # de-identify before anything reaches a model
     blur: str = "all"  # under deid: all | others
     asr: bool = False  # transcribe samples that have no transcript (faster-whisper)
+    # test-time adaptation of the cnn:CKPT systems on the test stream, in sample order:
+    # none | bn | tent | fisher:K (sovtp.baselines.tta); the run also writes tta.json
+    tta: str = "none"
     max_tokens: int = 1024
     temperature: float = 0.0
     gen_seed: int | None = 0
@@ -102,6 +105,17 @@ class BenchConfig(BaseModel):
     n_boot: int = Field(1000, ge=10)  # bootstrap resamples (tests use few; reports 1000)
     out: str = "runs/bench"
     adapter_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("tta")
+    @classmethod
+    def _tta(cls, v: str) -> str:
+        """One spelling per method (``BN`` → ``bn``), refused early when unknown."""
+        from sovtp.baselines.tta import parse_method
+
+        try:
+            return str(parse_method(v))
+        except ValueError as e:
+            raise SovtpError(str(e)) from e
 
 
 # -- what a run's answers depend on ------------------------------------------------------------

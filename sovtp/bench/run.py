@@ -124,9 +124,37 @@ def run_manifest(
             "au_source": cfg.au_source,
             "deid": {"on": cfg.deid, "blur": cfg.blur} if cfg.deid else False,
             "asr": cfg.asr,
+            "tta": tta_protocol(cfg),
         },
         "frames": frames,
     }
+
+
+def tta_protocol(cfg: BenchConfig) -> dict[str, Any] | bool:
+    """How the run's CNN systems adapted on the test stream (False: they did not)."""
+    if cfg.tta == "none":
+        return False
+    return {
+        "method": cfg.tta,
+        "systems": [s.name for s in cfg.systems if s.backend == "cnn"],
+        "order": "sample order (the manifest's, after --limit/--shuffle), one sample per batch",
+        "resume": "replays the stream from the first sample (the adapted state is not saved)",
+        "before_after": "tta.json",
+    }
+
+
+def check_tta(cfg: BenchConfig) -> None:
+    """``--tta`` needs a CNN system to adapt and the local engine (its one process answers the
+    adapting systems in sample order; Ray's actors would each adapt a copy on part of the
+    stream)."""
+    if cfg.tta == "none":
+        return
+    if not any(s.backend == "cnn" for s in cfg.systems):
+        raise SovtpError(f"--tta {cfg.tta} adapts cnn:CKPT systems; this run has none")
+    if cfg.engine != "local":
+        raise SovtpError(
+            f"--tta {cfg.tta} adapts on the stream in sample order: use --engine local"
+        )
 
 
 def _public(system: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +236,7 @@ def run_bench(
     from sovtp.bench.config import identity_hash, run_identity
 
     cfg = resolve(cfg)
+    check_tta(cfg)
     labels = label_set(cfg)
     if not cfg.data.startswith("hf:"):  # gold outside the label set: refused, listed
         from sovtp.data.manifest import check_gold
@@ -244,6 +273,8 @@ def run_bench(
             run_manifest(cfg, labels, frames, caps)
             | {"identity": identity, "config_hash": identity_hash(identity)},
         )
+        if ctx is not None and (tta := ctx.tta_results()):
+            store.write_json("tta.json", {"complete": not stats.interrupted, "results": tta})
         c = store.counts()
         stats.rows, stats.errors = c["rows"], c["errors"]
         stats.transient_errors, stats.answered = c["transient_errors"], c["rows"] - c["errors"]

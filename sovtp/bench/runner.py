@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -69,6 +70,7 @@ class Item:
     error: str | None = None
     gallery_image: str | None = None
     response: Response | None = None  # answered while prepared (a trained predictor)
+    crops: Any = None  # a TTA system's face crops, answered later in sample order (main process)
 
 
 @dataclass
@@ -121,9 +123,12 @@ class Preparer:
         self.detector.__enter__()
         # the one prepare pipeline (the same chain as `sovtp query`), on this process's detector
         self.pipeline = Pipeline(prepare_options(cfg), detector=self.detector)
+        # cnn:CKPT systems: answered here, or (under --tta) only cropped here and answered by
+        # the parent in sample order (see Context.tta)
         self.predictors = {
             s.name: TrainedPredictor(s.options["ckpt"]) for s in cfg.systems if s.backend == "cnn"
         }
+        self.tta = cfg.tta != "none"
 
     def close(self) -> None:
         self.pipeline.close()
@@ -161,7 +166,11 @@ class Preparer:
             if it.error:
                 continue
             if it.system in self.predictors:
-                it.response = self.predictors[it.system].respond(it.key, clip, frames, it.face)
+                pr = self.predictors[it.system]
+                if self.tta:  # stateful: the parent answers in sample order
+                    it.crops = pr.crops(clip, frames, it.face)
+                else:
+                    it.response = pr.respond(it.key, clip, frames, it.face)
                 continue
             # a gallery sample is drawn in full for the report; otherwise the backend's budget
             budget = None if gallery else self.budgets[it.system]
@@ -196,44 +205,77 @@ class Preparer:
         return True
 
 
-def predictor_variant(ckpt: str) -> str:
-    """A trained predictor's variant: its checkpoint folder's name (no torch needed)."""
+def predictor_variant(ckpt: str, tta: str = "none") -> str:
+    """A trained predictor's variant: its checkpoint folder's name (no torch needed), and
+    ``+tta=<method>`` when it adapts on the test stream (as :class:`~sovtp.baselines.tta.
+    TtaPredictor` names it)."""
     p = Path(ckpt)
-    return (p.parent if p.suffix == ".pt" else p).name
+    name = (p.parent if p.suffix == ".pt" else p).name
+    return name if tta == "none" else f"{name}+tta={tta}"
 
 
 class TrainedPredictor:
     """A CNN baseline as a system of a run: the subject's aligned face crops, cut from the very
-    annotation the prompts use, through the model; clip = mean of frame logits.  Its answer is
-    a Response like a backend's (label, confidence, scores as JSON), so rows, CIs, McNemar and
-    the report treat it like any other system.  The model loads on first use (torch is imported
-    only by runs that have a CNN)."""
+    annotation the prompts use, through :func:`sovtp.baselines.predict.crops_prediction` (the
+    one crop → logits → Prediction path of every CNN system).  Its answer is a Response like a
+    backend's (label, confidence, scores as JSON), so rows, CIs, McNemar and the report treat
+    it like any other system.  The model loads on first use (torch is imported only by runs
+    that have a CNN).
 
-    def __init__(self, ckpt: str):
+    With ``tta`` (``bn``, ``tent``, ``fisher:K``) it adapts online across the samples it answers
+    and records the un-adapted logits beside (:class:`sovtp.baselines.tta.StreamRecord`):
+    stateful, so only the run's parent process answers with it, in sample order."""
+
+    def __init__(self, ckpt: str, tta: str = "none"):
         self.ckpt = ckpt
-        self._loaded = None
+        self.tta = tta
+        self._loaded: Any = None
+        self.stream: Any = None  # the StreamRecord under TTA
+
+    @property
+    def loaded(self) -> Any:
+        if self._loaded is None:
+            from sovtp.baselines.predict import load
+
+            self._loaded = load(self.ckpt)
+            if self.tta != "none":
+                from sovtp.baselines.tta import StreamRecord
+
+                self.stream = StreamRecord(self._loaded, self.tta)
+        return self._loaded
+
+    def crops(self, clip, frames, face: int | None) -> Any:
+        """The subject's face crops (N, S, S, 3) uint8 at the model's size."""
+        from sovtp.baselines.data import clip_crops
+
+        return clip_crops(clip, frames, self.loaded.size, subject=face)
 
     def respond(self, key: str, clip, frames, face: int | None) -> Response:
-        import json
+        return self.respond_crops(key, self.crops(clip, frames, face))
+
+    def respond_crops(
+        self, key: str, crops: Any, gold: str | None = None, sample_id: str = ""
+    ) -> Response:
+        """One clip's crops → its answer.  Under TTA this adapts the model (the next call sees
+        the change) and records the sample with its ``gold`` for the before/after scores."""
         import time
 
-        from sovtp.baselines.data import clip_crops
-        from sovtp.baselines.predict import crop_logits, load
+        from sovtp.baselines.predict import crops_prediction
 
         t0 = time.perf_counter()
-        if self._loaded is None:
-            self._loaded = load(self.ckpt)
-        m = self._loaded
-        crops = clip_crops(clip, frames, m.size, subject=face)
-        if len(crops) == 0:
-            return Response(query_id=key, backend="cnn", model=m.name, error="no face to crop")
-        import torch
+        m = self.loaded
+        step = None
+        if self.stream is not None:
+            rec = self.stream
 
-        x = torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous()
-        probs = torch.softmax(crop_logits(m, x).float().mean(0), -1).tolist()
-        scores = {lab: round(p, 6) for lab, p in zip(m.labels, probs, strict=True)}
-        label = max(scores, key=scores.__getitem__)
-        text = json.dumps({"label": label, "confidence": scores[label], "scores": scores})
+            def step(x: Any) -> Any:
+                return rec.step(x, gold, sample_id)
+
+        p = crops_prediction(m, crops, key, gold, "", logits_of=step)
+        if p.error or p.scores is None or p.label is None:
+            return Response(query_id=key, backend="cnn", model=m.name, error=p.error or "no label")
+        scores = {lab: round(v, 6) for lab, v in p.scores.items()}
+        text = json.dumps({"label": p.label, "confidence": scores[p.label], "scores": scores})
         return Response(
             query_id=key,
             backend="cnn",
@@ -242,6 +284,32 @@ class TrainedPredictor:
             latency_s=time.perf_counter() - t0,
             finish_reason="stop",
         )
+
+
+class InOrder:
+    """Releases each sample's stateful (TTA) items in the order the samples were read, whatever
+    order the preparation pool finishes them in: sample ``n`` waits until ``0 … n-1`` passed.
+
+    Why a reorder buffer and not a sequential run: the pool keeps annotating (the slow part) in
+    parallel and the vision-LLM systems keep streaming; only the cheap CNN step waits for its
+    turn.  ``done`` (a sample's back-pressure slot) is called when the sample passes, so held
+    samples count against the run's read-ahead and memory stays bounded."""
+
+    def __init__(self, release: Callable[[Item], None]):
+        self.release = release
+        self.next = 0
+        self.waiting: dict[int, tuple[list[Item], Callable[[], None]]] = {}
+
+    def put(self, n: int, items: list[Item], done: Callable[[], None] = lambda: None) -> None:
+        self.waiting[n] = (items, done)
+        while self.next in self.waiting:
+            its, cb = self.waiting.pop(self.next)
+            self.next += 1
+            try:
+                for it in its:
+                    self.release(it)
+            finally:
+                cb()
 
 
 def prepare_options(cfg: BenchConfig):
@@ -262,6 +330,8 @@ def prepare_options(cfg: BenchConfig):
         deid=cfg.deid,
         blur=cfg.blur,
         asr=cfg.asr,
+        # under de-identification, what leaves for a model is recorded in the run folder
+        outgoing=Path(cfg.out) / "outgoing" if cfg.deid else None,
     )
 
 
@@ -355,6 +425,14 @@ class Context:
         # trained predictors (cnn:CKPT): answered in the preparing process, from the same
         # annotation as the prompts, once per sample (not crossed with prompt variants)
         self.predictors = {s.name: s.options["ckpt"] for s in cfg.systems if s.backend == "cnn"}
+        # --tta: the CNN systems adapt on the stream, so this process answers them, in sample
+        # order (InOrder), from the crops the preparers cut; a resume replays them from the
+        # first sample (the adapted state is not saved), see ``needed``
+        self.tta: dict[str, TrainedPredictor] = (
+            {n: TrainedPredictor(ck, cfg.tta) for n, ck in self.predictors.items()}
+            if cfg.tta != "none"
+            else {}
+        )
         self._resolve_models()  # a server that is down fails here, before any detector opens
         self.flavour = {s.name: str(s.options.get("server", "")) for s in cfg.systems}
         self.gen = GenerationConfig(
@@ -393,6 +471,28 @@ class Context:
             self.cache.close()
 
     # -- which rows a sample still needs ------------------------------------------------------
+    def needed(self, it_key: str, system: str, done: set[str]) -> bool:
+        """Whether a row is (re)computed: not written yet, or a TTA system's — an adapting
+        model's answer depends on every sample before it, and a resumed run has lost that
+        state, so it replays the whole stream (its earlier rows are superseded, latest wins)."""
+        return system in self.tta or it_key not in done
+
+    def answer_tta(self, it: Item) -> Response:
+        """A TTA system's answer to one item (this process; call in sample order)."""
+        if it.error or it.crops is None:
+            return self.failed_row(it)
+        return self.tta[it.system].respond_crops(it.key, it.crops, it.gold, it.sample.id)
+
+    def tta_results(self) -> list[dict[str, Any]]:
+        """Before/after scores of each TTA system over the stream it answered (``tta.json``)."""
+        out = []
+        for name, pr in self.tta.items():
+            if pr.stream is None:  # never answered (nothing to do)
+                continue
+            out.append({"system": name, "variant": predictor_variant(pr.ckpt, pr.tta),
+                        "checkpoint": pr.ckpt, **pr.stream.result()})  # fmt: skip
+        return out
+
     def items_for(self, sample: Sample, done: set[str]) -> list[Item]:
         cfg = self.cfg
         faces: list[int | None] = sorted(sample.face_labels) or [None]
@@ -408,11 +508,13 @@ class Context:
                 facts["face_id"] = f
             for s in cfg.systems:
                 variants = (
-                    [predictor_variant(s.options["ckpt"])] if s.backend == "cnn" else self.specs
+                    [predictor_variant(s.options["ckpt"], cfg.tta)]
+                    if s.backend == "cnn"
+                    else self.specs
                 )
                 for v in variants:
                     k = row_key(sample.id, f, s.name, v)
-                    if k not in done:
+                    if self.needed(k, s.name, done):
                         it = Item(k, sample, f, s.name, v, gold, dict(facts))
                         if gold_of[f] and gold is None:
                             it.error = f"gold label {gold_of[f]!r} is not in the label set"
@@ -439,7 +541,7 @@ class Context:
         items = self.items_for(sample, done)
         if items:
             items = self.count(self.preparer().prepare(sample, items, self.in_gallery(sample)))
-        return [it for it in items if it.key not in done]
+        return [it for it in items if self.needed(it.key, it.system, done)]
 
     def count(self, p: Prepared) -> list[Item]:
         self.stats.annotations += p.annotated
@@ -466,8 +568,11 @@ class Context:
     # -- batch answers (the Ray engine) ---------------------------------------------------------
     def answer(self, items: list[Item], emit: Emit) -> None:
         by_system: dict[str, list[Item]] = {}
-        for it in items:
-            if it.response is not None:
+        for it in items:  # TTA systems: in the order given (one actor, samples in order)
+            if it.system in self.tta:
+                r = self.answer_tta(it)
+                emit(it, r, self.predict(it, r))
+            elif it.response is not None:
                 emit(it, it.response, self.predict(it, it.response))
             elif it.error or it.query is None:
                 r = self.failed_row(it)
@@ -610,14 +715,25 @@ async def stream(samples: Iterable[Sample], ctx: Context, done: set[str], emit: 
                     ctx.remember(it, r)
                     emit(it, r, ctx.predict(it, r))
 
-                async def handle(sample: Sample, items: list[Item], gallery: bool) -> None:
+                def release(it: Item) -> None:  # a TTA item, in sample order
+                    r = ctx.answer_tta(it)
+                    emit(it, r, ctx.predict(it, r))
+
+                order = InOrder(release) if ctx.tta else None
+
+                async def handle(n: int, sample: Sample, items: list[Item], gallery: bool) -> None:
+                    held: list[Item] = []  # TTA items: answered when sample n's turn comes
+                    prepared = False
                     try:
                         items = ctx.count(
                             await loop.run_in_executor(executor, prepare_fn, sample, items, gallery)
                         )
                         # --subject all: faces found by annotation whose rows exist already
-                        items = [it for it in items if it.key not in done]
+                        items = [it for it in items if ctx.needed(it.key, it.system, done)]
                         for it in items:
+                            if it.system in ctx.tta:
+                                held.append(it)
+                                continue
                             if it.response is not None:  # a trained predictor's answer
                                 r = it.response
                             elif it.error or it.query is None:
@@ -627,15 +743,23 @@ async def stream(samples: Iterable[Sample], ctx: Context, done: set[str], emit: 
                                 tg.create_task(ask(it))
                                 continue
                             emit(it, r, ctx.predict(it, r))
+                        prepared = True
                     finally:
-                        ahead.release()
+                        # its read-ahead slot frees when its turn is done (a run that is being
+                        # cancelled answers nothing more: a resume replays the TTA stream)
+                        if order is not None and prepared:
+                            order.put(n, held, ahead.release)
+                        else:
+                            ahead.release()
 
+                seq = 0
                 for sample in samples:
                     items = ctx.items_for(sample, done)
                     if not items:
                         continue
                     await ahead.acquire()
-                    tg.create_task(handle(sample, items, ctx.in_gallery(sample)))
+                    tg.create_task(handle(seq, sample, items, ctx.in_gallery(sample)))
+                    seq += 1
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 

@@ -125,6 +125,16 @@ UseTranscript = Annotated[
     bool,
     typer.Option("--transcript/--no-transcript", help="Word the samples' transcripts (if any)."),
 ]
+Tta = Annotated[
+    str,
+    typer.Option(
+        "--tta",
+        help="Test-time adaptation of the cnn:CKPT systems on the test stream, in sample order: "
+        "none | bn (BatchNorm statistics) | tent (entropy, norm affine parameters) | fisher:K "
+        "(the K parameters of largest Fisher information). Writes tta.json (F1 before/after, "
+        "parameters adapted); a --resume replays the stream from the first sample.",
+    ),
+]
 NoReport = Annotated[bool, typer.Option("--no-report", help="Skip writing report.*.")]
 NoCheck = Annotated[
     bool,
@@ -319,6 +329,7 @@ def bench_cmd(
     deid: Deid = False,
     blur: Blur = "all",
     asr: Asr = False,
+    tta: Tta = "none",
     no_check: NoCheck = False,
 ) -> None:
     """Score systems × prompt variants on a benchmark; writes a resumable run folder + report."""
@@ -331,7 +342,7 @@ def bench_cmd(
         max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
         no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
         temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
-        deid=deid, blur=blur, asr=asr, defaults=config is None,
+        deid=deid, blur=blur, asr=asr, tta=tta, defaults=config is None,
     )  # fmt: skip
     _precheck(given, no_check)
     run_and_exit(build_config(config, given), resume, retry_errors, no_report)
@@ -345,7 +356,7 @@ def _run_settings(
     root, backend, base_url, model, hf, system, server, concurrency, timeout, max_retries,
     workers, subject, transcript, sampling, max_faces, au_source, no_pose, no_cache,
     no_response_cache, limit, shuffle, seed, temperature, max_tokens, engine, tier_by, deid,
-    blur, asr, defaults: bool,
+    blur, asr, defaults: bool, tta: str = "none",
 ) -> dict[str, Any]:  # fmt: skip
     """The BenchConfig fields the options give.  Under --config only what differs from an
     option's default counts as given, so a rerun keeps the file's settings."""
@@ -369,7 +380,7 @@ def _run_settings(
         "max_tokens": (max_tokens, 1024),
         "engine": (engine, "local"), "timeout_s": (timeout, 120.0),
         "max_retries": (max_retries, 2), "deid": (deid, False), "blur": (blur, "all"),
-        "asr": (asr, False),
+        "asr": (asr, False), "tta": (tta, "none"),
     }  # fmt: skip
     for k, (v, default) in flags.items():
         d[k] = v if (defaults or v != default) else None

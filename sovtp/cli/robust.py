@@ -22,7 +22,15 @@ def robust_cmd(
     system: Annotated[
         str, typer.Option("--system", help="cnn:CHECKPOINT (a .pt file or a training folder).")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for robust.json/.svg.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for robust.json/.svg (default: SOURCE when it is a run folder, whose "
+            "report then shows the figure; the perturbed crops go to its robust/ subfolder).",
+        ),
+    ] = None,
     eps: Annotated[
         str, typer.Option(help="L-inf budgets in grey levels (1/255), comma-separated.")
     ] = "0,1,2,4,8",
@@ -51,6 +59,11 @@ def robust_cmd(
     figure of accuracy against eps (robust.svg) and the perturbed crops."""
     from sovtp.baselines.robust import parse_eps
 
+    into_run = run_folder(out if out is not None else Path(source))  # its report gets the figure
+    if out is None:
+        if into_run is None:
+            raise SovtpError("give --out FOLDER (SOURCE is not a run folder to write into)")
+        out = into_run
     backend, _, ckpt = system.partition(":")
     if backend != "cnn" or not ckpt:
         raise SovtpError(f"--system {system!r}: sovtp robust attacks a CNN checkpoint: cnn:PATH")
@@ -64,7 +77,8 @@ def robust_cmd(
     try:
         res = run_robust(source, ckpt, out, eps_list, attack, steps=steps, alpha=alpha,
                          split=split, fold=fold, evaluator=evaluator, limit=limit,
-                         batch_size=batch_size, device=device, seed=seed, frames=frames)  # fmt: skip
+                         batch_size=batch_size, device=device, seed=seed, frames=frames,
+                         files_dir=out / "robust" if into_run else None)  # fmt: skip
     except (ValueError, FileNotFoundError) as e:
         raise SovtpError(str(e)) from e
     for r in res["rows"]:
@@ -72,8 +86,27 @@ def robust_cmd(
         typer.echo(f"eps {r['eps']:g}: accuracy {acc if acc is None else f'{acc:.3f}'} "
                    f"(frames {r['frame_accuracy']:.3f}, L-inf {r['linf']})")  # fmt: skip
     typer.echo(f"{out / 'robust.json'} · {out / 'robust.svg'}")
+    if into_run is not None:
+        from sovtp.report.build import write_report
+
+        write_report(into_run, n_boot=run_n_boot(into_run))
+        typer.echo(f"{into_run / 'report.html'} (with the robustness figure)")
     for e, man in res.get("frames", {}).items():
         typer.echo(f"eps {e}: sovtp bench {man} ...  (frames written under {Path(man).parent})")
+
+
+def run_folder(p: Path) -> Path | None:
+    """``p`` when it is a bench run folder (its report can take the robustness section)."""
+    return p if p.is_dir() and (p / "predictions.jsonl").exists() else None
+
+
+def run_n_boot(run: Path) -> int:
+    """The run's own bootstrap size, so rewriting its report keeps its CIs as they were."""
+    import yaml
+
+    cfg = run / "config.yaml"
+    doc = (yaml.safe_load(cfg.read_text()) or {}) if cfg.exists() else {}
+    return int(doc.get("n_boot") or 1000)
 
 
 def flips_cmd(

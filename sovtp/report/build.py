@@ -78,6 +78,9 @@ def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
     reasoning = run / "reasoning.json"
     if reasoning.exists():
         rep["reasoning"] = json.loads(reasoning.read_text())
+    from sovtp.report.sections import collect
+
+    rep["sections"] = collect(run)  # tta.json, robust.json, pad.json, ... when present
     return rep
 
 
@@ -299,6 +302,13 @@ def markdown(rep: dict[str, Any]) -> str:
     if rep.get("reasoning"):
         out += ["", f"## Reasoning ({rep['reasoning'].get('method')})", ""]
         out += md_table(reasoning_table(rep["reasoning"]))
+    for sec in rep.get("sections") or []:
+        out += ["", f"## {sec['title']}"]
+        if sec.get("table"):
+            out += ["", *md_table(sec["table"])]
+        if sec.get("svg"):
+            out += ["", f"(figure: report.html, section “{sec['title']}”)"]
+        out += [f"\n> {n}" for n in sec.get("notes") or []]
     return "\n".join(out) + "\n"
 
 
@@ -359,6 +369,8 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
             f"<h2>Reasoning scores</h2><p>method: <b>{_esc(r.get('method'))}</b></p>"
             + html_table(reasoning_table(r))
         )
+    for sec in rep.get("sections") or []:
+        parts.append(section_html(sec))
     gal = list(iter_jsonl(run / "gallery.jsonl"))
     if gal:
         parts.append("<h2>Gallery</h2><div class='gallery'>")
@@ -387,6 +399,18 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
     body = "\n".join(parts)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>sovtp report</title>"
             f"<style>{CSS}</style></head><body>{body}<script>{CHECK}</script></body></html>")  # fmt: skip
+
+
+def section_html(sec: dict[str, Any]) -> str:
+    """A sidecar section (:mod:`sovtp.report.sections`): title, figure, table, notes.  The SVG
+    is our own matplotlib output (names in it are text, math parsing off); the rest escaped."""
+    html_parts = [f"<h2>{_esc(sec['title'])}</h2>"]
+    if sec.get("svg"):
+        html_parts.append(f"<div class='fig'>{sec['svg']}</div>")
+    if sec.get("table"):
+        html_parts.append(html_table(sec["table"]))
+    html_parts += [f"<p class='note'>{_esc(n)}</p>" for n in sec.get("notes") or []]
+    return "".join(html_parts)
 
 
 def write_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:

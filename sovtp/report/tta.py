@@ -20,16 +20,20 @@ def tta_section(
 ) -> dict[str, Any]:
     """``{"title", "level", "metric", "table": (header, rows)}`` — one row per method:
     the metric before (no adaptation) and after, their difference, accuracy before/after,
-    parameters adapted (scalar elements; BN statistics for ``bn``), tensors, frames seen."""
+    parameters adapted (scalar elements; BN statistics for ``bn``), tensors, frames seen.
+    Results that name their ``system`` (a run's ``tta.json``) get a system column first."""
     head = ["method", f"{metric} before", f"{metric} after", "delta", "accuracy before",
             "accuracy after", "params adapted", "of params", "tensors", "BN stats adapted",
             "frames", "updates"]  # fmt: skip
+    named = any("system" in r for r in results)
+    if named:
+        head = ["system", *head]
     rows = []
     for r in results:
         b = _get(r["before"], level, metric)
         a = _get(r["after"], level, metric)
         info = r.get("info", {})
-        rows.append([
+        rows.append([r.get("system", "")] * named + [
             r["method"], b, a, (a - b) if a is not None and b is not None else None,
             _get(r["before"], level, "accuracy"), _get(r["after"], level, "accuracy"),
             info.get("params_adapted"), info.get("params_total"), info.get("tensors_adapted"),
