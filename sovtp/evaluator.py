@@ -36,6 +36,9 @@ class TaskOptions(BaseModel):
 
     positive: str | None = None  # binary: the positive class (PAD: the attack); default first
     dev_split: str | None = None  # binary: the split whose EER point fixes the threshold
+    # binary with dev_split: the one split scored (default: the evaluator's split); rows of
+    # other splits (train) are neither scored nor used for the threshold
+    test_split: str | None = None
     iou: float = Field(0.5, gt=0, le=1)  # intervals: the IoU a spotted interval needs
     unit: Literal["frames", "seconds"] = "frames"  # intervals: inclusive frames or seconds
     # regression: the dimensions scored (manifest columns of gold values), the scale (a
@@ -107,8 +110,14 @@ class EvaluatorSpec(BaseModel):
             "task": self.task,
             "metrics": list(self.metrics),
             "headline": list(self.headline),
-            "options": self.task_options.model_dump(),
+            "options": self._task_options(),
         }
+
+    def _task_options(self) -> dict[str, Any]:
+        o = self.task_options.model_dump()
+        if o.get("dev_split") and not o.get("test_split") and self.split:
+            o["test_split"] = self.split  # a `--split all` run scores test rows only
+        return o
 
     def folds_of(self, samples: list[Any]) -> list[int]:
         """The fold of each sample under a ``cross_subject`` protocol (whole subjects per fold,

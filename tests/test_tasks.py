@@ -81,6 +81,9 @@ def test_summary_fixes_the_threshold_on_dev_and_applies_it_to_test():
     for i, (y, s) in enumerate(zip(dev_y, dev_s, strict=True)):
         rows.append({"sample_id": f"d{i}", "system": "m", "gold": ["bona_fide", "attack"][y],
                      "label": None, "scores": {"attack": s}, "split": "dev"})  # fmt: skip
+    for i, (y, s) in enumerate(zip(dev_y, [0.9, 0.9, 0.9, 0.9, 0.0, 0.0, 0.0, 0.0], strict=True)):
+        rows.append({"sample_id": f"tr{i}", "system": "m", "gold": ["bona_fide", "attack"][y],
+                     "label": None, "scores": {"attack": s}, "split": "train"})  # fmt: skip
     for i, (y, s, t) in enumerate(zip(PAD_Y, PAD_S, PAD_T, strict=True)):
         rows.append({"sample_id": f"t{i}", "system": "m", "gold": ["bona_fide", "attack"][y],
                      "label": ["bona_fide", "attack"][int(s >= 0.5)], "scores": {"attack": s},
@@ -88,10 +91,10 @@ def test_summary_fixes_the_threshold_on_dev_and_applies_it_to_test():
     out = summarise(
         rows, ["bona_fide", "attack"], task="binary", n_boot=100, tier_by=None,
         metrics=["acer", "hter", "bpcer20", "apcer", "bpcer", "macro_f1"], headline=["acer"],
-        options={"positive": "attack", "dev_split": "dev"},
+        options={"positive": "attack", "dev_split": "dev", "test_split": "test"},
     )  # fmt: skip
     (e,) = out["systems"]
-    assert e["n"] == 10  # dev rows fix the threshold, they are not scored
+    assert e["n"] == 10  # dev rows fix the threshold, they and the train rows are not scored
     assert e["binary"]["threshold"] == pytest.approx(0.55)
     assert e["metrics"]["acer"] == pytest.approx((2 / 3 + 1 / 4) / 2)
     assert e["metrics"]["hter"] == pytest.approx((1 / 3 + 1 / 4) / 2)
@@ -224,6 +227,7 @@ def test_registry_names_and_evaluator_declarations():
     assert bah.task == "binary" and bah.scoring()["options"]["positive"] == "ambivalence"
     pad = load_evaluator("pad")
     assert pad.scoring()["options"]["dev_split"] == "dev" and "acer" in pad.metrics
+    assert pad.scoring()["options"]["test_split"] == "test"  # `--split all`: test rows scored
     assert load_evaluator("casme2_spot").headline == ["spot_f1", "strs"]
     assert load_evaluator("dfew").metrics == ["war", "uar", "macro_f1", "weighted_f1"]
     with pytest.raises(SovtpError, match="unknown metric"):

@@ -235,6 +235,7 @@ def summarise(
     dims: list[str] = regression_options(opt)[0] if task == "regression" else []
     keep = keep + tuple(dims)
     dev_split = opt.get("dev_split") if task == "binary" else None
+    test_split = opt.get("test_split") if dev_split else None
     groups: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     dev: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
@@ -245,6 +246,8 @@ def summarise(
         slim = {k: r.get(k, (r.get("meta") or {}).get(k)) for k in keep}
         if tier_by and tier_by not in keep:
             slim[tier_by] = r.get(tier_by, (r.get("meta") or {}).get(tier_by))
+        if test_split and slim.get("split") not in (None, dev_split, test_split):
+            continue  # e.g. train rows of a `--split all` run: neither scored nor threshold
         # a re-run row of the same sample replaces the earlier one
         (dev if dev_split and slim.get("split") == dev_split else groups)[_key(r)][sid] = slim
     out: dict[str, Any] = {
