@@ -362,6 +362,9 @@ def test_speaker_audit_every_utterance_below_same_speaker_threshold(speech):
 @pytest.mark.slow
 @pytest.mark.skipif(not _has("faster_whisper"), reason="faster-whisper not installed")
 def test_words_survive_anonymisation(speech):
+    """Two male espeak voices, α 0.8: +9.3 WER points here (tiny.en).  Over six voices × four
+    sentences benchmarks/voice_privacy.py measures +18 points at α 0.8 — the ≤ 10 target holds
+    for these voices, not for every espeak voice."""
     from sovtp.deid.words import transcribe
 
     subset = speech[:6]
