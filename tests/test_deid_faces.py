@@ -193,3 +193,128 @@ def test_deid_media_video_and_image(tmp_path, finder, landmarker):
     info = deid_media(tmp_path / "a.png", tmp_path / "b.png", mode="pixelate")
     out = np.asarray(Image.open(tmp_path / "b.png"))
     assert info["regions_obscured"] == 1 and _faces(finder, landmarker, out) == []
+
+
+# -- the fast stream on H.264 (what `sovtp deid` writes) ------------------------------------------
+ENTER_N, ENTER_SIZE = 30, (320, 180)
+
+
+@pytest.fixture(scope="module")
+def entering_mp4(tmp_path_factory):
+    """A short H.264 clip: the astronaut's head enters from the left, moves, grows, leaves."""
+    from sovtp.deid.clips import entering_clip
+    from sovtp.media.sample import write_video
+
+    frames = entering_clip(ENTER_N, ENTER_SIZE)
+    path = write_video(tmp_path_factory.mktemp("enter") / "enter.mp4", frames, fps=25)
+    return path, frames
+
+
+@pytest.fixture(scope="module")
+def entering_out(entering_mp4, tmp_path_factory):
+    """``deid_media`` on that clip, decoded back: the frames that would leave the machine."""
+    from sovtp.deid.media import deid_media
+    from sovtp.media.video import load_frames
+
+    src, _ = entering_mp4
+    dst = tmp_path_factory.mktemp("enter_out") / "out.mp4"
+    info = deid_media(src, dst, voice=False)
+    return info, [f.image for f in load_frames(dst, "all")]
+
+
+def test_stream_output_has_no_detectable_face_in_any_decoded_frame(
+    finder, entering_mp4, entering_out
+):
+    """Every decoded output frame: MediaPipe (whole frame + tiles) and CenterFace find nothing,
+    though they do find the face in the raw clip (so the check can fail)."""
+    _, raw = entering_mp4
+    info, out = entering_out
+    assert len(out) == ENTER_N == info["video_frames"]
+    assert sum(bool(finder.find(r)) for r in raw) >= ENTER_N // 2
+    left = {i: [(d.source, round(d.score, 2)) for d in finder.find(o)] for i, o in enumerate(out)}
+    assert {i: v for i, v in left.items() if v} == {}
+
+
+def test_stream_changes_every_visible_face_including_entering_and_leaving(
+    finder, entering_mp4, entering_out
+):
+    """The face's known box changed in every frame that shows any of it — the frames where it
+    enters and leaves included, which no detector sees (the tracks carry the box there)."""
+    from sovtp.deid.clips import entering_faces
+
+    _, raw = entering_mp4
+    _, out = entering_out
+    boxes = entering_faces(ENTER_N, ENTER_SIZE)
+    edge = [i for i, b in enumerate(boxes) if b is not None and not finder.find(raw[i])]
+    assert edge, "the clip should have frames with a face no detector sees"
+    unchanged = []
+    for i, b in enumerate(boxes):
+        if b is None:
+            continue
+        x0, y0, x1, y1 = b
+        if np.abs(out[i][y0:y1, x0:x1].astype(int) - raw[i][y0:y1, x0:x1]).mean() < 3:
+            unchanged.append(i)
+    assert unchanged == []
+
+
+def test_blur_others_detects_each_frame_once(entering_mp4, tmp_path, monkeypatch):
+    """``blur="others"`` plans the subject and obscures from one detection pass (it used to
+    detect every frame twice): full scans counted through ``FaceFinder.find``."""
+    from sovtp.deid.faces import CENTERFACE_EVERY, FaceFinder
+    from sovtp.deid.media import deid_media
+
+    calls = []
+    real = FaceFinder.find
+
+    def counting(self, image, *a, **k):
+        calls.append(1)
+        return real(self, image, *a, **k)
+
+    monkeypatch.setattr(FaceFinder, "find", counting)
+    src, _ = entering_mp4
+    info = deid_media(src, tmp_path / "o.mp4", blur="others", voice=False)
+    assert info["video_frames"] == ENTER_N
+    assert len(calls) == -(-ENTER_N // CENTERFACE_EVERY)
+
+
+def _boxes_at_reference(seen: dict[int, tuple], pos: int, k: int):
+    """The quadratic reading of one track that the linear index replaced — interpolate between
+    detections up to 2k apart, else carry the nearest one within k — as (kind, box to cover)."""
+    if pos in seen:
+        return "seen", seen[pos]
+    before = [p for p in seen if pos - 2 * k <= p < pos]
+    after = [p for p in seen if pos < p <= pos + k]
+    a, b = (max(before) if before else None), (min(after) if after else None)
+    if a is not None and b is not None and b - a <= 2 * k:
+        f = (pos - a) / (b - a)
+        return "interp", tuple(np.array(seen[a]) + f * (np.array(seen[b]) - np.array(seen[a])))
+    if a is not None and pos - a <= k:
+        return "carry", seen[a]
+    if b is not None:
+        return "carry", seen[b]
+    return None
+
+
+def test_face_tracks_linear_index_matches_the_plain_reading():
+    from sovtp.deid.faces import Detection, FaceTracks
+
+    rng = np.random.default_rng(0)
+    tr = FaceTracks(bridge=3)
+    for p in range(300):
+        # one face drifting right, detected in 40 % of the frames
+        tr.add(p, [Detection((10.0 + p, 20.0, 60.0 + p, 80.0))] if rng.random() < 0.4 else [])
+    assert len(tr.tracks) > 1  # gaps longer than 2k+1 start new tracks
+    for pos in range(-5, 310):
+        got = sorted(tr.boxes_at(pos, (1000, 1000)), key=lambda g: g[1])
+        want = [
+            (t.tid, w)
+            for t in tr.tracks
+            if (w := _boxes_at_reference({q: d.box for q, d in t.seen.items()}, pos, 3))
+        ]
+        assert [g[1] for g in got] == [w[0] for w in want], pos
+        for (box, _tid, bridged), (_, (kind, ref)) in zip(got, want, strict=True):
+            assert bridged == (kind != "seen"), pos
+            if kind == "carry":  # held box unioned with its motion: covers the held box
+                assert box[0] <= ref[0] and box[2] >= ref[2], pos
+            else:
+                assert np.allclose(box, ref), pos

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -42,6 +43,19 @@ BLUR_WHO = ("all", "others")
 DILATE = 0.25  # each side moves out by this fraction of the box's size
 BRIDGE = 6  # frames a track's box is carried before / after its detections
 MEDIAPIPE_THRESHOLD = 0.4
+CENTERFACE_EVERY = 3  # a stream's full scans (CenterFace + MediaPipe tiles): every 3rd frame
+COARSE_SIDE = 320  # every other full scan runs CenterFace at this long side (see ``scan``)
+BLUR_SIGMA = 0.35  # the blur's sigma as a fraction of the (dilated) box's long side
+# Why the bottom grows more and the contrast is halved: a blurred face box sitting on the neck
+# and the collar below it read as a face to MediaPipe (0.3–0.44 on the astronaut clips after
+# JPEG, 20 of 60 frames ≥ 0.3); covering the neck (2.5 × the side dilation) and halving the
+# blurred patch's contrast around its mean left 3 (max 0.34).  Measured in benchmarks/deid_speed.
+DOWN = 2.5
+CONTRAST = 0.5
+# the re-check: MediaPipe's threshold there (a margin below the guard's, because H.264 moves a
+# borderline blob's score by a few hundredths), and the blur of each escalation round
+RECHECK_MP_THRESHOLD = MEDIAPIPE_THRESHOLD - 0.1
+ESCALATE = (0.5, 1.0, 2.0)  # sigma as a fraction of the hit's box, one per round
 
 Box = tuple[float, float, float, float]
 
@@ -101,12 +115,26 @@ class MediaPipeFaces:
             )
         )
 
-    def __call__(self, image: np.ndarray) -> list[Box]:
+    def __call__(
+        self, image: np.ndarray, tiles: bool = True, near: list[Box] | None = None
+    ) -> list[Box]:
+        """Face boxes over the whole frame and, with ``tiles``, its tiles — only those tiles
+        that hold the centre of a box in ``near`` when it is given (the re-check of obscured
+        regions)."""
         import mediapipe as mp
 
         h, w = image.shape[:2]
         boxes: list[Box] = []
-        for x0, y0, side in _tiles(w, h):
+        for x0, y0, side in _tiles(w, h) if tiles else [(0, 0, 0)]:
+            if (
+                side
+                and near is not None
+                and not any(
+                    x0 <= (b[0] + b[2]) / 2 < x0 + side and y0 <= (b[1] + b[3]) / 2 < y0 + side
+                    for b in near
+                )
+            ):
+                continue
             win = image[y0 : y0 + side, x0 : x0 + side] if side else image
             res = self._det.detect(
                 mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(win[..., :3]))
@@ -124,6 +152,8 @@ class MediaPipeFaces:
                         score,
                     )  # type: ignore[arg-type]
                 )
+        if len(boxes) < 2:
+            return boxes
         keep = nms(np.array([b[:4] for b in boxes]), np.array([b[4] for b in boxes]), 0.3)
         return [boxes[k] for k in keep]
 
@@ -158,25 +188,75 @@ class FaceFinder:
         # blob by a few hundredths of a score; its detector opens on first use only
         self._strict_mp = mediapipe
         self.mp_strict: MediaPipeFaces | None = None
+        self.mp_recheck: MediaPipeFaces | None = None
 
     def find(
-        self, image: np.ndarray, centerface: bool = True, strict: bool = False
+        self,
+        image: np.ndarray,
+        centerface: bool = True,
+        strict: bool = False,
+        *,
+        tiles: bool = True,
+        cf_side: int | None = None,
     ) -> list[Detection]:
         """Every face box both detectors see (``centerface=False`` skips the costlier one, for
-        the frames between its strided runs on a long video)."""
+        the frames between its strided runs on a long video; ``tiles=False`` runs MediaPipe on
+        the whole frame only; ``cf_side`` scans CenterFace at that long side instead of the
+        finder's ``max_side``)."""
         out: list[Detection] = []
         if self.cf is not None and centerface:
             thr = self.threshold - (0.1 if strict else 0.0)
-            out += [Detection(b[:4], b[4], "centerface") for b in self.cf(image, thr)]
+            out += [Detection(b[:4], b[4], "centerface") for b in self.cf(image, thr, cf_side)]
         if strict and self._strict_mp and self.mp_strict is None:
             self.mp_strict = MediaPipeFaces(threshold=MEDIAPIPE_THRESHOLD - 0.1)
         mp = self.mp_strict if strict else self.mp
         if mp is not None:
-            out += [Detection(b[:4], b[4], "mediapipe") for b in mp(image)]
+            out += [Detection(b[:4], b[4], "mediapipe") for b in mp(image, tiles)]
+        return out
+
+    def recheck(
+        self,
+        image: np.ndarray,
+        regions: list[Box],
+        centerface: bool = False,
+        cf_side: int = 320,
+        whole: bool = False,
+    ) -> list[Detection]:
+        """Faces the detectors see in or next to the obscured ``regions`` of ``image`` — the only
+        pixels that changed since detection, so the only place a new hit can appear (a blurred
+        head read as a face).  MediaPipe, at :data:`RECHECK_MP_THRESHOLD`, looks at the whole
+        frame (its 128-px letterbox is where a blob turns into a face) and at the tiles that
+        overlap a region.  CenterFace is off by default: on every blurred astronaut frame it
+        scored < 0.1 (its threshold is 0.3) while costing 3× MediaPipe; ``centerface=True``
+        runs it on the crop around the regions, long side at most ``cf_side``.  ``whole``:
+        MediaPipe looks at the whole frame even when nothing was obscured (a stream's frames
+        between full scans, where this look is the only one on the raw pixels)."""
+        if not regions and not whole:
+            return []
+        h, w = image.shape[:2]
+        out: list[Detection] = []
+        if self._strict_mp:
+            if self.mp_recheck is None:
+                self.mp_recheck = MediaPipeFaces(threshold=RECHECK_MP_THRESHOLD)
+            hits = self.mp_recheck(image, bool(regions), regions)
+            out += [Detection(b[:4], b[4], "mediapipe") for b in hits]
+        if self.cf is not None and centerface and regions:
+            u = np.array(regions)
+            x0, y0 = u[:, 0].min(), u[:, 1].min()
+            x1, y1 = u[:, 2].max(), u[:, 3].max()
+            pad = 0.25 * max(x1 - x0, y1 - y0)
+            x0, y0 = int(max(0, x0 - pad)), int(max(0, y0 - pad))
+            x1, y1 = int(min(w, x1 + pad)), int(min(h, y1 + pad))
+            if x1 - x0 >= 16 and y1 - y0 >= 16:
+                crop = image[y0:y1, x0:x1]
+                side = min(cf_side, self.cf.max_side * max(x1 - x0, y1 - y0) // max(w, h))
+                for b in self.cf(crop, self.threshold, max(32, side)):
+                    box = (b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0)
+                    out.append(Detection(box, b[4], "centerface"))
         return out
 
     def close(self) -> None:
-        for m in (self.mp, self.mp_strict):
+        for m in (self.mp, self.mp_strict, self.mp_recheck):
             if m is not None:
                 m.close()
 
@@ -236,10 +316,16 @@ def merge(dets: list[Detection], annotation: FrameAnnotation | None = None) -> l
 class _Track:
     tid: int
     seen: dict[int, Detection] = field(default_factory=dict)  # frame position → detection
+    pos: list[int] = field(default_factory=list)  # the keys of ``seen``, ascending
 
     @property
     def last(self) -> int:
-        return max(self.seen)
+        return self.pos[-1]
+
+    def put(self, p: int, d: Detection) -> None:
+        if p not in self.seen:
+            insort(self.pos, p)
+        self.seen[p] = d
 
 
 @dataclass
@@ -247,16 +333,22 @@ class FaceTracks:
     """Links each frame's detections into tracks and gives every frame its bridged boxes.
 
     ``boxes_at(j)`` reads detections up to ``j + bridge`` only, so a streaming caller can
-    finalise frame ``j`` once frame ``j + bridge`` is detected."""
+    finalise frame ``j`` once frame ``j + bridge`` is detected.  Linear in the clip: ``add``
+    matches against the tracks still alive (seen in the last ``2·bridge + 1`` frames) and files
+    each detection under the frames it can reach; ``boxes_at`` reads that index and bisects."""
 
     bridge: int = BRIDGE
     tracks: list[_Track] = field(default_factory=list)
     max_cost: float = 0.95
+    _live: list[_Track] = field(default_factory=list, repr=False)
+    _reach: dict[int, list[_Track]] = field(default_factory=dict, repr=False)
 
     def add(self, pos: int, dets: list[Detection]) -> None:
         from scipy.optimize import linear_sum_assignment
 
-        live = [t for t in self.tracks if pos - t.last <= 2 * self.bridge + 1]
+        k = self.bridge
+        self._live = [t for t in self._live if pos - t.last <= 2 * k + 1]
+        live = self._live
         assigned: dict[int, _Track] = {}
         if live and dets:
             cost = np.array([[_cost(t.seen[t.last].box, d.box) for d in dets] for t in live])
@@ -268,20 +360,26 @@ class FaceTracks:
             if t is None:
                 t = _Track(len(self.tracks) + 1)
                 self.tracks.append(t)
-            t.seen[pos] = d
+                self._live.append(t)
+            t.put(pos, d)
+            # a detection at p is read by boxes_at for positions p - k … p + 2k
+            for q in range(pos - k, pos + 2 * k + 1):
+                at = self._reach.setdefault(q, [])
+                if t not in at:
+                    at.append(t)
 
     def boxes_at(self, pos: int, size: tuple[int, int]) -> list[tuple[Box, int, bool]]:
         """(box, track, bridged) for every track present at ``pos`` (detected or bridged)."""
         w, h = size
         out = []
         k = self.bridge
-        for t in self.tracks:
+        for t in self._reach.get(pos, []):
             if pos in t.seen:
                 out.append((t.seen[pos].box, t.tid, False))
                 continue
-            before = [p for p in t.seen if pos - 2 * k <= p < pos]
-            after = [p for p in t.seen if pos < p <= pos + k]
-            a, b = (max(before) if before else None), (min(after) if after else None)
+            i = bisect_left(t.pos, pos)
+            a = t.pos[i - 1] if i > 0 and t.pos[i - 1] >= pos - 2 * k else None
+            b = t.pos[i] if i < len(t.pos) and t.pos[i] <= pos + k else None
             box = None
             if a is not None and b is not None and b - a <= 2 * k:
                 f = (pos - a) / (b - a)
@@ -297,6 +395,12 @@ class FaceTracks:
                     out.append((box, t.tid, True))
         return out
 
+    def forget_before(self, pos: int) -> None:
+        """Drop the per-frame index below ``pos`` (a stream's finished frames), so memory stays
+        bounded on a long video; the tracks themselves stay (``largest_track`` reads them)."""
+        for q in [q for q in self._reach if q < pos]:
+            del self._reach[q]
+
 
 def _cost(t: Box, d: Box) -> float:
     size = max(1.0, float(np.sqrt(max((t[2] - t[0]) * (t[3] - t[1]), 1.0))))
@@ -308,10 +412,15 @@ def _carry(t: _Track, p: int, pos: int) -> Box:
     """The box of detection ``p`` carried to ``pos``: held there, unioned with it moved along
     the track's velocity (from the nearest other detection, at most half a face per frame)."""
     held = np.array(t.seen[p].box)
-    others = sorted((q for q in t.seen if q != p), key=lambda q: abs(q - p))
+    i = bisect_left(t.pos, p)
+    near = [
+        q
+        for q in (t.pos[i - 1] if i > 0 else None, t.pos[i + 1] if i + 1 < len(t.pos) else None)
+        if q is not None
+    ]
     moved = held
-    if others:
-        q = others[0]
+    if near:
+        q = min(near, key=lambda q: abs(q - p))
         v = (held - np.array(t.seen[q].box)) / (p - q)
         size = max(held[2] - held[0], held[3] - held[1])
         v = np.clip(v, -0.5 * size, 0.5 * size)
@@ -333,11 +442,13 @@ def _clip(b, w: int, h: int) -> Box:
     )
 
 
-def dilate(box: Box, frac: float, w: int, h: int) -> Box:
-    """``box`` grown by ``frac`` of its width/height on each side, clipped to the frame."""
+def dilate(box: Box, frac: float, w: int, h: int, down: float | None = None) -> Box:
+    """``box`` grown by ``frac`` of its width/height on each side (``down`` of its height at
+    the bottom, when given), clipped to the frame."""
     bw, bh = box[2] - box[0], box[3] - box[1]
+    down = frac if down is None else down
     return _clip(
-        (box[0] - frac * bw, box[1] - frac * bh, box[2] + frac * bw, box[3] + frac * bh), w, h
+        (box[0] - frac * bw, box[1] - frac * bh, box[2] + frac * bw, box[3] + down * bh), w, h
     )
 
 
@@ -370,15 +481,18 @@ def regions_at(
 ) -> list[Region]:
     w, h = size
     return [
-        Region(dilate(b, frac, w, h), tid, tid in keep, bridged)
+        Region(dilate(b, frac, w, h, DOWN * frac), tid, tid in keep, bridged)
         for b, tid, bridged in tracks.boxes_at(pos, size)
     ]
 
 
 # -- obscuring ---------------------------------------------------------------------------------
-def obscure(image: np.ndarray, regions: Iterable[Region], mode: str = "blur") -> np.ndarray:
+def obscure(
+    image: np.ndarray, regions: Iterable[Region], mode: str = "blur", strength: float = 1.0
+) -> np.ndarray:
     """A copy of ``image`` with every non-kept region blurred or pixelated.  Kept regions are
-    restored afterwards, so a bystander's blur that overlaps the subject does not touch them."""
+    restored afterwards, so a bystander's blur that overlaps the subject does not touch them.
+    ``strength`` scales the blur's sigma (the re-check's escalation)."""
     import cv2
 
     if mode not in MODES:
@@ -406,8 +520,10 @@ def obscure(image: np.ndarray, regions: Iterable[Region], mode: str = "blur") ->
             roi = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
             sigma = size / 16.0
         else:
-            sigma = size / 4.0
-        out[y0:y1, x0:x1] = _gauss(roi, sigma)
+            sigma = size * BLUR_SIGMA * strength
+        patch = _gauss(roi, sigma).astype(np.float32)
+        mean = patch.reshape(-1, 3).mean(0)
+        out[y0:y1, x0:x1] = np.clip(mean + CONTRAST * (patch - mean), 0, 255).astype(np.uint8)
     for r in regions:
         if r.kept:
             x0, y0 = max(0, int(r.box[0])), max(0, int(r.box[1]))
@@ -463,7 +579,7 @@ def deidentify_frames(
         out = []
         for i, fr in enumerate(frames):
             regs = regions_at(tracks, i, fr.size, kept, frac)
-            img, regs = obscure_checked(fr.image, regs, mode, finder, recheck, frac)
+            img, regs = obscure_checked(fr.image, regs, mode, finder, recheck, frac, local=True)
             if report is not None:
                 report.append(regs)
             out.append(replace(fr, image=img))
@@ -482,27 +598,38 @@ def obscure_checked(
     frac: float = DILATE,
     centerface: bool = True,
     strict: bool = False,
+    *,
+    local: bool = False,
+    whole: bool = False,
 ) -> tuple[np.ndarray, list[Region]]:
     """:func:`obscure`, then look again: whatever either detector still calls a face (outside
     a kept face) is obscured too, up to ``rounds`` times.  Why: a blurred face above a dark
     collar can read as a face one notch lower (seen with MediaPipe on the astronaut's suit);
     the outgoing image must pass the same detectors the guard uses.  ``strict`` re-checks with
     both thresholds 0.1 lower (off by default: on the blurred astronaut suit it chased
-    MediaPipe false alarms and left more of them, measured in ``deid_faces_speed``)."""
+    MediaPipe false alarms and left more of them).  ``local`` looks only where pixels changed
+    (:meth:`FaceFinder.recheck`): the stream's fast path, whose detectors already saw the rest
+    of the frame as it is; ``whole`` adds the first round's whole-frame look even with nothing
+    obscured (a frame no scan saw)."""
     out = obscure(image, regions, mode)
     regions = list(regions)
     kept = [r.box for r in regions if r.kept]
     h, w = out.shape[:2]
-    for _ in range(rounds):
-        hits = [
-            d
-            for d in finder.find(out, centerface=centerface, strict=strict)
-            if not any(_centre_inside(d.box, k) for k in kept)
-        ]
+    for rnd in range(rounds):
+        if local:
+            found = finder.recheck(
+                out, [r.box for r in regions if not r.kept], whole=whole and rnd == 0
+            )
+        else:
+            found = finder.find(out, centerface=centerface, strict=strict)
+        hits = [d for d in found if not any(_centre_inside(d.box, k) for k in kept)]
         if not hits:
             break
-        new = [Region(dilate(d.box, frac, w, h), -1) for d in hits]
-        out = obscure(out, new, mode)
+        # a hit (a blurred head still read as a face, a face the tracks missed): blur its box,
+        # grown, harder each round — sigma ½ then 1 then 2 × the box; at ½ no MediaPipe hit
+        # ≥ 0.3 was left on the astronaut clips where sigma ¼ left a dozen (measured)
+        new = [Region(dilate(d.box, frac, w, h, DOWN * frac), -1) for d in hits]
+        out = obscure(out, new, "blur", ESCALATE[min(rnd, len(ESCALATE) - 1)] / BLUR_SIGMA)
         regions += new
     return out, regions
 
@@ -510,6 +637,24 @@ def obscure_checked(
 def _centre_inside(box: Box, outer: Box) -> bool:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     return outer[0] <= cx <= outer[2] and outer[1] <= cy <= outer[3]
+
+
+def scan(
+    finder: FaceFinder, image: np.ndarray, i: int, every: int = 1, coarse: int | None = COARSE_SIDE
+) -> list[Detection]:
+    """Frame ``i``'s detections on a stream's schedule.  Every ``every``-th frame is a full scan:
+    MediaPipe over the frame and its tiles, and CenterFace — at the finder's ``max_side`` on
+    every other full scan and at ``coarse`` (long side) on the ones between (``None``: always
+    ``max_side``).  The frames between get nothing here: the tracks carry the scans' faces
+    across them, and the re-check's whole-frame MediaPipe look (threshold 0.3) obscures any
+    face it still sees.  Why coarse: CenterFace at 640 costs ~55 ms a frame on one core, at 320
+    ~14 ms and still finds faces from ~30 px; full resolution every ``2·every`` frames keeps
+    the faces of ~15 px."""
+    every = max(1, every)
+    if i % every:
+        return []
+    side = coarse if coarse and (i // every) % 2 else None
+    return merge(finder.find(image, cf_side=side))
 
 
 def deidentify_stream(
@@ -521,44 +666,73 @@ def deidentify_stream(
     frac: float = DILATE,
     keep_tracks: set[int] | None = None,
     centerface_every: int = 1,
-    recheck: int = 1,
+    recheck: int = 2,
     stats: dict | None = None,
+    detections: list[list[Detection]] | None = None,
 ) -> Iterator[np.ndarray]:
     """A clip's frames in, the same frames obscured out, in order, holding at most
     ``bridge + 1`` frames: frame ``j`` leaves once frame ``j + bridge`` has been detected, which
     is all the look-ahead :meth:`FaceTracks.boxes_at` reads.  ``keep_tracks`` are *our* track
-    IDs (see :func:`plan_subject`), e.g. the subject for ``--blur others``.  CenterFace runs on
-    every ``centerface_every``-th frame (MediaPipe on all): keep it ≤ ``bridge`` so its tracks are
-    carried across the frames it skips.  ``recheck`` rounds look at each obscured frame again
-    (MediaPipe only on the frames CenterFace skips)."""
+    IDs (see :func:`plan_subject`), e.g. the subject for ``--blur others``.  Frames are scanned
+    by :func:`scan` (full scans every ``centerface_every``-th frame: keep it ≤ ``bridge`` so
+    their tracks are carried across the frames between).  ``recheck`` rounds look again where
+    each frame was obscured (:meth:`FaceFinder.recheck`).  ``detections``, when given (one list
+    per frame, from :func:`plan_detections`), are used instead of detecting again."""
     if centerface_every > max(1, bridge):
         raise ValueError("centerface_every must not exceed bridge (its faces would flicker)")
     from collections import deque
 
     tracks = FaceTracks(bridge=bridge)
     keep = keep_tracks or set()
+    every = max(1, centerface_every)
     buf: deque[tuple[int, np.ndarray]] = deque()
-    n_regions = 0
+    n_regions = n_rechecked = 0
 
     def emit() -> np.ndarray:
-        nonlocal n_regions
+        nonlocal n_regions, n_rechecked
         j, img = buf.popleft()
         regs = regions_at(tracks, j, (img.shape[1], img.shape[0]), keep, frac)
+        n0 = len(regs)
         out, regs = obscure_checked(
-            img, regs, mode, finder, recheck, frac, centerface=j % centerface_every == 0
+            img, regs, mode, finder, max(1, recheck), frac, local=True, whole=j % every != 0
         )
         n_regions += sum(not r.kept for r in regs)
+        n_rechecked += len(regs) - n0
+        tracks.forget_before(j)
         return out
 
     for i, img in enumerate(images):
-        tracks.add(i, merge(finder.find(img, centerface=i % centerface_every == 0)))
+        if detections is not None and i < len(detections):
+            dets = detections[i]
+        else:
+            dets = scan(finder, img, i, centerface_every)
+        tracks.add(i, dets)
         buf.append((i, img))
         if len(buf) > bridge:
             yield emit()
     while buf:
         yield emit()
     if stats is not None:
-        stats.update(tracks=len(tracks.tracks), regions=n_regions)
+        stats.update(tracks=len(tracks.tracks), regions=n_regions, rechecked=n_rechecked)
+
+
+def plan_detections(
+    images: Iterable[np.ndarray],
+    finder: FaceFinder,
+    bridge: int = BRIDGE,
+    centerface_every: int = 1,
+) -> tuple[int | None, list[list[Detection]]]:
+    """A first pass over a clip (``--blur others``): our track ID of its subject (the largest
+    summed face area) and each frame's detections, which the second pass
+    (:func:`deidentify_stream` ``detections=``) reuses instead of detecting again — the same
+    detections in the same order give the same track IDs."""
+    tracks = FaceTracks(bridge=bridge)
+    dets = []
+    for i, img in enumerate(images):
+        d = scan(finder, img, i, centerface_every)
+        dets.append(d)
+        tracks.add(i, d)
+    return largest_track(tracks), dets
 
 
 def plan_subject(
@@ -567,9 +741,5 @@ def plan_subject(
     bridge: int = BRIDGE,
     centerface_every: int = 1,
 ) -> int | None:
-    """Our track ID of a clip's subject (largest summed face area), from a first pass over its
-    frames; the same detections in the same order give the same IDs in the second pass."""
-    tracks = FaceTracks(bridge=bridge)
-    for i, img in enumerate(images):
-        tracks.add(i, merge(finder.find(img, centerface=i % centerface_every == 0)))
-    return largest_track(tracks)
+    """Our track ID of a clip's subject (see :func:`plan_detections`)."""
+    return plan_detections(images, finder, bridge, centerface_every)[0]

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from sovtp.deid.faces import BLUR_WHO, BRIDGE, MODES, FaceFinder, deidentify_frames
+from sovtp.deid.faces import (
+    BLUR_WHO,
+    BRIDGE,
+    CENTERFACE_EVERY,
+    MODES,
+    FaceFinder,
+    deidentify_frames,
+)
 from sovtp.errors import MediaError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -43,12 +50,15 @@ def deid_media(
     alpha: float | tuple[float, float] = 0.8,
     seed: int | str | None = 0,
     bridge: int = BRIDGE,
-    centerface_every: int = 1,
+    centerface_every: int = CENTERFACE_EVERY,
     max_side: int = 640,
     crf: int = 20,
+    recheck: int = 2,
 ) -> dict[str, Any]:
     """Write a de-identified copy of ``src`` to ``dst``; returns what was done (frames, faces,
-    audio treatment, seconds).  ``voice=False`` keeps the audio as it is (re-encoded) — the
+    audio treatment, seconds).  ``centerface_every``: the full scans' stride (see
+    :func:`sovtp.deid.faces.scan`); ``recheck``: rounds of looking again where a frame was
+    obscured.  ``voice=False`` keeps the audio as it is (re-encoded) — the
     report says so, because that audio still identifies the speaker."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
@@ -71,10 +81,12 @@ def deid_media(
     stats: dict[str, Any] = {}
     with FaceFinder(max_side=max_side) as finder:
         keep: set[int] = set()
+        dets = None
         if blur == "others" and _has_video(src):
-            from sovtp.deid.faces import plan_subject
+            from sovtp.deid.faces import plan_detections
 
-            subject = plan_subject(_decode_all(src), finder, bridge, centerface_every)
+            # one detection pass: the second (obscuring) pass reuses these detections
+            subject, dets = plan_detections(_decode_all(src), finder, bridge, centerface_every)
             keep = {subject} if subject is not None else set()
 
         def frames_fn(frames):
@@ -85,7 +97,9 @@ def deid_media(
                 bridge=bridge,
                 keep_tracks=keep,
                 centerface_every=centerface_every,
+                recheck=recheck,
                 stats=stats,
+                detections=dets,
             )
 
         info = write_media(src, dst, video_frames_fn=frames_fn, audio_fn=audio_fn, crf=crf)
@@ -95,6 +109,7 @@ def deid_media(
         "blur": blur,
         "face_tracks": stats.get("tracks", 0),
         "regions_obscured": stats.get("regions", 0),
+        "regions_rechecked": stats.get("rechecked", 0),
         "audio": audio_note if info.get("audio_s") else "no audio track",
         "seconds": round(time.perf_counter() - t0, 3),
     }

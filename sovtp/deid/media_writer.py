@@ -127,6 +127,7 @@ def write_media(
         return encode_media(dst, samples=samples, rate=rate, channels=channels)
     with av.open(str(src)) as inp:
         vin = inp.streams.video[0]
+        vin.thread_type = "AUTO"  # FFmpeg's own threads decode while the faces stage works
         tb = vin.time_base or Fraction(1, 90000)
         start = vin.start_time or 0
 
