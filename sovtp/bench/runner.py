@@ -20,6 +20,12 @@ and at most ``pending`` queries are queued or on the wire.
 Every answer is written (and flushed) the moment it arrives, so ``kill -9`` loses only the
 requests in flight; ``--resume`` skips the keys already in ``predictions.jsonl``.  A sample that
 fails (unreadable media, no such face) gets rows with its error, and the run goes on.
+
+``--tta`` (test-time adaptation of the ``cnn:CKPT`` systems) is stateful: the workers only cut
+the face crops, and this process answers the adapting systems through :class:`InOrder`, in the
+order the samples were read, while annotation and the other systems stay parallel.  The adapted
+state is not saved, so ``--resume`` replays those systems from the first sample
+(:meth:`Context.needed`).
 """
 
 from __future__ import annotations
