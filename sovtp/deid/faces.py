@@ -362,8 +362,9 @@ class FaceTracks:
                 self.tracks.append(t)
                 self._live.append(t)
             t.put(pos, d)
-            # a detection at p is read by boxes_at for positions p - k … p + 2k
-            for q in range(pos - k, pos + 2 * k + 1):
+            # a detection at p is read by boxes_at for positions p - k … p + k (interpolation
+            # needs the later detection within k, a carry its detection within k)
+            for q in range(pos - k, pos + k + 1):
                 at = self._reach.setdefault(q, [])
                 if t not in at:
                     at.append(t)
