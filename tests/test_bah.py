@@ -268,6 +268,13 @@ def test_bah_section_scores_frames_like_sklearn_and_never_counts_invalid(tmp_pat
     assert fr2["ap_sklearn"] == pytest.approx(ap_skb) and fr2["ap"] == pytest.approx(ap_relb)
     assert rows[1][HEADER.index("invalid rate")] == pytest.approx(0.25)
     assert rows[0][HEADER.index("frame AVGF1")] == pytest.approx(f1.mean(), abs=1e-4)
+    # the run's report carries the section (report.md and report.json)
+    from sovtp.report.build import write_report
+
+    run = tmp_path / "run"
+    rep = write_report(run, n_boot=20)
+    assert any(x["name"] == "bah" for x in rep["sections"])
+    assert "frame AVGF1" in (run / "report.md").read_text()
 
 
 def test_bah_section_without_frame_labels_says_so(tmp_path):

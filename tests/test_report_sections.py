@@ -133,8 +133,8 @@ def test_renderers_are_lazy_missing_ones_skipped_failing_ones_a_note(run, monkey
     # the registry names the other engineers' renderers by module path, imported only on use
     by_name = {s.name: s for s in REGISTRY}
     assert by_name["privacy"].renderer == "sovtp.report.privacy:privacy_section"
-    assert by_name["bah_frames"].renderer == "sovtp.report.bah:bah_section"
-    assert "bah_frames.json" in by_name["bah_frames"].files
+    assert by_name["bah"].renderer == "sovtp.report.bah:bah_section"
+    assert "config.yaml" in by_name["bah"].files  # asked of every run; None unless BAH
     # a section another module registers shows in the report like the built-in ones
     monkeypatch.setattr("sovtp.report.sections.REGISTRY", [*REGISTRY, SectionSpec(
         "extra", ("a.json",), "tests.test_report_sections:_extra")])  # fmt: skip

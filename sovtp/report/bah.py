@@ -128,6 +128,8 @@ def bah_section(run: Path) -> dict[str, Any] | None:
     run = Path(run)
     cfg_p = run / "config.yaml"
     cfg = (yaml.safe_load(cfg_p.read_text()) if cfg_p.exists() else None) or {}
+    if cfg.get("evaluator") not in (None, "bah"):
+        return None  # another evaluator's run: not read at all (every report asks)
     rows = [r for r in _latest(iter_jsonl(run / "predictions.jsonl")) if r.get("gold") is not None]
     if not rows or not _is_bah(cfg, rows):
         return None

@@ -42,7 +42,8 @@ REGISTRY: list[SectionSpec] = [
     SectionSpec(
         "privacy", ("privacy.json", "outgoing/index.jsonl"), "sovtp.report.privacy:privacy_section"
     ),
-    SectionSpec("bah_frames", ("bah_frames.json",), "sovtp.report.bah:bah_section"),
+    # BAH's video- and frame-level AVGF1/AP: asked of every run, None unless it is a BAH run
+    SectionSpec("bah", ("config.yaml",), "sovtp.report.bah:bah_section"),
 ]
 
 
