@@ -329,3 +329,17 @@ def test_evaluator_refuses_a_split_or_fold_the_benchmark_does_not_have(tmp_path)
                 data=f"dfew:{tmp_path}", evaluator="dfew", split="dev", out=str(tmp_path / "r")
             )
         )
+
+
+def test_fields_added_later_leave_an_older_runs_identity_unchanged(tmp_path):
+    """A run folder made before --tta/--hands existed still resumes: at their defaults those
+    fields are not part of the identity; set, they are (a changed setting is refused)."""
+    from sovtp.bench.config import LATER_FIELDS, run_identity
+    from sovtp.labels import load_label_set
+
+    ls = load_label_set("basic7")
+    base = BenchConfig(data=str(tmp_path / "m.csv"), out=str(tmp_path / "r"))
+    settings = run_identity(base, ls)["settings"]
+    assert not set(LATER_FIELDS) & set(settings)
+    on = run_identity(base.model_copy(update={"hands": True}), ls)
+    assert on["settings"]["hands"] is True and on["detector"]["hands"] is True

@@ -277,3 +277,28 @@ def test_valence_regression_end_to_end_through_the_summary(tmp_path):
     ci = by["cnn"]["ci"]["ccc_valence"]
     assert ci["low"] <= c["ccc_valence"] <= ci["high"]
     assert summ["comparisons"] and "ccc_valence" in summ["comparisons"][0]["delta"]
+
+
+def test_bench_words_a_manifest_physio_recording_in_the_prompt(tmp_path, pan_mp4):
+    """`sovtp bench` on a manifest with a physio column: the sample's PPG, windowed to its clip,
+    reaches the prompt as words (heart rate), and the run's detector config is unchanged."""
+    import json
+
+    from sovtp.bench.config import BenchConfig
+    from sovtp.bench.run import run_bench
+    from sovtp.jsonl import iter_jsonl
+
+    _sine_ppg(tmp_path / "p1.csv", ((0.0, 20.0, 84.0),))
+    (tmp_path / "m.csv").write_text(
+        f"id,media,label,physio,start_s,end_s\nc1,{pan_mp4},happy,p1.csv,0,3\n"
+    )
+    cfg = BenchConfig(data=str(tmp_path / "m.csv"), labels="basic7", variants=["sovtp/full"],
+                      sampling="uniform:2", out=str(tmp_path / "run"), n_boot=20)  # fmt: skip
+    run, _ = run_bench(cfg, report=False)
+    (g,) = list(iter_jsonl(run / "gallery.jsonl"))
+    import re
+
+    m = re.search(r"Physiology \(measured by sensors\): heart rate (\d+) bpm", g["prompt"])
+    assert m and abs(int(m.group(1)) - 84) <= 2  # a 3 s clip (+2 s pad each side) of 84 bpm
+    man = json.loads((run / "manifest.json").read_text())
+    assert man["protocol"]["hands"] is False

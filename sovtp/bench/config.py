@@ -89,6 +89,7 @@ class BenchConfig(BaseModel):
     deid: bool = False  # de-identify before anything reaches a model
     blur: str = "all"  # under deid: all | others
     asr: bool = False  # transcribe samples that have no transcript (faster-whisper)
+    hands: bool = False  # MediaPipe hands: NFBL cues (self-touch, fidgeting)
     # test-time adaptation of the cnn:CKPT systems on the test stream, in sample order:
     # none | bn | tent | fisher:K (sovtp.baselines.tta); the run also writes tta.json
     tta: str = "none"
@@ -149,6 +150,9 @@ COSMETIC_FIELDS = frozenset(
      "base_variant"}
 )  # fmt: skip
 DATA_FIELDS = ("data", "root", "split", "fold", "limit", "shuffle", "seed", "adapter_options")
+# fields added after runs were made: at their default they are left out of the identity, so an
+# older run folder (whose identity never had them) still resumes
+LATER_FIELDS: dict[str, Any] = {"tta": "none", "hands": False}
 
 
 def run_identity(
@@ -173,12 +177,15 @@ def run_identity(
     rest = {
         k: v
         for k, v in cfg.model_dump().items()
-        if k not in COSMETIC_FIELDS and k not in DATA_FIELDS and k not in ("variants", "systems")
+        if k not in COSMETIC_FIELDS
+        and k not in DATA_FIELDS
+        and k not in ("variants", "systems")
+        and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
     }
     return {
         "data": data_identity(cfg),
         "labels": {"name": labels.name, "labels": list(labels.labels)},
-        "detector": DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose).key(),
+        "detector": DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose, hands=cfg.hands).key(),
         "prompts": {sp.id: sp.hash for sp in map(load_spec, cfg.variants)},
         "systems": systems,
         "settings": rest,

@@ -106,7 +106,7 @@ def run_manifest(
         "variants": [sp.id for sp in specs],
         "prompts": {sp.id: {"hash": sp.hash, "template": sp.template} for sp in specs},
         "labels": {"name": labels.name, "labels": labels.labels},
-        "detector": DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose).key(),
+        "detector": DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose, hands=cfg.hands).key(),
         "sampling": cfg.sampling,
         "seeds": {"shuffle": cfg.seed, "generation": cfg.gen_seed, "bootstrap": 0},
         # what each system could take in (images per prompt, whether it reads the prompt): the
@@ -124,6 +124,7 @@ def run_manifest(
             "au_source": cfg.au_source,
             "deid": {"on": cfg.deid, "blur": cfg.blur} if cfg.deid else False,
             "asr": cfg.asr,
+            "hands": cfg.hands,
             "tta": tta_protocol(cfg),
         },
         "frames": frames,

@@ -125,7 +125,9 @@ class Preparer:
         self.gallery_dir = gallery_dir
         # by spec ID (cfg.variants may name a spec by ID or by YAML path, as grids do)
         self.specs: dict[str, PromptSpec] = {sp.id: sp for sp in map(load_spec, cfg.variants)}
-        self.detector = MediaPipeAnnotator(DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose))
+        self.detector = MediaPipeAnnotator(
+            DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose, hands=cfg.hands)
+        )
         self.detector.__enter__()
         # the one prepare pipeline (the same chain as `sovtp query`), on this process's detector
         self.pipeline = Pipeline(prepare_options(cfg), detector=self.detector)
@@ -158,7 +160,11 @@ class Preparer:
         if sample.error:  # refused when read (a path leaving the dataset root, ...)
             raise ManifestError(sample.error)
         clip, frames = self.pipeline.annotate(
-            sample.media, sampling_for(sample, self.cfg.sampling), audio=sample.audio
+            sample.media,
+            sampling_for(sample, self.cfg.sampling),
+            audio=sample.audio,
+            sample=sample,  # its physio recording (a manifest column), worded as cues
+            root=data_root(self.cfg),
         )
         n_faces = len(clip.track_ids)
         indices = [fa.index for fa in clip.frames]
@@ -318,6 +324,15 @@ class InOrder:
                 cb()
 
 
+def data_root(cfg: BenchConfig) -> Path | None:
+    """Where a sample's relative side files (a ``physio`` CSV) live: ``--root``, else the
+    manifest's folder (adapters give absolute paths)."""
+    if cfg.root:
+        return Path(cfg.root)
+    p = Path(str(cfg.data or ""))
+    return p.parent if p.suffix.lower() in (".csv", ".jsonl", ".json", ".tsv") else None
+
+
 def prepare_options(cfg: BenchConfig):
     """The prepare pipeline's options from a run's config (one meaning for every knob)."""
     from sovtp.prepare import PrepareOptions
@@ -336,6 +351,7 @@ def prepare_options(cfg: BenchConfig):
         deid=cfg.deid,
         blur=cfg.blur,
         asr=cfg.asr,
+        hands=cfg.hands,
         # under de-identification, what leaves for a model is recorded in the run folder
         outgoing=Path(cfg.out) / "outgoing" if cfg.deid else None,
     )

@@ -20,6 +20,7 @@ from sovtp.cli.options import (
     BackendName,
     Blur,
     Deid,
+    Hands,
     Hf,
     LabelOrder,
     MaxFaces,
@@ -329,6 +330,7 @@ def bench_cmd(
     deid: Deid = False,
     blur: Blur = "all",
     asr: Asr = False,
+    hands: Hands = False,
     tta: Tta = "none",
     no_check: NoCheck = False,
 ) -> None:
@@ -342,7 +344,7 @@ def bench_cmd(
         max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
         no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
         temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
-        deid=deid, blur=blur, asr=asr, tta=tta, defaults=config is None,
+        deid=deid, blur=blur, asr=asr, hands=hands, tta=tta, defaults=config is None,
     )  # fmt: skip
     _precheck(given, no_check)
     run_and_exit(build_config(config, given), resume, retry_errors, no_report)
@@ -356,7 +358,7 @@ def _run_settings(
     root, backend, base_url, model, hf, system, server, concurrency, timeout, max_retries,
     workers, subject, transcript, sampling, max_faces, au_source, no_pose, no_cache,
     no_response_cache, limit, shuffle, seed, temperature, max_tokens, engine, tier_by, deid,
-    blur, asr, defaults: bool, tta: str = "none",
+    blur, asr, defaults: bool, tta: str = "none", hands: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """The BenchConfig fields the options give.  Under --config only what differs from an
     option's default counts as given, so a rerun keeps the file's settings."""
@@ -380,7 +382,7 @@ def _run_settings(
         "max_tokens": (max_tokens, 1024),
         "engine": (engine, "local"), "timeout_s": (timeout, 120.0),
         "max_retries": (max_retries, 2), "deid": (deid, False), "blur": (blur, "all"),
-        "asr": (asr, False), "tta": (tta, "none"),
+        "asr": (asr, False), "tta": (tta, "none"), "hands": (hands, False),
     }  # fmt: skip
     for k, (v, default) in flags.items():
         d[k] = v if (defaults or v != default) else None
@@ -450,6 +452,7 @@ def ablate_cmd(
     deid: Deid = False,
     blur: Blur = "all",
     asr: Asr = False,
+    hands: Hands = False,
     no_check: NoCheck = False,
 ) -> None:
     """Which prompt element buys how much: one annotation pass, every variant, deltas between
@@ -476,7 +479,7 @@ def ablate_cmd(
         max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
         no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
         temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
-        deid=deid, blur=blur, asr=asr, defaults=True,
+        deid=deid, blur=blur, asr=asr, hands=hands, defaults=True,
     )  # fmt: skip
     _precheck(given, no_check)
     run_and_exit(build_config(None, given), resume, retry_errors, no_report=False)
