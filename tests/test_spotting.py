@@ -374,6 +374,9 @@ def test_spot_cli_flow_on_a_casme2_layout(casme2_root, tmp_path):
     for k, v in hand.items():
         assert e["metrics"][k] == pytest.approx(v), k
     assert e["metrics"]["strs"] == 0.0  # the flow baseline names no emotion
+    assert "render_error" not in rep  # report.md and report.html are drawn for intervals too
+    assert "spot_f1" in (run / "report.md").read_text()
+    assert "<svg" in (run / "report.html").read_text()  # the headline metric's bars
     gold = [json.loads(x) for x in (run / "gold.jsonl").read_text().splitlines()]
     assert {g["video"]: g["intervals"] for g in gold}["s15_0101"] == [[ON, OFF, "positive"]]
     # the files `sovtp score --task intervals RUN/predictions.jsonl --gold RUN/gold.jsonl` reads

@@ -88,9 +88,32 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+# metrics on the data's own scale (regression: correlation, agreement, error), not fractions
+PLAIN = ("ccc", "pcc", "rmse")
+
+
+def _plain(m: str) -> bool:
+    return m.split("_")[0] in PLAIN
+
+
+def _num(m: str, x: float) -> str:
+    return f"{x:.3f}" if _plain(m) else _pct(x)
+
+
 def _ci(e: dict[str, Any], m: str) -> str:
     c = e["ci"][m]
-    return f"{_pct(c['value'])} [{_pct(c['low'])}, {_pct(c['high'])}]"
+    return f"{_num(m, c['value'])} [{_num(m, c['low'])}, {_num(m, c['high'])}]"
+
+
+def bar_metrics(s: dict[str, Any]) -> list[str]:
+    """The metrics drawn as bars: WAR and UAR for a label task; else the headline fractions
+    that have a CI (regression's CCC/RMSE are not percentages)."""
+    if s.get("task", "single_label") == "single_label":
+        return ["war", "uar"]
+    have = (
+        set.intersection(*(set(e.get("ci") or {}) for e in s["systems"])) if s["systems"] else set()
+    )
+    return [m for m in s.get("headline") or [] if m in have and not _plain(m)][:2]
 
 
 Table = tuple[list[str], list[list[Any]]]  # header, rows (plain values; renderers escape)
@@ -108,7 +131,7 @@ def _task_metrics_table(s: dict[str, Any]) -> Table:
             if m in (e.get("ci") or {}):
                 cells.append(_ci(e, m))
             else:
-                cells.append("n/a" if v is None else _pct(v))
+                cells.append("n/a" if v is None else _num(m, v))
         cells.append(e.get("errors", 0))
         rows.append(cells)
     return head, rows
@@ -291,12 +314,13 @@ def markdown(rep: dict[str, Any]) -> str:
     for note in (rep.get("ablation") or {}).get("notes") or []:
         out += ["", f"> **Note:** {note}"]
     for e in s["systems"]:
-        out += [
-            "",
-            f"## {e['system']} · {e['variant']}: per class",
-            "",
-            *md_table(per_class_table(e)),
-        ]
+        if e.get("per_class"):  # label tasks; intervals and regression have none
+            out += [
+                "",
+                f"## {e['system']} · {e['variant']}: per class",
+                "",
+                *md_table(per_class_table(e)),
+            ]
         for name, block in _groups(e):
             out += ["", *md_table(group_table(name, block))]
     if rep.get("reasoning"):
@@ -344,8 +368,8 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
     ]
     parts.append("<h2>Metrics</h2>" + html_table(metrics_table(s)))
     if s["systems"]:
-        parts.append(f"<div class='fig'>{bars_svg(s['systems'], 'war')}</div>")
-        parts.append(f"<div class='fig'>{bars_svg(s['systems'], 'uar')}</div>")
+        for m in bar_metrics(s):
+            parts.append(f"<div class='fig'>{bars_svg(s['systems'], m)}</div>")
     if s["comparisons"]:
         parts.append(
             "<h2>Ablation / comparison</h2>"
@@ -357,9 +381,16 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
         parts.append(f"<p class='note'><b>Note:</b> {_esc(note)}</p>")
     for e in s["systems"]:
         title = f"{e['system']} · {e['variant']}"
+        if not (e.get("confusion") or e.get("per_class") or _groups(e)):
+            continue  # intervals / regression: the metrics table says it all
+        conf = (
+            f"<div class='fig'>{confusion_svg(e['confusion'], title)}</div>"
+            if e.get("confusion")
+            else ""
+        )
         parts.append(
-            f"<h2>{_esc(title)}</h2><div class='fig'>{confusion_svg(e['confusion'], title)}</div>"
-            f"<div class='fig'>{html_table(per_class_table(e))}"
+            f"<h2>{_esc(title)}</h2>{conf}<div class='fig'>"
+            + (html_table(per_class_table(e)) if e.get("per_class") else "")
             + "".join(html_table(group_table(n, b)) for n, b in _groups(e))
             + "</div>"
         )
