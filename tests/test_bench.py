@@ -343,3 +343,17 @@ def test_fields_added_later_leave_an_older_runs_identity_unchanged(tmp_path):
     assert not set(LATER_FIELDS) & set(settings)
     on = run_identity(base.model_copy(update={"hands": True}), ls)
     assert on["settings"]["hands"] is True and on["detector"]["hands"] is True
+
+
+def test_without_a_prompt_a_run_asks_the_evaluators_own(tmp_path):
+    """`sovtp bench DATA --evaluator bah` asks bah/definition (the evaluator's prompt), not the
+    emotion prompt; --prompt still wins, and no evaluator means sovtp/full."""
+    from sovtp.cli.bench import build_config
+
+    given = {"data": str(tmp_path / "m.csv"), "out": str(tmp_path / "r")}
+    assert build_config(None, {**given, "evaluator": "bah"}).variants == ["bah/definition"]
+    assert build_config(None, {**given, "evaluator": "physio_va"}).variants == ["physio/valence"]
+    assert build_config(
+        None, {**given, "evaluator": "bah", "variants": ["sovtp/full"]}
+    ).variants == ["sovtp/full"]
+    assert build_config(None, given).variants == ["sovtp/full"]

@@ -161,7 +161,7 @@ def _precheck(given: dict[str, Any], no_check: bool) -> None:
         from sovtp.doctor import check_before_bench
         from sovtp.prompting.spec import load_spec
 
-        spec = load_spec((given.get("variants") or ["sovtp/full"])[0])
+        spec = load_spec((given.get("variants") or evaluator_prompts(given.get("evaluator")))[0])
         for w in check_before_bench(
             ",".join(url) if isinstance(url, list) else url,
             model=s.options.get("model"),
@@ -188,6 +188,16 @@ def _systems(backend, base_url, model, hf, system, server, timeout, max_retries)
     return out
 
 
+def evaluator_prompts(evaluator: str | None) -> list[str]:
+    """Without --prompt a run asks the evaluator's own prompt (bah/definition, liveness/plain,
+    physio/valence, ...); without an evaluator, sovtp/full."""
+    if not evaluator:
+        return ["sovtp/full"]
+    from sovtp.evaluator import load_evaluator
+
+    return [load_evaluator(evaluator).prompt]
+
+
 def build_config(config_file: Path | None, given: dict[str, Any]):
     """A BenchConfig from a config.yaml (if any) overlaid with the options the user gave
     (``None`` means not given)."""
@@ -199,6 +209,8 @@ def build_config(config_file: Path | None, given: dict[str, Any]):
     if config_file is not None:
         base = yaml.safe_load(config_file.read_text()) or {}
     base.update({k: v for k, v in given.items() if v is not None})
+    if not base.get("variants") and base.get("evaluator"):
+        base["variants"] = evaluator_prompts(base["evaluator"])
     if not base.get("data"):
         raise SovtpError("give DATA (a manifest, ADAPTER:ROOT or hf:PATH) or --config FILE")
     known = set(BenchConfig.model_fields)
