@@ -302,3 +302,30 @@ def test_bench_words_a_manifest_physio_recording_in_the_prompt(tmp_path, pan_mp4
     assert m and abs(int(m.group(1)) - 84) <= 2  # a 3 s clip (+2 s pad each side) of 84 bpm
     man = json.loads((run / "manifest.json").read_text())
     assert man["protocol"]["hands"] is False
+
+
+def test_bench_fold_under_a_cross_subject_protocol_keeps_subjects_whole(tmp_path, pan_mp4):
+    """`--fold k` with physio_va on a manifest without a fold column: fold k holds whole
+    subjects (dealt as the evaluator declares), every sample once over the folds."""
+    from sovtp.bench.config import BenchConfig
+    from sovtp.bench.run import resolve, samples
+    from sovtp.evaluator import load_evaluator
+
+    subj = ["a", "a", "b", "c", "c", "c", "d", "e", "f", "f"]
+    lines = ["id,media,subject,valence,arousal"]
+    lines += [f"x{i},{pan_mp4},{s},5,5" for i, s in enumerate(subj)]
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    k = load_evaluator("physio_va").protocol.k
+    seen: dict[str, int] = {}
+    for fold in range(k):
+        cfg = resolve(BenchConfig(data=str(tmp_path / "m.csv"), evaluator="physio_va",
+                                  fold=fold, out=str(tmp_path / "r")))  # fmt: skip
+        for s in samples(cfg):
+            assert s.id not in seen
+            seen[s.id] = fold
+    assert sorted(seen) == sorted(f"x{i}" for i in range(len(subj)))
+    by_subject: dict[str, set[int]] = {}
+    for i, s in enumerate(subj):
+        by_subject.setdefault(s, set()).add(seen[f"x{i}"])
+    assert all(len(f) == 1 for f in by_subject.values())  # no subject on two folds
+    assert len(set(seen.values())) == k

@@ -7,7 +7,7 @@ import importlib.metadata as md
 import json
 import logging
 import platform
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -68,10 +68,36 @@ def label_set(cfg: BenchConfig) -> LabelSet:
 
 
 def samples(cfg: BenchConfig) -> Iterator[Sample]:
-    src = open_dataset(
-        cfg.data, root=cfg.root, split=cfg.split, fold=cfg.fold, **cfg.adapter_options
-    )
+    if cfg.fold is not None and _subject_folds(cfg):
+        src: Iterable[Sample] = _cross_subject_fold(cfg)
+    else:
+        src = open_dataset(
+            cfg.data, root=cfg.root, split=cfg.split, fold=cfg.fold, **cfg.adapter_options
+        )
     return select(src, cfg.limit, cfg.shuffle, cfg.seed)
+
+
+def _subject_folds(cfg: BenchConfig) -> bool:
+    """The evaluator deals folds by subject (``protocol: cross_subject``) and the manifest has
+    no fold column of its own."""
+    if not cfg.evaluator:
+        return False
+    p = load_evaluator(cfg.evaluator).protocol
+    cols = _manifest_columns(cfg.data)
+    return p is not None and p.kind == "cross_subject" and cols is not None and "fold" not in cols
+
+
+def _cross_subject_fold(cfg: BenchConfig) -> list[Sample]:
+    """``--fold k`` under a cross-subject protocol: whole subjects dealt to folds (seeded, as
+    the evaluator declares), the samples of fold k; the manifest is read whole to deal them."""
+    ev = load_evaluator(cfg.evaluator)
+    every = list(open_dataset(cfg.data, root=cfg.root, split=cfg.split, **cfg.adapter_options))
+    folds = ev.folds_of(every)
+    chosen = [s for s, f in zip(every, folds, strict=True) if f == cfg.fold]
+    if not chosen:
+        raise SovtpError(f"fold {cfg.fold} of {ev.name}'s cross-subject folds has no sample "
+                         f"(folds: {sorted(set(folds))})")  # fmt: skip
+    return chosen
 
 
 def versions() -> dict[str, str]:
