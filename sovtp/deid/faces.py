@@ -15,11 +15,18 @@ velocity and unioned with the held box, then clipped to the frame — so the hal
 is covered too.  Every box is dilated (``dilate`` of its size on each side: landmark boxes stop
 at the brows, hair and ears identify too) before it is obscured.
 
-Obscuring: ``blur`` is a Gaussian whose sigma is a quarter of the box size (so a large
-face is blurred as hard as a small one; at 1/6 MediaPipe still read the blob under the hair as a
-face) applied to the box only; ``pixelate`` keeps ~6 blocks
-across the face, then softens the blocks (sigma 1/16 of the face) — sharp 8-block mosaics were
-still read as a face by MediaPipe's detector.
+Obscuring: ``blur`` is a Gaussian whose sigma is 0.35 of the box size (a large face is blurred
+as hard as a small one), ``pixelate`` keeps 6 blocks across the face and softens them (sigma
+1/8); either way the patch's contrast is then halved around its mean, and the box reaches
+further down (the chin, the neck) — a blurred box sitting on a collar read as a face otherwise.
+
+Verified, not hoped: every obscured frame is looked at again (:func:`obscure_checked`) and what
+a detector still calls a face is blurred harder (sigma ½, then 1 × its box).  Video streams
+(:func:`deidentify_stream`, what ``sovtp deid`` runs) are made fast by a schedule (:func:`scan`:
+CenterFace every 3rd frame, alternating full and half resolution; tracks bridge the frames
+between) and by a cheap verification: MediaPipe at a 0.1 margin over every outgoing frame —
+CenterFace never fired on a blurred face (< 0.1) and costs 3× as much.  Numbers:
+``benchmarks/deid_speed.py``.
 """
 
 from __future__ import annotations
@@ -52,6 +59,10 @@ BLUR_SIGMA = 0.35  # the blur's sigma as a fraction of the (dilated) box's long 
 # blurred patch's contrast around its mean left 3 (max 0.34).  Measured in benchmarks/deid_speed.
 DOWN = 2.5
 CONTRAST = 0.5
+# pixelate: blocks across the face, softened by a sigma of 1/8 of the box — at 1/16 MediaPipe
+# still read 14 of 38 pixelated astronaut frames as faces at ≥ 0.3 (max 0.58), at 1/8 3 (0.33)
+PIXEL_BLOCKS = 6
+PIXEL_SOFTEN = 1 / 8
 # the re-check: MediaPipe's threshold there (a margin below the guard's, because H.264 moves a
 # borderline blob's score by a few hundredths), and the blur of each escalation round
 RECHECK_MP_THRESHOLD = MEDIAPIPE_THRESHOLD - 0.1
@@ -188,7 +199,6 @@ class FaceFinder:
         # blob by a few hundredths of a score; its detector opens on first use only
         self._strict_mp = mediapipe
         self.mp_strict: MediaPipeFaces | None = None
-        self.mp_recheck: MediaPipeFaces | None = None
 
     def find(
         self,
@@ -208,7 +218,7 @@ class FaceFinder:
             thr = self.threshold - (0.1 if strict else 0.0)
             out += [Detection(b[:4], b[4], "centerface") for b in self.cf(image, thr, cf_side)]
         if strict and self._strict_mp and self.mp_strict is None:
-            self.mp_strict = MediaPipeFaces(threshold=MEDIAPIPE_THRESHOLD - 0.1)
+            self.mp_strict = MediaPipeFaces(threshold=RECHECK_MP_THRESHOLD)
         mp = self.mp_strict if strict else self.mp
         if mp is not None:
             out += [Detection(b[:4], b[4], "mediapipe") for b in mp(image, tiles)]
@@ -226,19 +236,20 @@ class FaceFinder:
         pixels that changed since detection, so the only place a new hit can appear (a blurred
         head read as a face).  MediaPipe, at :data:`RECHECK_MP_THRESHOLD`, looks at the whole
         frame (its 128-px letterbox is where a blob turns into a face) and at the tiles that
-        overlap a region.  CenterFace is off by default: on every blurred astronaut frame it
-        scored < 0.1 (its threshold is 0.3) while costing 3× MediaPipe; ``centerface=True``
-        runs it on the crop around the regions, long side at most ``cf_side``.  ``whole``:
-        MediaPipe looks at the whole frame even when nothing was obscured (a stream's frames
-        between full scans, where this look is the only one on the raw pixels)."""
+        hold a region's centre.  CenterFace is off by default: on every blurred astronaut frame
+        it scored < 0.1 (its threshold is 0.3) while costing 3× MediaPipe; ``centerface=True``
+        runs it on the crop around the regions, long side at most ``cf_side``.  ``whole``: the
+        whole frame and every tile, obscured or not — a stream's one MediaPipe look at every
+        outgoing frame (MediaPipe's borderline false alarms on background, 0.32–0.37 on the
+        astronaut clip's flag, drift over its 0.4 through H.264 as much as a blurred head's)."""
         if not regions and not whole:
             return []
         h, w = image.shape[:2]
         out: list[Detection] = []
         if self._strict_mp:
-            if self.mp_recheck is None:
-                self.mp_recheck = MediaPipeFaces(threshold=RECHECK_MP_THRESHOLD)
-            hits = self.mp_recheck(image, bool(regions), regions)
+            if self.mp_strict is None:
+                self.mp_strict = MediaPipeFaces(threshold=RECHECK_MP_THRESHOLD)
+            hits = self.mp_strict(image, True, None if whole else regions)
             out += [Detection(b[:4], b[4], "mediapipe") for b in hits]
         if self.cf is not None and centerface and regions:
             u = np.array(regions)
@@ -256,7 +267,7 @@ class FaceFinder:
         return out
 
     def close(self) -> None:
-        for m in (self.mp, self.mp_strict, self.mp_recheck):
+        for m in (self.mp, self.mp_strict):
             if m is not None:
                 m.close()
 
@@ -512,14 +523,14 @@ def obscure(
         roi = out[y0:y1, x0:x1]
         size = max(x1 - x0, y1 - y0)
         if mode == "pixelate":
-            n = 6
+            n = PIXEL_BLOCKS
             small = cv2.resize(
                 roi,
                 (max(1, (x1 - x0) * n // size), max(1, (y1 - y0) * n // size)),
                 interpolation=cv2.INTER_AREA,
             )
             roi = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
-            sigma = size / 16.0
+            sigma = size * PIXEL_SOFTEN * strength
         else:
             sigma = size * BLUR_SIGMA * strength
         patch = _gauss(roi, sigma).astype(np.float32)
@@ -643,19 +654,21 @@ def _centre_inside(box: Box, outer: Box) -> bool:
 def scan(
     finder: FaceFinder, image: np.ndarray, i: int, every: int = 1, coarse: int | None = COARSE_SIDE
 ) -> list[Detection]:
-    """Frame ``i``'s detections on a stream's schedule.  Every ``every``-th frame is a full scan:
-    MediaPipe over the frame and its tiles, and CenterFace — at the finder's ``max_side`` on
-    every other full scan and at ``coarse`` (long side) on the ones between (``None``: always
-    ``max_side``).  The frames between get nothing here: the tracks carry the scans' faces
-    across them, and the re-check's whole-frame MediaPipe look (threshold 0.3) obscures any
-    face it still sees.  Why coarse: CenterFace at 640 costs ~55 ms a frame on one core, at 320
-    ~14 ms and still finds faces from ~30 px; full resolution every ``2·every`` frames keeps
-    the faces of ~15 px."""
+    """Frame ``i``'s detections on a stream's schedule: every ``every``-th frame is scanned
+    by CenterFace — at the finder's ``max_side`` on every other scan and at ``coarse`` (long
+    side) on the ones between (``None``: always ``max_side``) — and by MediaPipe on the whole
+    frame, both 0.1 below the guard's thresholds (``strict``: H.264 moves a borderline score
+    by a few hundredths; a false alarm costs only some blurred background).  The tracks carry
+    the scans' faces across the frames between, and the re-check's MediaPipe look at every
+    outgoing frame (whole frame and tiles, threshold 0.3) obscures whatever face it still
+    sees.  Why coarse: CenterFace at 640 costs ~55 ms a frame on one core, at 320 ~14 ms and
+    still finds faces from ~30 px; full resolution every ``2·every`` frames keeps those of
+    ~15 px."""
     every = max(1, every)
     if i % every:
         return []
     side = coarse if coarse and (i // every) % 2 else None
-    return merge(finder.find(image, cf_side=side))
+    return merge(finder.find(image, strict=True, tiles=False, cf_side=side))
 
 
 def deidentify_stream(
@@ -685,7 +698,6 @@ def deidentify_stream(
 
     tracks = FaceTracks(bridge=bridge)
     keep = keep_tracks or set()
-    every = max(1, centerface_every)
     buf: deque[tuple[int, np.ndarray]] = deque()
     n_regions = n_rechecked = 0
 
@@ -695,7 +707,7 @@ def deidentify_stream(
         regs = regions_at(tracks, j, (img.shape[1], img.shape[0]), keep, frac)
         n0 = len(regs)
         out, regs = obscure_checked(
-            img, regs, mode, finder, max(1, recheck), frac, local=True, whole=j % every != 0
+            img, regs, mode, finder, max(1, recheck), frac, local=True, whole=True
         )
         n_regions += sum(not r.kept for r in regs)
         n_rechecked += len(regs) - n0
