@@ -50,7 +50,7 @@ BLUR_WHO = ("all", "others")
 DILATE = 0.25  # each side moves out by this fraction of the box's size
 BRIDGE = 6  # frames a track's box is carried before / after its detections
 MEDIAPIPE_THRESHOLD = 0.4
-CENTERFACE_EVERY = 3  # a stream's full scans (CenterFace + MediaPipe tiles): every 3rd frame
+CENTERFACE_EVERY = 3  # a stream's CenterFace scans: every 3rd frame (see ``scan``)
 COARSE_SIDE = 320  # every other full scan runs CenterFace at this long side (see ``scan``)
 BLUR_SIGMA = 0.35  # the blur's sigma as a fraction of the (dilated) box's long side
 # Why the bottom grows more and the contrast is halved: a blurred face box sitting on the neck
@@ -571,13 +571,15 @@ def deidentify_frames(
     frac: float = DILATE,
     report: list[list[Region]] | None = None,
     recheck: int = 2,
+    detections: list[list[Detection]] | None = None,
 ) -> list[Frame]:
     """The frames with every face obscured, except annotation faces whose track ID is in
     ``keep`` (``--blur others``: the subject).  Faces come from the annotation (its landmark
     boxes, matched by position in the list) unioned with both detectors on each frame; tracks
     bridge gaps of up to ``bridge`` frames.  Each obscured frame is then searched again
     (``recheck`` rounds, see :func:`obscure_checked`).  ``report``, when given, receives each
-    frame's regions (for audits and tests)."""
+    frame's regions (for audits and tests).  ``detections`` (one list per frame), when given,
+    stand in for the detectors' first look (a caller that already ran them)."""
     if annotations is not None and len(annotations) != len(frames):
         raise ValueError("annotations must align with frames (one per frame)")
     own = finder is None
@@ -586,12 +588,15 @@ def deidentify_frames(
         tracks = FaceTracks(bridge=bridge)
         for i, fr in enumerate(frames):
             ann = annotations[i] if annotations is not None else None
-            tracks.add(i, merge(finder.find(fr.image), ann))
+            found = detections[i] if detections is not None else finder.find(fr.image)
+            tracks.add(i, merge(found, ann))
         kept = kept_tracks(tracks, keep)
         out = []
         for i, fr in enumerate(frames):
             regs = regions_at(tracks, i, fr.size, kept, frac)
-            img, regs = obscure_checked(fr.image, regs, mode, finder, recheck, frac, local=True)
+            img, regs = obscure_checked(
+                fr.image, regs, mode, finder, recheck, frac, local=True, whole=recheck > 0
+            )
             if report is not None:
                 report.append(regs)
             out.append(replace(fr, image=img))
@@ -663,7 +668,9 @@ def scan(
     outgoing frame (whole frame and tiles, threshold 0.3) obscures whatever face it still
     sees.  Why coarse: CenterFace at 640 costs ~55 ms a frame on one core, at 320 ~14 ms and
     still finds faces from ~30 px; full resolution every ``2·every`` frames keeps those of
-    ~15 px."""
+    ~15 px.  Why every 3rd (default): every 6th was 0.1–0.3× real time faster on the shared
+    2-core machine, but a face entering the frame is first found up to 5 frames late, and the
+    ``bridge`` carried back from there left a sliver of it raw (the entering-clip test)."""
     every = max(1, every)
     if i % every:
         return []

@@ -152,8 +152,9 @@ def _deid_image(src: Path, dst: Path, mode: str, blur: str, max_side: int) -> di
         if blur == "others":
             from sovtp.deid.faces import FaceTracks
 
+            found = finder.find(img)  # one look: the obscuring pass reuses it
             tr = FaceTracks()
-            tr.add(0, merge(finder.find(img)))
+            tr.add(0, merge(found))
             keep = {largest_track(tr)} - {None}
             # our track IDs double as annotation IDs here: tag each detection with its own
             from sovtp.types import Face, FrameAnnotation
@@ -165,7 +166,13 @@ def _deid_image(src: Path, dst: Path, mode: str, blur: str, max_side: int) -> di
                 [Face(t.tid, t.seen[0].box) for t in tr.tracks],
             )
             out = deidentify_frames(
-                [Frame(0, 0.0, img)], [ann], mode, keep, finder=finder, report=regions
+                [Frame(0, 0.0, img)],
+                [ann],
+                mode,
+                keep,
+                finder=finder,
+                report=regions,
+                detections=[found],
             )
         else:
             out = deidentify_frames([Frame(0, 0.0, img)], None, mode, finder=finder, report=regions)
