@@ -695,10 +695,11 @@ def deidentify_stream(
     ``bridge + 1`` frames: frame ``j`` leaves once frame ``j + bridge`` has been detected, which
     is all the look-ahead :meth:`FaceTracks.boxes_at` reads.  ``keep_tracks`` are *our* track
     IDs (see :func:`plan_subject`), e.g. the subject for ``--blur others``.  Frames are scanned
-    by :func:`scan` (full scans every ``centerface_every``-th frame: keep it ≤ ``bridge`` so
-    their tracks are carried across the frames between).  ``recheck`` rounds look again where
-    each frame was obscured (:meth:`FaceFinder.recheck`).  ``detections``, when given (one list
-    per frame, from :func:`plan_detections`), are used instead of detecting again."""
+    by :func:`scan` (every ``centerface_every``-th frame: keep it ≤ ``bridge`` so their tracks
+    are carried across the frames between).  Every outgoing frame is then verified
+    (:meth:`FaceFinder.recheck` with ``whole``: MediaPipe over the frame and its tiles at the
+    0.1 margin), ``recheck`` rounds, at least one.  ``detections``, when given (one list per
+    frame, from :func:`plan_detections`), are used instead of detecting again."""
     if centerface_every > max(1, bridge):
         raise ValueError("centerface_every must not exceed bridge (its faces would flicker)")
     from collections import deque
