@@ -120,7 +120,12 @@ def test_deemo_bench_deid_end_to_end(deemo_root, tmp_path):
     systems = {r["system"] for r in preds}
     assert len(systems) == 2 and got == {(s, y) for s in CLIPS for y in systems}, got
     assert not [r for r in preds if r.get("error")], [r.get("error") for r in preds]
-    assert {r["gold"] for r in preds} == {g for g, _, _ in CLIPS.values()}
+    # gold categories read through the evaluator's label set (deemo2: happy → positive, ...)
+    from sovtp.evaluator import load_evaluator
+
+    ls = load_evaluator("deemo").labels()
+    assert {r["gold"] for r in preds} == {ls.normalize(g) for g, _, _ in CLIPS.values()}
+    assert {r["gold"] for r in preds} <= set(ls.labels)
 
     # what reached the server: images with no detectable face, words with no PII
     def images(body: dict) -> list[str]:
@@ -131,7 +136,8 @@ def test_deemo_bench_deid_end_to_end(deemo_root, tmp_path):
     # every image that left, the pre-run check's small synthetic probes included, is searched;
     # the run's own requests are those that offer the emotion labels (the probes ask of the sky)
     sent_all = [r for r in requests if "messages" in r and images(r)]
-    chats = [r for r in sent_all if "worried" in json.dumps(r["messages"])]
+    offered = f"[{', '.join(ls.labels)}]"  # "one of [positive, negative]" in the answer format
+    chats = [r for r in sent_all if offered in json.dumps(r["messages"])]
     assert len(chats) == len(CLIPS)
     from sovtp.deid.faces import FaceFinder
 
