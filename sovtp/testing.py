@@ -242,3 +242,34 @@ class FakeOpenAIServer:
             return 200, answer, {}, mode
         state.good += 1
         return 200, answer, {}, "normal"
+
+
+def speech(text: str, seconds: float, rate: int = 16000, wpm: int = 150, pitch_hz: float = 130.0):
+    """Mono float32 speech of exactly ``seconds`` at ``rate``: espeak-ng saying ``text`` when it
+    is installed (``./run test`` installs it), else a vowel-like pulse train at ``pitch_hz``
+    through a formant resonator — either way a signal with a pitch and a spectral envelope, for
+    tests of prosody, anonymisation and de-identified media (nothing third-party is recorded)."""
+    import shutil
+    import subprocess
+
+    import numpy as np
+
+    n = int(seconds * rate)
+    exe = shutil.which("espeak-ng")
+    if exe:
+        from sovtp.media.audio import read_wav_bytes, resample
+
+        wav = subprocess.run(
+            [exe, "--stdout", "-s", str(wpm), text], capture_output=True, check=True
+        ).stdout
+        x, sr = read_wav_bytes(wav)
+        x = resample(x, sr, rate)
+    else:
+        from scipy.signal import lfilter
+
+        ex = np.zeros(n)
+        ex[np.arange(0, n, rate / pitch_hz).astype(int)] = 1.0
+        x = lfilter([1.0], [1.0, -1.6, 0.8], ex)
+        x = 0.5 * x / np.abs(x).max()
+    x = np.asarray(x, np.float32)[:n]
+    return np.pad(x, (0, max(0, n - len(x))))

@@ -18,7 +18,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
+from sovtp.testing import speech
 
 SR = 16000
 CLIPS = {  # id → (gold, reference description, transcript with PII)
@@ -49,25 +50,7 @@ PII = ("alice.brown@example.com", "555-123-4567", "42 Elm Street")
 
 
 def _speech(text: str, seconds: float) -> np.ndarray:
-    exe = shutil.which("espeak-ng")
-    if exe:
-        from sovtp.media.audio import read_wav_bytes, resample
-
-        wav = subprocess.run(
-            [exe, "--stdout", "-s", "170", text], capture_output=True, check=True
-        ).stdout
-        x, rate = read_wav_bytes(wav)
-        x = resample(x, rate, SR)
-    else:
-        from scipy.signal import lfilter
-
-        n = int(seconds * SR)
-        ex = np.zeros(n)
-        ex[np.arange(0, n, SR / 130).astype(int)] = 1.0
-        x = lfilter([1.0], [1.0, -1.6, 0.8], ex)
-        x = 0.5 * x / np.abs(x).max()
-    x = np.asarray(x, np.float32)[: int(seconds * SR)]
-    return np.pad(x, (0, max(0, int(seconds * SR) - len(x))))
+    return speech(text, seconds, SR, wpm=170, pitch_hz=130.0)
 
 
 @pytest.fixture(scope="module")

@@ -19,37 +19,13 @@ from sovtp.errors import DeidError
 from sovtp.media.sample import panning_clip
 from sovtp.prepare import PrepareOptions, Preparer
 from sovtp.prompting.spec import load_spec
-from sovtp.testing import FakeOpenAIServer
+from sovtp.testing import FakeOpenAIServer, speech
 
 SR = 16000
 
 
 def _speech(seconds: float) -> np.ndarray:
-    """espeak-ng speech when it is installed, else a vowel-like pulse train (a voice's source
-    through formant resonators): either way a signal with a pitch and a spectral envelope."""
-    exe = shutil.which("espeak-ng")
-    if exe:
-        wav = subprocess.run(
-            [exe, "--stdout", "-s", "150", "I am quite upset about how this went today."],
-            capture_output=True,
-            check=True,
-        ).stdout
-        from sovtp.media.audio import read_wav_bytes
-
-        x, rate = read_wav_bytes(wav)
-        from sovtp.media.audio import resample
-
-        x = resample(x, rate, SR)
-    else:
-        from scipy.signal import lfilter
-
-        n = int(seconds * SR)
-        ex = np.zeros(n)
-        ex[np.arange(0, n, SR / 140).astype(int)] = 1.0
-        x = lfilter([1.0], [1.0, -1.6, 0.8], ex)
-        x = 0.5 * x / np.abs(x).max()
-    x = np.asarray(x, np.float32)[: int(seconds * SR)]
-    return np.pad(x, (0, max(0, int(seconds * SR) - len(x))))
+    return speech("I am quite upset about how this went today.", seconds, SR, pitch_hz=140.0)
 
 
 @pytest.fixture(scope="module")
