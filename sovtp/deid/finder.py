@@ -10,7 +10,10 @@ serves the obscuring (:mod:`sovtp.deid.faces`), the guard before a request leave
 
 from __future__ import annotations
 
+import threading
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,7 +128,10 @@ class MediaPipeFaces:
 
 
 class FaceFinder:
-    """Both detectors, unioned.  One per run (the models are costly to open); close it."""
+    """Both detectors, unioned.  One per run (the models are costly to open); close it.
+    Safe to call from several threads at once (CenterFace's onnxruntime session runs
+    concurrently; the strict MediaPipe look borrows a detector per call); the guard-threshold
+    ``mp`` is one detector, whose calls MediaPipe serialises."""
 
     def __init__(
         self,
@@ -140,9 +146,30 @@ class FaceFinder:
         self.mp = MediaPipeFaces() if mediapipe else None
         # the strict re-check after obscuring (opt-in) looks harder than the guard and the audit
         # (a 0.1 margin on both thresholds), because H.264/JPEG encoding moves a borderline
-        # blob by a few hundredths of a score; its detector opens on first use only
+        # blob by a few hundredths of a score.  Its detectors open on first use, one per
+        # concurrent caller: each MediaPipe detector runs its calls one at a time on its own
+        # dispatcher thread (with the GIL released), so a stream's two workers
+        # (:func:`sovtp.deid.faces.deidentify_stream`) need one each to run side by side
         self._strict_mp = mediapipe
-        self.mp_strict: MediaPipeFaces | None = None
+        self._strict_free: list[MediaPipeFaces] = []
+        self._strict_all: list[MediaPipeFaces] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _strict(self) -> Iterator[MediaPipeFaces]:
+        """A strict MediaPipe detector (threshold :data:`RECHECK_MP_THRESHOLD`) for this call
+        alone: an idle one, or a new one when every one is busy in another thread."""
+        with self._lock:
+            mp = self._strict_free.pop() if self._strict_free else None
+        if mp is None:
+            mp = MediaPipeFaces(threshold=RECHECK_MP_THRESHOLD)
+            with self._lock:
+                self._strict_all.append(mp)
+        try:
+            yield mp
+        finally:
+            with self._lock:
+                self._strict_free.append(mp)
 
     def find(
         self,
@@ -161,11 +188,12 @@ class FaceFinder:
         if self.cf is not None and centerface:
             thr = self.threshold - (0.1 if strict else 0.0)
             out += [Detection(b[:4], b[4], "centerface") for b in self.cf(image, thr, cf_side)]
-        if strict and self._strict_mp and self.mp_strict is None:
-            self.mp_strict = MediaPipeFaces(threshold=RECHECK_MP_THRESHOLD)
-        mp = self.mp_strict if strict else self.mp
-        if mp is not None:
-            out += [Detection(b[:4], b[4], "mediapipe") for b in mp(image, tiles)]
+        if strict:
+            if self._strict_mp:
+                with self._strict() as mp:
+                    out += [Detection(b[:4], b[4], "mediapipe") for b in mp(image, tiles)]
+        elif self.mp is not None:
+            out += [Detection(b[:4], b[4], "mediapipe") for b in self.mp(image, tiles)]
         return out
 
     def recheck(
@@ -191,9 +219,8 @@ class FaceFinder:
         h, w = image.shape[:2]
         out: list[Detection] = []
         if self._strict_mp:
-            if self.mp_strict is None:
-                self.mp_strict = MediaPipeFaces(threshold=RECHECK_MP_THRESHOLD)
-            hits = self.mp_strict(image, True, None if whole else regions)
+            with self._strict() as mp:
+                hits = mp(image, True, None if whole else regions)
             out += [Detection(b[:4], b[4], "mediapipe") for b in hits]
         if self.cf is not None and centerface and regions:
             u = np.array(regions)
@@ -211,9 +238,10 @@ class FaceFinder:
         return out
 
     def close(self) -> None:
-        for m in (self.mp, self.mp_strict):
+        for m in (self.mp, *self._strict_all):
             if m is not None:
                 m.close()
+        self._strict_all, self._strict_free = [], []
 
     def __enter__(self) -> FaceFinder:
         return self
