@@ -143,7 +143,9 @@ class FaceFinder:
     ) -> None:
         self.threshold = threshold
         self.cf = CenterFace(max_side=max_side, threads=threads) if centerface else None
-        self.mp = MediaPipeFaces() if mediapipe else None
+        # the guard-threshold detector opens on first use (a stream uses only the strict one)
+        self._mp_on = mediapipe
+        self._mp: MediaPipeFaces | None = None
         # the strict re-check after obscuring (opt-in) looks harder than the guard and the audit
         # (a 0.1 margin on both thresholds), because H.264/JPEG encoding moves a borderline
         # blob by a few hundredths of a score.  Its detectors open on first use, one per
@@ -154,6 +156,15 @@ class FaceFinder:
         self._strict_free: list[MediaPipeFaces] = []
         self._strict_all: list[MediaPipeFaces] = []
         self._lock = threading.Lock()
+
+    @property
+    def mp(self) -> MediaPipeFaces | None:
+        """MediaPipe at the guard's threshold (None when the finder was made without it)."""
+        if self._mp is None and self._mp_on:
+            with self._lock:
+                if self._mp is None:
+                    self._mp = MediaPipeFaces()
+        return self._mp
 
     @contextmanager
     def _strict(self) -> Iterator[MediaPipeFaces]:
@@ -238,9 +249,10 @@ class FaceFinder:
         return out
 
     def close(self) -> None:
-        for m in (self.mp, *self._strict_all):
+        for m in (self._mp, *self._strict_all):
             if m is not None:
                 m.close()
+        self._mp, self._mp_on = None, False
         self._strict_all, self._strict_free = [], []
 
     def __enter__(self) -> FaceFinder:
