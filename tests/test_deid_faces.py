@@ -258,6 +258,34 @@ def test_stream_changes_every_visible_face_including_entering_and_leaving(
     assert unchanged == []
 
 
+def test_stream_workers_give_the_same_frames_in_order(entering_mp4):
+    """Two workers scan and verify different frames at once; the frames still leave in input
+    order, obscured exactly as one worker does it (the tracks are linked in frame order)."""
+    from sovtp.deid.faces import FaceFinder, deidentify_stream
+
+    _, raw = entering_mp4
+    with FaceFinder() as f:
+        one = list(deidentify_stream(raw, finder=f, centerface_every=3, workers=1))
+        stats: dict = {}
+        two = list(deidentify_stream(raw, finder=f, centerface_every=3, workers=2, stats=stats))
+        assert len(f._strict_all) <= 2  # one strict MediaPipe detector per concurrent worker
+    assert len(one) == len(two) == ENTER_N and stats["regions"] > 0
+    assert [
+        i for i, (a, b) in enumerate(zip(one, two, strict=True)) if not np.array_equal(a, b)
+    ] == []
+
+
+def test_finder_lends_each_concurrent_caller_its_own_strict_detector(finder):
+    """MediaPipe runs one detector's calls one at a time: two threads looking at once need two
+    detectors, and a finished caller's detector is lent again rather than a new one opened."""
+    with finder._strict() as a, finder._strict() as b:
+        assert a is not b
+    n = len(finder._strict_all)
+    with finder._strict() as c:
+        assert c in (a, b)
+    assert len(finder._strict_all) == n
+
+
 @pytest.mark.parametrize("mode", ["blur", "pixelate"])
 def test_recheck_obscures_what_the_detectors_still_see(finder, mode):
     """A blurred face box over the astronaut's collar still reads as a face to MediaPipe (a
