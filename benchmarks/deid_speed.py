@@ -98,6 +98,8 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=44100)
     ap.add_argument("--every", type=int, default=None, help="full-scan stride (default: library)")
     ap.add_argument("--mode", default="blur", choices=["blur", "pixelate"])
+    ap.add_argument("--workers", type=int, default=None, help="faces threads (default: library)")
+    ap.add_argument("--preset", default="veryfast", help="x264 preset of the output")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -118,13 +120,16 @@ def main() -> None:
         encode_media(clip, frames=frames, fps=a.fps, samples=x, rate=a.rate)
         m4a = d / "talk.m4a"
         encode_media(m4a, samples=x, rate=a.rate)
-        deid_media(clip, d / "warm.mp4", mode=a.mode, centerface_every=every)  # models, caches
+        kw = dict(mode=a.mode, centerface_every=every, preset=a.preset)
+        if a.workers:
+            kw["workers"] = a.workers
+        deid_media(clip, d / "warm.mp4", **kw)  # models, caches
         print(
             f"clip: 640×360, {n} frames at {a.fps} fps ({a.seconds:.1f} s) + {src} at "
-            f"{a.rate} Hz; mode {a.mode}, full scan every {every} frames"
+            f"{a.rate} Hz; mode {a.mode}, full scan every {every} frames, x264 {a.preset}, "
+            f"faces workers {a.workers or 'default'}"
         )
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-        kw = dict(mode=a.mode, centerface_every=every)
         rows = [
             ("faces + voice", timed(lambda: deid_media(clip, d / "both.mp4", **kw))),
             ("faces only", timed(lambda: deid_media(clip, d / "faces.mp4", voice=False, **kw))),

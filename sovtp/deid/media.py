@@ -22,6 +22,7 @@ from sovtp.deid.faces import (
     BRIDGE,
     CENTERFACE_EVERY,
     MODES,
+    WORKERS,
     FaceFinder,
     deidentify_frames,
 )
@@ -54,12 +55,16 @@ def deid_media(
     max_side: int = 640,
     crf: int = 20,
     recheck: int = 2,
+    workers: int = WORKERS,
+    preset: str = "veryfast",
 ) -> dict[str, Any]:
     """Write a de-identified copy of ``src`` to ``dst``; returns what was done (frames, faces,
     audio treatment, seconds).  ``centerface_every``: the full scans' stride (see
     :func:`sovtp.deid.faces.scan`); ``recheck``: rounds of looking again where a frame was
-    obscured.  ``voice=False`` keeps the audio as it is (re-encoded) — the
-    report says so, because that audio still identifies the speaker."""
+    obscured; ``workers``: threads scanning and verifying frames at once (see
+    :func:`sovtp.deid.faces.deidentify_stream`); ``preset``: x264's (see
+    :func:`sovtp.deid.media_writer.encode_media`).  ``voice=False`` keeps the audio as it is
+    (re-encoded) — the report says so, because that audio still identifies the speaker."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}")
     if blur not in BLUR_WHO:
@@ -100,9 +105,12 @@ def deid_media(
                 recheck=recheck,
                 stats=stats,
                 detections=dets,
+                workers=workers,
             )
 
-        info = write_media(src, dst, video_frames_fn=frames_fn, audio_fn=audio_fn, crf=crf)
+        info = write_media(
+            src, dst, video_frames_fn=frames_fn, audio_fn=audio_fn, crf=crf, preset=preset
+        )
     return {
         **info,
         "mode": mode,
