@@ -192,3 +192,24 @@ def _write_lines(root: str, k: int) -> None:
     rec = OutgoingRecorder(root)
     for i in range(50):
         rec.record(Query(id=f"{k}:{i}", messages=[]), transcript="x" * 5000, refused=None)
+
+
+def test_bench_deid_scrubs_the_manifest_speakers_from_what_leaves(tmp_path, astronaut_png):
+    """A manifest's `speaker` column (extra columns live in Sample.meta) names people the
+    scrubber removes from the transcript before a --deid request leaves; the record of what
+    left shows the placeholder, never the name."""
+    from sovtp.bench.config import BenchConfig
+    from sovtp.bench.run import run_bench
+    from sovtp.deid.outgoing import read_index
+
+    (tmp_path / "m.csv").write_text(
+        "id,media,label,speaker,transcript\n"
+        f"t1,{astronaut_png},happy,Bob Marsh; Ann,Bob here and Ann too. Marsh speaking.\n"
+    )
+    cfg = BenchConfig(data=str(tmp_path / "m.csv"), labels="basic7", variants=["sovtp/full"],
+                      deid=True, out=str(tmp_path / "run"), n_boot=20)  # fmt: skip
+    run, _ = run_bench(cfg, report=False)
+    (line,) = [x for x in read_index(run / "outgoing") if x.get("guard") == "passed"]
+    sent = line["transcript"]
+    assert "Bob" not in sent and "Ann" not in sent and "Marsh" not in sent, sent
+    assert "[NAME]" in sent

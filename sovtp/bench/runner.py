@@ -172,7 +172,7 @@ class Preparer:
             items[:] = expand_faces(items, clip.track_ids)
         icache = ImageCache()
         built: dict[tuple, Query] = {}
-        names = tuple(n for n in [sample.row().get("speaker")] if isinstance(n, str) and n)
+        names = speaker_names(sample)
         for it in items:
             it.facts |= {"n_faces": n_faces, "frames": indices}
             if it.error:
@@ -322,6 +322,17 @@ class InOrder:
                     self.release(it)
             finally:
                 cb()
+
+
+def speaker_names(sample: Sample) -> tuple[str, ...]:
+    """The people a sample's manifest names (its ``speaker`` column; several split on ``;``,
+    ``,`` or ``|``): scrubbed from the transcript under ``--deid`` beside the rules."""
+    import re
+
+    v = (sample.meta or {}).get("speaker")
+    if not isinstance(v, str):
+        return ()
+    return tuple(n.strip() for n in re.split(r"[;,|]", v) if n.strip())
 
 
 def data_root(cfg: BenchConfig) -> Path | None:
