@@ -213,3 +213,8 @@ def test_bench_deid_scrubs_the_manifest_speakers_from_what_leaves(tmp_path, astr
     sent = line["transcript"]
     assert "Bob" not in sent and "Ann" not in sent and "Marsh" not in sent, sent
     assert "[NAME]" in sent
+    # auditing the run folder writes privacy.json and redraws the run's report with it
+    res = CliRunner().invoke(_audit_app(), ["audit", str(run), "--no-speaker"])
+    assert res.exit_code == 0, res.output
+    html = (run / "report.html").read_text()
+    assert "PASS" in html and "Not audited" not in html

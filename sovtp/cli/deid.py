@@ -124,6 +124,11 @@ def audit_cmd(
         path = write_privacy(report, out or target)
         print(table(report))
         print(f"wrote {path}")
+        if out is None and (target / "predictions.jsonl").exists():
+            from sovtp.report.build import write_report
+
+            write_report(target)  # the run's report shows the audit as its privacy section
+            print(f"updated {target / 'report.html'}")
         if report["verdict"] != "pass":
             raise typer.Exit(1)
         return
