@@ -357,3 +357,14 @@ def test_without_a_prompt_a_run_asks_the_evaluators_own(tmp_path):
         None, {**given, "evaluator": "bah", "variants": ["sovtp/full"]}
     ).variants == ["sovtp/full"]
     assert build_config(None, given).variants == ["sovtp/full"]
+
+
+def test_a_missing_checkpoint_is_refused_before_any_work(tmp_path):
+    from sovtp.errors import SovtpError
+
+    c = BenchConfig(data=str(tmp_path / "m.csv"), out=str(tmp_path / "r"),
+                    systems=[SystemSpec.parse(f"cnn:{tmp_path / 'nope'}")])  # fmt: skip
+    (tmp_path / "m.csv").write_text("id,media,label\na,x.png,happy\n")
+    with pytest.raises(SovtpError, match="no checkpoint at .*nope/last.pt"):
+        run_bench(c)
+    assert not (tmp_path / "r" / "predictions.jsonl").exists()

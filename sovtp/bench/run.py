@@ -170,6 +170,19 @@ def tta_protocol(cfg: BenchConfig) -> dict[str, Any] | bool:
     }
 
 
+def check_checkpoints(cfg: BenchConfig) -> None:
+    """A ``cnn:CKPT`` system whose checkpoint is not there is a usage error before any sample
+    is annotated (not a row of errors per sample after the whole run)."""
+    from sovtp.baselines.train import checkpoint_path
+
+    for s in cfg.systems:
+        if s.backend == "cnn" and not checkpoint_path(s.options["ckpt"]).is_file():
+            raise SovtpError(
+                f"system {s.name}: no checkpoint at {checkpoint_path(s.options['ckpt'])} "
+                "(cnn:CKPT takes a .pt file or a `sovtp train` folder holding last.pt)"
+            )
+
+
 def check_tta(cfg: BenchConfig) -> None:
     """``--tta`` needs a CNN system to adapt and the local engine (its one process answers the
     adapting systems in sample order; Ray's actors would each adapt a copy on part of the
@@ -264,6 +277,7 @@ def run_bench(
 
     cfg = resolve(cfg)
     check_tta(cfg)
+    check_checkpoints(cfg)
     labels = label_set(cfg)
     if not cfg.data.startswith("hf:"):  # gold outside the label set: refused, listed
         from sovtp.data.manifest import check_gold
