@@ -260,11 +260,15 @@ def test_stream_changes_every_visible_face_including_entering_and_leaving(
 
 def test_stream_workers_give_the_same_frames_in_order(entering_mp4):
     """Two workers scan and verify different frames at once; the frames still leave in input
-    order, obscured exactly as one worker does it (the tracks are linked in frame order)."""
-    from sovtp.deid.faces import FaceFinder, deidentify_stream
+    order, obscured exactly as one worker does it (the tracks are linked in frame order); the
+    ``--blur others`` plan is the same too."""
+    from sovtp.deid.faces import FaceFinder, deidentify_stream, plan_detections
 
     _, raw = entering_mp4
     with FaceFinder() as f:
+        plan = plan_detections(raw, f, centerface_every=3, workers=2)
+        assert plan == plan_detections(raw, f, centerface_every=3, workers=1)
+        assert plan[0] is not None and len(plan[1]) == ENTER_N
         one = list(deidentify_stream(raw, finder=f, centerface_every=3, workers=1))
         stats: dict = {}
         two = list(deidentify_stream(raw, finder=f, centerface_every=3, workers=2, stats=stats))

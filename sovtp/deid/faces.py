@@ -611,17 +611,46 @@ def plan_detections(
     finder: FaceFinder,
     bridge: int = BRIDGE,
     centerface_every: int = 1,
+    workers: int = WORKERS,
 ) -> tuple[int | None, list[list[Detection]]]:
     """A first pass over a clip (``--blur others``): our track ID of its subject (the largest
     summed face area) and each frame's detections, which the second pass
     (:func:`deidentify_stream` ``detections=``) reuses instead of detecting again — the same
-    detections in the same order give the same track IDs."""
+    detections in the same order give the same track IDs.  The scans run on ``workers``
+    threads, at most two per worker in flight; they are linked in frame order."""
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     tracks = FaceTracks(bridge=bridge)
-    dets = []
-    for i, img in enumerate(images):
-        d = scan(finder, img, i, centerface_every)
+    dets: list[list[Detection]] = []
+    every = max(1, centerface_every)
+    pool = (
+        ThreadPoolExecutor(workers, thread_name_prefix="sovtp-deid-plan") if workers > 1 else None
+    )
+    pending: deque[Future] = deque()
+
+    def link() -> None:
+        d = pending.popleft().result()
+        tracks.add(len(dets), d)
         dets.append(d)
-        tracks.add(i, d)
+
+    try:
+        for i, img in enumerate(images):
+            if pool is None or i % every:
+                fut: Future = Future()
+                fut.set_result(scan(finder, img, i, every))
+            else:
+                fut = pool.submit(scan, finder, img, i, every)
+            pending.append(fut)
+            while pending and (len(pending) > 2 * max(1, workers) or pending[0].done()):
+                link()
+        while pending:
+            link()
+    finally:
+        if pool is not None:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True)
     return largest_track(tracks), dets
 
 

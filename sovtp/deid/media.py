@@ -91,7 +91,9 @@ def deid_media(
             from sovtp.deid.faces import plan_detections
 
             # one detection pass: the second (obscuring) pass reuses these detections
-            subject, dets = plan_detections(_decode_all(src), finder, bridge, centerface_every)
+            subject, dets = plan_detections(
+                _decode_all(src), finder, bridge, centerface_every, workers
+            )
             keep = {subject} if subject is not None else set()
 
         def frames_fn(frames):
