@@ -25,8 +25,10 @@ a detector still calls a face is blurred harder (sigma ½, then 1 × its box).  
 (:func:`deidentify_stream`, what ``sovtp deid`` runs) are made fast by a schedule (:func:`scan`:
 CenterFace every 3rd frame, alternating full and half resolution; tracks bridge the frames
 between) and by a cheap verification: MediaPipe at a 0.1 margin over every outgoing frame —
-CenterFace never fired on a blurred face (< 0.1) and costs 3× as much.  Numbers:
-``benchmarks/deid_speed.py``.
+CenterFace never fired on a blurred face (< 0.1) and costs 3× as much.  The scans and the
+verification of different frames run on two worker threads (both detectors release the GIL;
+only the tracks are linked in frame order, so the output is the same as on one thread).
+Numbers: ``benchmarks/deid_speed.py``.
 """
 
 from __future__ import annotations
