@@ -45,8 +45,8 @@ def trained(tmp_path_factory):
 
 
 def test_eps_parsing():
-    assert parse_eps("0,1,2,4,8") == [0, 1, 2, 4, 8] and parse_eps([0.5]) == [0.5]
-    for bad in ("", "1,-2", "nan"):
+    assert parse_eps("0,1,2,4,8") == [0, 1, 2, 4, 8] and parse_eps("4,0,4,1") == [0, 1, 4]
+    for bad in ("", "1,-2", "nan", "0.5", "0,1.5"):
         with pytest.raises(ValueError):
             parse_eps(bad)
 

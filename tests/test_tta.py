@@ -40,7 +40,7 @@ def _shifted(crops, kind="dark"):
 
 def test_methods_parse():
     assert str(parse_method("fisher:12")) == "fisher:12" and parse_method("BN").kind == "bn"
-    for bad in ("fisher", "fisher:-1", "tent2", "fisher:x"):
+    for bad in ("fisher", "fisher:-1", "fisher:0", "tent2", "fisher:x"):
         with pytest.raises(ValueError, match="unknown TTA method"):
             parse_method(bad)
 

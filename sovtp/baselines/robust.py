@@ -42,13 +42,15 @@ ATTACKS = ("fgsm", "pgd")
 
 
 def parse_eps(spec: str | Sequence[float]) -> list[float]:
-    """``"0,1,2,4,8"`` → [0, 1, 2, 4, 8] (grey levels, each ≥ 0)."""
+    """``"0,1,2,4,8"`` → [0, 1, 2, 4, 8]: whole grey levels ≥ 0, each once, ascending.  The
+    perturbed frames are 8-bit, so a fractional budget could only be floored (ε 0.5 would be
+    the clean image under another name): it is refused instead."""
     vals = [
         float(v) for v in (spec.split(",") if isinstance(spec, str) else spec) if str(v).strip()
     ]
-    if not vals or any(v < 0 or not math.isfinite(v) for v in vals):
-        raise ValueError(f"ε must be a list of non-negative grey levels, got {spec!r}")
-    return vals
+    if not vals or any(v < 0 or not math.isfinite(v) or v != int(v) for v in vals):
+        raise ValueError(f"ε must be whole non-negative grey levels (8-bit frames), got {spec!r}")
+    return sorted(set(vals))
 
 
 def default_alpha(eps: float, steps: int) -> float:

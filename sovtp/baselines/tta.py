@@ -62,7 +62,8 @@ class Method:
 
 
 def parse_method(method: str | Method) -> Method:
-    """``none``, ``bn``, ``tent`` or ``fisher:K`` (K ≥ 0 scalar parameters)."""
+    """``none``, ``bn``, ``tent`` or ``fisher:K`` (K ≥ 1 scalar parameters: fisher:0 would
+    adapt nothing and report it as adaptation)."""
     if isinstance(method, Method):
         return method
     m = method.strip().lower()
@@ -73,7 +74,7 @@ def parse_method(method: str | Method) -> Method:
             k = int(m.split(":", 1)[1])
         except ValueError:
             k = -1
-        if k >= 0:
+        if k >= 1:
             return Method("fisher", k)
     raise ValueError(f"unknown TTA method {method!r}: one of {', '.join(METHODS)}")
 
@@ -175,6 +176,7 @@ class OnlineAdapter:
         self._source = copy.deepcopy(self.model.state_dict())
         self.batches = self.frames = self.updates = 0
         self.masks: dict[str, Any] | None = None
+        self.fisher_used = 0
         self._params: list[tuple[str, Any]] = []
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -203,7 +205,9 @@ class OnlineAdapter:
         """Estimate the Fisher from the first frames and keep the top-K elements' tensors."""
         for p in self.model.parameters():
             p.requires_grad_(True)
-        fisher = fisher_diagonal(self.model, x[: self.fisher_frames], self.device)
+        first = x[: self.fisher_frames]  # the first batch: up to fisher_frames of its frames
+        self.fisher_used = len(first)
+        fisher = fisher_diagonal(self.model, first, self.device)
         self.masks = top_k_masks(fisher, self.method.k)
         named = dict(self.model.named_parameters())
         for p in self.model.parameters():
@@ -236,7 +240,8 @@ class OnlineAdapter:
             "lr": self.lr if self.method.kind in ("tent", "fisher") else None,
             "steps": self.steps if self.method.kind in ("tent", "fisher") else None,
             "bn_prior": self.bn_prior if self.method.kind == "bn" else None,
-            "fisher_frames": self.fisher_frames if self.method.kind == "fisher" else None,
+            # the frames the Fisher was estimated from (the first batch, capped): as used
+            "fisher_frames": self.fisher_used if self.method.kind == "fisher" else None,
             "selection": "top-K scalar elements by diagonal empirical Fisher (pseudo-labels)"
             if self.method.kind == "fisher"
             else None,
