@@ -42,7 +42,7 @@ def _tta_doc() -> dict:
     info = {"method": "bn", "params_adapted": 0, "params_total": 700000, "tensors_adapted": 0,
             "stats_adapted": 2048, "frames": 12, "updates": 6}  # fmt: skip
     res = {"system": "cnn:m", "variant": "m+tta=bn", "method": "bn", "labels": LABELS,
-           "samples": 6, "before": block(0.5, 0.5), "after": block(0.75, 0.8), "info": info}  # fmt: skip
+           "samples": 7, "samples_scored": 6, "before": block(0.5, 0.5), "after": block(0.75, 0.8), "info": info}  # fmt: skip
     return {"complete": True, "results": [res]}
 
 
@@ -63,6 +63,7 @@ def test_tta_json_becomes_a_section_in_every_report_file(run):
     assert (cell["system"], cell["method"], cell["macro_f1 before"], cell["macro_f1 after"]) == (
         "cnn:m", "bn", "50.00", "75.00")  # fmt: skip
     assert cell["delta"] == "25.00" and cell["params adapted"] == 0 and cell["frames"] == 12
+    assert (cell["samples scored"], cell["of samples"]) == (6, 7)  # e.g. one without a crop
     md = (run / "report.md").read_text()
     assert "## Test-time adaptation (sample level, macro_f1)" in md
     assert "| cnn:m | bn | 50.00 | 75.00 | 25.00 | 50.00 | 80.00 | 0 |" in md

@@ -126,9 +126,18 @@ def tta_from_run(run: Path) -> Section:
     head, rows = sec["table"]
     pcts = {i for i, h in enumerate(head) if "before" in h or "after" in h or h == "delta"}
     rows = [[_pct(c) if i in pcts else c for i, c in enumerate(r)] for r in rows]
+    # how many samples these scores cover: only those with a face crop and a gold label the
+    # checkpoint knows (the metrics table above counts every row, a missing crop as wrong)
+    head = [*head, "samples scored", "of samples"]
+    rows = [
+        [*row, r.get("samples_scored"), r.get("samples")]
+        for row, r in zip(rows, results, strict=True)
+    ]
     notes = [
         "before: the checkpoint as trained on the same stream (eval mode); after: adapted "
-        "online in sample order, each sample's crops one batch; F1 in %."
+        "online in sample order, each sample's crops one batch; F1 in %. Both are scored on "
+        "the samples with a face crop and a gold label among the checkpoint's classes "
+        "(samples scored), so they can differ from the metrics table, which counts every row."
     ]
     if isinstance(doc, dict) and doc.get("complete") is False:
         notes.append("the run was interrupted: these scores cover the samples answered so far")
