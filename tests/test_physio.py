@@ -329,3 +329,16 @@ def test_bench_fold_under_a_cross_subject_protocol_keeps_subjects_whole(tmp_path
         by_subject.setdefault(s, set()).add(seen[f"x{i}"])
     assert all(len(f) == 1 for f in by_subject.values())  # no subject on two folds
     assert len(set(seen.values())) == k
+
+
+def test_a_sample_without_an_interval_is_windowed_to_its_video(tmp_path, pan_mp4):
+    """No start/end: the window is the video's own span (3 s from 0, padded), not the whole
+    recording — a long recording's later rate must not speak for a short clip."""
+    from sovtp.data.manifest import read_manifest
+    from sovtp.physio.cues import physio_cues_for
+
+    _sine_ppg(tmp_path / "p.csv", ((0.0, 8.0, 60.0), (8.0, 60.0, 120.0)))
+    (tmp_path / "m.csv").write_text(f"id,media,physio\na,{pan_mp4},p.csv\n")
+    (a,) = read_manifest(tmp_path / "m.csv")
+    (hr,) = physio_cues_for(a, root=tmp_path)
+    assert abs(hr.value["hr_bpm"] - 60) < 3, hr.text

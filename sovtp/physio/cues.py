@@ -107,7 +107,8 @@ def physio_cues_for(
     ``start_s``/``end_s``, or ``start_frame``/``end_frame`` at ``fps`` — the argument, else
     ``meta["fps"]``, else the video's own rate), padded by ``pad_s`` each side (heart rate needs
     a few beats; a skin-conductance response peaks 1–5 s after its cause), and worded by
-    :func:`physio_cues`.  A sample without an interval uses the recording from video time 0.
+    :func:`physio_cues`.  A sample without an interval is the whole video from time 0 (its
+    duration from the file's header), never the whole recording.
     ``[]`` when the sample names no recording; a named file that cannot be read raises (a run
     then records that sample's error rather than silently dropping the cue)."""
     path = physio_path(sample, root)
@@ -131,8 +132,10 @@ def physio_cues_for(
 
             fps = probe(sample.media).fps
         w = clip_window(rec, sample, fps=fps, pad_s=pad_s)
-    else:
-        w = window(rec, 0.0, float(rec.t[-1]) if len(rec) else 0.0)
+    else:  # the whole media: a video's own duration from time 0 (a still: 0 s, padded)
+        from sovtp.media.video import probe
+
+        w = window(rec, 0.0, probe(sample.media).duration_s, pad_s)
     if len(w) < 2:
         log.info("sample %s: the recording %s does not cover the clip", sample.id, path)
         return []
