@@ -390,6 +390,10 @@ def test_spot_cli_flow_on_a_casme2_layout(casme2_root, tmp_path):
     assert again.exit_code == 0, again.output
     assert "0 new, 2 resumed" in again.output
     assert len(_rows(run)) == 2
+    # a resume with a setting that changes the answers is refused, naming it
+    changed = CliRunner().invoke(_spot_app(), [*args, "--resume", "--p", "0.9"])
+    assert changed.exit_code != 0 and "flow.p: 0.5 → 0.9" in str(changed.exception)
+    assert len(_rows(run)) == 2
 
 
 def test_spot_llm_when_answer_from_a_loopback_server(casme2_root, tmp_path, face_detector):

@@ -294,6 +294,41 @@ class SpotRun:
     report_error: str | None = None
 
 
+# settings that change how a run goes, not what it answers: a resume may change them
+RESUME_FREE = {"resume", "retry_errors", "n_boot", "out", "limit", "annotation_cache"}
+RESUME_FREE_BACKEND = {"timeout_s", "max_retries", "concurrency"}
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flat(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_resume(config: Path, new: dict[str, Any]) -> None:
+    """``--resume`` continues the same run: a setting that changes the answers (flow
+    parameters, fps, system, data, ...) differs from the folder's ``config.yaml`` → refused,
+    each change named (start a new folder, or rerun without --resume)."""
+    import yaml
+
+    if not config.exists():
+        return
+    old = yaml.safe_load(config.read_text()) or {}
+    skip = RESUME_FREE | {f"backend_options.{k}" for k in RESUME_FREE_BACKEND}
+    a, b = _flat(old), _flat(yaml.safe_load(yaml.safe_dump(new, sort_keys=False)))
+    changed = sorted(k for k in set(a) | set(b) if k not in skip and a.get(k) != b.get(k))
+    if changed:
+        what = "; ".join(f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in changed)
+        raise SovtpError(
+            f"{config.parent} was spotted with other settings ({what}): --resume would mix two "
+            "runs in one folder; use a new -o folder"
+        )
+
+
 def _key(sample_id: str, opts: SpotOptions) -> str:
     sysname = "flow" if opts.is_flow else f"{opts.backend}:{opts.backend_options.get('model', '')}"
     return f"{sample_id}|{sysname}|{opts.system}"
@@ -332,6 +367,8 @@ def run_spot(
                        **(opts.adapter_options or ev.options))  # fmt: skip
     videos = list(select(video_samples(src), opts.limit))
     out = Path(opts.out)
+    if opts.resume:
+        check_resume(out / "config.yaml", opts.public() | {"evaluator": ev.name})
     store = RunStore(out)
     done = store.open(opts.resume, opts.retry_errors)
     run = SpotRun(out)
