@@ -232,3 +232,21 @@ def test_registry_names_and_evaluator_declarations():
     assert load_evaluator("dfew").metrics == ["war", "uar", "macro_f1", "weighted_f1"]
     with pytest.raises(SovtpError, match="unknown metric"):
         EvaluatorSpec(name="x", label_set="basic7", metrics=["ap"])
+
+
+def test_tied_scores_follow_the_answers_own_label():
+    """A system that gives 0.5/0.5 but names a class (the offline reasoner without evidence)
+    is read by its label: the dev EER threshold separates its answers, and a correct bona fide
+    answer is never counted as an attack (BPCER was 100 % with a `>=` threshold at 0.5)."""
+    rows = []
+    for split in ("dev", "test"):
+        for i in range(4):
+            y = "attack" if i % 2 else "bona_fide"
+            rows.append({"sample_id": f"{split}{i}", "system": "m", "gold": y, "label": y,
+                         "scores": {"attack": 0.5, "bona_fide": 0.5}, "split": split,
+                         "attack_type": "print" if i % 2 else None})  # fmt: skip
+    out = summarise(rows, ["bona_fide", "attack"], task="binary", n_boot=20, tier_by=None,
+                    metrics=["bpcer", "apcer", "acer"], headline=["acer"],
+                    options={"positive": "attack", "dev_split": "dev", "test_split": "test"})  # fmt: skip
+    m = out["systems"][0]["metrics"]
+    assert m["bpcer"] == 0.0 and m["apcer"] == 0.0 and m["acer"] == 0.0

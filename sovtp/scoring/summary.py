@@ -115,17 +115,25 @@ def predicted_value(r: dict[str, Any], dim: str, first: bool, lo: float, hi: flo
     return lo + p_high * (hi - lo)
 
 
+TIE = 1e-6  # how far a label moves a tied score: below any real score's resolution
+
+
 def positive_score(r: dict[str, Any], positive: str, negative: str | None) -> float:
     """A row's score for the positive class: its ``scores[positive]``; else
     ``1 - scores[negative]``; else a hard decision from its label (its confidence when it gave
     one, else 1/0 — a label-only system is one point on the ROC); NaN when it has no answer
     (ranked as wrong as possible, see :mod:`sovtp.scoring.tasks`)."""
     sc = r.get("scores") or {}
+    lab = r.get("label")
     if positive in sc and sc[positive] is not None:
-        return float(sc[positive])
+        p = float(sc[positive])
+        if negative is not None and sc.get(negative) is not None and float(sc[negative]) == p:
+            # a tie (e.g. 0.5/0.5 from a reasoner with no evidence): the answer's own label
+            # breaks it, so a threshold never reads "bona_fide, 0.5/0.5" as an attack
+            return p + (TIE if lab == positive else -TIE if lab == negative else 0.0)
+        return p
     if negative is not None and sc.get(negative) is not None:
         return 1.0 - float(sc[negative])
-    lab = r.get("label")
     if lab is None or lab not in (positive, negative):
         return float("nan")
     conf = r.get("confidence")
