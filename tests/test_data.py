@@ -196,6 +196,13 @@ def test_bah_layout(tmp_path):
     touch(root / "splits/test.csv").write_text("video,label\np07/q3.mp4,1\n")
     (s,) = open_dataset(f"bah:{root}")
     assert (s.id, s.label, s.subject) == ("p07_q3", "ambivalence", "p07")
+    assert s.transcript is None
+    touch(root / "transcripts/p07/q3.txt").write_text("Yes, I want to... but maybe not.\n")
+    (s,) = open_dataset(f"bah:{root}")
+    assert s.transcript == "Yes, I want to... but maybe not."  # the prompts read it
+    (root / "splits/test.csv").write_text("video,label,transcript\np07/q3.mp4,0,I will.\n")
+    (s,) = open_dataset(f"bah:{root}")
+    assert (s.label, s.transcript) == ("none", "I will.")
 
 
 def test_casme2_intervals(tmp_path):

@@ -258,8 +258,13 @@ def bah(root: Path, split: str = "test", fold: int | None = None) -> Iterator[Sa
 
     BAH/
       videos/<participant>/<video>.mp4
-      splits/train.csv, val.csv, test.csv   header: video,label[,participant]
+      splits/train.csv, val.csv, test.csv   header: video,label[,participant][,transcript]
           video relative to videos/; label 1 = A/H present, 0 = absent
+      transcripts/<participant>/<video>.txt   (optional) what the participant says
+
+    The transcript (the split's ``transcript`` column, else the text file) is what the BAH
+    zero-shot prompts read beside the definitions; without one a prompt says so (``--asr``
+    transcribes the audio instead).
     """
     f = _need(root, f"splits/{split}.csv")
     with f.open(newline="", encoding="utf-8-sig") as fh:
@@ -277,7 +282,19 @@ def bah(root: Path, split: str = "test", fold: int | None = None) -> Iterator[Sa
                 BAH_LABELS.get(raw, raw.lower()),
                 split=split,
                 subject=row.get("participant") or Path(rel).parts[0],
+                transcript=_bah_transcript(root, rel, row),
             )
+
+
+def _bah_transcript(root: Path, rel: str, row: dict[str, str]) -> str | None:
+    """A BAH video's words: its split row's ``transcript``, else ``transcripts/<video>.txt``
+    (a path inside the root only)."""
+    if (row.get("transcript") or "").strip():
+        return row["transcript"].strip()
+    f = _find_media(root, [f"transcripts/{Path(rel).with_suffix('.txt').as_posix()}"])
+    if isinstance(f, Path) and f.is_file():
+        return f.read_text(encoding="utf-8", errors="replace").strip() or None
+    return None
 
 
 # --- CAS(ME)² --------------------------------------------------------------------------------
