@@ -322,6 +322,31 @@ def test_scrub_catches_the_listed_pii():
     assert PII_TEXT[r.start : r.end] == "Jane Doe"
 
 
+@pytest.mark.parametrize(
+    ("text", "names", "leaks"),
+    [
+        ("My name is José García.", (), ("José", "García", "é")),
+        ("I am Zoë Ødegaard.", (), ("Zoë", "Ødegaard")),
+        ("Hi, I am Renée", (), ("Renée", "ée")),
+        ("This is Łukasz speaking", (), ("Łukasz",)),
+        ("my name is mary and I am sad", (), ("mary",)),
+        ("i am alice and this is hard", ("Alice Smith",), ("alice",)),
+        ("SSN 123-45-6789, card 4111 1111 1111 1111, ip 192.168.1.20", (), ("6789", "4111", "192.168")),
+    ],
+)  # fmt: skip
+def test_scrub_reads_names_in_any_script_and_case(text, names, leaks):
+    """Accented and non-Latin names, lower-case names after "my name is", manifest names in
+    any case, and numbers that identify (SSN, card, IP) never leave."""
+    out = scrub(text, names)[0]
+    for leak in leaks:
+        assert leak not in out, (leak, out)
+    assert "[" in out
+    # and a weak phrase before a lower-case word names no one
+    assert scrub("I am tired, this is hard, call me on 5551234567")[0].startswith(
+        "I am tired, this is hard, call me on"
+    )
+
+
 def test_pii_audit_passes_on_scrubbed_and_fails_on_raw():
     scrubbed = scrub(PII_TEXT, names=["Jordan Lee"])[0]
     assert pii_audit([scrubbed], names=["Jordan Lee"]).passed

@@ -166,7 +166,10 @@ _STREET = (
 )
 _NUM_WORD = r"(?:\d{1,5}[A-Za-z]?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|\w+teen|\w+ty(?:[- ]\w+)?)"
 _TITLE = r"(?:Mr|Mrs|Ms|Mx|Dr|Prof|Miss|Sir|Madam)\.?"
-_CAP = r"[A-Z][a-zA-Z'\-]+"
+_CAP = r"[A-Z][a-zA-Z'\-]+"  # an ASCII capitalised word (addresses)
+# a name word in any script (José, Zoë, Łukasz, Ødegaard); whether it must be capitalised is
+# decided after matching (see find_pii): Python's re has no Unicode upper-case class
+_WORD = r"[^\W\d_][^\W\d_'\-]*(?:['\-][^\W\d_]+)*"
 # words that follow "I'm" / "this is" capitalised at a sentence start yet name no one
 _NOT_NAMES = {
     "Not",
@@ -264,16 +267,35 @@ _RULES: list[tuple[str, re.Pattern[str], int]] = [
     # letter (AB-99812, X7Y-339-2Q); a year or a count stays (see _is_id)
     ("NUMBER", re.compile(r"(?<![\w@.])[A-Za-z0-9]+(?:[-/][A-Za-z0-9]+)*(?![\w@])"), 0),
     ("NUMBER", re.compile(rf"\b{_DIGIT_WORDS}(?:[\s,-]+{_DIGIT_WORDS}){{3,}}\b", re.I), 0),
-    ("NAME", re.compile(rf"\b{_TITLE}\s+({_CAP}(?:\s+{_CAP})?)"), 1),
+    ("NAME", re.compile(rf"\b{_TITLE}\s+({_WORD}(?:\s+{_WORD})?)"), 1),
+    # "my name is mary": a name however it is written (the phrase says it is one)
+    (
+        "NAME",
+        re.compile(rf"\b(?:my name is|my name's|name's)\s+({_WORD}(?:\s+{_WORD})?)", re.I),
+        1,
+    ),
+    # "I'm Renée", "this is Łukasz": only a capitalised word (else "I'm tired" is a name)
     (
         "NAME",
         re.compile(
-            rf"\b(?:[Ii]'?m|I am|[Mm]y name is|[Mm]y name's|[Nn]ame's|[Tt]his is|[Cc]all me|"
-            rf"[Ii]t's|[Ss]peaking with)\s+({_CAP}(?:\s+{_CAP})?)"
+            rf"\b(?:[Ii]'?m|I am|[Tt]his is|[Cc]all me|[Ii]t's|[Ss]peaking with)\s+"
+            rf"({_WORD}(?:\s+{_WORD})?)"
         ),
         1,
     ),
 ]
+_STRONG_NAME = _RULES[-2][1]
+# identifying numbers read as phone numbers before: SSNs, card numbers, IP addresses
+_RULES.insert(
+    3,
+    (
+        "NUMBER",
+        re.compile(
+            r"(?<![\w.-])(?:\d{3}-\d{2}-\d{4}|(?:\d{4}[ -]){3}\d{4}|\d{1,3}(?:\.\d{1,3}){3})(?![\w-])"
+        ),
+        0,
+    ),
+)
 
 
 def _digits(s: str) -> int:
@@ -299,7 +321,7 @@ def _name_patterns(names: Iterable[str]) -> list[re.Pattern[str]]:
             if part in seen or (part != full and len(part) < 3):
                 continue
             seen.add(part)
-            flags = re.I if part == full else 0
+            flags = re.I  # "i am alice": spoken words come in any case
             pats.append(re.compile(rf"(?<!\w){re.escape(part)}(?:'s)?(?!\w)", flags))
     # longest first, so "Jane Doe" is taken as one span before "Jane"
     pats.sort(key=lambda p: -len(p.pattern))
@@ -326,11 +348,16 @@ def find_pii(text: str, names: Iterable[str] = ()) -> list[Redaction]:
             if kind == "NUMBER" and pat.pattern.startswith("(?<![") and not _is_id(s):
                 continue
             if kind == "NAME":
-                first = s.split()[0]
+                words = s.split()
+                first = words[0]
                 if first in _NOT_NAMES or s.startswith("["):
                     continue
                 if first.lower() in {"i", "the"}:
                     continue
+                if pat is not _STRONG_NAME and not first[0].isupper():
+                    continue  # "I'm tired": a name after a weak phrase is capitalised
+                if len(words) > 1 and not words[1][0].isupper():
+                    b = a + len(first)  # "mary and": the name is the first word only
                 # "this is Paris" style false hits are accepted: privacy first
             if free(a, b):
                 spans.append(Redaction(kind, a, b))
