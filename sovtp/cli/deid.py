@@ -151,12 +151,14 @@ def audit_cmd(
             print(
                 f"\n# Privacy audit — voice\n\n- speaker similarity raw → target: "
                 f"**{voice['similarity']:.3f}** (same-speaker threshold {speaker_threshold}) — "
-                f"{'PASS' if voice['passed'] else 'FAIL'}"
+                f"{'PASS' if voice['similarity'] < speaker_threshold else 'FAIL'}"
             )
             if "words" in voice:
                 w = voice["words"]
+                ok = w["passed"]
                 print(f"- ASR WER raw {w['wer_raw']:.3f} → target {w['wer_anon']:.3f} "
-                      f"(+{w['rise_points']:.1f} points; target ≤ 10)")  # fmt: skip
+                      f"(+{w['rise_points']:.1f} points; target ≤ 10) — "
+                      f"{'PASS' if ok else 'FAIL'}")  # fmt: skip
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
                 (out / "audit_voice.json").write_text(json.dumps(voice, indent=1))
