@@ -123,4 +123,8 @@ def pad_cmd(
             f"{e['system']} ({e['variant']}): {len(e['folds'])} fold(s) · mean ACER {100 * m['acer']:.1f} % · "
             f"BPCER {100 * m['bpcer']:.1f} % · EER {100 * m['eer']:.1f} %"
         )
+    if any("optimistic" in str(f.get("threshold_source", "")) for e in doc["systems"]
+           for f in e["folds"]):  # fmt: skip
+        typer.echo("warning: no dev rows in some folds — their threshold is the test rows' own "
+                   "EER point (optimistic); give the manifest a dev split", err=True)  # fmt: skip
     typer.echo(f"{out / 'pad.json'} · {out / 'report.html'}")
