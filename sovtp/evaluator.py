@@ -131,6 +131,23 @@ class EvaluatorSpec(BaseModel):
                 for s in samples]  # fmt: skip
         return subject_folds(subj, p.k, p.seed)
 
+    def cross_subject_split(self, samples: list[Any], fold: int, *, train: bool) -> list[Any]:
+        """Fold ``fold`` of the cross-subject protocol as the test side (``train=False``) or
+        every other fold as the training side: whole subjects either way."""
+        folds = self.folds_of(samples)
+        return [s for s, f in zip(samples, folds, strict=True) if (f != fold) == train]
+
+    def deals_folds(self, data: str) -> bool:
+        """The folds are dealt by subject here (``protocol: cross_subject``) because the
+        manifest ``data`` has no fold column of its own (adapters and HF data: never)."""
+        from sovtp.data.manifest import manifest_columns
+
+        p = self.protocol
+        if p is None or p.kind != "cross_subject" or ":" in data.split("/")[0]:
+            return False
+        path = Path(data)
+        return path.is_file() and "fold" not in set(manifest_columns(path))
+
     def labels(self) -> LabelSet:
         base = load_label_set(self.label_set)
         if not self.synonyms:

@@ -342,3 +342,24 @@ def test_a_sample_without_an_interval_is_windowed_to_its_video(tmp_path, pan_mp4
     (a,) = read_manifest(tmp_path / "m.csv")
     (hr,) = physio_cues_for(a, root=tmp_path)
     assert abs(hr.value["hr_bpm"] - 60) < 3, hr.text
+
+
+def test_training_takes_the_subjects_the_bench_fold_leaves_out(tmp_path, pan_mp4):
+    """`sovtp train --evaluator physio_va --fold k` trains on every subject not in test fold k
+    (what `sovtp bench --fold k` scores): the two sides partition the samples by subject."""
+    from sovtp.baselines.train import training_samples
+    from sovtp.bench.config import BenchConfig
+    from sovtp.bench.run import resolve, samples
+
+    subj = ["a", "a", "b", "c", "c", "d", "e", "f"]
+    lines = ["id,media,subject,valence,arousal"]
+    lines += [f"x{i},{pan_mp4},{s},5,5" for i, s in enumerate(subj)]
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    data = str(tmp_path / "m.csv")
+    for k in range(3):
+        tr, fold = training_samples(data, "physio_va", k, "train", None)
+        te = list(samples(resolve(BenchConfig(data=data, evaluator="physio_va", fold=k,
+                                              out=str(tmp_path / "r")))))  # fmt: skip
+        assert fold == k and tr and te
+        assert {s.id for s in tr} | {s.id for s in te} == {f"x{i}" for i in range(len(subj))}
+        assert not {s.subject for s in tr} & {s.subject for s in te}

@@ -284,6 +284,32 @@ def fit(
 _TENSORS = ("model", "optimizer", "scheduler")
 
 
+def training_samples(
+    dataset_spec: str, evaluator: str | None, fold: int | None, split: str, limit: int | None
+) -> tuple[list[Any], int | None]:
+    """What a CNN trains on: the split (and fold) of a benchmark; under a cross-subject
+    evaluator whose manifest has no fold column, every subject not dealt to test fold ``fold``
+    (the bench run of ``--fold`` scores exactly the others: no subject on both sides).
+    Returns the samples and the fold (the evaluator's default when none was given)."""
+    from sovtp.data.sources import open_dataset, select
+
+    opts: dict[str, Any] = {}
+    if evaluator:
+        from sovtp.evaluator import load_evaluator
+
+        ev = load_evaluator(evaluator)
+        opts = dict(ev.options)
+        if fold is not None and ev.deals_folds(dataset_spec):
+            from sovtp.data.manifest import manifest_columns
+
+            has_split = "split" in set(manifest_columns(Path(dataset_spec)))
+            every = list(open_dataset(dataset_spec, split=split if has_split else None, **opts))
+            return list(select(ev.cross_subject_split(every, fold, train=True), limit)), fold
+        if fold is None and ev.folds:
+            fold = ev.fold
+    return list(select(open_dataset(dataset_spec, split=split, fold=fold, **opts), limit)), fold
+
+
 def train(
     dataset_spec: str,
     model_name: str = "mobilenet_v2",
@@ -304,22 +330,17 @@ def train(
     ``dfew:/data/DFEW``, ``hf:...``); crops are cut once into ``out/crops-<split>.pt`` and
     reused (by ``resume`` too) while the samples, size and sampling stay the same."""
     from sovtp.baselines.data import build_cropset
-    from sovtp.data.sources import open_dataset, select
     from sovtp.labels import load_label_set
 
     cfg = TrainConfig(model=model_name, epochs=epochs, **config)
-    opts: dict[str, Any] = {}
     ls = None
     if evaluator:
         from sovtp.evaluator import load_evaluator
 
-        ev = load_evaluator(evaluator)
-        ls, opts = ev.labels(), dict(ev.options)
-        if fold is None and ev.folds:
-            fold = ev.fold
+        ls = load_evaluator(evaluator).labels()
     elif labels:
         ls = load_label_set(labels)
-    samples = list(select(open_dataset(dataset_spec, split=split, fold=fold, **opts), limit))
+    samples, fold = training_samples(dataset_spec, evaluator, fold, split, limit)
     if ls is not None:
         for s in samples:  # gold spelled as a synonym counts as its label
             if s.label is not None:

@@ -80,11 +80,7 @@ def samples(cfg: BenchConfig) -> Iterator[Sample]:
 def _subject_folds(cfg: BenchConfig) -> bool:
     """The evaluator deals folds by subject (``protocol: cross_subject``) and the manifest has
     no fold column of its own."""
-    if not cfg.evaluator:
-        return False
-    p = load_evaluator(cfg.evaluator).protocol
-    cols = _manifest_columns(cfg.data)
-    return p is not None and p.kind == "cross_subject" and cols is not None and "fold" not in cols
+    return bool(cfg.evaluator) and load_evaluator(cfg.evaluator).deals_folds(cfg.data)
 
 
 def _cross_subject_fold(cfg: BenchConfig) -> list[Sample]:
@@ -92,11 +88,10 @@ def _cross_subject_fold(cfg: BenchConfig) -> list[Sample]:
     the evaluator declares), the samples of fold k; the manifest is read whole to deal them."""
     ev = load_evaluator(cfg.evaluator)
     every = list(open_dataset(cfg.data, root=cfg.root, split=cfg.split, **cfg.adapter_options))
-    folds = ev.folds_of(every)
-    chosen = [s for s, f in zip(every, folds, strict=True) if f == cfg.fold]
+    chosen = ev.cross_subject_split(every, cfg.fold, train=False)
     if not chosen:
         raise SovtpError(f"fold {cfg.fold} of {ev.name}'s cross-subject folds has no sample "
-                         f"(folds: {sorted(set(folds))})")  # fmt: skip
+                         f"(folds: {sorted(set(ev.folds_of(every)))})")  # fmt: skip
     return chosen
 
 
