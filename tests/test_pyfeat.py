@@ -57,7 +57,9 @@ def test_fex_to_frames():
 
 @pytest.mark.network
 def test_real_pyfeat_detector(astronaut_png):
-    """Needs py-feat's hub weights: run with -m network on a machine that reaches the hub."""
+    """Needs py-feat (extra `pyfeat`) and its hub weights: run with -m network on a machine
+    that reaches the hub."""
+    pytest.importorskip("feat", reason="py-feat is not installed (extra pyfeat)")
     from PIL import Image
 
     from sovtp.annotate.pyfeat import detect
