@@ -218,3 +218,24 @@ def test_bench_deid_scrubs_the_manifest_speakers_from_what_leaves(tmp_path, astr
     assert res.exit_code == 0, res.output
     html = (run / "report.html").read_text()
     assert "PASS" in html and "Not audited" not in html
+
+
+def test_what_the_audit_cannot_read_fails_it_by_name(sent, tmp_path):
+    """A payload no detector can decode, or a request body that is not JSON, was sent yet
+    cannot be checked: the audit says so and does not pass; a damaged privacy.json falls back
+    to the index with a note, never to silence."""
+    app = _audit_app()
+    run = tmp_path / "run"
+    shutil.copytree(sent[0], run)
+    (run / "outgoing" / "images" / "torn.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    (run / "q1").mkdir()
+    (run / "q1" / "request.json").write_text('{"messages": [')
+    res = CliRunner().invoke(app, ["audit", str(run), "--no-speaker"])
+    assert res.exit_code == 1, res.output
+    p = json.loads((run / "privacy.json").read_text())
+    assert p["verdict"] == "fail"
+    assert sorted(p["unchecked"]) == ["outgoing/images/torn.jpg", "q1/request.json"]
+    assert any("torn.jpg" in n for n in privacy_section(run)["notes"])
+    (run / "privacy.json").write_text("{not json")
+    sec = privacy_section(run)
+    assert sec is not None and "privacy.json could not be read" in sec["notes"][0]

@@ -89,7 +89,8 @@ def _sent_blobs(folder: Path) -> Iterator[tuple[str, str, bytes]]:
         rel = req.relative_to(base)
         try:
             body = json.loads(req.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            yield "unreadable", str(rel), b""  # what was sent cannot be checked: said, not passed
             continue
         n = 0
         for key, s in _walk_strings(body):
@@ -165,9 +166,13 @@ def audit_sent(
             audio_meta.setdefault(a["sha256"], {"raw": e.get("raw_audio") or e.get("source")})
     seen: set[str] = set()
     audio_blobs: list[tuple[str, str, bytes]] = []
+    unchecked: list[str] = []  # payloads no detector could read: the audit cannot pass them
 
     def images() -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
         for kind, name, data in _sent_blobs(folder):
+            if kind == "unreadable":
+                unchecked.append(name)
+                continue
             sha = hashlib.sha256(data).hexdigest()
             if sha in seen:
                 continue
@@ -178,6 +183,7 @@ def audit_sent(
             try:
                 img = _image(data)
             except Exception:  # noqa: BLE001 - not an image: nothing a detector can read
+                unchecked.append(name)
                 continue
             raw = _raw_frame(meta[sha], img.shape) if reid and sha in meta else None
             yield name, img, raw
@@ -214,6 +220,7 @@ def audit_sent(
             ),
             "names_checked": len(names),
         },
+        "unchecked": unchecked,
         "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     reid_hits = (img_block["reid"] or {}).get("reidentified") or 0
@@ -223,6 +230,7 @@ def audit_sent(
         or audio_block["raw_copies"] > 0
         or audio_block.get("above_speaker_threshold", 0) > 0
         or summary["transcripts"]["with_pii"] > 0
+        or bool(unchecked)
     )
     summary["verdict"] = "fail" if failed else "pass"
     return summary
@@ -336,6 +344,9 @@ def table(summary: dict[str, Any]) -> str:
     )
     rows.append(("transcripts", f"{tr['n']}", f"with PII left: {tr['with_pii']} {tr['kinds']}"))
     rows.append(("refused", f"{summary['refused']}", f"of {summary['requests']} requests"))
+    bad = summary.get("unchecked") or []
+    if bad:
+        rows.append(("unreadable", f"{len(bad)}", "could not be checked: " + ", ".join(bad[:5])))
     w = max(len(r[0]) for r in rows)
     lines = [f"privacy audit — {summary['target']}"]
     lines += [f"  {a:<{w}}  {b:>6}  {c}" for a, b, c in rows]

@@ -63,6 +63,8 @@ def _from_audit(p: dict[str, Any]) -> dict[str, Any]:
     ]
     for f in (im.get("files_with_faces") or [])[:10]:
         notes.append(f"A face is detectable in {f}.")
+    for f in (p.get("unchecked") or [])[:10]:
+        notes.append(f"Could not be checked (unreadable): {f}.")
     if au.get("speaker_note"):
         notes.append(au["speaker_note"])
     return {
@@ -105,10 +107,14 @@ def privacy_section(run: str | Path) -> dict[str, Any] | None:
     recorded nothing about privacy (no ``privacy.json``, no ``outgoing/index.jsonl``)."""
     run = Path(run)
     audit = run / "privacy.json"
+    damaged = None
     if audit.exists():
         try:
             return _from_audit(json.loads(audit.read_text()))
-        except (json.JSONDecodeError, AttributeError, TypeError):
-            pass  # a damaged audit file: fall back to the index, which says less but is true
+        except (json.JSONDecodeError, AttributeError, TypeError) as e:
+            damaged = f"privacy.json could not be read ({type(e).__name__}); rerun `sovtp audit`."
     out = run / "outgoing"
-    return _from_index(out) if out.is_dir() else None
+    sec = _from_index(out) if out.is_dir() else None
+    if damaged and sec is not None:  # the index says less, but what it says is true
+        sec["notes"] = [damaged, *sec["notes"]]
+    return sec
