@@ -101,6 +101,12 @@ def test_fisher_adapts_exactly_k_parameters_and_no_other(trained):
     for n, p in m.model.named_parameters():  # the checkpoint's model is untouched
         assert torch.equal(p, src[n]), n
 
+    # the Fisher comes from the first batch: its frames are reported, not the cap asked for
+    assert info["fisher_frames"] == 16
+    small = OnlineAdapter(m.model, "fisher:300", lr=1e-2, fisher_frames=32)
+    small.step(held.x[:4])
+    assert small.info()["fisher_frames"] == 4
+
 
 def test_fisher_selection_is_the_largest_fisher_values(trained):
     from sovtp.baselines.tta import fisher_diagonal, top_k_masks
