@@ -68,19 +68,17 @@ def label_set(cfg: BenchConfig) -> LabelSet:
 
 
 def samples(cfg: BenchConfig) -> Iterator[Sample]:
-    if cfg.fold is not None and _subject_folds(cfg):
+    if (
+        cfg.fold is not None
+        and cfg.evaluator
+        and load_evaluator(cfg.evaluator).deals_folds(cfg.data)
+    ):
         src: Iterable[Sample] = _cross_subject_fold(cfg)
     else:
         src = open_dataset(
             cfg.data, root=cfg.root, split=cfg.split, fold=cfg.fold, **cfg.adapter_options
         )
     return select(src, cfg.limit, cfg.shuffle, cfg.seed)
-
-
-def _subject_folds(cfg: BenchConfig) -> bool:
-    """The evaluator deals folds by subject (``protocol: cross_subject``) and the manifest has
-    no fold column of its own."""
-    return bool(cfg.evaluator) and load_evaluator(cfg.evaluator).deals_folds(cfg.data)
 
 
 def _cross_subject_fold(cfg: BenchConfig) -> list[Sample]:
