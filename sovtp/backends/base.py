@@ -116,10 +116,16 @@ def answer_schema(labels: list[str]) -> dict[str, Any]:
 
 
 def query_constraint(q: Query, cfg: GenerationConfig) -> tuple[str, Any] | None:
-    """What to constrain one query's decoding with, by its output contract: ``("json",
-    schema)``, ``("choice", labels)`` or None (``text`` mode, ``--no-structured``, no labels)."""
+    """What to constrain one query's decoding with: a task's own answer schema where the query
+    carries one (``meta["json_schema"]``: spotting's "when" intervals), else by its output
+    contract — ``("json", schema)``, ``("choice", labels)`` or None (``text`` mode,
+    ``--no-structured``, no labels).  Every backend reads it here, so a task needs no backend of
+    its own."""
     if not cfg.structured:
         return None
+    schema = (q.meta or {}).get("json_schema")
+    if schema:
+        return "json", schema
     return constraint(q.output, q.labels)
 
 

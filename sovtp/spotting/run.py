@@ -158,46 +158,12 @@ def join_windows(parts: list[list[Interval]], bounds: list[tuple[int, int]]) -> 
 
 
 def when_backend(name: str, options: dict[str, Any]) -> Any:
-    """The backend of an LLM spotting system.  An OpenAI-compatible one also sends a query's
-    ``meta["json_schema"]`` (the "when" answer's schema) as its structured-output constraint —
-    ``response_format`` json_schema, or vLLM's ``structured_outputs`` — where the query's output
-    contract itself constrains nothing (the spotting spec's ``text``).  Other backends constrain
-    from the output contract alone (the transformers backend sends no schema at all)."""
+    """The backend of an LLM spotting system.  Each query carries the "when" answer's schema
+    (``meta["json_schema"]``), which every backend sends as its structured-output constraint
+    (:func:`sovtp.backends.base.query_constraint`)."""
     from sovtp.backends.base import get_backend
 
-    if name == "openai":
-        return _when_openai()(**options)
     return get_backend(name, **options)
-
-
-_CLS: list[type] = []
-
-
-def _when_openai() -> type:
-    """The OpenAI backend with the schema seam (built on first use: no openai import before)."""
-    if _CLS:
-        return _CLS[0]
-    from sovtp.backends.openai_compat import OpenAIBackend
-
-    class WhenOpenAIBackend(OpenAIBackend):
-        def request_body(self, q, cfg):  # type: ignore[no-untyped-def]
-            body = super().request_body(q, cfg)
-            schema = q.meta.get("json_schema")
-            if not (schema and cfg.structured) or (
-                "response_format" in body or "structured_outputs" in body
-            ):
-                return body
-            if self.server == "vllm":
-                body["structured_outputs"] = {"json": schema}
-            else:
-                body["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": "when_answer", "schema": schema, "strict": True},
-                }
-            return body
-
-    _CLS.append(WhenOpenAIBackend)
-    return WhenOpenAIBackend
 
 
 @dataclass
