@@ -115,7 +115,10 @@ def transcribe(
 
     Greedy decoding (``beam_size=1``) by default: on CPU it is ~2× faster than beam 5 and the
     transcript is evidence, not a deliverable.  faster-whisper's VAD filter is off so that no
-    ONNX model is needed beyond the Whisper folder.
+    ONNX model is needed beyond the Whisper folder.  Temperature 0 only: faster-whisper's default
+    falls back to *sampling* at rising temperatures when a segment looks poor, so the same audio
+    gave different words from run to run (the raw WER of one benchmark corpus moved by a point) —
+    a transcript that enters prompts and the words audit must be reproducible.
     """
     from sovtp.media.audio import resample
 
@@ -128,6 +131,7 @@ def transcribe(
         word_timestamps=True,
         vad_filter=False,
         condition_on_previous_text=False,
+        temperature=0.0,
     )
     words: list[Word] = []
     texts: list[str] = []
