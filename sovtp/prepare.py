@@ -231,6 +231,7 @@ class Preparer:
             labels=shown,
             subject=subject,
             transcript=transcript if o.transcript else None,
+            transcript_scrubbed=o.deid,
             image_options=o.image,
             image_cache=image_cache,
             query_id=query_id,

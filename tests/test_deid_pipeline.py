@@ -64,6 +64,8 @@ def test_deid_request_carries_no_face_and_no_raw_voice(talking_clip, tmp_path):
     # measured on the raw media, worded as text: AUs and the voice's prosody
     assert "AU12" in text and "Voice (measured on the audio)" in text
     assert "Alice" not in text and "555" not in text and "[NAME]" in text
+    # a scrubbed transcript is not called verbatim: the model is told what the brackets are
+    assert "verbatim" not in text and "replaced by placeholders such as [NAME]" in text
     with FakeOpenAIServer() as srv:
         be = get_backend("openai", base_url=srv.base_url, model="m")
         (r,) = be.generate([q], GenerationConfig(max_tokens=16))

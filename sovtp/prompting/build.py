@@ -173,8 +173,11 @@ def prompt_context(
     n_images: int,
     frame_times: list[float],
     transcript: str | None = None,
+    transcript_scrubbed: bool = False,
 ) -> dict[str, Any]:
-    """The variables a template sees.  Everything user-supplied arrives here as plain data."""
+    """The variables a template sees.  Everything user-supplied arrives here as plain data.
+    ``transcript_scrubbed``: the transcript had its PII replaced by placeholders (``--deid``), so
+    the prompt must not call it verbatim."""
     cues = clip.cues
     people = next((c for c in cues if c.kind == "scene" and c.name == "people"), None)
     n_faces = people.value["count"] if people else 0
@@ -225,6 +228,7 @@ def prompt_context(
             if c.kind == "expression" and c.subject is not None and c.subject != subject
         ],
         "transcript": transcript,
+        "transcript_scrubbed": transcript_scrubbed,
         "facs_examples": [text for aus_, text in FACS_EXAMPLES if set(aus_) <= measured],
         "output": spec.output,
         "self_correct": spec.self_correct,
@@ -272,6 +276,7 @@ def build_query(
     image_cache: ImageCache | None = None,
     query_id: str | None = None,
     max_images: int | None = None,
+    transcript_scrubbed: bool = False,
 ) -> tuple[Query, list[EncodedImage]]:
     """The Query for one clip under one prompt spec, and the images it carries.
 
@@ -289,7 +294,10 @@ def build_query(
         else []
     )
     times = [i.ref.timestamp_s or 0.0 for i in images]
-    text = render_text(spec, prompt_context(clip, spec, ls, sid, len(images), times, transcript))
+    text = render_text(
+        spec,
+        prompt_context(clip, spec, ls, sid, len(images), times, transcript, transcript_scrubbed),
+    )
     content: list[dict[str, Any]] = [
         {"type": "image_url", "image_url": {"url": im.data_url}} for im in images
     ]
