@@ -26,6 +26,7 @@ from sovtp.deid.faces import (
     FaceFinder,
     deidentify_frames,
 )
+from sovtp.deid.voice import DEFAULT_ALPHA
 from sovtp.errors import MediaError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -48,7 +49,7 @@ def deid_media(
     blur: str = "all",
     *,
     voice: bool = True,
-    alpha: float | tuple[float, float] = 0.8,
+    alpha: float | tuple[float, float] = DEFAULT_ALPHA,
     seed: int | str | None = 0,
     bridge: int = BRIDGE,
     centerface_every: int = CENTERFACE_EVERY,
