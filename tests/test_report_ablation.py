@@ -251,3 +251,23 @@ def test_a_binary_run_reports_its_declared_metrics(tmp_path):
     from sovtp.report.compare import compare_markdown, compare_rows
 
     assert "acer [95% CI]" in compare_markdown(compare_rows([tmp_path]))  # and `sovtp compare`
+
+
+def test_under_deid_the_landmarks_rung_is_a_tie_by_construction(tmp_path):
+    """--deid draws no landmarks over blurred faces, so ladder/landmarks sends what
+    ladder/bbox_id sends: its step is no finding, for a model that sees images too."""
+    n = 40
+    same = pattern(n, 10)
+    right = {"ladder/bbox_id": same, "ladder/landmarks": same, "ladder/au_text": pattern(n, 30)}
+    run = make_run(tmp_path / "deid", right, SEEING)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**cfg, "deid": True}))
+    ab = write_report(run, n_boot=100)["ablation"]
+    (lm, au) = ab["steps"]
+    assert not lm["testable"] and au["testable"]
+    assert ab["same_under_deid"] == [["ladder/bbox_id", "ladder/landmarks"]]
+    (note,) = ablation_notes(run)
+    assert "ladder/bbox_id → ladder/landmarks" in note and "--deid" in note
+    # without --deid the landmarks are drawn: the same rows are a finding
+    plain = write_report(make_run(tmp_path / "plain", right, SEEING), n_boot=100)["ablation"]
+    assert all(s["testable"] for s in plain["steps"]) and plain["notes"] == []

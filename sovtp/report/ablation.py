@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sovtp.bench.ablation import GRID_FILE, VISUAL_SWITCHES, visual_only
+from sovtp.bench.ablation import GRID_FILE, NOT_PROMPT, VISUAL_SWITCHES, visual_only
 from sovtp.scoring.stats import bootstrap_delta, bootstrap_mean, mcnemar
 
 NOT_TESTABLE = "not testable with this backend"
@@ -106,6 +106,18 @@ def run_specs(run: Path, variants: Iterable[str]) -> dict[str, dict[str, Any]]:
                 out[str(d.get("id", v))] = d
                 break
     return out
+
+
+def same_under_deid(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two prompt specs (YAML dicts) become the same prompt under ``--deid``, where no
+    landmarks are drawn over blurred faces (:func:`sovtp.deid.stage.deid_visual`): the ladder's
+    landmarks rung then sends exactly what its bbox_id rung sends."""
+
+    def strip(d: dict[str, Any]) -> dict[str, Any]:
+        visual = {**(d.get("visual") or {}), "landmarks": "none"}
+        return {k: v for k, v in {**d, "visual": visual}.items() if k not in NOT_PROMPT}
+
+    return strip(a) == strip(b)
 
 
 def _pair(right: Right, a: tuple[str, str], b: tuple[str, str], n_boot: int, seed: int):
@@ -232,14 +244,24 @@ def analyse(
 
     deaf = prompt_blind_systems(systems)
 
+    deid = bool(cfg.get("deid"))
+    alike = {  # variant pairs that --deid turns into one prompt (no landmarks over blur)
+        (a, b)
+        for a, b in itertools.permutations(order, 2)
+        if deid and a in specs and b in specs and same_under_deid(specs[a], specs[b])
+    }
+
     def untestable(system: str, a: str, b: str) -> bool:
         if system in deaf:  # answers from measurements alone: no variant can move them
+            return True
+        if (a, b) in alike:
             return True
         return system in blind and a in specs and b in specs and visual_only(specs[a], specs[b])
 
     out: dict[str, Any] = {
         "blind_systems": blind,
         "prompt_blind_systems": sorted(deaf),
+        "same_under_deid": sorted([a, b] for a, b in alike if order.index(a) < order.index(b)),
         "kind": "list",
         "steps": [],
     }
@@ -271,6 +293,11 @@ def notes(ab: dict[str, Any]) -> list[str]:
             f"from the prompt: no prompt variant can change its answer, so every rung, effect "
             f"and comparison here is {NOT_TESTABLE} — ties by construction, not findings. "
             "Run the ablation against a vision LLM (--base-url / --hf)."
+        )
+    for a, b in ab.get("same_under_deid") or []:
+        out.append(
+            f"{a} → {b}: under --deid no landmarks are drawn over blurred faces, so these two "
+            "send the same prompt — not testable under --deid; the delta is a tie by construction."
         )
     for system, backend in (ab.get("blind_systems") or {}).items():
         if system in deaf:
