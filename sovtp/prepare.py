@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sovtp.deid.voice import DEFAULT_ALPHA
 from sovtp.errors import DeidError
 from sovtp.labels import LABEL_ORDERS, LabelSet, load_label_set, ordered_labels
 from sovtp.prompting.build import EncodedImage, ImageCache, ImageOptions, build_query
@@ -51,6 +52,9 @@ class PrepareOptions:
     deid_mode: str = "blur"  # blur | pixelate
     asr: bool = False  # transcribe the audio (faster-whisper) where a sample has no transcript
     hands: bool = False  # MediaPipe hands: self-touch, fidgeting (NFBL cues)
+    # McAdams coefficient of any audio sent (always anonymised): an α, or a (low, high) range
+    # drawn per utterance from ``seed`` and the sample key; "0.5-0.9" (parse_alpha) is read too
+    voice_alpha: float | tuple[float, float] = DEFAULT_ALPHA
     # where to record what leaves (sovtp.deid.outgoing): every image/audio payload of a request
     # that passes the guard, and an index line per request (refusals too); None: not recorded
     outgoing: Path | None = None
@@ -66,6 +70,12 @@ class PrepareOptions:
             from sovtp.contracts import check_output
 
             check_output(self.output)
+        from sovtp.deid.voice import format_alpha, parse_alpha
+
+        # one form, checked now (not at the first audio prompt): a float or a (low, high) tuple
+        alpha = self.voice_alpha
+        text = alpha if isinstance(alpha, str) else format_alpha(alpha)
+        object.__setattr__(self, "voice_alpha", parse_alpha(text))
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -240,7 +250,9 @@ class Preparer:
         q.meta["label_set"] = ls.name
         q.meta["label_order"] = o.label_order
         if spec.audio and clip.sha256 in self._audio:
-            _attach_audio(q, *self._audio[clip.sha256], seed=o.seed, key=sample_key)
+            _attach_audio(
+                q, *self._audio[clip.sha256], seed=o.seed, key=sample_key, alpha=o.voice_alpha
+            )
         sent = transcript if o.transcript else None
         if o.deid:
             try:
@@ -291,15 +303,25 @@ def _raw_audio(path: str | Path) -> tuple | None:
     return (samples, rate) if len(samples) else None
 
 
-def _attach_audio(q: Query, samples, rate: int, seed: int, key: str) -> None:
+def _attach_audio(
+    q: Query,
+    samples,
+    rate: int,
+    seed: int,
+    key: str,
+    alpha: float | tuple[float, float] = DEFAULT_ALPHA,
+) -> None:
     """An ``input_audio`` part for omni models: always the McAdams-anonymised voice, never the
-    raw one (the part builder refuses raw samples)."""
+    raw one (the part builder refuses raw samples).  ``alpha``: the coefficient, or a range to
+    draw this utterance's from (``seed`` + ``key``); the meta records the α used (and the range)."""
     from sovtp.deid.parts import audio_part_from_raw
 
-    part, alpha = audio_part_from_raw(samples, rate, seed=seed, key=key)
+    part, used = audio_part_from_raw(samples, rate, alpha=alpha, seed=seed, key=key)
     content = q.messages[-1]["content"]
     content.insert(len(content) - 1, part)  # before the text, after the images
-    q.meta["audio"] = {"anonymised": True, "mcadams_alpha": alpha}
+    q.meta["audio"] = {"anonymised": True, "mcadams_alpha": used}
+    if isinstance(alpha, tuple):
+        q.meta["audio"]["mcadams_range"] = list(alpha)
 
 
 def _decoded(jpeg: bytes):

@@ -90,6 +90,9 @@ class BenchConfig(BaseModel):
     blur: str = "all"  # under deid: all | others
     asr: bool = False  # transcribe samples that have no transcript (faster-whisper)
     hands: bool = False  # MediaPipe hands: NFBL cues (self-touch, fidgeting)
+    # McAdams α of the audio an omni prompt sends: "0.75", or "LO-HI" (one α per sample, drawn
+    # from the seed); kept in parse_alpha's one spelling, so 0.75 and "0.750" are one run
+    voice_alpha: str = "0.75"
     # test-time adaptation of the cnn:CKPT systems on the test stream, in sample order:
     # none | bn | tent | fisher:K (sovtp.baselines.tta); the run also writes tta.json
     tta: str = "none"
@@ -117,6 +120,19 @@ class BenchConfig(BaseModel):
             return str(parse_method(v))
         except ValueError as e:
             raise SovtpError(str(e)) from e
+
+    @field_validator("voice_alpha", mode="before")
+    @classmethod
+    def _voice_alpha(cls, v: Any) -> str:
+        """``0.6`` (a YAML float), ``"0.5-0.9"`` or ``[0.5, 0.9]`` → one spelling; refused early
+        when it is no α."""
+        from sovtp.deid.voice import format_alpha, parse_alpha
+
+        try:
+            text = format_alpha(tuple(v)) if isinstance(v, list | tuple) else str(v)
+            return format_alpha(parse_alpha(text))
+        except (TypeError, ValueError) as e:
+            raise SovtpError(f"voice_alpha: {e}") from e
 
 
 # -- what a run's answers depend on ------------------------------------------------------------
@@ -152,7 +168,7 @@ COSMETIC_FIELDS = frozenset(
 DATA_FIELDS = ("data", "root", "split", "fold", "limit", "shuffle", "seed", "adapter_options")
 # fields added after runs were made: at their default they are left out of the identity, so an
 # older run folder (whose identity never had them) still resumes
-LATER_FIELDS: dict[str, Any] = {"tta": "none", "hands": False}
+LATER_FIELDS: dict[str, Any] = {"tta": "none", "hands": False, "voice_alpha": "0.75"}
 
 
 def run_identity(

@@ -142,6 +142,7 @@ def run_manifest(
             "subject": cfg.subject,
             "au_source": cfg.au_source,
             "deid": {"on": cfg.deid, "blur": cfg.blur} if cfg.deid else False,
+            "voice_alpha": cfg.voice_alpha,  # McAdams α of any audio sent (always anonymised)
             "asr": cfg.asr,
             "hands": cfg.hands,
             "tta": tta_protocol(cfg),

@@ -363,6 +363,7 @@ def prepare_options(cfg: BenchConfig):
         blur=cfg.blur,
         asr=cfg.asr,
         hands=cfg.hands,
+        voice_alpha=cfg.voice_alpha,  # "0.75" or "LO-HI", parsed by PrepareOptions
         # under de-identification, what leaves for a model is recorded in the run folder
         outgoing=Path(cfg.out) / "outgoing" if cfg.deid else None,
     )

@@ -10,6 +10,7 @@ import typer
 
 from sovtp.cli.options import (
     DEFAULT_MAX_FACES,
+    VOICE_ALPHA,
     Asr,
     AuSource,
     BackendName,
@@ -35,6 +36,7 @@ from sovtp.cli.options import (
     Temperature,
     Timeout,
     Transcript,
+    VoiceAlpha,
     backend_options,
     out_folder,
 )
@@ -72,6 +74,7 @@ def _preparer(
     asr: bool = False,
     hands: bool = False,
     outgoing: Path | None = None,
+    voice_alpha: str = VOICE_ALPHA,
 ):
     from sovtp.prepare import PrepareOptions, Preparer
     from sovtp.prompting.build import ImageOptions
@@ -92,6 +95,7 @@ def _preparer(
             asr=asr,
             hands=hands,
             outgoing=outgoing,
+            voice_alpha=voice_alpha,  # PrepareOptions parses "0.75" / "0.5-0.9"
         )
     )
 
@@ -220,6 +224,7 @@ def prompt_cmd(
     blur: Blur = "all",
     asr: Asr = False,
     hands: Hands = False,
+    voice_alpha: VoiceAlpha = VOICE_ALPHA,
 ) -> None:
     """Render the Set-of-Vision-Text prompt for a clip: print its text, write its images."""
     from sovtp.prompting.spec import load_spec
@@ -228,7 +233,7 @@ def prompt_cmd(
     out = out_folder(out or Path("sovtp-prompt") / Path(media).stem)
     with _preparer(
         sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
-        image_size, jpeg_quality, deid, blur, asr, hands,
+        image_size, jpeg_quality, deid, blur, asr, hands, voice_alpha=voice_alpha,
     ) as prep:  # fmt: skip
         clip, frames = _annotate(prep, media)
         q, images = prep.query(
@@ -286,6 +291,7 @@ def query_cmd(
     blur: Blur = "all",
     asr: Asr = False,
     hands: Hands = False,
+    voice_alpha: VoiceAlpha = VOICE_ALPHA,
 ) -> None:
     """Which emotion, and why: one clip through annotation, prompt, a backend and the parser.
 
@@ -302,7 +308,7 @@ def query_cmd(
     )
     with _preparer(
         sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
-        deid=deid, blur=blur, asr=asr, hands=hands,
+        deid=deid, blur=blur, asr=asr, hands=hands, voice_alpha=voice_alpha,
         outgoing=out / "outgoing" if deid else None,  # what left, for `sovtp audit`
     ) as prep:  # fmt: skip
         clip, frames = _annotate(prep, media)

@@ -15,6 +15,7 @@ import typer
 from sovtp.cli.options import (
     DEFAULT_MAX_FACES,
     EXIT_CODES_HELP,
+    VOICE_ALPHA,
     Asr,
     AuSource,
     BackendName,
@@ -37,6 +38,7 @@ from sovtp.cli.options import (
     Subject,
     Temperature,
     Timeout,
+    VoiceAlpha,
     backend_options,
     out_folder,
 )
@@ -343,6 +345,7 @@ def bench_cmd(
     blur: Blur = "all",
     asr: Asr = False,
     hands: Hands = False,
+    voice_alpha: VoiceAlpha = VOICE_ALPHA,
     tta: Tta = "none",
     no_check: NoCheck = False,
 ) -> None:
@@ -356,7 +359,8 @@ def bench_cmd(
         max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
         no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
         temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
-        deid=deid, blur=blur, asr=asr, hands=hands, tta=tta, defaults=config is None,
+        deid=deid, blur=blur, asr=asr, hands=hands, tta=tta, voice_alpha=voice_alpha,
+        defaults=config is None,
     )  # fmt: skip
     _precheck(given, no_check)
     run_and_exit(build_config(config, given), resume, retry_errors, no_report)
@@ -371,6 +375,7 @@ def _run_settings(
     workers, subject, transcript, sampling, max_faces, au_source, no_pose, no_cache,
     no_response_cache, limit, shuffle, seed, temperature, max_tokens, engine, tier_by, deid,
     blur, asr, defaults: bool, tta: str = "none", hands: bool = False,
+    voice_alpha: str = VOICE_ALPHA,
 ) -> dict[str, Any]:  # fmt: skip
     """The BenchConfig fields the options give.  Under --config only what differs from an
     option's default counts as given, so a rerun keeps the file's settings."""
@@ -395,6 +400,7 @@ def _run_settings(
         "engine": (engine, "local"), "timeout_s": (timeout, 120.0),
         "max_retries": (max_retries, 2), "deid": (deid, False), "blur": (blur, "all"),
         "asr": (asr, False), "tta": (tta, "none"), "hands": (hands, False),
+        "voice_alpha": (voice_alpha, VOICE_ALPHA),
     }  # fmt: skip
     for k, (v, default) in flags.items():
         d[k] = v if (defaults or v != default) else None
@@ -465,6 +471,7 @@ def ablate_cmd(
     blur: Blur = "all",
     asr: Asr = False,
     hands: Hands = False,
+    voice_alpha: VoiceAlpha = VOICE_ALPHA,
     no_check: NoCheck = False,
 ) -> None:
     """Which prompt element buys how much: one annotation pass, every variant, deltas between
@@ -491,7 +498,7 @@ def ablate_cmd(
         max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
         no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
         temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
-        deid=deid, blur=blur, asr=asr, hands=hands, defaults=True,
+        deid=deid, blur=blur, asr=asr, hands=hands, voice_alpha=voice_alpha, defaults=True,
     )  # fmt: skip
     _precheck(given, no_check)
     run_and_exit(build_config(None, given), resume, retry_errors, no_report=False)

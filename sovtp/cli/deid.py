@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from sovtp.deid.voice import DEFAULT_ALPHA
+from sovtp.cli.options import VOICE_ALPHA, alpha_option
 from sovtp.errors import SovtpError
 
 DeidMode = Annotated[str, typer.Option("--mode", help="How faces are obscured: blur | pixelate.")]
@@ -33,13 +33,20 @@ def deid_cmd(
         typer.Option("--voice/--keep-voice", help="McAdams-anonymise the audio (default on)."),
     ] = True,
     alpha: Annotated[
-        float,
+        str,
         typer.Option(
             "--alpha",
+            callback=alpha_option,
             help="McAdams coefficient (pole angles θ → θ**α); lower hides the voice more and "
-            "costs more words. 0.75 by default; VoicePrivacy B2 used 0.8.",
+            "costs more words. 0.75 by default; VoicePrivacy B2 used 0.8. A range LO-HI such as "
+            "0.5-0.9 (VoicePrivacy 2022) draws one α in it, reproducibly from --seed and the "
+            "file's name; the α used is printed.",
         ),
-    ] = DEFAULT_ALPHA,
+    ] = VOICE_ALPHA,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", help="Seed of the α drawn from an --alpha range (else unused)."),
+    ] = 0,
     centerface_every: Annotated[
         int,
         typer.Option(
@@ -51,12 +58,17 @@ def deid_cmd(
 ) -> None:
     """Write a de-identified copy: every face blurred, the voice anonymised, nothing else kept."""
     from sovtp.deid.media import deid_media
+    from sovtp.deid.voice import draw_alpha, parse_alpha
 
     if out.is_dir():
         out = out / media.name
+    a = parse_alpha(alpha)  # checked by the option's callback
     info = deid_media(
-        media, out, mode, blur, voice=voice, alpha=alpha, centerface_every=centerface_every
+        media, out, mode, blur, voice=voice, alpha=a, seed=seed, centerface_every=centerface_every
     )
+    if voice and info.get("audio_s") and "alpha" not in info:
+        # the α the audio went through: a range is drawn as deid_media draws it (seed, file name)
+        info["alpha"] = draw_alpha(seed, media.name, *a) if isinstance(a, tuple) else a
     print(json.dumps({"out": str(out), **info}, default=str))
 
 

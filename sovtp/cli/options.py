@@ -113,6 +113,31 @@ Blur = Annotated[
     ),
 ]
 
+
+def alpha_option(value: str) -> str:
+    """Typer callback of ``--alpha`` / ``--voice-alpha``: a bad value is a usage error (exit 2)
+    before any media is read; a good one comes back in its one spelling (``0.75``, ``0.5-0.9``)."""
+    from sovtp.deid.voice import format_alpha, parse_alpha
+
+    try:
+        return format_alpha(parse_alpha(value))
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+VOICE_ALPHA = "0.75"  # sovtp.deid.voice.DEFAULT_ALPHA, spelt as the option takes it
+VoiceAlpha = Annotated[
+    str,
+    typer.Option(
+        "--voice-alpha",
+        callback=alpha_option,
+        help="McAdams coefficient of the voice sent to an omni model: 0.75 (default), or a range "
+        "LO-HI such as 0.5-0.9 for a random α per utterance, seeded by --seed. Matters only "
+        "with a prompt that sends audio (audio is always sent anonymised, --deid or not); "
+        "lower hides the voice more and costs more words.",
+    ),
+]
+
 Asr = Annotated[
     bool,
     typer.Option(

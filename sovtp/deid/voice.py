@@ -100,6 +100,43 @@ def draw_alpha(
     return float(low + (high - low) * u)
 
 
+def parse_alpha(text: str) -> float | tuple[float, float]:
+    """The McAdams coefficient as a user writes it: ``"0.75"`` → 0.75, or ``"0.5-0.9"`` →
+    ``(0.5, 0.9)``, a range from which :func:`draw_alpha` draws one seeded α per utterance.
+
+    One parser for every command (``sovtp deid --alpha``, ``--voice-alpha`` of query, bench and
+    ablate), so the spelling means the same everywhere.  Raises ValueError, naming the value, for
+    anything else: not a number, outside (0, 2) (the warp θ → θ**α is meant for α near 1), or a
+    range whose low end is above its high end."""
+    s = str(text).strip()
+    # a leading digit or dot before the dash: "0.5-0.9"; a lone "-0.5" is a (bad) number
+    low_s, dash, high_s = s.partition("-") if not s.startswith("-") else (s, "", "")
+    try:
+        values = [float(low_s), float(high_s)] if dash else [float(s)]
+    except ValueError:
+        raise ValueError(
+            f"McAdams alpha must be a number such as 0.75 or a range LOW-HIGH such as 0.5-0.9 "
+            f"(a seeded random alpha per utterance), got {text!r}"
+        ) from None
+    for v in values:
+        if not 0.0 < v < 2.0:  # also refuses nan and inf
+            raise ValueError(f"McAdams alpha must be in (0, 2), got {v:g} in {text!r}")
+    if not dash:
+        return values[0]
+    if values[0] > values[1]:
+        raise ValueError(f"McAdams alpha range must be LOW-HIGH with LOW <= HIGH, got {text!r}")
+    return (values[0], values[1])
+
+
+def format_alpha(alpha: float | tuple[float, float]) -> str:
+    """The one spelling of an α or a range that :func:`parse_alpha` reads back: ``0.75``,
+    ``0.5-0.9`` (configs and run identities compare these strings)."""
+    if isinstance(alpha, tuple | list):
+        low, high = alpha
+        return f"{float(low)!r}-{float(high)!r}"
+    return repr(float(alpha))
+
+
 def _frames(x: np.ndarray, win: int, hop: int) -> np.ndarray:
     n = 1 + max(0, int(np.ceil((len(x) - win) / hop)))
     padded = np.zeros((n - 1) * hop + win)
