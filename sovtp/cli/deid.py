@@ -58,7 +58,7 @@ def deid_cmd(
 ) -> None:
     """Write a de-identified copy: every face blurred, the voice anonymised, nothing else kept."""
     from sovtp.deid.media import deid_media
-    from sovtp.deid.voice import draw_alpha, parse_alpha
+    from sovtp.deid.voice import parse_alpha
 
     if out.is_dir():
         out = out / media.name
@@ -66,9 +66,6 @@ def deid_cmd(
     info = deid_media(
         media, out, mode, blur, voice=voice, alpha=a, seed=seed, centerface_every=centerface_every
     )
-    if voice and info.get("audio_s") and "alpha" not in info:
-        # the α the audio went through: a range is drawn as deid_media draws it (seed, file name)
-        info["alpha"] = draw_alpha(seed, media.name, *a) if isinstance(a, tuple) else a
     print(json.dumps({"out": str(out), **info}, default=str))
 
 

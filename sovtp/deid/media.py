@@ -83,7 +83,7 @@ def deid_media(
     from sovtp.deid.faces import deidentify_stream
     from sovtp.deid.media_writer import write_media
 
-    audio_fn, audio_note = _audio_stage(voice, alpha, seed, src.name)
+    audio_fn, audio_note, alpha_used = _audio_stage(voice, alpha, seed, src.name)
     stats: dict[str, Any] = {}
     with FaceFinder(max_side=max_side) as finder:
         keep: set[int] = set()
@@ -122,6 +122,7 @@ def deid_media(
         "regions_obscured": stats.get("regions", 0),
         "regions_rechecked": stats.get("rechecked", 0),
         "audio": audio_note if info.get("audio_s") else "no audio track",
+        **({"alpha": alpha_used} if info.get("audio_s") and alpha_used is not None else {}),
         "seconds": round(time.perf_counter() - t0, 3),
     }
 
@@ -134,19 +135,23 @@ def _has_video(src: Path) -> bool:
 
 
 def _audio_stage(voice: bool, alpha, seed, key: str):
-    """(audio_fn, what the report says about the audio)."""
+    """(audio_fn, what the report says about the audio, the α used or None)."""
     if not voice:
-        return None, "kept unchanged (re-encoded): the voice still identifies the speaker"
+        return None, "kept unchanged (re-encoded): the voice still identifies the speaker", None
     try:
         from sovtp.deid.voice import anonymise_audio
     except ImportError:
-        return None, "copied unchanged: voice anonymisation is not available in this install"
+        return None, "copied unchanged: voice anonymisation is not available in this install", None
+
+    from sovtp.deid.voice import draw_alpha
 
     def fn(x: np.ndarray, rate: int) -> np.ndarray:
         return anonymise_audio(x, rate, alpha=alpha, seed=seed, key=key)
 
-    what = f"α {alpha}" if not isinstance(alpha, tuple) else f"α drawn in {alpha}, seed {seed}"
-    return fn, f"McAdams-anonymised ({what})"
+    if isinstance(alpha, tuple):  # the α anonymise_audio draws from the same seed and key
+        used = draw_alpha(seed, key, *alpha)
+        return fn, f"McAdams-anonymised (α {used:.3f}, drawn in {alpha} with seed {seed})", used
+    return fn, f"McAdams-anonymised (α {alpha})", float(alpha)
 
 
 def _deid_image(src: Path, dst: Path, mode: str, blur: str, max_side: int) -> dict[str, Any]:
