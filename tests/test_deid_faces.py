@@ -77,7 +77,7 @@ def test_centerface_graph_is_made_dynamic_and_finds_the_face(finder):
     assert len(finder.cf(img[::2, ::2].copy())) == 1
 
 
-@pytest.mark.parametrize("mode", ["blur", "pixelate"])
+@pytest.mark.parametrize("mode", ["blur", "pixelate", "fill"])
 def test_still_has_no_detectable_face_after_deid(finder, landmarker, mode):
     from sovtp.deid.faces import deidentify_frames
 
@@ -87,6 +87,25 @@ def test_still_has_no_detectable_face_after_deid(finder, landmarker, mode):
     assert _faces(finder, landmarker, out) == []
     # only the face changed: the bottom half of the image is untouched
     assert np.array_equal(out[300:], img[300:])
+
+
+def test_fill_paints_the_region_its_mean_colour_and_spares_kept_faces():
+    """``fill`` leaves no shading: the obscured box is one colour, the box's own mean; a kept
+    region inside it and everything outside stay as they were."""
+    from sovtp.deid.faces import Region, obscure
+
+    img = astronaut()
+    box, keep = (150.0, 40.0, 300.0, 220.0), (260.0, 150.0, 300.0, 220.0)
+    out = obscure(img, [Region(box, 1), Region(keep, 2, kept=True)], "fill")
+    patch = out[40:150, 150:260].reshape(-1, 3)
+    assert (patch == patch[0]).all()
+    assert np.allclose(patch[0], img[40:220, 150:300].reshape(-1, 3).mean(0), atol=0.6)
+    assert np.array_equal(out[150:220, 260:300], img[150:220, 260:300])
+    outside = np.ones(img.shape[:2], bool)
+    outside[40:220, 150:300] = False
+    assert np.array_equal(out[outside], img[outside])
+    with pytest.raises(ValueError):
+        obscure(img, [Region(box, 1)], "smudge")
 
 
 def test_clip_face_entering_and_leaving_is_covered_in_every_frame(finder, landmarker):

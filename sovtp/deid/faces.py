@@ -19,6 +19,18 @@ Obscuring: ``blur`` is a Gaussian whose sigma is 0.35 of the box size (a large f
 as hard as a small one), ``pixelate`` keeps 6 blocks across the face and softens them (sigma
 1/8); either way the patch's contrast is then halved around its mean, and the box reaches
 further down (the chin, the neck) — a blurred box sitting on a collar read as a face otherwise.
+``fill`` paints the box one flat colour (its mean): nothing of the face's shading is left, and
+it reaches dlib's *blank floor* — the raw face's distance to an all-grey image, what an
+obscuring that leaves nothing of the face scores under the audit's re-identification
+check.  Measured (``benchmarks/face_reid.py --clips``: 100 LFW faces + the astronaut, then
+every frame of two panning astronaut clips and an entering one; min raw → de-identified
+distance): blur 0.597, 1/101 below 0.6 (the astronaut 0.738, the pans ≥ 0.744); fill 0.608,
+0/101 (the astronaut 0.751, the pans ≥ 0.754).  Neither gets every face ≥ 0.65, and no fixed
+fill tried can (12 flat colours, gradients, smooth noise, checker and block patterns each left
+some LFW face under 0.65; face 29, floor 0.601, reached 0.637 at best), and where a face is cut by the frame edge dlib's black padding past the edge,
+shared by the raw and the obscured chip, holds the distance at ~0.53–0.63 whatever fills the
+box (an all-grey frame scores the same, and that raw half face is itself 0.74 from the
+astronaut's full still — dlib does not recognise it).
 
 Verified, not hoped: every obscured frame is looked at again (:func:`obscure_checked`) and what
 a detector still calls a face is blurred harder (sigma ½, then 1 × its box).  Video streams
@@ -53,7 +65,7 @@ from sovtp.types import Frame, FrameAnnotation
 
 log = logging.getLogger(__name__)
 
-MODES = ("blur", "pixelate")
+MODES = ("blur", "pixelate", "fill")
 BLUR_WHO = ("all", "others")
 DILATE = 0.25  # each side moves out by this fraction of the box's size
 BRIDGE = 6  # frames a track's box is carried before / after its detections
@@ -309,9 +321,10 @@ def regions_at(
 def obscure(
     image: np.ndarray, regions: Iterable[Region], mode: str = "blur", strength: float = 1.0
 ) -> np.ndarray:
-    """A copy of ``image`` with every non-kept region blurred or pixelated.  Kept regions are
-    restored afterwards, so a bystander's blur that overlaps the subject does not touch them.
-    ``strength`` scales the blur's sigma (the re-check's escalation)."""
+    """A copy of ``image`` with every non-kept region blurred, pixelated or filled with its
+    mean colour (``mode``, one of :data:`MODES`).  Kept regions are restored afterwards, so a
+    bystander's blur that overlaps the subject does not touch them.  ``strength`` scales the
+    blur's sigma (the re-check's escalation)."""
     import cv2
 
     if mode not in MODES:
@@ -329,6 +342,9 @@ def obscure(
             continue
         roi = out[y0:y1, x0:x1]
         size = max(x1 - x0, y1 - y0)
+        if mode == "fill":  # no shading left at all: see the module docstring
+            out[y0:y1, x0:x1] = np.round(cv2.mean(roi)[:3]).astype(np.uint8)
+            continue
         if mode == "pixelate":
             n = PIXEL_BLOCKS
             small = cv2.resize(
