@@ -13,7 +13,14 @@ import typer
 from sovtp.cli.options import VOICE_ALPHA, alpha_option
 from sovtp.errors import SovtpError
 
-DeidMode = Annotated[str, typer.Option("--mode", help="How faces are obscured: blur | pixelate.")]
+DeidMode = Annotated[
+    str,
+    typer.Option(
+        "--mode",
+        help="How faces are obscured: blur (default) | pixelate | fill (each face box one flat "
+        "colour, its mean: nothing of the face is left).",
+    ),
+]
 BlurWho = Annotated[
     str,
     typer.Option(

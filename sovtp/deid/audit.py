@@ -7,8 +7,17 @@ frame, and tiles of a wide one), MediaPipe's face detector and CenterFace.  Targ
 (b) **Re-identification**: dlib's face recognition ResNet (128-D, CC0; "same person" below a
 Euclidean distance of 0.6 — dlib's own threshold, 99.38 % on LFW) compares each raw face with the
 same place in the de-identified image.  The attacker is given the best case: the de-identified
-face is aligned with the *raw* face's five landmarks (a blurred face has none to find).  A face
-counts as re-identified when its distance is below the threshold.  dlib comes from ``dlib-bin``
+face is aligned with the *raw* face's five landmarks (a blurred face has none to find).  The
+issue's measure is the share of faces whose distance is at or above the threshold
+(``below_threshold`` counts the others).  The control that measure lacks is the **blank floor**:
+the distance from the raw face to a flat grey image under the same alignment — what an obscuring
+that leaves *nothing* of the face would score.  For some faces dlib puts that floor near or below
+0.6 (LFW face 29 of ``skimage.data.lfw_subset()``: 0.601; half faces cut by the frame edge, where
+dlib pads the chip with the same black in both images: 0.53), so dlib would "re-identify" them
+from a blank.  A face therefore counts as **re-identified** when its distance is below the
+threshold *and* more than :data:`FLOOR_MARGIN` below its floor — the de-identified image tells
+dlib more about the person than a blank does; ``at_blank_floor`` counts the faces under the
+threshold that a blank scores as well (``benchmarks/face_reid.py`` measures both).  dlib comes from ``dlib-bin``
 (Boost licence) and its two model files from the resolver (``face_recognition_models`` sdist);
 without dlib, part (b) reports itself skipped with the reason rather than inventing a score.
 """
@@ -23,6 +32,8 @@ from typing import Any
 import numpy as np
 
 DLIB_SAME_PERSON = 0.6
+# a distance within this of the blank floor is what a flat grey image scores: no identity left
+FLOOR_MARGIN = 0.02
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
 
@@ -127,36 +138,56 @@ class Reidentifier:
             finder = FaceFinder()
         self.finder = finder
         self.dists: list[float] = []
+        self.floors: list[float] = []  # raw face → a flat grey image, same alignment
 
     def add(self, raw: np.ndarray, deid: np.ndarray) -> list[float]:
-        """Distances of each face found in ``raw`` to the same place in ``deid`` (same size)."""
+        """Distances of each face found in ``raw`` to the same place in ``deid`` (same size);
+        each face's blank floor is kept beside it (see the module docstring)."""
         from sovtp.deid.faces import merge
 
         out = []
+        blank = np.full_like(np.asarray(raw)[..., :3], 128)
         for det in merge(self.finder.find(raw)):
             shape = self.emb.shape(raw, det.box)
-            d = self.emb.embed(raw, shape) - self.emb.embed(deid, shape)
-            out.append(float(np.linalg.norm(d)))
+            e = self.emb.embed(raw, shape)
+            out.append(float(np.linalg.norm(e - self.emb.embed(deid, shape))))
+            self.floors.append(float(np.linalg.norm(e - self.emb.embed(blank, shape))))
         self.dists += out
         return out
 
     def summary(self) -> dict[str, Any]:
         d, n = self.dists, len(self.dists)
-        reid = sum(x < self.threshold for x in d)
+        under = [k for k, x in enumerate(d) if x < self.threshold]
+        at_floor = sum(d[k] >= self.floors[k] - FLOOR_MARGIN for k in under)
         return {
             "available": True,
             "embedder": self.emb.name,
             "threshold": self.threshold,
             "faces": n,
-            "reidentified": reid,
-            "below_threshold_share": None if n == 0 else round(1 - reid / n, 4),
+            "reidentified": len(under) - at_floor,
+            "below_threshold": len(under),
+            "at_blank_floor": at_floor,
+            "floor_margin": FLOOR_MARGIN,
+            # the issue's measure: faces at or above the same-person distance (target ≥ 0.99)
+            "below_threshold_share": None if n == 0 else round(1 - len(under) / n, 4),
             "min_distance": None if n == 0 else round(min(d), 4),
             "mean_distance": None if n == 0 else round(float(np.mean(d)), 4),
+            "min_floor": None if n == 0 else round(min(self.floors), 4),
         }
 
     def close(self) -> None:
         if self._own:
             self.finder.close()
+
+
+def reid_detail(reid: dict[str, Any]) -> str:
+    """How many faces fell under the threshold and how many of those a blank scores as well."""
+    under = reid.get("below_threshold", reid.get("reidentified", 0))
+    floor = reid.get("at_blank_floor", 0)
+    text = f"{under} under the threshold"
+    if floor:
+        text += f", {floor} of them no closer than a blank grey image is (dlib's floor)"
+    return text
 
 
 def reid_unavailable(e: Exception) -> dict[str, Any]:
@@ -294,7 +325,8 @@ def markdown(summary: dict[str, Any]) -> str:
         lines.append(
             f"- re-identification ({reid['embedder']}, same person < {reid['threshold']}): "
             f"{reid['reidentified']} of {reid['faces']} faces re-identified; "
-            f"min distance {reid['min_distance']}, mean {reid['mean_distance']}"
+            f"{reid_detail(reid)}; min distance {reid['min_distance']}, mean "
+            f"{reid['mean_distance']}"
         )
     lines.append(f"- verdict: **{'pass' if summary['passed'] else 'FAIL'}**")
     return "\n".join(lines) + "\n"

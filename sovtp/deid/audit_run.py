@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from sovtp.deid.audit import DLIB_SAME_PERSON, IMAGE_EXTS, audit_stream
+from sovtp.deid.audit import DLIB_SAME_PERSON, IMAGE_EXTS, audit_stream, reid_detail
 from sovtp.deid.outgoing import decode_data_url, read_index
 
 SPEAKER_THRESHOLD = 0.80  # Resemblyzer same-speaker cosine (as `sovtp audit --raw`)
@@ -328,7 +328,11 @@ def table(summary: dict[str, Any]) -> str:
     reid = im.get("reid")
     if reid:
         rows.append(
-            ("face re-id", f"{reid.get('faces', 0)}", f"re-identified: {reid.get('reidentified')}")
+            (
+                "face re-id",
+                f"{reid.get('faces', 0)}",
+                f"re-identified: {reid.get('reidentified')} ({reid_detail(reid)})",
+            )
             if reid.get("available")
             else ("face re-id", "-", f"skipped: {reid.get('reason')}")
         )

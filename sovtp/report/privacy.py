@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sovtp.deid.audit import reid_detail
+
 Table = tuple[list[str], list[list[Any]]]
 
 
@@ -34,7 +36,7 @@ def _from_audit(p: dict[str, Any]) -> dict[str, Any]:
                 "face re-identification",
                 reid.get("faces", 0),
                 f"re-identified: {reid.get('reidentified')} "
-                f"(same person < {reid.get('threshold')})",
+                f"(same person < {reid.get('threshold')}; {reid_detail(reid)})",
             ]
             if reid.get("available")
             else ["face re-identification", "-", f"skipped: {reid.get('reason')}"]
