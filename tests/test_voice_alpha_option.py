@@ -26,8 +26,9 @@ needs_espeak = pytest.mark.skipif(
     ("text", "want"),
     [
         ("0.75", 0.75),
-        ("1", 1.0),
+        ("1.2", 1.2),
         (" 0.8 ", 0.8),
+        ("5e-1", 0.5),  # an exponent's dash is no range
         ("0.5-0.9", (0.5, 0.9)),
         ("0.5 - 0.9", (0.5, 0.9)),
         (".6-.6", (0.6, 0.6)),
@@ -52,6 +53,9 @@ def test_parse_alpha_reads_a_value_or_a_range(text, want):
         ("nan", r"in \(0, 2\)"),
         ("0.5-2.5", r"in \(0, 2\)"),
         ("0.9-0.5", "LOW <= HIGH"),
+        ("1", "barely moves the formants"),  # the identity: the voice would leave as it is
+        ("0.95", "barely moves the formants"),
+        ("0.5-1.2", "spans 1"),
     ],
 )
 def test_parse_alpha_refuses_what_is_no_alpha(text, why):
@@ -199,7 +203,7 @@ def test_bench_config_keeps_one_spelling_and_the_runner_parses_it(tmp_path):
 
     base = {"data": str(tmp_path / "m.csv"), "out": str(tmp_path / "r")}
     assert BenchConfig(**base).voice_alpha == VOICE_ALPHA == format_alpha(DEFAULT_ALPHA)
-    assert LATER_FIELDS["voice_alpha"] == VOICE_ALPHA
+    assert LATER_FIELDS["voice_alpha"] == "0.8"  # what runs made before the option used
     for given in (0.6, "0.60", " 0.6"):
         assert BenchConfig(**base, voice_alpha=given).voice_alpha == "0.6"
     assert BenchConfig(**base, voice_alpha=[0.5, 0.9]).voice_alpha == "0.5-0.9"
@@ -210,19 +214,35 @@ def test_bench_config_keeps_one_spelling_and_the_runner_parses_it(tmp_path):
     assert prepare_options(BenchConfig(**base)).voice_alpha == DEFAULT_ALPHA
 
 
-def test_voice_alpha_is_part_of_a_runs_identity_but_not_at_its_default(tmp_path):
+def test_voice_alpha_is_part_of_a_runs_identity_and_older_runs_keep_their_alpha(tmp_path):
+    """Runs made before the option anonymised at α 0.8 (the default then): their identity has
+    no voice_alpha, and only α 0.8 matches it — resuming one at today's 0.75 is refused, so a
+    run never mixes voices anonymised two ways.  A run whose prompts send no audio leaves the
+    field out whatever its value: α changes nothing it asks."""
     from sovtp.bench.config import identity_hash
     from sovtp.labels import load_label_set
+    from sovtp.prompting.spec import prompts_dir
 
     ls = load_label_set("basic7")
-    base = BenchConfig(data=str(tmp_path / "m.csv"), out=str(tmp_path / "r"), deid=True)
-    old = run_identity(base, ls)
-    assert "voice_alpha" not in old["settings"]  # a run made before the option resumes
-    ids = {a: run_identity(BenchConfig(**{**base.model_dump(), "voice_alpha": a}), ls)
-           for a in ("0.750", "0.6", "0.5-0.9")}  # fmt: skip
-    assert identity_hash(ids.pop("0.750")) == identity_hash(old)  # the default, spelt otherwise
-    assert len({identity_hash(i) for i in (old, *ids.values())}) == 3
-    assert identity_changes(old, ids["0.6"]) == ["settings.voice_alpha: None → '0.6'"]
+    omni = tmp_path / "omni.yaml"
+    text = (prompts_dir() / "sovtp" / "full.yaml").read_text()
+    omni.write_text(text.replace("id: sovtp/full", "id: test/omni") + "\naudio: true\n")
+    base = BenchConfig(data=str(tmp_path / "m.csv"), out=str(tmp_path / "r"), deid=True,
+                       variants=[str(omni)])  # fmt: skip
+
+    def ident(alpha: str, cfg: BenchConfig = base) -> dict:
+        return run_identity(BenchConfig(**{**cfg.model_dump(), "voice_alpha": alpha}), ls)
+
+    old = ident("0.8")
+    assert "voice_alpha" not in old["settings"]  # as a run made before the option hashes
+    assert identity_hash(ident("0.80")) == identity_hash(old)  # 0.8, spelt otherwise
+    ids = [old, run_identity(base, ls), ident("0.6"), ident("0.5-0.9")]
+    assert len({identity_hash(i) for i in ids}) == 4
+    assert identity_changes(old, ids[1]) == ["settings.voice_alpha: None → '0.75'"]
+    assert identity_changes(old, ids[2]) == ["settings.voice_alpha: None → '0.6'"]
+    silent = base.model_copy(update={"variants": ["sovtp/full"]})  # no audio in its prompts
+    assert identity_hash(ident("0.6", silent)) == identity_hash(ident("0.75", silent))
+    assert "voice_alpha" not in ident("0.6", silent)["settings"]
 
 
 def test_the_manifest_records_the_voice_alpha(tmp_path):

@@ -168,7 +168,10 @@ COSMETIC_FIELDS = frozenset(
 DATA_FIELDS = ("data", "root", "split", "fold", "limit", "shuffle", "seed", "adapter_options")
 # fields added after runs were made: at their default they are left out of the identity, so an
 # older run folder (whose identity never had them) still resumes
-LATER_FIELDS: dict[str, Any] = {"tta": "none", "hands": False, "voice_alpha": "0.75"}
+# (voice_alpha: runs made before the option anonymised at α 0.8, the default then; a run at
+# today's 0.75 carries the field, so resuming an older run at 0.75 is refused, not mixed — and
+# it is part of the identity only of runs whose prompts send audio)
+LATER_FIELDS: dict[str, Any] = {"tta": "none", "hands": False, "voice_alpha": "0.8"}
 
 
 def run_identity(
@@ -190,6 +193,8 @@ def run_identity(
         if models.get(s.name):
             opts["model"] = models[s.name]
         systems[s.name] = {"backend": s.backend, **opts}
+    specs = [load_spec(v) for v in cfg.variants]
+    sends_audio = any(sp.audio for sp in specs)
     rest = {
         k: v
         for k, v in cfg.model_dump().items()
@@ -197,12 +202,13 @@ def run_identity(
         and k not in DATA_FIELDS
         and k not in ("variants", "systems")
         and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+        and not (k == "voice_alpha" and not sends_audio)  # no audio leaves: α changes nothing
     }
     return {
         "data": data_identity(cfg),
         "labels": {"name": labels.name, "labels": list(labels.labels)},
         "detector": DetectorConfig(max_faces=cfg.max_faces, pose=cfg.pose, hands=cfg.hands).key(),
-        "prompts": {sp.id: sp.hash for sp in map(load_spec, cfg.variants)},
+        "prompts": {sp.id: sp.hash for sp in specs},
         "systems": systems,
         "settings": rest,
     }
