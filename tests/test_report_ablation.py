@@ -271,3 +271,27 @@ def test_under_deid_the_landmarks_rung_is_a_tie_by_construction(tmp_path):
     # without --deid the landmarks are drawn: the same rows are a finding
     plain = write_report(make_run(tmp_path / "plain", right, SEEING), n_boot=100)["ablation"]
     assert all(s["testable"] for s in plain["steps"]) and plain["notes"] == []
+
+
+def test_under_deid_a_grids_landmarks_switch_is_no_finding(tmp_path):
+    """A grid with a landmarks switch, run under --deid: that switch sends nothing new (no
+    landmarks over blurred faces), so its effect and its interactions are ties by construction;
+    the other switches stay findings.  Without --deid the same rows are all findings."""
+    run = tmp_path / "g"
+    paths = grid("sovtp/full", ["landmarks", "boxes"], run / "prompts")
+    info = json.loads((run / "prompts" / "grid.json").read_text())
+    right = {v: pattern(40, 10 + 10 * lv["boxes"]) for v, lv in info["variants"].items()}
+    make_run(run, right, SEEING, variants=paths)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**cfg, "deid": True}))
+    ab = build_report(run, n_boot=50)["ablation"]
+    assert {e["factor"]: e["testable"] for e in ab["effects"]} == {
+        "landmarks": False,
+        "boxes": True,
+    }
+    assert [i["testable"] for i in ab["interactions"]] == [False]
+    assert ab["inert_under_deid"] == ["landmarks"]
+    assert any("landmarks switch" in n and "--deid" in n for n in ab["notes"])
+    (run / "config.yaml").write_text(yaml.safe_dump({**cfg, "deid": False}))
+    ab = build_report(run, n_boot=50)["ablation"]
+    assert all(e["testable"] for e in ab["effects"] + ab["interactions"]) and not ab["notes"]

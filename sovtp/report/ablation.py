@@ -159,9 +159,12 @@ def factorial(
     n_boot: int = 1000,
     seed: int = 0,
     deaf: Iterable[str] = (),
+    inert: Iterable[str] = (),
 ) -> dict[str, list[dict[str, Any]]]:
     """Main effects and two-way interactions of a grid (``grid.json``'s ``factors`` and
-    ``variants``), per system, on the samples every cell of the grid answered."""
+    ``variants``), per system, on the samples every cell of the grid answered.  ``inert``:
+    factors that change nothing the run sends (``landmarks`` under ``--deid``) — their effects
+    and interactions are not testable for any system."""
     cells: dict[str, dict[str, Any]] = info["variants"]
     blind, deaf = set(blind), set(deaf)
     out: dict[str, list[dict[str, Any]]] = {"effects": [], "interactions": []}
@@ -174,8 +177,9 @@ def factorial(
             y = np.array([[right[(system, v)][k] for v in names] for k in shared], float)
             levels = [cells[v] for v in names]
             e, i = _effects(
-                y, levels, info["factors"], system in blind, n_boot, seed, system in deaf
-            )
+                y, levels, info["factors"], system in blind, n_boot, seed, system in deaf,
+                inert=frozenset(inert),
+            )  # fmt: skip
             out["effects"] += [{"system": system, "n": len(shared)} | d for d in e]
             out["interactions"] += [{"system": system, "n": len(shared)} | d for d in i]
     return out
@@ -189,6 +193,7 @@ def _effects(
     n_boot: int,
     seed: int,
     deaf: bool = False,
+    inert: frozenset[str] = frozenset(),
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Contrasts over the columns of ``y`` (samples × cells, 1 = correct), whose factor levels
     are ``cells``; each is a per-sample weighted sum, bootstrapped over the samples."""
@@ -201,6 +206,8 @@ def _effects(
 
     def testable(*fs: str) -> bool:
         if deaf:  # the system answers from measurements: no factor can move it
+            return False
+        if any(f in inert for f in fs):  # the factor changes nothing that is sent
             return False
         return not (blind and any(f in VISUAL_SWITCHES for f in fs))
 
@@ -268,7 +275,10 @@ def analyse(
     if info and set(info["variants"]) <= set(order):
         out["kind"] = "grid"
         out["grid"] = {"base": info.get("base"), "factors": info["factors"]}
-        out |= factorial(right, info, blind, n_boot, seed, deaf=deaf)
+        # under --deid no landmarks are drawn over blurred faces: that switch sends nothing new
+        inert = {"landmarks"} & set(info["factors"]) if deid else set()
+        out["inert_under_deid"] = sorted(inert)
+        out |= factorial(right, info, blind, n_boot, seed, deaf=deaf, inert=inert)
     elif len(order) >= 3:
         out["kind"] = "ladder"
         out["steps"] = steps(right, order, untestable, n_boot, seed)
@@ -293,6 +303,12 @@ def notes(ab: dict[str, Any]) -> list[str]:
             f"from the prompt: no prompt variant can change its answer, so every rung, effect "
             f"and comparison here is {NOT_TESTABLE} — ties by construction, not findings. "
             "Run the ablation against a vision LLM (--base-url / --hf)."
+        )
+    for f in ab.get("inert_under_deid") or []:
+        out.append(
+            f"the {f} switch: under --deid no landmarks are drawn over blurred faces, so its "
+            "effect and interactions compare identical prompts — not testable under --deid; "
+            "ties by construction."
         )
     for a, b in ab.get("same_under_deid") or []:
         out.append(
