@@ -89,23 +89,35 @@ def test_still_has_no_detectable_face_after_deid(finder, landmarker, mode):
     assert np.array_equal(out[300:], img[300:])
 
 
-def test_fill_paints_the_region_its_mean_colour_and_spares_kept_faces():
-    """``fill`` leaves no shading: the obscured box is one colour, the box's own mean; a kept
-    region inside it and everything outside stay as they were."""
-    from sovtp.deid.faces import Region, obscure
+def test_fill_paints_the_region_one_grey_and_spares_kept_faces():
+    """``fill`` leaves nothing of the face: the obscured box is one grey, the same for every
+    face (not its mean, which keeps the skin tone); a kept region inside it and everything
+    outside stay as they were."""
+    from sovtp.deid.faces import FILL_GREY, Region, obscure
 
     img = astronaut()
     box, keep = (150.0, 40.0, 300.0, 220.0), (260.0, 150.0, 300.0, 220.0)
     out = obscure(img, [Region(box, 1), Region(keep, 2, kept=True)], "fill")
     patch = out[40:150, 150:260].reshape(-1, 3)
-    assert (patch == patch[0]).all()
-    assert np.allclose(patch[0], img[40:220, 150:300].reshape(-1, 3).mean(0), atol=0.6)
+    assert (patch == FILL_GREY).all()
     assert np.array_equal(out[150:220, 260:300], img[150:220, 260:300])
     outside = np.ones(img.shape[:2], bool)
     outside[40:220, 150:300] = False
     assert np.array_equal(out[outside], img[outside])
     with pytest.raises(ValueError):
         obscure(img, [Region(box, 1)], "smudge")
+
+
+def test_a_face_the_recheck_finds_is_filled_too_not_blurred(finder):
+    """Under ``fill`` the re-check's catch is filled like the rest: no region of the output
+    keeps any shading of the face (it used to be blurred harder)."""
+    from sovtp.deid.faces import FILL_GREY, obscure_checked
+
+    img = astronaut()
+    out, _ = obscure_checked(img, [], "fill", finder)  # no tracks: only the re-check finds it
+    changed = (out != img).any(-1)
+    assert changed.sum() > 5000  # the face was found and covered
+    assert (out[changed] == FILL_GREY).all()
 
 
 def test_clip_face_entering_and_leaving_is_covered_in_every_frame(finder, landmarker):

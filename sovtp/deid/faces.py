@@ -19,8 +19,9 @@ Obscuring: ``blur`` is a Gaussian whose sigma is 0.35 of the box size (a large f
 as hard as a small one), ``pixelate`` keeps 6 blocks across the face and softens them (sigma
 1/8); either way the patch's contrast is then halved around its mean, and the box reaches
 further down (the chin, the neck) — a blurred box sitting on a collar read as a face otherwise.
-``fill`` paints the box one flat colour (its mean): nothing of the face's shading is left, and
-it reaches dlib's *blank floor* — the raw face's distance to an all-grey image, what an
+``fill`` paints the box one flat mid-grey (:data:`FILL_GREY`; not the box's mean, which would
+keep the skin tone and the lighting): nothing of the face is left, and it reaches dlib's *blank
+floor* — the raw face's distance to an identity-free image, what an
 obscuring that leaves nothing of the face scores under the audit's re-identification
 check.  Measured (``benchmarks/face_reid.py --clips``: 100 LFW faces + the astronaut, then
 every frame of two panning astronaut clips and an entering one; min raw → de-identified
@@ -66,6 +67,7 @@ from sovtp.types import Frame, FrameAnnotation
 log = logging.getLogger(__name__)
 
 MODES = ("blur", "pixelate", "fill")
+FILL_GREY = 128  # fill's one colour: the same for every face, so it tells nothing of any
 BLUR_WHO = ("all", "others")
 DILATE = 0.25  # each side moves out by this fraction of the box's size
 BRIDGE = 6  # frames a track's box is carried before / after its detections
@@ -321,8 +323,8 @@ def regions_at(
 def obscure(
     image: np.ndarray, regions: Iterable[Region], mode: str = "blur", strength: float = 1.0
 ) -> np.ndarray:
-    """A copy of ``image`` with every non-kept region blurred, pixelated or filled with its
-    mean colour (``mode``, one of :data:`MODES`).  Kept regions are restored afterwards, so a
+    """A copy of ``image`` with every non-kept region blurred, pixelated or filled with
+    :data:`FILL_GREY` (``mode``, one of :data:`MODES`).  Kept regions are restored afterwards, so a
     bystander's blur that overlaps the subject does not touch them.  ``strength`` scales the
     blur's sigma (the re-check's escalation)."""
     import cv2
@@ -343,7 +345,7 @@ def obscure(
         roi = out[y0:y1, x0:x1]
         size = max(x1 - x0, y1 - y0)
         if mode == "fill":  # no shading left at all: see the module docstring
-            out[y0:y1, x0:x1] = np.round(cv2.mean(roi)[:3]).astype(np.uint8)
+            out[y0:y1, x0:x1] = FILL_GREY
             continue
         if mode == "pixelate":
             n = PIXEL_BLOCKS
@@ -481,7 +483,10 @@ def obscure_checked(
         # grown, harder each round — sigma ½ then 1 then 2 × the box; at ½ no MediaPipe hit
         # ≥ 0.3 was left on the astronaut clips where sigma ¼ left a dozen (measured)
         new = [Region(dilate(d.box, frac, w, h, DOWN * frac), -1) for d in hits]
-        out = obscure(out, new, "blur", ESCALATE[min(rnd, len(ESCALATE) - 1)] / BLUR_SIGMA)
+        # fill stays fill (the help promises nothing of the face is left); blur and pixelate
+        # escalate to a harder blur
+        harder = "fill" if mode == "fill" else "blur"
+        out = obscure(out, new, harder, ESCALATE[min(rnd, len(ESCALATE) - 1)] / BLUR_SIGMA)
         regions += new
     return out, regions
 
