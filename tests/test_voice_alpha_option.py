@@ -108,6 +108,38 @@ def test_deid_draws_a_seeded_alpha_in_the_range_and_reports_it(spoken, tmp_path,
     assert fixed["alpha"] == 0.6 and "α 0.6" in fixed["audio"]
 
 
+@needs_espeak
+def test_a_drawn_alpha_is_keyed_on_the_files_bytes_and_unseeded_is_private(
+    spoken, tmp_path, capsys
+):
+    """The same recording under another name draws the same α from the same seed (the key is
+    its bytes, so clip.wav in every folder does not share one α by name); without --seed the α
+    comes from OS entropy, and the audio still goes through exactly the α reported."""
+    import shutil
+
+    from sovtp.deid.voice import anonymise_audio
+    from sovtp.media.audio import load_audio
+
+    other_name = tmp_path / "renamed.wav"
+    shutil.copyfile(spoken, other_name)
+    a = _deid(capsys, spoken, tmp_path / "a.wav", "--alpha", "0.5-0.9", "--seed", "5")["alpha"]
+    b = _deid(capsys, other_name, tmp_path / "b.wav", "--alpha", "0.5-0.9", "--seed", "5")
+    assert b["alpha"] == a
+    drawn = [_deid(capsys, spoken, tmp_path / f"u{k}.wav", "--alpha", "0.5-0.9") for k in "01"]
+    assert all("OS entropy" in d["audio"] for d in drawn)
+    assert drawn[0]["alpha"] != drawn[1]["alpha"]  # two draws (equal with odds ~1e-15)
+    x, rate = load_audio(spoken, 16000)
+    y, _ = load_audio(tmp_path / "u0.wav", 16000)
+
+    def err(alpha: float) -> float:
+        z = anonymise_audio(x, rate, alpha=alpha)
+        n = min(len(z), len(y))
+        return float(np.mean((z[:n] - y[:n]) ** 2))
+
+    u = drawn[0]["alpha"]  # the reported α, not another draw: far closer than a neighbour
+    assert err(u) < 0.2 * min(err(u - 0.05), err(u + 0.05))
+
+
 def test_deid_refuses_a_bad_alpha_as_a_usage_error(tmp_path, capfd):
     raw = tmp_path / "raw.wav"
     raw.write_bytes(b"not read: the option is refused first")

@@ -46,14 +46,20 @@ def deid_cmd(
             callback=alpha_option,
             help="McAdams coefficient (pole angles θ → θ**α); lower hides the voice more and "
             "costs more words. 0.75 by default; VoicePrivacy B2 used 0.8. A range LO-HI such as "
-            "0.5-0.9 (VoicePrivacy 2022) draws one α in it, reproducibly from --seed and the "
-            "file's name; the α used is printed.",
+            "0.5-0.9 (VoicePrivacy 2022) draws one α in it — from --seed and the file's bytes "
+            "(reproducible, so keep the seed private), or without --seed from OS entropy; the "
+            "α used is printed. Values within 0.1 of 1 are refused: they leave the voice as it "
+            "is. Measured on real speech, 0.5-0.9 hid fewer voices than 0.75 (5 of 9 vs 9 of 9).",
         ),
     ] = VOICE_ALPHA,
     seed: Annotated[
-        int,
-        typer.Option("--seed", help="Seed of the α drawn from an --alpha range (else unused)."),
-    ] = 0,
+        int | None,
+        typer.Option(
+            "--seed",
+            help="Seed of the α drawn from an --alpha range (else unused); without it the α "
+            "comes from OS entropy and no one can recompute it.",
+        ),
+    ] = None,
     centerface_every: Annotated[
         int,
         typer.Option(

@@ -83,7 +83,10 @@ def deid_media(
     from sovtp.deid.faces import deidentify_stream
     from sovtp.deid.media_writer import write_media
 
-    audio_fn, audio_note, alpha_used = _audio_stage(voice, alpha, seed, src.name)
+    # a range's α is keyed on the file's bytes, not its name: clip.wav in every subject's folder
+    # would otherwise draw one α for the whole corpus
+    key = _content_key(src) if isinstance(alpha, tuple) else src.name
+    audio_fn, audio_note, alpha_used = _audio_stage(voice, alpha, seed, key)
     stats: dict[str, Any] = {}
     with FaceFinder(max_side=max_side) as finder:
         keep: set[int] = set()
@@ -127,6 +130,17 @@ def deid_media(
     }
 
 
+def _content_key(src: Path) -> str:
+    """The sha256 of a file's bytes (streamed): the key a range's α is drawn with."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(src, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def _has_video(src: Path) -> bool:
     import av
 
@@ -135,23 +149,25 @@ def _has_video(src: Path) -> bool:
 
 
 def _audio_stage(voice: bool, alpha, seed, key: str):
-    """(audio_fn, what the report says about the audio, the α used or None)."""
+    """(audio_fn, what the report says about the audio, the α used or None).  A range's α is
+    drawn here, once, and the audio goes through exactly that α: with ``seed=None`` (OS entropy)
+    a second draw would differ from the one reported."""
     if not voice:
         return None, "kept unchanged (re-encoded): the voice still identifies the speaker", None
     try:
-        from sovtp.deid.voice import anonymise_audio
+        from sovtp.deid.voice import anonymise_audio, draw_alpha
     except ImportError:
         return None, "copied unchanged: voice anonymisation is not available in this install", None
 
-    from sovtp.deid.voice import draw_alpha
+    used = draw_alpha(seed, key, *alpha) if isinstance(alpha, tuple) else float(alpha)
 
     def fn(x: np.ndarray, rate: int) -> np.ndarray:
-        return anonymise_audio(x, rate, alpha=alpha, seed=seed, key=key)
+        return anonymise_audio(x, rate, alpha=used)
 
-    if isinstance(alpha, tuple):  # the α anonymise_audio draws from the same seed and key
-        used = draw_alpha(seed, key, *alpha)
-        return fn, f"McAdams-anonymised (α {used:.3f}, drawn in {alpha} with seed {seed})", used
-    return fn, f"McAdams-anonymised (α {alpha})", float(alpha)
+    if isinstance(alpha, tuple):
+        how = f"seed {seed}" if seed is not None else "OS entropy: not reproducible"
+        return fn, f"McAdams-anonymised (α {used:.3f}, drawn in {alpha} with {how})", used
+    return fn, f"McAdams-anonymised (α {used})", used
 
 
 def _deid_image(src: Path, dst: Path, mode: str, blur: str, max_side: int) -> dict[str, Any]:
