@@ -136,8 +136,9 @@ _PYANNOTE_SAMPLE_FILES = (
 )
 # CMU ARCTIC's licence, which its wav files carry wherever they are repackaged
 _CMU_ARCTIC = (
-    "CMU ARCTIC (speaker slt), (c) 2003 Carnegie Mellon University: free for any use, keeping "
-    "the copyright notice"
+    "CMU ARCTIC (speaker slt), (c) 2003 Carnegie Mellon University: use, copy, modify and "
+    "licence for any purpose without fee, provided the copyright notice and conditions are "
+    "kept, modifications are clearly marked and the original authors' names are not deleted"
 )
 
 
@@ -277,8 +278,9 @@ ASSETS: dict[str, Asset] = {
         "",
         "pyannote/audio/sample/",
         licence=(
-            "MIT, as distributed in the pyannote.audio 4.0.7 wheel (the package names no other "
-            "source or terms for the recording); for tests and benchmarks, never redistributed"
+            "recording's provenance and terms not stated; shipped inside the pyannote.audio "
+            "4.0.7 wheel (MIT, which covers the package); used for tests and benchmarks only, "
+            "never redistributed"
         ),
         wheel="pyannote.audio==4.0.7",
         files=_PYANNOTE_SAMPLE_FILES,
