@@ -28,8 +28,8 @@ speech (CMU ARCTIC slt and pyannote's two-speaker sample, 9 utterances of 3 spea
 from PyPI), α 0.8 left one utterance of 9 above the same-speaker threshold (Resemblyzer
 similarity raw → anonymised 0.737 against 0.705), while α 0.75 takes all 9 below (max 0.669)
 at a Whisper-base word-error rise of +8.5 points (82 words; α 0.8: +2.4), inside the ≤ 10 point
-target.  On six espeak voices α 0.75 also takes all 24 below (α 0.8: 23 of 24), at +15 points
-(synthetic speech suffers more).  ``--alpha 0.8`` restores B2's setting.
+target.  On six espeak voices α 0.75 also takes all 24 below (α 0.8: 23 of 24), at +17
+Whisper-base points (synthetic speech suffers more).  ``--alpha 0.8`` restores B2's setting.
 
 An optional pitch shift (``pitch_semitones``) can follow the warp.  On the espeak voices a -1
 semitone shift at α 0.8 takes all 24 below the threshold, but on real speech it cost more words
