@@ -96,6 +96,6 @@ def test_deid_then_audit_a_real_recording_from_the_command_line(tmp_path):
     assert voice["passed"] and voice["similarity"] < voice["threshold"]
     assert voice["words"]["asr"] == "base" and voice["words"]["rise_points"] <= 10
     assert "ASR WER" in res.stdout and "FAIL" not in res.stdout
-    bad = subprocess.run([*cli, "audit", anon, "--raw", raw, "--words", "--words-asr", "large"],
+    bad = subprocess.run([*cli, "audit", anon, "--raw", raw, "--words-asr", "large"],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "--words-asr must be one of" in bad.stderr

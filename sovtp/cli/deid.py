@@ -121,14 +121,15 @@ def audit_cmd(
         ),
     ] = False,
     words_asr: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--words-asr",
-            help="The listener of --words: Whisper 'base' (default; the stronger ASR, nearer "
-            "what an omni model hears) or 'tiny.en' (faster, and more easily thrown by the "
-            "formant shift: +21 WER points on real speech at α 0.75 where base loses 8.5).",
+            help="The listener of --words (and implies it): Whisper 'base' (default; the "
+            "stronger ASR, nearer what an omni model hears) or 'tiny.en' (faster, and more "
+            "easily thrown by the formant shift: +21 WER points on real speech at α 0.75 where "
+            "base loses 8.5).",
         ),
-    ] = "base",
+    ] = None,
     reid: Annotated[
         bool,
         typer.Option(
@@ -157,6 +158,8 @@ def audit_cmd(
     from sovtp.deid.media_writer import AUDIO_FORMATS
     from sovtp.deid.words import ASR_MODELS
 
+    words = words or words_asr is not None
+    words_asr = words_asr or "base"
     if words and words_asr not in ASR_MODELS:  # before any model is loaded
         raise typer.BadParameter(f"--words-asr must be one of {', '.join(ASR_MODELS)}")
 
