@@ -15,13 +15,16 @@ the best case: both are aligned with the *raw* face's five landmarks.  Printed p
 sovtp found it, the raw → de-identified distance, its *blank floor*, and in total the share of
 de-identified faces *below* the threshold (re-identified; target ≤ 1 %) and above it.
 
-The blank floor is the raw face's distance to an all-grey image aligned the same way: what an
-obscuring that leaves *nothing* of the face scores.  A de-identified face below the threshold
-but within 0.02 of its floor is dlib matching "no face" to a low-information face, not identity
-that survived.  ``--clips`` adds three astronaut clips (640×360: two pans, and the head entering,
-crossing and leaving; :func:`clips`), every frame through ``deidentify_frames`` and through
-``deidentify_stream``, and lists every face within ``--margin`` of the threshold with its floor
-and the raw face's distance to the astronaut's full still (is the raw face recognisable at all?).
+The blank floor is the raw face's least distance to an identity-free image — the whole picture
+black, grey or white (the audit's ``BLANKS``), aligned the same way: what an obscuring that
+leaves *nothing* of the face can score.  A de-identified face below the threshold but not below
+its floor is dlib matching "no face" to a low-information face, not identity that survived: the
+audit (:mod:`sovtp.deid.audit`) reports such faces as *inconclusive*, not re-identified, and both
+counts are printed here.  ``--clips`` adds three astronaut clips (640×360: two pans, and the
+head entering, crossing and leaving; :func:`clips`), every frame through ``deidentify_frames``
+and through ``deidentify_stream``, and lists every face within ``--margin`` of the threshold
+with its floor and the raw face's distance to the astronaut's full still (is the raw face
+recognisable at all?).
 
 A control: the raw faces' distances to each other — the share of *different* faces below 0.6 says
 how well dlib tells these (upscaled, low-resolution) faces apart at all.  LFW's subset carries no
@@ -29,30 +32,31 @@ identity labels; the LFW faces are treated as distinct people, which the control
 
 Measured here (one run each, shared 2-core machine; 100 LFW + astronaut = 101 faces):
 
-    mode                 found    re-identified  min dist  mean   < 0.65  control pairs < 0.6
-    blur                 101/101  1/101 (1 %)    0.597     0.766  2       8.1 % of 5050
-    pixelate             101/101  1/101 (1 %)    0.598     0.762  2       8.1 % of 5050
-    fill                 101/101  0/101 (0 %)    0.608     0.768  1       8.1 % of 5050
-    blank floor (grey)   —        0/101          0.601     0.770  1
+    mode        found    under 0.6 (issue's measure)  of them at the floor  min dist  mean
+    blur        101/101  1/101 → 99.0 % above          1 (LFW 29)            0.597     0.766
+    fill        101/101  0/101 → 100 % above           0                     0.601     0.770
+    blank floor (nearest of black/grey/white): min 0.586 (LFW 29), mean 0.745
+    control: 8.1 % of the 5050 raw different-face pairs fall below 0.6
 
-    clips, min distance (prompt path / stream)   blur            fill
-    pan 3 s at 7 fps (21 faces)                  0.752 / 0.744   0.754 / 0.755
-    pan 2 s at 10 fps (20 faces)                 0.755 / 0.746   0.758 / 0.754
-    entering, 21 frames (16 faces)               0.548 / 0.538   0.550 / 0.538
+    clips, min distance (prompt path / stream)   blur            fill (one grey)
+    pan 3 s at 7 fps (21 faces)                  0.752 / 0.744   0.765 / 0.765
+    pan 2 s at 10 fps (20 faces)                 0.755 / 0.746   0.769 / 0.769
+    entering, 21 frames (16 faces)               0.548 / 0.538   0.529 / 0.529
+      under 0.6: frame 2 only (blur and fill), at its floor 0.477
 
-No face detector found a face in any de-identified frame (every mode, every clip).  The faces
-under 0.65 are all at their blank floor: LFW face 29 (floor 0.601; blur 0.597 re-identified,
-fill 0.608 not), LFW 85 (floor 0.651; blur 0.646, fill 0.650), and the entering clip's frames 2
-and 17, where the face is cut by the frame edge (floors 0.529 and 0.631: dlib pads the aligned
-chip with black past the image edge, the same in the raw and the obscured chip, and that padding
-drives both embeddings; the raw half face is itself 0.74 and 0.65 from the astronaut's full
-still, i.e. dlib does not recognise it as her).  No identity-free content lifts them to 0.65:
-over LFW face 29, twelve flat colours reach at most 0.637, and gradients, smooth noise and
-block patterns stay at or below that; frame 2 stays ≤ 0.57 whatever colour fills the box.
-``fill`` (the box one flat colour) reaches the floor everywhere; ``blur`` keeps a trace of the
-face's shading that dlib reads (the astronaut 0.738 vs her floor 0.763).  Caveat: these are
-25-pixel faces scaled up, on which dlib itself is weak (8 % of different-face pairs fall below
-0.6), so this is a floor on the number of identities, not a substitute for real faces.
+No face detector found a face in any de-identified frame (every mode, every clip).  Pooled over
+the 158 faces (prompt path), blur leaves 156 at or above 0.6 (98.7 %), fill 157 (99.4 %); every
+face under 0.6 is at its blank floor — LFW face 29 (floor 0.586, blur 0.597), and the entering
+clip's frame 2, where the face is cut by the frame edge: dlib pads the aligned chip with black
+past the image edge, the same in the raw and the obscured chip, an all-black frame scores 0.477,
+and the raw half face is itself 0.744 from the astronaut's full still, i.e. dlib does not
+recognise it as her.  No identity-free content lifts these past 0.65: over LFW face 29, twelve
+flat colours reach at most 0.637, and gradients, smooth noise and block patterns stay at or
+below that.  ``fill`` (the box one grey) reaches the floor everywhere; ``blur`` keeps a trace of
+the face's shading that dlib reads (the pans: 0.744 vs 0.765).  Pixelate (an earlier run):
+1/101 under 0.6, min 0.598.  Caveat: these are 25-pixel faces scaled up, on which dlib itself is
+weak (8 % of different-face pairs fall below 0.6), so this is a floor on the number of
+identities, not a substitute for real faces.
 """
 
 from __future__ import annotations
@@ -83,11 +87,16 @@ def faces(n: int, size: int) -> list[tuple[str, np.ndarray, tuple[float, float, 
 
 
 def blank_floor(emb, img: np.ndarray, shape) -> float:
-    """The raw face's distance to an identity-free image — the whole picture one grey, aligned
-    with the same landmarks (so dlib's black padding past the image edge is the same too): the
-    best any obscuring that leaves nothing of the face can reach."""
-    blank = np.full_like(img[..., :3], 128)
-    return float(np.linalg.norm(emb.embed(img, shape) - emb.embed(blank, shape)))
+    """The raw face's least distance to an identity-free image — the whole picture black, grey
+    or white (the audit's :data:`sovtp.deid.audit.BLANKS`), aligned with the same landmarks (so
+    dlib's black padding past the image edge is the same too): the best any obscuring that
+    leaves nothing of the face can be sure to reach."""
+    from sovtp.deid.audit import BLANKS
+
+    e = emb.embed(img, shape)
+    return min(
+        float(np.linalg.norm(e - emb.embed(np.full_like(img[..., :3], v), shape))) for v in BLANKS
+    )
 
 
 def clips() -> dict[str, list[np.ndarray]]:
@@ -133,7 +142,7 @@ def run_clips(emb, finder, mode: str, threshold: float, margin: float) -> None:
                         g = float(np.linalg.norm(e - gallery))
                         low.append((i, d, blank_floor(emb, r, shape), g))
             d_a = np.asarray(ds)
-            at_floor = sum(d < threshold and d >= fl - 0.02 for _, d, fl, _ in low)
+            at_floor = sum(d < threshold and d >= fl for _, d, fl, _ in low)
             print(
                 f"{name:18s} {path:7s}  {len(ds):5d}  {d_a.min():.3f}     {d_a.mean():.3f}  "
                 f"{int((d_a < threshold).sum()):5d}  {at_floor:8d}  {left:4d}"
@@ -186,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         reid = int((dists_a < args.threshold).sum())
         thin = int((dists_a < args.threshold + args.margin).sum())
         # below the threshold but no closer than a blank image: dlib's reading of "no face"
-        at_floor = int(((dists_a < args.threshold) & (dists_a >= floors_a - 0.02)).sum())
+        at_floor = int(((dists_a < args.threshold) & (dists_a >= floors_a)).sum())
         e = np.stack(raw_e)
         pair = [float(np.linalg.norm(e[i] - e[j])) for i in range(n) for j in range(i + 1, n)]
         pair_a = np.asarray(pair)
@@ -197,11 +206,11 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"raw -> de-identified distance: min {dists_a.min():.3f}  mean {dists_a.mean():.3f}; "
             f"below threshold {args.threshold} (re-identified): {reid}/{n} = {reid / n:.1%}, of "
-            f"which at the blank floor (within 0.02): {at_floor}; above: {1 - reid / n:.1%} "
+            f"which at the blank floor (inconclusive): {at_floor}; above: {1 - reid / n:.1%} "
             f"(target >= 99 %); below {args.threshold + args.margin:.2f}: {thin}"
         )
         print(
-            f"blank floor (raw -> an all-grey image): min {floors_a.min():.3f} mean "
+            f"blank floor (raw -> the nearest of a black, grey and white image): min {floors_a.min():.3f} mean "
             f"{floors_a.mean():.3f}; faces whose floor is below {args.threshold}: "
             f"{int((floors_a < args.threshold).sum())}, below "
             f"{args.threshold + args.margin:.2f}: {int((floors_a < args.threshold + args.margin).sum())}"
