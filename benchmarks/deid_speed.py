@@ -1,6 +1,6 @@
 """De-identification speed (faces + voice) as a ratio to the clip's duration, with its audit.
 
-    python benchmarks/deid_speed.py [--seconds 4] [--fps 25] [--every 3] [--mode blur]
+    python benchmarks/deid_speed.py [--seconds 4] [--fps 25] [--every 3] [--mode blur|pixelate|fill]
 
 Builds at run time a 640×360 clip from ``skimage.data.astronaut()`` (public domain): the head
 enters from the left edge, moves, bobs and grows, and leaves past the right edge
@@ -97,7 +97,7 @@ def main() -> None:
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--rate", type=int, default=44100)
     ap.add_argument("--every", type=int, default=None, help="full-scan stride (default: library)")
-    ap.add_argument("--mode", default="blur", choices=["blur", "pixelate"])
+    ap.add_argument("--mode", default="blur", choices=["blur", "pixelate", "fill"])
     ap.add_argument("--workers", type=int, default=None, help="faces threads (default: library)")
     ap.add_argument("--preset", default="veryfast", help="x264 preset of the output")
     a = ap.parse_args()
