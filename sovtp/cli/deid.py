@@ -17,8 +17,8 @@ DeidMode = Annotated[
     str,
     typer.Option(
         "--mode",
-        help="How faces are obscured: blur (default) | pixelate | fill (each face box one flat "
-        "colour, its mean: nothing of the face is left).",
+        help="How faces are obscured: blur (default) | pixelate | fill (each face box one grey, "
+        "the same for every face: nothing of the face is left).",
     ),
 ]
 BlurWho = Annotated[
