@@ -21,17 +21,17 @@ as hard as a small one), ``pixelate`` keeps 6 blocks across the face and softens
 further down (the chin, the neck) — a blurred box sitting on a collar read as a face otherwise.
 ``fill`` paints the box one flat mid-grey (:data:`FILL_GREY`; not the box's mean, which would
 keep the skin tone and the lighting): nothing of the face is left, and it reaches dlib's *blank
-floor* — the raw face's distance to an identity-free image, what an
-obscuring that leaves nothing of the face scores under the audit's re-identification
-check.  Measured (``benchmarks/face_reid.py --clips``: 100 LFW faces + the astronaut, then
-every frame of two panning astronaut clips and an entering one; min raw → de-identified
-distance): blur 0.597, 1/101 below 0.6 (the astronaut 0.738, the pans ≥ 0.744); fill 0.608,
-0/101 (the astronaut 0.751, the pans ≥ 0.754).  Neither gets every face ≥ 0.65, and no fixed
-fill tried can (12 flat colours, gradients, smooth noise, checker and block patterns each left
-some LFW face under 0.65; face 29, floor 0.601, reached 0.637 at best), and where a face is cut by the frame edge dlib's black padding past the edge,
-shared by the raw and the obscured chip, holds the distance at ~0.53–0.63 whatever fills the
-box (an all-grey frame scores the same, and that raw half face is itself 0.74 from the
-astronaut's full still — dlib does not recognise it).
+floor* — the raw face's least distance to an identity-free image (black, grey or white), what an
+obscuring that leaves nothing of the face scores under the audit's re-identification check.
+Measured (``benchmarks/face_reid.py --clips``: 100 LFW faces + the astronaut, then every frame
+of two panning astronaut clips and an entering one; raw → de-identified distance, dlib's "same
+person" under 0.6): blur min 0.597, 1/101 under 0.6, the pans ≥ 0.744; fill min 0.601, 0/101,
+the pans ≥ 0.765.  Every face under 0.6 (LFW face 29 after blur; the entering clip's half face
+cut by the frame edge, in both modes) is at its blank floor (0.586; 0.477), which no obscuring
+can beat: twelve flat colours, gradients, smooth noise, checker and block patterns each left
+some LFW face under 0.65, and at the frame edge dlib's black padding, shared by the raw and the
+obscured chip, holds the distance down whatever fills the box (that raw half face is itself
+0.74 from the astronaut's full still — dlib does not recognise it).
 
 Verified, not hoped: every obscured frame is looked at again (:func:`obscure_checked`) and what
 a detector still calls a face is blurred harder (sigma ½, then 1 × its box).  Video streams
