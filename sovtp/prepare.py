@@ -49,7 +49,7 @@ class PrepareOptions:
     # de-identification (DEEMO-style): measured on raw pixels, only obscured faces leave
     deid: bool = False
     blur: str = "all"  # all | others (bystanders only; the subject's face kept)
-    deid_mode: str = "blur"  # blur | pixelate
+    deid_mode: str = "blur"  # blur | pixelate | fill (sovtp.deid.faces.MODES)
     asr: bool = False  # transcribe the audio (faster-whisper) where a sample has no transcript
     hands: bool = False  # MediaPipe hands: self-touch, fidgeting (NFBL cues)
     # McAdams coefficient of any audio sent (always anonymised): an α, or a (low, high) range
@@ -70,6 +70,13 @@ class PrepareOptions:
             from sovtp.contracts import check_output
 
             check_output(self.output)
+        if self.deid and self.deid_mode != "blur":  # checked now, not at the first sample
+            from sovtp.deid.faces import MODES
+
+            if self.deid_mode not in MODES:
+                raise ValueError(
+                    f"deid mode must be one of {', '.join(MODES)}, not {self.deid_mode!r}"
+                )
         from sovtp.deid.voice import format_alpha, parse_alpha
 
         # one form, checked now (not at the first audio prompt): a float or a (low, high) tuple
@@ -256,7 +263,7 @@ class Preparer:
         sent = transcript if o.transcript else None
         if o.deid:
             try:
-                _guard(q, images, clip, o.blur, self.finder)
+                _guard(q, images, clip, o.blur, self.finder, mode=o.deid_mode)
             except DeidError as e:
                 self._record(q, clip, sample_key, sent, refused=str(e))
                 raise
@@ -334,10 +341,18 @@ def _decoded(jpeg: bytes):
     return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
 
 
-def _guard(q: Query, images: list[EncodedImage], clip: ClipAnnotation, blur: str, finder) -> None:
+def _guard(
+    q: Query,
+    images: list[EncodedImage],
+    clip: ClipAnnotation,
+    blur: str,
+    finder,
+    mode: str = "blur",
+) -> None:
     """The last look before a de-identified request leaves: a face either detector still finds
     in an outgoing image stops the request (a :class:`DeidError`, an error row in a run).  Under
-    ``--blur others`` the subject's own face, scaled to the image as sent, may show."""
+    ``--blur others`` the subject's own face, scaled to the image as sent, may show.  The query's
+    meta records whose faces were obscured, how (``mode``), and how many images were checked."""
     from sovtp.deid.stage import assert_no_faces
 
     allowed = None
@@ -356,7 +371,7 @@ def _guard(q: Query, images: list[EncodedImage], clip: ClipAnnotation, blur: str
     problems = assert_no_faces([_decoded(im.jpeg) for im in images], allowed=allowed, finder=finder)
     if problems:
         raise DeidError("; ".join(problems))
-    q.meta["deid"] = {"faces": blur, "checked": len(images)}
+    q.meta["deid"] = {"faces": blur, "mode": mode, "checked": len(images)}
 
 
 def _pyfeat_aus(clip: ClipAnnotation, frames: list[Frame]) -> None:

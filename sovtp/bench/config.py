@@ -88,6 +88,7 @@ class BenchConfig(BaseModel):
     au_source: str = "mediapipe"  # mediapipe | pyfeat
     deid: bool = False  # de-identify before anything reaches a model
     blur: str = "all"  # under deid: all | others
+    deid_mode: str = "blur"  # under deid, how faces are obscured: blur | pixelate | fill
     asr: bool = False  # transcribe samples that have no transcript (faster-whisper)
     hands: bool = False  # MediaPipe hands: NFBL cues (self-touch, fidgeting)
     # McAdams α of the audio an omni prompt sends: "0.75", or "LO-HI" (one α per sample, drawn
@@ -134,6 +135,19 @@ class BenchConfig(BaseModel):
         except (TypeError, ValueError) as e:
             raise SovtpError(f"voice_alpha: {e}") from e
 
+    @field_validator("deid_mode")
+    @classmethod
+    def _deid_mode(cls, v: str) -> str:
+        """One of :data:`sovtp.deid.faces.MODES`, refused early (not at the first sample).  The
+        default needs no look-up: the face module (scipy) is imported only for another mode."""
+        if v == "blur":
+            return v
+        from sovtp.deid.faces import MODES
+
+        if v not in MODES:
+            raise SovtpError(f"deid_mode must be one of {' | '.join(MODES)}, not {v!r}")
+        return v
+
 
 # -- what a run's answers depend on ------------------------------------------------------------
 # System options that change how a request travels, never what comes back: a resume may change
@@ -170,8 +184,14 @@ DATA_FIELDS = ("data", "root", "split", "fold", "limit", "shuffle", "seed", "ada
 # older run folder (whose identity never had them) still resumes
 # (voice_alpha: runs made before the option anonymised at α 0.8, the default then; a run at
 # today's 0.75 carries the field, so resuming an older run at 0.75 is refused, not mixed — and
-# it is part of the identity only of runs whose prompts send audio)
-LATER_FIELDS: dict[str, Any] = {"tta": "none", "hands": False, "voice_alpha": "0.8"}
+# it is part of the identity only of runs whose prompts send audio; deid_mode: runs before it
+# blurred, and it is part of the identity only of de-identified runs)
+LATER_FIELDS: dict[str, Any] = {
+    "tta": "none",
+    "hands": False,
+    "voice_alpha": "0.8",
+    "deid_mode": "blur",
+}
 
 
 def run_identity(
@@ -203,6 +223,7 @@ def run_identity(
         and k not in ("variants", "systems")
         and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
         and not (k == "voice_alpha" and not sends_audio)  # no audio leaves: α changes nothing
+        and not (k == "deid_mode" and not cfg.deid)  # nothing is obscured: the mode changes nothing
     }
     return {
         "data": data_identity(cfg),

@@ -141,7 +141,10 @@ def run_manifest(
             "transcript": cfg.transcript,
             "subject": cfg.subject,
             "au_source": cfg.au_source,
-            "deid": {"on": cfg.deid, "blur": cfg.blur} if cfg.deid else False,
+            # under deid, whose faces (blur: all | others) and how they were obscured (mode)
+            "deid": {"on": cfg.deid, "blur": cfg.blur, "mode": cfg.deid_mode}
+            if cfg.deid
+            else False,
             "voice_alpha": cfg.voice_alpha,  # McAdams α of any audio sent (always anonymised)
             "asr": cfg.asr,
             "hands": cfg.hands,

@@ -361,6 +361,7 @@ def prepare_options(cfg: BenchConfig):
         image=ImageOptions(cfg.image_size, cfg.jpeg_quality),
         deid=cfg.deid,
         blur=cfg.blur,
+        deid_mode=cfg.deid_mode,
         asr=cfg.asr,
         hands=cfg.hands,
         voice_alpha=cfg.voice_alpha,  # "0.75" or "LO-HI", parsed by PrepareOptions

@@ -10,12 +10,14 @@ import typer
 
 from sovtp.cli.options import (
     DEFAULT_MAX_FACES,
+    DEID_MODE,
     VOICE_ALPHA,
     Asr,
     AuSource,
     BackendName,
     Blur,
     Deid,
+    DeidMode,
     Hands,
     Hf,
     LabelOrder,
@@ -38,6 +40,7 @@ from sovtp.cli.options import (
     Transcript,
     VoiceAlpha,
     backend_options,
+    check_deid_mode,
     out_folder,
 )
 
@@ -75,6 +78,7 @@ def _preparer(
     hands: bool = False,
     outgoing: Path | None = None,
     voice_alpha: str = VOICE_ALPHA,
+    deid_mode: str = DEID_MODE,
 ):
     from sovtp.prepare import PrepareOptions, Preparer
     from sovtp.prompting.build import ImageOptions
@@ -96,6 +100,7 @@ def _preparer(
             hands=hands,
             outgoing=outgoing,
             voice_alpha=voice_alpha,  # PrepareOptions parses "0.75" / "0.5-0.9"
+            deid_mode=deid_mode,
         )
     )
 
@@ -225,8 +230,10 @@ def prompt_cmd(
     asr: Asr = False,
     hands: Hands = False,
     voice_alpha: VoiceAlpha = VOICE_ALPHA,
+    deid_mode: DeidMode = DEID_MODE,
 ) -> None:
     """Render the Set-of-Vision-Text prompt for a clip: print its text, write its images."""
+    check_deid_mode(deid, deid_mode)  # before any work: a mode without --deid obscures nothing
     from sovtp.prompting.spec import load_spec
 
     spec = load_spec(prompt)
@@ -234,6 +241,7 @@ def prompt_cmd(
     with _preparer(
         sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
         image_size, jpeg_quality, deid, blur, asr, hands, voice_alpha=voice_alpha,
+        deid_mode=deid_mode,
     ) as prep:  # fmt: skip
         clip, frames = _annotate(prep, media)
         q, images = prep.query(
@@ -292,6 +300,7 @@ def query_cmd(
     asr: Asr = False,
     hands: Hands = False,
     voice_alpha: VoiceAlpha = VOICE_ALPHA,
+    deid_mode: DeidMode = DEID_MODE,
 ) -> None:
     """Which emotion, and why: one clip through annotation, prompt, a backend and the parser.
 
@@ -299,6 +308,7 @@ def query_cmd(
     from sovtp.backends.base import GenerationConfig
     from sovtp.query import run_query
 
+    check_deid_mode(deid, deid_mode)  # before any work: a mode without --deid obscures nothing
     name, options = backend_options(
         backend, base_url, model, hf, server=server, timeout_s=timeout, max_retries=max_retries
     )
@@ -308,7 +318,7 @@ def query_cmd(
     )
     with _preparer(
         sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
-        deid=deid, blur=blur, asr=asr, hands=hands, voice_alpha=voice_alpha,
+        deid=deid, blur=blur, asr=asr, hands=hands, voice_alpha=voice_alpha, deid_mode=deid_mode,
         outgoing=out / "outgoing" if deid else None,  # what left, for `sovtp audit`
     ) as prep:  # fmt: skip
         clip, frames = _annotate(prep, media)

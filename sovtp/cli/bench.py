@@ -14,6 +14,7 @@ import typer
 
 from sovtp.cli.options import (
     DEFAULT_MAX_FACES,
+    DEID_MODE,
     EXIT_CODES_HELP,
     VOICE_ALPHA,
     Asr,
@@ -21,6 +22,7 @@ from sovtp.cli.options import (
     BackendName,
     Blur,
     Deid,
+    DeidMode,
     Hands,
     Hf,
     LabelOrder,
@@ -40,6 +42,7 @@ from sovtp.cli.options import (
     Timeout,
     VoiceAlpha,
     backend_options,
+    check_deid_mode,
     out_folder,
 )
 from sovtp.errors import SovtpError
@@ -346,6 +349,7 @@ def bench_cmd(
     asr: Asr = False,
     hands: Hands = False,
     voice_alpha: VoiceAlpha = VOICE_ALPHA,
+    deid_mode: DeidMode = DEID_MODE,
     tta: Tta = "none",
     no_check: NoCheck = False,
 ) -> None:
@@ -360,10 +364,12 @@ def bench_cmd(
         no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
         temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
         deid=deid, blur=blur, asr=asr, hands=hands, tta=tta, voice_alpha=voice_alpha,
-        defaults=config is None,
+        deid_mode=deid_mode, defaults=config is None,
     )  # fmt: skip
+    cfg = build_config(config, given)
+    check_deid_mode(cfg.deid, cfg.deid_mode)  # on the merged settings: a config may set deid
     _precheck(given, no_check)
-    run_and_exit(build_config(config, given), resume, retry_errors, no_report)
+    run_and_exit(cfg, resume, retry_errors, no_report)
 
 
 bench_cmd.__doc__ = f"{bench_cmd.__doc__}\n\n{EXIT_CODES_HELP}"
@@ -375,7 +381,7 @@ def _run_settings(
     workers, subject, transcript, sampling, max_faces, au_source, no_pose, no_cache,
     no_response_cache, limit, shuffle, seed, temperature, max_tokens, engine, tier_by, deid,
     blur, asr, defaults: bool, tta: str = "none", hands: bool = False,
-    voice_alpha: str = VOICE_ALPHA,
+    voice_alpha: str = VOICE_ALPHA, deid_mode: str = DEID_MODE,
 ) -> dict[str, Any]:  # fmt: skip
     """The BenchConfig fields the options give.  Under --config only what differs from an
     option's default counts as given, so a rerun keeps the file's settings."""
@@ -400,7 +406,7 @@ def _run_settings(
         "engine": (engine, "local"), "timeout_s": (timeout, 120.0),
         "max_retries": (max_retries, 2), "deid": (deid, False), "blur": (blur, "all"),
         "asr": (asr, False), "tta": (tta, "none"), "hands": (hands, False),
-        "voice_alpha": (voice_alpha, VOICE_ALPHA),
+        "voice_alpha": (voice_alpha, VOICE_ALPHA), "deid_mode": (deid_mode, DEID_MODE),
     }  # fmt: skip
     for k, (v, default) in flags.items():
         d[k] = v if (defaults or v != default) else None
@@ -472,6 +478,7 @@ def ablate_cmd(
     asr: Asr = False,
     hands: Hands = False,
     voice_alpha: VoiceAlpha = VOICE_ALPHA,
+    deid_mode: DeidMode = DEID_MODE,
     no_check: NoCheck = False,
 ) -> None:
     """Which prompt element buys how much: one annotation pass, every variant, deltas between
@@ -498,10 +505,13 @@ def ablate_cmd(
         max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
         no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
         temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
-        deid=deid, blur=blur, asr=asr, hands=hands, voice_alpha=voice_alpha, defaults=True,
+        deid=deid, blur=blur, asr=asr, hands=hands, voice_alpha=voice_alpha,
+        deid_mode=deid_mode, defaults=True,
     )  # fmt: skip
+    cfg = build_config(None, given)
+    check_deid_mode(cfg.deid, cfg.deid_mode)
     _precheck(given, no_check)
-    run_and_exit(build_config(None, given), resume, retry_errors, no_report=False)
+    run_and_exit(cfg, resume, retry_errors, no_report=False)
 
 
 ablate_cmd.__doc__ = f"{ablate_cmd.__doc__}\n\n{EXIT_CODES_HELP}"

@@ -114,6 +114,43 @@ Blur = Annotated[
 ]
 
 
+def deid_mode_option(value: str) -> str:
+    """Typer callback of ``--deid-mode``: a mode :func:`sovtp.deid.faces.obscure` does not know
+    is a usage error (exit 2), naming the choices, before any media is read.  The default needs
+    no look-up, so a run without the option never imports the face module (scipy) to parse."""
+    if value == DEID_MODE:
+        return value
+    from sovtp.deid.faces import MODES
+
+    if value not in MODES:
+        raise typer.BadParameter(f"must be one of {' | '.join(MODES)}, not {value!r}")
+    return value
+
+
+DEID_MODE = "blur"  # PrepareOptions.deid_mode's default, and what runs before the option used
+DeidMode = Annotated[
+    str,
+    typer.Option(
+        "--deid-mode",
+        callback=deid_mode_option,
+        help="Under --deid, how faces are obscured: blur (default) | pixelate | fill (each face "
+        "box one flat grey: nothing of the face is left, nor of its expression). Every mode is "
+        "checked before a request leaves.",
+    ),
+]
+
+
+def check_deid_mode(deid: bool, deid_mode: str) -> None:
+    """A mode other than the default without de-identification is refused (exit 2): without
+    --deid nothing is obscured, and a researcher who asked for ``fill`` must not believe the
+    faces that left were filled."""
+    if deid_mode != DEID_MODE and not deid:
+        raise SovtpError(
+            f"--deid-mode {deid_mode} obscures nothing without --deid (faces would be sent as "
+            "they are): add --deid"
+        )
+
+
 def alpha_option(value: str) -> str:
     """Typer callback of ``--alpha`` / ``--voice-alpha``: a bad value is a usage error (exit 2)
     before any media is read; a good one comes back in its one spelling (``0.75``, ``0.5-0.9``)."""
