@@ -26,7 +26,7 @@ needs_espeak = pytest.mark.skipif(
     ("text", "want"),
     [
         ("0.75", 0.75),
-        ("1.2", 1.2),
+        ("0.9", 0.9),  # VoicePrivacy 2022's range ends here: accepted, with a warning
         (" 0.8 ", 0.8),
         ("5e-1", 0.5),  # an exponent's dash is no range
         ("0.5-0.9", (0.5, 0.9)),
@@ -53,14 +53,27 @@ def test_parse_alpha_reads_a_value_or_a_range(text, want):
         ("nan", r"in \(0, 2\)"),
         ("0.5-2.5", r"in \(0, 2\)"),
         ("0.9-0.5", "LOW <= HIGH"),
-        ("1", "barely moves the formants"),  # the identity: the voice would leave as it is
-        ("0.95", "barely moves the formants"),
-        ("0.5-1.2", "spans 1"),
+        ("1", "above 0.9"),  # the identity: the voice would leave as it is
+        ("0.95", "above 0.9"),
+        ("1.2", "above 0.9"),  # formants lowered: never measured
+        ("0.5-1.2", "above 0.9"),
     ],
 )
 def test_parse_alpha_refuses_what_is_no_alpha(text, why):
     with pytest.raises(ValueError, match=why):
         parse_alpha(text)
+
+
+def test_a_weak_alpha_is_accepted_with_a_warning_naming_what_was_measured(tmp_path, capfd):
+    from sovtp.deid.voice import alpha_warning
+
+    assert alpha_warning(0.75) is None and alpha_warning(0.8) is None
+    assert alpha_warning((0.5, 0.8)) is None
+    for weak in (0.85, (0.5, 0.9)):
+        assert "weak anonymisation" in alpha_warning(weak) and "7" in alpha_warning(weak)
+    raw = tmp_path / "missing.wav"  # the option is read (and warned about) before the media
+    main(["deid", str(raw), "-o", str(tmp_path / "o.wav"), "--alpha", "0.85"])
+    assert "warning: McAdams alpha 0.85 reaches above 0.8" in capfd.readouterr().err
 
 
 # -- sovtp deid ---------------------------------------------------------------------------------

@@ -48,8 +48,9 @@ def deid_cmd(
             "costs more words. 0.75 by default; VoicePrivacy B2 used 0.8. A range LO-HI such as "
             "0.5-0.9 (VoicePrivacy 2022) draws one α in it — from --seed and the file's bytes "
             "(reproducible, so keep the seed private), or without --seed from OS entropy; the "
-            "α used is printed. Values within 0.1 of 1 are refused: they leave the voice as it "
-            "is. Measured on real speech, 0.5-0.9 hid fewer voices than 0.75 (5 of 9 vs 9 of 9).",
+            "α used is printed. Above 0.9 is refused (the voice would leave nearly as it is), "
+            "above 0.8 warned about. Measured on real speech, 0.5-0.9 hid fewer voices than "
+            "0.75 (5 of 9 vs 9 of 9).",
         ),
     ] = VOICE_ALPHA,
     seed: Annotated[

@@ -154,12 +154,16 @@ def check_deid_mode(deid: bool, deid_mode: str) -> None:
 def alpha_option(value: str) -> str:
     """Typer callback of ``--alpha`` / ``--voice-alpha``: a bad value is a usage error (exit 2)
     before any media is read; a good one comes back in its one spelling (``0.75``, ``0.5-0.9``)."""
-    from sovtp.deid.voice import format_alpha, parse_alpha
+    from sovtp.deid.voice import alpha_warning, format_alpha, parse_alpha
 
     try:
-        return format_alpha(parse_alpha(value))
+        alpha = parse_alpha(value)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
+    warning = alpha_warning(alpha)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+    return format_alpha(alpha)
 
 
 VOICE_ALPHA = "0.75"  # sovtp.deid.voice.DEFAULT_ALPHA, spelt as the option takes it
