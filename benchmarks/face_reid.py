@@ -16,7 +16,7 @@ sovtp found it, the raw → de-identified distance, its *blank floor*, and in to
 de-identified faces *below* the threshold (re-identified; target ≤ 1 %) and above it.
 
 The blank floor is the raw face's least distance to an identity-free image — the whole picture
-black, grey or white (the audit's ``BLANKS``), aligned the same way: what an obscuring that
+one flat grey from black to white (the audit's ``BLANKS``), aligned the same way: what an obscuring that
 leaves *nothing* of the face can score.  A de-identified face below the threshold but not below
 its floor is dlib matching "no face" to a low-information face, not identity that survived: the
 audit (:mod:`sovtp.deid.audit`) reports such faces as *inconclusive*, not re-identified, and both
@@ -87,16 +87,13 @@ def faces(n: int, size: int) -> list[tuple[str, np.ndarray, tuple[float, float, 
 
 
 def blank_floor(emb, img: np.ndarray, shape) -> float:
-    """The raw face's least distance to an identity-free image — the whole picture black, grey
-    or white (the audit's :data:`sovtp.deid.audit.BLANKS`), aligned with the same landmarks (so
-    dlib's black padding past the image edge is the same too): the best any obscuring that
-    leaves nothing of the face can be sure to reach."""
-    from sovtp.deid.audit import BLANKS
+    """The raw face's blank floor as the audit computes it (:func:`sovtp.deid.audit.blank_floor`:
+    the least distance to a flat image, 65 greys from black to white, aligned with the same
+    landmarks — so dlib's black padding past the image edge is the same too): the best any
+    obscuring that leaves nothing of the face can be sure to reach."""
+    from sovtp.deid.audit import blank_floor as floor
 
-    e = emb.embed(img, shape)
-    return min(
-        float(np.linalg.norm(e - emb.embed(np.full_like(img[..., :3], v), shape))) for v in BLANKS
-    )
+    return floor(emb, emb.embed(img, shape), img.shape, shape)
 
 
 def clips() -> dict[str, list[np.ndarray]]:
@@ -210,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
             f"(target >= 99 %); below {args.threshold + args.margin:.2f}: {thin}"
         )
         print(
-            f"blank floor (raw -> the nearest of a black, grey and white image): min {floors_a.min():.3f} mean "
+            f"blank floor (raw -> the nearest flat grey image): min {floors_a.min():.3f} mean "
             f"{floors_a.mean():.3f}; faces whose floor is below {args.threshold}: "
             f"{int((floors_a < args.threshold).sum())}, below "
             f"{args.threshold + args.margin:.2f}: {int((floors_a < args.threshold + args.margin).sum())}"

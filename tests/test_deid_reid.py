@@ -3,9 +3,9 @@ privacy audit's embedder) on real faces: skimage's astronaut and frames of a pan
 (public domain, built here).
 
 The attacker gets the best case, as in the audit: both images aligned with the *raw* face's five
-landmarks.  The *blank floor* is the raw face's distance to an all-grey image aligned the same
-way — what an obscuring that leaves nothing of the face scores (see
-``benchmarks/face_reid.py``)."""
+landmarks.  The *blank floor* is the raw face's least distance to a flat image aligned the same
+way (the audit's ``BLANKS``) — what an obscuring that leaves nothing of the face scores (see
+``benchmarks/face_reid.py``); ``_distances`` below measures against mid-grey only."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def test_the_audit_does_not_count_what_a_blank_would_match_as_reidentified():
     """The half face at the frame edge (frame 2 of the entering clip): dlib pads both chips with
     the same black, so even a blank scores under 0.6 — the audit reports it under the threshold
     *at the blank floor*, not re-identified; the raw frame sent as it is still is."""
-    from sovtp.deid.audit import reidentification
+    from sovtp.deid.audit import audit_images, markdown, reidentification
     from sovtp.deid.clips import entering_clip
     from sovtp.deid.faces import deidentify_frames
 
@@ -110,3 +110,21 @@ def test_the_audit_does_not_count_what_a_blank_would_match_as_reidentified():
     assert s["at_blank_floor"] == 1 and s["reidentified"] == 0, s
     leak = reidentification([raw], [raw])
     assert leak["reidentified"] == 1 and leak["at_blank_floor"] == 0, leak
+    # the verdict passes it, and says so: inconclusive, not cleared
+    summary = audit_images([raw], [out.image])
+    assert summary["passed"]
+    verdict = [ln for ln in markdown(summary).splitlines() if "verdict" in ln]
+    assert verdict and "1 face inconclusive" in verdict[0], verdict
+
+
+@pytest.mark.slow  # dlib on one face, seven images
+def test_no_flat_image_is_called_a_reidentification():
+    """Whatever one grey fills the whole frame with, the audit never calls it re-identified:
+    the floor is the nearest of the flat greys (grey 128 alone was no floor — light greys came
+    closer to LFW face 29)."""
+    from sovtp.deid.audit import reidentification
+
+    face = _lfw_face(29)
+    for level in (0, 97, 128, 201, 243, 250, 255):  # levels off the audit's grid too
+        s = reidentification([face], [np.full_like(face, level)])
+        assert s["faces"] == 1 and s["reidentified"] == 0, (level, s)

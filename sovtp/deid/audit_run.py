@@ -31,7 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from sovtp.deid.audit import DLIB_SAME_PERSON, IMAGE_EXTS, audit_stream, reid_detail
+from sovtp.deid.audit import (
+    DLIB_SAME_PERSON,
+    IMAGE_EXTS,
+    audit_stream,
+    inconclusive_note,
+    reid_detail,
+)
 from sovtp.deid.outgoing import decode_data_url, read_index
 
 SPEAKER_THRESHOLD = 0.80  # Resemblyzer same-speaker cosine (as `sovtp audit --raw`)
@@ -356,5 +362,5 @@ def table(summary: dict[str, Any]) -> str:
     lines += [f"  {a:<{w}}  {b:>6}  {c}" for a, b, c in rows]
     for f in im["files_with_faces"][:20]:
         lines.append(f"  face found in: {f}")
-    lines.append(f"  verdict: {summary['verdict'].upper()}")
+    lines.append(f"  verdict: {summary['verdict'].upper()}{inconclusive_note(im.get('reid'))}")
     return "\n".join(lines)

@@ -21,7 +21,7 @@ as hard as a small one), ``pixelate`` keeps 6 blocks across the face and softens
 further down (the chin, the neck) — a blurred box sitting on a collar read as a face otherwise.
 ``fill`` paints the box one flat mid-grey (:data:`FILL_GREY`; not the box's mean, which would
 keep the skin tone and the lighting): nothing of the face is left, and it reaches dlib's *blank
-floor* — the raw face's least distance to an identity-free image (black, grey or white), what an
+floor* — the raw face's least distance to an identity-free image (one flat grey), what an
 obscuring that leaves nothing of the face scores under the audit's re-identification check.
 Measured (``benchmarks/face_reid.py --clips``: 100 LFW faces + the astronaut, then every frame
 of two panning astronaut clips and an entering one; raw → de-identified distance, dlib's "same

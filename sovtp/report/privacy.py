@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sovtp.deid.audit import reid_detail
+from sovtp.deid.audit import inconclusive_note, reid_detail
 
 Table = tuple[list[str], list[list[Any]]]
 
@@ -60,8 +60,8 @@ def _from_audit(p: dict[str, Any]) -> dict[str, Any]:
         ]
     )
     notes = [
-        f"Privacy audit verdict: {str(p.get('verdict', '?')).upper()} "
-        f"(checked {p.get('checked_at', '?')})."
+        f"Privacy audit verdict: {str(p.get('verdict', '?')).upper()}"
+        f"{inconclusive_note(im.get('reid'))} (checked {p.get('checked_at', '?')})."
     ]
     for f in (im.get("files_with_faces") or [])[:10]:
         notes.append(f"A face is detectable in {f}.")
