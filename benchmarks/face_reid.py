@@ -35,7 +35,7 @@ Measured here (one run each, shared 2-core machine; 100 LFW + astronaut = 101 fa
     mode        found    under 0.6 (issue's measure)  of them at the floor  min dist  mean
     blur        101/101  1/101 → 99.0 % above          1 (LFW 29)            0.597     0.766
     fill        101/101  0/101 → 100 % above           0                     0.601     0.770
-    blank floor (nearest of black/grey/white): min 0.586 (LFW 29), mean 0.745
+    blank floor (nearest of 65 flat greys): min 0.552 (LFW 29), mean 0.739
     control: 8.1 % of the 5050 raw different-face pairs fall below 0.6
 
     clips, min distance (prompt path / stream)   blur            fill (one grey)
@@ -46,7 +46,7 @@ Measured here (one run each, shared 2-core machine; 100 LFW + astronaut = 101 fa
 
 No face detector found a face in any de-identified frame (every mode, every clip).  Pooled over
 the 158 faces (prompt path), blur leaves 156 at or above 0.6 (98.7 %), fill 157 (99.4 %); every
-face under 0.6 is at its blank floor — LFW face 29 (floor 0.586, blur 0.597), and the entering
+face under 0.6 is at its blank floor — LFW face 29 (floor 0.552, blur 0.597), and the entering
 clip's frame 2, where the face is cut by the frame edge: dlib pads the aligned chip with black
 past the image edge, the same in the raw and the obscured chip, an all-black frame scores 0.477,
 and the raw half face is itself 0.744 from the astronaut's full still, i.e. dlib does not

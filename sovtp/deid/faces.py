@@ -27,7 +27,7 @@ Measured (``benchmarks/face_reid.py --clips``: 100 LFW faces + the astronaut, th
 of two panning astronaut clips and an entering one; raw → de-identified distance, dlib's "same
 person" under 0.6): blur min 0.597, 1/101 under 0.6, the pans ≥ 0.744; fill min 0.601, 0/101,
 the pans ≥ 0.765.  Every face under 0.6 (LFW face 29 after blur; the entering clip's half face
-cut by the frame edge, in both modes) is at its blank floor (0.586; 0.477), which no obscuring
+cut by the frame edge, in both modes) is at its blank floor (0.552; 0.477), which no obscuring
 can beat: twelve flat colours, gradients, smooth noise, checker and block patterns each left
 some LFW face under 0.65, and at the frame edge dlib's black padding, shared by the raw and the
 obscured chip, holds the distance down whatever fills the box (that raw half face is itself
