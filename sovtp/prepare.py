@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sovtp.deid.policy import DEFAULT_MODE
 from sovtp.deid.voice import DEFAULT_ALPHA
 from sovtp.errors import DeidError
 from sovtp.labels import LABEL_ORDERS, LabelSet, load_label_set, ordered_labels
@@ -49,7 +50,7 @@ class PrepareOptions:
     # de-identification (DEEMO-style): measured on raw pixels, only obscured faces leave
     deid: bool = False
     blur: str = "all"  # all | others (bystanders only; the subject's face kept)
-    deid_mode: str = "blur"  # blur | pixelate | fill (sovtp.deid.faces.MODES)
+    deid_mode: str = DEFAULT_MODE  # blur | pixelate | fill (sovtp.deid.policy.MODES)
     asr: bool = False  # transcribe the audio (faster-whisper) where a sample has no transcript
     hands: bool = False  # MediaPipe hands: self-touch, fidgeting (NFBL cues)
     # McAdams coefficient of any audio sent (always anonymised): an α, or a (low, high) range
@@ -70,13 +71,10 @@ class PrepareOptions:
             from sovtp.contracts import check_output
 
             check_output(self.output)
-        if self.deid and self.deid_mode != "blur":  # checked now, not at the first sample
-            from sovtp.deid.faces import MODES
+        if self.deid:  # checked now, not at the first sample
+            from sovtp.deid.policy import check_mode
 
-            if self.deid_mode not in MODES:
-                raise ValueError(
-                    f"deid mode must be one of {', '.join(MODES)}, not {self.deid_mode!r}"
-                )
+            check_mode(self.deid_mode, "deid mode")
         from sovtp.deid.voice import format_alpha, parse_alpha
 
         # one form, checked now (not at the first audio prompt): a float or a (low, high) tuple

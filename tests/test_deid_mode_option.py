@@ -72,7 +72,7 @@ def test_fill_sends_each_face_one_flat_grey_and_blur_does_not(astronaut_png):
 def test_prepare_options_refuse_an_unknown_mode_when_built():
     from sovtp.prepare import PrepareOptions
 
-    with pytest.raises(ValueError, match="blur, pixelate, fill.*'smudge'"):
+    with pytest.raises(ValueError, match=r"blur \| pixelate \| fill.*'smudge'"):
         PrepareOptions(deid=True, deid_mode="smudge")
     assert PrepareOptions(deid=True, deid_mode="pixelate").deid_mode == "pixelate"
     assert PrepareOptions().deid_mode == "blur"

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from sovtp.deid.policy import DEFAULT_MODE
 from sovtp.errors import SovtpError
 
 
@@ -88,7 +89,7 @@ class BenchConfig(BaseModel):
     au_source: str = "mediapipe"  # mediapipe | pyfeat
     deid: bool = False  # de-identify before anything reaches a model
     blur: str = "all"  # under deid: all | others
-    deid_mode: str = "blur"  # under deid, how faces are obscured: blur | pixelate | fill
+    deid_mode: str = DEFAULT_MODE  # under deid, how faces are obscured: blur | pixelate | fill
     asr: bool = False  # transcribe samples that have no transcript (faster-whisper)
     hands: bool = False  # MediaPipe hands: NFBL cues (self-touch, fidgeting)
     # McAdams α of the audio an omni prompt sends: "0.75", or "LO-HI" (one α per sample, drawn
@@ -138,15 +139,13 @@ class BenchConfig(BaseModel):
     @field_validator("deid_mode")
     @classmethod
     def _deid_mode(cls, v: str) -> str:
-        """One of :data:`sovtp.deid.faces.MODES`, refused early (not at the first sample).  The
-        default needs no look-up: the face module (scipy) is imported only for another mode."""
-        if v == "blur":
-            return v
-        from sovtp.deid.faces import MODES
+        """One of :data:`sovtp.deid.policy.MODES`, refused early (not at the first sample)."""
+        from sovtp.deid.policy import check_mode
 
-        if v not in MODES:
-            raise SovtpError(f"deid_mode must be one of {' | '.join(MODES)}, not {v!r}")
-        return v
+        try:
+            return check_mode(v, "deid_mode")
+        except ValueError as e:
+            raise SovtpError(str(e)) from e
 
 
 # -- what a run's answers depend on ------------------------------------------------------------
@@ -190,7 +189,7 @@ LATER_FIELDS: dict[str, Any] = {
     "tta": "none",
     "hands": False,
     "voice_alpha": "0.8",
-    "deid_mode": "blur",
+    "deid_mode": DEFAULT_MODE,
 }
 
 

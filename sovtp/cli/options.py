@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from sovtp.contracts import OUTPUTS
+from sovtp.deid.policy import DEFAULT_MODE, check_mode
 from sovtp.errors import SovtpError
 
 DEFAULT_MAX_FACES = 6
@@ -116,18 +117,14 @@ Blur = Annotated[
 
 def deid_mode_option(value: str) -> str:
     """Typer callback of ``--deid-mode``: a mode :func:`sovtp.deid.faces.obscure` does not know
-    is a usage error (exit 2), naming the choices, before any media is read.  The default needs
-    no look-up, so a run without the option never imports the face module (scipy) to parse."""
-    if value == DEID_MODE:
-        return value
-    from sovtp.deid.faces import MODES
-
-    if value not in MODES:
-        raise typer.BadParameter(f"must be one of {' | '.join(MODES)}, not {value!r}")
-    return value
+    is a usage error (exit 2), naming the choices, before any media is read."""
+    try:
+        return check_mode(value, "--deid-mode")
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
-DEID_MODE = "blur"  # PrepareOptions.deid_mode's default, and what runs before the option used
+DEID_MODE = DEFAULT_MODE
 DeidMode = Annotated[
     str,
     typer.Option(

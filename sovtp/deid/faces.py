@@ -62,11 +62,11 @@ from sovtp.deid.finder import (  # noqa: F401 — re-exported: callers import th
     FaceFinder,
     MediaPipeFaces,
 )
+from sovtp.deid.policy import MODES, check_mode  # noqa: F401 — MODES re-exported
 from sovtp.types import Frame, FrameAnnotation
 
 log = logging.getLogger(__name__)
 
-MODES = ("blur", "pixelate", "fill")
 FILL_GREY = 128  # fill's one colour: the same for every face, so it tells nothing of any
 BLUR_WHO = ("all", "others")
 DILATE = 0.25  # each side moves out by this fraction of the box's size
@@ -329,8 +329,7 @@ def obscure(
     blur's sigma (the re-check's escalation)."""
     import cv2
 
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    check_mode(mode)
     regions = list(regions)
     out = np.ascontiguousarray(image[..., :3]).copy()
     h, w = out.shape[:2]

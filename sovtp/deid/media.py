@@ -21,11 +21,11 @@ from sovtp.deid.faces import (
     BLUR_WHO,
     BRIDGE,
     CENTERFACE_EVERY,
-    MODES,
     WORKERS,
     FaceFinder,
     deidentify_frames,
 )
+from sovtp.deid.policy import check_mode
 from sovtp.deid.voice import DEFAULT_ALPHA
 from sovtp.errors import MediaError
 
@@ -66,8 +66,7 @@ def deid_media(
     :func:`sovtp.deid.faces.deidentify_stream`); ``preset``: x264's (see
     :func:`sovtp.deid.media_writer.encode_media`).  ``voice=False`` keeps the audio as it is
     (re-encoded) — the report says so, because that audio still identifies the speaker."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}")
+    check_mode(mode)
     if blur not in BLUR_WHO:
         raise ValueError(f"blur must be one of {', '.join(BLUR_WHO)}")
     src, dst = Path(src), Path(dst)

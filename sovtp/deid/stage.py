@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from sovtp.deid.faces import BLUR_WHO, FaceFinder, deidentify_frames
+from sovtp.deid.policy import WITHHELD_MARKS
 from sovtp.types import ClipAnnotation, Frame, FrameAnnotation
 
 _FINDER: FaceFinder | None = None
@@ -62,9 +63,10 @@ def deidentify_for_prompt(
 
 
 def deid_visual(visual):
-    """The marks allowed over de-identified faces: everything but landmarks (see the module
-    docstring).  ``visual`` is a :class:`sovtp.render.marks.VisualSpec`."""
-    return replace(visual, landmarks="none") if visual.landmarks != "none" else visual
+    """The marks allowed over de-identified faces: everything but
+    :data:`sovtp.deid.policy.WITHHELD_MARKS` (landmarks; see the module docstring).
+    ``visual`` is a :class:`sovtp.render.marks.VisualSpec`."""
+    return replace(visual, **WITHHELD_MARKS)
 
 
 def _centre_in(box, allowed) -> bool:

@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from sovtp.bench.ablation import GRID_FILE, NOT_PROMPT, VISUAL_SWITCHES, visual_only
+from sovtp.deid.policy import WITHHELD_MARKS
 from sovtp.scoring.stats import bootstrap_delta, bootstrap_mean, mcnemar
 
 NOT_TESTABLE = "not testable with this backend"
@@ -110,11 +111,12 @@ def run_specs(run: Path, variants: Iterable[str]) -> dict[str, dict[str, Any]]:
 
 def same_under_deid(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two prompt specs (YAML dicts) become the same prompt under ``--deid``, where no
-    landmarks are drawn over blurred faces (:func:`sovtp.deid.stage.deid_visual`): the ladder's
-    landmarks rung then sends exactly what its bbox_id rung sends."""
+    landmarks are drawn over blurred faces (:data:`sovtp.deid.policy.WITHHELD_MARKS`, which
+    :func:`sovtp.deid.stage.deid_visual` applies): the ladder's landmarks rung then sends exactly
+    what its bbox_id rung sends."""
 
     def strip(d: dict[str, Any]) -> dict[str, Any]:
-        visual = {**(d.get("visual") or {}), "landmarks": "none"}
+        visual = {**(d.get("visual") or {}), **WITHHELD_MARKS}
         return {k: v for k, v in {**d, "visual": visual}.items() if k not in NOT_PROMPT}
 
     return strip(a) == strip(b)
@@ -276,7 +278,7 @@ def analyse(
         out["kind"] = "grid"
         out["grid"] = {"base": info.get("base"), "factors": info["factors"]}
         # under --deid no landmarks are drawn over blurred faces: that switch sends nothing new
-        inert = {"landmarks"} & set(info["factors"]) if deid else set()
+        inert = set(WITHHELD_MARKS) & set(info["factors"]) if deid else set()
         out["inert_under_deid"] = sorted(inert)
         out |= factorial(right, info, blind, n_boot, seed, deaf=deaf, inert=inert)
     elif len(order) >= 3:
