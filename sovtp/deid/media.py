@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from sovtp.annotate.cache import file_sha256
 from sovtp.deid.faces import (
     BLUR_WHO,
     BRIDGE,
@@ -84,7 +85,7 @@ def deid_media(
 
     # a range's α is keyed on the file's bytes, not its name: clip.wav in every subject's folder
     # would otherwise draw one α for the whole corpus
-    key = _content_key(src) if isinstance(alpha, tuple) else src.name
+    key = file_sha256(src) if isinstance(alpha, tuple) else src.name
     audio_fn, audio_note, alpha_used = _audio_stage(voice, alpha, seed, key)
     stats: dict[str, Any] = {}
     with FaceFinder(max_side=max_side) as finder:
@@ -127,17 +128,6 @@ def deid_media(
         **({"alpha": alpha_used} if info.get("audio_s") and alpha_used is not None else {}),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-
-
-def _content_key(src: Path) -> str:
-    """The sha256 of a file's bytes (streamed): the key a range's α is drawn with."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(src, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _has_video(src: Path) -> bool:
