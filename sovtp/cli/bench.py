@@ -20,6 +20,7 @@ from sovtp.cli.options import (
     Asr,
     AuSource,
     BackendName,
+    BaseUrl,
     Blur,
     Deid,
     DeidMode,
@@ -52,13 +53,6 @@ Data = Annotated[
     typer.Argument(
         help="A manifest (.csv/.jsonl), ADAPTER:ROOT (dfew, mafw, ferv39k, affwild2, deemo, bah, "
         "casme2) or hf:PATH (a local HF dataset folder or parquet).  Omit with --config."
-    ),
-]
-BaseUrl = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--base-url",
-        help="OpenAI-compatible endpoint (vllm serve); repeat for several, load-balanced.",
     ),
 ]
 Out = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/bench).")]

@@ -276,3 +276,12 @@ def out_folder(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise SovtpError(f"--out {path} is a file; give a folder")
     return path
+
+
+BaseUrl = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--base-url",
+        help="OpenAI-compatible endpoint (vllm serve); repeat for several, load-balanced.",
+    ),
+]

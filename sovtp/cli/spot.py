@@ -11,6 +11,7 @@ import typer
 from sovtp.cli.options import (
     EXIT_CODES_HELP,
     BackendName,
+    BaseUrl,
     Hf,
     MaxRetries,
     MaxTokens,
@@ -83,10 +84,7 @@ def spot_cmd(
         int | None,
         typer.Option("--images", help="LLM: images per query (default: the spec's max)."),
     ] = None,
-    base_url: Annotated[
-        list[str] | None,
-        typer.Option("--base-url", help="OpenAI-compatible endpoint (vllm serve); repeatable."),
-    ] = None,
+    base_url: BaseUrl = None,
     model: Model = None,
     hf: Hf = None,
     backend: BackendName = None,
