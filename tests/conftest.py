@@ -69,6 +69,21 @@ def pan_mp4(media_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def talking_clip(media_dir) -> Path:
+    """The astronaut panning across a 640×360 frame for 2 s, with speech muxed on (espeak-ng when
+    installed, else a vowel-like pulse train): the de-identified mode's test clip."""
+    from sovtp.deid.media_writer import encode_media
+    from sovtp.testing import speech
+
+    path = media_dir / "talk.mp4"
+    samples = speech("I am quite upset about how this went today.", 2.0, 16000, pitch_hz=140.0)
+    encode_media(
+        path, frames=panning_clip(seconds=2.0, fps=10), fps=10, samples=samples, rate=16000
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
 def detector():
     from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
 

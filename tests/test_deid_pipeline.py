@@ -19,22 +19,9 @@ from sovtp.errors import DeidError
 from sovtp.media.sample import panning_clip
 from sovtp.prepare import PrepareOptions, Preparer
 from sovtp.prompting.spec import load_spec
-from sovtp.testing import FakeOpenAIServer, speech
+from sovtp.testing import FakeOpenAIServer
 
 SR = 16000
-
-
-def _speech(seconds: float) -> np.ndarray:
-    return speech("I am quite upset about how this went today.", seconds, SR, pitch_hz=140.0)
-
-
-@pytest.fixture(scope="module")
-def talking_clip(tmp_path_factory):
-    """The astronaut panning across a 640×360 frame, with speech muxed on."""
-    path = tmp_path_factory.mktemp("talk") / "talk.mp4"
-    frames = panning_clip(seconds=2.0, fps=10)
-    encode_media(path, frames=frames, fps=10, samples=_speech(2.0), rate=SR)
-    return path
 
 
 def _decode(url: str):

@@ -163,21 +163,6 @@ def test_deid_refuses_a_bad_alpha_as_a_usage_error(tmp_path, capfd):
 
 
 # -- query / prepare ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def talking_clip(tmp_path_factory):
-    """The astronaut panning across the frame with speech muxed on (as test_deid_pipeline's)."""
-    from sovtp.deid.media_writer import encode_media
-    from sovtp.media.sample import panning_clip
-    from sovtp.testing import speech
-
-    path = tmp_path_factory.mktemp("talk") / "talk.mp4"
-    samples = speech("I am quite upset about how this went today.", 2.0, 16000, pitch_hz=140.0)
-    encode_media(
-        path, frames=panning_clip(seconds=2.0, fps=10), fps=10, samples=samples, rate=16000
-    )
-    return path
-
-
 def test_prepare_sends_the_voice_at_the_chosen_alpha(talking_clip):
     from sovtp.prepare import PrepareOptions, Preparer
     from sovtp.prompting.spec import load_spec
