@@ -100,20 +100,6 @@ class FaceCounter:
         self.close()
 
 
-def count_faces(images: Iterable[np.ndarray]) -> dict[str, Any]:
-    """Faces each detector finds in each image: ``{"per_image": [...], "total": n,
-    "by_detector": {...}}``; an image's entry lists ``{detector, box}`` hits."""
-    per_image: list[list[dict[str, Any]]] = []
-    by: dict[str, int] = {"mediapipe_landmarker": 0, "mediapipe": 0, "centerface": 0}
-    with FaceCounter() as fc:
-        for img in images:
-            hits = fc.hits(img)
-            for h in hits:
-                by[h["detector"]] += 1
-            per_image.append(hits)
-    return {"per_image": per_image, "total": sum(by.values()), "by_detector": by}
-
-
 class DlibEmbedder:
     """dlib's 5-point aligner + face recognition ResNet, model files from the resolver."""
 
@@ -322,11 +308,6 @@ def audit_images(
     return audit_stream(items, reid=raw is not None, threshold=threshold)  # type: ignore[arg-type]
 
 
-def media_images(path: Path, max_frames: int = 0) -> list[np.ndarray]:
-    """Every image of a file (all frames of a video; ``max_frames`` > 0 spreads a cap)."""
-    return [img for _, img in iter_media(path, max_frames)]
-
-
 def iter_media(path: Path, max_frames: int = 0) -> Iterator[tuple[str, np.ndarray]]:
     """``(name, image)`` for each image of a file, decoded one at a time (a video's frames are
     named ``file#k``)."""
@@ -357,12 +338,6 @@ def iter_collect(target: str | Path, max_frames: int = 0) -> Iterator[tuple[str,
     """``(name, image)`` over :func:`media_files`, streamed."""
     for f in media_files(target):
         yield from iter_media(f, max_frames)
-
-
-def collect(target: str | Path, max_frames: int = 0) -> tuple[list[str], list[np.ndarray]]:
-    """(names, images) of :func:`iter_collect` as lists (small targets; the CLI streams)."""
-    pairs = list(iter_collect(target, max_frames))
-    return [n for n, _ in pairs], [i for _, i in pairs]
 
 
 def markdown(summary: dict[str, Any]) -> str:

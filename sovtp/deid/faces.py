@@ -535,7 +535,7 @@ def deidentify_stream(
     ``bridge + 1`` frames plus what is in flight on the workers: frame ``j`` is obscured once
     frame ``j + bridge`` has been detected, which is all the look-ahead
     :meth:`FaceTracks.boxes_at` reads.  ``keep_tracks`` are *our* track IDs (see
-    :func:`plan_subject`), e.g. the subject for ``--blur others``.  Frames are scanned by
+    :func:`plan_detections`), e.g. the subject for ``--blur others``.  Frames are scanned by
     :func:`scan` (every ``centerface_every``-th frame: keep it ≤ ``bridge`` so their tracks are
     carried across the frames between).  Every outgoing frame is then verified
     (:meth:`FaceFinder.recheck` with ``whole``: MediaPipe over the frame and its tiles at the
@@ -674,13 +674,3 @@ def plan_detections(
                 f.cancel()
             pool.shutdown(wait=True)
     return largest_track(tracks), dets
-
-
-def plan_subject(
-    images: Iterable[np.ndarray],
-    finder: FaceFinder,
-    bridge: int = BRIDGE,
-    centerface_every: int = 1,
-) -> int | None:
-    """Our track ID of a clip's subject (see :func:`plan_detections`)."""
-    return plan_detections(images, finder, bridge, centerface_every)[0]

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sovtp.jsonl import iter_jsonl
 from sovtp.records import Query
 
 INDEX = "index.jsonl"
@@ -148,15 +149,4 @@ class OutgoingRecorder:
 
 def read_index(root: str | Path) -> Iterator[dict[str, Any]]:
     """The index lines of an ``outgoing/`` folder, in order (a torn last line is skipped)."""
-    path = Path(root) / INDEX
-    if not path.exists():
-        return
-    with path.open() as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+    return iter_jsonl(Path(root) / INDEX)
