@@ -103,8 +103,8 @@ class Preparer:
         self._detector = detector
         self._own_detector = False
         self._finder = None
-        self._audio: dict[str, tuple] = {}  # the last clip's raw audio (samples, rate)
-        self._audio_src: dict[str, str] = {}  # ... and the file it came from (for the audit)
+        # the last clip's raw audio: (samples, rate, the file it came from — for the audit)
+        self._audio: dict[str, tuple] = {}
         self._recorder = None
         self._heard: dict[str, str] = {}  # the last clip's ASR transcript (--asr)
 
@@ -182,11 +182,10 @@ class Preparer:
         )
         if self.options.au_source == "pyfeat":
             _pyfeat_aus(clip, frames)
-        self._audio, self._heard, self._audio_src = {}, {}, {}
+        self._audio, self._heard = {}, {}
         raw = _raw_audio(audio or media)
         if raw is not None:
-            self._audio[clip.sha256] = raw
-            self._audio_src[clip.sha256] = str(audio or media)
+            self._audio[clip.sha256] = (*raw, str(audio or media))
             if self.options.asr:  # on the raw audio, on this machine; words, never the voice
                 from sovtp.deid.words import transcribe
 
@@ -255,9 +254,8 @@ class Preparer:
         q.meta["label_set"] = ls.name
         q.meta["label_order"] = o.label_order
         if spec.audio and clip.sha256 in self._audio:
-            _attach_audio(
-                q, *self._audio[clip.sha256], seed=o.seed, key=sample_key, alpha=o.voice_alpha
-            )
+            samples, rate, _ = self._audio[clip.sha256]
+            _attach_audio(q, samples, rate, seed=o.seed, key=sample_key, alpha=o.voice_alpha)
         sent = transcript if o.transcript else None
         if o.deid:
             try:
@@ -279,17 +277,12 @@ class Preparer:
         """Write what this request sends (or why it was refused) to ``options.outgoing``."""
         if self.recorder is None:
             return
-        has_audio = any(
-            p.get("type") == "input_audio"
-            for m in q.messages
-            if isinstance(m.get("content"), list)
-            for p in m["content"]
-        )
+        sent_audio = "audio" in q.meta  # set by _attach_audio with the part it attached
         self.recorder.record(
             q,
             sample_id=sample_key or clip.sha256,
             source=clip.source,
-            raw_audio=self._audio_src.get(clip.sha256) if has_audio else None,
+            raw_audio=self._audio[clip.sha256][2] if sent_audio else None,
             transcript=transcript or None,
             deid=self.options.deid,
             refused=refused,
