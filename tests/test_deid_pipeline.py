@@ -64,6 +64,7 @@ def test_deid_request_carries_no_face_and_no_raw_voice(talking_clip, tmp_path):
     assert len(urls) == len(images) >= 2 and len(audio) == 1
     # the outgoing record holds exactly what the server received (the audit reads these)
     (entry,) = list(read_index(tmp_path / "outgoing"))
+    assert entry["raw_audio"] == str(talking_clip)  # where the audit finds the voice to compare
     wire = [base64.b64decode(u.split(",", 1)[1]) for u in urls]
     assert [(tmp_path / "outgoing" / i["file"]).read_bytes() for i in entry["images"]] == wire
     on_disk = (tmp_path / "outgoing" / entry["audio"][0]["file"]).read_bytes()
