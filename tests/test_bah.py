@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sovtp.bench.runner import row_key
 from sovtp.data.bah_frames import (
     frame_labels,
     frames_from_segments,
@@ -194,7 +195,8 @@ def _bah_run(tmp_path, data=None):
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
 
     def row(sid, gold, label, conf=None, variant="definition", **kw):
-        return {"sample_id": sid, "system": "vlm", "variant": variant, "gold": gold,
+        return {"key": row_key(sid, None, "vlm", variant),  # as the runner writes rows
+                "sample_id": sid, "system": "vlm", "variant": variant, "gold": gold,
                 "label": label, "confidence": conf,
                 "parse_status": "ok" if label else "invalid", **kw}  # fmt: skip
 
@@ -292,7 +294,14 @@ def test_bah_section_without_frame_labels_says_so(tmp_path):
     (run / "config.yaml").write_text("data: x.csv\nlabels: basic7\n")
     (run / "predictions.jsonl").write_text(
         json.dumps(
-            {"sample_id": "a", "system": "s", "variant": "", "gold": "happy", "label": "sad"}
+            {
+                "key": "a|s",
+                "sample_id": "a",
+                "system": "s",
+                "variant": "",
+                "gold": "happy",
+                "label": "sad",
+            }  # fmt: skip
         )
         + "\n"
     )

@@ -208,3 +208,23 @@ def test_summary_follows_the_declared_metrics_and_keeps_its_shape():
     (c,) = s["comparisons"]
     assert set(c) >= {"delta_war", "mcnemar", "delta"} and list(c["delta"]) == ["macro_f1"]
     assert s["task"] == "single_label" and s["headline"] == ["macro_f1"]
+
+
+def test_a_binary_answers_confidence_is_read_like_bah_and_regression_read_it():
+    """One reading of an answer's confidence for every task: a percentage is a probability
+    (binary runs read "85" as 85 while BAH and regression read 0.85), clamped to [0, 1]; a label
+    outside the two classes is no score."""
+    import math
+
+    from sovtp.scoring.bah import answer_score
+    from sovtp.scoring.summary import positive_score, predicted_value
+
+    for conf, want in ((0.85, 0.85), (85, 0.85), (None, 1.0), (140, 1.0)):
+        r = {"label": "live", "confidence": conf}
+        assert positive_score(r, "live", "attack") == pytest.approx(want)
+        assert positive_score({**r, "label": "attack"}, "live", "attack") == pytest.approx(1 - want)
+        hi = {"label": "high", "confidence": conf}
+        assert predicted_value(hi, "valence", True, -1.0, 1.0) == pytest.approx(2 * want - 1)
+    bah = {"label": "ambivalence", "confidence": 85}
+    assert answer_score(bah) == pytest.approx(positive_score(bah, "ambivalence", "none"))
+    assert math.isnan(positive_score({"label": "maybe", "confidence": 0.9}, "live", "attack"))

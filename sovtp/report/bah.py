@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,22 +38,6 @@ HEADER = [
     "invalid rate", "frames", "frame AVGF1", "frame AP", "frame AP (sklearn)",
 ]  # fmt: skip
 Row = dict[str, Any]
-
-
-def _latest(rows: Iterable[Row]) -> list[Row]:
-    """One row per (sample, system, variant, face): a re-asked sample's last row wins."""
-    out: dict[tuple, Row] = {}
-    for r in rows:
-        key = (r.get("sample_id"), r.get("system"), r.get("variant"), r.get("face_id"))
-        out[key] = r
-    return list(out.values())
-
-
-def _positive_score(r: Row, positive: str) -> float:
-    sc = r.get("scores") or {}
-    if sc.get(positive) is not None:
-        return float(sc[positive])
-    return B.hard_score(r.get("label"), r.get("confidence"), positive)  # NaN: not a class
 
 
 def _is_bah(cfg: dict[str, Any], rows: list[Row]) -> bool:
@@ -123,14 +106,14 @@ def bah_section(run: Path) -> dict[str, Any] | None:
     system × variant (``video`` and ``frame`` dicts of :func:`sovtp.scoring.bah.scores`)."""
     import yaml
 
-    from sovtp.jsonl import iter_jsonl
+    from sovtp.bench.store import latest_rows
 
     run = Path(run)
     cfg_p = run / "config.yaml"
     cfg = (yaml.safe_load(cfg_p.read_text()) if cfg_p.exists() else None) or {}
     if cfg.get("evaluator") not in (None, "bah"):
         return None  # another evaluator's run: not read at all (every report asks)
-    rows = [r for r in _latest(iter_jsonl(run / "predictions.jsonl")) if r.get("gold") is not None]
+    rows = [r for r in latest_rows(run / "predictions.jsonl") if r.get("gold") is not None]
     if not rows or not _is_bah(cfg, rows):
         return None
     positive = B.POSITIVE  # the bah2 label set's A/H class, as sovtp.scoring.bah reads it
@@ -168,7 +151,7 @@ def bah_section(run: Path) -> dict[str, Any] | None:
                 ivs = [(float(i[0]), float(i[1])) for i in (r.get("intervals") or [])]
                 fps = frames.info(sid)[1] if ivs else None
                 label = r.get("label") if r.get("label") in (B.POSITIVE, B.NEGATIVE) else None
-                vids.append((g, *B.frame_predictions(label, len(g), _positive_score(r, positive),
+                vids.append((g, *B.frame_predictions(label, len(g), B.answer_score(r, positive),
                                                      ivs or None, fps)))  # fmt: skip
             frame = B.frame_scores(vids) if vids else None
         scores.append({"system": system, "variant": variant, "video": video, "frame": frame})

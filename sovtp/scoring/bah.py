@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from sovtp.scoring import tasks
 from sovtp.scoring.metrics import compute
 from sovtp.scoring.tasks import average_precision, fill_missing
 
@@ -87,17 +88,18 @@ def hard_score(
     positive: str = POSITIVE,
     negative: str | None = NEGATIVE,
 ) -> float:
-    """A positive-class score from an answer: its confidence when it chose the positive
-    class, 1 − confidence when it chose ``negative``, 1/0 without a confidence; NaN when
-    invalid — no label, or one that is neither class (``negative`` None: any other label).
-    A confidence written as a percentage (1 < c ≤ 100) is read as c / 100."""
-    if label is None or (negative is not None and label not in (positive, negative)):
-        return float("nan")
-    c = 1.0 if confidence is None else float(confidence)
-    if 1.0 < c <= 100.0:
-        c /= 100.0
-    c = min(max(c, 0.0), 1.0)
-    return c if label == positive else 1.0 - c
+    """:func:`sovtp.scoring.tasks.hard_score` with BAH's two classes by default."""
+    return tasks.hard_score(label, confidence, positive, negative)
+
+
+def answer_score(r: dict[str, Any], positive: str = POSITIVE) -> float:
+    """A prediction row's positive-class score: its ``scores[positive]`` when it gave one, else
+    :func:`hard_score` of its label and confidence (NaN for an invalid answer)."""
+    sc = r.get("scores") or {}
+    if sc.get(positive) is not None:
+        return float(sc[positive])
+    neg = NEGATIVE if positive == POSITIVE else POSITIVE
+    return hard_score(r.get("label"), r.get("confidence"), positive, neg)
 
 
 def video_scores(rows: Sequence[dict[str, Any]], positive: str = POSITIVE) -> dict[str, Any]:
@@ -105,13 +107,7 @@ def video_scores(rows: Sequence[dict[str, Any]], positive: str = POSITIVE) -> di
     ``scores``); rows without gold are skipped."""
     rs = [r for r in rows if r.get("gold") is not None]
     neg = NEGATIVE if positive == POSITIVE else POSITIVE
-    s = []
-    for r in rs:
-        sc = r.get("scores") or {}
-        if sc.get(positive) is not None:
-            s.append(float(sc[positive]))
-        else:
-            s.append(hard_score(r.get("label"), r.get("confidence"), positive, neg))
+    s = [answer_score(r, positive) for r in rs]
     return scores([r["gold"] for r in rs], [r.get("label") for r in rs], s, (positive, neg))
 
 

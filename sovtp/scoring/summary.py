@@ -24,7 +24,7 @@ import numpy as np
 from sovtp.scoring import registry as R
 from sovtp.scoring.metrics import compute, encode
 from sovtp.scoring.stats import bootstrap_delta, mcnemar
-from sovtp.scoring.tasks import eer
+from sovtp.scoring.tasks import eer, hard_score
 
 _KEEP = ("system", "variant", "gold", "label", "parse_status", "error", "n_faces", "face_id")
 # what each task reads beyond the label columns
@@ -109,10 +109,7 @@ def predicted_value(r: dict[str, Any], dim: str, first: bool, lo: float, hi: flo
     if not first or lab not in ("high", "low"):
         return float("nan")
     c = _value(r.get("confidence"))
-    c = 1.0 if not np.isfinite(c) else c / 100.0 if 1.0 < c <= 100.0 else c
-    c = min(max(c, 0.0), 1.0)
-    p_high = c if lab == "high" else 1.0 - c
-    return lo + p_high * (hi - lo)
+    return lo + hard_score(lab, c if np.isfinite(c) else None, "high", "low") * (hi - lo)
 
 
 TIE = 1e-6  # how far a label moves a tied score: below any real score's resolution
@@ -136,9 +133,7 @@ def positive_score(r: dict[str, Any], positive: str, negative: str | None) -> fl
         return 1.0 - float(sc[negative])
     if lab is None or lab not in (positive, negative):
         return float("nan")
-    conf = r.get("confidence")
-    c = float(conf) if conf is not None else 1.0
-    return c if lab == positive else 1.0 - c
+    return hard_score(lab, r.get("confidence"), positive, negative)
 
 
 def _spans(x: Any) -> list[tuple[float, float, str | None]]:

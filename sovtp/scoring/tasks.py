@@ -309,3 +309,22 @@ def high_low_scores(y: np.ndarray, p: np.ndarray, mid: float) -> tuple[float, fl
         rec = tp / float((gy == c).sum())
         f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
     return acc, float(np.mean(f1s)) if f1s else 0.0
+
+
+def hard_score(
+    label: str | None,
+    confidence: float | None,
+    positive: str,
+    negative: str | None,
+) -> float:
+    """A positive-class score from an answer: its confidence when it chose the positive
+    class, 1 − confidence when it chose ``negative``, 1/0 without a confidence; NaN when
+    invalid — no label, or one that is neither class (``negative`` None: any other label).
+    A confidence written as a percentage (1 < c ≤ 100) is read as c / 100."""
+    if label is None or (negative is not None and label not in (positive, negative)):
+        return float("nan")
+    c = 1.0 if confidence is None else float(confidence)
+    if 1.0 < c <= 100.0:
+        c /= 100.0
+    c = min(max(c, 0.0), 1.0)
+    return c if label == positive else 1.0 - c
