@@ -126,8 +126,6 @@ def spot_cmd(
             shown = ", ".join(f"{k} {v:.3f}" for k, v in e["metrics"].items())
             con.print(f"{e['system']} · {e['variant']}: {e['n']} videos, {shown}; "
                       f"errors {e['errors']}")  # fmt: skip
-    if run.report_error:
-        con.print(f"[yellow]{run.report_error}[/yellow]")
     con.print(f"[dim]run folder: {run.out} ({run.written} new, {run.skipped} resumed)[/dim]")
     if run.written and run.errors == run.written:
         raise typer.Exit(4)

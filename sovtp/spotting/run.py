@@ -157,15 +157,6 @@ def join_windows(parts: list[list[Interval]], bounds: list[tuple[int, int]]) -> 
 # --------------------------------------------------------------------------------- systems
 
 
-def when_backend(name: str, options: dict[str, Any]) -> Any:
-    """The backend of an LLM spotting system.  Each query carries the "when" answer's schema
-    (``meta["json_schema"]``), which every backend sends as its structured-output constraint
-    (:func:`sovtp.backends.base.query_constraint`)."""
-    from sovtp.backends.base import get_backend
-
-    return get_backend(name, **options)
-
-
 @dataclass
 class Spotted:
     """One video's answer: intervals in the video's frames and the record of how."""
@@ -257,7 +248,6 @@ class SpotRun:
     skipped: int = 0
     errors: int = 0
     report: dict[str, Any] | None = None
-    report_error: str | None = None
 
 
 # settings that change how a run goes, not what it answers: a resume may change them
@@ -327,7 +317,11 @@ def run_spot(
                 f"--system {opts.system} needs a vision LLM: --base-url URL (an OpenAI-compatible "
                 "or vLLM server) or --hf MODEL; the offline FACS reasoner cannot answer 'when'"
             )
-        backend = when_backend(opts.backend, opts.backend_options)
+        from sovtp.backends.base import get_backend
+
+        # each query carries the "when" schema (meta json_schema), which every backend sends as
+        # its structured-output constraint (sovtp.backends.base.query_constraint)
+        backend = get_backend(opts.backend, **opts.backend_options)
     split = opts.split if opts.split is not None else ev.split
     src = open_dataset(opts.data, root=opts.root, split=split, fold=opts.fold,
                        **(opts.adapter_options or ev.options))  # fmt: skip
@@ -394,7 +388,9 @@ def run_spot(
         store.write_json("manifest.json", _manifest(opts, ev, ls, spec, fps_of, videos))
     finally:
         store.close()
-    run.report, run.report_error = _report(out, opts.n_boot)
+    from sovtp.report.build import write_report
+
+    run.report = write_report(out, opts.n_boot)
     return run
 
 
@@ -454,21 +450,3 @@ def _manifest(opts, ev, ls, spec, fps_of, videos) -> dict[str, Any]:
         m["prompts"] = {spec.id: {"hash": spec.hash, "template": spec.template}}
         m["window_s"] = opts.window_s
     return m
-
-
-def _report(out: Path, n_boot: int) -> tuple[dict[str, Any] | None, str | None]:
-    """report.json|md|html.  The md/html renderers of :mod:`sovtp.report.build` read
-    label-task fields (per-class tables, confusion, WAR bars); while they do not handle an
-    intervals summary, report.json is still written from ``build_report`` and the renderer's
-    error is returned (and recorded in report.json) rather than lost."""
-    from sovtp.report.build import build_report, write_report
-
-    try:
-        return write_report(out, n_boot), None
-    except (KeyError, TypeError) as e:
-        err = f"report.md/html not rendered for an intervals task: {type(e).__name__}: {e}"
-        log.warning("%s", err)
-        rep = build_report(out, n_boot)
-        rep["render_error"] = err
-        (out / "report.json").write_text(json.dumps(rep, indent=1))
-        return rep, err
