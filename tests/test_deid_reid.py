@@ -128,3 +128,21 @@ def test_no_flat_image_is_called_a_reidentification():
     for level in (0, 97, 128, 201, 243, 250, 255):  # levels off the audit's grid too
         s = reidentification([face], [np.full_like(face, level)])
         assert s["faces"] == 1 and s["reidentified"] == 0, (level, s)
+
+
+@pytest.mark.slow  # a de-identified query, then dlib on each image it sent
+def test_a_run_audit_compares_every_sent_image_with_its_raw_frame(talking_clip, tmp_path):
+    """``sovtp audit RUN --reid``: each image that left is compared with the raw frame it was
+    made from (each source decoded once for all of them)."""
+    from sovtp.deid.audit_run import audit_sent
+    from sovtp.prepare import PrepareOptions, Preparer
+    from sovtp.prompting.spec import load_spec
+
+    opts = PrepareOptions(sampling="uniform:3", deid=True, annotation_cache=False,
+                          outgoing=tmp_path / "outgoing")  # fmt: skip
+    with Preparer(opts) as prep:
+        clip, frames = prep.annotate(talking_clip)
+        _, images = prep.query(clip, frames, load_spec("sovtp/full"), sample_key="talk")
+    reid = audit_sent(tmp_path, reid=True, speaker=False)["images"]["reid"]
+    assert reid["faces"] == len(images) >= 2, reid  # every sent image met its raw face
+    assert reid["reidentified"] == 0 and reid["min_distance"] > 0.6, reid

@@ -126,25 +126,49 @@ def _image(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def _raw_frame(meta: dict[str, Any], shape: tuple[int, ...]) -> np.ndarray | None:
-    """The raw frame an outgoing image was made from, scaled to it; None when unreachable or
-    not a scaled full frame (a crop)."""
-    src, idx = meta.get("source"), meta.get("frame_index")
-    if not src or idx is None or not Path(src).exists():
-        return None
-    from PIL import Image
+class _RawFrames:
+    """The raw frames outgoing images were made from, each source decoded once for all the
+    frames the run sent of it (one pass, ``indices:a,b,c``) — not once per image — and only one
+    source's frames held at a time (a run's images come source by source)."""
 
-    from sovtp.media.video import iter_frames
+    def __init__(self, meta: dict[str, dict[str, Any]]) -> None:
+        self._wanted: dict[str, set[int]] = {}
+        for m in meta.values():
+            if m.get("source") and m.get("frame_index") is not None:
+                self._wanted.setdefault(m["source"], set()).add(int(m["frame_index"]))
+        self._src: str | None = None
+        self._frames: dict[int, np.ndarray] = {}
 
-    try:
-        fr = next(iter(iter_frames(src, f"indices:{int(idx)}")))
-    except Exception:  # noqa: BLE001 - an unreadable raw file means "not reachable"
-        return None
-    h, w = shape[:2]
-    rh, rw = fr.image.shape[:2]
-    if abs(rw / rh - w / h) > 0.02 * (w / h):
-        return None
-    return np.asarray(Image.fromarray(fr.image).resize((w, h), Image.Resampling.BILINEAR))
+    def _load(self, src: str) -> None:
+        from sovtp.media.video import iter_frames
+
+        self._src, self._frames = src, {}
+        if not Path(src).exists():
+            return
+        idx = ",".join(str(i) for i in sorted(self._wanted.get(src, ())))
+        try:
+            self._frames = {f.index: f.image for f in iter_frames(src, f"indices:{idx}")}
+        except Exception:  # noqa: BLE001 - an unreadable raw file means "not reachable"
+            self._frames = {}
+
+    def get(self, meta: dict[str, Any], shape: tuple[int, ...]) -> np.ndarray | None:
+        """The raw frame of one outgoing image, scaled to it; None when unreachable or not a
+        scaled full frame (a crop)."""
+        src, idx = meta.get("source"), meta.get("frame_index")
+        if not src or idx is None:
+            return None
+        if src != self._src:
+            self._load(src)
+        raw = self._frames.get(int(idx))
+        if raw is None:
+            return None
+        from PIL import Image
+
+        h, w = shape[:2]
+        rh, rw = raw.shape[:2]
+        if abs(rw / rh - w / h) > 0.02 * (w / h):
+            return None
+        return np.asarray(Image.fromarray(raw).resize((w, h), Image.Resampling.BILINEAR))
 
 
 # -- the audit -------------------------------------------------------------------------------
@@ -173,6 +197,7 @@ def audit_sent(
     seen: set[str] = set()
     audio_blobs: list[tuple[str, str, bytes]] = []
     unchecked: list[str] = []  # payloads no detector could read: the audit cannot pass them
+    raw_frames = _RawFrames(meta)
 
     def images() -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
         for kind, name, data in _sent_blobs(folder):
@@ -191,7 +216,7 @@ def audit_sent(
             except Exception:  # noqa: BLE001 - not an image: nothing a detector can read
                 unchecked.append(name)
                 continue
-            raw = _raw_frame(meta[sha], img.shape) if reid and sha in meta else None
+            raw = raw_frames.get(meta[sha], img.shape) if reid and sha in meta else None
             yield name, img, raw
 
     faces = audit_stream(images(), reid=reid, threshold=reid_threshold)
