@@ -281,6 +281,7 @@ def _audit_audio(
     enc = None
     enc_note = None
     raw_cache: dict[tuple[str, int], np.ndarray] = {}
+    raw_emb: dict[tuple[str, int], np.ndarray] = {}  # its speaker embedding, once per raw file
     for name, sha, data in blobs:
         row: dict[str, Any] = {"file": name}
         try:
@@ -295,6 +296,7 @@ def _audit_audio(
             key = (src, rate)
             if key not in raw_cache:
                 raw_cache.clear()  # one raw file at a time
+                raw_emb.clear()
                 try:
                     raw_cache[key] = load_audio(src, rate)[0]
                 except MediaError:
@@ -316,7 +318,9 @@ def _audit_audio(
             except Exception as e:  # noqa: BLE001 - Resemblyzer or its weights missing
                 enc_note = f"speaker encoder not available ({e.__class__.__name__}: {e})"
         if enc is not None:
-            sim = float(np.dot(enc.embed(raw, rate), enc.embed(sent, rate)))
+            if key not in raw_emb:
+                raw_emb[key] = enc.embed(raw, rate)
+            sim = float(np.dot(raw_emb[key], enc.embed(sent, rate)))
             row["speaker_similarity"] = round(sim, 4)
             row["same_speaker"] = sim >= threshold
         files.append(row)
