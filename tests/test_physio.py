@@ -11,9 +11,10 @@ from sovtp.physio import clip_window, load_csv, window
 from sovtp.physio.cues import physio_cues, physio_text
 from sovtp.physio.features import eda_features, heart_features
 from sovtp.physio.folds import leave_subjects_out, subject_folds
-from sovtp.physio.metrics import RegressionData, ccc, high_low_labels
 from sovtp.physio.signals import Recording
 from sovtp.scoring import registry as R
+from sovtp.scoring.registry import RegressionData
+from sovtp.scoring.tasks import ccc, high_low_labels
 
 
 def synthetic_ppg(bpm=72.0, seconds=60.0, fs=64.0, seed=0):

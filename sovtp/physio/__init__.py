@@ -2,7 +2,7 @@
 heart rate, HRV and skin-conductance features worded as ``physio`` cues (for a sample:
 :func:`sovtp.physio.cues.physio_cues_for`, reading the manifest column ``physio``),
 subject-independent folds, and the valence/arousal regression metrics (the scoring task
-``regression``; re-exported by :mod:`sovtp.physio.metrics`)."""
+``regression``: :mod:`sovtp.scoring.tasks` and :mod:`sovtp.scoring.registry`)."""
 
 from sovtp.physio.signals import Recording, clip_seconds, clip_window, load_csv, window
 
