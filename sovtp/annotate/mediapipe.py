@@ -101,7 +101,7 @@ class MediaPipeAnnotator:
         self._face = None
         self._pose = None
         self._followers: list = []  # VIDEO-mode landmarkers, one face each, made on demand
-        self._follower_ts: list[int] = []
+        self._follower_ts: list[int] = []  # (both per clip: start_clip closes them)
         self._face_asset: str | None = None
         self._scanner = None  # FaceDetector for the periodic look for new faces
         self._scanner_model: bytes | None = None
@@ -118,6 +118,12 @@ class MediaPipeAnnotator:
         timestamp does not move forward, or whose size changes, also starts a new clip.
         """
         self._boxes: list[tuple[float, float, float, float]] = []
+        # A VIDEO-mode landmarker keeps the last frame's landmarks as its region of interest and
+        # smooths over time: kept across clips, a clip's landmarks would depend on which clip the
+        # same annotator saw before (the order a worker pool hands clips out).  Made anew.
+        for lm in getattr(self, "_followers", ()):
+            lm.close()
+        self._followers, self._follower_ts = [], []
         self._last: tuple[int, float, tuple[int, int]] | None = None
         self._since_search: int | None = None  # frames since the last search; None: none yet
         self._search_ts = 0.0
