@@ -56,9 +56,9 @@ JpegQuality = Annotated[
 
 
 def _console():
-    from rich.console import Console
+    from sovtp.cli.console import console
 
-    return Console(stderr=True)
+    return console(stderr=True)
 
 
 def _preparer(
@@ -326,9 +326,9 @@ def query_cmd(
             prep, clip, frames, prompt, name, options, out, cfg,
             labels=labels, subject=subject, transcript=transcript,
         )  # fmt: skip
-    from rich.console import Console
+    from sovtp.cli.console import console
 
-    con = Console()
+    con = console()
     answered = 0
     for r in results:
         con.print(_answer_panel(media.name, r))

@@ -111,6 +111,9 @@ def _main(
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2; Ctrl-C exits 130."""
+    from sovtp.cli.console import widen_help
+
+    widen_help()  # `--help | cat` and logs keep every word
     try:
         rc = app(args=argv, standalone_mode=False)  # returns typer.Exit's code in this mode
     except (SovtpError, ValueError, FileNotFoundError, NotADirectoryError) as e:

@@ -150,9 +150,9 @@ def _precheck(given: dict[str, Any], no_check: bool) -> None:
     and take the images the prompts send?  Warnings only; the run goes on."""
     if no_check:
         return
-    from rich.console import Console
+    from sovtp.cli.console import console
 
-    con = Console(stderr=True)
+    con = console(stderr=True)
     for s in given.get("systems") or []:
         url = s.options.get("base_url") if s.backend == "openai" else None
         if not url:
@@ -221,7 +221,6 @@ def build_config(config_file: Path | None, given: dict[str, Any]):
 
 def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
     """Run with a progress bar; print the summary; exit 0/3/4 (130 on Ctrl-C)."""
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -232,10 +231,11 @@ def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
     )
 
     from sovtp.bench.run import RunInterrupted, count, run_bench
+    from sovtp.cli.console import console
     from sovtp.cli.scores import print_summary
 
     out_folder(Path(cfg.out))
-    con = Console(stderr=True)
+    con = console(stderr=True)
     total = count(cfg)
     tally = {"errors": 0, "invalid": 0}
     with Progress(

@@ -23,8 +23,7 @@ def doctor_cmd(
     change.  Exit 0 when the server answers a chat request, 1 when it does not."""
     import os
 
-    from rich.console import Console
-
+    from sovtp.cli.console import console
     from sovtp.doctor import diagnose_sync
 
     key = os.environ.get("SOVTP_API_KEY") or os.environ.get("OPENAI_API_KEY")
@@ -32,7 +31,7 @@ def doctor_cmd(
     if as_json:
         print(json.dumps(r.to_dict(), indent=2))
     else:
-        con = Console()
+        con = console()
         for ln in r.lines():
             con.print(ln, markup=False, highlight=False)
         for a in r.advice():

@@ -14,9 +14,9 @@ from sovtp.errors import SovtpError
 def _print_tables(scoring: dict, title: str, rep: dict | None = None) -> None:
     """The report's metric, comparison and ablation tables, on the terminal — the same rows
     (and the same "not testable" marks) as report.md."""
-    from rich.console import Console
     from rich.table import Table
 
+    from sovtp.cli.console import console
     from sovtp.report.build import (
         ablation_tables,
         comparisons_table,
@@ -27,7 +27,7 @@ def _print_tables(scoring: dict, title: str, rep: dict | None = None) -> None:
     untestable = untestable_pairs(rep) if rep else frozenset()
     tables = [(title, metrics_table(scoring)), ("", comparisons_table(scoring, untestable))]
     tables += ablation_tables(rep) if rep else []
-    con = Console()
+    con = console()
     for name, (head, rows) in tables:
         if rows:
             t = Table(*head, title=name or None)
@@ -66,14 +66,13 @@ def compare_cmd(
     ] = None,
 ) -> None:
     """Runs side by side: WAR/UAR with CIs per run × system × variant."""
-    from rich.console import Console
-
+    from sovtp.cli.console import console
     from sovtp.report.compare import compare_markdown, compare_rows
 
     md = compare_markdown(compare_rows(list(runs)))
     if out:
         out.write_text(md)
-    Console().print(md)
+    console().print(md)
 
 
 def _run_label_set(run: Path):

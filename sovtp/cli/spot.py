@@ -99,8 +99,7 @@ def spot_cmd(
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples (CIs).")] = 1000,
 ) -> None:
     """Which frames of each long video hold a (micro-)expression: intervals, MEGC-scored."""
-    from rich.console import Console
-
+    from sovtp.cli.console import console
     from sovtp.spotting.flow import FlowConfig
     from sovtp.spotting.run import SpotOptions, run_spot
 
@@ -118,9 +117,9 @@ def spot_cmd(
         backend=name, backend_options=bopts, window_s=window, images=images,
         max_tokens=max_tokens, temperature=temperature, seed=seed, structured=not no_structured,
     )  # fmt: skip
-    con = Console(stderr=True)
+    con = console(stderr=True)
     run = run_spot(opts, progress=lambda sid: con.print(f"[dim]spotted {sid}[/dim]"))
-    con = Console()
+    con = console()
     if run.report:
         for e in run.report["scoring"]["systems"]:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in e["metrics"].items())

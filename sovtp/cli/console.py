@@ -1,0 +1,35 @@
+"""Where the CLI prints: rich's own layout on a terminal, every word in a pipe or a log file.
+
+Rich lays text out for a terminal 80 columns wide when it cannot ask one — in a pipe, a file or
+CI — so a table cell or a help line longer than its share of 80 columns was cut with "…" and a
+long path wrapped mid-sentence: a log lost content.  Off a terminal the consoles here are wide
+enough that tables keep their natural width and lines are never wrapped or cut.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+LOG_WIDTH = 4000  # off a terminal: a table is as wide as its content, a line as long as it is
+HELP_WIDTH = 200  # `--help` off a terminal: help panels expand to the width, so not LOG_WIDTH
+
+
+def console(stderr: bool = False):
+    """A rich Console for stdout (or stderr) that never cuts or wraps off a terminal."""
+    from rich.console import Console
+
+    c = Console(stderr=stderr)
+    if c.is_terminal:
+        return c
+    return Console(stderr=stderr, width=LOG_WIDTH, soft_wrap=True)
+
+
+def widen_help() -> None:
+    """Typer draws ``--help`` with rich: off a terminal (and unless ``TERMINAL_WIDTH`` says
+    otherwise), lay it out HELP_WIDTH wide so no option's text is cut with "…"."""
+    if sys.stdout.isatty() or os.environ.get("TERMINAL_WIDTH"):
+        return
+    import typer.rich_utils
+
+    typer.rich_utils.MAX_WIDTH = HELP_WIDTH
