@@ -91,12 +91,32 @@ def detector():
         yield det
 
 
-@pytest.fixture
-def one_torch_thread():
-    """2 shared cores: torch's own thread pool fighting other processes costs 10x."""
+@pytest.fixture(scope="session", autouse=True)
+def _deterministic_torch():
+    """One torch thread and deterministic kernels for the whole session: the CNN tests train,
+    attack and adapt models, and their numbers must not depend on the machine's core count or
+    OMP_NUM_THREADS (2 shared cores: torch's own pool fighting other processes also costs 10x).
+    Seeds are each test's own (TrainConfig.seed, the crop split's seed)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        yield
+        return
     import torch
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
     yield
+    torch.use_deterministic_algorithms(False)
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Kept for the CNN test modules that name it: the session already runs torch on one
+    thread (``_deterministic_torch``); this asserts it."""
+    import torch
+
+    assert torch.get_num_threads() == 1
+    yield

@@ -16,7 +16,7 @@ from sovtp.baselines.data import CropSet, clip_crops, eye_angle  # noqa: E402
 from sovtp.baselines.models import build_model  # noqa: E402
 from sovtp.baselines.predict import accuracy, predict, predict_crops  # noqa: E402
 from sovtp.baselines.train import TrainConfig, fit, train  # noqa: E402
-from tests.lfw_crops import lfw_cropsets  # noqa: E402
+from tests.lfw_crops import TINY_RECIPE, lfw_cropsets  # noqa: E402
 
 S = 32  # tiny crops: CPU forward cost at 224 px is ~31 ms/img for MobileNetV2
 TINY = {"width_mult": 0.35}
@@ -39,15 +39,17 @@ def _cfg(**kw):
 
 
 def test_training_on_real_faces_learns_and_predicts(lfw, tmp_path):
+    """Chance is 0.5 on this balanced held-out set.  At 2 × 10 steps held-out accuracy ranged
+    0.53 … 0.93 over seeds × threads (an assertion of ≥ 0.7 failed on some); at the 4 × 15 steps
+    of TINY_RECIPE it is 0.87 … 1.00 over seeds 0-9 × threads 1/2 and the last epoch's loss is
+    0.79 … 1.58 below the first's.  Asserted: ≥ 0.75 (45/60, p < 10⁻⁴ under chance)."""
     train_set, held_out = lfw
-    ck = fit(train_set, _cfg(), tmp_path / "ck", progress=False)
+    ck = fit(train_set, _cfg(**TINY_RECIPE), tmp_path / "ck", progress=False)
     h = ck["history"]
-    assert [e["epoch"] for e in h] == [1, 2] and h[1]["loss"] < h[0]["loss"]
+    assert [e["epoch"] for e in h] == [1, 2, 3, 4] and h[-1]["loss"] < h[0]["loss"] - 0.3
     preds = predict_crops(tmp_path / "ck", held_out)
     assert len(preds) == 60 and all(p.system == "cnn:mobilenet_v2" for p in preds)
-    # chance is 0.5 on this balanced held-out set; 42/60 has p < 0.001 under chance (seeds 0-2
-    # of this recipe give 0.77-0.90)
-    assert accuracy(preds) >= 0.7
+    assert accuracy(preds) >= 0.75
     p = preds[0]
     assert set(p.scores) == {"face", "other"} and sum(p.scores.values()) == pytest.approx(1)
     assert p.label == max(p.scores, key=p.scores.get) and p.parse_status == "ok"

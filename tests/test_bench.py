@@ -199,6 +199,7 @@ def test_cli_bench_report_compare_and_ablate(manifest, tmp_path):
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "WAR" in r.stdout and (a / "report.html").exists()
+    assert "…" not in r.stdout + r.stderr  # a pipe gets every word (no 80-column cut)
     assert len(list(iter_jsonl(a / "predictions.jsonl"))) == 2
     r = subprocess.run([*cli, "bench", str(manifest), "-o", str(a)], capture_output=True, text=True)
     assert r.returncode == 2 and "--resume" in r.stderr

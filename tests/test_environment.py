@@ -5,9 +5,10 @@ numbers — trained CNNs, landmarks, Whisper's words, rich's layout — were mea
 from __future__ import annotations
 
 import re
-import tomllib
 from importlib import metadata
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

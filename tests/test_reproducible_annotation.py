@@ -70,7 +70,7 @@ def test_two_bench_runs_with_two_workers_give_identical_annotations_and_cnn_scor
     """The manifest forwards, then reversed (so each worker's annotator meets the clips in
     another order), each run with its own empty cache: the caches hold the same annotations
     byte for byte, and the CNN's scores are identical."""
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("torchvision")
     from sovtp.baselines.train import TrainConfig, fit
     from sovtp.bench.config import BenchConfig, SystemSpec
@@ -78,7 +78,6 @@ def test_two_bench_runs_with_two_workers_give_identical_annotations_and_cnn_scor
     from tests.lfw_crops import TINY_MNV2, lfw_cropsets
 
     train, _ = lfw_cropsets(32)
-    torch.set_num_threads(1)
     cfg = TrainConfig(model="mobilenet_v2", size=32, epochs=1, batch_size=32, lr=1e-2,
                       steps_per_epoch=4, model_kwargs=TINY_MNV2, device="cpu")  # fmt: skip
     fit(train, cfg, tmp_path / "ck", progress=False)

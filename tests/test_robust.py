@@ -38,7 +38,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """MobileNetV2 (width 0.35, 32 px) trained 2 × 10 steps on 140 LFW crops (~5 s); the 60
+    """MobileNetV2 (width 0.35, 32 px) trained 4 × 15 steps on 140 LFW crops (~7 s); the 60
     held-out crops."""
     out, held_out = trained_tiny(tmp_path_factory.mktemp("robust") / "ck", S, sampling="uniform:1")
     return out, load(out), held_out
@@ -52,20 +52,27 @@ def test_eps_parsing():
 
 
 def test_accuracy_falls_with_eps_and_eps0_is_clean(trained):
-    """Measured on this model (60 crops): FGSM 0.90 → 0.53 (ε=1) → 0.53 (ε=4); PGD-5 0.90 →
-    0.22 → 0.12.  A from-scratch 32 px model is very fragile; FGSM is not monotone past ε=1
-    (its one linear step overshoots), PGD is."""
+    """Frame accuracy on the 60 held-out crops against ε (uint8 levels).  Spread of this recipe
+    over training seeds 0-9 × torch threads 1/2 (a seed stands in for another CPU: a different
+    float rounding sends training down another path): clean 0.87 … 1.00; PGD-5 − clean
+    −0.47 … −0.25 at ε=1 and −0.75 … −0.45 at ε=4; FGSM − clean −0.27 … −0.12 (ε=1) and
+    −0.38 … −0.18 (ε=4); PGD − FGSM −0.53 … −0.10; PGD ε=4 − ε=1 −0.43 … −0.20.  Each bound
+    below keeps a margin of at least 0.07 (4 crops) from the worst seed; FGSM is not monotone
+    in ε on every seed (its one linear step overshoots), PGD is."""
     _, m, held = trained
     clean = int((crop_logits(m, held.x).argmax(1) == held.frame_y()).sum()) / len(held)
+    assert clean >= 0.75
     res = {a: accuracy_vs_eps(m, held, (0, 1, 4), a, steps=5) for a in ("fgsm", "pgd")}
     for a, r in res.items():
         acc = [x["frame_accuracy"] for x in r["rows"]]
         assert acc[0] == clean and r["rows"][0]["linf"] == 0, a  # ε = 0 is the clean run, exactly
-        assert acc[1] < clean - 0.2 and acc[2] < clean - 0.2, a
         assert [x["linf"] for x in r["rows"]] == [0, 1, 4], a  # the budget is used, not exceeded
     pgd = [x["frame_accuracy"] for x in res["pgd"]["rows"]]
     fgsm = [x["frame_accuracy"] for x in res["fgsm"]["rows"]]
-    assert pgd[2] <= pgd[1] + 0.05 and all(p <= f for p, f in zip(pgd, fgsm, strict=True))
+    assert fgsm[1] < clean - 0.05 and fgsm[2] < clean - 0.05, fgsm
+    assert pgd[1] < clean - 0.15 and pgd[2] < clean - 0.3, pgd
+    assert pgd[2] < pgd[1] - 0.1, pgd  # a larger budget, a stronger attack
+    assert all(p <= f for p, f in zip(pgd, fgsm, strict=True)), (pgd, fgsm)
     assert res["pgd"]["rows"][1]["accuracy"] is not None  # sample level (1 crop per sample here)
     json.dumps(res["pgd"])  # robust.json material
 
@@ -94,7 +101,10 @@ def _face(detector, path):
 
 def test_full_frame_attack_goes_through_the_alignment(trained, detector, tmp_path):
     """The astronaut (rotated 12°, so the alignment rotates): only the face's box changes, by
-    at most ε; re-cut with the ordinary (PIL) alignment the crop is adversarial to the CNN."""
+    at most ε; re-cut with the ordinary (PIL) alignment the crop is adversarial to the CNN.
+    PGD-10 at ε=16: at ε=8, PGD-5 left the answer unflipped on 2 of 13 seeds × threads; at ε=16
+    PGD-10 the probability of the clean answer fell from 0.54 … 0.98 to 0.00 … 0.36 and the
+    answer flipped on all of training seeds 0-11."""
     _, m, _ = trained
     from sovtp.media.sample import astronaut
 
@@ -107,9 +117,9 @@ def test_full_frame_attack_goes_through_the_alignment(trained, detector, tmp_pat
     rebuilt = diff_crop(x01, crop_grid(geo, *img.shape[:2]), S) * 255
     assert (rebuilt - clean.float()).abs().mean() < 1.0
     y = int(crop_logits(m, clean).argmax(1))
-    adv = perturb_frame(m, img, face, y, 8, "pgd", steps=5)
+    adv = perturb_frame(m, img, face, y, 16, "pgd", steps=10)
     d = np.abs(adv.astype(int) - img.astype(int))
-    assert adv.dtype == np.uint8 and d.max() == 8
+    assert adv.dtype == np.uint8 and d.max() == 16
     ys, xs = np.nonzero(d.max(-1))
     x0, y0, x1, y1 = face.bbox
     side = max(x1 - x0, y1 - y0) * 1.25 * 0.75
@@ -119,7 +129,7 @@ def test_full_frame_attack_goes_through_the_alignment(trained, detector, tmp_pat
     recut = torch.from_numpy(align_crop(adv, face, S).copy()).permute(2, 0, 1)[None]
     p_clean = crop_logits(m, clean).softmax(1)[0, y]
     p_adv = crop_logits(m, recut).softmax(1)[0, y]
-    assert p_adv < p_clean - 0.3 and int(crop_logits(m, recut).argmax(1)) != y
+    assert int(crop_logits(m, recut).argmax(1)) != y and p_adv < 0.5 <= p_clean
     # ε = 0 returns the frame untouched
     assert np.array_equal(perturb_frame(m, img, face, y, 0), img)
 

@@ -28,14 +28,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A MobileNetV2 (width 0.35, 32 px) trained 2 × 10 steps on 140 LFW crops (~5 s), and the
+    """A MobileNetV2 (width 0.35, 32 px) trained 4 × 15 steps on 140 LFW crops (~7 s), and the
     60 held-out crops (faces and non-faces interleaved, seeded)."""
     out, held_out = trained_tiny(tmp_path_factory.mktemp("tta") / "ck", S)
     return load(out), held_out
 
 
-def _shifted(crops, kind="dark"):
-    return CropSet(corrupt(crops.x, kind), crops.owner, crops.y, crops.ids, crops.labels)
+def _shifted(crops, kind="dark", severity=1.4):
+    """Brightness × 0.16 by default: at × 0.4 (severity 1) the source model's accuracy on the
+    stream ranged 0.45 … 0.85 over training seeds, so "adaptation helps" was a coin toss; at
+    × 0.16 it is at chance on every seed and the effect is large."""
+    return CropSet(corrupt(crops.x, kind, severity), crops.owner, crops.y, crops.ids, crops.labels)
 
 
 def test_methods_parse():
@@ -53,17 +56,21 @@ def test_none_is_the_plain_checkpoint(trained):
 
 
 def test_bn_and_tent_recover_accuracy_on_a_darkened_stream(trained):
-    """Brightness × 0.4: the source model drops towards chance; re-estimated BN statistics and
-    Tent bring it back (measured: 0.57 → 0.85 for both, frames; clean is 0.90)."""
+    """Brightness × 0.16: the source model falls to chance and re-estimated BN statistics and
+    Tent bring it back.  Spread over training seeds 0-9 × torch threads 1/2, batches of 16:
+    accuracy before 0.47 … 0.50; after − before +0.17 … +0.47 (bn), +0.22 … +0.45 (tent); macro
+    F1 after − before +0.32 … +0.62.  Bounds: before < 0.6, gains ≥ 0.1 (accuracy) and ≥ 0.2
+    (F1); without adaptation both gains are 0."""
     m, held = trained
     dark = _shifted(held)
     src = {k: v.clone() for k, v in m.model.state_dict().items()}
     res = {k: evaluate_stream(m, dark, k, batch_size=16) for k in ("bn", "tent")}
     before = res["bn"]["before"]["frame"]["accuracy"]
-    assert before == res["tent"]["before"]["frame"]["accuracy"] and before < 0.7
+    assert before == res["tent"]["before"]["frame"]["accuracy"] and before < 0.6
     for k, r in res.items():
-        assert r["after"]["frame"]["accuracy"] >= before + 0.15, k
-        assert r["after"]["frame"]["macro_f1"] > r["before"]["frame"]["macro_f1"], k
+        assert r["after"]["frame"]["accuracy"] >= before + 0.1, (k, r["after"]["frame"])
+        f1 = (r["before"]["frame"]["macro_f1"], r["after"]["frame"]["macro_f1"])
+        assert f1[1] >= f1[0] + 0.2, (k, f1)
     assert res["bn"]["info"]["params_adapted"] == 0 and res["bn"]["info"]["stats_adapted"] > 0
     # Tent adapts exactly the norm layers' affine parameters
     norm = sum(p.numel() for mod in m.model.modules()
@@ -75,12 +82,14 @@ def test_bn_and_tent_recover_accuracy_on_a_darkened_stream(trained):
 
 
 def test_tta_does_not_break_the_clean_stream(trained):
-    """On unshifted data adaptation may cost a little (measured: 0.90 → 0.87 bn, 0.85 tent on
-    60 crops, batches of 16), never a collapse."""
+    """On unshifted data adaptation may cost a little, never a collapse (chance is 0.5 here,
+    0.4 … 0.5 below the clean accuracy).  Spread over seeds 0-9 × threads 1/2, batches of 30:
+    after − before −0.10 … +0.03 (bn), −0.07 … +0.05 (tent), −0.08 … +0.07 (fisher:500); with
+    batches of 16 BatchNorm's estimate is noisier (bn down to −0.17), hence 30."""
     m, held = trained
     for k in ("bn", "tent", "fisher:500"):
-        r = evaluate_stream(m, held, k, batch_size=16)
-        assert r["after"]["frame"]["accuracy"] >= r["before"]["frame"]["accuracy"] - 0.1, k
+        r = evaluate_stream(m, held, k, batch_size=30)
+        assert r["after"]["frame"]["accuracy"] >= r["before"]["frame"]["accuracy"] - 0.2, k
 
 
 def test_fisher_adapts_exactly_k_parameters_and_no_other(trained):
