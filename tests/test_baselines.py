@@ -126,8 +126,8 @@ def test_train_and_predict_through_the_annotation_cache(tmp_path, astronaut_png,
     ckpt = train(str(man), "mobilenet_v2", None, tmp_path / "ck", 1, size=S, batch_size=4,
                  steps_per_epoch=1, model_kwargs=TINY, device="cpu", progress=False,
                  sampling="uniform:1", precise_bn=1)  # fmt: skip
-    assert ckpt.exists() and (tmp_path / "ck" / "crops-train.pt").exists()
-    crops = CropSet.load(tmp_path / "ck" / "crops-train.pt")
+    assert ckpt.exists() and (tmp_path / "ck" / "crops-train.safetensors").exists()
+    crops = CropSet.load(tmp_path / "ck" / "crops-train.safetensors")
     assert crops.ids == ["a1", "g1"] and crops.x.dtype == torch.uint8 and crops.size == S
     from sovtp.data.sample import Sample
 

@@ -214,7 +214,9 @@ def test_one_fold_with_the_frequency_channel(pad_manifest, tmp_path):
     samples = list(read_manifest(pad_manifest, split="all"))
     rows = leave_one_attack_out_cnn(samples, tmp_path, _cfg(), freq=True, species=["print"])
     assert {r["system"] for r in rows} == {"cnn:mobilenet_v2+freq"}
-    ck = torch.load(tmp_path / "print-freq" / "last.pt", weights_only=False)
+    from sovtp.baselines.checkpoint import read_checkpoint
+
+    ck = read_checkpoint(tmp_path / "print-freq")  # last/: safetensors + JSON
     assert ck["freq"] is True and ck["model"]["backbone.features.0.0.weight"].shape[1] == 4
     assert ck["pad"]["train"] == {"bona_fide": 12, "digital": 12, "replay": 12}
     _check_against_hand(rows, n_folds=1)
@@ -402,7 +404,7 @@ def test_pad_command_writes_pad_json_predictions_and_report(tiny_pad, tmp_path):
     assert [f["held_out"] for f in doc["folds"]] == ["digital", "print", "replay"]
     for f in doc["folds"]:  # the held-out species never reaches training or the threshold
         assert f["held_out"] not in f["train"] and f["held_out"] not in f["dev"]
-        assert (run / f["held_out"] / "last.pt").exists()
+        assert (run / f["held_out"] / "last" / "model.safetensors").exists()
     # 3 folds × (dev: 2 bona fide + 2 × 2 seen attacks; test: 2 bona fide + 2 held out)
     assert len(rows) == 3 * (6 + 4)
     assert all(r["score"] is not None and r["system"] == "cnn:mobilenet_v2" for r in rows)
@@ -490,7 +492,7 @@ def test_zero_shot_answers_are_scored_under_the_same_folds(tiny_pad, tmp_path):
     (e,) = doc["systems"]
     assert (e["system"], e["variant"]) == ("vlm", "liveness/plain loao")
     rows = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 * (6 + 4) and not list(run.glob("*/last.pt"))  # nothing trained
+    assert len(rows) == 3 * (6 + 4) and not list(run.glob("*/last"))  # nothing trained
     assert not [r for r in rows if r["split"] == "dev" and r["attack"] == r["fold"]]
     gone = [r for r in rows if r["sample_id"] == "id05_print"]
     assert [(r["fold"], r["split"], r["score"]) for r in gone] == [("print", "test", None)]

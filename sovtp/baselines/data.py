@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,10 @@ def sample_crops(
     return clip_crops(clip, frames, size, subject)
 
 
+CROPS_FORMAT = "sovtp-crops/1"
+CROP_TENSORS = ("x", "owner", "y")
+
+
 @dataclass
 class CropSet:
     """All crops of a split: ``x`` (N, 3, S, S) uint8, ``owner`` (N,) the sample each crop
@@ -135,15 +140,45 @@ class CropSet:
         return self.y[self.owner]
 
     def save(self, path: str | Path) -> None:
-        import torch
+        """One safetensors file at ``path`` (whatever its suffix): ``x``, ``owner`` and ``y`` as
+        tensors, ids, labels and meta as JSON in its header — nothing that runs when read.
+        Written to a temporary file, then renamed."""
+        import json
 
-        torch.save(self.__dict__, path)
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        tensors = {k: getattr(self, k).detach().to("cpu").contiguous() for k in CROP_TENSORS}
+        head = {"ids": list(self.ids), "labels": list(self.labels), "meta": self.meta}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        save_file(tensors, str(tmp),
+                  metadata={"format": CROPS_FORMAT, "sovtp": json.dumps(head, default=str)})  # fmt: skip
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path) -> CropSet:
-        import torch
+        """A crop set :meth:`save` wrote; anything else (a pickle, say) is refused with a
+        :class:`~sovtp.baselines.checkpoint.CheckpointError` naming the file, unread."""
+        import json
 
-        return cls(**torch.load(path, map_location="cpu", weights_only=False))
+        from safetensors import SafetensorError, safe_open
+
+        from sovtp.baselines.checkpoint import CheckpointError
+
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                header = f.metadata() or {}
+                if header.get("format") != CROPS_FORMAT:
+                    raise ValueError(f"format {header.get('format')!r}, not {CROPS_FORMAT}")
+                # copies: safetensors maps the file, and a crop set outlives its reading
+                t = {k: f.get_tensor(k).clone() for k in CROP_TENSORS}
+            head = json.loads(header["sovtp"])
+            return cls(t["x"], t["owner"], t["y"], [str(i) for i in head["ids"]],
+                       [str(lab) for lab in head["labels"]], dict(head.get("meta") or {}))  # fmt: skip
+        except (SafetensorError, OSError, ValueError, KeyError, TypeError) as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"{path}: not a sovtp crop set (safetensors): {msg}") from None
 
     @classmethod
     def from_arrays(

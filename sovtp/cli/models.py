@@ -1,7 +1,8 @@
-"""``sovtp models fetch|list|path`` and ``sovtp prompts list``."""
+"""``sovtp models fetch|list|path|convert-checkpoint`` and ``sovtp prompts list``."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -56,3 +57,28 @@ def models_path(
     from sovtp.annotate import models
 
     print(models.resolve(name))
+
+
+def models_convert_checkpoint(
+    file: Annotated[Path, typer.Argument(help="An old sovtp (or foreign) .pt checkpoint.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Checkpoint folder to write (default: FILE minus .pt)."),
+    ] = None,
+    i_trust_this_file: Annotated[
+        bool,
+        typer.Option(
+            "--i-trust-this-file",
+            help="Allow the functions and classes the file's pickle names to run while it is "
+            "read (only for a file whose author you trust: they can do anything).",
+        ),
+    ] = False,
+) -> None:
+    """Convert a .pt checkpoint into a checkpoint folder (weights as safetensors, config as
+    JSON, optimiser state weights-only), which sovtp reads without running anything."""
+    try:
+        from sovtp.baselines.checkpoint import convert_checkpoint
+    except ImportError as e:  # torch / safetensors missing
+        raise SovtpError(f"converting needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
+    folder = convert_checkpoint(file, out, trust=i_trust_this_file)
+    print(f"{folder}: converted; score it with --system cnn:{folder}")

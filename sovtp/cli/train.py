@@ -18,7 +18,8 @@ def train_cmd(
         ),
     ],
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for crops, checkpoints and config.json.")
+        Path,
+        typer.Option("--out", "-o", help="Folder for crops, checkpoint (last/) and config.json."),
     ],
     model: Annotated[
         str,
@@ -58,7 +59,7 @@ def train_cmd(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N training samples.")] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from OUT/last.pt after its epoch.")
+        bool, typer.Option("--resume", help="Continue from OUT/last/ after its epoch.")
     ] = False,
     freq: Annotated[
         bool,
@@ -80,9 +81,9 @@ def train_cmd(
         )  # fmt: skip
     except ValueError as e:
         raise SovtpError(str(e)) from e
-    import torch
+    from sovtp.baselines.checkpoint import read_meta
 
-    ck = torch.load(ckpt, map_location="cpu", weights_only=False)
+    ck = read_meta(ckpt)  # checkpoint.json: no tensor, nothing unpickled
     h = ck["history"][-1] if ck.get("history") else {}
     typer.echo(
         f"{ckpt}: {ck['config']['model']} · {ck['weights']['weights']} · epoch {h.get('epoch')} "
