@@ -3,13 +3,15 @@
 Only deterministic requests are cached — temperature 0 (greedy) or a fixed seed — keyed by the
 sha256 of everything that decides the answer: backend, model, server flavour, the messages with
 images by sha256, labels, output form and generation settings.  A hit is marked ``cached`` in
-its row.  sqlite in WAL mode lets two runs share the file.
+its row.  sqlite in WAL mode lets two runs share the file.  An entry is JSON read through the
+``Response`` model (nothing in it runs); one that does not validate is a miss.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 from sovtp.backends.base import GenerationConfig
 from sovtp.records import Query, Response
 from sovtp.resources import cache_root
+
+log = logging.getLogger(__name__)
 
 
 def is_deterministic(cfg: GenerationConfig) -> bool:
@@ -56,8 +60,13 @@ class ResponseCache:
             row = self._db.execute("SELECT body FROM responses WHERE key=?", (key,)).fetchone()
         if row is None:
             return None
+        try:  # JSON validated field by field: an entry is data, never code
+            r = Response.model_validate_json(row[0])
+        except ValueError as e:  # a damaged or foreign entry is a miss, asked again
+            log.warning("ignoring unreadable response cache entry %s in %s (%s)", key[:12],
+                        self.path, str(e).splitlines()[0] if str(e) else type(e).__name__)  # fmt: skip
+            return None
         self.hits += 1
-        r = Response.model_validate_json(row[0])
         r.cached = True
         return r
 

@@ -43,6 +43,10 @@ def to_hf_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class TransformersBackend(BatchedBackend):
+    """``trust_remote_code`` stays off unless asked for by that name (a run config's system
+    options: ``trust_remote_code: true``): without it a model folder's or hub repo's own Python
+    is refused by transformers, never run.  Weights load as safetensors, or weights-only."""
+
     name = "transformers"
 
     def __init__(
@@ -63,6 +67,16 @@ class TransformersBackend(BatchedBackend):
             ) from e
         self.model = model
         self.batch_size = max(1, batch_size)
+        if not isinstance(trust_remote_code, bool):  # a string such as "no" would read as yes
+            raise BackendError(
+                f"trust_remote_code must be true or false, not {trust_remote_code!r}"
+            )
+        if trust_remote_code:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "%s: trust_remote_code is on: the model's own Python code will run", model
+            )
         try:
             self.processor = AutoProcessor.from_pretrained(
                 model, trust_remote_code=trust_remote_code

@@ -1,11 +1,12 @@
-"""Hugging Face ``datasets`` as a source: a local folder, parquet file(s) or a dataset script,
+"""Hugging Face ``datasets`` as a source: a local folder, parquet file(s) or a hub name,
 streamed (``streaming=True``) so a large dataset is never materialised.
 
 Images and videos are taken as their *encoded bytes* (``decode=False``) and written once to a
 content-addressed folder under the user cache, because the rest of sovtp works on media files
 (and the annotation cache keys on their sha256).  Integer labels of a ``ClassLabel`` column are
 turned into their names.  A cell naming a file outside the dataset's folder is refused for that
-sample alone (``Sample.error``).
+sample alone (``Sample.error``).  No dataset loading script runs: a local one is refused, and
+``trust_remote_code`` is never turned on (``datasets`` < 4 is told False; 4.0 dropped scripts).
 """
 
 from __future__ import annotations
@@ -46,6 +47,28 @@ def _store(value: Any, default_ext: str, out: Path, root: Path) -> Path:
     return p
 
 
+def refuse_scripts(p: Path) -> None:
+    """A dataset loading script is code: sovtp never lets ``datasets`` run one.  A ``.py``
+    path, or a folder holding ``<folder name>.py`` (what ``datasets`` takes for its script),
+    is refused before ``datasets`` sees it."""
+    script = p if p.suffix == ".py" else p / f"{p.name}.py"
+    if script.is_file():
+        raise ManifestError(
+            f"{script}: a dataset loading script is code, and sovtp runs none; give the data "
+            "files (parquet, imagefolder, videofolder) without it"
+        )
+
+
+def _no_remote_code(datasets: Any) -> dict[str, Any]:
+    """``datasets`` < 4 ran a hub dataset's script when asked to; say no explicitly there (4.0
+    removed scripts and the option with them)."""
+    try:
+        major = int(str(datasets.__version__).split(".")[0])
+    except ValueError:
+        major = 4
+    return {"trust_remote_code": False} if major < 4 else {}
+
+
 def iter_hf(
     path: str,
     split: str | None = "test",
@@ -64,11 +87,12 @@ def iter_hf(
             "HF datasets need the `datasets` package: pip install 'sovtp[data]'"
         ) from e
     p = Path(path)
+    refuse_scripts(p)
     if p.suffix == ".parquet" or (p.is_dir() and any(p.glob("*.parquet"))):
         files = [str(p)] if p.is_file() else sorted(str(x) for x in p.glob("*.parquet"))
         ds = datasets.load_dataset("parquet", data_files={split or "train": files}, streaming=True)
     else:
-        ds = datasets.load_dataset(str(path), streaming=True)
+        ds = datasets.load_dataset(str(path), streaming=True, **_no_remote_code(datasets))
     if split not in ds:
         have = list(ds)
         if split is not None and len(have) != 1:
