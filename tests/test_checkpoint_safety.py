@@ -1,0 +1,423 @@
+"""Nothing sovtp reads runs what is inside it (issue 23): checkpoints are safetensors + JSON (+ a
+weights-only optimiser state), a pickle that needs full unpickling is refused with one line,
+and the caches, HF datasets and transformers models are read as data only.
+
+Each crafted file below would create a marker file if it were fully unpickled; the marker must
+never appear, and the commands that were given it exit 2 with one line naming it."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import pathlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchvision")
+pytest.importorskip("safetensors")
+
+from sovtp.baselines.checkpoint import (  # noqa: E402
+    CONFIG,
+    STATE,
+    WEIGHTS,
+    CheckpointError,
+    UnsafeCheckpointError,
+    checkpoint_path,
+    read_checkpoint,
+    variant_name,
+)
+from sovtp.baselines.data import CropSet  # noqa: E402
+from sovtp.baselines.predict import load, predict_crops  # noqa: E402
+from sovtp.baselines.train import TrainConfig, fit  # noqa: E402
+from tests.lfw_crops import lfw_cropsets  # noqa: E402
+
+SOVTP = [sys.executable, "-m", "sovtp.cli"]
+S = 32
+TINY = {"width_mult": 0.35}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+class Touch:
+    """Unpickled in full, this creates ``marker`` (what a hostile checkpoint would do)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def crafted(path: Path, marker: Path, **extra) -> Path:
+    """A .pt that looks like a sovtp checkpoint and runs ``touch MARKER`` when fully loaded."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": "sovtp-cnn/1", "model": {}, "config": {"model": "mobilenet_v2"},
+                "labels": ["happy", "sad"], "payload": Touch(marker), **extra}, path)  # fmt: skip
+    return path
+
+
+def sovtp(*args, cwd=None):
+    return subprocess.run([*SOVTP, *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)  # fmt: skip
+
+
+def refused(p, path: Path, marker: Path, convert: bool = True) -> None:
+    """Exit 2, one line naming ``path`` (and the conversion), no traceback, nothing run."""
+    assert not marker.exists(), "the crafted pickle ran"
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = [ln for ln in p.stderr.splitlines() if ln.startswith("sovtp: error:")]
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert str(path) in lines[0] and "refused" in lines[0], lines[0]
+    if convert:
+        assert f"convert-checkpoint {path} --i-trust-this-file" in lines[0], lines[0]
+
+
+@pytest.fixture
+def marker(tmp_path):
+    m = tmp_path / "PWNED_MARKER"
+    yield m
+    assert not m.exists(), "the crafted pickle ran"
+
+
+@pytest.fixture(scope="module")
+def lfw():
+    return lfw_cropsets(S)
+
+
+def _cfg(**kw):
+    base = dict(model="mobilenet_v2", size=S, epochs=2, batch_size=32, lr=1e-2, weight_decay=0.0,
+                steps_per_epoch=4, model_kwargs=TINY, device="cpu", precise_bn=2)  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def trained(lfw, tmp_path_factory):
+    """A training folder (``OUT/last/``) and the predictions on the held-out crops of the model
+    as trained, in memory (what every saved and converted form must reproduce exactly)."""
+    from sovtp.baselines.pad import load_fold_model
+
+    out = tmp_path_factory.mktemp("trained") / "ck"
+    ck = fit(lfw[0], _cfg(), out, progress=False)
+    return out, predict_crops(load_fold_model(ck, "cpu"), lfw[1])
+
+
+def legacy(src: Path, dst: Path, **extra) -> Path:
+    """The one-pickle ``last.pt`` today's ``sovtp train`` writes, from a checkpoint folder."""
+    ck = read_checkpoint(src, state=True)
+    ck.pop("normalisation", None)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({**ck, "format": "sovtp-cnn/1", **extra}, dst)
+    return dst
+
+
+def _scores(preds):
+    return [(p.sample_id, p.label, p.scores) for p in preds]
+
+
+# -- the checkpoint folder ------------------------------------------------------------------------
+
+
+def test_a_checkpoint_is_safetensors_json_and_a_weights_only_state(trained):
+    out, _ = trained
+    last = out / "last"
+    assert sorted(x.name for x in last.iterdir()) == sorted([CONFIG, STATE, WEIGHTS])
+    meta = json.loads((last / CONFIG).read_text())
+    assert meta["format"] == "sovtp-cnn/2" and meta["labels"] == ["face", "other"]
+    assert meta["config"]["model"] == "mobilenet_v2" and meta["config"]["seed"] == 0
+    assert meta["config"]["size"] == S and "from scratch" in meta["weights"]["weights"]
+    assert meta["normalisation"]["mean"] == [0.485, 0.456, 0.406] and len(meta["history"]) == 2
+    from safetensors.torch import load_file
+
+    sd = load_file(last / WEIGHTS)
+    assert sd.keys() == load(out).model.state_dict().keys()
+    st = torch.load(last / STATE, weights_only=True)  # what --resume reads
+    assert set(st) == {"optimizer", "scheduler", "epoch"} and st["epoch"] == 1
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_the_folder_its_files_and_the_training_folder_are_one_checkpoint(trained, lfw):
+    out, preds = trained
+    assert _scores(predict_crops(out, lfw[1])) == _scores(preds)  # saved exactly
+    want = out / "last" / CONFIG
+    for p in (out, out / "last", out / "last" / WEIGHTS, out / "last" / CONFIG):
+        assert checkpoint_path(p) == want and variant_name(p) == "ck"
+    assert _scores(predict_crops(out / "last" / WEIGHTS, lfw[1])) == _scores(preds)
+    assert checkpoint_path(out.parent / "nope") == out.parent / "nope" / "last" / CONFIG
+
+
+def test_the_crafted_file_does_run_when_fully_unpickled(tmp_path, marker):
+    """The control: what every test here guards against is real."""
+    evil = crafted(tmp_path / "their.pt", marker)
+    torch.load(evil, weights_only=False)  # what sovtp did before
+    assert marker.exists()
+    marker.unlink()
+
+
+def test_resume_from_an_old_last_pt_is_bit_exact(lfw, tmp_path):
+    """An old training folder (one ``last.pt``, read weights-only) resumes exactly as a run
+    that never stopped, and from then on writes the folder."""
+    cfg = _cfg(steps_per_epoch=2, batch_size=16)
+    full = fit(lfw[0], cfg, tmp_path / "a", progress=False)
+    fit(lfw[0], cfg, tmp_path / "b", progress=False, stop_after=1)
+    legacy(tmp_path / "b", tmp_path / "old" / "last.pt")
+    again = fit(lfw[0], cfg, tmp_path / "old", progress=False, resume=True)
+    assert again["epoch"] == 1 and (tmp_path / "old" / "last" / WEIGHTS).exists()
+    for k, v in full["model"].items():
+        assert torch.equal(v, again["model"][k]), k
+
+
+# -- crafted checkpoints given to every command that reads one ------------------------------------
+
+
+@pytest.fixture
+def manifest(tmp_path, astronaut_png):
+    m = tmp_path / "m.csv"
+    m.write_text(
+        f"id,media,label,split\na,{astronaut_png},happy,train\nb,{astronaut_png},sad,train\n"
+    )
+    return m
+
+
+def test_bench_refuses_a_checkpoint_that_would_run_code(tmp_path, manifest, marker):
+    evil = crafted(tmp_path / "their.pt", marker)
+    refused(
+        sovtp("bench", manifest, "--system", f"cnn:{evil}", "-o", tmp_path / "run"), evil, marker
+    )
+    assert not (tmp_path / "run" / "predictions.jsonl").exists()
+    folder = tmp_path / "theirs"  # an old training folder: its last.pt
+    bad = crafted(folder / "last.pt", marker)
+    refused(
+        sovtp("bench", manifest, "--system", f"cnn:{folder}", "-o", tmp_path / "r2"), bad, marker
+    )
+
+
+def test_robust_refuses_a_checkpoint_that_would_run_code(tmp_path, manifest, marker):
+    evil = crafted(tmp_path / "their.pt", marker)
+    p = sovtp("robust", manifest, "--system", f"cnn:{evil}", "-o", tmp_path / "rob", "--eps", "0,1")
+    refused(p, evil, marker)
+
+
+def test_pad_reads_predictions_as_json_only(tmp_path, marker):
+    """``sovtp pad`` reads no checkpoint (it trains its own folds); a pickle handed to it as
+    ``--predictions`` is text it cannot read, never unpickled."""
+    from tests.test_liveness import _write_pad_manifest
+
+    (tmp_path / "pad").mkdir()
+    data = _write_pad_manifest(tmp_path / "pad", 2, 2, 2, side=32)
+    evil = crafted(tmp_path / "preds" / "predictions.jsonl", marker)
+    for given in (evil, evil.parent):
+        p = sovtp("pad", data, "-o", tmp_path / "run", "--arch", "none", "--predictions", given,
+                  "--no-progress")  # fmt: skip
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert not marker.exists()
+
+
+def _crop_cache(out: Path, man: Path) -> None:
+    """A valid crop cache for ``man`` (so ``sovtp train`` needs no face detector here)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    per = [rng.integers(0, 255, (2, S, S, 3), dtype=np.uint8) for _ in range(2)]
+    c = CropSet.from_arrays(per, ["happy", "sad"], ["a", "b"], ["happy", "sad"],
+                            {"key": {"ids": ["a", "b"], "size": S, "sampling": "uniform:1"}})  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    c.save(out / "crops-train.safetensors")
+
+
+TRAIN = ["--size", S, "-s", "uniform:1", "--batch-size", "2", "--device", "cpu"]
+
+
+def test_train_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, manifest, marker):
+    old = tmp_path / "old"  # an old training folder: last.pt only
+    _crop_cache(old, manifest)
+    evil = crafted(old / "last.pt", marker)
+    refused(sovtp("train", manifest, "-o", old, *TRAIN, "--epochs", 2, "--resume"), evil, marker)
+    # a real checkpoint folder whose optimiser state was swapped for a crafted pickle
+    out = tmp_path / "new"
+    _crop_cache(out, manifest)
+    p = sovtp("train", manifest, "-o", out, *TRAIN, "--epochs", 1)
+    assert p.returncode == 0, p.stderr
+    assert "epoch 1" in p.stdout and str(out / "last" / CONFIG) in p.stdout
+    state = crafted(out / "last" / STATE, marker)
+    p = sovtp("train", manifest, "-o", out, *TRAIN, "--epochs", 2, "--resume")
+    refused(p, state, marker, convert=False)
+    assert "not sovtp's" in p.stderr
+
+
+def test_initial_weights_are_read_weights_only(tmp_path, marker):
+    from sovtp.baselines.models import build_model
+
+    evil = crafted(tmp_path / "w.pth", marker)
+    with pytest.raises(UnsafeCheckpointError, match=re.escape(str(evil))):
+        build_model("mobilenet_v2", 2, evil, **TINY)
+    src, _ = build_model("mobilenet_v2", 5, **TINY)  # a plain state dict, as torchvision's
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in src.state_dict().items()}, tmp_path / "w.safetensors")
+    m, prov = build_model("mobilenet_v2", 2, tmp_path / "w.safetensors", **TINY)
+    assert torch.equal(m.features[0][0].weight, src.features[0][0].weight)
+
+
+# -- old and foreign files: refused, or converted once ---------------------------------------------
+
+
+def test_todays_checkpoint_converted_once_scores_the_same(trained, lfw, tmp_path, marker):
+    """A ``last.pt`` as ``sovtp train`` writes it today reads weights-only (and converts without
+    the flag); one that needs full unpickling (an argparse Namespace in it, as many training
+    scripts save) is refused until converted with --i-trust-this-file — then it scores exactly
+    as the checkpoint it came from."""
+    out, preds = trained
+    plain = legacy(out, tmp_path / "plain" / "last.pt")
+    assert _scores(predict_crops(plain, lfw[1])) == _scores(preds)
+    p = sovtp("models", "convert-checkpoint", plain)
+    assert p.returncode == 0, p.stderr
+    assert _scores(predict_crops(tmp_path / "plain", lfw[1])) == _scores(preds)  # now last/
+
+    foreign = legacy(out, tmp_path / "foreign.pt", args=argparse.Namespace(lr=0.01, seed=0))
+    with pytest.raises(UnsafeCheckpointError, match="argparse.Namespace"):
+        predict_crops(foreign, lfw[1])
+    refused(sovtp("models", "convert-checkpoint", foreign), foreign, marker)
+    p = sovtp(
+        "models", "convert-checkpoint", foreign, "--i-trust-this-file", "-o", tmp_path / "conv"
+    )
+    assert p.returncode == 0 and str(tmp_path / "conv") in p.stdout, p.stderr
+    assert _scores(predict_crops(tmp_path / "conv", lfw[1])) == _scores(preds)
+    meta = json.loads((tmp_path / "conv" / CONFIG).read_text())
+    assert meta["converted_from"] == str(foreign) and meta["args"].startswith("Namespace(")
+    # and the converted folder resumes (its optimiser state came along)
+    assert set(read_checkpoint(tmp_path / "conv", state=True)) >= {"optimizer", "scheduler"}
+
+
+def test_convert_refuses_a_crafted_file_without_the_flag(tmp_path, marker):
+    evil = crafted(tmp_path / "their.pt", marker)
+    refused(sovtp("models", "convert-checkpoint", evil), evil, marker)
+    assert not (tmp_path / "their").exists()
+
+
+def test_a_plain_state_dict_is_not_a_trained_checkpoint(tmp_path):
+    from sovtp.baselines.models import build_model
+
+    m, _ = build_model("mobilenet_v2", 2, **TINY)
+    torch.save(m.state_dict(), tmp_path / "sd.pth")
+    with pytest.raises(CheckpointError, match=r"sd.pth: not a sovtp checkpoint.*--weights"):
+        load(tmp_path / "sd.pth")
+
+
+# -- caches and other inputs ------------------------------------------------------------------------
+
+
+def test_a_crafted_crop_cache_is_refused_unread(tmp_path, marker, lfw):
+    # crops-eps<e>.pt is what `sovtp robust` names its crop sets
+    for name in ("crops-train.safetensors", "crops-eps2.pt", "crops-train.pt"):
+        evil = crafted(tmp_path / name, marker)
+        with pytest.raises(CheckpointError, match=re.escape(str(evil))):
+            CropSet.load(evil)
+    lfw[1].save(tmp_path / "crops-eps2.pt")  # any name: the content is safetensors
+    back = CropSet.load(tmp_path / "crops-eps2.pt")
+    assert torch.equal(back.x, lfw[1].x) and back.ids == lfw[1].ids and back.meta == lfw[1].meta
+
+
+def test_train_cuts_the_crops_again_over_a_crafted_cache(tmp_path, manifest, marker, monkeypatch):
+    import sovtp.baselines.data as data
+    from sovtp.baselines.train import train
+
+    out = tmp_path / "ck"
+    _crop_cache(out, manifest)
+    good = CropSet.load(out / "crops-train.safetensors")
+    crafted(out / "crops-train.safetensors", marker)
+    crafted(out / "crops-train.pt", marker)  # the old name is never read
+    cut = []
+    monkeypatch.setattr(data, "build_cropset", lambda *a, **k: cut.append(1) or good)
+    train(str(manifest), "mobilenet_v2", None, out, 1, size=S, batch_size=2, steps_per_epoch=1,
+          model_kwargs=TINY, device="cpu", progress=False, sampling="uniform:1", precise_bn=1)  # fmt: skip
+    assert cut == [1] and CropSet.load(out / "crops-train.safetensors").ids == ["a", "b"]
+
+
+def test_response_and_annotation_cache_entries_are_data(tmp_path, marker):
+    import pickle
+    import sqlite3
+
+    from sovtp.annotate.cache import AnnotationCache
+    from sovtp.backends.cache import ResponseCache
+
+    rc = ResponseCache(tmp_path / "r.sqlite")
+    db = sqlite3.connect(tmp_path / "r.sqlite")
+    db.execute("INSERT INTO responses VALUES (?, ?)", ("k", pickle.dumps(Touch(marker)).hex()))
+    db.execute("INSERT INTO responses VALUES (?, ?)", ("j", '{"query_id": 3}'))
+    db.commit()
+    assert rc.get("k") is None and rc.get("j") is None and rc.hits == 0
+    ac = AnnotationCache(tmp_path / "ann")
+    p = ac._path("ab" * 32)
+    p.parent.mkdir(parents=True)
+    p.write_bytes(gzip.compress(pickle.dumps(Touch(marker))))
+    assert ac.get("ab" * 32) is None
+
+
+def test_a_dataset_loading_script_never_runs(tmp_path, marker):
+    pytest.importorskip("datasets")
+    from sovtp.data.hf import iter_hf
+    from sovtp.data.sample import ManifestError
+
+    ds = tmp_path / "myset"
+    ds.mkdir()
+    (ds / "myset.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+    (ds / "data.csv").write_text("image,label\nx.png,happy\n")
+    with pytest.raises(ManifestError, match=re.escape(str(ds / "myset.py"))):
+        list(iter_hf(str(ds)))
+    with pytest.raises(ManifestError, match="loading script"):
+        list(iter_hf(str(ds / "myset.py")))
+
+
+def test_transformers_runs_no_remote_code_unless_told_by_name(monkeypatch):
+    pytest.importorskip("transformers")
+    from transformers import AutoModelForImageTextToText, AutoProcessor  # noqa: F401
+
+    from sovtp.backends.transformers_local import TransformersBackend
+    from sovtp.errors import BackendError
+
+    seen = []
+
+    class Fake:
+        tokenizer = None
+
+        @classmethod
+        def from_pretrained(cls, model, **kw):
+            seen.append(kw.get("trust_remote_code"))
+            return cls()
+
+        def eval(self):
+            return self
+
+    transformers = sys.modules["transformers"]  # the module the lazy import settled on
+    monkeypatch.setattr(transformers, "AutoProcessor", Fake)
+    monkeypatch.setattr(transformers, "AutoModelForImageTextToText", Fake)
+    TransformersBackend("some/model")
+    assert seen == [False, False]
+    with pytest.raises(BackendError, match="trust_remote_code must be true or false"):
+        TransformersBackend("some/model", trust_remote_code="no")
+
+
+def test_nothing_in_sovtp_unpickles_or_runs_remote_code():
+    """The source never asks for full unpickling, pickled NumPy, unsafe YAML or remote code,
+    and every torch.load says weights_only=True."""
+    root = pathlib.Path(__file__).resolve().parents[1] / "sovtp"
+    banned = re.compile(
+        r"weights_only\s*=\s*False|allow_pickle\s*=\s*True|yaml\.(?:unsafe_|full_)?load\(|"
+        r"yaml\.Loader|trust_remote_code\s*=\s*True|pickle\.loads?\(|torch\.load\(\s*\w+\s*\)"
+    )
+    bad, loads = [], 0
+    for f in sorted(root.rglob("*.py")):
+        src = f.read_text()
+        bad += [f"{f.relative_to(root)}: {m.group(0)}" for m in banned.finditer(src)]
+        for m in re.finditer(r"torch\.load\(", src):
+            call = re.sub(r"\s+", "", src[m.end() : src.find(")", m.end()) + 1])
+            loads += 1
+            if "weights_only=True" not in call:
+                bad.append(f"{f.relative_to(root)}: torch.load({call}")
+    assert not bad and loads >= 2, bad
