@@ -215,6 +215,7 @@ def test_pad_reads_predictions_as_json_only(tmp_path, marker):
         p = sovtp("pad", data, "-o", tmp_path / "run", "--arch", "none", "--predictions", given,
                   "--no-progress")  # fmt: skip
         assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert str(evil) in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
         assert not marker.exists()
 
 
@@ -357,6 +358,17 @@ def test_response_and_annotation_cache_entries_are_data(tmp_path, marker):
     p.parent.mkdir(parents=True)
     p.write_bytes(gzip.compress(pickle.dumps(Touch(marker))))
     assert ac.get("ab" * 32) is None
+    # JSON of the wrong shape (a damaged entry: a face whose box is null) is a miss, not a crash
+    import numpy as np
+
+    from sovtp.types import ClipAnnotation, Face, FrameAnnotation
+
+    face = Face(track_id=1, bbox=(0, 0, 9, 9), score=1.0, landmarks=np.zeros((478, 2), np.float32))
+    d = ClipAnnotation("x", "s", "all", [FrameAnnotation(0, 0.0, (9, 9), [face], [])]).to_dict()
+    d["frames"][0]["faces"][0]["bbox"] = None
+    p.write_bytes(gzip.compress(json.dumps(d).encode()))
+    assert ac.get("ab" * 32) is None
+    assert not marker.exists()
 
 
 def test_a_dataset_loading_script_never_runs(tmp_path, marker):
@@ -421,3 +433,19 @@ def test_nothing_in_sovtp_unpickles_or_runs_remote_code():
             if "weights_only=True" not in call:
                 bad.append(f"{f.relative_to(root)}: torch.load({call}")
     assert not bad and loads >= 2, bad
+
+
+def test_a_checkpoint_has_one_name_in_runs_and_tables():
+    """`cnn:OUT`, `cnn:OUT/last`, a file in it and an old `OUT/last.pt` are one system variant,
+    `OUT` — the bench runner's name and the predictor's agree (the runner said `last`)."""
+    from sovtp.baselines.checkpoint import variant_name
+    from sovtp.bench.runner import predictor_variant
+
+    for given in (
+        "runs/OUT",
+        "runs/OUT/last",
+        "runs/OUT/last/model.safetensors",
+        "runs/OUT/last.pt",
+    ):
+        assert predictor_variant(given) == variant_name(given) == "OUT", given
+    assert predictor_variant("runs/OUT/last", "bn") == "OUT+tta=bn"

@@ -63,7 +63,7 @@ class AnnotationCache:
         try:
             with gzip.open(p, "rt", encoding="utf-8") as f:
                 clip = ClipAnnotation.from_dict(json.load(f))
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, TypeError) as e:  # damaged: a miss, never a crash
             log.warning("ignoring unreadable annotation cache entry %s (%s)", p, e)
             return None
         clip.cached = True

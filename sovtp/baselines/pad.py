@@ -247,7 +247,12 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
         from sovtp.errors import SovtpError
 
         raise SovtpError(f"no such predictions file: {p}")
-    return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+    try:
+        return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()]
+    except (UnicodeDecodeError, ValueError) as e:  # a binary file (a pickle) or not JSON lines
+        from sovtp.errors import SovtpError
+
+        raise SovtpError(f"{p}: not a predictions.jsonl (one JSON object a line): {e}") from None
 
 
 def zero_shot_fold_rows(preds: Iterable[dict[str, Any]], folds: Sequence[PadFold]) -> list[dict]:

@@ -176,7 +176,7 @@ def check_checkpoints(cfg: BenchConfig) -> None:
         if s.backend == "cnn" and not checkpoint_path(s.options["ckpt"]).is_file():
             raise SovtpError(
                 f"system {s.name}: no checkpoint at {checkpoint_path(s.options['ckpt'])} "
-                "(cnn:CKPT takes a .pt file or a `sovtp train` folder holding last.pt)"
+                "(cnn:CKPT takes a `sovtp train` output folder, its last/ checkpoint folder or a file in it)"
             )
 
 

@@ -221,8 +221,9 @@ def predictor_variant(ckpt: str, tta: str = "none") -> str:
     """A trained predictor's variant: its checkpoint folder's name (no torch needed), and
     ``+tta=<method>`` when it adapts on the test stream (as :class:`~sovtp.baselines.tta.
     TtaPredictor` names it)."""
-    p = Path(ckpt)
-    name = (p.parent if p.suffix == ".pt" else p).name
+    from sovtp.baselines.checkpoint import variant_name  # reads nothing, imports no torch
+
+    name = variant_name(ckpt)
     return name if tta == "none" else f"{name}+tta={tta}"
 
 
