@@ -20,7 +20,7 @@ import numpy as np
 from sovtp.errors import SovtpError
 from sovtp.scoring import tasks as T
 from sovtp.scoring.metrics import Confusion, Headline, Metrics, from_confusion, headline_from_matrix
-from sovtp.scoring.stats import Interval
+from sovtp.scoring.stats import Interval, wilson
 
 
 class TaskData(Protocol):
@@ -176,17 +176,27 @@ class Metric:
     fn: Callable[[Any], float]
     doc: str
     higher_is_better: bool = True
+    # a metric that is one proportion of samples: (successes, samples) of the data; its
+    # interval is Wilson's (never a zero-width bootstrap at 0 % or 100 %)
+    proportion: Callable[[Any], tuple[int, int]] | None = None
 
 
 REGISTRY: dict[str, dict[str, Metric]] = {t: {} for t in T.TASKS}
 
 
-def register(tasks: str | Sequence[str], name: str, doc: str, higher: bool = True):
-    """Decorator: add ``fn(data) -> float`` under ``name`` for each of ``tasks``."""
+def register(
+    tasks: str | Sequence[str],
+    name: str,
+    doc: str,
+    higher: bool = True,
+    proportion: Callable[[Any], tuple[int, int]] | None = None,
+):
+    """Decorator: add ``fn(data) -> float`` under ``name`` for each of ``tasks``.  A metric
+    that is one proportion of samples names its ``(successes, samples)`` in ``proportion``."""
 
     def deco(fn: Callable[[Any], float]) -> Callable[[Any], float]:
         for t in [tasks] if isinstance(tasks, str) else tasks:
-            REGISTRY[t][name] = Metric(name, t, fn, doc, higher)
+            REGISTRY[t][name] = Metric(name, t, fn, doc, higher, proportion)
         return fn
 
     return deco
@@ -212,10 +222,27 @@ def evaluate(task: str, names: Sequence[str], data: Any) -> dict[str, float]:
 
 # --- single_label (and the label side of binary) ---------------------------------------------
 _LABEL_TASKS = ("single_label", "binary", "regression")
-register(_LABEL_TASKS, "war", "weighted average recall (accuracy; invalid is wrong)")(
+
+
+def _labels(d: Any) -> LabelData:
+    return d.label_data if isinstance(d, RegressionData) else d
+
+
+def _right(d: Any) -> tuple[int, int]:
+    x = _labels(d)
+    return int((x.g == x.p).sum()), len(x)
+
+
+def _invalid(d: Any) -> tuple[int, int]:
+    x = _labels(d)
+    return int((x.p == len(x.labels)).sum()), len(x)
+
+
+register(_LABEL_TASKS, "war", "weighted average recall (accuracy; invalid is wrong)",
+         proportion=_right)(lambda d: d.headline_metrics.war)  # fmt: skip
+register(_LABEL_TASKS, "accuracy", "accuracy (= WAR)", proportion=_right)(
     lambda d: d.headline_metrics.war
 )
-register(_LABEL_TASKS, "accuracy", "accuracy (= WAR)")(lambda d: d.headline_metrics.war)
 register(_LABEL_TASKS, "uar", "unweighted average recall over gold classes")(
     lambda d: d.headline_metrics.uar
 )
@@ -225,7 +252,7 @@ register(_LABEL_TASKS, "macro_f1", "macro F1 over gold classes (BAH's AVGF1)")(
 register(_LABEL_TASKS, "weighted_f1", "F1 weighted by gold support")(
     lambda d: d.headline_metrics.weighted_f1
 )
-register(_LABEL_TASKS, "invalid_rate", "share of invalid answers", higher=False)(
+register(_LABEL_TASKS, "invalid_rate", "share of invalid answers", False, _invalid)(
     lambda d: d.headline_metrics.invalid_rate
 )
 
@@ -333,21 +360,26 @@ def bootstrap(
     seed: int = 0,
     alpha: float = 0.05,
 ) -> dict[str, Interval]:
-    """Percentile bootstrap over samples for each named metric, one set of resamples for all
-    (the same index draws as :func:`sovtp.scoring.stats.bootstrap_war_uar`, so WAR/UAR
-    intervals agree with it for the same seed)."""
+    """A 95 % interval for each named metric: Wilson's score interval for a metric that is one
+    proportion of samples (``Metric.proportion``: WAR, accuracy, the invalid rate), else a
+    percentile bootstrap over samples, one set of resamples for all (the same index draws as
+    :func:`sovtp.scoring.stats.bootstrap_war_uar`, so WAR/UAR intervals agree with it for the
+    same seed).  Each interval names its ``method``."""
     ms = [get(task, n) for n in names]
     n = len(data)
+    out = {m.name: wilson(*m.proportion(data), alpha) for m in ms if m.proportion}
+    boot = [m for m in ms if not m.proportion]
     if n == 0:
-        return {m.name: Interval(0.0, 0.0, 0.0) for m in ms}
-    point = {m.name: float(m.fn(data)) for m in ms}
+        return {**out, **{m.name: Interval(0.0, 0.0, 0.0) for m in boot}}
+    point = {m.name: float(m.fn(data)) for m in boot}
     rng = np.random.default_rng(seed)
-    vals = np.empty((len(ms), n_boot))
+    vals = np.empty((len(boot), n_boot))
     for b in range(n_boot):
         sub = data.take(rng.integers(0, n, n))
-        for k, m in enumerate(ms):
+        for k, m in enumerate(boot):
             vals[k, b] = m.fn(sub)
-    return {m.name: _percentile(vals[k], point[m.name], alpha) for k, m in enumerate(ms)}
+    out.update({m.name: _percentile(vals[k], point[m.name], alpha) for k, m in enumerate(boot)})
+    return {m.name: out[m.name] for m in ms}
 
 
 def paired_bootstrap(

@@ -1,8 +1,19 @@
-"""Uncertainty and paired comparison: bootstrap confidence intervals and McNemar's test.
+"""Uncertainty and paired comparison: confidence intervals and McNemar's test.
 
 A benchmark of a few hundred clips gives accuracies that move by several points between
 resamples, so every headline number in a report carries a 95 % interval, and every claim that
 variant B beats variant A carries a paired test on the *same* samples.
+
+Two methods, and every :class:`Interval` names its own (``method``):
+
+- ``wilson``: a metric that is one proportion of samples (accuracy / WAR, the invalid rate) gets
+  the Wilson score interval.  A percentile bootstrap of a proportion collapses to [1, 1] when
+  every answer is right (every resample is 100 %) — as if 20 right answers made the accuracy
+  certain; Wilson's interval at 20/20 is [83.9 %, 100 %].
+- ``bootstrap``: every other metric (UAR, F1, AP, a paired difference …) — a percentile
+  bootstrap over samples.  Its interval can still have zero width (all answers right, or two
+  variants that agree on every sample); :func:`zero_width` finds those so a report can say
+  that this is no certainty.
 """
 
 from __future__ import annotations
@@ -14,35 +25,69 @@ import numpy as np
 from sovtp.scoring.metrics import war_uar_codes
 
 
+WILSON = "wilson"
+BOOTSTRAP = "bootstrap"
+
+METHOD_TEXT = {
+    WILSON: "Wilson score interval (a proportion of samples; it does not collapse at 0 % or "
+    "100 %)",
+    BOOTSTRAP: "percentile bootstrap over samples",
+}
+
+
 @dataclass
 class Interval:
     value: float
     low: float
     high: float
+    method: str = BOOTSTRAP
 
-    def to_dict(self) -> dict[str, float]:
-        return {"value": self.value, "low": self.low, "high": self.high}
+    def to_dict(self) -> dict[str, float | str]:
+        return {"value": self.value, "low": self.low, "high": self.high, "method": self.method}
+
+
+def wilson(k: int, n: int, alpha: float = 0.05) -> Interval:
+    """The Wilson score interval of the proportion ``k / n`` (no continuity correction; the
+    same as ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``).  Unlike a
+    bootstrap or the Wald interval it keeps a width at 0 and n successes."""
+    from scipy.stats import norm
+
+    if n <= 0:
+        return Interval(0.0, 0.0, 1.0, WILSON)  # no samples: nothing is known
+    p = k / n
+    z = float(norm.ppf(1 - alpha / 2))
+    d = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / d
+    half = z / d * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    lo = 0.0 if k == 0 else max(0.0, float(mid - half))
+    hi = 1.0 if k == n else min(1.0, float(mid + half))
+    return Interval(float(p), lo, hi, WILSON)
+
+
+def zero_width(iv: dict[str, float | str] | Interval) -> bool:
+    """A bootstrap interval with no width (every resample gave the same value)."""
+    d = iv.to_dict() if isinstance(iv, Interval) else iv
+    return d.get("method", BOOTSTRAP) == BOOTSTRAP and d["high"] - d["low"] < 1e-12
 
 
 def bootstrap_war_uar(
     g: np.ndarray, p: np.ndarray, n_labels: int, n_boot: int = 1000, seed: int = 0, alpha=0.05
 ) -> dict[str, Interval]:
-    """Percentile bootstrap (resampling samples with replacement) for WAR and UAR."""
-    war, uar = war_uar_codes(g, p, n_labels)
+    """WAR (a proportion of samples): the Wilson score interval; UAR: a percentile bootstrap
+    (resampling samples with replacement)."""
+    _, uar = war_uar_codes(g, p, n_labels)
     n = len(g)
     if n == 0:
-        return {"war": Interval(0, 0, 0), "uar": Interval(0, 0, 0)}
+        return {"war": wilson(0, 0, alpha), "uar": Interval(0, 0, 0)}
     rng = np.random.default_rng(seed)
-    wars = np.empty(n_boot)
     uars = np.empty(n_boot)
     for b in range(n_boot):
         ix = rng.integers(0, n, n)
-        wars[b], uars[b] = war_uar_codes(g[ix], p[ix], n_labels)
-    q = [100 * alpha / 2, 100 * (1 - alpha / 2)]
-    lo_w, hi_w = np.percentile(wars, q)
-    lo_u, hi_u = np.percentile(uars, q)
+        uars[b] = war_uar_codes(g[ix], p[ix], n_labels)[1]
+    lo_u, hi_u = np.percentile(uars, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    right = int((np.asarray(g) == np.asarray(p)).sum())
     return {
-        "war": Interval(war, float(lo_w), float(hi_w)),
+        "war": wilson(right, n, alpha),
         "uar": Interval(uar, float(lo_u), float(hi_u)),
     }
 
