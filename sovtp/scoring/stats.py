@@ -24,13 +24,11 @@ import numpy as np
 
 from sovtp.scoring.metrics import war_uar_codes
 
-
 WILSON = "wilson"
 BOOTSTRAP = "bootstrap"
 
 METHOD_TEXT = {
-    WILSON: "Wilson score interval (a proportion of samples; it does not collapse at 0 % or "
-    "100 %)",
+    WILSON: "Wilson score interval (a proportion of samples; it does not collapse at 0 % or 100 %)",
     BOOTSTRAP: "percentile bootstrap over samples",
 }
 
