@@ -111,7 +111,7 @@ def test_self_touch_events_carry_side_region_and_times():
     assert touch.text == "right hand touches the neck 0.3–0.6 s"
     assert touch.value["region"] == "neck" and touch.value["share"] == 0.4
     (ev,) = touch.value["events"]
-    assert (ev["start_s"], ev["end_s"], ev["frames"]) == (0.3, 0.6, 4)
+    assert (ev["onset_s"], ev["offset_s"], ev["frames"]) == (0.3, 0.6, 4)
     # the pose-only "hand at the face" is worded by the hand cue instead, not twice
     assert not any(c.kind == "posture" and c.name == "hand_at_face" for c in cues)
 
@@ -167,7 +167,7 @@ def test_fidgeting_interval_is_where_the_hand_shakes():
     clip = _clip(_fidget_frames())
     (series,) = subject_series(clip.frames).values()
     intervals, energy = fidget_intervals(series)
-    assert [(iv.start_s, iv.end_s) for iv in intervals] == [(1.0, 2.0)]
+    assert [(iv.onset_s, iv.offset_s) for iv in intervals] == [(1.0, 2.0)]
     assert intervals[0].peak > FIDGET_THRESHOLD
     (cue,) = [c for c in clip_cues(clip) if c.name == "fidgeting"]
     assert cue.kind == "nfbl" and cue.text == "fidgeting (hand motion high) 1.0–2.0 s"

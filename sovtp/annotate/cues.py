@@ -17,7 +17,7 @@ from sovtp.annotate.timeline import (
     au_traces,
     not_measured,
     not_measured_phrase,
-    posture_events,
+    presence_events,
     span_phrase,
     strongest,
     timeline_value,
@@ -426,7 +426,7 @@ def person_cues(clip: ClipAnnotation, skip: Iterable[str] = ()) -> list[Cue]:
     out: list[Cue] = []
     for pid in sorted(seen):
         frames = seen[pid]
-        for name, events in posture_events(frames).items():
+        for name, events in presence_events(frames).items():
             k = sum(e.frames for e in events)
             share = k / len(frames)
             text = phrase_of[name]

@@ -27,10 +27,19 @@ words say "a hand".
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from sovtp.annotate.timeline import (
+    Event,
+    event_of,
+    find_events,
+    frame_spacing,
+    index_runs,
+    presence_events,
+    span_phrase,
+)
 from sovtp.types import Face, FrameAnnotation, Hand, Person
 
 # MediaPipe hand landmarks: 0 wrist; 9 the middle finger's knuckle (MCP); finger points below
@@ -48,24 +57,6 @@ FRONT_RATIO = 1.2  # palm length / face height above which a hand is passing in 
 FIDGET_THRESHOLD = 0.35  # face heights per second
 JITTER = 0.02  # face heights per step: the dead band for landmark noise
 MATCH_RADIUS = 1.5  # face heights: how far a hand may move between frames and be the same hand
-
-
-@dataclass(frozen=True)
-class Interval:
-    """One NFBL event: when it started and ended (s), how many sampled frames saw it, its peak."""
-
-    start_s: float
-    end_s: float
-    frames: int
-    peak: float = 1.0
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
-
-    def phrase(self) -> str:
-        if self.frames <= 1 or self.end_s <= self.start_s:
-            return f"at {self.start_s:.1f} s"
-        return f"{self.start_s:.1f}–{self.end_s:.1f} s"
 
 
 # --- geometry ---------------------------------------------------------------------------------
@@ -230,31 +221,6 @@ def link_hands(frame: FrameAnnotation) -> None:
 # --- time ---------------------------------------------------------------------------------------
 
 
-def index_runs(on: Sequence[bool]) -> list[tuple[int, int]]:
-    """(first, last) indices of each run of consecutive true samples."""
-    out: list[tuple[int, int]] = []
-    start = None
-    for k, flag in enumerate([*on, False]):
-        if flag and start is None:
-            start = k
-        elif not flag and start is not None:
-            out.append((start, k - 1))
-            start = None
-    return out
-
-
-def runs(
-    times: Sequence[float], on: Sequence[bool], values: Sequence[float] | None = None
-) -> list[Interval]:
-    """Runs of consecutive samples (in time order) that are on, as intervals from the first
-    sample's time to the last's; ``peak`` is the largest of ``values`` in the run."""
-    vals = list(values) if values is not None else [1.0] * len(on)
-    return [
-        Interval(float(times[a]), float(times[b]), b - a + 1, float(max(vals[a : b + 1])))
-        for a, b in index_runs(on)
-    ]
-
-
 @dataclass
 class SubjectFrame:
     """What NFBL reads of one subject in one sampled frame."""
@@ -286,27 +252,24 @@ def subject_series(frames: Sequence[FrameAnnotation]) -> dict[int, list[SubjectF
     return out
 
 
-def touch_events(series: Sequence[SubjectFrame]) -> dict[tuple[str, str], list[Interval]]:
-    """(hand side or "", region) → its self-touch intervals over one subject's frames."""
-    seen: list[set[tuple[str, str]]] = []
+def touch_events(series: Sequence[SubjectFrame]) -> dict[tuple[str, str], list[Event]]:
+    """(hand side or "", region) → its self-touch events over one subject's frames."""
+    seen: list[tuple[float, set[tuple[str, str]]]] = []
     for sf in series:
         here: set[tuple[str, str]] = set()
         for h in sf.hands:
             r = touch_region(h, sf.face, sf.person)
             if r is not None:
                 here.add((h.side, r))
-        seen.append(here)
-    times = [sf.t for sf in series]
-    keys = sorted({k for s in seen for k in s})
-    return {k: runs(times, [k in s for s in seen]) for k in keys}
+        seen.append((sf.t, here))
+    return presence_events(seen)
 
 
-def protection_events(series: Sequence[SubjectFrame]) -> list[Interval]:
-    """Intervals with arms crossed (self-protection) over one subject's frames."""
+def protection_events(series: Sequence[SubjectFrame]) -> list[Event]:
+    """Events with arms crossed (self-protection) over one subject's frames."""
     times = [sf.t for sf in series]
-    return runs(
-        times, [sf.person is not None and arms_crossed(sf.person.keypoints) for sf in series]
-    )
+    crossed = [sf.person is not None and arms_crossed(sf.person.keypoints) for sf in series]
+    return find_events(times, crossed, 0.5, frame_spacing(times))
 
 
 def _scale(sf: SubjectFrame, hand: Hand) -> float:
@@ -373,20 +336,18 @@ def fidget_intervals(
     series: Sequence[SubjectFrame],
     threshold: float = FIDGET_THRESHOLD,
     jitter: float = JITTER,
-) -> tuple[list[Interval], list[float]]:
-    """The intervals of high hand motion (energy ≥ ``threshold`` face heights/s) and the energy.
+) -> tuple[list[Event], list[float]]:
+    """The events of high hand motion (energy ≥ ``threshold`` face heights/s) and the energy.
 
     A step's energy belongs to the span between its two frames, so a run of high steps k..m is
-    the interval from frame k-1 to frame m."""
+    the event from frame k-1 to frame m (its apex: the frame that ends the fastest step)."""
     energy = motion_energy(series, jitter)
     times = [sf.t for sf in series]
-    out = []
-    for a, b in index_runs([e >= threshold for e in energy]):
-        start = max(a - 1, 0)
-        out.append(
-            Interval(float(times[start]), float(times[b]), b - start + 1, max(energy[a : b + 1]))
-        )
-    return out, energy
+    dt = frame_spacing(times)
+    return [
+        event_of(times, energy, max(a - 1, 0), b, dt)
+        for a, b in index_runs([e >= threshold for e in energy])
+    ], energy
 
 
 # --- words --------------------------------------------------------------------------------------
@@ -401,11 +362,7 @@ def hands_ran(detectors: dict[str, str]) -> bool:
     return detectors.get("hands", "off") != "off"
 
 
-def _when(events: list[Interval]) -> str:
-    return ", ".join(e.phrase() for e in events)
-
-
-def _cue_value(events: list[Interval], n: int, **extra) -> dict:
+def _cue_value(events: list[Event], n: int, **extra) -> dict:
     k = sum(e.frames for e in events)
     return {"share": round(min(k, n) / max(n, 1), 2), "events": [e.to_dict() for e in events]} | (
         extra
@@ -430,7 +387,7 @@ def nfbl_cues(frames: Sequence[FrameAnnotation]):
                 Cue(
                     "nfbl",
                     f"self_touch_{region}",
-                    f"{who} touches {REGION_WORDS[region]} {_when(events)}",
+                    f"{who} touches {REGION_WORDS[region]} {span_phrase(events)}",
                     sid,
                     v,
                     confidence=v["share"],
@@ -444,7 +401,7 @@ def nfbl_cues(frames: Sequence[FrameAnnotation]):
                 Cue(
                     "nfbl",
                     "arms_crossed",
-                    f"arms crossed over the chest (self-protection) {_when(crossed)}",
+                    f"arms crossed over the chest (self-protection) {span_phrase(crossed)}",
                     sid,
                     v,
                     confidence=v["share"],
@@ -461,7 +418,7 @@ def nfbl_cues(frames: Sequence[FrameAnnotation]):
                 Cue(
                     "nfbl",
                     "fidgeting",
-                    f"fidgeting (hand motion high) {_when(fidget)}",
+                    f"fidgeting (hand motion high) {span_phrase(fidget)}",
                     sid,
                     v,
                     confidence=v["share"],

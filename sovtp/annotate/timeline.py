@@ -9,6 +9,12 @@ An *event* is a run of consecutive sampled frames in which a measure is at or ab
 threshold.  Its onset and offset are the times of the run's first and last frame (a sampled clip
 cannot say more), its apex the frame of its peak; its duration adds one typical frame spacing,
 so a one-frame event lasts one frame.  Per-frame values stay in the annotation.
+
+This module is the one home of that machinery: the AU time line, the posture cues, the NFBL cues
+(:mod:`sovtp.annotate.nfbl`: self-touch, arms crossed, fidgeting) and the prosody pauses
+(:mod:`sovtp.deid.prosody`) all find their runs with :func:`index_runs` / :func:`find_events` and
+word their times with :func:`span_word` / :func:`span_phrase`, so "1.0–1.4 s" means the same
+thing in every cue.
 """
 
 from __future__ import annotations
@@ -53,22 +59,32 @@ def frame_spacing(times: list[float]) -> float:
     return float(np.median(np.diff(t))) if len(t) > 1 else 0.0
 
 
+def index_runs(on) -> list[tuple[int, int]]:
+    """(first, last) indices, inclusive, of each run of consecutive true samples of ``on``
+    (a sequence or array of booleans)."""
+    m = np.diff(np.concatenate([[0], np.asarray(on, dtype=bool).astype(np.int8), [0]]))
+    firsts, ends = np.flatnonzero(m == 1), np.flatnonzero(m == -1)
+    return [(int(a), int(b) - 1) for a, b in zip(firsts, ends, strict=True)]
+
+
+def event_of(times, values, first: int, last: int, dt: float = 0.0) -> Event:
+    """The event of samples ``first..last`` (inclusive): onset and offset at their times, apex at
+    the first sample of the peak value, duration ``offset - onset + dt``."""
+    k = first + int(np.argmax(np.asarray(values[first : last + 1], dtype=np.float64)))
+    onset, offset = float(times[first]), float(times[last])
+    return Event(
+        onset, float(times[k]), offset, float(values[k]), last - first + 1, offset - onset + dt
+    )
+
+
 def find_events(
-    times: list[float], values: list[float], threshold: float = DEFAULT_THRESHOLD, dt: float = 0.0
+    times, values, threshold: float = DEFAULT_THRESHOLD, dt: float = 0.0
 ) -> list[Event]:
     """Runs of consecutive samples (in time order) with ``value >= threshold``."""
-    out: list[Event] = []
-    run: list[tuple[float, float]] = []
-    for t, v in [*zip(times, values, strict=True), (np.inf, -np.inf)]:
-        if v >= threshold:
-            run.append((t, v))
-            continue
-        if run:
-            apex_t, peak = max(run, key=lambda tv: (tv[1], -tv[0]))
-            onset, offset = run[0][0], run[-1][0]
-            out.append(Event(onset, apex_t, offset, peak, len(run), offset - onset + dt))
-            run = []
-    return out
+    vs = np.asarray(values, dtype=np.float64)
+    if len(times) != len(vs):
+        raise ValueError(f"{len(times)} times but {len(vs)} values")
+    return [event_of(times, vs, a, b, dt) for a, b in index_runs(vs >= threshold)]
 
 
 @dataclass
@@ -198,10 +214,10 @@ def timeline_value(
     }
 
 
-def posture_events(
-    seen: list[tuple[float, set[str]]], dt: float | None = None
-) -> dict[str, list[Event]]:
-    """Posture name → its events, from (timestamp_s, names seen) per frame of one person."""
+def presence_events(seen, dt: float | None = None) -> dict:
+    """Name → the events in which it was seen, from (timestamp_s, names seen) per frame (time
+    order) — the postures of a person, the (hand, region) self-touches of a subject; names come
+    out sorted.  ``dt`` (default: the frame spacing) lengthens each event by one frame."""
     times = [t for t, _ in seen]
     dt = frame_spacing(times) if dt is None else dt
     names = sorted({n for _, ns in seen for n in ns})
@@ -210,9 +226,13 @@ def posture_events(
     }
 
 
+def span_word(onset_s: float, offset_s: float) -> str:
+    """'at 1.2 s' for a moment (one sampled frame), else '1.0–1.4 s'."""
+    if offset_s <= onset_s:
+        return f"at {onset_s:.1f} s"
+    return f"{onset_s:.1f}–{offset_s:.1f} s"
+
+
 def span_phrase(events: list[Event]) -> str:
-    """'at 1.2 s' / '1.0–1.4 s', joined: when a posture held."""
-    return ", ".join(
-        f"at {e.onset_s:.1f} s" if e.frames == 1 else f"{e.onset_s:.1f}–{e.offset_s:.1f} s"
-        for e in events
-    )
+    """'at 1.2 s' / '1.0–1.4 s', joined: when a posture held, a hand touched, a pause fell."""
+    return ", ".join(span_word(e.onset_s, e.offset_s) for e in events)

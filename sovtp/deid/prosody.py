@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from sovtp.annotate.timeline import MAX_EVENTS_WORDED, find_events, span_word
 from sovtp.media.audio import resample
 from sovtp.types import Cue
 
@@ -136,13 +137,6 @@ def _rms_db(x: np.ndarray, win: int, hop: int) -> np.ndarray:
     return 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) index pairs of the True runs of a boolean array (end exclusive)."""
-    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
-    d = np.diff(m)
-    return list(zip(np.nonzero(d == 1)[0], np.nonzero(d == -1)[0], strict=True))
-
-
 def measure(samples: np.ndarray, rate: int, pitch_method: str = "auto") -> Prosody:
     """Measure pitch, energy, speech rate and pauses of mono ``samples`` (raw audio)."""
     from scipy.signal import butter, find_peaks, sosfiltfilt
@@ -157,11 +151,15 @@ def measure(samples: np.ndarray, rate: int, pitch_method: str = "auto") -> Proso
     if not speech.any():
         return Prosody(duration, 0.0, None, None, 0.0, None, None, 0, None, [], "")
     first, last = np.nonzero(speech)[0][[0, -1]]
-    # pauses: silent runs longer than PAUSE_MIN_S strictly inside the speech
-    pauses: list[tuple[float, float]] = []
-    for s, e in _runs(~speech[first : last + 1]):
-        if (e - s) * HOP_S >= PAUSE_MIN_S:
-            pauses.append((round((first + s) * HOP_S, 3), round((first + e) * HOP_S, 3)))
+    # pauses: silent runs longer than PAUSE_MIN_S strictly inside the speech, each from its
+    # first silent hop to the hop where speech resumes
+    silent = ~speech[first : last + 1]
+    hops = (first + np.arange(len(silent))) * HOP_S
+    pauses = [
+        (round(e.onset_s, 3), round(e.offset_s + HOP_S, 3))
+        for e in find_events(hops, silent, 0.5, HOP_S)
+        if e.frames * HOP_S >= PAUSE_MIN_S
+    ]
     pause_s = sum(e - s for s, e in pauses)
     speech_s = max((last - first + 1) * HOP_S - pause_s, HOP_S)
 
@@ -260,11 +258,24 @@ def cues_from(p: Prosody, subject: int | None = None) -> list[Cue]:
                 src,
             )
         )
-    k = len(p.pauses)
-    longest = max((e - s for s, e in p.pauses), default=0.0)
-    text = "no pauses" if k == 0 else f"{k} pause{'s' if k > 1 else ''} (longest {longest:.1f} s)"
-    cues.append(Cue("audio", "pauses", text, subject, p.pauses, 0.8, src))
+    cues.append(Cue("audio", "pauses", pauses_phrase(p.pauses), subject, p.pauses, 0.8, src))
     return cues
+
+
+def pauses_phrase(pauses: list[tuple[float, float]]) -> str:
+    """'no pauses' / '2 pauses (longest 0.6 s): 1.2–1.8 s, 3.0–3.3 s' — the longest
+    ``MAX_EVENTS_WORDED`` dated in time order, with the time line's span words."""
+    if not pauses:
+        return "no pauses"
+    k = len(pauses)
+    longest = max(e - s for s, e in pauses)
+    shown = sorted(sorted(pauses, key=lambda se: (se[0] - se[1], se[0]))[:MAX_EVENTS_WORDED])
+    more = k - len(shown)
+    return (
+        f"{k} pause{'s' if k > 1 else ''} (longest {longest:.1f} s): "
+        + ", ".join(span_word(s, e) for s, e in shown)
+        + (f" and {more} shorter" if more else "")
+    )
 
 
 def describe(cues: list[Cue]) -> str:
