@@ -12,7 +12,6 @@ status.  User text (prompts, answers) is HTML-escaped: a model's answer is data,
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 from pathlib import Path
@@ -23,6 +22,8 @@ import yaml
 from sovtp.jsonl import iter_jsonl
 from sovtp.report.ablation import NOT_TESTABLE, analyse
 from sovtp.report.figures import bars_svg, confusion_svg
+from sovtp.report.gallery import card_html, gallery_entries
+from sovtp.scoring.stats import BOOTSTRAP, METHOD_TEXT, WILSON, zero_width
 from sovtp.scoring.summary import summarise
 
 
@@ -69,6 +70,7 @@ def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
         "evaluator": cfg.get("evaluator"),
         "rows": n_rows,
         "headline": headline,
+        "n_boot": n_boot,
         "scoring": summary,
     }
     variants = list(dict.fromkeys(e["variant"] for e in summary["systems"]))
@@ -100,9 +102,50 @@ def _num(m: str, x: float) -> str:
     return f"{x:.3f}" if _plain(m) else _pct(x)
 
 
+ZERO = "†"  # marks a bootstrap interval of zero width (see interval_notes)
+
+
 def _ci(e: dict[str, Any], m: str) -> str:
     c = e["ci"][m]
-    return f"{_num(m, c['value'])} [{_num(m, c['low'])}, {_num(m, c['high'])}]"
+    mark = ZERO if zero_width(c) and e.get("n") else ""
+    return f"{_num(m, c['value'])} [{_num(m, c['low'])}, {_num(m, c['high'])}]{mark}"
+
+
+def _name(m: str) -> str:
+    return m.upper() if m in ("war", "uar") else m
+
+
+def interval_notes(s: dict[str, Any], n_boot: int | None = None) -> list[str]:
+    """Which method gave each interval of the metrics and comparison tables, and why an
+    interval of zero width (marked †) is no certainty."""
+    by: dict[str, list[str]] = {}
+    zero = False
+    for e in s["systems"]:
+        for m, c in (e.get("ci") or {}).items():
+            meth = c.get("method", BOOTSTRAP)
+            if _name(m) not in by.setdefault(meth, []):
+                by[meth].append(_name(m))
+            zero = zero or (zero_width(c) and bool(e.get("n")))
+    deltas = [c["delta_war"] for c in s.get("comparisons") or [] if c.get("delta_war")]
+    if deltas:
+        by.setdefault(BOOTSTRAP, []).append("ΔWAR (paired: both answers of a sample together)")
+    zero_delta = any(zero_width(d) for d in deltas)
+    boot = METHOD_TEXT[BOOTSTRAP] + (f" ({n_boot} resamples)" if n_boot else "")
+    text = {WILSON: METHOD_TEXT[WILSON], BOOTSTRAP: boot}
+    notes = ["95 % intervals — " + "; ".join(
+        f"{', '.join(ms)}: {text.get(meth, meth)}" for meth, ms in by.items())]  # fmt: skip
+    if zero:
+        notes.append(
+            f"{ZERO} zero width: every bootstrap resample gave the same value (every answer right, "
+            "or every answer wrong), so the bootstrap shows no spread; that is no certainty — the "
+            "WAR interval (Wilson) of the same row shows how much a sample of this size leaves open"
+        )
+    if zero_delta:
+        notes.append(
+            f"{ZERO} a ΔWAR interval of zero width: the two variants agree on every shared sample "
+            "(McNemar b = c = 0), so no resample can differ; it is no proof that they are equal"
+        )
+    return notes
 
 
 def bar_metrics(s: dict[str, Any]) -> list[str]:
@@ -160,19 +203,8 @@ def metrics_table(s: dict[str, Any]) -> Table:
 
 
 def _delta(d: dict[str, float]) -> str:
-    return f"{100 * d['value']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]"
-
-
-def _stages_html(stages: dict[str, str]) -> str:
-    """A staged answer's reasoning, stage by stage (empty for other contracts)."""
-    if not stages:
-        return ""
-    from sovtp.contracts import STAGE_TITLES
-
-    items = "".join(
-        f"<li><b>{_esc(STAGE_TITLES.get(k, k))}</b>: {_esc(v)}</li>" for k, v in stages.items()
-    )
-    return f"<details open><summary>reasoning, stage by stage</summary><ol>{items}</ol></details>"
+    mark = ZERO if zero_width(d) else ""
+    return f"{100 * d['value']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]{mark}"
 
 
 def untestable_pairs(rep: dict[str, Any]) -> set[tuple[str, str, str]]:
@@ -309,6 +341,7 @@ def markdown(rep: dict[str, Any]) -> str:
     if s["comparisons"]:
         out += ["", "## Paired comparisons (B vs A on shared samples)", ""]
         out += md_table(comparisons_table(s, untestable_pairs(rep)))
+    out += [f"\n> {n}" for n in interval_notes(s, rep.get("n_boot"))]
     for title, table in ablation_tables(rep):
         out += ["", f"## {title}", "", *md_table(table)]
     for note in (rep.get("ablation") or {}).get("notes") or []:
@@ -375,6 +408,7 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
             "<h2>Ablation / comparison</h2>"
             + html_table(comparisons_table(s, untestable_pairs(rep)))
         )
+    parts += [f"<p class='note'>{_esc(n)}</p>" for n in interval_notes(s, rep.get("n_boot"))]
     for title, table in ablation_tables(rep):
         parts.append(f"<h2>{_esc(title)}</h2>" + html_table(table))
     for note in (rep.get("ablation") or {}).get("notes") or []:
@@ -402,31 +436,13 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
         )
     for sec in rep.get("sections") or []:
         parts.append(section_html(sec))
-    gal = list(iter_jsonl(run / "gallery.jsonl"))
+    gal = gallery_entries(run, rep)
     if gal:
-        parts.append("<h2>Gallery</h2><div class='gallery'>")
-        for g in gal[:48]:
-            img = run / g["image"] if g.get("image") else None
-            src = (
-                ("data:image/jpeg;base64," + base64.b64encode(img.read_bytes()).decode())
-                if img and img.exists()
-                else None
-            )
-            status = g.get("parse_status")
-            cls = "ok" if g.get("label") and g.get("label") == g.get("gold") else "bad"
-            parts.append(
-                "<div class='card'>"
-                + (f"<img alt='annotated frame' src='{src}'>" if src else "")
-                + f"<div><b>{_esc(g['sample_id'])}</b> · {_esc(g['system'])} · {_esc(g['variant'])}"
-                + (f" · subject {_esc(g['subject'])}" if g.get("subject") is not None else "")
-                + "</div>"
-                f"<div>gold <b>{_esc(g.get('gold'))}</b> · answer <b class='{cls}'>{_esc(g.get('label'))}</b>"
-                f" · parse <span class='{'rep' if status == 'repaired' else cls}'>{_esc(status)}</span></div>"
-                + _stages_html(g.get("stages") or {})
-                + f"<details><summary>prompt</summary><pre>{_esc(g.get('prompt'))}</pre></details>"
-                f"<details><summary>answer</summary><pre>{_esc(g.get('error') or g.get('answer'))}</pre></details></div>"
-            )
-        parts.append("</div>")
+        parts.append("<h2>Gallery</h2>")
+        for (system, variant), cards in gal:
+            parts.append(f"<h3>{_esc(system)} · {_esc(variant)}</h3><div class='gallery'>")
+            parts += [card_html(run, g) for g in cards]
+            parts.append("</div>")
     body = "\n".join(parts)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>sovtp report</title>"
             f"<style>{CSS}</style></head><body>{body}<script>{CHECK}</script></body></html>")  # fmt: skip

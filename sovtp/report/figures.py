@@ -86,7 +86,8 @@ def _blue(v: float) -> str:
 
 
 def bars_svg(entries: list[dict[str, Any]], metric: str = "war", title: str = "") -> str:
-    """One bar per system × variant with its bootstrap 95 % CI as an error bar."""
+    """One bar per system × variant with its 95 % CI as an error bar (the title names the
+    interval's method: Wilson for a proportion such as WAR, else bootstrap)."""
     plt = _plt()
     with plt.rc_context(RC):
         return _bars(plt, entries, metric, title)
@@ -103,6 +104,8 @@ def _bars(plt, entries: list[dict[str, Any]], metric: str, title: str) -> str:
     ax.set_xticks(range(len(vals)), names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(f"{metric.upper()} (%)")
     ax.set_ylim(0, max(100.0, float(hi.max()) + 5 if len(hi) else 100.0))
-    ax.set_title(title or f"{metric.upper()} with 95% bootstrap CI", fontsize=9)
+    methods = sorted({str(e["ci"][metric].get("method", "bootstrap")) for e in entries})
+    how = " / ".join("Wilson" if m == "wilson" else m for m in methods) or "bootstrap"
+    ax.set_title(title or f"{metric.upper()} with 95% CI ({how})", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return _svg(fig)
