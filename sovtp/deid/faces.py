@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left, insort
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -63,6 +64,7 @@ from sovtp.deid.finder import (  # noqa: F401 — re-exported: callers import th
     MediaPipeFaces,
 )
 from sovtp.deid.policy import MODES, check_mode  # noqa: F401 — MODES re-exported
+from sovtp.pool import ordered_map, thread_pool
 from sovtp.types import Frame, FrameAnnotation
 
 log = logging.getLogger(__name__)
@@ -550,80 +552,47 @@ def deidentify_stream(
     output — frames, regions, track IDs — is the same as with ``workers=1``."""
     if centerface_every > max(1, bridge):
         raise ValueError("centerface_every must not exceed bridge (its faces would flicker)")
-    from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     tracks = FaceTracks(bridge=bridge)
     keep = keep_tracks or set()
-    buf: deque[tuple[int, np.ndarray]] = deque()
-    scans: deque[tuple[int, np.ndarray, Future]] = deque()
-    outs: deque[Future] = deque()
     n_regions = n_rechecked = 0
-    depth = 2 * max(1, workers)  # futures kept in flight on each queue
-    pool = (
-        ThreadPoolExecutor(workers, thread_name_prefix="sovtp-deid-faces") if workers > 1 else None
-    )
 
-    def submit(fn, *args) -> Future:
-        if pool is not None:
-            return pool.submit(fn, *args)
-        f: Future = Future()
-        f.set_result(fn(*args))
-        return f
+    def detect(item: tuple[int, np.ndarray]) -> tuple[int, np.ndarray, list[Detection]]:
+        i, img = item
+        if detections is not None and i < len(detections):
+            return i, img, detections[i]
+        return i, img, scan(finder, img, i, centerface_every)
 
-    def verify(img: np.ndarray, regs: list[Region]) -> tuple[np.ndarray, int, int]:
+    def linked(scanned: Iterable[tuple[int, np.ndarray, list[Detection]]]):
+        """Each frame with its regions, read off the tracks (here, in frame order) once the
+        ``bridge`` frames after it are linked."""
+        buf: deque[tuple[int, np.ndarray]] = deque()
+        for i, img, dets in scanned:
+            tracks.add(i, dets)
+            buf.append((i, img))
+            if len(buf) > bridge:
+                yield regions_of(*buf.popleft())
+        while buf:
+            yield regions_of(*buf.popleft())
+
+    def regions_of(j: int, img: np.ndarray) -> tuple[np.ndarray, list[Region]]:
+        regs = regions_at(tracks, j, (img.shape[1], img.shape[0]), keep, frac)
+        tracks.forget_before(j)
+        return img, regs
+
+    def verify(item: tuple[np.ndarray, list[Region]]) -> tuple[np.ndarray, int, int]:
+        img, regs = item
         out, done = obscure_checked(
             img, regs, mode, finder, max(1, recheck), frac, local=True, whole=True
         )
         return out, sum(not r.kept for r in done), len(done) - len(regs)
 
-    def start_verify() -> None:
-        """Frame ``j``'s regions read off the tracks (here, in order), its check on a worker."""
-        j, img = buf.popleft()
-        regs = regions_at(tracks, j, (img.shape[1], img.shape[0]), keep, frac)
-        tracks.forget_before(j)
-        outs.append(submit(verify, img, regs))
-
-    def link(block: bool) -> None:
-        """Add finished scans to the tracks in frame order (waiting for the oldest when
-        ``block`` or when too many are in flight)."""
-        while scans and (block or len(scans) > depth or scans[0][2].done()):
-            i, img, fut = scans.popleft()
-            tracks.add(i, fut.result())
-            buf.append((i, img))
-            if len(buf) > bridge:
-                start_verify()
-
-    def emitted(block: bool) -> Iterator[np.ndarray]:
-        nonlocal n_regions, n_rechecked
-        while outs and (block or len(outs) > depth or outs[0].done()):
-            out, n, k = outs.popleft().result()
+    depth = 2 * max(1, workers)  # calls kept in flight on each stage
+    with thread_pool(workers, "sovtp-deid-faces") as pool:
+        scanned = ordered_map(detect, enumerate(images), pool, depth)
+        for out, n, k in ordered_map(verify, linked(scanned), pool, depth):
             n_regions += n
             n_rechecked += k
             yield out
-
-    try:
-        for i, img in enumerate(images):
-            if detections is not None and i < len(detections):
-                fut: Future = Future()
-                fut.set_result(detections[i])
-            elif i % max(1, centerface_every):
-                fut = Future()
-                fut.set_result([])
-            else:
-                fut = submit(scan, finder, img, i, centerface_every)
-            scans.append((i, img, fut))
-            link(False)
-            yield from emitted(False)
-        link(True)
-        while buf:
-            start_verify()
-        yield from emitted(True)
-    finally:
-        if pool is not None:
-            for f in [*outs, *(s[2] for s in scans)]:
-                f.cancel()
-            pool.shutdown(wait=True)
     if stats is not None:
         stats.update(tracks=len(tracks.tracks), regions=n_regions, rechecked=n_rechecked)
 
@@ -640,37 +609,15 @@ def plan_detections(
     (:func:`deidentify_stream` ``detections=``) reuses instead of detecting again — the same
     detections in the same order give the same track IDs.  The scans run on ``workers``
     threads, at most two per worker in flight; they are linked in frame order."""
-    from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     tracks = FaceTracks(bridge=bridge)
     dets: list[list[Detection]] = []
     every = max(1, centerface_every)
-    pool = (
-        ThreadPoolExecutor(workers, thread_name_prefix="sovtp-deid-plan") if workers > 1 else None
-    )
-    pending: deque[Future] = deque()
 
-    def link() -> None:
-        d = pending.popleft().result()
-        tracks.add(len(dets), d)
-        dets.append(d)
+    def detect(item: tuple[int, np.ndarray]) -> list[Detection]:
+        return scan(finder, item[1], item[0], every)
 
-    try:
-        for i, img in enumerate(images):
-            if pool is None or i % every:
-                fut: Future = Future()
-                fut.set_result(scan(finder, img, i, every))
-            else:
-                fut = pool.submit(scan, finder, img, i, every)
-            pending.append(fut)
-            while pending and (len(pending) > 2 * max(1, workers) or pending[0].done()):
-                link()
-        while pending:
-            link()
-    finally:
-        if pool is not None:
-            for f in pending:
-                f.cancel()
-            pool.shutdown(wait=True)
+    with thread_pool(workers, "sovtp-deid-plan") as pool:
+        for d in ordered_map(detect, enumerate(images), pool, 2 * max(1, workers)):
+            tracks.add(len(dets), d)
+            dets.append(d)
     return largest_track(tracks), dets
