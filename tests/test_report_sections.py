@@ -106,9 +106,12 @@ def test_pad_json_section(run):
     doc = {"rows": rows, "positive": "attack", "negative": "bona_fide", "dev_split": None}
     (run / "pad.json").write_text(json.dumps(doc))
     rep = write_report(run, n_boot=20)
-    (sec,) = rep["sections"]
+    sec, counts = rep["sections"]  # the rates (and the DET figure), then samples per fold
     head, table = sec["table"]
     assert [r[2] for r in table] == ["print", "replay", "mean ± std"]
+    assert sec["svg"].startswith("<svg") and "DET" in sec["svg"]
+    assert counts["table"] == (["held out", "split", "bona fide", "print", "replay"],
+                               [["print", "test", 4, 4, 0], ["replay", "test", 4, 0, 4]])  # fmt: skip
     from sovtp.report.pad import pad_section
 
     folds = pad_section(doc)["systems"][0]["folds"]

@@ -16,6 +16,10 @@ A row's positive-class (attack) score is :func:`sovtp.scoring.summary.positive_s
 ``scores['attack']``, else ``1 - scores['bona_fide']``, else its confidence in the label it chose
 (``1 - confidence`` when it chose bona fide), else 1/0; an invalid answer has no score and is
 ranked as wrong as possible, and its label counts as wrong: never as a detection.
+
+Each fold also keeps its DET curve (``det``: APCER and BPCER at every distinct threshold of its
+test rows), drawn by :func:`det_svg` on normal-deviate axes.  The section is drawn with the
+report's own table functions (:mod:`sovtp.report.build`): plain cells, no dict reprs.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 
 from sovtp.data.pad import attack_of
 from sovtp.scoring.summary import positive_score
-from sovtp.scoring.tasks import bpcer_at_apcer, eer, pad_rates
+from sovtp.scoring.tasks import bpcer_at_apcer, eer, fill_missing, pad_rates
 
 FOLD_METRICS = ("apcer", "bpcer", "acer", "eer", "bpcer20")  # the order of the table
 
@@ -83,7 +87,34 @@ def fold_metrics(
         "acer": r.acer,
         "eer": eer(y, s)[0],
         "bpcer20": bpcer_at_apcer(y, s, types, 0.05),
+        "det": _det(y, s),
     }
+
+
+def _det(y: np.ndarray, s: np.ndarray) -> dict[str, list[float]]:
+    """APCER (attacks called bona fide: ``s < t``) and BPCER (bona fide called attacks:
+    ``s >= t``) at each threshold from above every score down to the lowest score (an invalid
+    answer ranked as wrong as possible), pooled over the attack species of the rows."""
+    t, ap, bp = _det_arrays(y, s)
+    return {"apcer": [round(float(x), 6) for x in ap], "bpcer": [round(float(x), 6) for x in bp]}
+
+
+def _det_arrays(y: np.ndarray, s: np.ndarray):
+    y = np.asarray(y, dtype=bool)
+    s = fill_missing(y, np.asarray(s, dtype=float))
+    t = np.r_[np.inf, np.unique(s)[::-1]]
+    att, bona = np.sort(s[y]), np.sort(s[~y])
+    ap = np.searchsorted(att, t, "left") / len(att) if len(att) else np.zeros(len(t))
+    bp = 1.0 - np.searchsorted(bona, t, "left") / len(bona) if len(bona) else np.zeros(len(t))
+    return t, ap, bp
+
+
+def det_points(
+    rows: Sequence[dict[str, Any]], positive: str = "attack", negative: str = "bona_fide"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds, APCER, BPCER) of the rows, thresholds from +inf down (see :func:`_det`)."""
+    y, s, _ = _arrays(rows, positive, negative)
+    return _det_arrays(y, s)
 
 
 def pad_section(
@@ -152,69 +183,194 @@ def pad_section(
     }
 
 
-def pad_markdown(section: dict[str, Any]) -> str:
-    """The section as a markdown table: one line per fold, then the mean ± std."""
+HEAD = ["system", "variant", "held out", "APCER (held out)", "APCER worst", "BPCER", "ACER",
+        "EER", "BPCER20"]  # fmt: skip
 
-    def pct(x: Any) -> str:
-        return "–" if x is None else f"{100 * x:.1f}"
 
-    lines = [
-        "| system | variant | held out | APCER (held out) | APCER worst | BPCER | ACER | EER | "
-        "BPCER20 |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+def _pct(x: Any) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def pad_table(section: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """One line per fold (rates in %), then each system's mean ± std over its folds."""
+    rows: list[list[Any]] = []
     for e in section["systems"]:
         for f in e["folds"]:
-            held = f["apcer_per_type"].get(f["held_out"])
-            lines.append(
-                f"| {e['system']} | {e['variant']} | {f['held_out']} | {pct(held)} | "
-                f"{pct(f['apcer'])} | {pct(f['bpcer'])} | {pct(f['acer'])} | {pct(f['eer'])} | "
-                f"{pct(f['bpcer20'])} |"
-            )
-        m, s = e["mean"], e["std"]
-        lines.append(
-            f"| {e['system']} | {e['variant']} | mean ± std | | "
-            + " | ".join(f"{pct(m[k])} ± {pct(s[k])}" for k in FOLD_METRICS)
-            + " |"
-        )
-    return "\n".join(lines) + "\n\n% (" + section["note"] + ")\n"
+            held = (f.get("apcer_per_type") or {}).get(f["held_out"])
+            rows.append([e["system"], e["variant"], f["held_out"], _pct(held),
+                         *(_pct(f.get(k)) for k in FOLD_METRICS)])  # fmt: skip
+        m, sd = e.get("mean") or {}, e.get("std") or {}
+        rows.append([e["system"], e["variant"], "mean ± std", "",
+                     *(f"{_pct(m.get(k))} ± {_pct(sd.get(k))}" for k in FOLD_METRICS)])  # fmt: skip
+    return list(HEAD), rows
+
+
+def counts_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    """Samples per fold and split: bona fide, then each attack species, one column each —
+    from a ``pad.json``'s ``folds`` (what was trained on too), else counted from its rows."""
+    tally: dict[tuple[str, str], dict[str, int]] = {}
+    for f in doc.get("folds") or []:
+        for split in ("train", "dev", "test"):
+            if isinstance(f.get(split), Mapping):
+                tally[(str(f["held_out"]), split)] = {str(k): int(v) for k, v in f[split].items()}
+    if not tally:
+        neg, dev = doc.get("negative", "bona_fide"), doc.get("dev_split", "dev")
+        seen: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+        for r in doc.get("rows") or []:
+            if r.get("gold") is None:
+                continue
+            fold = str(_field(r, "held_out") or _field(r, "fold") or "all")
+            split = "dev" if dev and _field(r, "split") == dev else "test"
+            seen[(fold, split)][str(r["sample_id"])] = r
+        for key, rs in seen.items():
+            c: dict[str, int] = defaultdict(int)
+            for r in rs.values():
+                c[neg if r["gold"] == neg else (attack_of(r) or "attack")] += 1
+            tally[key] = dict(c)
+    if not tally:
+        return None
+    neg = str(doc.get("negative", "bona_fide"))
+    kinds = sorted({k for c in tally.values() for k in c if k != neg})
+    order = {"train": 0, "dev": 1, "test": 2}
+    rows = [[fold, split, c.get(neg, 0), *(c.get(k, 0) for k in kinds)]
+            for (fold, split), c in sorted(tally.items(), key=lambda x: (x[0][0], order.get(x[0][1], 3)))]  # fmt: skip
+    return ["held out", "split", neg.replace("_", " "), *kinds], rows
+
+
+def det_svg(section: Mapping[str, Any], title: str = "") -> str:
+    """The DET curves of every fold (APCER against BPCER over thresholds, both on normal-deviate
+    axes: ``scipy.stats.norm.ppf`` of the rate, rates clipped to [0.1 %, 99.9 %]), each fold's
+    operating point (its dev threshold) marked; an inline SVG string, or "" when no fold kept
+    its curve (a ``pad.json`` written before the curves were)."""
+    curves = [(e, f) for e in section.get("systems") or [] for f in e["folds"] if f.get("det")]
+    if not curves:
+        return ""
+    from scipy.stats import norm
+
+    from sovtp.report.figures import RC, _plt, _svg
+
+    lo = 0.001
+    ticks = [0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99, 0.999]
+    names = [f"{t * 100:g}" for t in ticks]
+
+    def z(x: Any) -> np.ndarray:
+        return norm.ppf(np.clip(np.asarray(x, dtype=float), lo, 1 - lo))
+
+    plt = _plt()
+    with plt.rc_context(RC):
+        fig, ax = plt.subplots(figsize=(4.8, 4.2))
+        many = len({(e["system"], e["variant"]) for e, _ in curves}) > 1
+        for e, f in curves:
+            name = f"held out {f['held_out']}"
+            if many:
+                name = f"{e['system']} · {e['variant']} · {name}"
+            (line,) = ax.plot(z(f["det"]["apcer"]), z(f["det"]["bpcer"]), drawstyle="steps-post",
+                              label=name)  # fmt: skip
+            if f.get("apcer") is not None and f.get("bpcer") is not None:
+                ax.plot(z(f["apcer"]), z(f["bpcer"]), "o", color=line.get_color(), ms=5)
+        ax.plot(z([lo, 1 - lo]), z([lo, 1 - lo]), ":", color="#888", lw=1, label="EER line")
+        ax.set_xticks(z(ticks), names)
+        ax.set_yticks(z(ticks), names)
+        ax.set_xlim(z(lo), z(1 - lo))
+        ax.set_ylim(z(lo), z(1 - lo))
+        ax.set_xlabel("APCER (%) — attacks accepted as bona fide")
+        ax.set_ylabel("BPCER (%) — bona fide rejected as attacks")
+        ax.set_title(title or "DET curve per held-out attack (dot: the dev threshold)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
+        return _svg(fig)
+
+
+def pad_notes(section: Mapping[str, Any]) -> list[str]:
+    notes = [n for n in [section.get("note")] if n] + ["rates in %"]
+    if section.get("systems") and not det_svg_possible(section):
+        notes.append("no DET curve: this pad.json keeps no scores per fold (re-score its rows)")
+    return notes
+
+
+def det_svg_possible(section: Mapping[str, Any]) -> bool:
+    return any(f.get("det") for e in section.get("systems") or [] for f in e["folds"])
+
+
+def pad_markdown(section: dict[str, Any]) -> str:
+    """The section as the report draws it: the table (one line per fold, then the mean ±
+    std), where the DET figure is, and the notes."""
+    from sovtp.report.build import md_table
+
+    out = md_table(pad_table(section))
+    if det_svg_possible(section):
+        out += ["", "(figure: report.html, the DET curve per held-out attack)"]
+    out += [f"\n> {n}" for n in pad_notes(section)]
+    return "\n".join(out) + "\n"
 
 
 def pad_html(section: dict[str, Any], title: str = "Presentation-attack detection",
              intro_md: str = "") -> str:  # fmt: skip
-    """A standalone HTML page of the section: the table of :func:`pad_markdown` (percentages),
-    every cell escaped; ``intro_md`` list lines (``- ...``) become a list above it."""
-    from html import escape
+    """A standalone HTML page of the section, drawn like the report (its style, its table
+    function, every cell escaped): the table, the DET curve, the notes; ``intro_md`` list lines
+    (``- ...``) become a list above them."""
+    from sovtp.report.build import CSS, _esc, html_table
 
-    def pct(x: Any) -> str:
-        return "–" if x is None else f"{100 * x:.1f}"
-
-    head = ["system", "variant", "held out", "APCER (held out)", "APCER worst", "BPCER",
-            "ACER", "EER", "BPCER20"]  # fmt: skip
-    body = []
-    for e in section["systems"]:
-        for f in e["folds"]:
-            held = f["apcer_per_type"].get(f["held_out"])
-            body.append([e["system"], e["variant"], f["held_out"], pct(held),
-                         *(pct(f[k]) for k in FOLD_METRICS)])  # fmt: skip
-        m, s = e["mean"], e["std"]
-        body.append([e["system"], e["variant"], "mean ± std", "",
-                     *(f"{pct(m[k])} ± {pct(s[k])}" for k in FOLD_METRICS)])  # fmt: skip
     items = [ln[2:] for ln in intro_md.splitlines() if ln.startswith("- ")]
-    parts = [
-        "<!doctype html>",
-        '<html><head><meta charset="utf-8"><title>' + escape(title) + "</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #bbb;padding:.25em .6em;text-align:right}"
-        "td:nth-child(-n+3),th{text-align:left}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-    ]
+    parts = [f"<h1>{_esc(title)}</h1>"]
     if items:
-        parts.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>")
-    parts.append('<table id="pad"><thead><tr>' + "".join(f"<th>{escape(h)}</th>" for h in head)
-                 + "</tr></thead><tbody>")  # fmt: skip
-    for row in body:
-        parts.append("<tr>" + "".join(f"<td>{escape(str(c))}</td>" for c in row) + "</tr>")
-    parts.append(f"</tbody></table><p><small>{escape(section['note'])}; rates in %.</small></p>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
+        parts.append("<ul>" + "".join(f"<li>{_esc(i)}</li>" for i in items) + "</ul>")
+    parts.append(html_table(pad_table(section)))
+    svg = det_svg(section)
+    if svg:
+        parts.append(f"<div class='fig'>{svg}</div>")
+    parts += [f"<p class='note'>{_esc(n)}</p>" for n in pad_notes(section)]
+    body = "\n".join(parts)
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}"
+            f"</title><style>{CSS}</style></head><body>{body}</body></html>\n")  # fmt: skip
+
+
+def _intro(doc: Mapping[str, Any]) -> list[str]:
+    """The run's settings as list lines (plain text: the sample counts go to a table)."""
+    lines = []
+    if doc.get("evaluator"):
+        p = doc.get("protocol") or {}
+        lines.append(f"evaluator: {doc['evaluator']}; leave one attack out: train on "
+                     f"{p.get('train_split')}, threshold at the EER point of "
+                     f"{p.get('dev_split') or 'test itself (no dev split)'}, test on "
+                     f"{p.get('test_split')}")  # fmt: skip
+    c = doc.get("config") or {}
+    if c:
+        lines.append(f"model: {c.get('model')}{' + FFT high-pass channel' if c.get('freq') else ''}"
+                     f", {c.get('size')} px, {c.get('epochs')} epoch(s), crops: {c.get('crops')}")  # fmt: skip
+    lines += [
+        f"zero-shot answers scored under the same folds: {p}" for p in doc.get("zero_shot") or []
+    ]
+    return lines
+
+
+def pad_report(
+    doc: Mapping[str, Any], title: str = "Presentation-attack detection"
+) -> tuple[str, str]:
+    """``(report.md, report.html)`` of a ``pad.json`` document, drawn with the report kit: the
+    settings, the rates table, the DET curve, the samples per fold and split as a table, the
+    notes — no dict reprs anywhere.  (What ``sovtp pad`` should write; today it writes
+    :func:`pad_markdown` / :func:`pad_html` under its own settings lines.)"""
+    from sovtp.report.build import CSS, _esc, html_table, md_table
+
+    sec = pad_section(doc)
+    intro, counts, notes = _intro(doc), counts_table(doc), pad_notes(sec)
+    md = [f"# {title}", "", *(f"- {x}" for x in intro), "", *md_table(pad_table(sec))]
+    if det_svg_possible(sec):
+        md += ["", "(figure: report.html, the DET curve per held-out attack)"]
+    if counts:
+        md += ["", "## Samples per fold", "", *md_table(counts)]
+    md += [f"\n> {n}" for n in notes]
+    parts = [f"<h1>{_esc(title)}</h1>"]
+    if intro:
+        parts.append("<ul>" + "".join(f"<li>{_esc(x)}</li>" for x in intro) + "</ul>")
+    parts.append(html_table(pad_table(sec)))
+    svg = det_svg(sec)
+    if svg:
+        parts.append(f"<div class='fig'>{svg}</div>")
+    if counts:
+        parts.append("<h2>Samples per fold</h2>" + html_table(counts))
+    parts += [f"<p class='note'>{_esc(n)}</p>" for n in notes]
+    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}"
+            f"</title><style>{CSS}</style></head><body>{chr(10).join(parts)}</body></html>\n")  # fmt: skip
+    return "\n".join(md) + "\n", page

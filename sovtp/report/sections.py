@@ -165,27 +165,19 @@ def robust_from_run(run: Path) -> Section:
     }
 
 
-def pad_from_run(run: Path) -> Section:
+def pad_from_run(run: Path) -> list[Section]:
     """``pad.json`` (``sovtp pad``, leave one attack out): per fold APCER of the held-out
-    species, worst APCER, BPCER, ACER, EER, BPCER20, and each system's mean ± std."""
-    from sovtp.report.pad import FOLD_METRICS, pad_section
+    species, worst APCER, BPCER, ACER, EER, BPCER20, and each system's mean ± std, with the
+    DET curve of every fold; then the samples per fold and split."""
+    from sovtp.report.pad import counts_table, det_svg, pad_notes, pad_section, pad_table
 
-    sec = pad_section(_load(run, "pad.json"))
-    head = ["system", "variant", "held out", "APCER (held out)", "APCER worst", "BPCER", "ACER",
-            "EER", "BPCER20"]  # fmt: skip
-
-    def pct(x: Any) -> str:
-        return "–" if x is None else f"{100 * x:.1f}"
-
-    rows: list[list[Any]] = []
-    for e in sec["systems"]:
-        for f in e["folds"]:
-            held = (f.get("apcer_per_type") or {}).get(f["held_out"])
-            rows.append([e["system"], e["variant"], f["held_out"], pct(held),
-                         *(pct(f.get(k)) for k in FOLD_METRICS)])  # fmt: skip
-        m, s = e.get("mean") or {}, e.get("std") or {}
-        rows.append([e["system"], e["variant"], "mean ± std", "",
-                     *(f"{pct(m.get(k))} ± {pct(s.get(k))}" for k in FOLD_METRICS)])  # fmt: skip
-    notes = [n for n in [sec.get("note")] if n] + ["rates in %"]
-    return {"title": "Presentation-attack detection (leave one attack out)",
-            "table": (head, rows), "notes": notes}  # fmt: skip
+    doc = _load(run, "pad.json")
+    sec = pad_section(doc)
+    out = [{"title": "Presentation-attack detection (leave one attack out)",
+            "table": pad_table(sec), "svg": det_svg(sec), "notes": pad_notes(sec)}]  # fmt: skip
+    counts = counts_table(doc)
+    if counts:
+        out.append({"title": "Presentation-attack detection: samples per fold", "table": counts,
+                    "notes": ["train: what the detector of that fold was trained on; dev: where "
+                              "its threshold was fixed; test: what it was scored on"]})  # fmt: skip
+    return out
