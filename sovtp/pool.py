@@ -9,6 +9,8 @@ here once, with its tests (``tests/test_pool.py``), instead of twice, inline.
 
 - :func:`thread_pool` — a pool of ``workers`` threads, or ``None`` for one (run in the caller);
   on exit, work not yet started is cancelled and running work is waited for.
+- :func:`threaded` — a (lazy) iterable produced on a thread of its own, a few items ahead: the
+  stages of :func:`sovtp.deid.media_writer.write_media` (decode, faces, encode) run at once.
 - :func:`ordered_map` — ``fn`` over a (lazy) iterable on that pool, at most ``depth`` calls in
   flight, results yielded in input order as soon as the oldest is done; an exception raised by
   ``fn`` is raised where its result would have been yielded, and what is still pending is
@@ -18,6 +20,8 @@ here once, with its tests (``tests/test_pool.py``), instead of twice, inline.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -65,3 +69,44 @@ def ordered_map(
     finally:
         for f in pending:
             f.cancel()
+
+
+def threaded(items: Iterable[T], depth: int = 4, name: str = "sovtp-deid-stage") -> Iterator[T]:
+    """``items`` produced on a background thread, at most ``depth`` ahead of the consumer.
+    An exception in the producer is raised in the consumer; a consumer that stops early stops
+    the producer at its next item."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(x) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(x, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for x in items:
+                if not put((x, None)):
+                    return
+            put((end, None))
+        except BaseException as e:  # noqa: BLE001 — handed to the consumer, raised there
+            put((end, e))
+
+    t = threading.Thread(target=run, name=name, daemon=True)
+    t.start()
+    try:
+        while True:
+            x, err = q.get()
+            if err is not None:
+                raise err
+            if x is end:
+                return
+            yield x
+    finally:
+        stop.set()
+        t.join(timeout=5)

@@ -1,6 +1,7 @@
-"""The ordered thread-pool helper both face scan loops use (``sovtp/pool.py``): results in input
-order whatever order the work finishes in, a bounded read-ahead, exceptions where their result
-would have been, and the plain inline map for one worker."""
+"""The thread helpers of ``sovtp/pool.py``: the ordered map both face scan loops use (results in
+input order whatever order the work finishes in, a bounded read-ahead, exceptions where their
+result would have been, the plain inline map for one worker) and ``threaded``, the background
+producer the media writer's stages run on."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 
 import pytest
 
-from sovtp.pool import ordered_map, thread_pool
+from sovtp.pool import ordered_map, thread_pool, threaded
 
 
 def test_order_is_kept_when_later_items_finish_first():
@@ -76,3 +77,38 @@ def test_one_worker_runs_inline_and_stages_can_share_a_pool():
         first = ordered_map(named, range(20), pool, depth=3)
         assert list(ordered_map(named, first, pool, depth=3)) == [i + 2 for i in range(20)]
     assert names and all(n.startswith("t-stage") for n in names)
+
+
+def test_threaded_produces_in_order_on_another_thread_and_raises_its_errors():
+    where: list[int] = []
+
+    def items(n: int, fail_at: int | None = None):
+        for i in range(n):
+            where.append(threading.get_ident())
+            if i == fail_at:
+                raise ValueError(f"item {i}")
+            yield i
+
+    assert list(threaded(items(20), depth=3)) == list(range(20))
+    assert set(where) and threading.get_ident() not in where
+    got: list[int] = []
+    with pytest.raises(ValueError, match="item 5"):
+        for x in threaded(items(20, fail_at=5)):
+            got.append(x)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_threaded_stops_its_producer_when_the_consumer_stops():
+    made = 0
+
+    def endless():
+        nonlocal made
+        while True:
+            made += 1
+            yield made
+
+    gen = threaded(endless(), depth=2, name="t-producer")
+    assert [next(gen) for _ in range(3)] == [1, 2, 3]
+    gen.close()
+    assert not [t for t in threading.enumerate() if t.name == "t-producer"]  # it ended
+    assert made <= 3 + 2 + 2  # and never ran far ahead

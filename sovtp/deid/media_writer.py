@@ -15,19 +15,18 @@ mono track at once (McAdams works per utterance).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 
 from sovtp.errors import MediaError
 from sovtp.media.audio import decode_mono
+from sovtp.pool import threaded
 
 AudioFn = Callable[[np.ndarray, int], np.ndarray]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -161,50 +160,6 @@ def write_media(
             crf=crf,
             preset=preset,
         )
-
-
-def threaded(items: Iterable[T], depth: int = 4) -> Iterator[T]:
-    """``items`` produced on a background thread, at most ``depth`` ahead of the consumer.
-    An exception in the producer is raised in the consumer; a consumer that stops early stops
-    the producer at its next item."""
-    import queue
-    import threading
-
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def put(x) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(x, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for x in items:
-                if not put((x, None)):
-                    return
-            put((end, None))
-        except BaseException as e:  # noqa: BLE001 — handed to the consumer, raised there
-            put((end, e))
-
-    t = threading.Thread(target=run, name="sovtp-deid-stage", daemon=True)
-    t.start()
-    try:
-        while True:
-            x, err = q.get()
-            if err is not None:
-                raise err
-            if x is end:
-                return
-            yield x
-    finally:
-        stop.set()
-        t.join(timeout=5)
 
 
 def encode_media(
