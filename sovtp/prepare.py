@@ -13,12 +13,14 @@ systems about it: :meth:`Preparer.annotate` (cached on disk by content hash) and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from sovtp.deid.policy import DEFAULT_MODE
-from sovtp.deid.voice import DEFAULT_ALPHA
+from sovtp.deid.voice import DEFAULT_ALPHA, format_alpha
 from sovtp.errors import DeidError
 from sovtp.labels import LABEL_ORDERS, LabelSet, load_label_set, ordered_labels
 from sovtp.prompting.build import EncodedImage, ImageCache, ImageOptions, build_query
@@ -32,58 +34,128 @@ if TYPE_CHECKING:
 AU_SOURCES = ("mediapipe", "pyfeat")
 
 
-@dataclass(frozen=True)
-class PrepareOptions:
-    """Everything that decides what a model is shown, beside the prompt spec itself.  Recorded
-    in a run's config and manifest (``as_dict``)."""
+def later(default: Any, **kw: Any) -> Any:
+    """A knob added after runs were made: at ``default`` it is left out of a run's identity
+    (``sovtp.bench.config.run_identity``), so a run folder made before it still resumes."""
+    return Field(default, json_schema_extra={"later": True}, **kw)
+
+
+class PrepareSettings(BaseModel):
+    """Every knob of the prepare pipeline, each declared once with its default: what decides
+    what a model is shown, beside the prompt spec itself.  A run's config
+    (:class:`~sovtp.bench.config.BenchConfig`) embeds it, ``sovtp query``/``prompt``/``bench``/
+    ``ablate`` take each field as an option (``sovtp.cli.options.PREPARE_KNOBS``), and the
+    prepare pipeline reads it (:class:`PrepareOptions`).  A new knob is a field here and an
+    option line there; one added after runs were made is declared with :func:`later` so older
+    run folders (whose identity never had it) still resume while it is at its default."""
+
+    model_config = ConfigDict(frozen=True)
 
     sampling: str = "uniform:8"
-    max_faces: int = 6
+    max_faces: int = 6  # whole frame
     pose: bool = True
     annotation_cache: bool = True
-    au_source: str = "mediapipe"
-    output: str | None = None  # the spec's output contract unless given
-    label_order: str = "fixed"
-    seed: int = 0
+    au_source: str = "mediapipe"  # mediapipe | pyfeat
+    output: str | None = None  # the spec's output contract unless given (staged|text|json|label)
+    label_order: str = "fixed"  # fixed | shuffled (seeded per sample) | reversed
+    seed: int = 0  # the one seed of a run: label shuffling, α draws (a run's sample shuffling)
     transcript: bool = True  # word the sample's transcript (when it has one)
-    image: ImageOptions = field(default_factory=ImageOptions)
+    image_size: int = 768  # longest side of each image sent, px (marks are sized for it)
+    jpeg_quality: int = 85
     # de-identification (DEEMO-style): measured on raw pixels, only obscured faces leave
     deid: bool = False
     blur: str = "all"  # all | others (bystanders only; the subject's face kept)
     deid_mode: str = DEFAULT_MODE  # blur | pixelate | fill (sovtp.deid.policy.MODES)
     asr: bool = False  # transcribe the audio (faster-whisper) where a sample has no transcript
     hands: bool = False  # MediaPipe hands: self-touch, fidgeting (NFBL cues)
-    # McAdams coefficient of any audio sent (always anonymised): an α, or a (low, high) range
-    # drawn per utterance from ``seed`` and the sample key; "0.5-0.9" (parse_alpha) is read too
-    voice_alpha: float | tuple[float, float] = DEFAULT_ALPHA
+    # McAdams coefficient of any audio sent (always anonymised): "0.75", or a range "LO-HI"
+    # drawn per utterance from the seed and the sample key; kept in parse_alpha's one spelling
+    # (0.75, "0.750" and [0.5, 0.9] are read too), parsed by :attr:`PrepareOptions.alpha`
+    voice_alpha: str = format_alpha(DEFAULT_ALPHA)
+    # a cap on the long side of every image sent, px, below image_size (None: no cap beyond it)
+    max_side: int | None = later(None, ge=16)
+
+    @field_validator("label_order")
+    @classmethod
+    def _label_order(cls, v: str) -> str:
+        if v not in LABEL_ORDERS:
+            raise ValueError(f"label order must be one of {', '.join(LABEL_ORDERS)}; got {v!r}")
+        return v
+
+    @field_validator("au_source")
+    @classmethod
+    def _au_source(cls, v: str) -> str:
+        if v not in AU_SOURCES:
+            raise ValueError(f"AU source must be one of {', '.join(AU_SOURCES)}")
+        return v
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, v: str | None) -> str | None:
+        if v is not None:
+            from sovtp.contracts import check_output
+
+            check_output(v)
+        return v
+
+    @field_validator("deid_mode")
+    @classmethod
+    def _deid_mode(cls, v: str) -> str:
+        """One of :data:`sovtp.deid.policy.MODES`, refused when built (not at the first sample)."""
+        from sovtp.deid.policy import check_mode
+
+        return check_mode(v, "deid_mode")
+
+    @field_validator("voice_alpha", mode="before")
+    @classmethod
+    def _voice_alpha(cls, v: Any) -> str:
+        """``0.6`` (a YAML float), ``"0.5-0.9"`` or ``[0.5, 0.9]`` → one spelling; refused now
+        (not at the first audio prompt) when it is no α."""
+        from sovtp.deid.voice import parse_alpha
+
+        try:
+            text = format_alpha(tuple(v)) if isinstance(v, list | tuple) else str(v)
+            return format_alpha(parse_alpha(text))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"voice_alpha: {e}") from None
+
+    @classmethod
+    def knobs(cls) -> tuple[str, ...]:
+        """The names of the prepare knobs (this model's fields, not a subclass's)."""
+        return tuple(PrepareSettings.model_fields)
+
+    def settings(self) -> dict[str, Any]:
+        """The knobs' values (a run config's share of them)."""
+        return {k: getattr(self, k) for k in PrepareSettings.model_fields}
+
+
+class PrepareOptions(PrepareSettings):
+    """The prepare pipeline's options: the knobs and where to record what leaves.  Recorded in a run's config and manifest (``as_dict``)."""
+
     # where to record what leaves (sovtp.deid.outgoing): every image/audio payload of a request
     # that passes the guard, and an index line per request (refusals too); None: not recorded
     outgoing: Path | None = None
 
-    def __post_init__(self) -> None:
-        if self.label_order not in LABEL_ORDERS:
-            raise ValueError(
-                f"label order must be one of {', '.join(LABEL_ORDERS)}; got {self.label_order!r}"
-            )
-        if self.au_source not in AU_SOURCES:
-            raise ValueError(f"AU source must be one of {', '.join(AU_SOURCES)}")
-        if self.output is not None:
-            from sovtp.contracts import check_output
+    @property
+    def image(self) -> ImageOptions:
+        """How images are encoded: the longest side (``image_size``, capped by ``max_side``)
+        and the JPEG quality."""
+        side = self.image_size if self.max_side is None else min(self.image_size, self.max_side)
+        return ImageOptions(side, self.jpeg_quality)
 
-            check_output(self.output)
-        if self.deid:  # checked now, not at the first sample
-            from sovtp.deid.policy import check_mode
+    @property
+    def alpha(self) -> float | tuple[float, float]:
+        """``voice_alpha`` parsed: an α, or the (low, high) range to draw one from."""
+        from sovtp.deid.voice import parse_alpha
 
-            check_mode(self.deid_mode, "deid mode")
-        from sovtp.deid.voice import format_alpha, parse_alpha
+        return parse_alpha(self.voice_alpha)
 
-        # one form, checked now (not at the first audio prompt): a float or a (low, high) tuple
-        alpha = self.voice_alpha
-        text = alpha if isinstance(alpha, str) else format_alpha(alpha)
-        object.__setattr__(self, "voice_alpha", parse_alpha(text))
+    def replace(self, **changes: Any) -> PrepareOptions:
+        """A copy with ``changes``, validated like a new one."""
+        return type(self)(**{**dict(self), **changes})
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = self.model_dump()
         d["outgoing"] = None if self.outgoing is None else str(self.outgoing)
         return d
 
@@ -255,7 +327,7 @@ class Preparer:
         q.meta["label_order"] = o.label_order
         if spec.audio and clip.sha256 in self._audio:
             samples, rate, _ = self._audio[clip.sha256]
-            _attach_audio(q, samples, rate, seed=o.seed, key=sample_key, alpha=o.voice_alpha)
+            _attach_audio(q, samples, rate, seed=o.seed, key=sample_key, alpha=o.alpha)
         sent = transcript if o.transcript else None
         if o.deid:
             try:

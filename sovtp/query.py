@@ -23,6 +23,14 @@ from sovtp.scoring.parse import predict
 from sovtp.types import ClipAnnotation, Frame
 
 
+def system_name(backend: str, model: str | None = None) -> str:
+    """How a system is named in a query folder, a run's rows and the report: the backend, and the
+    model's last path part (``openai:Qwen2.5-VL-7B-Instruct``, ``cnn:run1``); the backend alone
+    when no model is named (``facs``).  ``sovtp query`` names a server's model as the server
+    reports it when ``--model`` is not given."""
+    return backend if not model else f"{backend}:{model.rstrip('/').rsplit('/', 1)[-1]}"
+
+
 @dataclass
 class QueryResult:
     query: Query
@@ -84,8 +92,9 @@ def run_query(
             request["body"] = be.request_body(q, cfg) | {"messages": redacted["messages"]}
         (folder / "request.json").write_text(json.dumps(redact(request), indent=1, default=str))
         (folder / "response.json").write_text(json.dumps(redact(resp.model_dump()), indent=1))
+        model = options.get("model") or (resp.model if backend == "openai" else None)
         pred = predict(
-            resp, q.labels, clip.source, f"{backend}:{resp.model}", spec.id, output=q.output
+            resp, q.labels, clip.source, system_name(backend, model), spec.id, output=q.output
         )
         pred.face_id = q.subject
         (folder / "prediction.json").write_text(pred.model_dump_json(indent=1))

@@ -175,13 +175,13 @@ def test_prepare_sends_the_voice_at_the_chosen_alpha(talking_clip):
         assert q.meta["audio"] == {"anonymised": True, "mcadams_alpha": 0.6}
         # a range: one α per utterance, drawn from the seed and the sample key (the voice is
         # anonymised with or without --deid; without, the face guard's time is saved)
-        prep.options = replace(opts, voice_alpha="0.5-0.9", deid=False)
-        assert prep.options.voice_alpha == (0.5, 0.9)
+        prep.options = opts.replace(voice_alpha="0.5-0.9", deid=False)
+        assert prep.options.alpha == (0.5, 0.9)
         drawn = [prep.query(clip, frames, spec, sample_key=k)[0].meta["audio"] for k in "ab"]
     assert all(0.5 <= d["mcadams_alpha"] <= 0.9 and d["mcadams_range"] == [0.5, 0.9]
                for d in drawn)  # fmt: skip
     assert drawn[0]["mcadams_alpha"] != drawn[1]["mcadams_alpha"]
-    assert PrepareOptions().voice_alpha == DEFAULT_ALPHA
+    assert PrepareOptions().alpha == DEFAULT_ALPHA
     with pytest.raises(ValueError, match=r"in \(0, 2\)"):
         PrepareOptions(voice_alpha=2.5)
 
@@ -240,8 +240,8 @@ def test_bench_config_keeps_one_spelling_and_the_runner_parses_it(tmp_path):
     with pytest.raises(SovtpError, match="voice_alpha"):
         BenchConfig(**base, voice_alpha="0.9-0.5")
     cfg = build_config(None, {**base, "voice_alpha": "0.5-0.9"})
-    assert prepare_options(cfg).voice_alpha == ALPHA_RANGE
-    assert prepare_options(BenchConfig(**base)).voice_alpha == DEFAULT_ALPHA
+    assert prepare_options(cfg).alpha == ALPHA_RANGE
+    assert prepare_options(BenchConfig(**base)).alpha == DEFAULT_ALPHA
 
 
 def test_voice_alpha_is_part_of_a_runs_identity_and_older_runs_keep_their_alpha(tmp_path):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from sovtp.deid.policy import DEFAULT_MODE
 from sovtp.errors import SovtpError
+from sovtp.prepare import PrepareSettings
 
 
 class SystemSpec(BaseModel):
@@ -50,13 +51,19 @@ class SystemSpec(BaseModel):
 
     @classmethod
     def of(cls, backend: str, options: dict[str, Any]) -> SystemSpec:
-        """A system named as tables show it: the backend, and the model's last path part."""
-        model = options.get("model") or options.get("ckpt")
-        name = backend if not model else f"{backend}:{model.rstrip('/').rsplit('/', 1)[-1]}"
+        """A system named as tables show it, as ``sovtp query`` names it
+        (:func:`sovtp.query.system_name`): the backend, and the model's last path part."""
+        from sovtp.query import system_name
+
+        name = system_name(backend, options.get("model") or options.get("ckpt"))
         return cls(name=name, backend=backend, options=options)
 
 
-class BenchConfig(BaseModel):
+class BenchConfig(PrepareSettings):
+    """A run: the prepare knobs (:class:`~sovtp.prepare.PrepareSettings`, embedded: each is
+    declared there once, with its default, and kept flat in ``config.yaml``), and the run's own
+    settings — data, prompts, systems, generation, engine, report."""
+
     data: str
     root: str | None = None
     split: str | None = None
@@ -68,49 +75,42 @@ class BenchConfig(BaseModel):
     systems: list[SystemSpec] = Field(
         default_factory=lambda: [SystemSpec(name="facs", backend="facs")]
     )
-    sampling: str = "uniform:8"
-    max_faces: int = 6  # the same default as annotate, prompt and query
-    pose: bool = True
     subject: str = "largest"
     limit: int | None = None
     shuffle: bool = False
-    seed: int = 0
     chunk: int = 16  # the Ray engine's batch size (the local engine streams)
     workers: int | None = None  # annotation processes (None: one per core; 0: in-process)
     concurrency: int | None = None  # requests on the wire per endpoint (None: the system's own)
     timeout_s: float | None = None  # deadline on each whole request (None: the backend's own)
     max_retries: int | None = None  # per request, for transient failures (None: the backend's)
     retry_errors: str = "transient"  # --resume asks again: transient error rows, or "all"
-    # the protocol knobs of the prepare pipeline (sovtp.prepare.PrepareOptions)
-    output: str | None = None  # output contract override (staged|text|json|label)
     structured: bool = True  # send the contract's constraint (False: words only)
-    label_order: str = "fixed"  # fixed | shuffled (seeded per sample) | reversed
-    transcript: bool = True  # word the samples' transcripts
-    au_source: str = "mediapipe"  # mediapipe | pyfeat
-    deid: bool = False  # de-identify before anything reaches a model
-    blur: str = "all"  # under deid: all | others
-    deid_mode: str = DEFAULT_MODE  # under deid, how faces are obscured: blur | pixelate | fill
-    asr: bool = False  # transcribe samples that have no transcript (faster-whisper)
-    hands: bool = False  # MediaPipe hands: NFBL cues (self-touch, fidgeting)
-    # McAdams α of the audio an omni prompt sends: "0.75", or "LO-HI" (one α per sample, drawn
-    # from the seed); kept in parse_alpha's one spelling, so 0.75 and "0.750" are one run
-    voice_alpha: str = "0.75"
     # test-time adaptation of the cnn:CKPT systems on the test stream, in sample order:
     # none | bn | tent | fisher:K (sovtp.baselines.tta); the run also writes tta.json
     tta: str = "none"
     max_tokens: int = 1024
     temperature: float = 0.0
     gen_seed: int | None = 0
-    image_size: int = 768
-    jpeg_quality: int = 85
     engine: str = "local"
     response_cache: bool = True
-    annotation_cache: bool = True
     gallery: int = 12
     tier_by: str | None = None  # difficulty tiers: n_faces (default) or a manifest column
     n_boot: int = Field(1000, ge=10)  # bootstrap resamples (tests use few; reports 1000)
     out: str = "runs/bench"
     adapter_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _user_errors(cls, data: Any, handler: Any) -> Any:
+        """A setting refused by its own check (an unknown mode, no α) is the user's error
+        (exit 2, one line naming it), as the CLI reports it."""
+        try:
+            return handler(data)
+        except ValidationError as e:
+            refused = [x for x in e.errors() if x["type"] == "value_error"]
+            if refused and len(refused) == len(e.errors()):
+                raise SovtpError("; ".join(str(x["ctx"]["error"]) for x in refused)) from None
+            raise
 
     @field_validator("tta")
     @classmethod
@@ -120,30 +120,6 @@ class BenchConfig(BaseModel):
 
         try:
             return str(parse_method(v))
-        except ValueError as e:
-            raise SovtpError(str(e)) from e
-
-    @field_validator("voice_alpha", mode="before")
-    @classmethod
-    def _voice_alpha(cls, v: Any) -> str:
-        """``0.6`` (a YAML float), ``"0.5-0.9"`` or ``[0.5, 0.9]`` → one spelling; refused early
-        when it is no α."""
-        from sovtp.deid.voice import format_alpha, parse_alpha
-
-        try:
-            text = format_alpha(tuple(v)) if isinstance(v, list | tuple) else str(v)
-            return format_alpha(parse_alpha(text))
-        except (TypeError, ValueError) as e:
-            raise SovtpError(f"voice_alpha: {e}") from e
-
-    @field_validator("deid_mode")
-    @classmethod
-    def _deid_mode(cls, v: str) -> str:
-        """One of :data:`sovtp.deid.policy.MODES`, refused early (not at the first sample)."""
-        from sovtp.deid.policy import check_mode
-
-        try:
-            return check_mode(v, "deid_mode")
         except ValueError as e:
             raise SovtpError(str(e)) from e
 
@@ -190,6 +166,10 @@ LATER_FIELDS: dict[str, Any] = {
     "hands": False,
     "voice_alpha": "0.8",
     "deid_mode": DEFAULT_MODE,
+} | {  # and every prepare knob declared later (sovtp.prepare.later), at its default
+    k: f.default
+    for k, f in PrepareSettings.model_fields.items()
+    if (f.json_schema_extra or {}).get("later")
 }
 
 

@@ -47,7 +47,7 @@ from sovtp.backends.cache import ResponseCache, is_deterministic, request_key
 from sovtp.bench.config import BenchConfig
 from sovtp.data.sample import ManifestError, Sample, sampling_for
 from sovtp.labels import LabelSet
-from sovtp.prompting.build import ImageCache, ImageOptions
+from sovtp.prompting.build import ImageCache
 from sovtp.prompting.spec import PromptSpec, load_spec
 from sovtp.records import Prediction, Query, Response
 from sovtp.scoring.parse import predict
@@ -346,27 +346,13 @@ def data_root(cfg: BenchConfig) -> Path | None:
 
 
 def prepare_options(cfg: BenchConfig):
-    """The prepare pipeline's options from a run's config (one meaning for every knob)."""
+    """The prepare pipeline's options from a run's config: its prepare knobs as they are (one
+    declaration, sovtp.prepare.PrepareSettings) and — under de-identification —
+    what leaves for a model recorded in the run folder."""
     from sovtp.prepare import PrepareOptions
 
     return PrepareOptions(
-        sampling=cfg.sampling,
-        max_faces=cfg.max_faces,
-        pose=cfg.pose,
-        annotation_cache=cfg.annotation_cache,
-        au_source=cfg.au_source,
-        output=cfg.output,
-        label_order=cfg.label_order,
-        seed=cfg.seed,
-        transcript=cfg.transcript,
-        image=ImageOptions(cfg.image_size, cfg.jpeg_quality),
-        deid=cfg.deid,
-        blur=cfg.blur,
-        deid_mode=cfg.deid_mode,
-        asr=cfg.asr,
-        hands=cfg.hands,
-        voice_alpha=cfg.voice_alpha,  # "0.75" or "LO-HI", parsed by PrepareOptions
-        # under de-identification, what leaves for a model is recorded in the run folder
+        **cfg.settings(),
         outgoing=Path(cfg.out) / "outgoing" if cfg.deid else None,
     )
 

@@ -10,26 +10,17 @@ import typer
 
 from sovtp.cli.options import (
     DEFAULT_MAX_FACES,
-    DEID_MODE,
-    VOICE_ALPHA,
-    Asr,
     AuSource,
     BackendName,
-    Blur,
-    Deid,
-    DeidMode,
     Hands,
     Hf,
-    LabelOrder,
     Labels,
     MaxFaces,
     MaxRetries,
     MaxTokens,
     Model,
     NoCache,
-    NoPose,
     NoStructured,
-    Output,
     PromptId,
     Sampling,
     Seed,
@@ -38,20 +29,14 @@ from sovtp.cli.options import (
     Temperature,
     Timeout,
     Transcript,
-    VoiceAlpha,
     backend_options,
     check_deid_mode,
     out_folder,
+    prepare_knobs,
 )
 
 Media = Annotated[
     Path, typer.Argument(help="A video (mp4, avi, mov, mkv, webm) or an image.", exists=True)
-]
-ImageSize = Annotated[
-    int, typer.Option("--image-size", help="Longest side of each image sent, px.")
-]
-JpegQuality = Annotated[
-    int, typer.Option("--jpeg-quality", help="JPEG quality of the images sent.")
 ]
 
 
@@ -61,48 +46,20 @@ def _console():
     return console(stderr=True)
 
 
-def _preparer(
-    sampling: str,
-    max_faces: int,
-    no_cache: bool,
-    no_pose: bool,
-    au_source: str = "mediapipe",
-    output: str | None = None,
-    label_order: str = "fixed",
-    seed: int = 0,
-    image_size: int = 768,
-    jpeg_quality: int = 85,
-    deid: bool = False,
-    blur: str = "all",
-    asr: bool = False,
-    hands: bool = False,
-    outgoing: Path | None = None,
-    voice_alpha: str = VOICE_ALPHA,
-    deid_mode: str = DEID_MODE,
-):
-    from sovtp.prepare import PrepareOptions, Preparer
-    from sovtp.prompting.build import ImageOptions
+def _options(knobs: dict, seed: int | None = None, outgoing: Path | None = None):
+    """The prepare options: the knobs typed over their defaults (checked before any work: a
+    --deid-mode without --deid obscures nothing)."""
+    from sovtp.prepare import PrepareOptions
 
-    return Preparer(
-        PrepareOptions(
-            sampling=sampling,
-            max_faces=max_faces,
-            pose=not no_pose,
-            annotation_cache=not no_cache,
-            au_source=au_source,
-            output=output,
-            label_order=label_order,
-            seed=seed,
-            image=ImageOptions(image_size, jpeg_quality),
-            deid=deid,
-            blur=blur,
-            asr=asr,
-            hands=hands,
-            outgoing=outgoing,
-            voice_alpha=voice_alpha,  # PrepareOptions parses "0.75" / "0.5-0.9"
-            deid_mode=deid_mode,
-        )
-    )
+    opts = PrepareOptions(**knobs, **({} if seed is None else {"seed": seed}), outgoing=outgoing)
+    check_deid_mode(opts.deid, opts.deid_mode)
+    return opts
+
+
+def _preparer(options):
+    from sovtp.prepare import Preparer
+
+    return Preparer(options)
 
 
 def _annotate(prep, media: Path):
@@ -180,7 +137,9 @@ def annotate_cmd(
     from sovtp.render.marks import VisualSpec, render_frame
 
     out = out_folder(out)
-    with _preparer(sampling, max_faces, no_cache, not pose, au_source, hands=hands) as prep:
+    knobs = dict(sampling=sampling, max_faces=max_faces, annotation_cache=not no_cache,
+                 pose=pose, au_source=au_source, hands=hands)  # fmt: skip
+    with _preparer(_options(knobs)) as prep:
         clip, frames = _annotate(prep, media)
     out.mkdir(parents=True, exist_ok=True)
     spec = VisualSpec(landmarks=landmarks, au_overlay=au_overlay, pose=pose)
@@ -203,46 +162,30 @@ def annotate_cmd(
     print(f"wrote {len(frames)} PNGs, annotations.json, cues.txt to {out}")
 
 
+@prepare_knobs
 def prompt_cmd(
     media: Media,
     prompt: PromptId = "sovtp/full",
     labels: Labels = None,
     subject: Subject = "largest",
     transcript: Transcript = None,
-    output: Output = None,
-    label_order: LabelOrder = "fixed",
-    seed: Seed = 0,
-    sampling: Sampling = "uniform:8",
-    max_faces: MaxFaces = DEFAULT_MAX_FACES,
-    au_source: AuSource = "mediapipe",
-    image_size: ImageSize = 768,
-    jpeg_quality: JpegQuality = 85,
+    seed: Seed = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder for the prompt's images and text.")
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the OpenAI-style messages (images as data URLs).")
     ] = False,
-    no_pose: NoPose = False,
-    no_cache: NoCache = False,
-    deid: Deid = False,
-    blur: Blur = "all",
-    asr: Asr = False,
-    hands: Hands = False,
-    voice_alpha: VoiceAlpha = VOICE_ALPHA,
-    deid_mode: DeidMode = DEID_MODE,
+    *,
+    knobs: dict,
 ) -> None:
     """Render the Set-of-Vision-Text prompt for a clip: print its text, write its images."""
-    check_deid_mode(deid, deid_mode)  # before any work: a mode without --deid obscures nothing
+    options = _options(knobs, seed)  # before any work
     from sovtp.prompting.spec import load_spec
 
     spec = load_spec(prompt)
     out = out_folder(out or Path("sovtp-prompt") / Path(media).stem)
-    with _preparer(
-        sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
-        image_size, jpeg_quality, deid, blur, asr, hands, voice_alpha=voice_alpha,
-        deid_mode=deid_mode,
-    ) as prep:  # fmt: skip
+    with _preparer(options) as prep:
         clip, frames = _annotate(prep, media)
         q, images = prep.query(
             clip, frames, spec, labels=labels, subject=subject, transcript=transcript
@@ -262,6 +205,7 @@ def prompt_cmd(
     )
 
 
+@prepare_knobs
 def query_cmd(
     media: Media,
     base_url: Annotated[
@@ -276,31 +220,20 @@ def query_cmd(
     backend: BackendName = None,
     server: Server = "openai",
     prompt: PromptId = "sovtp/full",
-    output: Output = None,
     no_structured: NoStructured = False,
     labels: Labels = None,
-    label_order: LabelOrder = "fixed",
     subject: Subject = "largest",
     transcript: Transcript = None,
-    sampling: Sampling = "uniform:8",
-    max_faces: MaxFaces = DEFAULT_MAX_FACES,
-    au_source: AuSource = "mediapipe",
     max_tokens: MaxTokens = 1024,
     temperature: Temperature = 0.0,
-    seed: Seed = 0,
+    seed: Seed = None,
     timeout: Timeout = 120.0,
     max_retries: MaxRetries = 2,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Query folder (default runs/query/<clip>).")
     ] = None,
-    no_pose: NoPose = False,
-    no_cache: NoCache = False,
-    deid: Deid = False,
-    blur: Blur = "all",
-    asr: Asr = False,
-    hands: Hands = False,
-    voice_alpha: VoiceAlpha = VOICE_ALPHA,
-    deid_mode: DeidMode = DEID_MODE,
+    *,
+    knobs: dict,
 ) -> None:
     """Which emotion, and why: one clip through annotation, prompt, a backend and the parser.
 
@@ -308,22 +241,22 @@ def query_cmd(
     from sovtp.backends.base import GenerationConfig
     from sovtp.query import run_query
 
-    check_deid_mode(deid, deid_mode)  # before any work: a mode without --deid obscures nothing
-    name, options = backend_options(
+    out = out_folder(out or Path("runs") / "query" / Path(media).stem)
+    # what left, for `sovtp audit`; checked before any work
+    options = _options(knobs, seed, outgoing=out / "outgoing" if knobs.get("deid") else None)
+    name, backend_opts = backend_options(
         backend, base_url, model, hf, server=server, timeout_s=timeout, max_retries=max_retries
     )
-    out = out_folder(out or Path("runs") / "query" / Path(media).stem)
     cfg = GenerationConfig(
-        max_tokens=max_tokens, temperature=temperature, seed=seed, structured=not no_structured
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=options.seed,
+        structured=not no_structured,
     )
-    with _preparer(
-        sampling, max_faces, no_cache, no_pose, au_source, output, label_order, seed,
-        deid=deid, blur=blur, asr=asr, hands=hands, voice_alpha=voice_alpha, deid_mode=deid_mode,
-        outgoing=out / "outgoing" if deid else None,  # what left, for `sovtp audit`
-    ) as prep:  # fmt: skip
+    with _preparer(options) as prep:
         clip, frames = _annotate(prep, media)
         results = run_query(
-            prep, clip, frames, prompt, name, options, out, cfg,
+            prep, clip, frames, prompt, name, backend_opts, out, cfg,
             labels=labels, subject=subject, transcript=transcript,
         )  # fmt: skip
     from sovtp.cli.console import console

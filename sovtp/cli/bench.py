@@ -13,38 +13,24 @@ from typing import Annotated, Any
 import typer
 
 from sovtp.cli.options import (
-    DEFAULT_MAX_FACES,
-    DEID_MODE,
     EXIT_CODES_HELP,
-    VOICE_ALPHA,
-    Asr,
-    AuSource,
     BackendName,
     BaseUrl,
-    Blur,
-    Deid,
-    DeidMode,
-    Hands,
     Hf,
-    LabelOrder,
-    MaxFaces,
     MaxRetries,
     MaxTokens,
     Model,
-    NoCache,
-    NoPose,
     NoStructured,
-    Output,
-    Sampling,
     Seed,
     Server,
     Subject,
     Temperature,
     Timeout,
-    VoiceAlpha,
     backend_options,
     check_deid_mode,
+    given_options,
     out_folder,
+    prepare_knobs,
 )
 from sovtp.errors import SovtpError
 
@@ -100,7 +86,9 @@ Limit = Annotated[
     int | None, typer.Option("--limit", help="Only the first N samples (after --shuffle).")
 ]
 Shuffle = Annotated[bool, typer.Option("--shuffle", help="Shuffle the samples (with --seed).")]
-Engine = Annotated[str, typer.Option("--engine", help="local | ray (Ray Data; extra `ray`).")]
+Engine = Annotated[
+    str | None, typer.Option("--engine", help="local | ray (Ray Data; extra `ray`).")
+]
 Resume = Annotated[
     bool,
     typer.Option(
@@ -122,11 +110,11 @@ TierBy = Annotated[
     typer.Option("--tier-by", help="Difficulty tiers: n_faces (default) or a manifest column."),
 ]
 UseTranscript = Annotated[
-    bool,
+    bool | None,
     typer.Option("--transcript/--no-transcript", help="Word the samples' transcripts (if any)."),
 ]
 Tta = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--tta",
         help="Test-time adaptation of the cnn:CKPT systems on the test stream, in sample order: "
@@ -145,9 +133,10 @@ NoCheck = Annotated[
 ]
 
 
-def _precheck(given: dict[str, Any], no_check: bool) -> None:
-    """Before a run against a server: does it apply the structured outputs the run relies on,
-    and take the images the prompts send?  Warnings only; the run goes on."""
+def _precheck(cfg, given: dict[str, Any], no_check: bool) -> None:
+    """Before a run against a server named on the command line: does it apply the structured
+    outputs the run relies on, and take the images the prompts send?  Warnings only; the run
+    goes on."""
     if no_check:
         return
     from sovtp.cli.console import console
@@ -160,15 +149,15 @@ def _precheck(given: dict[str, Any], no_check: bool) -> None:
         from sovtp.doctor import check_before_bench
         from sovtp.prompting.spec import load_spec
 
-        spec = load_spec((given.get("variants") or evaluator_prompts(given.get("evaluator")))[0])
+        spec = load_spec(cfg.variants[0])
         for w in check_before_bench(
             ",".join(url) if isinstance(url, list) else url,
             model=s.options.get("model"),
             server=s.options.get("server", "openai"),
-            structured=given.get("structured", True) is not False,
-            output=given.get("output") or spec.output,
+            structured=cfg.structured,
+            output=cfg.output or spec.output,
             images_per_prompt=spec.max_images,
-            timeout_s=min(float(given.get("timeout_s") or 30.0), 30.0),
+            timeout_s=min(float(cfg.timeout_s or 30.0), 30.0),
         ):
             con.print(f"warning: {w}", markup=False, highlight=False)
 
@@ -198,8 +187,8 @@ def evaluator_prompts(evaluator: str | None) -> list[str]:
 
 
 def build_config(config_file: Path | None, given: dict[str, Any]):
-    """A BenchConfig from a config.yaml (if any) overlaid with the options the user gave
-    (``None`` means not given)."""
+    """A BenchConfig from a config.yaml (if any) overlaid with the settings the user gave (a
+    ``None`` value counts as not given); what neither names keeps the model's default."""
     import yaml
 
     from sovtp.bench.config import BenchConfig
@@ -294,7 +283,44 @@ def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
         raise typer.Exit(3)
 
 
+# options whose value is a BenchConfig field under another name, or its negation
+RENAMED = {"prompt": "variants", "timeout": "timeout_s"}
+NEGATED = {"no_structured": "structured", "no_response_cache": "response_cache"}
+# options that describe the run's systems, or are no setting of the run at all
+SYSTEM_OPTIONS = ("backend", "base_url", "model", "hf", "system", "server")
+NOT_SETTINGS = ("ctx", "config", "resume", "retry_errors", "no_report", "no_check", "ladder",
+                "grid", "base", "knobs")  # fmt: skip
+
+
+def run_settings(ctx: typer.Context, params: dict[str, Any], knobs: dict[str, Any]):
+    """The BenchConfig fields the user typed — click's parameter source, not a comparison with
+    defaults: ``--seed 0`` over a config's ``seed: 5`` is 0 — with the prepare knobs typed and,
+    when any system option was typed, the systems they describe.  ``--seed`` is also the
+    generation seed."""
+    typed = given_options(ctx, params)
+    d: dict[str, Any] = dict(knobs)
+    for k, v in typed.items():
+        if k in NOT_SETTINGS or k in SYSTEM_OPTIONS:
+            continue
+        if k in NEGATED:
+            d[NEGATED[k]] = not v
+        else:
+            d[RENAMED.get(k, k)] = v
+    if "seed" in d:
+        d["gen_seed"] = d["seed"]
+    for k in ("out", "root"):
+        if d.get(k) is not None:
+            d[k] = str(d[k])
+    if any(k in typed for k in SYSTEM_OPTIONS if k != "server"):
+        p = params
+        d["systems"] = _systems(p["backend"], p["base_url"], p["model"], p["hf"], p["system"],
+                                p["server"], None, None)  # fmt: skip
+    return d
+
+
+@prepare_knobs
 def bench_cmd(
+    ctx: typer.Context,
     data: Data = None,
     out: Out = None,
     config: ConfigFile = None,
@@ -302,11 +328,9 @@ def bench_cmd(
         list[str] | None,
         typer.Option("--prompt", "-p", help="Prompt spec; repeat for several variants."),
     ] = None,
-    output: Output = None,
     no_structured: NoStructured = False,
     evaluator: Evaluator = None,
     labels: RunLabels = None,
-    label_order: LabelOrder = "fixed",
     split: Split = None,
     fold: Fold = None,
     root: Root = None,
@@ -317,97 +341,43 @@ def bench_cmd(
     system: Systems = None,
     server: Server = "openai",
     concurrency: Concurrency = None,
-    timeout: Timeout = 120.0,
-    max_retries: MaxRetries = 2,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
     workers: Workers = None,
-    subject: Subject = "largest",
-    transcript: UseTranscript = True,
-    sampling: Sampling = "uniform:8",
-    max_faces: MaxFaces = DEFAULT_MAX_FACES,
-    au_source: AuSource = "mediapipe",
-    no_pose: NoPose = False,
-    no_cache: NoCache = False,
+    subject: Subject = None,
+    transcript: UseTranscript = None,
     no_response_cache: NoResponseCache = False,
     limit: Limit = None,
     shuffle: Shuffle = False,
-    seed: Seed = 0,
-    temperature: Temperature = 0.0,
-    max_tokens: MaxTokens = 1024,
-    engine: Engine = "local",
+    seed: Seed = None,
+    temperature: Temperature = None,
+    max_tokens: MaxTokens = None,
+    engine: Engine = None,
     resume: Resume = False,
     retry_errors: RetryErrors = "transient",
     no_report: NoReport = False,
     tier_by: TierBy = None,
-    deid: Deid = False,
-    blur: Blur = "all",
-    asr: Asr = False,
-    hands: Hands = False,
-    voice_alpha: VoiceAlpha = VOICE_ALPHA,
-    deid_mode: DeidMode = DEID_MODE,
-    tta: Tta = "none",
+    tta: Tta = None,
     no_check: NoCheck = False,
+    *,
+    knobs: dict,
 ) -> None:
-    """Score systems × prompt variants on a benchmark; writes a resumable run folder + report."""
-    given = _run_settings(
-        data=data, out=out, variants=prompt or None, output=output, no_structured=no_structured,
-        evaluator=evaluator, labels=labels, label_order=label_order, split=split, fold=fold,
-        root=root, backend=backend, base_url=base_url, model=model, hf=hf, system=system,
-        server=server, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
-        workers=workers, subject=subject, transcript=transcript, sampling=sampling,
-        max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
-        no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
-        temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
-        deid=deid, blur=blur, asr=asr, hands=hands, tta=tta, voice_alpha=voice_alpha,
-        deid_mode=deid_mode, defaults=config is None,
-    )  # fmt: skip
+    """Score systems × prompt variants on a benchmark; writes a resumable run folder + report.
+
+    Every setting not given keeps the --config file's value, or else its default."""
+    given = run_settings(ctx, locals(), knobs)
     cfg = build_config(config, given)
     check_deid_mode(cfg.deid, cfg.deid_mode)  # on the merged settings: a config may set deid
-    _precheck(given, no_check)
+    _precheck(cfg, given, no_check)
     run_and_exit(cfg, resume, retry_errors, no_report)
 
 
 bench_cmd.__doc__ = f"{bench_cmd.__doc__}\n\n{EXIT_CODES_HELP}"
 
 
-def _run_settings(
-    *, data, out, variants, output, no_structured, evaluator, labels, label_order, split, fold,
-    root, backend, base_url, model, hf, system, server, concurrency, timeout, max_retries,
-    workers, subject, transcript, sampling, max_faces, au_source, no_pose, no_cache,
-    no_response_cache, limit, shuffle, seed, temperature, max_tokens, engine, tier_by, deid,
-    blur, asr, defaults: bool, tta: str = "none", hands: bool = False,
-    voice_alpha: str = VOICE_ALPHA, deid_mode: str = DEID_MODE,
-) -> dict[str, Any]:  # fmt: skip
-    """The BenchConfig fields the options give.  Under --config only what differs from an
-    option's default counts as given, so a rerun keeps the file's settings."""
-    systems = None
-    if defaults or base_url or hf or backend or model or system:
-        systems = _systems(backend, base_url, model, hf, system, server, timeout, max_retries)
-    d: dict[str, Any] = {
-        "data": data, "out": str(out) if out else ("runs/bench" if defaults else None),
-        "variants": variants, "evaluator": evaluator, "labels": labels, "split": split,
-        "fold": fold, "root": str(root) if root else None, "systems": systems,
-        "concurrency": concurrency, "workers": workers, "limit": limit, "tier_by": tier_by,
-    }  # fmt: skip
-    flags: dict[str, tuple[Any, Any]] = {  # field: (value, option default)
-        "output": (output, None), "structured": (not no_structured, True),
-        "label_order": (label_order, "fixed"), "subject": (subject, "largest"),
-        "transcript": (transcript, True), "sampling": (sampling, "uniform:8"),
-        "max_faces": (max_faces, DEFAULT_MAX_FACES), "au_source": (au_source, "mediapipe"),
-        "pose": (not no_pose, True), "annotation_cache": (not no_cache, True),
-        "response_cache": (not no_response_cache, True), "shuffle": (shuffle, False),
-        "seed": (seed, 0), "gen_seed": (seed, 0), "temperature": (temperature, 0.0),
-        "max_tokens": (max_tokens, 1024),
-        "engine": (engine, "local"), "timeout_s": (timeout, 120.0),
-        "max_retries": (max_retries, 2), "deid": (deid, False), "blur": (blur, "all"),
-        "asr": (asr, False), "tta": (tta, "none"), "hands": (hands, False),
-        "voice_alpha": (voice_alpha, VOICE_ALPHA), "deid_mode": (deid_mode, DEID_MODE),
-    }  # fmt: skip
-    for k, (v, default) in flags.items():
-        d[k] = v if (defaults or v != default) else None
-    return d
-
-
+@prepare_knobs
 def ablate_cmd(
+    ctx: typer.Context,
     data: Data = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/ablate"),
     ladder: Annotated[
@@ -432,11 +402,9 @@ def ablate_cmd(
         list[str] | None,
         typer.Option("--prompt", "-p", help="Variants (a list); the first is the base."),
     ] = None,
-    output: Output = None,
     no_structured: NoStructured = False,
     evaluator: Evaluator = None,
     labels: RunLabels = None,
-    label_order: LabelOrder = "fixed",
     split: Split = None,
     fold: Fold = None,
     root: Root = None,
@@ -447,33 +415,24 @@ def ablate_cmd(
     system: Systems = None,
     server: Server = "openai",
     concurrency: Concurrency = None,
-    timeout: Timeout = 120.0,
-    max_retries: MaxRetries = 2,
+    timeout: Timeout = None,
+    max_retries: MaxRetries = None,
     workers: Workers = None,
-    subject: Subject = "largest",
-    transcript: UseTranscript = True,
-    sampling: Sampling = "uniform:8",
-    max_faces: MaxFaces = DEFAULT_MAX_FACES,
-    au_source: AuSource = "mediapipe",
-    no_pose: NoPose = False,
-    no_cache: NoCache = False,
+    subject: Subject = None,
+    transcript: UseTranscript = None,
     no_response_cache: NoResponseCache = False,
     limit: Limit = None,
     shuffle: Shuffle = False,
-    seed: Seed = 0,
-    temperature: Temperature = 0.0,
-    max_tokens: MaxTokens = 1024,
-    engine: Engine = "local",
+    seed: Seed = None,
+    temperature: Temperature = None,
+    max_tokens: MaxTokens = None,
+    engine: Engine = None,
     resume: Resume = False,
     retry_errors: RetryErrors = "transient",
     tier_by: TierBy = None,
-    deid: Deid = False,
-    blur: Blur = "all",
-    asr: Asr = False,
-    hands: Hands = False,
-    voice_alpha: VoiceAlpha = VOICE_ALPHA,
-    deid_mode: DeidMode = DEID_MODE,
     no_check: NoCheck = False,
+    *,
+    knobs: dict,
 ) -> None:
     """Which prompt element buys how much: one annotation pass, every variant, deltas between
     consecutive rungs with CIs and McNemar p-values."""
@@ -490,21 +449,10 @@ def ablate_cmd(
         )
     else:
         variants = list(prompt or [])
-    given = _run_settings(
-        data=data, out=out, variants=variants, output=output, no_structured=no_structured,
-        evaluator=evaluator, labels=labels, label_order=label_order, split=split, fold=fold,
-        root=root, backend=backend, base_url=base_url, model=model, hf=hf, system=system,
-        server=server, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
-        workers=workers, subject=subject, transcript=transcript, sampling=sampling,
-        max_faces=max_faces, au_source=au_source, no_pose=no_pose, no_cache=no_cache,
-        no_response_cache=no_response_cache, limit=limit, shuffle=shuffle, seed=seed,
-        temperature=temperature, max_tokens=max_tokens, engine=engine, tier_by=tier_by,
-        deid=deid, blur=blur, asr=asr, hands=hands, voice_alpha=voice_alpha,
-        deid_mode=deid_mode, defaults=True,
-    )  # fmt: skip
+    given = run_settings(ctx, locals(), knobs) | {"out": str(out), "variants": variants}
     cfg = build_config(None, given)
     check_deid_mode(cfg.deid, cfg.deid_mode)
-    _precheck(given, no_check)
+    _precheck(cfg, given, no_check)
     run_and_exit(cfg, resume, retry_errors, no_report=False)
 
 

@@ -6,8 +6,13 @@ one thing in ``query`` and another in ``bench``.  Nothing heavy is imported.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from copy import copy
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -37,6 +42,29 @@ NoCache = Annotated[
     bool, typer.Option("--no-cache", help="Ignore the annotation cache (detect again).")
 ]
 NoPose = Annotated[bool, typer.Option("--no-pose", help="Skip body pose (faster).")]
+Pose = Annotated[
+    bool, typer.Option("--pose/--no-pose", help="Detect body pose (--no-pose: faster).")
+]
+Cache = Annotated[
+    bool,
+    typer.Option(
+        "--cache/--no-cache", help="Reuse the annotation cache (--no-cache: detect again)."
+    ),
+]
+ImageSize = Annotated[
+    int, typer.Option("--image-size", help="Longest side of each image sent, px.")
+]
+JpegQuality = Annotated[
+    int, typer.Option("--jpeg-quality", help="JPEG quality of the images sent.")
+]
+MaxSide = Annotated[
+    int,
+    typer.Option(
+        "--max-side",
+        help="Cap the long side of every image sent to the model, px (default: no cap beyond "
+        "--image-size); the marks are drawn for the size sent.",
+    ),
+]
 AuSource = Annotated[
     str,
     typer.Option(
@@ -118,6 +146,8 @@ Blur = Annotated[
 def deid_mode_option(value: str) -> str:
     """Typer callback of ``--deid-mode``: a mode :func:`sovtp.deid.faces.obscure` does not know
     is a usage error (exit 2), naming the choices, before any media is read."""
+    if value is None:  # not given: the run config's (or the default) holds
+        return value
     try:
         return check_mode(value, "--deid-mode")
     except ValueError as e:
@@ -151,6 +181,8 @@ def check_deid_mode(deid: bool, deid_mode: str) -> None:
 def alpha_option(value: str) -> str:
     """Typer callback of ``--alpha`` / ``--voice-alpha``: a bad value is a usage error (exit 2)
     before any media is read; a good one comes back in its one spelling (``0.75``, ``0.5-0.9``)."""
+    if value is None:  # not given: the run config's (or the default) holds
+        return value
     from sovtp.deid.voice import alpha_warning, format_alpha, parse_alpha
 
     try:
@@ -285,3 +317,78 @@ BaseUrl = Annotated[
         help="OpenAI-compatible endpoint (vllm serve); repeat for several, load-balanced.",
     ),
 ]
+
+
+# -- the prepare knobs ---------------------------------------------------------------------------
+# One option line per sovtp.prepare.PrepareSettings field (the field holds the type's meaning and
+# the default); every command that prepares queries (prompt, query, bench, ablate) takes them all
+# through @prepare_knobs.  A new prepare knob: a field there, a line here.
+PREPARE_KNOBS: dict[str, Any] = {
+    "sampling": Sampling,
+    "max_faces": MaxFaces,
+    "pose": Pose,
+    "annotation_cache": Cache,
+    "au_source": AuSource,
+    "output": Output,
+    "label_order": LabelOrder,
+    "image_size": ImageSize,
+    "jpeg_quality": JpegQuality,
+    "deid": Deid,
+    "blur": Blur,
+    "deid_mode": DeidMode,
+    "asr": Asr,
+    "hands": Hands,
+    "voice_alpha": VoiceAlpha,
+    "max_side": MaxSide,
+}
+
+
+def typed(ctx: typer.Context, name: str) -> bool:
+    """Whether the user gave option ``name`` (on the command line or through the environment),
+    as opposed to click filling in its default — a value typed equal to the default counts.
+    (By the source's name: typer vendors its own copy of click's ``ParameterSource``.)"""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
+
+
+def given_options(ctx: typer.Context, params: dict[str, Any]) -> dict[str, Any]:
+    """The options of ``params`` the user typed (see :func:`typed`), by parameter name."""
+    return {k: v for k, v in params.items() if typed(ctx, k)}
+
+
+def prepare_knobs(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command every prepare knob as an option (:data:`PREPARE_KNOBS`), each "not given"
+    unless typed; the command receives the typed ones as ``knobs`` (field → value), to lay over
+    a run config or the defaults (:class:`~sovtp.prepare.PrepareSettings`, shown in --help)."""
+    from sovtp.prepare import PrepareSettings
+
+    sig = inspect.signature(func, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.name != "knobs"]
+    own_ctx = "ctx" in sig.parameters  # else a context is asked for, and not passed on
+    if not own_ctx:
+        params.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=typer.Context))  # fmt: skip
+    for name, annotated in PREPARE_KNOBS.items():
+        default = PrepareSettings.model_fields[name].default  # a knob is a field
+        base, info = typing.get_args(annotated)
+        info = copy(info)
+        if default is not None and not isinstance(default, bool):
+            info.show_default = str(default)
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[base | None, info],
+            )
+        )
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        values = {k: kwargs.pop(k, None) for k in PREPARE_KNOBS}
+        ctx = kwargs["ctx"] if own_ctx else kwargs.pop("ctx")
+        return func(*args, knobs=given_options(ctx, values), **kwargs)
+
+    command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
