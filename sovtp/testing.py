@@ -66,18 +66,20 @@ class ServerState:
     good: int = 0  # requests answered well
 
 
-def _answer(state: ServerState, k: int, body: dict[str, Any]) -> bytes:
+def _answer(state: ServerState, k: int, body: dict[str, Any], mode: str | None = None) -> bytes:
+    """The k-th answer; ``mode`` is this request's (a script's entry), else the behaviour's."""
     b = state.behaviour
+    mode = mode or b.mode
     content = b.content or json.dumps(
         {
-            "label": "bored" if b.mode == "outside" else b.label,
+            "label": "bored" if mode == "outside" else b.label,
             "confidence": 0.9,
             "rationale": "AU6 and AU12 are active.",
             "cues": ["AU12"],
         }
     )
     msg: dict[str, Any] = {"role": "assistant", "content": content}
-    if b.mode == "reasoning":
+    if mode == "reasoning":
         msg["reasoning_content"] = "The lip corners are pulled up."
     return json.dumps(
         {
@@ -239,7 +241,7 @@ class FakeOpenAIServer:
                 state.busy_s += time.perf_counter() - t0
         if mode == "malformed":
             return 200, b'{"id": "x", "choices": [ {"message": ', {}, "normal"
-        answer = _answer(state, k, body)
+        answer = _answer(state, k, body, mode)
         if mode in ("trickle", "half"):
             return 200, answer, {}, mode
         state.good += 1

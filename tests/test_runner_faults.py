@@ -184,9 +184,11 @@ def test_a_second_process_on_the_same_folder_refuses(many, tmp_path):
     finally:
         holder.kill()
         holder.wait()
+    assert (out / ".lock").exists()  # a killed holder leaves its file; its lock died with it
     with FakeOpenAIServer() as srv:  # the lock dies with its process
         _, stats = run_bench(cfg(many, out, srv.base_url, limit=1), report=False)
     assert stats.rows == 1
+    assert not (out / ".lock").exists()  # a finished run leaves no lock file behind
     from sovtp.bench.store import RunStore
 
     a, b = RunStore(out), RunStore(out)  # two runs in one process: the second refuses too
@@ -207,6 +209,25 @@ def test_exit_codes_count_answers_and_errors(many, tmp_path):
     with FakeOpenAIServer() as srv:
         _, stats = run_bench(cfg(many, tmp_path / "b", srv.base_url, limit=3), report=False)
     assert (stats.rows, stats.errors, stats.answered, exit_code(stats)) == (3, 0, 3, 0)
+
+
+def test_unparseable_answers_are_not_a_result(many, tmp_path):
+    """A server that answers prose to a JSON prompt (it ignores the schema): every row holds an
+    answer and no row a valid one — exit 4 with the likely cause, not 0; half of them: exit 3."""
+    from sovtp.bench.outcome import run_outcome
+
+    prose = "The person in the image seems to be feeling something, hard to say what exactly."
+    with FakeOpenAIServer(Behaviour(content=prose)) as srv:
+        run, stats = run_bench(cfg(many, tmp_path / "a", srv.base_url, limit=3), report=False)
+    assert (stats.rows, stats.errors, stats.invalid, exit_code(stats)) == (3, 0, 3, 4)
+    o = run_outcome(run)
+    assert (o.valid, o.invalid, o.exit_code) == (0, 3, 4)
+    assert "--no-structured" in o.hint and "schema" in o.hint
+    # one answer outside the label set among three: some rows invalid → 3, counted, no hint
+    with FakeOpenAIServer(Behaviour(script=["good", "outside", "good"])) as srv:
+        run, stats = run_bench(cfg(many, tmp_path / "b", srv.base_url, limit=3), report=False)
+    o = run_outcome(run)
+    assert (stats.invalid, exit_code(stats), o.valid, o.exit_code, o.hint) == (1, 3, 2, 3, None)
 
 
 def test_ctrl_c_keeps_the_rows_writes_the_report_and_says_how_to_resume(many, tmp_path):

@@ -437,6 +437,24 @@ def test_spot_llm_when_answer_from_a_loopback_server(casme2_root, tmp_path, face
     assert _hand_scores([row])["spot_f1"] == 1.0
 
 
+def test_spot_with_no_parseable_answer_exits_4_with_the_likely_cause(casme2_root, tmp_path):
+    """A server that answers prose to the "when" schema: the row is an answer that cannot be
+    read, not a success — spot printed "errors 0" and exited 0 before."""
+    from typer.testing import CliRunner
+
+    from sovtp.testing import Behaviour, FakeOpenAIServer
+
+    prose = "I think there might be an expression somewhere in the middle of the video."
+    with FakeOpenAIServer(Behaviour(content=prose)) as srv:
+        args = ["spot", f"casme2_spot:{casme2_root}", "-o", str(tmp_path / "r"), "--system",
+                "spotting/when", "--base-url", srv.base_url, "--split", "s15", "--fps", str(FPS),
+                "--window", "0", "--n-boot", "20"]  # fmt: skip
+        res = CliRunner().invoke(_spot_app(), args)
+    assert res.exit_code == 4, res.output + repr(res.exception)
+    assert "0 valid answers, 1 invalid answers" in res.output
+    assert "no valid answer" in res.output and "--no-structured" in res.output
+
+
 def test_spot_refuses_the_offline_reasoner_and_a_label_task(casme2_root, tmp_path):
     from sovtp.errors import SovtpError
     from sovtp.spotting.run import SpotOptions, run_spot

@@ -225,13 +225,12 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def exit_code(stats: Stats) -> int:
-    """``sovtp bench``'s exit status: 0 every row answered, 3 some rows are errors, 4 none
-    answered, 130 interrupted (2, usage and input errors, is the CLI's)."""
-    if stats.interrupted:
-        return 130
-    if stats.answered == 0:
-        return 4
-    return 3 if stats.errors else 0
+    """``sovtp bench``'s exit status (:mod:`sovtp.bench.outcome`): 0 every row a valid answer,
+    3 some rows are errors or invalid answers, 4 no valid answer, 130 interrupted (2, usage and
+    input errors, is the CLI's)."""
+    from sovtp.bench.outcome import Outcome
+
+    return Outcome(stats.rows, stats.errors, stats.invalid, stats.interrupted).exit_code
 
 
 def check_resume(store: RunStore, identity: dict[str, Any]) -> None:
@@ -316,6 +315,7 @@ def run_bench(
         c = store.counts()
         stats.rows, stats.errors = c["rows"], c["errors"]
         stats.transient_errors, stats.answered = c["transient_errors"], c["rows"] - c["errors"]
+        stats.invalid = c["invalid"]
         if cfg.evaluator and load_evaluator(cfg.evaluator).judge.enabled and stats.rows:
             write_reasoning(store.root)
         if report and stats.rows:

@@ -93,6 +93,7 @@ class Stats:
     errors: int = 0  # of which errors
     transient_errors: int = 0  # of which worth asking again (timeouts, 5xx, 429, ...)
     answered: int = 0  # rows with an answer (rows - errors)
+    invalid: int = 0  # of the answered, those the parser could not read (not valid answers)
     interrupted: bool = False
 
 

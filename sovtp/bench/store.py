@@ -19,6 +19,7 @@ older sovtp use :func:`latest_rows`, where the last row of a key wins.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -118,19 +119,31 @@ class RunStore:
         me = str(self.root.resolve())
         if me in _HELD:  # POSIX locks are per process: this process checks itself
             raise RunLocked(f"{self.root} is already being written by this process")
-        f = (self.root / ".lock").open("a+")
-        try:
-            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno not in (errno.EACCES, errno.EAGAIN):
-                raise
-            f.seek(0)
-            holder = f.read().strip() or "?"
+        path = self.root / ".lock"
+        for _ in range(100):
+            f = path.open("a+")
+            try:
+                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EACCES, errno.EAGAIN):
+                    raise
+                f.seek(0)
+                holder = f.read().strip() or "?"
+                f.close()
+                raise RunLocked(
+                    f"{self.root} is in use by another sovtp process (pid {holder}); wait for it "
+                    "to finish, or choose another --out"
+                ) from None
+            # the holder before us removes the file as it lets go (close): a lock won on a
+            # file no longer at the path guards nothing — open the path again
+            try:
+                if os.fstat(f.fileno()).st_ino == os.stat(path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             f.close()
-            raise RunLocked(
-                f"{self.root} is in use by another sovtp process (pid {holder}); wait for it to "
-                "finish, or choose another --out"
-            ) from None
+        else:
+            raise RunLocked(f"{self.root}: could not take its lock file {path}")
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -191,13 +204,16 @@ class RunStore:
 
     def counts(self) -> dict[str, int]:
         """The folder's rows, one per key: how many, how many errors, how many of those are
-        transient."""
+        transient, how many answers could not be parsed."""
+        from sovtp.bench.outcome import is_invalid
+
         rows = latest(iter_jsonl(self.predictions)).values()
         errors = [r for r in rows if r.get("error")]
         return {
             "rows": len(rows),
             "errors": len(errors),
             "transient_errors": sum(map(row_is_transient, errors)),
+            "invalid": sum(map(is_invalid, rows)),
         }
 
     def gallery_samples(self) -> set[str]:
@@ -235,6 +251,11 @@ class RunStore:
                 f.close()
             self._files.clear()
         if self._lockfile is not None:
+            # a finished folder holds no .lock: removed while still held (a process that
+            # opened it meanwhile sees the inode gone and opens the path again), then released
+            with contextlib.suppress(OSError):
+                if os.fstat(self._lockfile.fileno()).st_ino == (self.root / ".lock").stat().st_ino:
+                    (self.root / ".lock").unlink()
             self._lockfile.close()  # closing the descriptor releases the lock
             self._lockfile = None
             _HELD.discard(str(self.root.resolve()))

@@ -33,3 +33,16 @@ def widen_help() -> None:
     import typer.rich_utils
 
     typer.rich_utils.MAX_WIDTH = HELP_WIDTH
+
+
+def report_outcome(run, con) -> int:
+    """Print how a run folder ended (valid / invalid / error rows, and the likely cause when no
+    valid answer came back) and return its exit code (:mod:`sovtp.bench.outcome`)."""
+    from sovtp.bench.outcome import run_outcome
+
+    o = run_outcome(run)
+    style = "green" if o.exit_code == 0 else "red"
+    con.print(f"[{style}]{o.line()}[/{style}]")
+    if o.hint:
+        con.print(f"[red]no valid answer[/red]: {o.hint}")
+    return o.exit_code

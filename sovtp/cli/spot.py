@@ -99,7 +99,7 @@ def spot_cmd(
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples (CIs).")] = 1000,
 ) -> None:
     """Which frames of each long video hold a (micro-)expression: intervals, MEGC-scored."""
-    from sovtp.cli.console import console
+    from sovtp.cli.console import console, report_outcome
     from sovtp.spotting.flow import FlowConfig
     from sovtp.spotting.run import SpotOptions, run_spot
 
@@ -126,10 +126,7 @@ def spot_cmd(
             con.print(f"{e['system']} · {e['variant']}: {e['n']} videos, {shown}; "
                       f"errors {e['errors']}")  # fmt: skip
     con.print(f"[dim]run folder: {run.out} ({run.written} new, {run.skipped} resumed)[/dim]")
-    if run.written and run.errors == run.written:
-        raise typer.Exit(4)
-    if run.errors:
-        raise typer.Exit(3)
+    raise typer.Exit(report_outcome(run.out, con))
 
 
 spot_cmd.__doc__ = (spot_cmd.__doc__ or "") + "\n\n" + EXIT_CODES_HELP

@@ -207,7 +207,8 @@ def spot_llm(
     responses = backend.generate(queries, cfg)
     parts, statuses, recs, errors = [], [], [], []
     for fi, resp in zip(shown, responses, strict=True):
-        rec: dict[str, Any] = {"frames": fi, "answer": resp.text, "latency_s": resp.latency_s}
+        rec: dict[str, Any] = {"frames": fi, "answer": resp.text, "latency_s": resp.latency_s,
+                               "finish_reason": resp.finish_reason}  # fmt: skip
         if resp.error:
             rec["error"] = resp.error
             errors.append(resp.error)
