@@ -92,6 +92,25 @@ def test_tta_does_not_break_the_clean_stream(trained):
         assert r["after"]["frame"]["accuracy"] >= r["before"]["frame"]["accuracy"] - 0.2, k
 
 
+def test_bn_on_stills_pools_single_crops_and_never_answers_from_reset_statistics(trained):
+    """One crop per sample (stills): BatchNorm statistics cannot come from one crop, so single
+    crops are pooled 16 at a time.  Before the first pool the model answers exactly as the
+    untouched one (it reset the statistics and answered every still alike before: macro F1
+    0.559 → 0.100 with "updates 0").  Spread over seeds 0-5 × threads 1/2 (60 stills): clean
+    after − before −0.10 … 0.00; darkened (× 0.16) +0.30 … +0.38."""
+    m, held = trained
+    plain, _ = adapt_predict(m, batches(held.x, 1), "none")
+    after, info = adapt_predict(m, batches(held.x, 1), "bn")
+    assert torch.equal(after[:15], plain[:15])  # the source statistics until 16 crops are in
+    assert (info["updates"], info["window"], info["pooled_waiting"]) == (3, 16, 12)
+    clean = evaluate_stream(m, held, "bn", batch_size=1)
+    assert clean["after"]["frame"]["accuracy"] >= clean["before"]["frame"]["accuracy"] - 0.2
+    dark = evaluate_stream(m, _shifted(held), "bn", batch_size=1)
+    assert dark["after"]["frame"]["accuracy"] >= dark["before"]["frame"]["accuracy"] + 0.15
+    with pytest.raises(ValueError, match="window"):
+        OnlineAdapter(m.model, "bn", window=1)
+
+
 def test_fisher_adapts_exactly_k_parameters_and_no_other(trained):
     m, held = trained
     src = {n: p.detach().clone() for n, p in m.model.named_parameters()}
