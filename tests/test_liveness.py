@@ -426,9 +426,9 @@ def test_pad_command_writes_pad_json_predictions_and_report(tiny_pad, tmp_path):
     bare = {k: v for k, v in doc.items() if k != "rows"}  # already a section: as it is
     assert pad_section(bare)["systems"] == doc["systems"]
     md = (run / "report.md").read_text()
-    assert md.count("| cnn:mobilenet_v2 |") == 4 and "held out print" in md
+    assert md.count("| cnn:mobilenet_v2 |") == 4 and "| print | test |" in md  # folds: a table
     html = (run / "report.html").read_text()
-    assert html.count("<tr>") == 1 + 4 and "<td>replay</td>" in html
+    assert html.count("<tr>") == (1 + 4) + (1 + 3 * 3) and "<td>replay</td>" in html
 
 
 def test_pad_command_refuses_what_it_cannot_score(tmp_path):

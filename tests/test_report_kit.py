@@ -245,6 +245,7 @@ def test_pad_command_report_has_tables_without_dicts_and_a_det_svg(tmp_path):
     md = (run / "report.md").read_text()
     html = (run / "report.html").read_text()
     assert _md_tables(md) and not [ln for ln in _md_tables(md) if "{" in ln]
+    assert "{" not in md  # nor anywhere else: the settings lines were dict reprs
     assert _html_tables(html) and not [t for t in _html_tables(html) if "{" in t]
     svgs = re.findall(r"<svg.*?</svg>", html, flags=re.S)
     assert len(svgs) == 1

@@ -361,7 +361,7 @@ def write_pad_run(
     ``meta``), ``report.md`` and ``report.html``.  Returns the ``pad.json`` dict."""
     import json
 
-    from sovtp.report.pad import pad_html, pad_markdown, pad_section
+    from sovtp.report.pad import pad_report, pad_section
 
     out = Path(out)
     negative = BONA_FIDE if positive == ATTACK else ATTACK
@@ -374,28 +374,7 @@ def write_pad_run(
            "dev_split": dev_split, **(meta or {}), "rows": preds}  # fmt: skip
     (out / "pad.json").write_text(json.dumps(doc, indent=1))
     title = f"Presentation-attack detection: {(meta or {}).get('dataset', out.name)}"
-    head = _run_lines(meta or {})
-    (out / "report.md").write_text(f"# {title}\n\n{head}\n" + pad_markdown(section))
-    (out / "report.html").write_text(pad_html(section, title, head))
+    md, html = pad_report(doc, title)  # the report kit's tables and DET curve, no dict reprs
+    (out / "report.md").write_text(md)
+    (out / "report.html").write_text(html)
     return doc
-
-
-def _run_lines(meta: dict[str, Any]) -> str:
-    """The run's settings and each fold's sample counts, as markdown list lines."""
-    lines = []
-    if "evaluator" in meta:
-        p = meta.get("protocol") or {}
-        lines.append(f"- evaluator: {meta['evaluator']}; leave one attack out: train on "
-                     f"{p.get('train_split')}, threshold at the EER point of "
-                     f"{p.get('dev_split') or 'test itself (no dev split)'}, test on "
-                     f"{p.get('test_split')}")  # fmt: skip
-    c = meta.get("config") or {}
-    if c:
-        lines.append(f"- model: {c.get('model')}{' + FFT high-pass channel' if c.get('freq') else ''}"
-                     f", {c.get('size')} px, {c.get('epochs')} epoch(s), crops: {c.get('crops')}")  # fmt: skip
-    for p in meta.get("zero_shot") or []:
-        lines.append(f"- zero-shot answers scored under the same folds: {p}")
-    for f in meta.get("folds") or []:
-        lines.append(f"- held out {f['held_out']}: train {f['train']}, dev {f['dev']}, "
-                     f"test {f['test']}")  # fmt: skip
-    return "\n".join(lines) + ("\n" if lines else "")

@@ -349,8 +349,7 @@ def pad_report(
 ) -> tuple[str, str]:
     """``(report.md, report.html)`` of a ``pad.json`` document, drawn with the report kit: the
     settings, the rates table, the DET curve, the samples per fold and split as a table, the
-    notes — no dict reprs anywhere.  (What ``sovtp pad`` should write; today it writes
-    :func:`pad_markdown` / :func:`pad_html` under its own settings lines.)"""
+    notes — no dict reprs anywhere (what ``sovtp pad`` writes)."""
     from sovtp.report.build import CSS, _esc, html_table, md_table
 
     sec = pad_section(doc)
