@@ -230,6 +230,22 @@ def test_unparseable_answers_are_not_a_result(many, tmp_path):
     assert (stats.invalid, exit_code(stats), o.valid, o.exit_code, o.hint) == (1, 3, 2, 3, None)
 
 
+def test_bench_command_with_no_valid_answer_exits_4_and_says_why(many, tmp_path):
+    """The command a user runs: counts, the likely cause and exit 4 (it exited 0)."""
+    prose = "She looks like she might be feeling a mix of things."
+    with FakeOpenAIServer(Behaviour(content=prose)) as srv:
+        p = subprocess.run(
+            [sys.executable, "-m", "sovtp", "bench", str(many), "-o", str(tmp_path / "r"),
+             "--base-url", srv.base_url, "--model", "fake-vlm", "-s", "uniform:1", "--limit",
+             "2", "--no-report", "--no-check", "--workers", "0"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    err = p.stderr
+    assert p.returncode == 4, err
+    assert "0 valid answers, 2 invalid answers, 0 errors" in err
+    assert "no valid answer" in err and "--no-structured" in err
+
+
 def test_ctrl_c_keeps_the_rows_writes_the_report_and_says_how_to_resume(many, tmp_path):
     def stop_at_three(row: dict) -> None:
         stop_at_three.n += 1  # type: ignore[attr-defined]

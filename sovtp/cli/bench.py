@@ -270,17 +270,16 @@ def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
 
     for note in ablation_notes(run):
         con.print(f"[yellow]note:[/] {note}")
-    if stats.rows and stats.answered == 0:
-        con.print(
-            f"[red]no sample answered[/]: {stats.errors} error rows (see {run}/predictions.jsonl)"
-        )
-        raise typer.Exit(4)
+    from sovtp.cli.console import report_outcome
+
+    code = report_outcome(run, con)
     if stats.errors:
         con.print(
-            f"[red]{stats.errors} rows are errors[/] of {stats.rows}; "
-            f"ask them again with --resume (transient) or --resume --retry-errors all"
+            f"[red]{stats.errors} rows are errors[/] (no answer); ask them again with --resume "
+            "(transient) or --resume --retry-errors all"
         )
-        raise typer.Exit(3)
+    if code:
+        raise typer.Exit(code)
 
 
 # options whose value is a BenchConfig field under another name, or its negation

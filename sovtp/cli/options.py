@@ -22,8 +22,9 @@ from sovtp.errors import SovtpError
 
 DEFAULT_MAX_FACES = 6
 EXIT_CODES_HELP = (
-    "Exit codes: 0 every sample answered; 3 some rows are errors; 4 no sample answered; "
-    "2 usage or input error; 130 interrupted (resume with --resume)."
+    "Exit codes: 0 every row a valid answer; 3 some rows are errors or invalid answers (counts "
+    "printed); 4 no valid answer (with the likely cause); 2 usage or input error; 130 "
+    "interrupted (resume with --resume)."
 )
 
 # -- media and annotation -----------------------------------------------------------------------
