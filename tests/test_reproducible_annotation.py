@@ -12,6 +12,7 @@ the mirrored panning clip annotated after the plain one moved its landmarks by u
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 from pathlib import Path
 
@@ -69,7 +70,12 @@ def test_two_bench_runs_with_two_workers_give_identical_annotations_and_cnn_scor
 ):
     """The manifest forwards, then reversed (so each worker's annotator meets the clips in
     another order), each run with its own empty cache: the caches hold the same annotations
-    byte for byte, and the CNN's scores are identical."""
+    byte for byte, and the CNN's scores are identical.
+
+    First this process transcribes a second of speech (faster-whisper: CTranslate2 with an
+    OpenMP team), as a session that transcribed before a bench does: a forked worker inherits
+    that team, and its first torch op loading the checkpoint waited on it for ever (the suite
+    hung here after the Whisper tests) until workers run torch on one thread."""
     pytest.importorskip("torch")
     pytest.importorskip("torchvision")
     from sovtp.baselines.train import TrainConfig, fit
@@ -77,6 +83,11 @@ def test_two_bench_runs_with_two_workers_give_identical_annotations_and_cnn_scor
     from sovtp.bench.run import load_rows, run_bench
     from tests.lfw_crops import TINY_MNV2, lfw_cropsets
 
+    if importlib.util.find_spec("faster_whisper") is not None:
+        from sovtp.deid.words import transcribe
+        from sovtp.testing import speech
+
+        transcribe(speech("one two three", 1.0, 16000), 16000)
     train, _ = lfw_cropsets(32)
     cfg = TrainConfig(model="mobilenet_v2", size=32, epochs=1, batch_size=32, lr=1e-2,
                       steps_per_epoch=4, model_kwargs=TINY_MNV2, device="cpu")  # fmt: skip

@@ -36,6 +36,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -395,6 +396,12 @@ def _worker_init(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     _die_with_parent()
     os.environ.update(env)
+    # A forked worker inherits the parent's OpenMP state: after the parent ran a library with
+    # an OpenMP team (faster-whisper's CTranslate2, transcribing), the worker's first parallel
+    # torch op (loading a CNN checkpoint) waited for ever on that team.  One torch thread per
+    # worker runs inline — and workers are processes already: more threads oversubscribe.
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     global _PREPARER
     cfg = BenchConfig.model_validate_json(cfg_json)
     _PREPARER = Preparer(cfg, labels, budgets, Path(gallery) if gallery else None)
