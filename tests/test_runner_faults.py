@@ -237,7 +237,7 @@ def test_bench_command_with_no_valid_answer_exits_4_and_says_why(many, tmp_path)
         p = subprocess.run(
             [sys.executable, "-m", "sovtp", "bench", str(many), "-o", str(tmp_path / "r"),
              "--base-url", srv.base_url, "--model", "fake-vlm", "-s", "uniform:1", "--limit",
-             "2", "--no-report", "--no-check", "--workers", "0"],
+             "2", "--no-report", "--no-check", "--workers", "0", "--no-response-cache"],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     err = p.stderr
