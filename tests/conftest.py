@@ -115,8 +115,9 @@ def _deterministic_torch():
 @pytest.fixture
 def one_torch_thread():
     """The CNN tests' numbers are measured on one torch thread.  The session starts on one
-    (``_deterministic_torch``), but a library a test loads may set its own count (the suite
-    found 2 here by the CNN tests): each CNN test sets 1 again and restores what it found."""
+    (``_deterministic_torch``), but faster-whisper's CTranslate2 sets the process's OpenMP
+    thread count, which torch shares (2 after the ASR tests): each CNN test sets 1 again and
+    restores what it found."""
     import torch
 
     n = torch.get_num_threads()
