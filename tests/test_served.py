@@ -30,7 +30,7 @@ from types import SimpleNamespace
 import pytest
 
 from sovtp.backends import GenerationConfig, get_backend
-from sovtp.doctor import APPLIED, IGNORED, REJECTED, bench_warnings, diagnose_sync
+from sovtp.backends.doctor import APPLIED, IGNORED, REJECTED, bench_warnings, diagnose_sync
 from sovtp.prompting.build import build_query
 from sovtp.prompting.spec import load_spec
 from sovtp.scoring.parse import predict

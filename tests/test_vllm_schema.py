@@ -35,9 +35,9 @@ from pathlib import Path
 import pytest
 
 from sovtp.backends import GenerationConfig
+from sovtp.backends.doctor import _body, _constraint_fields
 from sovtp.backends.openai_compat import OpenAIBackend
 from sovtp.contracts import OUTPUTS, constraint
-from sovtp.doctor import _body, _constraint_fields
 from sovtp.prompting.build import build_query
 from sovtp.prompting.spec import load_spec
 from tests.test_prompts import fixed_clip

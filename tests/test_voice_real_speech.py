@@ -88,9 +88,9 @@ def test_deid_then_audit_a_real_recording_from_the_command_line(tmp_path):
 
     pytest.importorskip("resemblyzer")
     pytest.importorskip("faster_whisper")
-    from sovtp.annotate import models
+    from sovtp import assets
 
-    raw = models.resolve("speech_arctic_a0007")
+    raw = assets.resolve("speech_arctic_a0007")
     cli = [sys.executable, "-m", "sovtp.cli"]
     anon = tmp_path / "anon.wav"
     subprocess.run([*cli, "deid", raw, "-o", anon], check=True, capture_output=True)

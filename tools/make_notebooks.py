@@ -155,7 +155,7 @@ print((work / "manifest.jsonl").read_text())""",
     ),
     (
         PY,
-        """from sovtp.bench.ablation import LADDER
+        """from sovtp.prompting.ablation import LADDER
 from sovtp.bench.config import BenchConfig
 from sovtp.bench.run import run_bench
 

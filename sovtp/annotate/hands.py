@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sovtp.annotate import models
+from sovtp import assets
 from sovtp.types import Hand
 
 
@@ -45,7 +45,7 @@ class HandAnnotator:
         self.video_calls = 0
 
     def __enter__(self) -> HandAnnotator:
-        self._asset = str(models.resolve("hand_landmarker", self._model_path))
+        self._asset = str(assets.resolve("hand_landmarker", self._model_path))
         return self
 
     def __exit__(self, *exc) -> None:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from sovtp.annotate import models
+from sovtp import assets
 from sovtp.annotate.aus import SOURCE, blendshapes_to_aus
 from sovtp.types import Face, FrameAnnotation, Person
 
@@ -65,10 +65,10 @@ class DetectorConfig:
             for k in ("hands", "max_hands", "min_hand_confidence"):
                 d.pop(k)
         else:
-            d["hand_model"] = models.ASSETS["hand_landmarker"].sha256[:12]
+            d["hand_model"] = assets.ASSETS["hand_landmarker"].sha256[:12]
         return d | {
-            "face_model": models.ASSETS["face_landmarker"].sha256[:12],
-            "pose_model": models.ASSETS["pose_landmarker_full"].sha256[:12] if self.pose else None,
+            "face_model": assets.ASSETS["face_landmarker"].sha256[:12],
+            "pose_model": assets.ASSETS["pose_landmarker_full"].sha256[:12] if self.pose else None,
         }
 
     def hand_config(self):
@@ -142,8 +142,8 @@ class MediaPipeAnnotator:
         def asset(name: str) -> str:
             path = None
             if self._models_dir:
-                path = f"{self._models_dir}/{models.ASSETS[name].filename}"
-            return str(models.resolve(name, path))
+                path = f"{self._models_dir}/{assets.ASSETS[name].filename}"
+            return str(assets.resolve(name, path))
 
         c = self.config
         self._face_asset = asset("face_landmarker")
@@ -163,7 +163,7 @@ class MediaPipeAnnotator:
 
             path = None
             if self._models_dir:
-                path = f"{self._models_dir}/{models.ASSETS['hand_landmarker'].filename}"
+                path = f"{self._models_dir}/{assets.ASSETS['hand_landmarker'].filename}"
             self._hands = HandAnnotator(c.hand_config(), path).__enter__()
         return self
 

@@ -41,7 +41,7 @@ def default_weights_dir() -> Path:
 
         return Path(get_resource_path())
     except Exception:  # noqa: BLE001 - py-feat absent or laid out differently
-        from sovtp.annotate.models import cache_dir
+        from sovtp.assets import cache_dir
 
         return cache_dir().parent / "pyfeat"
 

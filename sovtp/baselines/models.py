@@ -108,14 +108,14 @@ def build_model(
                     f"no ImageNet weights are pinned for {name}: pass a state-dict path "
                     "(torchvision's file) or train from scratch (no weights)"
                 )
-            from sovtp.annotate.models import resolve
+            from sovtp.assets import resolve
 
             src = resolve(asset)
         elif weights is not None:
             src = Path(weights)
         if src is not None:
             n_ok, n_miss = _load_state(model, src)
-            from sovtp.annotate.models import sha256_file
+            from sovtp.assets import sha256_file
 
             prov["weights"] = f"{'ImageNet (torchvision) ' if weights == 'imagenet' else ''}{src}"
             prov["weights_sha256"] = sha256_file(src)

@@ -454,7 +454,7 @@ def flip_rate(clean: Sequence[Any], perturbed: Sequence[Any]) -> dict[str, Any]:
 
 
 def _run_predictions(run: str | Path) -> list[Any]:
-    from sovtp.bench.store import latest_rows
+    from sovtp.jsonl import latest_rows
     from sovtp.records import Prediction
 
     fields = set(Prediction.model_fields)

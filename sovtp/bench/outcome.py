@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sovtp.jsonl import iter_jsonl
+from sovtp.jsonl import iter_jsonl, latest
 
 EXIT_OK, EXIT_SOME, EXIT_NONE, EXIT_INTERRUPTED = 0, 3, 4, 130
 
@@ -82,8 +82,6 @@ def outcome_of(
 def run_outcome(run: str | Path, interrupted: bool = False) -> Outcome:
     """:func:`outcome_of` a run folder (``predictions.jsonl`` and ``responses.jsonl``)."""
     import yaml
-
-    from sovtp.bench.store import latest
 
     run = Path(run)
     rows = latest(iter_jsonl(run / "predictions.jsonl")).values()

@@ -16,11 +16,12 @@ import yaml
 
 from sovtp.bench.config import BenchConfig
 from sovtp.bench.runner import Context, Stats, rows_of, run_local
-from sovtp.bench.store import RunStore, latest_rows
+from sovtp.bench.store import RunStore
 from sovtp.data.sample import Sample
 from sovtp.data.sources import open_dataset, select
 from sovtp.errors import SovtpError
 from sovtp.evaluator import load_evaluator
+from sovtp.jsonl import latest_rows
 from sovtp.labels import LabelSet, load_label_set
 from sovtp.prompting.spec import load_spec
 

@@ -23,32 +23,14 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from sovtp.backends.base import is_transient
 from sovtp.errors import SovtpError
-from sovtp.jsonl import iter_jsonl
+from sovtp.jsonl import iter_jsonl, latest
 
 RETRY_ERRORS = ("transient", "all")
-
-
-def latest(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """key → its last row (a row asked again supersedes the earlier one); rows without a key are
-    dropped."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        k = r.get("key")
-        if k is not None:
-            out.pop(k, None)  # keep the order of the latest writes
-            out[k] = r
-    return out
-
-
-def latest_rows(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a run's JSONL file, one per key, the latest winning."""
-    return list(latest(iter_jsonl(path)).values())
 
 
 def row_is_transient(row: dict[str, Any]) -> bool:

@@ -146,7 +146,7 @@ def _precheck(cfg, given: dict[str, Any], no_check: bool) -> None:
         url = s.options.get("base_url") if s.backend == "openai" else None
         if not url:
             continue
-        from sovtp.doctor import check_before_bench
+        from sovtp.backends.doctor import check_before_bench
         from sovtp.prompting.spec import load_spec
 
         spec = load_spec(cfg.variants[0])
@@ -435,8 +435,8 @@ def ablate_cmd(
 ) -> None:
     """Which prompt element buys how much: one annotation pass, every variant, deltas between
     consecutive rungs with CIs and McNemar p-values."""
-    from sovtp.bench.ablation import LADDER
-    from sovtp.bench.ablation import grid as make_grid
+    from sovtp.prompting.ablation import LADDER
+    from sovtp.prompting.ablation import grid as make_grid
 
     if sum(bool(x) for x in (ladder, grid, prompt)) != 1:
         raise SovtpError("choose one of --ladder, --grid SWITCHES or --prompt (repeated)")

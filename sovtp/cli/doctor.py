@@ -23,8 +23,8 @@ def doctor_cmd(
     change.  Exit 0 when the server answers a chat request, 1 when it does not."""
     import os
 
+    from sovtp.backends.doctor import diagnose_sync
     from sovtp.cli.console import console
-    from sovtp.doctor import diagnose_sync
 
     key = os.environ.get("SOVTP_API_KEY") or os.environ.get("OPENAI_API_KEY")
     r = diagnose_sync(base_url, model=model, api_key=key, timeout_s=timeout)

@@ -25,19 +25,19 @@ def models_fetch(
     ] = 20.0,
 ) -> None:
     """Download (or find) every MediaPipe model file and check its sha256."""
-    from sovtp.annotate import models
+    from sovtp import assets
 
-    for name, path in models.fetch(timeout=timeout).items():
+    for name, path in assets.fetch(timeout=timeout).items():
         print(f"{name}: {path}")
 
 
 def models_list() -> None:
     """Every model file sovtp can use: pinned sha256, licence, and where it is (or not)."""
-    from sovtp.annotate import models
+    from sovtp import assets
 
-    for a in models.ASSETS.values():
+    for a in assets.ASSETS.values():
         try:
-            p = models.locate(a.name)
+            p = assets.locate(a.name)
             if p:
                 state = str(p)
             elif getattr(a, "default", True):
@@ -54,9 +54,9 @@ def models_path(
     name: Annotated[str, typer.Argument(help="face_landmarker | pose_landmarker_full")],
 ) -> None:
     """Print the verified local path of one model file (fetching it if needed)."""
-    from sovtp.annotate import models
+    from sovtp import assets
 
-    print(models.resolve(name))
+    print(assets.resolve(name))
 
 
 def models_convert_checkpoint(

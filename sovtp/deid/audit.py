@@ -108,11 +108,11 @@ class DlibEmbedder:
     def __init__(self) -> None:
         import dlib
 
-        from sovtp.annotate import models
+        from sovtp import assets
 
         self._dlib = dlib
-        self.sp = dlib.shape_predictor(str(models.resolve("dlib_shape_predictor_5")))
-        self.rec = dlib.face_recognition_model_v1(str(models.resolve("dlib_face_recognition")))
+        self.sp = dlib.shape_predictor(str(assets.resolve("dlib_shape_predictor_5")))
+        self.rec = dlib.face_recognition_model_v1(str(assets.resolve("dlib_face_recognition")))
 
     def shape(self, image: np.ndarray, box: tuple[float, ...]):
         x0, y0, x1, y1 = (int(round(v)) for v in box[:4])

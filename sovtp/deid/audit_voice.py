@@ -39,9 +39,9 @@ class SpeakerEncoder:
     def __init__(self, weights: str | None = None):
         from resemblyzer import VoiceEncoder
 
-        from sovtp.annotate import models
+        from sovtp import assets
 
-        path = weights or models.resolve("resemblyzer_encoder")
+        path = weights or assets.resolve("resemblyzer_encoder")
         self._enc = VoiceEncoder(device="cpu", verbose=False, weights_fpath=path)
 
     def embed(self, samples: np.ndarray, rate: int) -> np.ndarray:

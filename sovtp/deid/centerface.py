@@ -147,9 +147,9 @@ class CenterFace:
     ) -> None:
         import onnxruntime as ort
 
-        from sovtp.annotate import models
+        from sovtp import assets
 
-        p = models.resolve("centerface", path)
+        p = assets.resolve("centerface", path)
         st = p.stat()
         model = _dynamic_model(str(p), st.st_size, st.st_mtime_ns)
         so = ort.SessionOptions()

@@ -61,9 +61,9 @@ class MediaPipeFaces:
     def __init__(self, path: str | None = None, threshold: float = MEDIAPIPE_THRESHOLD) -> None:
         from mediapipe.tasks.python import BaseOptions, vision
 
-        from sovtp.annotate import models
+        from sovtp import assets
 
-        with zipfile.ZipFile(models.resolve("face_landmarker", path)) as z:
+        with zipfile.ZipFile(assets.resolve("face_landmarker", path)) as z:
             buf = z.read("face_detector.tflite")
         self._det = vision.FaceDetector.create_from_options(
             vision.FaceDetectorOptions(

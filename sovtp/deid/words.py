@@ -7,7 +7,7 @@ offline in microseconds, and a study usually *knows* the names that matter (the 
 reads that *something* was said there.  Scrubbing is conservative toward privacy: a capitalised
 word after "I'm" is taken for a name even when it is not.
 
-The ASR model resolves through :mod:`sovtp.annotate.models` (``whisper_tiny_en``: explicit path or
+The ASR model resolves through :mod:`sovtp.assets` (``whisper_tiny_en``: explicit path or
 ``SOVTP_MODELS_DIR``, the user cache, the hub, the sha256-pinned copy in a PyPI wheel).  ``model``
 names one of :data:`ASR_MODELS` — ``"tiny.en"`` (the default: 39 M parameters, fastest) or
 ``"base"`` (74 M, multilingual; its two-wheel copy is fetched on first use) — or a folder holding
@@ -26,7 +26,7 @@ import numpy as np
 
 ASR_RATE = 16000
 DEFAULT_ASR_MODEL = "whisper_tiny_en"
-# ``transcribe(model=...)`` names → resolver assets (sovtp.annotate.models.ASSETS)
+# ``transcribe(model=...)`` names → resolver assets (sovtp.assets.ASSETS)
 ASR_MODELS = {"tiny.en": "whisper_tiny_en", "base": "whisper_base"}
 
 
@@ -84,14 +84,14 @@ def load_asr(model: str | Path | None = None, cpu_threads: int = 2):
     """
     from faster_whisper import WhisperModel
 
-    from sovtp.annotate import models
+    from sovtp import assets
 
     # keyed by what the caller asked for: a named model is resolved (its folder sha256-checked,
     # 75-150 MB read) once per process, not once per clip
     key = (None if model is None else str(model), cpu_threads)
     if key not in _MODELS:
         if model is None or str(model) in ASR_MODELS:
-            path = models.resolve(ASR_MODELS.get(str(model), DEFAULT_ASR_MODEL))
+            path = assets.resolve(ASR_MODELS.get(str(model), DEFAULT_ASR_MODEL))
         else:
             path = Path(model)
         _MODELS[key] = WhisperModel(

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sovtp.bench.ablation import GRID_FILE, NOT_PROMPT, VISUAL_SWITCHES, visual_only
 from sovtp.deid.policy import WITHHELD_MARKS
+from sovtp.prompting.ablation import GRID_FILE, NOT_PROMPT, VISUAL_SWITCHES, visual_only
 from sovtp.scoring.stats import bootstrap_delta, bootstrap_mean, mcnemar
 
 NOT_TESTABLE = "not testable with this backend"

@@ -106,7 +106,7 @@ def bah_section(run: Path) -> dict[str, Any] | None:
     system × variant (``video`` and ``frame`` dicts of :func:`sovtp.scoring.bah.scores`)."""
     import yaml
 
-    from sovtp.bench.store import latest_rows
+    from sovtp.jsonl import latest_rows
 
     run = Path(run)
     cfg_p = run / "config.yaml"

@@ -38,7 +38,7 @@ def build_report(run: str | Path, n_boot: int = 1000) -> dict[str, Any]:
     labels = (man.get("labels") or {}).get("labels") or sorted(
         {r["gold"] for r in iter_jsonl(run / "predictions.jsonl") if r.get("gold")}
     )
-    from sovtp.bench.store import latest_rows
+    from sovtp.jsonl import latest_rows
 
     rows = latest_rows(run / "predictions.jsonl")  # one row per key (older folders may repeat)
     order = man.get("variants") or []
