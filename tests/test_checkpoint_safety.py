@@ -449,3 +449,48 @@ def test_a_checkpoint_has_one_name_in_runs_and_tables():
     ):
         assert predictor_variant(given) == variant_name(given) == "OUT", given
     assert predictor_variant("runs/OUT/last", "bn") == "OUT+tta=bn"
+
+
+def test_convert_never_replaces_a_folder_of_other_files(trained, tmp_path):
+    """`convert-checkpoint … -o DIR` replaces DIR whole: a folder that is not a checkpoint (a
+    user's work, a training folder given instead of its last/) is refused, untouched."""
+    out, _ = trained
+    plain = legacy(out, tmp_path / "plain.pt")
+    mine = tmp_path / "precious"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("thesis")
+    p = sovtp("models", "convert-checkpoint", plain, "-o", mine)
+    assert p.returncode == 2 and "not a sovtp checkpoint" in p.stderr, p.stderr
+    assert (mine / "chapter1.tex").read_text() == "thesis"
+    # an existing checkpoint folder is replaced (that is what converting again means)
+    assert sovtp("models", "convert-checkpoint", plain, "-o", tmp_path / "c").returncode == 0
+    assert sovtp("models", "convert-checkpoint", plain, "-o", tmp_path / "c").returncode == 0
+
+
+def test_a_checkpoints_config_cannot_steer_the_model_builder(trained, tmp_path):
+    """checkpoint.json is untrusted too: only plain architecture names and numeric shape/rate
+    arguments reach the constructor (timm would take checkpoint_path=, hf-hub: names …)."""
+    import shutil
+
+    out, _ = trained
+    for key, value in (("model_kwargs", {"checkpoint_path": "/tmp/x.pt"}),
+                       ("model_kwargs", {"width_mult": "0.35"}),
+                       ("model", "hf-hub:someone/model")):  # fmt: skip
+        bad = tmp_path / f"bad-{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(out / "last", bad)
+        meta = json.loads((bad / CONFIG).read_text())
+        meta["config"][key] = value
+        (bad / CONFIG).write_text(json.dumps(meta))
+        with pytest.raises(CheckpointError, match=str(bad)):
+            load(bad)
+
+
+def test_checkpoint_weights_are_readable_like_any_file_the_user_writes(trained):
+    """safetensors writes 0600 whatever the umask; a checkpoint is made to be shared."""
+    import os
+
+    out, _ = trained
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in (out / "last" / WEIGHTS, out / "last" / CONFIG):
+        assert f.stat().st_mode & 0o777 == 0o666 & ~mask, f

@@ -133,12 +133,15 @@ def safe_load(
     """``torch.load(weights_only=True)``; anything it refuses, or cannot read, is a
     :class:`CheckpointError` naming the file (``advice``: what to do, when refused)."""
     import pickle
+    import warnings
 
     import torch
 
     p = Path(path)
     try:
-        return torch.load(p, map_location=map_location, weights_only=True, mmap=mmap)
+        with warnings.catch_warnings():  # an old pickle's protocol warning: the refusal says it
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(p, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as e:
         if mmap and "mmap" in str(e):
             return safe_load(p, map_location, advice=advice)
@@ -191,7 +194,7 @@ def read_meta(ckpt: str | Path) -> dict[str, Any]:
         if not p.exists():
             raise CheckpointError(f"no checkpoint at {p}")
         ck = _check_legacy(p, safe_load(p, mmap=True))
-        return {k: v for k, v in ck.items() if k not in TENSOR_KEYS}
+        return _check_config(p, {k: v for k, v in ck.items() if k not in TENSOR_KEYS})
     try:
         meta = json.loads(p.read_text())
     except (OSError, ValueError) as e:
@@ -205,6 +208,31 @@ def read_meta(ckpt: str | Path) -> dict[str, Any]:
     if norm is not None and norm != NORMALISATION:
         raise CheckpointError(f"{p}: normalisation {norm} is not ImageNet's, which sovtp's "
                               "CNN baselines use")  # fmt: skip
+    return _check_config(p, meta)
+
+
+# Constructor arguments a checkpoint may set: shapes and rates only.  A shared checkpoint's JSON
+# is untrusted input too: free keys would reach timm's create_model (whose checkpoint_path=,
+# pretrained_cfg_overlay= or an hf-hub: name load or fetch other files).
+MODEL_KWARGS = ("width_mult", "image_size", "dropout", "attention_dropout", "drop_rate",
+                "drop_path_rate")  # fmt: skip
+
+
+def _check_config(p: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a checkpoint whose configuration would have the model builder fetch or load
+    anything: a model name that is not a plain name, constructor arguments that are not
+    shapes or rates."""
+    cfg = meta.get("config")
+    if not isinstance(cfg, dict):
+        return meta
+    name = cfg.get("model")
+    if not isinstance(name, str) or not name.replace("_", "").replace(".", "").isalnum():
+        raise CheckpointError(f"{p}: model {name!r} is not a plain architecture name")
+    kw = cfg.get("model_kwargs") or {}
+    bad = [k for k, v in kw.items() if k not in MODEL_KWARGS or not isinstance(v, (int, float))]
+    if not isinstance(kw, dict) or bad:
+        raise CheckpointError(f"{p}: model_kwargs {bad or kw!r} not allowed in a checkpoint "
+                              f"(only {', '.join(MODEL_KWARGS)}, numbers)")  # fmt: skip
     return meta
 
 
@@ -250,6 +278,14 @@ def _cpu_state(sd: dict[str, Any]) -> dict[str, Any]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in sd.items()}
 
 
+def share_like_umask(path: Path) -> None:
+    """safetensors writes its files 0600 whatever the umask: give them the mode any other file
+    gets (checkpoints are made to be shared)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def save_checkpoint(ck: dict[str, Any], folder: str | Path) -> Path:
     """Write ``ck`` (``model`` state dict, optional ``optimizer``/``scheduler``, JSON-able rest)
     as a checkpoint folder.  Atomic: the files go to a temporary folder, which then replaces
@@ -265,6 +301,7 @@ def save_checkpoint(ck: dict[str, Any], folder: str | Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     save_file(_cpu_state(ck["model"]), str(tmp / WEIGHTS), metadata={"format": FORMAT})
+    share_like_umask(tmp / WEIGHTS)
     if any(k in ck for k in STATE_KEYS):
         st = {k: ck[k] for k in STATE_KEYS if k in ck}
         torch.save({**st, "epoch": ck.get("epoch")}, tmp / STATE)
@@ -308,9 +345,13 @@ def save_converted(ck: Any, src: str | Path, dst: str | Path | None = None) -> P
     out = Path(dst) if dst is not None else src.with_suffix("")
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / CONFIG).is_file():
+        # the conversion replaces the folder whole: never a folder of someone's other files
+        raise CheckpointError(f"{out}: a folder that is not a sovtp checkpoint; choose a new -o")
     ck = dict(_check_legacy(src, ck))
     if not isinstance(ck["config"], dict):
         ck["config"] = dict(vars(ck["config"]))  # e.g. a dataclass or a namespace
+    _check_config(src, ck)
     ck["converted_from"] = str(src)
     _check_architecture(src, ck)
     return save_checkpoint(ck, out)  # other values JSON cannot hold are written as text

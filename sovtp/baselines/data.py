@@ -153,6 +153,9 @@ class CropSet:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
         save_file(tensors, str(tmp),
                   metadata={"format": CROPS_FORMAT, "sovtp": json.dumps(head, default=str)})  # fmt: skip
+        from sovtp.baselines.checkpoint import share_like_umask
+
+        share_like_umask(tmp)
         os.replace(tmp, path)
 
     @classmethod
