@@ -55,6 +55,24 @@ def test_options_not_typed_keep_the_file_and_without_a_file_the_defaults(config_
     assert plain.model_dump() == defaults.model_dump()  # not typed: the model's defaults
 
 
+def test_server_typed_over_a_config_sets_its_systems_flavour_or_is_refused(tmp_path, ran):
+    """`--server vllm` alone over a config's server system changes that system's flavour (it
+    was dropped silently); with no server system in the run it is refused, not ignored."""
+    f = tmp_path / "c.yaml"
+    f.write_text(
+        f"data: {tmp_path / 'm.csv'}\nout: {tmp_path / 'r'}\nsystems:\n- name: openai\n"
+        "  backend: openai\n  options: {base_url: ['http://127.0.0.1:9/v1'], server: openai}\n"
+    )
+    assert main(["bench", "--config", str(f), "--server", "vllm", "--no-check"]) == 0
+    (cfg,) = ran
+    assert [s.options["server"] for s in cfg.systems] == ["vllm"]
+    offline = tmp_path / "o.yaml"
+    offline.write_text(f"data: {tmp_path / 'm.csv'}\nout: {tmp_path / 'r2'}\n")
+    assert main(["bench", "--config", str(offline), "--server", "vllm", "--no-check"]) == 2
+    assert main(["bench", str(tmp_path / "m.csv"), "--server", "vllm", "--no-check"]) == 2
+    assert len(ran) == 1
+
+
 def test_ablate_takes_typed_options_over_the_defaults(tmp_path, ran):
     assert main(["ablate", str(tmp_path / "m.csv"), "--ladder", "--seed", "3", "--max-side",
                  "256", "-o", str(tmp_path / "a"), "--no-check"]) == 0  # fmt: skip

@@ -196,7 +196,11 @@ def build_config(config_file: Path | None, given: dict[str, Any]):
     base: dict[str, Any] = {}
     if config_file is not None:
         base = yaml.safe_load(config_file.read_text()) or {}
+    given = dict(given)
+    server = given.pop(SERVER_OVER, None)
     base.update({k: v for k, v in given.items() if v is not None})
+    if server is not None:
+        base["systems"] = _with_server(base.get("systems"), server)
     if not base.get("variants") and base.get("evaluator"):
         base["variants"] = evaluator_prompts(base["evaluator"])
     if not base.get("data"):
@@ -314,7 +318,29 @@ def run_settings(ctx: typer.Context, params: dict[str, Any], knobs: dict[str, An
         p = params
         d["systems"] = _systems(p["backend"], p["base_url"], p["model"], p["hf"], p["system"],
                                 p["server"], None, None)  # fmt: skip
+    elif "server" in typed:  # alone: the flavour of the run's own server systems
+        d[SERVER_OVER] = typed["server"]
     return d
+
+
+SERVER_OVER = "--server"  # a typed --server without a system of its own (not a config field)
+
+
+def _with_server(systems: Any, server: str) -> list[Any]:
+    """The run's OpenAI-compatible systems with ``server`` as their flavour (``--server vllm``
+    typed over a ``--config``); refused when the run has none — it was dropped silently."""
+    from sovtp.bench.config import SystemSpec
+
+    specs = [SystemSpec.model_validate(s) for s in systems or []]
+    hits = [s for s in specs if s.backend == "openai"]
+    if not hits:
+        raise SovtpError(
+            f"--server {server} describes an OpenAI-compatible server, and the run has none: "
+            "give --base-url URL (or --system openai@URL) with it"
+        )
+    for s in hits:
+        s.options["server"] = server
+    return [s.model_dump() for s in specs]
 
 
 @prepare_knobs
