@@ -16,6 +16,18 @@ def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden snapshots")
 
 
+def pytest_collection_modifyitems(config, items):
+    """`network` tests need model hubs this machine cannot reach: skipped unless
+    SOVTP_NETWORK_TESTS=1, whatever ``-m`` a run gives (a ``-m "not slow"`` quick lane replaced
+    the default ``-m 'not network'`` and selected them)."""
+    if os.environ.get("SOVTP_NETWORK_TESTS") == "1":
+        return
+    skip = pytest.mark.skip(reason="needs model hubs (set SOVTP_NETWORK_TESTS=1 to run)")
+    for item in items:
+        if "network" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Annotation cache in a temp dir; models stay in the user cache (fetched by ./run)."""

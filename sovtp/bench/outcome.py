@@ -74,7 +74,12 @@ def outcome_of(
         invalid=sum(map(is_invalid, rows)),
         interrupted=interrupted,
     )
-    if o.rows and o.valid <= 0:
+    if o.rows == 0:
+        o.hint = (
+            "the run holds no row: no sample was selected (check DATA, --split, --fold, "
+            "--limit) or the run stopped before its first answer"
+        )
+    elif o.valid <= 0:
         o.hint = likely_cause(rows, list(responses), structured)
     return o
 
@@ -109,7 +114,7 @@ def likely_cause(
 ) -> str:
     """What a user can do when no row holds a valid answer, read from the rows and answers."""
     errors = [str(r.get("error") or "") for r in rows if r.get("error")]
-    if errors and len(errors) >= len(rows) / 2:
+    if errors and len(errors) == len(rows):  # every request failed: the errors say why
         text = Counter(errors).most_common(1)[0][0]
         low = text.lower()
         if "422" in low and "structured_outputs" in low:
@@ -128,6 +133,12 @@ def likely_cause(
                 "(`sovtp doctor --base-url URL` tests the server)"
             )
         return f"every request failed; the most frequent error: {text[:200]}"
+    also = f" ({len(errors)} of {len(rows)} rows are errors too)" if errors else ""
+    return _answer_cause(responses, structured) + also
+
+
+def _answer_cause(responses: list[dict[str, Any]], structured: bool | None) -> str:
+    """Why the answers that came back were not valid."""
     answers = [a for r in responses if not r.get("error") for a in _answers(r)]
     if answers and sum(a.get("finish_reason") == "length" for a in answers) >= len(answers) / 2:
         return "answers were cut at the token limit (finish_reason: length): raise --max-tokens"

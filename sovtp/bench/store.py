@@ -14,7 +14,7 @@ requests in flight, and ``--resume`` picks up from the rows already written.
 A key's rows are replaced, never stacked: when ``--resume`` asks an error row again, the old row
 is dropped from the files first (an atomic rewrite), so every reader — the report, ``sovtp
 score``, a pandas one-liner — sees one row per key.  Readers that may meet a folder written by an
-older sovtp use :func:`latest_rows`, where the last row of a key wins.
+older sovtp use :func:`sovtp.jsonl.latest_rows`, where the last row of a key wins.
 """
 
 from __future__ import annotations
