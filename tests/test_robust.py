@@ -212,7 +212,7 @@ def test_robust_command_writes_json_figure_crops_and_frames(trained, astronaut_p
     assert res["rows"][0]["n_samples"] == 1 and res["rows"][1]["linf"] == 2
     svg = (out / "robust.svg").read_text()
     assert svg.startswith("<svg") and "epsilon" in svg
-    c2 = CropSet.load(out / "crops-eps2.pt")
+    c2 = CropSet.load(out / "crops-eps2.safetensors")
     assert c2.ids == ["a"] and c2.meta["eps"] == 2
     assert (out / "frames-eps2" / "manifest.csv").exists() and "eps 2:" in r.output
     bad = CliRunner().invoke(app, ["robust", str(man), "--system", "openai@x", "-o", str(out)])
@@ -259,7 +259,7 @@ def test_robust_into_a_run_folder_puts_the_figure_in_its_report(trained, astrona
     r = CliRunner().invoke(app, ["robust", str(run), "--system", f"cnn:{ck}", "--eps", "0,2",
                                  "--attack", "fgsm", "--device", "cpu"])  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert (run / "robust.json").exists() and (run / "robust" / "crops-eps2.pt").exists()
+    assert (run / "robust.json").exists() and (run / "robust" / "crops-eps2.safetensors").exists()
     html = (run / "report.html").read_text()
     sec = html[html.index("Adversarial robustness") :]
     assert sec.split("</h2>", 1)[1].startswith("<div class='fig'><svg") and "epsilon" in sec

@@ -542,7 +542,7 @@ def run_robust(
     files_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """``sovtp robust``: crops of the samples → accuracy vs ε → ``out/robust.json``,
-    ``out/robust.svg``, the perturbed crops ``crops-eps<e>.pt`` (a CropSet each); with
+    ``out/robust.svg``, the perturbed crops ``crops-eps<e>.safetensors`` (a CropSet each); with
     ``frames`` also ``frames-eps<e>/`` (PNG frames + ``manifest.csv``) for a vision-LLM run.
     The crops and frames go to ``files_dir`` (default ``out``): a run folder keeps them in a
     subfolder, beside the ``robust.json`` its report shows."""
@@ -569,7 +569,7 @@ def run_robust(
     res.update(system=m.name, checkpoint=str(ckpt), sampling=samp, size=m.size, **facts)
     for e, xa in kept.items():
         CropSet(xa, crops.owner, crops.y, crops.ids, crops.labels,
-                {**crops.meta, "eps": e, "attack": attack}).save(files / f"crops-eps{e:g}.pt")  # fmt: skip
+                {**crops.meta, "eps": e, "attack": attack}).save(files / f"crops-eps{e:g}.safetensors")  # fmt: skip
     if frames:
         res["frames"] = {}
         for e in eps:

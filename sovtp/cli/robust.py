@@ -20,7 +20,11 @@ def robust_cmd(
         ),
     ],
     system: Annotated[
-        str, typer.Option("--system", help="cnn:CHECKPOINT (a .pt file or a training folder).")
+        str,
+        typer.Option(
+            "--system",
+            help="cnn:CHECKPOINT (a `sovtp train` folder, its last/ checkpoint, or a file in it).",
+        ),
     ],
     out: Annotated[
         Path | None,
