@@ -87,7 +87,7 @@ def run_query(
             "images": [f"image_{k}.jpg" for k in range(n_images)],
             "generation": cfg.__dict__,
         }
-        if hasattr(be, "request_body"):
+        if be.capabilities.remote:
             request["base_url"] = be.base_url
             request["body"] = be.request_body(q, cfg) | {"messages": redacted["messages"]}
         (folder / "request.json").write_text(json.dumps(redact(request), indent=1, default=str))

@@ -227,3 +227,21 @@ def test_endpoints_share_the_load_and_a_dead_one_is_routed_around():
         n0 = a.state.count
         assert all(r.ok for r in be.generate(qs))  # retries move to the live endpoint
         assert a.state.count - n0 == 60 and be.last_sent[dead] == 0
+
+
+def test_capabilities_are_declared_and_no_caller_probes_for_methods():
+    """A server backend says it is one (``capabilities.remote``): model discovery, its request
+    body and its streaming session follow the declaration — callers probed with hasattr in five
+    places, so a backend that grew a ``session`` method changed how a run was driven."""
+    import re
+    from pathlib import Path
+
+    from sovtp.backends.base import get_backend
+
+    assert get_backend("openai", base_url="http://127.0.0.1:9/v1", model="m").capabilities.remote
+    assert not get_backend("facs").capabilities.remote
+    root = Path(__file__).resolve().parents[1] / "sovtp"
+    probes = [f"{p.relative_to(root)}:{n}" for p in root.rglob("*.py")
+              for n, line in enumerate(p.read_text().splitlines(), 1)
+              if re.search(r"\bhasattr\(", line)]  # fmt: skip
+    assert probes == [], probes

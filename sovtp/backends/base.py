@@ -29,6 +29,10 @@ class Capabilities:
     # False for a backend that answers from the measurements alone (the offline FACS reasoner):
     # prompt variants cannot change its answer, so an ablation over them tests nothing
     reads_prompt: bool = True
+    # True for a server over the network (OpenAI-compatible): it is asked for its model
+    # (``discover_model``), shows the body it sends (``request_body``) and streams a run's
+    # queries through its own bounded ``session``.  Declared, so no caller probes for methods.
+    remote: bool = False
 
 
 @dataclass

@@ -482,7 +482,7 @@ class Context:
     def _resolve_models(self) -> None:
         """Ask a server for its model once, up front: the cache key and the rows need it."""
         for b in self.backends.values():
-            if hasattr(b, "discover_model") and not b.model:
+            if b.capabilities.remote and not b.model:
                 b.model = asyncio.run(b.discover_model())
 
     def budgets(self) -> dict[str, int]:
@@ -637,7 +637,7 @@ class Context:
         """A system's bounded queue: a server backend's own streaming session, or, for an
         in-process backend, micro-batches of whatever is queued, answered in a thread."""
         be = self.backends[system]
-        if hasattr(be, "session"):
+        if be.capabilities.remote:
             return be.session(self.gen)  # type: ignore[attr-defined]
         return _batched(be, self.gen, getattr(be, "batch_size", None) or 16)
 
@@ -645,7 +645,7 @@ class Context:
         """How many of a system's queries may be queued or on the wire at once: twice what its
         endpoints take, so a freed slot always has a query waiting."""
         be = self.backends[system]
-        if hasattr(be, "session"):
+        if be.capabilities.remote:
             per = be.max_concurrency if be.adaptive else be.concurrency  # type: ignore[attr-defined]
             return 2 * per * len(getattr(be, "base_urls", [1]))
         return 2 * (getattr(be, "batch_size", None) or 16)

@@ -230,7 +230,7 @@ def score_rows(
         from sovtp.backends.cache import ResponseCache, request_key
 
         cfg = GenerationConfig(max_tokens=256, temperature=0.0, seed=0, structured=False)
-        if hasattr(backend, "discover_model") and not backend.model:
+        if backend.capabilities.remote and not backend.model:
             import asyncio
 
             backend.model = asyncio.run(backend.discover_model())  # part of the cache key
