@@ -62,3 +62,21 @@ def test_a_terminal_keeps_riches_own_width(monkeypatch, stderr):
 
     monkeypatch.setattr(Console, "is_terminal", property(lambda self: True))
     assert console(stderr=stderr).width != LOG_WIDTH
+
+
+def test_a_panel_off_a_terminal_is_as_wide_as_its_content(capsys):
+    """The query answer is a panel: off a terminal (where the console is wide so that nothing is
+    cut) it must not stretch to the console's width — `./run sovtp | cat` printed 4000-wide
+    boxes."""
+    from sovtp.cli.annotate import _answer_panel
+    from sovtp.cli.console import console
+    from sovtp.records import Prediction, Response
+
+    r = Response(query_id="q", backend="facs", model="m", text='{"label": "happy"}')
+    p = Prediction(sample_id="s", system="facs", variant="v", label="happy", parse_status="ok")
+    from types import SimpleNamespace
+
+    q = SimpleNamespace(subject=1, output="json")
+    console().print(_answer_panel("clip.mp4", SimpleNamespace(response=r, prediction=p, query=q)))
+    out = capsys.readouterr().out
+    assert "clip.mp4" in out and max(map(len, out.splitlines())) < 200

@@ -100,7 +100,8 @@ def _answer_panel(name: str, result):
     title = f"{name} · subject {q.subject} · {resp.backend}:{resp.model} · {q.output}"
     if pred.label is None:
         why = resp.error or f"answer could not be parsed ({pred.parse_status})"
-        return Panel(f"[bold red]no answer[/]: {why}\n\n{resp.text[:500]}", title=title)
+        return Panel(f"[bold red]no answer[/]: {why}\n\n{resp.text[:500]}", title=title,
+                     expand=False)  # fmt: skip
     conf = "" if pred.confidence is None else f"  (confidence {pred.confidence:.2f})"
     body = f"[bold green]{pred.label}[/]{conf}\n\n"
     if pred.stages:
@@ -109,7 +110,9 @@ def _answer_panel(name: str, result):
         body += pred.rationale
     if pred.ranking[1:]:
         body += f"\n\n[dim]ranking: {', '.join(pred.ranking)}[/dim]"
-    return Panel(body, title=title, subtitle=f"parse {pred.parse_status} · {resp.latency_s:.2f}s")
+    # as wide as its content (and title), not the console: a log's console is 4000 wide
+    sub = f"parse {pred.parse_status} · {resp.latency_s:.2f}s"
+    return Panel(body, title=title, subtitle=sub, expand=False)
 
 
 def annotate_cmd(
