@@ -75,18 +75,13 @@ class PrepareSettings(BaseModel):
     # a cap on the long side of every image sent, px, below image_size (None: no cap beyond it)
     max_side: int | None = later(None, ge=16)
 
-    @field_validator("label_order")
+    @field_validator("label_order", "au_source")
     @classmethod
-    def _label_order(cls, v: str) -> str:
-        if v not in LABEL_ORDERS:
-            raise ValueError(f"label order must be one of {', '.join(LABEL_ORDERS)}; got {v!r}")
-        return v
-
-    @field_validator("au_source")
-    @classmethod
-    def _au_source(cls, v: str) -> str:
-        if v not in AU_SOURCES:
-            raise ValueError(f"AU source must be one of {', '.join(AU_SOURCES)}")
+    def _one_of(cls, v: str, info) -> str:
+        what, choices = {"label_order": ("label order", LABEL_ORDERS),
+                         "au_source": ("AU source", AU_SOURCES)}[info.field_name]  # fmt: skip
+        if v not in choices:
+            raise ValueError(f"{what} must be one of {', '.join(choices)}; got {v!r}")
         return v
 
     @field_validator("output")

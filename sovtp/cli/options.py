@@ -42,7 +42,6 @@ MaxFaces = Annotated[
 NoCache = Annotated[
     bool, typer.Option("--no-cache", help="Ignore the annotation cache (detect again).")
 ]
-NoPose = Annotated[bool, typer.Option("--no-pose", help="Skip body pose (faster).")]
 Pose = Annotated[
     bool, typer.Option("--pose/--no-pose", help="Detect body pose (--no-pose: faster).")
 ]
@@ -263,12 +262,6 @@ MaxRetries = Annotated[
         "--max-retries", help="Retries of a transient failure (5xx, 429, timeout, malformed)."
     ),
 ]
-
-
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise SovtpError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return value
 
 
 def backend_options(
