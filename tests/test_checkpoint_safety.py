@@ -483,6 +483,14 @@ def test_a_checkpoints_config_cannot_steer_the_model_builder(trained, tmp_path):
         (bad / CONFIG).write_text(json.dumps(meta))
         with pytest.raises(CheckpointError, match=str(bad)):
             load(bad)
+    # an old one-pickle last.pt is read weights-only, and its config is checked all the same
+    for cfg in ({"model_kwargs": {"checkpoint_path": "/tmp/x.pt"}}, {"model_kwargs": [1]}):
+        old = legacy(out, tmp_path / f"old-{len(list(tmp_path.iterdir()))}" / "last.pt")
+        ck = torch.load(old, weights_only=True)
+        ck["config"] = {**ck["config"], **cfg}
+        torch.save(ck, old)
+        with pytest.raises(CheckpointError, match="model_kwargs"):
+            load(old)
 
 
 def test_checkpoint_weights_are_readable_like_any_file_the_user_writes(trained):

@@ -176,7 +176,7 @@ def _check_legacy(path: Path, ck: Any) -> dict[str, Any]:
             f"{path}: not a sovtp checkpoint (no model/config/labels); a plain state dict is "
             f"initial weights: sovtp train --weights {path}"
         )
-    return ck
+    return _check_config(path, ck)  # every reader of an old .pt: its config is untrusted too
 
 
 def screen(path: Path) -> Path:
@@ -194,7 +194,7 @@ def read_meta(ckpt: str | Path) -> dict[str, Any]:
         if not p.exists():
             raise CheckpointError(f"no checkpoint at {p}")
         ck = _check_legacy(p, safe_load(p, mmap=True))
-        return _check_config(p, {k: v for k, v in ck.items() if k not in TENSOR_KEYS})
+        return {k: v for k, v in ck.items() if k not in TENSOR_KEYS}
     try:
         meta = json.loads(p.read_text())
     except (OSError, ValueError) as e:
@@ -229,8 +229,12 @@ def _check_config(p: Path, meta: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(name, str) or not name.replace("_", "").replace(".", "").isalnum():
         raise CheckpointError(f"{p}: model {name!r} is not a plain architecture name")
     kw = cfg.get("model_kwargs") or {}
-    bad = [k for k, v in kw.items() if k not in MODEL_KWARGS or not isinstance(v, (int, float))]
-    if not isinstance(kw, dict) or bad:
+    bad = (
+        [k for k, v in kw.items() if k not in MODEL_KWARGS or not isinstance(v, (int, float))]
+        if isinstance(kw, dict)
+        else [kw]
+    )
+    if bad:
         raise CheckpointError(f"{p}: model_kwargs {bad or kw!r} not allowed in a checkpoint "
                               f"(only {', '.join(MODEL_KWARGS)}, numbers)")  # fmt: skip
     return meta
