@@ -114,11 +114,6 @@ class PrepareSettings(BaseModel):
         except (TypeError, ValueError) as e:
             raise ValueError(f"voice_alpha: {e}") from None
 
-    @classmethod
-    def knobs(cls) -> tuple[str, ...]:
-        """The names of the prepare knobs (this model's fields, not a subclass's)."""
-        return tuple(PrepareSettings.model_fields)
-
     def settings(self) -> dict[str, Any]:
         """The knobs' values (a run config's share of them)."""
         return {k: getattr(self, k) for k in PrepareSettings.model_fields}

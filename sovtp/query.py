@@ -92,7 +92,7 @@ def run_query(
             request["body"] = be.request_body(q, cfg) | {"messages": redacted["messages"]}
         (folder / "request.json").write_text(json.dumps(redact(request), indent=1, default=str))
         (folder / "response.json").write_text(json.dumps(redact(resp.model_dump()), indent=1))
-        model = options.get("model") or (resp.model if backend == "openai" else None)
+        model = options.get("model") or (resp.model if be.capabilities.remote else None)
         pred = predict(
             resp, q.labels, clip.source, system_name(backend, model), spec.id, output=q.output
         )

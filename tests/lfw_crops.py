@@ -40,12 +40,21 @@ TINY_RECIPE = {"epochs": 4, "steps_per_epoch": 15}
 
 
 def trained_tiny(out, size: int = 32, **cfg):
-    """A MobileNetV2 (width 0.35) trained 4 × 15 steps on the 140 LFW train crops (~7 s);
-    returns (checkpoint folder, held-out crops)."""
+    """A MobileNetV2 (width 0.35) trained 4 × 15 steps on the 140 LFW train crops (~7 s), on
+    one torch thread (the module-scoped fixtures that call this run before any function-scoped
+    ``one_torch_thread``, and CTranslate2 may have set the process to 2); returns (checkpoint
+    folder, held-out crops)."""
+    import torch
+
     from sovtp.baselines.train import TrainConfig, fit
 
     train_set, held_out = lfw_cropsets(size)
     base = dict(model="mobilenet_v2", size=size, batch_size=32, lr=1e-2, weight_decay=0.0,
                 model_kwargs=TINY_MNV2, device="cpu", **TINY_RECIPE)  # fmt: skip
-    fit(train_set, TrainConfig(**{**base, **cfg}), out, progress=False)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fit(train_set, TrainConfig(**{**base, **cfg}), out, progress=False)
+    finally:
+        torch.set_num_threads(n)
     return out, held_out

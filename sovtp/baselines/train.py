@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from sovtp.baselines.checkpoint import (
-    FORMAT,
     LAST,
     CheckpointError,
     checkpoint_path,
@@ -32,7 +31,6 @@ from sovtp.baselines.models import IMAGENET_MEAN, IMAGENET_STD, build_model, can
 
 log = logging.getLogger(__name__)
 
-CKPT_FORMAT = FORMAT
 BALANCE = ("sampler", "loss", "none")
 
 
@@ -254,7 +252,6 @@ def fit(
         precise_bn(model, x_dev[sel], cfg.batch_size, cfg.precise_bn, cuda)
         history.append({"epoch": epoch + 1, "loss": sum(losses) / len(losses), "steps": steps})
         ck = {
-            "format": CKPT_FORMAT,
             "model": model.state_dict(),
             "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(),

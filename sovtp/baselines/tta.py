@@ -360,8 +360,6 @@ class OnlineAdapter:
             out = self._bn_step(xb)
         else:
             out = self._entropy_step(xb)
-        if kind != "bn":  # bn: fresh until its first update (it resets the statistics then)
-            self._fresh = False
         self.batches += 1
         self.frames += len(x)
         return out.cpu()

@@ -223,6 +223,7 @@ def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
         TimeRemainingColumn,
     )
 
+    from sovtp.bench.outcome import is_invalid
     from sovtp.bench.run import RunInterrupted, count, run_bench
     from sovtp.cli.console import console
     from sovtp.cli.scores import print_summary
@@ -246,7 +247,7 @@ def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
         def on_row(row: dict) -> None:
             if row.get("error"):
                 tally["errors"] += 1
-            elif row.get("parse_status") == "invalid":
+            elif is_invalid(row):
                 tally["invalid"] += 1
             t = prog.tasks[task]
             rate = f"{t.speed:.1f} rows/s" if t.speed else ""
