@@ -21,7 +21,7 @@ from sovtp.data.pad import (
     leave_one_attack_out,
     simulate_attack,
 )
-from sovtp.report.pad import FOLD_METRICS, pad_markdown, pad_section
+from sovtp.report.pad import FOLD_METRICS, pad_report, pad_section
 
 SIDE = 64  # stored image side; the CNN reads 32-px crops
 
@@ -274,7 +274,7 @@ def _check_against_hand(rows, n_folds):
     for e in sec["systems"]:
         for k in FOLD_METRICS:  # the mean is over the detector's folds
             assert e["mean"][k] == pytest.approx(np.mean([f[k] for f in e["folds"]]))
-    md = pad_markdown(sec)
+    md, _ = pad_report(sec)
     assert "| loao | print |" in md and "mean ± std" in md and "not an ISO" in md
     json.dumps(sec)
 

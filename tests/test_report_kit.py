@@ -178,13 +178,12 @@ def _det_ok(svg: str) -> None:
 
 
 def test_pad_section_is_tables_and_a_det_curve(tmp_path):
-    from sovtp.report.pad import det_points, pad_html, pad_markdown, pad_section
+    from sovtp.report.pad import det_points, pad_report, pad_section
 
     doc = _pad_doc()
     sec = pad_section(doc)
-    md = pad_markdown(sec)
+    md, html = pad_report(sec, "PAD")
     assert _md_tables(md) and not [ln for ln in _md_tables(md) if "{" in ln]
-    html = pad_html(sec, "PAD", "- a line")
     assert _html_tables(html) and not [t for t in _html_tables(html) if "{" in t]
     svgs = re.findall(r"<svg.*?</svg>", html, flags=re.S)
     assert len(svgs) == 1

@@ -292,39 +292,6 @@ def det_svg_possible(section: Mapping[str, Any]) -> bool:
     return any(f.get("det") for e in section.get("systems") or [] for f in e["folds"])
 
 
-def pad_markdown(section: dict[str, Any]) -> str:
-    """The section as the report draws it: the table (one line per fold, then the mean ±
-    std), where the DET figure is, and the notes."""
-    from sovtp.report.build import md_table
-
-    out = md_table(pad_table(section))
-    if det_svg_possible(section):
-        out += ["", "(figure: report.html, the DET curve per held-out attack)"]
-    out += [f"\n> {n}" for n in pad_notes(section)]
-    return "\n".join(out) + "\n"
-
-
-def pad_html(section: dict[str, Any], title: str = "Presentation-attack detection",
-             intro_md: str = "") -> str:  # fmt: skip
-    """A standalone HTML page of the section, drawn like the report (its style, its table
-    function, every cell escaped): the table, the DET curve, the notes; ``intro_md`` list lines
-    (``- ...``) become a list above them."""
-    from sovtp.report.build import CSS, _esc, html_table
-
-    items = [ln[2:] for ln in intro_md.splitlines() if ln.startswith("- ")]
-    parts = [f"<h1>{_esc(title)}</h1>"]
-    if items:
-        parts.append("<ul>" + "".join(f"<li>{_esc(i)}</li>" for i in items) + "</ul>")
-    parts.append(html_table(pad_table(section)))
-    svg = det_svg(section)
-    if svg:
-        parts.append(f"<div class='fig'>{svg}</div>")
-    parts += [f"<p class='note'>{_esc(n)}</p>" for n in pad_notes(section)]
-    body = "\n".join(parts)
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}"
-            f"</title><style>{CSS}</style></head><body>{body}</body></html>\n")  # fmt: skip
-
-
 def _intro(doc: Mapping[str, Any]) -> list[str]:
     """The run's settings as list lines (plain text: the sample counts go to a table)."""
     lines = []
