@@ -166,6 +166,8 @@ def test_clean_errors_for_common_mistakes(tmp_path):
         )
         assert p.returncode == 2 and "Traceback" not in p.stderr, (args, p.stderr)
         assert needle in p.stderr, (args, p.stderr)
+        if "sovtp: error:" in p.stderr:  # ours (not click's usage block): one line, all of it
+            assert len(p.stderr.strip().splitlines()) == 1, (args, p.stderr)
 
 
 def test_score_binary_and_interval_predictions_made_elsewhere(tmp_path):

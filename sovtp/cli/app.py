@@ -110,6 +110,18 @@ def _main(
     _setup_logging(verbose)
 
 
+def _one_line(e: BaseException) -> str:
+    """A user error as one line: a settings model's validation error (query and prompt build
+    the prepare settings directly) lists each field and why, not pydantic's multi-line dump."""
+    errors = getattr(e, "errors", None)
+    if type(e).__name__ == "ValidationError" and callable(errors):
+        return "; ".join(
+            f"{'.'.join(map(str, x.get('loc', ())))}: {x.get('msg', '')}".removeprefix(": ")
+            for x in errors()
+        )
+    return str(e)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2; Ctrl-C exits 130."""
     from sovtp.cli.console import widen_help
@@ -118,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = app(args=argv, standalone_mode=False)  # returns typer.Exit's code in this mode
     except (SovtpError, ValueError, FileNotFoundError, NotADirectoryError) as e:
-        print(f"sovtp: error: {e}", file=sys.stderr)
+        print(f"sovtp: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sovtp: interrupted", file=sys.stderr)
