@@ -71,6 +71,15 @@ class Face:
     # cross-checks AU1/AU2/AU4/AU12 that stay out of ``aus``, and the raw feature changes ``d_*``
     # (inter-ocular units) against the neutral reference; empty when geometry did not run
     geometry: dict[str, float] = field(default_factory=dict)
+    # what hides part of the face: region ("mouth" | "eyes" | "brows") -> cause ("hand",
+    # "dark glasses"); an occluded region gives no AUs and no gaze (sovtp.annotate.occlusion)
+    occlusion: dict[str, str] = field(default_factory=dict)
+    # AUs not measured on this face and why, as a phrase a prompt can quote: "AU17" -> "mouth
+    # open", "AU12" -> "mouth covered by a hand", "AU9" -> "head turned 52°"
+    au_unmeasured: dict[str, str] = field(default_factory=dict)
+    # what the geometric AUs were measured against: "own neutral" (the track's own least
+    # expressive frames) or "canonical face" (MediaPipe's mean face; ``geometry`` says why)
+    au_reference: str = ""
 
     @property
     def center(self) -> tuple[float, float]:
@@ -99,6 +108,9 @@ class Face:
             "depth": None if self.depth is None else np.round(self.depth, 2).tolist(),
             "transform": None if self.transform is None else np.round(self.transform, 5).tolist(),
             "geometry": {k: round(float(v), 4) for k, v in self.geometry.items()},
+            "occlusion": dict(self.occlusion),
+            "au_unmeasured": dict(self.au_unmeasured),
+            "au_reference": self.au_reference,
             "head_pose": None
             if self.head_pose is None
             else [round(float(v), 2) for v in self.head_pose],
@@ -127,6 +139,9 @@ class Face:
             if d.get("transform") is None
             else np.asarray(d["transform"], dtype=np.float32),
             geometry={k: float(v) for k, v in d.get("geometry", {}).items()},
+            occlusion={str(k): str(v) for k, v in d.get("occlusion", {}).items()},
+            au_unmeasured={str(k): str(v) for k, v in d.get("au_unmeasured", {}).items()},
+            au_reference=str(d.get("au_reference", "")),
         )
 
 
@@ -286,6 +301,9 @@ class ClipAnnotation:
     frames: list[FrameAnnotation] = field(default_factory=list)
     cues: list[Cue] = field(default_factory=list)
     detectors: dict[str, str] = field(default_factory=dict)
+    # detected shots: per shot, [first, last] indices into ``frames`` (inclusive); one shot
+    # spanning every frame when no cut was found; empty only when shots were not detected
+    shots: list[tuple[int, int]] = field(default_factory=list)
     cached: bool = False
 
     @property
@@ -301,6 +319,7 @@ class ClipAnnotation:
             "sha256": self.sha256,
             "sampling": self.sampling,
             "detectors": dict(self.detectors),
+            "shots": [[int(a), int(b)] for a, b in self.shots],
             "frames": [f.to_dict() for f in self.frames],
             "cues": [c.to_dict() for c in self.cues],
         }
@@ -312,6 +331,7 @@ class ClipAnnotation:
             sha256=d["sha256"],
             sampling=d["sampling"],
             detectors=dict(d.get("detectors", {})),
+            shots=[(int(a), int(b)) for a, b in d.get("shots", [])],
             frames=[FrameAnnotation.from_dict(f) for f in d.get("frames", [])],
             cues=[Cue.from_dict(c) for c in d.get("cues", [])],
         )

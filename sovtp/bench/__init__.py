@@ -1,1 +1,0 @@
-"""Benchmark runs: systems × prompt variants × samples, resumable, cached, reported."""
