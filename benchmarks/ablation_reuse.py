@@ -33,8 +33,8 @@ def main() -> None:
     (tmp / "cache").mkdir()
     if models.exists():
         (tmp / "cache" / "models").symlink_to(models)
-    from sovtp.bench.config import BenchConfig
-    from sovtp.bench.run import run_bench
+    from sovtp.engine.config import BenchConfig
+    from sovtp.recipes.bench import run_bench
     from sovtp.prompting.ablation import LADDER
 
     names = make_media(tmp / "media")

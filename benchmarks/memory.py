@@ -23,8 +23,8 @@ from _media import make_media, write_manifest  # noqa: E402
 
 CHILD = r"""
 import json, resource, sys, time
-from sovtp.bench.config import BenchConfig
-from sovtp.bench.run import run_bench
+from sovtp.engine.config import BenchConfig
+from sovtp.recipes.bench import run_bench
 t = time.perf_counter()
 run, st = run_bench(BenchConfig(data=sys.argv[1], variants=["sovtp/full"], sampling="uniform:1",
                                 out=sys.argv[2], n_boot=200))

@@ -59,8 +59,8 @@ class Server:
 
 
 def run(manifest: Path, out: Path, url: str, workers: int, concurrency: int) -> dict:
-    from sovtp.bench.config import BenchConfig, SystemSpec
-    from sovtp.bench.run import run_bench
+    from sovtp.engine.config import BenchConfig, SystemSpec
+    from sovtp.recipes.bench import run_bench
 
     times: list[float] = []
     system = SystemSpec.of("openai", {"base_url": [url], "model": "m", "concurrency": concurrency})
@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.5, help="L, seconds per request")
     ap.add_argument("--capacity", type=int, default=0, help="C (0: match A(W))")
     a = ap.parse_args()
-    from sovtp.bench.runner import default_workers
+    from sovtp.engine.runner import default_workers
 
     cores = default_workers()
     W = a.workers or cores

@@ -33,8 +33,8 @@ from _media import make_media, write_manifest  # noqa: E402
 
 DRIVER = """
 import sys
-from sovtp.bench.config import BenchConfig
-from sovtp.bench.run import exit_code, run_bench
+from sovtp.engine.config import BenchConfig
+from sovtp.recipes.bench import exit_code, run_bench
 _, stats = run_bench(BenchConfig.model_validate_json(sys.argv[1]), resume=sys.argv[2] == "1",
                      report=False)
 sys.exit(exit_code(stats))
@@ -72,7 +72,7 @@ def main() -> None:
     ap.add_argument("--chaos", action="store_true")
     ap.add_argument("--timeout", type=float, default=2.0)
     a = ap.parse_args()
-    from sovtp.bench.config import BenchConfig, SystemSpec
+    from sovtp.engine.config import BenchConfig, SystemSpec
     from sovtp.testing import Behaviour, FakeOpenAIServer
 
     tmp = Path(tempfile.mkdtemp(prefix="sovtp-kill-"))

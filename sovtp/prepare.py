@@ -36,14 +36,14 @@ AU_SOURCES = ("mediapipe", "pyfeat")
 
 def later(default: Any, **kw: Any) -> Any:
     """A knob added after runs were made: at ``default`` it is left out of a run's identity
-    (``sovtp.bench.config.run_identity``), so a run folder made before it still resumes."""
+    (``sovtp.engine.config.run_identity``), so a run folder made before it still resumes."""
     return Field(default, json_schema_extra={"later": True}, **kw)
 
 
 class PrepareSettings(BaseModel):
     """Every knob of the prepare pipeline, each declared once with its default: what decides
     what a model is shown, beside the prompt spec itself.  A run's config
-    (:class:`~sovtp.bench.config.BenchConfig`) embeds it, ``sovtp query``/``prompt``/``bench``/
+    (:class:`~sovtp.engine.config.BenchConfig`) embeds it, ``sovtp query``/``prompt``/``bench``/
     ``ablate`` take each field as an option (``sovtp.cli.options.PREPARE_KNOBS``), and the
     prepare pipeline reads it (:class:`PrepareOptions`).  A new knob is a field here and an
     option line there; one added after runs were made is declared with :func:`later` so older

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sovtp.bench.runner import row_key
+from sovtp.engine.runner import row_key
 from sovtp.data.bah_frames import (
     frame_labels,
     frames_from_segments,

@@ -210,8 +210,8 @@ def test_a_cnn_and_a_vision_llm_system_in_one_run(lfw, tmp_path, astronaut_png, 
     """`--system cnn:CKPT` beside a prompt system: one annotation per sample serves both, the
     CNN answers once per sample (not once per prompt variant), and rows, CIs and the report
     treat it like any other system."""
-    from sovtp.bench.config import BenchConfig, SystemSpec
-    from sovtp.bench.run import load_rows, run_bench
+    from sovtp.engine.config import BenchConfig, SystemSpec
+    from sovtp.recipes.bench import load_rows, run_bench
 
     faces, _ = lfw
     relabel = CropSet.from_arrays(  # faces → "happy", non-faces → "sad" (a basic7 pair)

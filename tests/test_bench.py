@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sovtp.bench.config import BenchConfig, SystemSpec
-from sovtp.bench.run import run_bench
+from sovtp.engine.config import BenchConfig, SystemSpec
+from sovtp.recipes.bench import run_bench
 from sovtp.jsonl import iter_jsonl
 from sovtp.testing import Behaviour, FakeOpenAIServer
 
@@ -335,7 +335,7 @@ def test_evaluator_refuses_a_split_or_fold_the_benchmark_does_not_have(tmp_path)
 def test_fields_added_later_leave_an_older_runs_identity_unchanged(tmp_path):
     """A run folder made before --tta/--hands existed still resumes: at their defaults those
     fields are not part of the identity; set, they are (a changed setting is refused)."""
-    from sovtp.bench.config import LATER_FIELDS, run_identity
+    from sovtp.engine.config import LATER_FIELDS, run_identity
     from sovtp.labels import load_label_set
 
     ls = load_label_set("basic7")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sovtp.bench.config import (
+from sovtp.engine.config import (
     LATER_FIELDS,
     BenchConfig,
     identity_changes,
@@ -138,7 +138,7 @@ def test_bench_and_ablate_put_the_deid_mode_in_the_run_config(cmd, tmp_path, mon
 
 
 def test_a_config_file_keeps_its_mode_and_the_runner_passes_it_on(tmp_path):
-    from sovtp.bench.runner import prepare_options
+    from sovtp.engine.runner import prepare_options
     from sovtp.cli.bench import build_config
     from sovtp.errors import SovtpError
 
@@ -179,7 +179,7 @@ def test_the_deid_mode_is_part_of_a_deid_runs_identity_only():
 
 
 def test_the_manifest_records_the_deid_mode():
-    from sovtp.bench.run import run_manifest
+    from sovtp.recipes.bench import run_manifest
     from sovtp.labels import load_label_set
 
     cfg = BenchConfig(data="m.csv", out="r", deid=True, deid_mode="fill")
@@ -197,7 +197,7 @@ def test_the_option_costs_help_no_face_module_import():
         "import sys\n"
         "from sovtp.cli.app import main\n"
         "from sovtp.cli.options import deid_mode_option\n"
-        "from sovtp.bench.config import BenchConfig\n"
+        "from sovtp.engine.config import BenchConfig\n"
         "assert deid_mode_option('blur') == 'blur'\n"
         "BenchConfig(data='m.csv', deid=True, deid_mode='blur')\n"
         "assert 'sovtp.deid.faces' not in sys.modules and 'scipy' not in sys.modules\n"

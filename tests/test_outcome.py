@@ -1,9 +1,9 @@
-"""How a run ended (sovtp.bench.outcome): counts, the exit code and the likely cause, on rows
+"""How a run ended (sovtp.engine.outcome): counts, the exit code and the likely cause, on rows
 and answers shaped as bench and spot write them."""
 
 from __future__ import annotations
 
-from sovtp.bench.outcome import outcome_of, run_outcome
+from sovtp.engine.outcome import outcome_of, run_outcome
 
 
 def _row(**kw):

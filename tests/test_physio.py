@@ -285,8 +285,8 @@ def test_bench_words_a_manifest_physio_recording_in_the_prompt(tmp_path, pan_mp4
     reaches the prompt as words (heart rate), and the run's detector config is unchanged."""
     import json
 
-    from sovtp.bench.config import BenchConfig
-    from sovtp.bench.run import run_bench
+    from sovtp.engine.config import BenchConfig
+    from sovtp.recipes.bench import run_bench
     from sovtp.jsonl import iter_jsonl
 
     _sine_ppg(tmp_path / "p1.csv", ((0.0, 20.0, 84.0),))
@@ -308,8 +308,8 @@ def test_bench_words_a_manifest_physio_recording_in_the_prompt(tmp_path, pan_mp4
 def test_bench_fold_under_a_cross_subject_protocol_keeps_subjects_whole(tmp_path, pan_mp4):
     """`--fold k` with physio_va on a manifest without a fold column: fold k holds whole
     subjects (dealt as the evaluator declares), every sample once over the folds."""
-    from sovtp.bench.config import BenchConfig
-    from sovtp.bench.run import resolve, samples
+    from sovtp.engine.config import BenchConfig
+    from sovtp.recipes.bench import resolve, samples
     from sovtp.evaluator import load_evaluator
 
     subj = ["a", "a", "b", "c", "c", "c", "d", "e", "f", "f"]
@@ -349,8 +349,8 @@ def test_training_takes_the_subjects_the_bench_fold_leaves_out(tmp_path, pan_mp4
     """`sovtp train --evaluator physio_va --fold k` trains on every subject not in test fold k
     (what `sovtp bench --fold k` scores): the two sides partition the samples by subject."""
     from sovtp.baselines.train import training_samples
-    from sovtp.bench.config import BenchConfig
-    from sovtp.bench.run import resolve, samples
+    from sovtp.engine.config import BenchConfig
+    from sovtp.recipes.bench import resolve, samples
 
     subj = ["a", "a", "b", "c", "c", "d", "e", "f"]
     lines = ["id,media,subject,valence,arousal"]

@@ -198,8 +198,8 @@ def test_bench_deid_scrubs_the_manifest_speakers_from_what_leaves(tmp_path, astr
     """A manifest's `speaker` column (extra columns live in Sample.meta) names people the
     scrubber removes from the transcript before a --deid request leaves; the record of what
     left shows the placeholder, never the name."""
-    from sovtp.bench.config import BenchConfig
-    from sovtp.bench.run import run_bench
+    from sovtp.engine.config import BenchConfig
+    from sovtp.recipes.bench import run_bench
     from sovtp.deid.outgoing import read_index
 
     (tmp_path / "m.csv").write_text(

@@ -79,8 +79,8 @@ def test_two_bench_runs_with_two_workers_give_identical_annotations_and_cnn_scor
     pytest.importorskip("torch")
     pytest.importorskip("torchvision")
     from sovtp.baselines.train import TrainConfig, fit
-    from sovtp.bench.config import BenchConfig, SystemSpec
-    from sovtp.bench.run import load_rows, run_bench
+    from sovtp.engine.config import BenchConfig, SystemSpec
+    from sovtp.recipes.bench import load_rows, run_bench
     from tests.lfw_crops import TINY_MNV2, lfw_cropsets
 
     if importlib.util.find_spec("faster_whisper") is not None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from sovtp.bench.config import BenchConfig, SystemSpec
-from sovtp.bench.run import RunInterrupted, exit_code, run_bench
-from sovtp.bench.store import RunLocked
+from sovtp.engine.config import BenchConfig, SystemSpec
+from sovtp.recipes.bench import RunInterrupted, exit_code, run_bench
+from sovtp.engine.store import RunLocked
 from sovtp.errors import SovtpError
 from sovtp.jsonl import iter_jsonl
 from sovtp.testing import Behaviour, FakeOpenAIServer
@@ -171,7 +171,7 @@ def test_resume_with_an_added_variant_runs_only_the_new_cells(many, tmp_path):
 def test_a_second_process_on_the_same_folder_refuses(many, tmp_path):
     out = tmp_path / "r"
     code = (
-        "import sys, time; from sovtp.bench.store import RunStore; "
+        "import sys, time; from sovtp.engine.store import RunStore; "
         f"s = RunStore({str(out)!r}); s.lock(); print('locked', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -189,7 +189,7 @@ def test_a_second_process_on_the_same_folder_refuses(many, tmp_path):
         _, stats = run_bench(cfg(many, out, srv.base_url, limit=1), report=False)
     assert stats.rows == 1
     assert not (out / ".lock").exists()  # a finished run leaves no lock file behind
-    from sovtp.bench.store import RunStore
+    from sovtp.engine.store import RunStore
 
     a, b = RunStore(out), RunStore(out)  # two runs in one process: the second refuses too
     a.lock()
@@ -214,7 +214,7 @@ def test_exit_codes_count_answers_and_errors(many, tmp_path):
 def test_unparseable_answers_are_not_a_result(many, tmp_path):
     """A server that answers prose to a JSON prompt (it ignores the schema): every row holds an
     answer and no row a valid one — exit 4 with the likely cause, not 0; half of them: exit 3."""
-    from sovtp.bench.outcome import run_outcome
+    from sovtp.engine.outcome import run_outcome
 
     prose = "The person in the image seems to be feeling something, hard to say what exactly."
     with FakeOpenAIServer(Behaviour(content=prose)) as srv:
@@ -273,8 +273,8 @@ def test_sigint_in_a_real_process_exits_130_with_the_rows_and_report(many, tmp_p
 
     driver = (
         "import sys\n"
-        "from sovtp.bench.config import BenchConfig\n"
-        "from sovtp.bench.run import RunInterrupted, run_bench\n"
+        "from sovtp.engine.config import BenchConfig\n"
+        "from sovtp.recipes.bench import RunInterrupted, run_bench\n"
         "try:\n"
         "    run_bench(BenchConfig.model_validate_json(sys.argv[1]))\n"
         "except RunInterrupted as e:\n"

@@ -246,7 +246,7 @@ def expr_ckpt(tmp_path_factory):
 
 
 def _bench(tree, ck, out, tta="none", **kw):
-    from sovtp.bench.config import BenchConfig, SystemSpec
+    from sovtp.engine.config import BenchConfig, SystemSpec
 
     return BenchConfig(
         data=f"affwild2:{tree}", evaluator="affwild2", adapter_options={"window": 6},
@@ -279,8 +279,8 @@ def test_bench_tta_answers_in_sample_order_and_records_before_after(
     import json
     import time
 
-    from sovtp.bench import runner
-    from sovtp.bench.run import run_bench
+    from sovtp.engine import runner
+    from sovtp.recipes.bench import run_bench
 
     plain, _ = run_bench(_bench(affwild2_tree, expr_ckpt, tmp_path / "none"), report=False)
     assert not (plain / "tta.json").exists()
@@ -340,7 +340,7 @@ def test_bench_tta_resume_replays_the_stream(affwild2_tree, expr_ckpt, tmp_path)
     import json
     import shutil
 
-    from sovtp.bench.run import load_rows, run_bench
+    from sovtp.recipes.bench import load_rows, run_bench
 
     full, _ = run_bench(_bench(affwild2_tree, expr_ckpt, tmp_path / "full", "tent"), report=False)
     want = {r["sample_id"]: r["scores"] for r in load_rows(full)}
@@ -360,8 +360,8 @@ def test_bench_tta_resume_replays_the_stream(affwild2_tree, expr_ckpt, tmp_path)
 
 
 def test_tta_needs_a_cnn_system_and_a_known_method(tmp_path):
-    from sovtp.bench.config import BenchConfig
-    from sovtp.bench.run import run_bench
+    from sovtp.engine.config import BenchConfig
+    from sovtp.recipes.bench import run_bench
     from sovtp.errors import SovtpError
 
     with pytest.raises(SovtpError, match="unknown TTA method"):
@@ -376,7 +376,7 @@ def test_tta_needs_a_cnn_system_and_a_known_method(tmp_path):
 def test_in_order_releases_samples_in_the_order_they_were_read():
     """The runner's reorder buffer: whatever order the pool finishes samples in, their TTA items
     are answered 0, 1, 2, ...; a sample's slot frees only when its turn has passed."""
-    from sovtp.bench.runner import InOrder
+    from sovtp.engine.runner import InOrder
 
     answered, freed = [], []
     order = InOrder(answered.append)

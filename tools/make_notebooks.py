@@ -156,8 +156,8 @@ print((work / "manifest.jsonl").read_text())""",
     (
         PY,
         """from sovtp.prompting.ablation import LADDER
-from sovtp.bench.config import BenchConfig
-from sovtp.bench.run import run_bench
+from sovtp.engine.config import BenchConfig
+from sovtp.recipes.bench import run_bench
 
 cfg = BenchConfig(data=str(work / "manifest.jsonl"), variants=LADDER, sampling="uniform:4",
                   out=str(work / "ablation"), n_boot=500)
@@ -227,8 +227,8 @@ from pathlib import Path
 from PIL import Image
 from skimage.data import astronaut
 
-from sovtp.bench.config import BenchConfig
-from sovtp.bench.run import run_bench
+from sovtp.engine.config import BenchConfig
+from sovtp.recipes.bench import run_bench
 
 work = Path(tempfile.mkdtemp(prefix="sovtp-report-"))
 img = astronaut()

@@ -1,6 +1,6 @@
 """``sovtp bench`` and ``sovtp ablate``: systems × prompt variants × samples, into a run folder.
 
-Both build one :class:`~sovtp.bench.config.BenchConfig` from their options (``--config FILE``
+Both build one :class:`~sovtp.engine.config.BenchConfig` from their options (``--config FILE``
 reruns a run's ``config.yaml``), run it with a progress bar, print the summary and exit with a
 code that says how the run went (see ``EXIT_CODES_HELP``).
 """
@@ -165,7 +165,7 @@ def _precheck(cfg, given: dict[str, Any], no_check: bool) -> None:
 def _systems(backend, base_url, model, hf, system, server, timeout, max_retries):
     """The systems of a run: each --system, plus the one --backend/--base-url/--hf describe
     (the offline FACS reasoner when nothing is given)."""
-    from sovtp.bench.config import SystemSpec
+    from sovtp.engine.config import SystemSpec
 
     out = [SystemSpec.parse(s) for s in system or []]
     if base_url or hf or backend or model or not out:
@@ -191,7 +191,7 @@ def build_config(config_file: Path | None, given: dict[str, Any]):
     ``None`` value counts as not given); what neither names keeps the model's default."""
     import yaml
 
-    from sovtp.bench.config import BenchConfig
+    from sovtp.engine.config import BenchConfig
 
     base: dict[str, Any] = {}
     if config_file is not None:
@@ -223,8 +223,8 @@ def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
         TimeRemainingColumn,
     )
 
-    from sovtp.bench.outcome import is_invalid
-    from sovtp.bench.run import RunInterrupted, count, run_bench
+    from sovtp.engine.outcome import is_invalid
+    from sovtp.recipes.bench import RunInterrupted, count, run_bench
     from sovtp.cli.console import console
     from sovtp.cli.scores import print_summary
 
@@ -330,7 +330,7 @@ SERVER_OVER = "--server"  # a typed --server without a system of its own (not a 
 def _with_server(systems: Any, server: str) -> list[Any]:
     """The run's OpenAI-compatible systems with ``server`` as their flavour (``--server vllm``
     typed over a ``--config``); refused when the run has none — it was dropped silently."""
-    from sovtp.bench.config import SystemSpec
+    from sovtp.engine.config import SystemSpec
 
     specs = [SystemSpec.model_validate(s) for s in systems or []]
     hits = [s for s in specs if s.backend == "openai"]

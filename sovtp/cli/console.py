@@ -37,8 +37,8 @@ def widen_help() -> None:
 
 def report_outcome(run, con) -> int:
     """Print how a run folder ended (valid / invalid / error rows, and the likely cause when no
-    valid answer came back) and return its exit code (:mod:`sovtp.bench.outcome`)."""
-    from sovtp.bench.outcome import run_outcome
+    valid answer came back) and return its exit code (:mod:`sovtp.engine.outcome`)."""
+    from sovtp.engine.outcome import run_outcome
 
     o = run_outcome(run)
     style = "green" if o.exit_code == 0 else "red"

@@ -80,8 +80,8 @@ def _run_label_set(run: Path):
     predictions agrees with the run's report."""
     import yaml
 
-    from sovtp.bench.config import BenchConfig
-    from sovtp.bench.run import label_set
+    from sovtp.engine.config import BenchConfig
+    from sovtp.recipes.bench import label_set
 
     return label_set(BenchConfig(**(yaml.safe_load((run / "config.yaml").read_text()) or {})))
 
@@ -225,7 +225,7 @@ def judge_cmd(
     model: Annotated[str | None, typer.Option(help="Judge model on that server.")] = None,
 ) -> None:
     """Reasoning scores (clue and label overlap, 0-10): an LLM judge, or offline word overlap."""
-    from sovtp.bench.run import write_reasoning
+    from sovtp.recipes.bench import write_reasoning
     from sovtp.report.build import write_report
 
     be = None

@@ -1,7 +1,7 @@
 """The Ray Data engine: the same job as the local engine, spread over a Ray cluster.
 
 Samples travel as small JSON dicts (paths, labels — never pixels); each actor builds its own
-:class:`~sovtp.bench.runner.Context` (its own MediaPipe landmarkers and backend clients, so each
+:class:`~sovtp.engine.runner.Context` (its own MediaPipe landmarkers and backend clients, so each
 worker talks to the vLLM endpoints directly) and returns finished rows.  The driver writes them
 to the run folder exactly as the local engine does, so ``--resume``, the report and the
 predictions are the same whichever engine ran.  Media paths must be readable by the workers (a
@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from sovtp.bench.config import BenchConfig
-from sovtp.bench.runner import Context, Stats, rows_of
+from sovtp.engine.config import BenchConfig
+from sovtp.engine.runner import Context, Stats, rows_of
 from sovtp.data.sample import Sample, sample_from_dict, sample_to_dict
 from sovtp.labels import LabelSet
 

@@ -45,7 +45,7 @@ from typing import Any
 
 from sovtp.backends.base import Backend, GenerationConfig, get_backend, is_transient
 from sovtp.backends.cache import ResponseCache, is_deterministic, request_key
-from sovtp.bench.config import BenchConfig
+from sovtp.engine.config import BenchConfig
 from sovtp.data.sample import ManifestError, Sample, sampling_for
 from sovtp.labels import LabelSet
 from sovtp.prompting.build import ImageCache

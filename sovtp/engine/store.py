@@ -187,7 +187,7 @@ class RunStore:
     def counts(self) -> dict[str, int]:
         """The folder's rows, one per key: how many, how many errors, how many of those are
         transient, how many answers could not be parsed."""
-        from sovtp.bench.outcome import is_invalid
+        from sovtp.engine.outcome import is_invalid
 
         rows = latest(iter_jsonl(self.predictions)).values()
         errors = [r for r in rows if r.get("error")]

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from sovtp.bench.config import BenchConfig
-from sovtp.bench.runner import Context, Stats, rows_of, run_local
-from sovtp.bench.store import RunStore
+from sovtp.engine.config import BenchConfig
+from sovtp.engine.runner import Context, Stats, rows_of, run_local
+from sovtp.engine.store import RunStore
 from sovtp.data.sample import Sample
 from sovtp.data.sources import open_dataset, select
 from sovtp.errors import SovtpError
@@ -226,10 +226,10 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 def exit_code(stats: Stats) -> int:
-    """``sovtp bench``'s exit status (:mod:`sovtp.bench.outcome`): 0 every row a valid answer,
+    """``sovtp bench``'s exit status (:mod:`sovtp.engine.outcome`): 0 every row a valid answer,
     3 some rows are errors or invalid answers, 4 no valid answer, 130 interrupted (2, usage and
     input errors, is the CLI's)."""
-    from sovtp.bench.outcome import Outcome
+    from sovtp.engine.outcome import Outcome
 
     return Outcome(stats.rows, stats.errors, stats.invalid, stats.interrupted).exit_code
 
@@ -237,7 +237,7 @@ def exit_code(stats: Stats) -> int:
 def check_resume(store: RunStore, identity: dict[str, Any]) -> None:
     """Refuse a resume whose configuration would change the answers already written (it would
     mix two runs in one folder), naming each change; adding variants or systems is fine."""
-    from sovtp.bench.config import identity_changes
+    from sovtp.engine.config import identity_changes
 
     mpath = store.root / "manifest.json"
     old = json.loads(mpath.read_text()).get("identity") if mpath.exists() else None
@@ -267,10 +267,10 @@ def run_bench(
     ``errors``, ``answered`` count the folder's rows at the end: see :func:`exit_code`).
 
     The folder is locked for the run.  A resume must keep everything that changes answers (see
-    :func:`~sovtp.bench.config.run_identity`) and asks error rows again (transient ones, or all
+    :func:`~sovtp.engine.config.run_identity`) and asks error rows again (transient ones, or all
     with ``retry_errors="all"``; default ``cfg.retry_errors``).  On Ctrl-C the rows so far are kept, the report is written
     from them, and :class:`RunInterrupted` is raised."""
-    from sovtp.bench.config import identity_hash, run_identity
+    from sovtp.engine.config import identity_hash, run_identity
 
     cfg = resolve(cfg)
     check_tta(cfg)
@@ -341,7 +341,7 @@ def _run(
 ) -> tuple[Stats, dict[str, list[int]]]:
     """The engine over the samples still to do, rows written as they come; Ctrl-C ends it with
     the rows so far kept (``Stats.interrupted``)."""
-    from sovtp.bench.config import identity_hash
+    from sovtp.engine.config import identity_hash
 
     safe = cfg.model_dump()
     safe["systems"] = [_public(s) for s in safe["systems"]]  # never a secret in a run folder
@@ -367,7 +367,7 @@ def _run(
     stats = Stats()
     try:
         if ctx is None:
-            from sovtp.bench.engines import run_ray
+            from sovtp.engine.ray import run_ray
 
             gallery = store.root / "gallery"
             stats = run_ray(

@@ -298,7 +298,7 @@ def run_spot(
     ``detector``: an open MediaPipe annotator to share (else the run opens its own)."""
     import yaml
 
-    from sovtp.bench.store import RunStore
+    from sovtp.engine.store import RunStore
     from sovtp.data.me_adapters import gold_spans, video_samples
     from sovtp.data.sources import open_dataset, select
     from sovtp.evaluator import load_evaluator
@@ -431,7 +431,7 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _manifest(opts, ev, ls, spec, fps_of, videos) -> dict[str, Any]:
-    from sovtp.bench.run import versions
+    from sovtp.recipes.bench import versions
 
     m: dict[str, Any] = {
         "versions": versions(),
