@@ -69,8 +69,17 @@ FRAME_DIR_FPS = 25.0  # assumed rate of a folder of frames (DFEW, FERV39k ship c
 
 
 def frame_files(path: Path) -> list[Path]:
-    """The image files of a frame folder, in name order (``00001.jpg``, ``00002.jpg`` ...)."""
-    return sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    """The image files of a frame folder, in name order with numbers compared as numbers:
+    CASME II and CAS(ME)² name frames ``img1.jpg`` .. ``img120.jpg`` without padding, where
+    plain name order would put ``img10`` before ``img2`` (``00001.jpg`` sorts the same either way)."""
+    return sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=_natural)
+
+
+def _natural(p: Path) -> list[tuple[int, int | str]]:
+    """A sort key that orders the digit runs of a name by value (``img2`` < ``img10``)."""
+    import re
+
+    return [(0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", p.name) if t]
 
 
 def is_frame_dir(path: str | Path) -> bool:
