@@ -25,6 +25,7 @@ from sovtp.cli import robust as robust_cmds
 from sovtp.cli import scores as score_cmds
 from sovtp.cli import spot as spot_cmds
 from sovtp.cli import train as train_cmds
+from sovtp.cli.data import data_app
 from sovtp.errors import SovtpError
 
 app = typer.Typer(
@@ -38,6 +39,7 @@ models_app = typer.Typer(help="Model files: fetch, list, locate.", no_args_is_he
 prompts_app = typer.Typer(help="Prompt specs shipped in prompts/.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(prompts_app, name="prompts")
+app.add_typer(data_app, name="data")
 
 app.command("annotate")(annotate_cmds.annotate_cmd)
 app.command("prompt")(annotate_cmds.prompt_cmd)

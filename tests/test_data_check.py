@@ -1,0 +1,159 @@
+"""``sovtp data check``: counts, missing and unreadable media, duplicates, leaks and the published
+counts, on miniature trees and manifests built here from skimage's astronaut."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data as skdata
+
+from sovtp.cli.app import main
+from sovtp.data.check import check_dataset
+
+
+def _jpg(path: Path, size: int = 32) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = np.asarray(Image.fromarray(skdata.astronaut()).resize((size, size)))
+    Image.fromarray(im).save(path)
+    return path
+
+
+def _dfew(root: Path, train: dict[str, int], test: dict[str, int]) -> Path:
+    """DFEW as released: EmoLabel_DataSplit/{train,test}(single-labeled)/set_1.csv
+    (``video_name,label``, labels 1..7) and one frame folder per clip under
+    Clip/clip_224x224/."""
+    for split, rows in (("train", train), ("test", test)):
+        d = root / "EmoLabel_DataSplit" / f"{split}(single-labeled)"
+        d.mkdir(parents=True, exist_ok=True)
+        with (d / "set_1.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["video_name", "label"])
+            for name, lab in rows.items():
+                w.writerow([name, lab])
+                _jpg(root / "Clip" / "clip_224x224" / name.zfill(5) / "00001.jpg")
+    return root
+
+
+def test_a_clean_tree_is_counted_per_split_fold_and_class_and_exits_0(tmp_path, capsys):
+    root = _dfew(tmp_path / "DFEW", {"1": 1, "2": 2, "3": 3}, {"4": 1, "5": 5})
+    rep = check_dataset(f"dfew:{root}", fold=1, decode=-1)
+    assert rep.counts == {
+        ("train", 1): {"happy": 1, "sad": 1, "neutral": 1},
+        ("test", 1): {"happy": 1, "surprise": 1},
+    }
+    assert rep.decoded == 5 and not rep.unreadable and not rep.missing
+    # the tiny copy is not the published DFEW: each fold-1 cell is named with both numbers
+    assert [m.text() for m in rep.mismatches] == [
+        "train fold 1: 3 samples, published 9356",
+        "test fold 1: 2 samples, published 2341",
+    ]
+    # comparing with nothing published leaves only real findings: none
+    clean = check_dataset(f"dfew:{root}", fold=1, decode=-1, published="none")
+    assert clean.problems() == []
+    assert main(["data", "check", f"dfew:{root}", "--fold", "1", "--published", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "happy 1, neutral 1, sad 1" in out
+
+
+def test_a_corrupt_frame_a_leak_and_an_unreadable_fold_are_each_reported(tmp_path, capsys):
+    root = _dfew(tmp_path / "DFEW", {"1": 1, "2": 2}, {"2": 2, "3": 5})
+    (root / "Clip" / "clip_224x224" / "00003" / "00001.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    rep = check_dataset(f"dfew:{root}", fold=1, decode=-1, published="none")
+    assert len(rep.unreadable) == 1 and "00003" in rep.unreadable[0]
+    assert rep.leaks == {1: [str((root / "Clip/clip_224x224/00002").resolve())]}
+    # folds 2..5 have no split files: the evaluator's folds are each read and refused, one line
+    every = check_dataset(f"dfew:{root}", decode=0, published="none")
+    assert len(every.unreadable_splits) == 8
+    assert all("set_" in u for u in every.unreadable_splits)
+    rc = main(["data", "check", f"dfew:{root}", "--fold", "1", "--json", "--published", "none"])
+    assert rc == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False
+    assert any("unreadable media" in p for p in doc["problems"])
+    assert any("both train and test of fold 1" in p for p in doc["problems"])
+
+
+def _ferv_manifest(path: Path, counts: dict[str, int]) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "media", "label", "split"])
+        k = 0
+        for label, n in counts.items():
+            for _ in range(n):
+                k += 1
+                w.writerow([f"c{k}", f"clips/{k}.jpg", label, "test"])
+    return path
+
+
+FERV_TEST = {"Happy": 1473, "Sad": 1393, "Neutral": 1958, "Angry": 1487,
+             "Surprise": 638, "Disgust": 467, "Fear": 431}  # fmt: skip
+
+
+def test_published_ferv39k_test_counts_are_compared_class_by_class(tmp_path):
+    """A manifest of FERV39k's test split (7,847 rows) matches the published counts; one label
+    changed shows as two classes off by one (media are absent: decoding is not the point)."""
+    m = _ferv_manifest(tmp_path / "ferv.csv", FERV_TEST)
+    rep = check_dataset(str(m), decode=0, published="ferv39k")
+    assert rep.compared == [
+        {"split": "test", "fold": None, "published": 7847, "found": 7847,
+         "source": "FERV39k 4_setups/All_scenes/test_All.csv"}
+    ]  # fmt: skip
+    assert rep.mismatches == []
+    off = dict(FERV_TEST, Happy=1472, Sad=1394)
+    rep = check_dataset(
+        str(_ferv_manifest(tmp_path / "off.csv", off)), decode=0, published="ferv39k"
+    )
+    assert sorted(m.text() for m in rep.mismatches) == [
+        "test: 1394 'Sad' samples, published 1393",
+        "test: 1472 'Happy' samples, published 1473",
+    ]
+
+
+def test_manifest_duplicates_missing_media_and_a_refused_path_are_listed(tmp_path, capsys):
+    _jpg(tmp_path / "a.jpg")
+    (tmp_path / "m.jsonl").write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": "1", "media": "a.jpg", "label": "happy", "split": "test"},
+                {"id": "1", "media": "a.jpg", "label": "happy", "split": "test"},
+                {"id": "2", "media": "a.jpg", "label": "sad", "split": "test"},
+                {"id": "3", "media": "gone.jpg", "label": "sad", "split": "test"},
+                {"id": "4", "media": "../outside.jpg", "label": "sad", "split": "test"},
+            ]
+        )
+    )
+    rep = check_dataset(str(tmp_path / "m.jsonl"), decode=-1)
+    assert rep.duplicate_ids == {"1": 2}
+    assert rep.duplicate_media == {str((tmp_path / "a.jpg").resolve()): ["1", "1", "2"]}
+    assert rep.missing == [f"3: {(tmp_path / 'gone.jpg').resolve()}"]
+    assert len(rep.refused) == 1 and "escapes the dataset root" in rep.refused[0]
+    assert rep.decoded == 1 and rep.unreadable == []
+    assert main(["data", "check", str(tmp_path / "m.jsonl")]) == 1
+    out = capsys.readouterr().out
+    assert "1 sample ID(s) listed more than once" in out
+    assert "1 missing media" in out
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "sovtp.cli", "data", "check", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [("dfew:{tmp}/nowhere", "no such folder"), ("nosuch:/x", "unknown dataset"),
+     ("{tmp}/data.txt", "unknown dataset")],
+)  # fmt: skip
+def test_a_source_that_cannot_be_read_is_one_line_and_exit_2(tmp_path, source, why):
+    p = _cli(source.format(tmp=tmp_path))
+    assert p.returncode == 2
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and why in err[0] and err[0].startswith("sovtp: error:")
