@@ -16,15 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sovtp.engine.config import (
-    LATER_FIELDS,
-    BenchConfig,
-    identity_changes,
-    identity_hash,
-    run_identity,
-)
 from sovtp.cli.app import main
 from sovtp.deid.faces import FILL_GREY, MODES
+from sovtp.engine.config import LATER_FIELDS, BenchConfig, run_identity
+from sovtp.engine.folder import identity_changes, identity_hash
 
 
 def _sent(q) -> list[np.ndarray]:
@@ -138,8 +133,8 @@ def test_bench_and_ablate_put_the_deid_mode_in_the_run_config(cmd, tmp_path, mon
 
 
 def test_a_config_file_keeps_its_mode_and_the_runner_passes_it_on(tmp_path):
-    from sovtp.engine.runner import prepare_options
     from sovtp.cli.bench import build_config
+    from sovtp.engine.runner import prepare_options
     from sovtp.errors import SovtpError
 
     base = {"data": str(tmp_path / "m.csv"), "out": str(tmp_path / "r")}
@@ -179,8 +174,8 @@ def test_the_deid_mode_is_part_of_a_deid_runs_identity_only():
 
 
 def test_the_manifest_records_the_deid_mode():
-    from sovtp.recipes.bench import run_manifest
     from sovtp.labels import load_label_set
+    from sovtp.recipes.bench import run_manifest
 
     cfg = BenchConfig(data="m.csv", out="r", deid=True, deid_mode="fill")
     protocol = run_manifest(cfg, load_label_set("basic7"), {})["protocol"]

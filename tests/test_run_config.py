@@ -9,8 +9,9 @@ import json
 import pytest
 from PIL import Image
 
-from sovtp.engine.config import BenchConfig, SystemSpec, identity_changes, run_identity
 from sovtp.cli.app import main
+from sovtp.engine.config import BenchConfig, SystemSpec, run_identity
+from sovtp.engine.folder import identity_changes
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from sovtp.engine.config import LATER_FIELDS, BenchConfig, identity_changes, run_identity
 from sovtp.cli.app import main
 from sovtp.deid.voice import ALPHA_RANGE, DEFAULT_ALPHA, format_alpha, parse_alpha
+from sovtp.engine.config import LATER_FIELDS, BenchConfig, run_identity
+from sovtp.engine.folder import identity_changes
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt)"
@@ -226,9 +227,9 @@ def test_bench_and_ablate_put_voice_alpha_in_the_run_config(cmd, tmp_path, monke
 
 
 def test_bench_config_keeps_one_spelling_and_the_runner_parses_it(tmp_path):
-    from sovtp.engine.runner import prepare_options
     from sovtp.cli.bench import build_config
     from sovtp.cli.options import VOICE_ALPHA
+    from sovtp.engine.runner import prepare_options
     from sovtp.errors import SovtpError
 
     base = {"data": str(tmp_path / "m.csv"), "out": str(tmp_path / "r")}
@@ -249,7 +250,7 @@ def test_voice_alpha_is_part_of_a_runs_identity_and_older_runs_keep_their_alpha(
     no voice_alpha, and only α 0.8 matches it — resuming one at today's 0.75 is refused, so a
     run never mixes voices anonymised two ways.  A run whose prompts send no audio leaves the
     field out whatever its value: α changes nothing it asks."""
-    from sovtp.engine.config import identity_hash
+    from sovtp.engine.folder import identity_hash
     from sovtp.labels import load_label_set
     from sovtp.prompting.spec import prompts_dir
 
@@ -276,8 +277,8 @@ def test_voice_alpha_is_part_of_a_runs_identity_and_older_runs_keep_their_alpha(
 
 
 def test_the_manifest_records_the_voice_alpha(tmp_path):
-    from sovtp.recipes.bench import run_manifest
     from sovtp.labels import load_label_set
+    from sovtp.recipes.bench import run_manifest
 
     cfg = BenchConfig(data=str(tmp_path / "m.csv"), out=str(tmp_path / "r"), deid=True,
                       voice_alpha="0.5-0.9")  # fmt: skip

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from sovtp.data.sample import Sample, sample_from_dict, sample_to_dict
 from sovtp.engine.config import BenchConfig
 from sovtp.engine.runner import Context, Stats, rows_of
-from sovtp.data.sample import Sample, sample_from_dict, sample_to_dict
 from sovtp.labels import LabelSet
 
 

@@ -45,8 +45,8 @@ from typing import Any
 
 from sovtp.backends.base import Backend, GenerationConfig, get_backend, is_transient
 from sovtp.backends.cache import ResponseCache, is_deterministic, request_key
-from sovtp.engine.config import BenchConfig
 from sovtp.data.sample import ManifestError, Sample, sampling_for
+from sovtp.engine.config import BenchConfig
 from sovtp.labels import LabelSet
 from sovtp.prompting.build import ImageCache
 from sovtp.prompting.spec import PromptSpec, load_spec

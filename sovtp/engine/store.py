@@ -9,7 +9,7 @@ requests in flight, and ``--resume`` picks up from the rows already written.
       gallery.jsonl      the first samples' prompt, answer and image file, for the report
       gallery/           their annotated images
       report.json|md|html
-      .lock              held (lockf) by the one process that writes the run
+      run.json, .lock    its kind and identity, its writer's lock (sovtp.engine.folder)
 
 A key's rows are replaced, never stacked: when ``--resume`` asks an error row again, the old row
 is dropped from the files first (an atomic rewrite), so every reader — the report, ``sovtp
@@ -19,7 +19,6 @@ older sovtp use :func:`sovtp.jsonl.latest_rows`, where the last row of a key win
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -27,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from sovtp.backends.base import is_transient
+from sovtp.engine.folder import RunFolder, RunLocked, atomic_write
 from sovtp.errors import SovtpError
 from sovtp.jsonl import iter_jsonl, latest
+
+__all__ = ["RETRY_ERRORS", "RunLocked", "RunStore", "repair_jsonl", "row_is_transient"]
 
 RETRY_ERRORS = ("transient", "all")
 
@@ -38,13 +40,6 @@ def row_is_transient(row: dict[str, Any]) -> bool:
     row written before the field existed) what its error text says."""
     flag = row.get("transient")
     return bool(flag) if flag is not None else is_transient(row.get("error"))
-
-
-class RunLocked(SovtpError):
-    """Another process (or another run in this one) holds the run folder."""
-
-
-_HELD: set[str] = set()  # run folders this process has locked
 
 
 def repair_jsonl(path: Path) -> int:
@@ -76,80 +71,48 @@ def repair_jsonl(path: Path) -> int:
         return size
 
 
-class RunStore:
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+class RunStore(RunFolder):
+    """A run folder of rows: ``responses.jsonl``, ``predictions.jsonl`` and ``gallery.jsonl``,
+    one row per key, appended and flushed as answers arrive (bench, ablate and spot)."""
+
+    def __init__(self, root: str | Path, kind: str = "bench"):
+        super().__init__(root, kind)
         self.responses = self.root / "responses.jsonl"
         self.predictions = self.root / "predictions.jsonl"
         self.gallery = self.root / "gallery.jsonl"
         self._lock = threading.Lock()
         self._files: dict[Path, Any] = {}
-        self._lockfile: Any = None
         self.retried = 0  # error rows dropped by ``open`` to be asked again
 
-    def lock(self) -> None:
-        """Hold the folder for this process (a POSIX lock on ``RUN/.lock``, released by
-        ``close`` or when the process dies, even by ``kill -9``): two processes writing one run
-        would interleave their rows.  ``lockf``, not ``flock``: a forked annotation worker does
-        not inherit it, so a worker that outlives a killed run cannot keep the folder locked."""
-        import errno
-        import fcntl
+    def has_results(self) -> bool:
+        return self.has_rows()
 
-        if self._lockfile is not None:
-            return
-        self.root.mkdir(parents=True, exist_ok=True)
-        me = str(self.root.resolve())
-        if me in _HELD:  # POSIX locks are per process: this process checks itself
-            raise RunLocked(f"{self.root} is already being written by this process")
-        path = self.root / ".lock"
-        for _ in range(100):
-            f = path.open("a+")
-            try:
-                fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                if e.errno not in (errno.EACCES, errno.EAGAIN):
-                    raise
-                f.seek(0)
-                holder = f.read().strip() or "?"
-                f.close()
-                raise RunLocked(
-                    f"{self.root} is in use by another sovtp process (pid {holder}); wait for it "
-                    "to finish, or choose another --out"
-                ) from None
-            # the holder before us removes the file as it lets go (close): a lock won on a
-            # file no longer at the path guards nothing — open the path again
-            try:
-                if os.fstat(f.fileno()).st_ino == os.stat(path).st_ino:
-                    break
-            except FileNotFoundError:
-                pass
-            f.close()
-        else:
-            raise RunLocked(f"{self.root}: could not take its lock file {path}")
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        self._lockfile = f
-        _HELD.add(me)
+    def legacy_identity(self) -> dict[str, Any] | None:
+        """Runs from before ``run.json`` kept their identity in ``manifest.json``."""
+        p = self.root / "manifest.json"
+        try:
+            return json.loads(p.read_text()).get("identity") if p.exists() else None
+        except (OSError, ValueError):
+            return None
 
     def has_rows(self) -> bool:
         return self.predictions.exists() and self.predictions.stat().st_size > 0
 
-    def open(self, resume: bool, retry_errors: str = "transient") -> set[str]:
-        """Lock and prepare the folder; returns the keys already done (empty unless resuming).
+    def open(
+        self,
+        resume: bool,
+        retry_errors: str = "transient",
+        identity: dict[str, Any] | None = None,
+    ) -> set[str]:
+        """Claim the folder (:meth:`RunFolder.claim`: lock, kind, the resume rule over
+        ``identity``) and prepare it; returns the keys already done (empty unless resuming).
 
         On resume, error rows are asked again — the transient ones (timeouts, 5xx, 429, lost
         connections, malformed answers), or every one with ``retry_errors="all"`` — so they are
         not done, and their rows leave the files now (see the module doc)."""
         if retry_errors not in RETRY_ERRORS:
             raise SovtpError(f"retry_errors must be one of {RETRY_ERRORS}, not {retry_errors!r}")
-        self.lock()
-        if self.has_rows() and not resume:
-            raise SovtpError(
-                f"{self.root} already holds a run: add --resume to continue it, or choose "
-                "another --out"
-            )
+        self.claim(identity, resume)
         (self.root / "gallery").mkdir(exist_ok=True)
         if not resume:
             return set()
@@ -176,13 +139,7 @@ class RunStore:
             keep.pop(k, None)
         if len(keep) == len(rows):
             return
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with tmp.open("w") as f:
-            for r in keep.values():
-                f.write(json.dumps(r, default=str) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
+        atomic_write(path, "".join(json.dumps(r, default=str) + "\n" for r in keep.values()))
 
     def counts(self) -> dict[str, int]:
         """The folder's rows, one per key: how many, how many errors, how many of those are
@@ -220,24 +177,10 @@ class RunStore:
         self.append(self.responses, response)
         self.append(self.predictions, prediction)
 
-    def write_json(self, name: str, data: Any) -> None:
-        p = self.root / name
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, default=str))
-        tmp.replace(p)
-
     def close(self) -> None:
         """Close the files and let the folder go."""
         with self._lock:
             for f in self._files.values():
                 f.close()
             self._files.clear()
-        if self._lockfile is not None:
-            # a finished folder holds no .lock: removed while still held (a process that
-            # opened it meanwhile sees the inode gone and opens the path again), then released
-            with contextlib.suppress(OSError):
-                if os.fstat(self._lockfile.fileno()).st_ino == (self.root / ".lock").stat().st_ino:
-                    (self.root / ".lock").unlink()
-            self._lockfile.close()  # closing the descriptor releases the lock
-            self._lockfile = None
-            _HELD.discard(str(self.root.resolve()))
+        super().close()

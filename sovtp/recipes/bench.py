@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 
+from sovtp.data.sample import Sample
+from sovtp.data.sources import open_dataset, select
 from sovtp.engine.config import BenchConfig
 from sovtp.engine.runner import Context, Stats, rows_of, run_local
 from sovtp.engine.store import RunStore
-from sovtp.data.sample import Sample
-from sovtp.data.sources import open_dataset, select
 from sovtp.errors import SovtpError
 from sovtp.evaluator import load_evaluator
 from sovtp.jsonl import latest_rows
@@ -234,28 +234,6 @@ def exit_code(stats: Stats) -> int:
     return Outcome(stats.rows, stats.errors, stats.invalid, stats.interrupted).exit_code
 
 
-def check_resume(store: RunStore, identity: dict[str, Any]) -> None:
-    """Refuse a resume whose configuration would change the answers already written (it would
-    mix two runs in one folder), naming each change; adding variants or systems is fine."""
-    from sovtp.engine.config import identity_changes
-
-    mpath = store.root / "manifest.json"
-    old = json.loads(mpath.read_text()).get("identity") if mpath.exists() else None
-    if old is None:
-        if store.has_rows():
-            log.warning(
-                "%s predates run identities: cannot check that --resume matches", store.root
-            )
-        return
-    changes = identity_changes(old, identity)
-    if changes:
-        raise SovtpError(
-            f"--resume would change what {store.root} measured:\n  "
-            + "\n  ".join(changes)
-            + "\nrun it with the old settings, or choose another --out"
-        )
-
-
 def run_bench(
     cfg: BenchConfig,
     resume: bool = False,
@@ -270,7 +248,8 @@ def run_bench(
     :func:`~sovtp.engine.config.run_identity`) and asks error rows again (transient ones, or all
     with ``retry_errors="all"``; default ``cfg.retry_errors``).  On Ctrl-C the rows so far are kept, the report is written
     from them, and :class:`RunInterrupted` is raised."""
-    from sovtp.engine.config import identity_hash, run_identity
+    from sovtp.engine.config import run_identity
+    from sovtp.engine.folder import identity_hash
 
     cfg = resolve(cfg)
     check_tta(cfg)
@@ -292,9 +271,7 @@ def run_bench(
         else:
             raise ValueError(f"engine must be local or ray, not {cfg.engine!r}")
         identity = run_identity(cfg, labels, models)
-        if resume:
-            check_resume(store, identity)
-        done = store.open(resume, retry_errors or cfg.retry_errors)
+        done = store.open(resume, retry_errors or cfg.retry_errors, identity)
         if ctx is not None:
             ctx.gallery_samples = store.gallery_samples()
         stats, frames = _run(cfg, labels, store, ctx, done, identity, on_row)
@@ -341,7 +318,7 @@ def _run(
 ) -> tuple[Stats, dict[str, list[int]]]:
     """The engine over the samples still to do, rows written as they come; Ctrl-C ends it with
     the rows so far kept (``Stats.interrupted``)."""
-    from sovtp.engine.config import identity_hash
+    from sovtp.engine.folder import identity_hash
 
     safe = cfg.model_dump()
     safe["systems"] = [_public(s) for s in safe["systems"]]  # never a secret in a run folder
