@@ -13,6 +13,18 @@ What is measured (numpy/scipy only; librosa's pYIN on request):
   envelope with a dip before each and voicing under it (after de Jong & Wempe 2009);
 - pauses: silences longer than 250 ms between the first and the last speech.
 
+Every cue is gated by a speech check first (:func:`speech_activity`): a silent track, a hum, noise
+or a music-only soundtrack get "no speech heard" and never a rate or a pitch.  WebRTC's VAD alone
+cannot make that call — measured here it flags 100 % of the frames of a held chord, a legato
+melody and white noise as speech — so it is combined with what sets speech apart from those:
+syllabic amplitude modulation.  Speech rises and falls 2–8 times a second with near-silent dips
+between syllables (measured on 9 real recorded utterances, read and conversational, and on
+espeak voices and syllable trains: modulation depth 0.38–0.85, low-energy share 0.25–0.52,
+VAD share 0.37–1.0); a held chord, a legato melody, a held vowel and noise stay at depth ≤ 0.16
+and low-energy share ≤ 0.07.  Its known limit: staccato notes at a syllable's pace (depth 0.37) pass
+as speech.  Without ``webrtcvad`` installed (it comes with the ``deid`` extra) the modulation
+check decides alone, and the cue's ``source`` says which check ran.
+
 The words used (low/high pitch, flat/varied, slow/fast) are coarse on purpose: they are cues for a
 model, not a diagnosis, and the numbers travel with them.
 """
@@ -32,6 +44,12 @@ HOP_S = 0.01
 FMIN, FMAX = 60.0, 500.0
 PAUSE_MIN_S = 0.25
 SILENCE_BELOW_PEAK_DB = 30.0  # a frame this far below the loud speech level counts as silence
+SOUND_FLOOR_DBFS = -55.0  # quieter than this is no sound at all (a silent track: about −59)
+# the speech check (see the module docstring for the measured values these sit between)
+MIN_VAD_SHARE = 0.2  # of the sounding frames, WebRTC VAD (mode 3) must call this share speech
+MIN_MODULATION = 0.25  # 2–8 Hz envelope modulation depth (speech ≥ 0.38, music/noise ≤ 0.16)
+MIN_LOW_ENERGY = 0.15  # share of sounding frames under half the mean level (speech ≥ 0.25)
+MIN_SPEECH_S = 0.3  # a sound shorter than this is not worded as speech
 
 
 @dataclass
@@ -47,9 +65,39 @@ class Prosody:
     speech_rate_sps: float | None  # syllable nuclei per second of speaking time
     pauses: list[tuple[float, float]] = field(default_factory=list)  # (start_s, end_s)
     pitch_method: str = ""
+    # the speech check that gates every cue (:func:`speech_activity`); None: not run
+    speech: SpeechCheck | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class SpeechCheck:
+    """Whether a track holds speech, and the measures that decided it."""
+
+    sound_s: float  # seconds above the sound floor
+    vad_share: float | None  # share of the sounding 30 ms frames WebRTC VAD calls speech
+    modulation: float  # 2–8 Hz modulation depth of the 300–3000 Hz envelope
+    low_energy: float  # share of sounding frames under half their mean level
+    method: str  # "webrtcvad+modulation" | "modulation"
+
+    @property
+    def sound(self) -> bool:
+        return self.sound_s > 0
+
+    @property
+    def is_speech(self) -> bool:
+        vad_ok = self.vad_share is None or self.vad_share >= MIN_VAD_SHARE
+        return (
+            self.sound_s >= MIN_SPEECH_S
+            and vad_ok
+            and self.modulation >= MIN_MODULATION
+            and self.low_energy >= MIN_LOW_ENERGY
+        )
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "is_speech": self.is_speech}
 
 
 def _frame(x: np.ndarray, win: int, hop: int) -> np.ndarray:
@@ -137,6 +185,57 @@ def _rms_db(x: np.ndarray, win: int, hop: int) -> np.ndarray:
     return 10.0 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
 
 
+def _webrtc_share(x16: np.ndarray, sounding: np.ndarray) -> float | None:
+    """Share of the sounding 30 ms frames of 16 kHz audio that WebRTC VAD (mode 3, its
+    strictest) calls speech; None when ``webrtcvad`` is not installed."""
+    try:
+        import webrtcvad
+    except ImportError:
+        return None
+    vad = webrtcvad.Vad(3)
+    pcm = (np.clip(x16, -1.0, 1.0) * 32767).astype(np.int16)
+    n = int(0.03 * RATE)
+    hops_per = int(0.03 / HOP_S)
+    calls = []
+    for k, i in enumerate(range(0, len(pcm) - n + 1, n)):
+        if sounding[k * hops_per : (k + 1) * hops_per].any():
+            calls.append(vad.is_speech(pcm[i : i + n].tobytes(), RATE))
+    return float(np.mean(calls)) if calls else 0.0
+
+
+def speech_activity(samples: np.ndarray, rate: int) -> SpeechCheck:
+    """Is there speech in ``samples``?  Sound above :data:`SOUND_FLOOR_DBFS`, called speech by
+    WebRTC VAD (when installed), and modulated like syllables (see the module docstring)."""
+    x = resample(np.asarray(samples, dtype=np.float64), rate, RATE).astype(np.float64)
+    return _speech_check(x)
+
+
+def _speech_check(x: np.ndarray) -> SpeechCheck:
+    from scipy.signal import butter, sosfiltfilt
+
+    hop = int(HOP_S * RATE)
+    db = _rms_db(x, int(0.025 * RATE), hop)
+    if not len(db) or db.max() < SOUND_FLOOR_DBFS:
+        return SpeechCheck(0.0, None, 0.0, 0.0, "none")
+    sounding = (db > SOUND_FLOOR_DBFS) & (db > db.max() - SILENCE_BELOW_PEAK_DB)
+    band = sosfiltfilt(butter(4, [300, 3000], btype="band", fs=RATE, output="sos"), x)
+    m = len(band) // hop
+    env = np.sqrt(np.mean(band[: m * hop].reshape(m, hop) ** 2, axis=1))
+    on = sounding[:m]
+    if m < 16 or not on.any():
+        return SpeechCheck(float(sounding.sum() * HOP_S), None, 0.0, 0.0, "modulation")
+    rel = env / (env[on].mean() + 1e-12)
+    syllabic = sosfiltfilt(butter(2, [2.0, 8.0], btype="band", fs=1 / HOP_S, output="sos"), rel)
+    vad = _webrtc_share(x, sounding)
+    return SpeechCheck(
+        sound_s=round(float(sounding.sum() * HOP_S), 3),
+        vad_share=None if vad is None else round(vad, 3),
+        modulation=round(float(np.std(syllabic[on])), 3),
+        low_energy=round(float(np.mean(rel[on] < 0.5)), 3),
+        method="modulation" if vad is None else "webrtcvad+modulation",
+    )
+
+
 def measure(samples: np.ndarray, rate: int, pitch_method: str = "auto") -> Prosody:
     """Measure pitch, energy, speech rate and pauses of mono ``samples`` (raw audio)."""
     from scipy.signal import butter, find_peaks, sosfiltfilt
@@ -148,8 +247,9 @@ def measure(samples: np.ndarray, rate: int, pitch_method: str = "auto") -> Proso
     n = len(db)
     loud = np.percentile(db, 95) if n else -120.0
     speech = db > max(loud - SILENCE_BELOW_PEAK_DB, -60.0)
+    check = _speech_check(x)
     if not speech.any():
-        return Prosody(duration, 0.0, None, None, 0.0, None, None, 0, None, [], "")
+        return Prosody(duration, 0.0, None, None, 0.0, None, None, 0, None, [], "", check)
     first, last = np.nonzero(speech)[0][[0, -1]]
     # pauses: silent runs longer than PAUSE_MIN_S strictly inside the speech, each from its
     # first silent hop to the hop where speech resumes
@@ -195,6 +295,7 @@ def measure(samples: np.ndarray, rate: int, pitch_method: str = "auto") -> Proso
         speech_rate_sps=round(len(nuclei) / speech_s, 2),
         pauses=pauses,
         pitch_method=method,
+        speech=check,
     )
 
 
@@ -214,11 +315,28 @@ def prosody_cues(
 
 
 def cues_from(p: Prosody, subject: int | None = None) -> list[Cue]:
-    """Word a :class:`Prosody` as cues; a quantity that could not be measured is not worded."""
-    src = f"prosody:{p.pitch_method or 'none'}"
+    """Word a :class:`Prosody` as cues; a quantity that could not be measured is not worded.
+
+    Only speech is worded: without it (:attr:`SpeechCheck.is_speech`) the one cue is "no speech
+    heard" — ``silence`` for a silent track, ``no_speech`` for sound that is not speech (music,
+    noise, a hum) — never a pitch, a rate or pauses."""
+    check = p.speech
+    src = f"prosody:{p.pitch_method or 'none'}" + (f"; vad:{check.method}" if check else "")
     cues: list[Cue] = []
-    if p.speech_s <= 0:
+    if p.speech_s <= 0 or (check is not None and not check.sound):
         return [Cue("audio", "silence", "no speech heard", subject, 0.0, 1.0, src)]
+    if check is not None and not check.is_speech:
+        return [
+            Cue(
+                "audio",
+                "no_speech",
+                "no speech heard (there is sound, but not speech: music, noise or a hum)",
+                subject,
+                check.to_dict(),
+                1.0,
+                src,
+            )
+        ]
     if p.pitch_median_hz is not None:
         cues.append(
             Cue(
