@@ -402,7 +402,7 @@ def test_spot_llm_when_answer_from_a_loopback_server(casme2_root, tmp_path, face
     frames 20..27 and scored: spot F1 = STRS = 1."""
     import json
 
-    from sovtp.spotting.run import SpotOptions, run_spot
+    from sovtp.recipes.spot import SpotOptions, run_spot
     from sovtp.testing import Behaviour, FakeOpenAIServer
 
     answer = '{"intervals": [{"start": 6, "end": 7, "label": "happy"}]}'
@@ -457,7 +457,7 @@ def test_spot_with_no_parseable_answer_exits_4_with_the_likely_cause(casme2_root
 
 def test_spot_refuses_the_offline_reasoner_and_a_label_task(casme2_root, tmp_path):
     from sovtp.errors import SovtpError
-    from sovtp.spotting.run import SpotOptions, run_spot
+    from sovtp.recipes.spot import SpotOptions, run_spot
 
     with pytest.raises(SovtpError, match="cannot answer 'when'"):
         run_spot(SpotOptions(f"casme2_spot:{casme2_root}", tmp_path / "a", system="spotting/when"))
@@ -470,7 +470,7 @@ def test_manifest_rows_become_videos_and_windows_join(tmp_path):
     media; LLM windows cover the video and an interval cut by a window border is one."""
     from sovtp.data.me_adapters import video_samples
     from sovtp.data.sources import open_dataset
-    from sovtp.spotting.run import join_windows, windows
+    from sovtp.recipes.spot import join_windows, windows
 
     (tmp_path / "v1.mp4").write_bytes(b"")
     (tmp_path / "v2.mp4").write_bytes(b"")

@@ -1,5 +1,5 @@
 """``sovtp spot``: micro-expression spotting over the long videos of a dataset, into a run folder
-(:mod:`sovtp.spotting.run`), scored by the evaluator's interval metrics (spot F1, STRS)."""
+(:mod:`sovtp.recipes.spot`), scored by the evaluator's interval metrics (spot F1, STRS)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def spot_cmd(
     """Which frames of each long video hold a (micro-)expression: intervals, MEGC-scored."""
     from sovtp.cli.console import console, report_outcome
     from sovtp.spotting.flow import FlowConfig
-    from sovtp.spotting.run import SpotOptions, run_spot
+    from sovtp.recipes.spot import SpotOptions, run_spot
 
     name, bopts = (None, {})
     if system != "flow":

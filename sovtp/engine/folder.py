@@ -38,7 +38,7 @@ LEGACY_KINDS = (
     ("robust.json", "robust"),
     ("last/checkpoint.json", "train"),
     ("last.pt", "train"),
-    ("spot.json", "spot"),
+    ("gold.jsonl", "spot"),  # before predictions.jsonl: a spot run has both
     ("predictions.jsonl", "bench"),
 )
 ADDABLE = ("prompts", "systems")  # a resume may add cells: new variants, new systems
@@ -120,6 +120,28 @@ def identity_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             if fa.get(k) != fb.get(k):
                 changes.append(f"{k}: {fa.get(k)!r} → {fb.get(k)!r}")
     return changes
+
+
+def versions() -> dict[str, str]:
+    """The versions of what wrote a run (Python, sovtp and the libraries answers depend on)."""
+    import importlib.metadata as md
+    import platform
+
+    out = {"python": platform.python_version()}
+    for pkg in (
+        "sovtp",
+        "mediapipe",
+        "supervision",
+        "transformers",
+        "torch",
+        "vllm",
+        "openai",
+        "ray",
+        "av",
+    ):
+        with contextlib.suppress(md.PackageNotFoundError):
+            out[pkg] = md.version(pkg)
+    return out
 
 
 class RunFolder:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata as md
 import json
 import logging
-import platform
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +14,7 @@ import yaml
 from sovtp.data.sample import Sample
 from sovtp.data.sources import open_dataset, select
 from sovtp.engine.config import BenchConfig
+from sovtp.engine.folder import versions
 from sovtp.engine.runner import Context, Stats, rows_of, run_local
 from sovtp.engine.store import RunStore
 from sovtp.errors import SovtpError
@@ -92,24 +90,6 @@ def _cross_subject_fold(cfg: BenchConfig) -> list[Sample]:
         raise SovtpError(f"fold {cfg.fold} of {ev.name}'s cross-subject folds has no sample "
                          f"(folds: {sorted(set(ev.folds_of(every)))})")  # fmt: skip
     return chosen
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in (
-        "sovtp",
-        "mediapipe",
-        "supervision",
-        "transformers",
-        "torch",
-        "vllm",
-        "openai",
-        "ray",
-        "av",
-    ):
-        with contextlib.suppress(md.PackageNotFoundError):
-            out[pkg] = md.version(pkg)
-    return out
 
 
 def run_manifest(

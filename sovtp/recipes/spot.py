@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sovtp.engine.store import RunStore
 from sovtp.errors import SovtpError
 from sovtp.spotting.flow import FlowConfig
 
@@ -266,24 +267,27 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def check_resume(config: Path, new: dict[str, Any]) -> None:
-    """``--resume`` continues the same run: a setting that changes the answers (flow
-    parameters, fps, system, data, ...) differs from the folder's ``config.yaml`` → refused,
-    each change named (start a new folder, or rerun without --resume)."""
-    import yaml
-
-    if not config.exists():
-        return
-    old = yaml.safe_load(config.read_text()) or {}
+def spot_identity(public: dict[str, Any]) -> dict[str, Any]:
+    """What a spotting run measured: every setting but those that change only how it goes
+    (``RESUME_FREE``) — the identity :meth:`~sovtp.engine.folder.RunFolder.claim` checks on
+    ``--resume``, naming each change."""
     skip = RESUME_FREE | {f"backend_options.{k}" for k in RESUME_FREE_BACKEND}
-    a, b = _flat(old), _flat(yaml.safe_load(yaml.safe_dump(new, sort_keys=False)))
-    changed = sorted(k for k in set(a) | set(b) if k not in skip and a.get(k) != b.get(k))
-    if changed:
-        what = "; ".join(f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in changed)
-        raise SovtpError(
-            f"{config.parent} was spotted with other settings ({what}): --resume would mix two "
-            "runs in one folder; use a new -o folder"
-        )
+    flat = _flat(json.loads(json.dumps(public, default=str)))
+    return {"settings": {k: v for k, v in sorted(flat.items()) if k not in skip}}
+
+
+class SpotStore(RunStore):
+    """The spot run folder: a row store of kind ``spot``; a folder from before ``run.json`` kept
+    its identity as ``config.yaml``."""
+
+    def __init__(self, root: str | Path):
+        super().__init__(root, kind="spot")
+
+    def legacy_identity(self) -> dict[str, Any] | None:
+        import yaml
+
+        p = self.root / "config.yaml"
+        return spot_identity(yaml.safe_load(p.read_text()) or {}) if p.exists() else None
 
 
 def _key(sample_id: str, opts: SpotOptions) -> str:
@@ -298,7 +302,6 @@ def run_spot(
     ``detector``: an open MediaPipe annotator to share (else the run opens its own)."""
     import yaml
 
-    from sovtp.engine.store import RunStore
     from sovtp.data.me_adapters import gold_spans, video_samples
     from sovtp.data.sources import open_dataset, select
     from sovtp.evaluator import load_evaluator
@@ -328,10 +331,10 @@ def run_spot(
                        **(opts.adapter_options or ev.options))  # fmt: skip
     videos = list(select(video_samples(src), opts.limit))
     out = Path(opts.out)
-    if opts.resume:
-        check_resume(out / "config.yaml", opts.public() | {"evaluator": ev.name})
-    store = RunStore(out)
-    done = store.open(opts.resume, opts.retry_errors)
+    store = SpotStore(out)
+    done = store.open(
+        opts.resume, opts.retry_errors, spot_identity(opts.public() | {"evaluator": ev.name})
+    )
     run = SpotRun(out)
     kind = None if opts.kind == "all" else opts.kind
     fps_of: dict[str, float] = {}
@@ -425,13 +428,13 @@ def _facts(s: Any) -> dict[str, Any]:
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(path)
+    from sovtp.engine.folder import atomic_write
+
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _manifest(opts, ev, ls, spec, fps_of, videos) -> dict[str, Any]:
-    from sovtp.recipes.bench import versions
+    from sovtp.engine.folder import versions
 
     m: dict[str, Any] = {
         "versions": versions(),

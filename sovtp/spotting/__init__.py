@@ -5,7 +5,7 @@
   stabilised by the nose root, peaks above ``mean + p·(max − mean)`` → intervals.
 - :mod:`sovtp.spotting.parse` — a vision LLM's "when" answer (``prompts/spotting/when.yaml``)
   → intervals in the video's frame indices.
-- :mod:`sovtp.spotting.run` — ``sovtp spot``: either system over every long video of a dataset
+- :mod:`sovtp.recipes.spot` — ``sovtp spot``: either system over every long video of a dataset
   into a resumable run folder, scored and reported by the evaluator's interval metrics.
 
 Both produce ``(start, end, label)`` spans that :mod:`sovtp.scoring.tasks` scores (interval F1,
