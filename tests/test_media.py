@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -401,3 +403,93 @@ def test_a_rotated_phone_video_is_de_identified_upright(tmp_path):
     face = (slice(40, 220), slice(100, 300))
     diff = np.abs(frames[0].image[face].astype(int) - upright[face]).mean()
     assert diff > 15, diff
+
+
+# --- only regular files are media --------------------------------------------------------------
+
+
+def _special_files(tmp_path) -> dict:
+    """A FIFO, a character device, a socket and a folder that holds no frame: path → the words
+    its refusal must say."""
+    import os
+    import socket
+
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    sock = tmp_path / "s.mp4"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(sock))
+    srv.close()
+    folder = tmp_path / "clipdir"
+    folder.mkdir()
+    os.mkfifo(folder / "00001.jpg")  # a FIFO named like a frame is no frame either
+    return {
+        fifo: "FIFO",
+        Path("/dev/zero"): "character device",
+        sock: "socket",
+        folder: "no image frames",
+    }
+
+
+def test_fifos_devices_sockets_are_refused_before_any_read(tmp_path):
+    """Opening a FIFO blocks until a writer comes and /dev/zero never ends: each reader (the
+    cache's hash, video, image, audio) refuses them from ``stat`` with one line.  Each call runs
+    in a thread that must finish within 10 s — a read would hang it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sovtp.annotate.cache import file_sha256
+    from sovtp.media import load_image, probe
+
+    readers = (file_sha256, probe, lambda p: load_frames(p, "uniform:2"), load_image, load_audio)
+    with ThreadPoolExecutor(1) as pool:
+        for path, words in _special_files(tmp_path).items():
+            for read in readers:
+                if read in (load_image, load_audio) and path.is_dir():
+                    words = "is a directory"  # these two read single files only
+                err = pool.submit(_refusal, read, path).result(timeout=10)
+                assert str(path) in err and words in err and "\n" not in err, (read, err)
+
+
+def _refusal(read, path) -> str:
+    try:
+        read(path)
+    except MediaError as e:
+        return str(e)
+    raise AssertionError(f"{path} was read")
+
+
+def test_a_media_size_cap_refuses_from_the_size(tmp_path, monkeypatch, astronaut_png):
+    monkeypatch.setenv("SOVTP_MAX_MEDIA_BYTES", "1000")
+    with pytest.raises(MediaError, match="over the 1000-byte cap"):
+        load_frames(astronaut_png, "uniform:1")
+
+
+@pytest.mark.slow
+def test_a_bench_run_with_a_fifo_sample_ends_with_an_error_row(tmp_path, astronaut_png):
+    """The reviewer's case: a FIFO as a sample's media hung ``bench`` forever.  Now that sample is
+    an error row naming what the path is, the other samples run, and the run ends (a subprocess
+    with a timeout: a hang fails the test instead of the suite)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from sovtp.jsonl import iter_jsonl
+
+    root = tmp_path / "root"
+    root.mkdir()
+    os.mkfifo(root / "pipe.mp4")
+    (root / "empty").mkdir()
+    Image.open(astronaut_png).resize((128, 128)).save(root / "face.png")
+    rows = [("fifo", "pipe.mp4"), ("dir", "empty"), ("ok", "face.png")]
+    (root / "m.jsonl").write_text(
+        "".join(json.dumps({"id": i, "media": m, "label": "happy"}) + "\n" for i, m in rows)
+    )
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "sovtp", "bench", str(root / "m.jsonl"), "-o", str(run)]
+    cmd += ["-p", "ladder/plain", "-s", "uniform:1", "--no-report"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 3, r.stderr[-2000:]  # the run ended, and says some rows are errors
+    by = {p["sample_id"]: p for p in iter_jsonl(run / "predictions.jsonl")}
+    assert "FIFO" in by["fifo"]["error"] and "no image frames" in by["dir"]["error"]
+    assert by["ok"]["error"] is None and by["ok"]["label"] == "happy"

@@ -29,7 +29,10 @@ def annotations_dir() -> Path:
 
 def file_sha256(path: str | Path) -> str:
     """Content hash of a media file — or of a frame folder (names and bytes of its frames)."""
+    from sovtp.media.files import check_regular
+
     h = hashlib.sha256()
+    check_regular(path)  # a FIFO blocks and /dev/zero never ends: refused before the read
     if Path(path).is_dir():
         for f in sorted(Path(path).iterdir()):
             if f.is_file():

@@ -34,9 +34,11 @@ def load_audio(path: str | Path, sample_rate: int | None = 16000) -> tuple[np.nd
     """
     import av
 
+    from sovtp.media.files import check_regular
+
     p = Path(path)
-    if not p.exists() or p.stat().st_size == 0:
-        raise MediaError(p, "no such file" if not p.exists() else "file is empty")
+    if check_regular(p, allow_frame_dir=False).st_size == 0:  # FIFOs, devices refused unread
+        raise MediaError(p, "file is empty")
     try:
         container = av.open(str(p))
     except (av.FFmpegError, OSError, ValueError) as e:

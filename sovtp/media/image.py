@@ -92,7 +92,10 @@ def load_image(path: str | Path, limit: int | None = None) -> np.ndarray:
     :class:`~sovtp.errors.MediaError` (:class:`~sovtp.errors.MediaTooLargeError` over the cap)."""
     from PIL import Image, UnidentifiedImageError
 
+    from sovtp.media.files import check_regular
+
     p = Path(path)
+    check_regular(p, allow_frame_dir=False)  # a FIFO or device would block or never end
     cap = max_pixels(limit)
     # Pillow refuses on its own above 2 × MAX_IMAGE_PIXELS (~179 MP); a user who raised our cap
     # above that must get it raised there too (a call-time setting, never at import)

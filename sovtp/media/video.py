@@ -17,6 +17,7 @@ frame's ``index`` is its position in presentation order.  Frames larger than the
 from __future__ import annotations
 
 import logging
+import stat
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -72,7 +73,8 @@ def frame_files(path: Path) -> list[Path]:
     """The image files of a frame folder, in name order with numbers compared as numbers:
     CASME II and CAS(ME)² name frames ``img1.jpg`` .. ``img120.jpg`` without padding, where
     plain name order would put ``img10`` before ``img2`` (``00001.jpg`` sorts the same either way)."""
-    return sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS), key=_natural)
+    frames = (p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    return sorted(frames, key=_natural)  # is_file: regular files only (a FIFO would block)
 
 
 def _natural(p: Path) -> list[tuple[int, int | str]]:
@@ -84,17 +86,17 @@ def _natural(p: Path) -> list[tuple[int, int | str]]:
 
 def is_frame_dir(path: str | Path) -> bool:
     p = Path(path)
-    return p.is_dir() and any(q.suffix.lower() in IMAGE_EXTS for q in p.iterdir())
+    # only regular files count as frames (a FIFO named 0001.jpg would block its reader)
+    return p.is_dir() and any(q.suffix.lower() in IMAGE_EXTS and q.is_file() for q in p.iterdir())
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise MediaError(path, "no such file")
-    if path.is_dir():
-        if is_frame_dir(path):
-            return
-        raise MediaError(path, "is a directory with no image frames")
-    if path.stat().st_size == 0:
+    from sovtp.media.files import check_regular
+
+    st = check_regular(path)  # FIFOs, devices, sockets refused before any read
+    if stat.S_ISDIR(st.st_mode):
+        return
+    if st.st_size == 0:
         raise MediaError(path, "file is empty")
 
 

@@ -1,0 +1,83 @@
+"""Only regular files are media: the gate every reader passes before it opens anything.
+
+Why: ``open()`` on a FIFO blocks until a writer comes (forever, in a batch run), ``/dev/zero``
+or ``/dev/urandom`` never end (a hash or decoder spins at 100 % CPU), and a socket or device is
+no media either.  Such a path is refused here, from ``os.stat`` alone — before any byte is read —
+with one line that says what it is.  A directory is media only when it is a frame folder (a
+folder of images, as DFEW and FERV39k ship clips).
+
+Reads are bounded in bytes: a file over :func:`max_bytes` (``SOVTP_MAX_MEDIA_BYTES``, 20 GB by
+default; 0 lifts the cap) is refused from its size.  A regular file of bounded size is read in
+bounded time (it cannot block or grow without end the way a FIFO or device does), and frame
+pixels are capped apart (``SOVTP_MAX_PIXELS``, :mod:`sovtp.media.image`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from sovtp.errors import MediaError
+
+MAX_BYTES_ENV = "SOVTP_MAX_MEDIA_BYTES"
+DEFAULT_MAX_BYTES = 20 * 1024**3
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def max_bytes() -> int:
+    """The media size cap in bytes (``SOVTP_MAX_MEDIA_BYTES``; 0 or less: no cap)."""
+    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise MediaError(raw, f"{MAX_BYTES_ENV} must be a number of bytes, not {raw!r}") from None
+
+
+def kind_of(mode: int) -> str | None:
+    """What a non-regular, non-directory ``st_mode`` is, in words (None for a regular file or a
+    directory)."""
+    for test, words in _KINDS:
+        if test(mode):
+            return words
+    return None
+
+
+def check_regular(path: str | Path, *, allow_frame_dir: bool = True) -> os.stat_result:
+    """Refuse anything that is not a regular file (or, with ``allow_frame_dir``, a frame folder)
+    before it is opened: a :class:`~sovtp.errors.MediaError` naming what it is.  Symbolic links
+    are followed (a link to a FIFO is refused like the FIFO).  Returns the ``stat`` result."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise MediaError(p, "no such file") from None
+    except OSError as e:
+        raise MediaError(p, f"cannot stat ({e.strerror or e})") from None
+    what = kind_of(st.st_mode)
+    if what is not None:
+        raise MediaError(p, f"is {what}, not a regular file: refused before any read")
+    if stat.S_ISDIR(st.st_mode):
+        if not allow_frame_dir:
+            raise MediaError(p, "is a directory, not a file")
+        from sovtp.media.video import is_frame_dir
+
+        if not is_frame_dir(p):
+            raise MediaError(p, "is a directory with no image frames")
+        return st
+    if not stat.S_ISREG(st.st_mode):  # pragma: no cover - every other kind is listed above
+        raise MediaError(p, "is not a regular file")
+    cap = max_bytes()
+    if cap > 0 and st.st_size > cap:
+        raise MediaError(
+            p, f"is {st.st_size} bytes, over the {cap}-byte cap ({MAX_BYTES_ENV} raises it)"
+        )
+    return st
