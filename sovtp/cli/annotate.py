@@ -179,14 +179,28 @@ def prompt_cmd(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the OpenAI-style messages (images as data URLs).")
     ] = False,
+    sample_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="MEDIA is a .csv/.jsonl manifest: build the prompt of the row with this id as "
+            "`sovtp bench` does (its interval, transcript, audio, physio, speaker, one prompt "
+            "per labelled face) and list the row's columns.",
+        ),
+    ] = None,
     *,
     knobs: dict,
 ) -> None:
-    """Render the Set-of-Vision-Text prompt for a clip: print its text, write its images."""
+    """Render the Set-of-Vision-Text prompt for a clip (or a manifest row, --id): print its
+    text, write its images."""
     options = _options(knobs, seed)  # before any work
     from sovtp.prompting.spec import load_spec
 
     spec = load_spec(prompt)
+    if sample_id is not None:
+        from sovtp.cli.prompt_row import prompt_row_cmd
+
+        return prompt_row_cmd(media, sample_id, spec, options, labels, subject, out, as_json)
     out = out_folder(out or Path("sovtp-prompt") / Path(media).stem)
     with _preparer(options) as prep:
         clip, frames = _annotate(prep, media)
