@@ -21,6 +21,7 @@ from itertools import islice
 from pathlib import Path
 
 from sovtp.data.adapters import ADAPTERS as LABEL_ADAPTERS
+from sovtp.data.adapters import RENAMED
 from sovtp.data.manifest import check_gold, read_manifest, unknown_gold
 from sovtp.data.me_adapters import ME_ADAPTERS
 from sovtp.data.sample import ManifestError, Sample
@@ -57,6 +58,8 @@ def open_dataset(
         from sovtp.data.hf import iter_hf
 
         return unique_ids(iter_hf(rest, split or "test", **options), source)
+    if sep and kind in RENAMED:
+        raise ManifestError(f"{kind}: ambiguous name; use {RENAMED[kind]}")
     if sep and kind in ADAPTERS:
         base = Path(rest)
         if not base.is_dir():
