@@ -217,7 +217,6 @@ def _against_own_neutral(base: Face, face: Face) -> Face:
         (dict.fromkeys(NOSE_WINGS, 0.06), "AU9", ("AU10", "AU15")),  # nose wrinkler
         (dict.fromkeys(UPPER_LIP, 0.06), "AU10", ("AU9", "AU15")),  # upper lip raiser
         ({61: -0.10, 291: -0.10}, "AU15", ("AU9", "AU10")),  # lip corners down
-        ({152: 0.08, 175: 0.06, 199: 0.05}, "AU17", ("AU9", "AU10")),  # chin raised
         ({0: -0.03, 17: 0.03}, "AU24", ("AU9", "AU10")),  # lips pressed thin
     ],
 )
@@ -228,6 +227,16 @@ def test_each_geometry_au_answers_its_own_movement(smile, moves, au, quiet):
     for q in quiet:
         assert face.aus[q] < 0.1, (q, face.aus[q])
     assert face.au_methods[au] == "geometry"
+
+
+def test_chin_raise_moves_the_au17_cross_check_not_the_reported_au17(smile):
+    """The lip-to-chin distance answers a raised chin, but it is a cross-check only: a dropped jaw
+    and a person's own chin move it too, so the reported AU17 is the blendshape's."""
+    base = _face(smile)
+    face = _against_own_neutral(base, _moved(base, {152: 0.08, 175: 0.06, 199: 0.05}))
+    assert face.geometry["AU17"] > 0.3, face.geometry["AU17"]
+    assert face.au_methods.get("AU17") != "geometry"
+    assert face.aus.get("AU17", 0.0) == base.aus.get("AU17", 0.0)
 
 
 def test_smile_lift_of_the_upper_lip_is_not_au10(smile):

@@ -29,7 +29,7 @@ smile, so AU10 takes the smile's share out (geometry replaces it when the landma
 | AU14 | dimpler | mouthDimple{Left,Right} | |
 | AU15 | lip corner depressor | mouthFrown{Left,Right} | |
 | AU16 | lower lip depressor | mouthLowerDown{Left,Right} | |
-| AU17 | chin raiser | mouthShrugLower | |
+| AU17 | chin raiser | mouthShrugLower | not measured with lips apart (AU25/AU26 ≥ 0.3) |
 | AU18 | lip pucker | mouthPucker | |
 | AU20 | lip stretcher | mouthStretch{Left,Right} | |
 | AU22 | lip funneler | mouthFunnel | |
@@ -43,7 +43,7 @@ smile, so AU10 takes the smile's share out (geometry replaces it when the landma
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sovtp.facs import au_sort_key
 
@@ -73,11 +73,18 @@ BLIND = ("AU6", "AU9")  # never measured from blendshapes (see the module docstr
 SMILE_IN_UPPER_UP = 0.6  # mouthUpperUp per unit of mouthSmile that a plain smile causes
 
 
+OPEN_MOUTH = 0.3  # AU25 or AU26 at this or above: the lips are apart
+# AUs that an open mouth makes unmeasurable: AU17 pushes the lower lip up against the upper one,
+# which lips apart (AU25/26/27) rule out, and mouthShrugLower is unreliable there
+NOT_WITH_OPEN_MOUTH = ("AU17",)
+
+
 @dataclass
 class AUReading:
     aus: dict[str, float]
     sides: dict[str, tuple[float, float]]
     source: str = SOURCE
+    unmeasured: dict[str, str] = field(default_factory=dict)  # AU -> why (Face.au_unmeasured)
 
 
 def blendshapes_to_aus(bs: Mapping[str, float]) -> AUReading:
@@ -101,4 +108,10 @@ def blendshapes_to_aus(bs: Mapping[str, float]) -> AUReading:
     aus["AU10"] = max(au10)
     aus["AU23"] = (g("mouthRollUpper") + g("mouthRollLower")) / 2.0
     aus["AU25"] = max(g("jawOpen") - g("mouthClose"), aus["AU16"], 0.8 * max(up), 0.0)
-    return AUReading(dict(sorted(aus.items(), key=lambda kv: au_sort_key(kv[0]))), sides)
+    unmeasured: dict[str, str] = {}
+    if max(aus["AU25"], aus["AU26"]) >= OPEN_MOUTH:
+        for code in NOT_WITH_OPEN_MOUTH:
+            aus.pop(code, None)
+            unmeasured[code] = "mouth open"
+    ordered = dict(sorted(aus.items(), key=lambda kv: au_sort_key(kv[0])))
+    return AUReading(ordered, sides, unmeasured=unmeasured)

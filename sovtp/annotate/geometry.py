@@ -231,12 +231,34 @@ AUS: dict[str, tuple[Measure, ...]] = {
     ),
     "AU24": (Measure("lip_thickness", -1, 0.01, 0.03, 0.08),),
 }
-GEOMETRY_AUS = ("AU6", "AU9", "AU10", "AU15", "AU17", "AU23", "AU24")
-CROSS_CHECK_AUS = ("AU1", "AU2", "AU4", "AU12")
+GEOMETRY_AUS = ("AU6", "AU9", "AU10", "AU15", "AU23", "AU24")
+# AU17 is a cross-check only: the lip-to-chin distance shrinks with a dropped jaw and differs
+# from the canonical face by a person's own chin (measured: 1.00 on an open-mouthed surprise and a
+# toothy smile, 0.34–0.39 on resting chins); the blendshape mouthShrugLower measures it instead
+CROSS_CHECK_AUS = ("AU1", "AU2", "AU4", "AU12", "AU17")
 SMILE_LIP_LIFT = 0.5  # upper-lip lift per unit of lip-corner lift that a smile alone causes
 NEUTRAL_MAX = 0.3  # a frame is neutral-looking when no expressive blendshape AU reaches this
+# Blendshape AUs that read high on resting faces, so they cannot say whether a frame is neutral
+# (measured on the check set's neutral faces: eyeSquint 0.33–0.54, browInnerUp 0.42–0.44,
+# mouthPucker 0.30–0.48 on a closed resting mouth).  Counting them, the rest frames of a clip that
+# starts neutral exceeded NEUTRAL_MAX and the track fell back to the canonical face on every frame.
+NEUTRAL_NOISY = ("AU1", "AU7", "AU18")
 NEUTRAL_FRACTION = 0.25  # the least expressive quarter of a track's frames is its neutral
 MIN_VIDEO_FRAMES = 3
+# Beyond this head turn the frontalised landmarks of the two sides disagree by more than the AUs'
+# spans (measured on the check set's clips and stills: left/right disagreement of the nose-wing,
+# upper-lip and lip-corner heights, median 0.02 at |yaw| < 5°, 0.05 at 5–10°, 0.11 at 15–20°,
+# 0.17 at 34°; an AU's span is 0.05–0.06), so geometric AUs are not reported there
+YAW_LIMIT = 15.0
+REFERENCE_OWN, REFERENCE_CANONICAL = "own neutral", "canonical face"
+# why a face was measured against the canonical face (Face.geometry["reference_why"])
+REFERENCE_WHY = {
+    0.0: "",
+    1.0: "a still image has no neutral frame of its own",
+    2.0: f"the track has fewer than {MIN_VIDEO_FRAMES} frames",
+    3.0: "the track never looks neutral",
+}
+VERSION = "geometry v2"  # part of the detector cache key: a change here re-annotates
 
 
 def _derived(feat: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
@@ -269,60 +291,82 @@ def score_aus(
                 vals.append(_score(m, delta[key], canonical))
             per_side.append(float(np.mean(vals)))
         left, right = per_side
-        aus[au] = max(left, right)
+        # the mean of the two sides: one corner alone (a residual tilt, a half-hidden side)
+        # cannot make a bilateral AU "strong"; the sides stay in au_sides
+        aus[au] = (left + right) / 2.0
         if left != right:
             sides[au] = (left, right)
     return aus, sides
 
 
 def _expressiveness(face: Face) -> float:
-    """How far a face is from neutral by its blendshape AUs (not the geometry ones)."""
+    """How far a face is from neutral by its blendshape AUs (not the geometry ones, and not the
+    ones that read high on resting faces, :data:`NEUTRAL_NOISY`)."""
     vals = [
         v
         for k, v in face.aus.items()
-        if k in EXPRESSIVE and face.au_methods.get(k, "blendshape") == "blendshape"
+        if k in EXPRESSIVE
+        and k not in NEUTRAL_NOISY
+        and face.au_methods.get(k, "blendshape") == "blendshape"
     ]
     return max(vals, default=0.0)
 
 
 def reference_for(
     faces: list[tuple[Face, dict[str, float]]], still: bool
-) -> tuple[dict[str, float], bool]:
-    """A track's neutral features and whether they are the canonical face's.
+) -> tuple[dict[str, float], float, int]:
+    """A track's neutral features, why they are the canonical face's (a key of
+    :data:`REFERENCE_WHY`; 0 when they are its own) and how many frames made them.
 
     Video: the median over its least expressive frames, when the track has at least
     :data:`MIN_VIDEO_FRAMES` measured frames and its least expressive one looks neutral.
     """
-    if still or len(faces) < MIN_VIDEO_FRAMES:
-        return canonical_features(), True
+    if still:
+        return canonical_features(), 1.0, 0
+    if len(faces) < MIN_VIDEO_FRAMES:
+        return canonical_features(), 2.0, 0
     ranked = sorted(faces, key=lambda fp: _expressiveness(fp[0]))
     if _expressiveness(ranked[0][0]) >= NEUTRAL_MAX:
-        return canonical_features(), True
+        return canonical_features(), 3.0, 0
     k = max(1, int(np.ceil(NEUTRAL_FRACTION * len(ranked))))
     chosen = [f for f in ranked[:k] if _expressiveness(f[0]) < NEUTRAL_MAX]
     keys = chosen[0][1].keys()
-    return {key: float(np.median([f[1][key] for f in chosen])) for key in keys}, False
+    ref = {key: float(np.median([f[1][key] for f in chosen])) for key in keys}
+    return ref, 0.0, len(chosen)
 
 
 def measure_face(
-    face: Face, ref: dict[str, float], canonical: bool, feat: dict[str, float]
+    face: Face,
+    ref: dict[str, float],
+    canonical: bool,
+    feat: dict[str, float],
+    why: float = 0.0,
+    neutral_frames: int = 0,
 ) -> None:
     """Write one face's geometry AUs in place (``aus``, ``au_sides``, ``au_methods``,
-    ``geometry``)."""
+    ``geometry``, ``au_reference``); beyond :data:`YAW_LIMIT` they go to ``au_unmeasured``."""
     delta = _derived(feat, ref)
     aus, sides = score_aus(delta, canonical)
+    yaw = abs(face.head_pose[0]) if face.head_pose is not None else 0.0
     for au in GEOMETRY_AUS:
+        face.au_sides.pop(au, None)
+        if yaw > YAW_LIMIT:
+            face.aus.pop(au, None)
+            face.au_methods.pop(au, None)
+            face.au_unmeasured[au] = f"head turned {yaw:.0f}°"
+            continue
         face.aus[au] = round(aus[au], 4)
         face.au_methods[au] = METHOD
         if au in sides:
             face.au_sides[au] = sides[au]
-        else:
-            face.au_sides.pop(au, None)
     face.aus = dict(sorted(face.aus.items(), key=lambda kv: au_sort_key(kv[0])))
     geo = {f"{au}": round(aus[au], 4) for au in (*GEOMETRY_AUS, *CROSS_CHECK_AUS)}
     geo.update({f"d_{k}": round(v, 4) for k, v in delta.items()})
     geo["reference_canonical"] = 1.0 if canonical else 0.0
+    geo["reference_why"] = why
+    geo["neutral_frames"] = float(neutral_frames)
     face.geometry = geo
+    face.au_reference = REFERENCE_CANONICAL if canonical else REFERENCE_OWN
 
 
 def apply_geometry(frames: list[FrameAnnotation], *, still: bool) -> None:
@@ -337,6 +381,6 @@ def apply_geometry(frames: list[FrameAnnotation], *, still: bool) -> None:
             if p is not None:
                 tracks.setdefault(face.track_id, []).append((face, face_features(p)))
     for faces in tracks.values():
-        ref, canonical = reference_for(faces, still)
+        ref, why, n = reference_for(faces, still)
         for face, feat in faces:
-            measure_face(face, ref, canonical, feat)
+            measure_face(face, ref, why > 0, feat, why, n)

@@ -33,6 +33,9 @@ from sovtp.annotate.aus import SOURCE, blendshapes_to_aus
 from sovtp.types import Face, FrameAnnotation, Person
 
 log = logging.getLogger(__name__)
+# the AU table, geometry, occlusion and shot rules (sovtp.annotate.aus / geometry / occlusion /
+# shots), in the cache key so an annotation made under older rules is not reused
+MEASURES_VERSION = "aus v3, geometry v2, occlusion v1, shots v1"
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,8 @@ class DetectorConfig:
         else:
             d["hand_model"] = assets.ASSETS["hand_landmarker"].sha256[:12]
         return d | {
+            # what turns landmarks into AUs, occlusion and shots: a change there re-annotates
+            "measures": MEASURES_VERSION,
             "face_model": assets.ASSETS["face_landmarker"].sha256[:12],
             "pose_model": assets.ASSETS["pose_landmarker_full"].sha256[:12] if self.pose else None,
         }
@@ -236,6 +241,7 @@ class MediaPipeAnnotator:
                     au_sides=reading.sides,
                     au_source=SOURCE,
                     au_methods=dict.fromkeys(reading.aus, "blendshape"),
+                    au_unmeasured=dict(reading.unmeasured),
                     head_pose=pose,
                     depth=depth,
                     transform=transform,
