@@ -57,14 +57,39 @@ def test_manifest_relative_paths_cannot_escape_their_root(tmp_path, bad):
     assert ok.error is None and ok.media == (root / "ok.mp4").resolve()
 
 
-def test_manifest_absolute_paths_are_taken_as_given(tmp_path):
-    """The user wrote the manifest: an absolute path names a file where it is (no --root)."""
+def test_manifest_absolute_paths_outside_the_root_are_refused(tmp_path):
+    """Issue 24: ``{"media": "/any/where/secret.jpg"}`` was annotated and sent to the server.
+    Outside the root it is now an error for that sample alone (nothing read); absolute paths
+    inside the root are fine."""
     clip = touch(tmp_path / "elsewhere" / "a.mp4")
     root = tmp_path / "root"
-    root.mkdir()
-    (root / "m.csv").write_text(f"id,media,audio\na,{clip},{clip}\n")
-    (a,) = read_manifest(root / "m.csv")
-    assert a.error is None and a.media == clip.resolve() and a.audio == clip.resolve()
+    inside = touch(root / "clips" / "b.mp4")
+    (root / "m.csv").write_text(f"id,media,audio\na,{clip},\nb,{inside},\nc,clips/b.mp4,{clip}\n")
+    a, b, c = read_manifest(root / "m.csv")
+    assert "escapes the dataset root" in a.error and "--allow-outside-root" in a.error
+    assert ":2" in a.error and not a.media.exists() and a.media.is_relative_to(root.resolve())
+    assert b.error is None and b.media == inside.resolve()
+    assert "escapes" in c.error  # the audio path counts as much as the media
+
+
+def test_manifest_outside_root_allowed_explicitly_and_marked(tmp_path):
+    """--allow-outside-root takes such paths as given, and every such sample says so in its
+    rows (``meta.outside_root``); paths inside the root are not marked."""
+    clip = touch(tmp_path / "elsewhere" / "a.mp4")
+    root = tmp_path / "root"
+    touch(root / "b.mp4")
+    (root / "m.jsonl").write_text(
+        json.dumps({"id": "a", "media": str(clip)})
+        + "\n"
+        + json.dumps({"id": "up", "media": "../elsewhere/a.mp4"})
+        + "\n"
+        + json.dumps({"id": "b", "media": "b.mp4"})
+        + "\n"
+    )
+    a, up, b = open_dataset(str(root / "m.jsonl"), allow_outside_root=True)
+    assert a.error is None and a.media == clip.resolve() and up.media == clip.resolve()
+    assert a.row()["meta"] == {"outside_root": True} and up.meta == {"outside_root": True}
+    assert b.meta == {} and b.error is None
     # written back: absolute where it does not lie under the root
     write_manifest([a], root / "back.jsonl", root)
     assert json.loads((root / "back.jsonl").read_text())["media"] == str(clip.resolve())

@@ -5,8 +5,9 @@ Columns (only ``media`` is required; ``id`` defaults to the media path):
 =============== ==========================================================================
 id              sample ID (unique within the manifest; default: the media path, plus
                 ``@start_frame`` / ``@start_s`` for an interval)
-media           media path: absolute, or relative to the root (the manifest's folder unless
-                ``--root``); ``path``, ``video``, ``image`` and ``file`` are accepted as names too
+media           media path, relative to the root (the manifest's folder unless ``--root``), or
+                absolute inside it; ``path``, ``video``, ``image`` and ``file`` are accepted
+                as names too
 label           gold label (spelled as the benchmark spells it; normalised by the label set)
 split / fold    e.g. ``test`` / ``1``
 subject         participant or speaker ID
@@ -21,9 +22,13 @@ Any other column is kept in ``Sample.meta`` (and so can define a difficulty tier
 
 Reading refuses what would silently change a benchmark: a sample ID on two lines (every such
 line is named), and a split/fold filter that matches no row (the message names the filter and
-the columns the manifest has).  A relative path that climbs out of the root (``../``) is a
-per-sample error (``Sample.error``): that sample gets error rows and the rest runs.  CSV files may
-start with a UTF-8 byte-order mark (spreadsheet exports do).
+the columns the manifest has).  A media or audio path that leaves the root — absolute
+elsewhere, climbing out with ``../``, or a symlink pointing out — is a per-sample error
+(``Sample.error``, one line naming the path): that sample gets error rows, nothing outside the
+root is read or sent anywhere, and the rest runs.  ``allow_outside_root=True`` (the CLI's
+``--allow-outside-root``) takes such paths as given; each sample read that way is marked
+``meta["outside_root"] = True``, so the choice shows in every result row.  CSV files may start
+with a UTF-8 byte-order mark (spreadsheet exports do).
 """
 
 from __future__ import annotations
@@ -77,10 +82,11 @@ def _default_id(row: dict[str, Any], media: str) -> str:
 
 
 def sample_from_row(
-    row: dict[str, Any], root: Path, where: str = "", *, allow_absolute: bool = True
+    row: dict[str, Any], root: Path, where: str = "", *, allow_outside_root: bool = False
 ) -> Sample:
-    """One manifest row → a Sample.  Absolute paths are taken as given (``allow_absolute``);
-    a relative one that leaves ``root`` makes a Sample with ``error`` set."""
+    """One manifest row → a Sample.  A path that leaves ``root`` makes a Sample with ``error``
+    set, unless ``allow_outside_root`` (then it is taken as given, and the sample is marked
+    ``meta["outside_root"]``)."""
     media = next((row[c] for c in MEDIA_COLS if row.get(c)), None)
     if not media:
         raise ManifestError(f"{where}: no media column (one of {MEDIA_COLS})")
@@ -90,11 +96,18 @@ def sample_from_row(
             fl = json.loads(fl) if fl.strip() else {}
         except json.JSONDecodeError:
             raise ManifestError(f"{where}: face_labels is not a JSON object") from None
-    path, error = media_path(root, str(media).strip(), allow_absolute=allow_absolute)
+    path, error = media_path(root, str(media).strip(), allow_outside_root=allow_outside_root)
     audio = None
+    outside = allow_outside_root and not path.is_relative_to(root.resolve())
     if row.get("audio"):
-        audio, a_err = media_path(root, str(row["audio"]).strip(), allow_absolute=allow_absolute)
+        audio, a_err = media_path(
+            root, str(row["audio"]).strip(), allow_outside_root=allow_outside_root
+        )
         error = error or a_err
+        outside = outside or (allow_outside_root and not audio.is_relative_to(root.resolve()))
+    meta = {k: v for k, v in row.items() if k not in KNOWN and v not in (None, "")}
+    if outside:
+        meta["outside_root"] = True
     try:
         return Sample(
             id=str(row.get("id") or row.get("sample_id") or _default_id(row, media)).strip(),
@@ -111,7 +124,7 @@ def sample_from_row(
             start_s=_num(row.get("start_s"), float),
             end_s=_num(row.get("end_s"), float),
             description=row.get("description") or None,
-            meta={k: v for k, v in row.items() if k not in KNOWN and v not in (None, "")},
+            meta=meta,
             error=f"{where}: {error}" if error else None,
         )
     except (TypeError, ValueError) as e:
@@ -143,13 +156,16 @@ def read_manifest(
     root: str | Path | None = None,
     split: str | None = None,
     fold: int | None = None,
+    *,
+    allow_outside_root: bool = False,
 ) -> Iterator[Sample]:
     """Samples of a manifest, one at a time (a benchmark is never held in memory whole).
 
     ``split`` / ``fold`` keep the rows whose column matches (case-insensitive split; ``"all"``
     or ``"*"`` keeps every row).  A duplicate ID raises :class:`ManifestError` when its second
     line is reached, naming every duplicated ID and its lines; a filter that keeps no row
-    raises at the end, naming the filter, the values present and the manifest's columns."""
+    raises at the end, naming the filter, the values present and the manifest's columns.
+    ``allow_outside_root``: see the module docstring (default: such paths are refused)."""
     p = Path(path)
     if not p.exists():
         raise ManifestError(f"no such manifest: {p}")
@@ -164,7 +180,7 @@ def read_manifest(
     for n, row in _rows(p):
         columns.update(dict.fromkeys(row))
         n_rows += 1
-        s = sample_from_row(row, base, f"{p}:{n}")
+        s = sample_from_row(row, base, f"{p}:{n}", allow_outside_root=allow_outside_root)
         if s.id in seen:
             dups = _duplicates(_rows(p))
             raise ManifestError(

@@ -34,19 +34,20 @@ def refused_path(root: Path, rel: str | Path) -> Path:
 
 
 def media_path(
-    root: Path, rel: str | Path, *, allow_absolute: bool = False
+    root: Path, rel: str | Path, *, allow_outside_root: bool = False
 ) -> tuple[Path, str | None]:
-    """``(path, None)`` for a usable media path, ``(refused_path, reason)`` for one that escapes
-    ``root`` — a per-sample error, so one bad row never stops a run.  ``allow_absolute`` trusts
-    an absolute path as given (a manifest the user wrote names files where they are); relative
-    paths must stay under ``root`` either way."""
-    p = Path(rel)
-    if allow_absolute and p.is_absolute():
-        return p.resolve(), None
+    """``(path, None)`` for a usable media path, ``(refused_path, reason)`` for one that leaves
+    ``root`` — an absolute path elsewhere, ``../``, or a symlink pointing out — a per-sample
+    error, so one bad row never stops a run (and nothing outside the root is ever read or sent
+    to a server).  ``allow_outside_root`` (the user's explicit ``--allow-outside-root``) takes
+    such a path as given instead."""
+    if allow_outside_root:
+        p = Path(rel)
+        return (p if p.is_absolute() else root.resolve() / p).resolve(), None
     try:
         return safe_path(root, rel), None
     except ManifestError as e:
-        return refused_path(root, rel), str(e)
+        return refused_path(root, rel), f"{e} (pass --allow-outside-root to read it)"
 
 
 @dataclass

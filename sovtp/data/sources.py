@@ -50,9 +50,12 @@ def open_dataset(
     root: str | Path | None = None,
     split: str | None = None,
     fold: int | None = None,
+    allow_outside_root: bool = False,
     **options,
 ) -> Iterator[Sample]:
-    """Stream the samples of ``source`` (see the module docstring)."""
+    """Stream the samples of ``source`` (see the module docstring).  ``allow_outside_root``
+    lets a manifest name media outside its root (refused per sample otherwise); adapters and HF
+    folders always keep to theirs."""
     kind, sep, rest = source.partition(":")
     if sep and kind == "hf":
         from sovtp.data.hf import iter_hf
@@ -68,7 +71,7 @@ def open_dataset(
         return unique_ids(ADAPTERS[kind](base, **kw, **options), source)
     p = Path(source)
     if p.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
-        return read_manifest(p, root, split, fold)
+        return read_manifest(p, root, split, fold, allow_outside_root=allow_outside_root)
     raise ManifestError(
         f"unknown dataset {source!r}: a .csv/.jsonl manifest, hf:PATH, or one of "
         + ", ".join(f"{a}:ROOT" for a in ADAPTERS)
