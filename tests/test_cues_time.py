@@ -59,9 +59,14 @@ def test_short_smile_survives_by_peak_and_is_dated(burst_mp4, faces_only):
     assert line["onset_s"] == pytest.approx(1.2, abs=0.11)
     assert line["offset_s"] == pytest.approx(1.5, abs=0.11)
     assert 1.2 <= line["apex_s"] <= 1.5
-    assert line["duration_s"] == pytest.approx(0.4, abs=0.11)
+    # it was on screen 0.4 s (frames 12..15 at 10 fps): the samples bound it, never stretch it
+    assert line["min_s"] <= 0.4 <= line["max_s"] and line["max_s"] - line["min_s"] <= 0.21
     assert len(line["events"]) == 1 and line["frames"] == 4 and line["of_frames"] == 30
-    assert "AU12 lip corner puller: onset 1.2 s" in line["text"]
+    assert "AU12 lip corner puller: active in 4 of 30 sampled frames, between" in line["text"]
+    assert "seen 1.2–1.5 s" in line["text"]
+    # the active-AUs cue and the time line word the same total
+    total = line["text"].split(": ")[1]
+    assert total in au.text
     # the expression is read at its apex (co-occurring AUs), and the mean reading is reported
     expr = _cue(clip, "facs_prototype")
     assert expr.text.startswith("looks like happiness") and "on average" in expr.text
@@ -149,6 +154,53 @@ def _face(aus: dict[str, float], methods: str = "blendshape") -> Face:
         au_sides={"AU12": (aus.get("AU12", 0.0),) * 2},
         au_methods=dict.fromkeys(aus, methods),
     )
+
+
+def _series(code: str, on: list[bool], spacing: float, value: float = 0.8):
+    """Faces over sampled frames ``spacing`` s apart with ``code`` at ``value`` where ``on``."""
+    faces = [_face({code: value if o else 0.0, "AU1": 0.0}) for o in on]
+    return faces, [k * spacing for k in range(len(on))]
+
+
+def test_a_blink_in_sparse_samples_is_never_given_a_duration():
+    """The issue's 'AU45 blink (strong) ... for 7.4 s': eyes caught closed in 3 of 8 samples
+    1.07 s apart are three moments, not seconds of closure."""
+    faces, times = _series("AU45", [0, 0, 1, 1, 0, 0, 1, 0], 1.07, 0.9)
+    cues = face_cues(1, faces, times=times)
+    au = next(c for c in cues if c.name == "active_aus")
+    assert (
+        "AU45 blink (strong, peak 0.90 at 2.1 s; eyes closed in 3 of 8 sampled frames " in au.text
+    )
+    assert "(at 2.1, 3.2, 6.4 s)" in au.text
+    line = next(c for c in cues if c.name == "au_timeline").text
+    for text in (au.text, line):
+        assert " for " not in text and "between" not in text and "lasting" not in text
+
+
+def test_durations_are_bounded_by_the_samples_and_cue_and_time_line_agree():
+    """Seen in samples 3..5 of 10, one second apart, and in sample 8: at least 2 s (3 → 5), at
+    most 4 s (2 → 6) for the first; under 2 s for the one-frame second.  The old wording added a
+    spacing per event ('for 4.0 s') and summed more than the time line showed."""
+    faces, times = _series("AU12", [0, 0, 0, 1, 1, 1, 0, 0, 1, 0], 1.0)
+    cues = face_cues(1, faces, times=times)
+    au = next(c for c in cues if c.name == "active_aus")
+    line = next(c for c in cues if c.name == "au_timeline")
+    assert "active in 4 of 10 sampled frames, between 2.0 and 6.0 s in all" in au.text
+    assert line.text.startswith(
+        "AU12 lip corner puller: active in 4 of 10 sampled frames, between 2.0 and 6.0 s in all: "
+        "seen 3.0–5.0 s, apex 3.0 s (strong, 0.80), lasting between 2.0 and 4.0 s; "
+        "then seen at 8.0 s (strong, 0.80), lasting under 2.0 s"
+    )
+    (tl,) = line.value["aus"]
+    assert (tl["min_s"], tl["max_s"]) == (2.0, 6.0)
+    # more events than the time line words: the total still counts them all, in both texts
+    # (each single frame is bounded by its neighbours: 1 + 2 + 2 + 2 s at most)
+    faces, times = _series("AU12", [1, 0, 1, 0, 1, 0, 1, 0], 1.0)
+    cues = face_cues(1, faces, times=times)
+    au = next(c for c in cues if c.name == "active_aus").text
+    line = next(c for c in cues if c.name == "au_timeline").text
+    total = "active in 4 of 8 sampled frames, under 7.0 s in all"
+    assert total in au and total in line and "(and 1 weaker time)" in line
 
 
 def test_cues_word_only_measured_aus_and_name_the_missing():

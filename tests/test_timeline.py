@@ -13,7 +13,6 @@ import pytest
 from sovtp.annotate.cues import clip_cues
 from sovtp.annotate.timeline import (
     find_events,
-    frame_spacing,
     index_runs,
     presence_events,
     span_phrase,
@@ -37,13 +36,17 @@ def test_index_runs_are_inclusive_first_last_pairs():
     assert index_runs(np.array([0, 1, 1, 0], bool)) == [(1, 2)]
 
 
-def test_find_events_onset_apex_offset_and_duration():
+def test_find_events_onset_apex_offset_and_duration_bounded_by_the_samples():
     times = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
     values = [0.1, 0.6, 0.9, 0.9, 0.2, 0.7, 0.0]
-    a, b = find_events(times, values, 0.5, dt=0.1)
+    a, b = find_events(times, values, 0.5)
     assert (a.onset_s, a.apex_s, a.offset_s, a.peak, a.frames) == (0.1, 0.2, 0.3, 0.9, 3)
-    assert a.duration_s == pytest.approx(0.3)  # 0.1 → 0.3 plus one frame
+    # seen 0.1..0.3, not seen at 0.0 and 0.4: it lasted between 0.2 and 0.4 s
+    assert (a.min_s, a.max_s) == (pytest.approx(0.2), pytest.approx(0.4))
+    assert a.duration_phrase() == "between 0.2 and 0.4 s"
     assert (b.onset_s, b.apex_s, b.offset_s, b.frames) == (0.5, 0.5, 0.5, 1)
+    assert (b.min_s, b.max_s) == (0.0, pytest.approx(0.2))  # one frame: only an upper bound
+    assert b.duration_phrase() == "under 0.2 s"
     assert span_phrase([a, b]) == "0.1–0.3 s, at 0.5 s"
     with pytest.raises(ValueError):
         find_events([0.0], [1.0, 1.0])
@@ -83,7 +86,7 @@ def _clip(crossed: list[bool], hands: bool) -> ClipAnnotation:
 def test_nfbl_and_posture_get_the_same_events_and_words_from_one_series():
     crossed = [False, False, True, True, True, False, False, True, False, False]
     times = [k / FPS for k in range(len(crossed))]
-    expected = find_events(times, crossed, 0.5, frame_spacing(times))
+    expected = find_events(times, crossed, 0.5)
     assert span_phrase(expected) == "0.2–0.4 s, at 0.7 s"
 
     (nfbl,) = [c for c in clip_cues(_clip(crossed, hands=True)) if c.name == "arms_crossed"]

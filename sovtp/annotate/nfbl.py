@@ -35,7 +35,6 @@ from sovtp.annotate.timeline import (
     Event,
     event_of,
     find_events,
-    frame_spacing,
     index_runs,
     presence_events,
     span_phrase,
@@ -269,7 +268,7 @@ def protection_events(series: Sequence[SubjectFrame]) -> list[Event]:
     """Events with arms crossed (self-protection) over one subject's frames."""
     times = [sf.t for sf in series]
     crossed = [sf.person is not None and arms_crossed(sf.person.keypoints) for sf in series]
-    return find_events(times, crossed, 0.5, frame_spacing(times))
+    return find_events(times, crossed, 0.5)
 
 
 def _scale(sf: SubjectFrame, hand: Hand) -> float:
@@ -343,9 +342,8 @@ def fidget_intervals(
     the event from frame k-1 to frame m (its apex: the frame that ends the fastest step)."""
     energy = motion_energy(series, jitter)
     times = [sf.t for sf in series]
-    dt = frame_spacing(times)
     return [
-        event_of(times, energy, max(a - 1, 0), b, dt)
+        event_of(times, energy, max(a - 1, 0), b)
         for a, b in index_runs([e >= threshold for e in energy])
     ], energy
 

@@ -7,8 +7,15 @@ survive, and their times let a reader see what happened when.
 
 An *event* is a run of consecutive sampled frames in which a measure is at or above its
 threshold.  Its onset and offset are the times of the run's first and last frame (a sampled clip
-cannot say more), its apex the frame of its peak; its duration adds one typical frame spacing,
-so a one-frame event lasts one frame.  Per-frame values stay in the annotation.
+cannot say more), its apex the frame of its peak.  How long it lasted is worded only as far as the
+samples bound it: at least from its first to its last sampled frame (``min_s``), at most from the
+sample before it to the sample after it, where it was not seen (``max_s``) — "between 1.2 and
+3.7 s", "under 0.8 s" for one frame.  (It once added a whole sample spacing per event, so a
+blink seen in two sparse samples read "for 7.4 s" and the cue's total exceeded its own time
+line.)  At the sampled clip's first and last frame the bound stops there: nothing is said of
+time that was not sampled.  A blink (AU45) is a 0.1–0.4 s closure, which samples a second apart
+cannot time at all, so it is worded by the frames that caught the eyes closed, never by a
+duration.  Per-frame values stay in the annotation.
 
 This module is the one home of that machinery: the AU time line, the posture cues, the NFBL cues
 (:mod:`sovtp.annotate.nfbl`: self-touch, arms crossed, fidgeting) and the prosody pauses
@@ -31,6 +38,9 @@ from sovtp.types import Face
 # the cue says so instead of implying it was absent.
 INTERPRETED_AUS = sorted({au for proto in PROTOTYPES.values() for au in proto}, key=au_sort_key)
 MAX_EVENTS_WORDED = 3  # per AU in the time line text (all of them stay in the value)
+# AUs too brief to time from samples: worded by the frames that caught them, never a duration
+MOMENTARY_AUS = ("AU45",)
+MAX_MOMENTS_WORDED = 5
 
 
 def _r(x: float, nd: int = 2) -> float:
@@ -39,18 +49,33 @@ def _r(x: float, nd: int = 2) -> float:
 
 @dataclass
 class Event:
-    """One run of frames at or above a threshold."""
+    """One run of sampled frames at or above a threshold, and how long the samples say it lasted."""
 
-    onset_s: float
+    onset_s: float  # the first sampled frame it was seen in
     apex_s: float
-    offset_s: float
+    offset_s: float  # the last sampled frame it was seen in
     peak: float
     frames: int
-    duration_s: float
+    min_s: float  # it lasted at least this: first to last sampled frame it was seen in
+    max_s: float  # ... and at most this: the frames either side where it was not seen
 
     def to_dict(self) -> dict[str, float | int]:
         d = asdict(self)
         return {k: (_r(v, 3) if isinstance(v, float) else v) for k, v in d.items()}
+
+    def duration_phrase(self) -> str:
+        return duration_words(self.min_s, self.max_s, self.frames)
+
+
+def duration_words(min_s: float, max_s: float, frames: int = 2) -> str:
+    """How long, as far as the samples bound it: 'between 1.2 and 3.7 s'; 'under 0.8 s' when
+    it was seen in one sampled frame only (nothing bounds it from below); '1.2 s' when the
+    bounds agree to the tenth (dense samples)."""
+    if frames <= 1 or min_s <= 0.0:
+        return f"under {max_s:.1f} s" if max_s > 0 else "for an instant"
+    if round(max_s, 1) <= round(min_s, 1):
+        return f"{min_s:.1f} s"
+    return f"between {min_s:.1f} and {max_s:.1f} s"
 
 
 def frame_spacing(times: list[float]) -> float:
@@ -67,24 +92,27 @@ def index_runs(on) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(firsts, ends, strict=True)]
 
 
-def event_of(times, values, first: int, last: int, dt: float = 0.0) -> Event:
+def event_of(times, values, first: int, last: int) -> Event:
     """The event of samples ``first..last`` (inclusive): onset and offset at their times, apex at
-    the first sample of the peak value, duration ``offset - onset + dt``."""
+    the first sample of the peak value, and its duration bounded by the samples: at least
+    ``offset - onset``, at most from the sample before ``first`` to the one after ``last`` (the
+    edge sample itself at the clip's ends)."""
     k = first + int(np.argmax(np.asarray(values[first : last + 1], dtype=np.float64)))
     onset, offset = float(times[first]), float(times[last])
+    before = float(times[first - 1]) if first > 0 else onset
+    after = float(times[last + 1]) if last + 1 < len(times) else offset
     return Event(
-        onset, float(times[k]), offset, float(values[k]), last - first + 1, offset - onset + dt
-    )
+        onset, float(times[k]), offset, float(values[k]), last - first + 1, offset - onset,
+        after - before,
+    )  # fmt: skip
 
 
-def find_events(
-    times, values, threshold: float = DEFAULT_THRESHOLD, dt: float = 0.0
-) -> list[Event]:
+def find_events(times, values, threshold: float = DEFAULT_THRESHOLD) -> list[Event]:
     """Runs of consecutive samples (in time order) with ``value >= threshold``."""
     vs = np.asarray(values, dtype=np.float64)
     if len(times) != len(vs):
         raise ValueError(f"{len(times)} times but {len(vs)} values")
-    return [event_of(times, vs, a, b, dt) for a, b in index_runs(vs >= threshold)]
+    return [event_of(times, vs, a, b) for a, b in index_runs(vs >= threshold)]
 
 
 @dataclass
@@ -100,6 +128,7 @@ class AUTrace:
     n_frames: int  # frames that measured it
     active_frames: int  # of those, at or above the threshold
     events: list[Event] = field(default_factory=list)
+    active_times: list[float] = field(default_factory=list)  # the frames at/above the threshold
 
     @property
     def throughout(self) -> bool:
@@ -107,30 +136,66 @@ class AUTrace:
         return self.active_frames == self.n_frames
 
     @property
-    def duration_s(self) -> float:
-        return sum(e.duration_s for e in self.events)
+    def momentary(self) -> bool:
+        """Too brief to time from samples (a blink): worded by the frames that caught it."""
+        return self.code in MOMENTARY_AUS
+
+    @property
+    def min_s(self) -> float:
+        """At least this long in all (the sum of its events' lower bounds)."""
+        return sum(e.min_s for e in self.events)
+
+    @property
+    def max_s(self) -> float:
+        """At most this long in all (the sum of its events' upper bounds)."""
+        return sum(e.max_s for e in self.events)
+
+    def frames_phrase(self) -> str:
+        return f"in {self.active_frames} of {self.n_frames} sampled frames"
+
+    def total_phrase(self) -> str:
+        """How often and how long in all — the one phrase both the active-AUs cue and the time
+        line use, so the two always agree: 'active in 4 of 30 sampled frames, between 0.3 and
+        0.5 s in all'; a blink: 'eyes closed in 2 of 8 sampled frames (at 1.0, 5.3 s)'."""
+        if self.momentary:
+            shown = ", ".join(f"{t:.1f}" for t in self.active_times[:MAX_MOMENTS_WORDED])
+            more = ", ..." if len(self.active_times) > MAX_MOMENTS_WORDED else ""
+            return f"eyes closed {self.frames_phrase()} (at {shown}{more} s)"
+        frames = sum(e.frames for e in self.events)
+        return (
+            f"active {self.frames_phrase()}, "
+            f"{duration_words(self.min_s, self.max_s, frames)} in all"
+        )  # fmt: skip
 
     def phrase(self) -> str:
-        """The AU as the active-AUs cue words it: by its peak, and when it was brief, when."""
+        """The AU as the active-AUs cue words it: by its peak, and when it was not active
+        throughout, when and for how long the samples say."""
         word = f"{au_label(self.code)} ({intensity_word(self.peak)}, "
-        if self.n_frames <= 1 or self.throughout:
+        if self.n_frames <= 1 or self.throughout:  # a still, or held: the time line says so
             return word + f"{self.peak:.2f})"
-        return word + f"peak {self.peak:.2f} at {self.peak_s:.1f} s, for {self.duration_s:.1f} s)"
+        return word + f"peak {self.peak:.2f} at {self.peak_s:.1f} s; {self.total_phrase()})"
 
     def timeline_phrase(self) -> str:
-        """'AU12 lip corner puller: onset 1.2 s, apex 1.3 s (strong, 0.90), offset 1.5 s'."""
+        """'AU12 lip corner puller: active in 4 of 30 sampled frames, between 0.3 and 0.5 s in
+        all: seen 1.2–1.5 s, apex 1.3 s (strong, 0.90), lasting between 0.3 and 0.5 s'."""
         head = f"{au_label(self.code)}: "
         if self.throughout:
-            return head + f"throughout, apex {self.peak_s:.1f} s ({self._level(self.peak)})"
+            return head + (
+                f"in all {self.n_frames} sampled frames, apex {self.peak_s:.1f} s "
+                f"({self._level(self.peak)})"
+            )
+        if self.momentary:
+            return head + self.total_phrase() + f", strongest {self._level(self.peak)}"
         strongest = sorted(self.events, key=lambda e: (-e.peak, e.onset_s))[:MAX_EVENTS_WORDED]
         parts = [
-            f"onset {e.onset_s:.1f} s, apex {e.apex_s:.1f} s ({self._level(e.peak)}), "
-            f"offset {e.offset_s:.1f} s"
+            (f"seen at {e.onset_s:.1f} s" if e.frames == 1 else
+             f"seen {e.onset_s:.1f}–{e.offset_s:.1f} s, apex {e.apex_s:.1f} s")
+            + f" ({self._level(e.peak)}), lasting {e.duration_phrase()}"
             for e in sorted(strongest, key=lambda e: e.onset_s)
-        ]
+        ]  # fmt: skip
         more = len(self.events) - len(strongest)
         tail = f" (and {more} weaker {'time' if more == 1 else 'times'})" if more > 0 else ""
-        return head + ", then ".join(parts) + tail
+        return head + self.total_phrase() + ": " + "; then ".join(parts) + tail
 
     @staticmethod
     def _level(v: float) -> str:
@@ -145,7 +210,8 @@ class AUTrace:
             "apex_s": _r(self.peak_s, 3),
             "onset_s": _r(self.events[0].onset_s, 3) if self.events else None,
             "offset_s": _r(self.events[-1].offset_s, 3) if self.events else None,
-            "duration_s": _r(self.duration_s, 3),
+            "min_s": _r(self.min_s, 3),
+            "max_s": _r(self.max_s, 3),
             "frames": self.active_frames,
             "of_frames": self.n_frames,
             "throughout": self.throughout,
@@ -158,8 +224,6 @@ def au_traces(
     series: list[tuple[float, Face]], threshold: float = DEFAULT_THRESHOLD
 ) -> dict[str, AUTrace]:
     """Every AU measured on one face over time (``series``: (timestamp_s, face), time order)."""
-    times = [t for t, _ in series]
-    dt = frame_spacing(times)
     codes = sorted({c for _, f in series for c in f.aus}, key=au_sort_key)
     out: dict[str, AUTrace] = {}
     for c in codes:
@@ -178,7 +242,8 @@ def au_traces(
             peak_sides=pts[k][1].au_sides.get(c),
             n_frames=len(vs),
             active_frames=sum(v >= threshold for v in vs),
-            events=find_events(ts, vs, threshold, dt),
+            events=find_events(ts, vs, threshold),
+            active_times=[t for t, v in zip(ts, vs, strict=True) if v >= threshold],
         )
     return out
 
@@ -214,16 +279,13 @@ def timeline_value(
     }
 
 
-def presence_events(seen, dt: float | None = None) -> dict:
+def presence_events(seen) -> dict:
     """Name → the events in which it was seen, from (timestamp_s, names seen) per frame (time
     order) — the postures of a person, the (hand, region) self-touches of a subject; names come
-    out sorted.  ``dt`` (default: the frame spacing) lengthens each event by one frame."""
+    out sorted."""
     times = [t for t, _ in seen]
-    dt = frame_spacing(times) if dt is None else dt
     names = sorted({n for _, ns in seen for n in ns})
-    return {
-        n: find_events(times, [1.0 if n in ns else 0.0 for _, ns in seen], 0.5, dt) for n in names
-    }
+    return {n: find_events(times, [1.0 if n in ns else 0.0 for _, ns in seen], 0.5) for n in names}
 
 
 def span_word(onset_s: float, offset_s: float) -> str:

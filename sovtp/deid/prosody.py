@@ -257,7 +257,7 @@ def measure(samples: np.ndarray, rate: int, pitch_method: str = "auto") -> Proso
     hops = (first + np.arange(len(silent))) * HOP_S
     pauses = [
         (round(e.onset_s, 3), round(e.offset_s + HOP_S, 3))
-        for e in find_events(hops, silent, 0.5, HOP_S)
+        for e in find_events(hops, silent, 0.5)
         if e.frames * HOP_S >= PAUSE_MIN_S
     ]
     pause_s = sum(e - s for s, e in pauses)
