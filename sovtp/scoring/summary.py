@@ -47,6 +47,7 @@ DEFAULT_HEADLINE = {
     "regression": ["ccc", "high_low_f1"],
 }
 _PAD = {"apcer", "bpcer", "acer", "hter", "bpcer20", "bpcer100"}
+_SOFT = ("votes", "confidence", "scores")  # soft labels (DFEW's votes) and the answer's confidence
 
 
 def _key(r: dict[str, Any]) -> tuple[str, str]:
@@ -234,7 +235,7 @@ def summarise(
     ci_names = list(dict.fromkeys([*head, *names]))
     if task != "intervals":
         ci_names = list(dict.fromkeys(["war", "uar", *ci_names]))  # the report's table reads them
-    keep = _KEEP + _TASK_KEEP[task]
+    keep = _KEEP + _TASK_KEEP[task] + (_SOFT if task == "single_label" else ())
     dims: list[str] = regression_options(opt)[0] if task == "regression" else []
     keep = keep + tuple(dims)
     dev_split = opt.get("dev_split") if task == "binary" else None
@@ -291,6 +292,8 @@ def summarise(
             entry["binary"] = _binary_details(data, th, th_src, names)
         entry["parse"] = _counts(r.get("parse_status") or "invalid" for r in rs)
         entry["errors"] = sum(1 for r in rs if r.get("error"))
+        if task == "single_label" and (soft := soft_label_scores(rs, labels)):
+            entry["soft_labels"] = soft
         if tier_by and task not in ("intervals", "regression"):
             entry["tiers"] = _tiers(rs, labels, tier_by)
         if task != "regression" and any(r.get("face_id") is not None for r in rs):
@@ -404,3 +407,58 @@ def _compare(
         c["delta"] = {k: v.to_dict() for k, v in delta.items()}
         out.append(c)
     return out
+
+
+def soft_label_scores(
+    rs: Sequence[dict[str, Any]], labels: Sequence[str], bins: int = 10
+) -> dict[str, Any] | None:
+    """How a system's answers sit with the annotators' votes (soft labels, ``votes``: label →
+    count, e.g. DFEW's seven counts) and how well its confidence is calibrated; None when the
+    rows have neither votes nor confidences.
+
+    - ``vote_agreement``: the mean share of annotators who chose the system's answer (an invalid
+      answer shares 0) — 1.0 only when every answer is every annotator's choice;
+      ``vote_ceiling`` is what always answering the plurality would get.
+    - ``ece``: expected calibration error over ``bins`` equal-width confidence bins, confidence
+      (``confidence``, else ``scores[label]``) against being right about the gold label;
+      ``ece_votes`` against the annotators' share for the answer instead.  Rows without a
+      confidence (or with an invalid answer) are not in either; ``n_confidence`` counts those
+      that are."""
+    agree, ceiling, conf, hit, vshare = [], [], [], [], []
+    for r in rs:
+        votes = r.get("votes") if isinstance(r.get("votes"), dict) else {}
+        counts = {k: float(v) for k, v in votes.items() if k in labels}
+        total = sum(counts.values())
+        lab = r.get("label") if r.get("parse_status") != "invalid" else None
+        share = counts.get(lab, 0.0) / total if total else None
+        if share is not None:
+            agree.append(share)
+            ceiling.append(max(counts.values()) / total)
+        c = r.get("confidence")
+        if c is None and lab is not None:
+            c = (r.get("scores") or {}).get(lab)
+        c = _value(c)
+        if lab is not None and 0.0 <= c <= 1.0:
+            conf.append(c)
+            hit.append(float(lab == r.get("gold")))
+            vshare.append(share)
+    if not agree and not conf:
+        return None
+
+    def ece(c: list[float], y: list[float]) -> float | None:
+        if not c:
+            return None
+        cb, yb = np.asarray(c), np.asarray(y)
+        idx = np.minimum((cb * bins).astype(int), bins - 1)
+        return float(sum(abs(yb[idx == b].mean() - cb[idx == b].mean()) * (idx == b).sum()
+                         for b in np.unique(idx)) / len(cb))  # fmt: skip
+
+    with_votes = [(c, s) for c, s in zip(conf, vshare, strict=True) if s is not None]
+    return {
+        "n_votes": len(agree),
+        "vote_agreement": float(np.mean(agree)) if agree else None,
+        "vote_ceiling": float(np.mean(ceiling)) if agree else None,
+        "n_confidence": len(conf),
+        "ece": ece(conf, hit),
+        "ece_votes": ece([c for c, _ in with_votes], [s for _, s in with_votes]),
+    }
