@@ -296,3 +296,44 @@ def test_mer_labels_valence_and_subtitles(tmp_path):
     (root / "train-label.csv").write_text("name,discrete\nsample_00000007,joyful\n")
     with pytest.raises(ManifestError, match="'joyful' x1"):
         list(open_dataset(f"mer:{root}", split="train"))
+
+
+# --- SAMM long videos and CAS(ME)² spotting -------------------------------------------------
+SAMM_HEAD = ["Subject", "Filename", "Inducement Code", "Onset", "Apex", "Offset", "Duration",
+             "Type", "Action Units", "Notes"]  # fmt: skip
+
+
+def _samm(root: Path, facs_rows: list[list[object]]) -> Path:
+    frames(root / "SAMM_longvideos/006_1", 1, 60, "006_1_{:04d}.jpg")
+    title = [[f"SAMM Long Videos release, line {i}"] for i in range(10)]  # ten title rows
+    xlsx(root / "SAMM_LongVideos_V3_Release.xlsx", [("Sheet1", [*title, SAMM_HEAD,
+         ["006", "006_1_2", 1, 10, 14, 20, 11, "Micro - 1/2", "R12", ""],
+         ["006", "006_1_5", 1, 30, 40, 55, 26, "Macro", "R12+25", ""]])])  # fmt: skip
+    facs_head = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame",
+                 "Offset Frame", "Duration", "Type", "Action Units", "Estimated Emotion"]  # fmt: skip
+    xlsx(root / "SAMM_Micro_FACS_Codes_v2.xlsx",
+         [("Sheet1", [["SAMM micro-expressions"], facs_head, *facs_rows])])  # fmt: skip
+    return root
+
+
+def test_samm_long_videos_join_the_facs_codes_for_micro_emotions(tmp_path):
+    from sovtp.data.me_adapters import gold_spans
+
+    facs = [["006", "006_1_2", 1, 10, 14, 20, 11, "Micro - 1/2", "R12", "Happiness"]]
+    root = _samm(tmp_path / "SAMM_MEGC", facs)
+    (v,) = open_dataset(f"samm:{root}")
+    assert (v.id, v.meta["fps"]) == ("006_1", 200.0)
+    # frame 10 is 006_1_0010.jpg, index 9; the macro movement has no emotion in the release
+    assert gold_spans(v, None) == [(9.0, 19.0, "happiness"), (29.0, 54.0, None)]
+    root = _samm(tmp_path / "broken", [[*facs[0][:-1], "Joy?"]])  # a label word changed
+    with pytest.raises(ManifestError, match="'Joy\\?' x1"):
+        list(open_dataset(f"samm:{root}"))
+
+
+def test_casme_sq_spotting_reads_the_workbook(tmp_path):
+    from sovtp.data.me_adapters import gold_spans
+
+    root = _casme_sq(tmp_path / "CAS(ME)^2", CODES)
+    (v,) = open_dataset(f"casme2_spot:{root}")
+    assert (v.id, v.subject) == ("s15_0101", "s15")
+    assert gold_spans(v, None) == [(4.0, 13.0, "negative"), (19.0, 23.0, "positive")]

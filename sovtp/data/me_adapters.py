@@ -47,11 +47,13 @@ def _key(name: str) -> str:
     return re.sub(r"[\s_\-()]+", "", str(name)).lower()
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    """A spreadsheet saved as CSV: rows as dicts keyed by normalised column names, starting
-    after the first row that names a subject and an onset column."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        rows = list(csv.reader(fh))
+def read_rows(path: Path, rows: list[list[str]] | None = None) -> list[dict[str, str]]:
+    """A spreadsheet saved as CSV (or a sheet's ``rows`` read from ``path``, an .xlsx): rows as
+    dicts keyed by normalised column names, starting after the first row that names a subject
+    and an onset column."""
+    if rows is None:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
     for h, row in enumerate(rows):
         keys = [_key(c) for c in row]
         if any(k.startswith("subject") for k in keys) and any(k.startswith("onset") for k in keys):
@@ -133,11 +135,13 @@ def gold_spans(sample: Sample, kind: str | None = "micro", labels: Any = None) -
 def casme2_videos(
     root: Path, split: str | None = None, fold: int | None = None, fps: float = CASME2_FPS
 ) -> Iterator[Sample]:
-    """CAS(ME)² long videos for spotting, the layout of :func:`sovtp.data.adapters.casme2`::
+    """CAS(ME)² long videos for spotting.  As released — ``CAS(ME)^2code_final.xlsx`` and the
+    ``rawpic`` frame folders, read as :func:`sovtp.data.casme.casme_sq` reads them (one sample
+    per ``rawpic/s15/15_0101...`` folder) — or, without the workbook, the converted form::
 
         CASME_sq/
           rawvideo/s15/15_0101disgustingteeth.avi ...
-          annotations.csv   (CAS(ME)^2code_final.xlsx saved as CSV)
+          annotations.csv   (CAS(ME)^2code_final.xlsx saved as CSV, with a header)
               subject,video,onset,apex,offset,aus,emotion,type
               onset/apex/offset: frame numbers from 1; offset 0 means "= apex";
               type: micro-expression | macro-expression
@@ -145,6 +149,9 @@ def casme2_videos(
     One sample per video (``s15_0101``), every interval in ``meta``; frames 30 fps.  ``split``
     keeps videos of one subject (``s15``) when given.
     """
+    if list(root.glob("CAS(ME)^2code_final*.xlsx")):
+        yield from _casme_sq_videos(root, split, fps)
+        return
     rows = read_rows(_need(root, "annotations.csv"))
     videos: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -177,12 +184,23 @@ def casme2_videos(
 def samm(
     root: Path, split: str | None = None, fold: int | None = None, fps: float = SAMM_FPS
 ) -> Iterator[Sample]:
-    """SAMM Long Videos (SAMM-LV; 200 fps, frame folders)::
+    """SAMM Long Videos (SAMM-LV; 200 fps, frame folders), as released::
 
-        SAMM_longvideos/
-          rawvideo/006_1/006_1_0001.jpg ...   (or 006_1/ directly under the root)
-          annotations.csv   (SAMM_LongVideos_V3_Release.xlsx saved as CSV; title rows above the
-                             header are skipped) with columns
+        SAMM_MEGC/
+          SAMM_longvideos/006_1/006_1_0001.jpg ...   (or rawvideo/006_1/, or 006_1/)
+          SAMM_LongVideos_V3_Release.xlsx   ten title rows, then the header
+              Subject, Filename, Inducement Code, Onset, Apex, Offset, Duration, Type,
+              Action Units, Notes
+          SAMM_Micro_FACS_Codes_v2.xlsx     (SAMM_*_Micro_FACS_Codes_v2.xlsx) title rows, then
+              a header with Filename ... Estimated Emotion: the only source of emotions,
+              joined on (Filename, Type) — micro-expressions only; macro ones have none
+
+    (public loaders read the release sheet with ``skiprows`` 0..9 and those ten columns).  The
+    header row is found by its Subject and Onset columns.  Without the release sheet the
+    converted form is read::
+
+          annotations.csv   (the release sheet saved as CSV; title rows above the header are
+                             skipped) with columns
               Subject, Filename, Inducement Code, Onset, Apex, Offset, Duration, Type,
               Action Units, Notes [, Estimated Emotion]
               Filename "006_1_2" = the 2nd movement of video 006_1; Type "Micro - 1/2" or
@@ -191,7 +209,17 @@ def samm(
     One sample per video folder; a frame number ``n`` becomes index ``n − (first image's
     number)``.  ``split`` keeps one subject (``006``) when given.
     """
-    rows = read_rows(_need(root, "annotations.csv"))
+    emotions: dict[tuple[str, str], str] | None = None
+    release = sorted(root.glob("SAMM_LongVideos_V*_Release.xlsx"))
+    if release:
+        from sovtp.data.xlsx import find_one, read_workbook
+
+        f = find_one(root, "SAMM_LongVideos_V*_Release.xlsx", "the release sheet")
+        rows = read_rows(f, read_workbook(f)[0][1])
+        emotions = _samm_emotions(root)
+    else:
+        rows = read_rows(_need(root, "annotations.csv"))
+    unmatched: list[str] = []
     videos: dict[str, dict[str, Any]] = {}
     for row in rows:
         name = _col(row, "filename", "video")
@@ -204,7 +232,7 @@ def samm(
             continue
         if vid not in videos:
             media = None
-            for rel in (f"rawvideo/{vid}", vid):
+            for rel in (f"SAMM_longvideos/{vid}", f"rawvideo/{vid}", vid):
                 if (root / rel).is_dir():
                     media = _inside(root, root / rel)
                     break
@@ -215,13 +243,88 @@ def samm(
             videos[vid] = {"media": media, "subject": subj, "base": base or 0, "ivs": []}
         v = videos[vid]
         onset, apex, offset = (_int(_col(row, k)) for k in ("onset", "apex", "offset"))
+        kind = _kind(_col(row, "type"))
+        label = _col(row, "estimatedemotion", "emotion").lower() or None
+        if emotions is not None:  # the release: emotions only from the FACS codes, micro only
+            label = (
+                emotions.get((name, kind)) or emotions.get((name, "")) if kind == "micro" else None
+            )
+            if kind == "micro" and label is None:
+                unmatched.append(name)
         v["ivs"].append(
             _interval(
-                onset, apex, offset, v["base"], type=_kind(_col(row, "type")),
-                label=_col(row, "estimatedemotion", "emotion").lower() or None,
+                onset, apex, offset, v["base"], type=kind, label=label,
                 aus=_col(row, "actionunits", "aus"), movement=name,
             )
         )  # fmt: skip
+    if unmatched:
+        log.warning("SAMM: %d micro-expression(s) have no emotion in the FACS codes sheet "
+                    "(first: %s); their label is empty", len(unmatched), unmatched[0])  # fmt: skip
+    if not videos:
+        raise ManifestError(f"{root}: no SAMM video folder found for any annotated movement")
+    for vid, v in videos.items():
+        yield _video_sample(root, vid, v["media"], v["subject"], fps, v["ivs"], split)
+
+
+SAMM_WORDS = ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise", "other")
+
+
+def _samm_emotions(root: Path) -> dict[tuple[str, str], str]:
+    """``(Filename, type) → emotion`` from ``SAMM_*_Micro_FACS_Codes_v2.xlsx`` (title rows, then
+    a header with Filename and Estimated Emotion; its type column, when present, joins too —
+    else the key's type is ``""``).  Emotions are SAMM's words; another word is refused."""
+    from sovtp.data.ledger import Ledger
+    from sovtp.data.xlsx import find_one, read_workbook
+
+    hits = sorted(root.glob("SAMM*Micro_FACS_Codes_v2.xlsx"))
+    if not hits:
+        log.warning("%s: no SAMM*Micro_FACS_Codes_v2.xlsx: micro-expressions have no emotion",
+                    root)  # fmt: skip
+        return {}
+    f = find_one(root, "SAMM*Micro_FACS_Codes_v2.xlsx", "the FACS codes sheet")
+    rows = read_rows(f, read_workbook(f)[0][1])
+    led = Ledger(f, list(SAMM_WORDS))
+    out: dict[tuple[str, str], str] = {}
+    for n, row in enumerate(rows, 1):
+        led.rows += 1
+        name, word = _col(row, "filename"), _col(row, "estimatedemotion", "emotion")
+        if not name:
+            led.bad_row("without a Filename", n, ",".join(row.values()))
+            continue
+        w = word.strip().lower()
+        w = "other" if w == "others" else w
+        if w not in SAMM_WORDS:
+            led.unknown_label(word, n, ",".join(row.values()))
+            continue
+        typ = _col(row, "type")
+        out[(name, _kind(typ) if typ else "")] = w
+    led.close(len(out), "emotions")
+    return out
+
+
+def _casme_sq_videos(root: Path, split: str | None, fps: float) -> Iterator[Sample]:
+    """One sample per CAS(ME)² rawpic folder with every interval of the workbook."""
+    from sovtp.data.casme import _first_number, casme_sq_folder, read_casme_sq
+
+    f, rows = read_casme_sq(root)
+    videos: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if split and r["folder"] != split:
+            continue
+        rel = casme_sq_folder(root, r["folder"], r["code"])
+        vid = f"{r['folder']}_{r['code']}"
+        if vid not in videos:
+            media = _inside(root, root / rel) if (root / rel).is_dir() else None
+            if media is None:
+                log.warning("CAS(ME)² frames %s not found", rel)
+                continue
+            videos[vid] = {"media": media, "subject": r["folder"], "ivs": [],
+                           "base": _first_number(root / rel)}  # fmt: skip
+        v = videos[vid]
+        v["ivs"].append(_interval(r["onset"], r["apex"], r["offset"], v["base"], type=r["type"],
+                                  label=r["label"], aus=r["aus"]))  # fmt: skip
+    if not videos:
+        raise ManifestError(f"{f}: none of its videos' frame folders is under {root}/rawpic")
     for vid, v in videos.items():
         yield _video_sample(root, vid, v["media"], v["subject"], fps, v["ivs"], split)
 
