@@ -198,13 +198,14 @@ def test_bench_deid_scrubs_the_manifest_speakers_from_what_leaves(tmp_path, astr
     """A manifest's `speaker` column (extra columns live in Sample.meta) names people the
     scrubber removes from the transcript before a --deid request leaves; the record of what
     left shows the placeholder, never the name."""
+    from sovtp.deid.outgoing import read_index
     from sovtp.engine.config import BenchConfig
     from sovtp.recipes.bench import run_bench
-    from sovtp.deid.outgoing import read_index
 
+    shutil.copy(astronaut_png, tmp_path / "a.png")  # inside the manifest's root
     (tmp_path / "m.csv").write_text(
         "id,media,label,speaker,transcript\n"
-        f"t1,{astronaut_png},happy,Bob Marsh; Ann,Bob here and Ann too. Marsh speaking.\n"
+        "t1,a.png,happy,Bob Marsh; Ann,Bob here and Ann too. Marsh speaking.\n"
     )
     cfg = BenchConfig(data=str(tmp_path / "m.csv"), labels="basic7", variants=["sovtp/full"],
                       deid=True, out=str(tmp_path / "run"), n_boot=20)  # fmt: skip
@@ -239,3 +240,72 @@ def test_what_the_audit_cannot_read_fails_it_by_name(sent, tmp_path):
     (run / "privacy.json").write_text("{not json")
     sec = privacy_section(run)
     assert sec is not None and "privacy.json could not be read" in sec["notes"][0]
+
+
+# --- an audit that can fail ------------------------------------------------------------------
+
+
+def test_an_empty_folder_fails_the_audit_for_want_of_anything_to_check(tmp_path):
+    """It passed ("images checked: 0"): a verdict over nothing is no verdict."""
+    (tmp_path / "empty").mkdir()
+    res = CliRunner().invoke(_audit_app(), ["audit", str(tmp_path / "empty")])
+    assert res.exit_code == 1, res.output
+    assert "nothing to check" in res.output and "images checked: 0" in res.output
+
+
+def test_payloads_the_index_lists_but_that_are_gone_fail_the_audit(sent, tmp_path):
+    """A --deid run whose payload files were deleted passed with "images sent 0"."""
+    run = tmp_path / "run"
+    shutil.copytree(sent[0], run)
+    for sub in ("images", "audio"):
+        shutil.rmtree(run / "outgoing" / sub)
+    res = CliRunner().invoke(_audit_app(), ["audit", str(run), "--no-speaker"])
+    assert res.exit_code == 1, res.output
+    p = json.loads((run / "privacy.json").read_text())
+    (entry,) = list(read_index(run / "outgoing"))
+    listed = sorted(x["file"] for x in entry["images"] + entry["audio"])
+    assert p["verdict"] == "fail" and p["missing"] == listed and p["images"]["n"] == 0
+    assert (
+        "payload(s) the index lists are missing" in res.output and "made with --deid" in res.output
+    )
+
+
+def _faceless(k: int) -> np.ndarray:
+    """A 96×96 picture with no face: colour ramps, different for each k."""
+    y, x = np.mgrid[0:96, 0:96]
+    return np.stack([(x * 2 + 10 * k) % 256, (y * 2) % 256, np.full_like(x, 20 * k % 256)], -1)
+
+
+@pytest.mark.slow
+def test_a_run_made_without_deid_is_audited_as_such_and_fails_on_its_faces(tmp_path):
+    """The reviewer's case: a run made without --deid whose first 12 samples have no face and
+    whose last 3 do passed (the audit read the gallery, which holds the first 12).  The run now
+    records every request it sends, the audit names the run raw, checks all 15 images, and
+    fails on the 3 that hold a face.  A run folder that recorded nothing (made before) fails
+    too, saying so, instead of passing on its gallery."""
+    from sovtp.engine.config import BenchConfig, SystemSpec
+    from sovtp.recipes.bench import run_bench
+    from sovtp.testing import Behaviour, FakeOpenAIServer
+
+    face = np.asarray(Image.fromarray(astronaut()).resize((192, 192)))
+    faces = [face, face[:, ::-1], np.roll(face, 8, axis=1)]  # three distinct images, one face
+    rows = []
+    for k in range(15):
+        img = _faceless(k) if k < 12 else faces[k - 12]
+        Image.fromarray(np.asarray(img, np.uint8)).save(tmp_path / f"s{k:02d}.png")
+        rows.append(json.dumps({"id": f"s{k:02d}", "media": f"s{k:02d}.png", "label": "happy"}))
+    (tmp_path / "m.jsonl").write_text("\n".join(rows) + "\n")
+    with FakeOpenAIServer(Behaviour()) as srv:  # a model that receives the images
+        cfg = BenchConfig(data=str(tmp_path / "m.jsonl"), variants=["ladder/plain"], sampling="uniform:1",
+                          systems=[SystemSpec.parse(f"openai:fake-vlm@{srv.base_url}")],
+                          out=str(tmp_path / "run"), n_boot=20, gallery=12, annotation_cache=False)  # fmt: skip
+        run, _ = run_bench(cfg, report=False)
+    res = CliRunner().invoke(_audit_app(), ["audit", str(run), "--no-speaker"])
+    assert res.exit_code == 1, res.output
+    p = json.loads((run / "privacy.json").read_text())
+    assert p["mode"] == "raw" and "WITHOUT --deid" in res.output
+    assert p["images"]["n"] == 15 and p["images"]["with_faces"] == 3, p["images"]
+    assert p["verdict"] == "fail" and any("3 sent image(s)" in r for r in p["reasons"])
+    shutil.rmtree(run / "outgoing")  # a run that recorded nothing cannot be audited
+    res = CliRunner().invoke(_audit_app(), ["audit", str(run), "--no-speaker"])
+    assert res.exit_code == 1 and "recorded nothing of what it sent" in res.output, res.output

@@ -192,6 +192,9 @@ def audit_cmd(
             write_audit(summary, out)
         print(markdown(summary), end="")
         passed = bool(summary["passed"])
+        if summary["images"] == 0:  # an audit that checked nothing cannot pass
+            print(f"- fails: nothing to check — no image or video frame found in {target}")
+            passed = False
     if raw is not None and target.is_file():
         voice = _voice_audit(raw, target, speaker_threshold, words_asr if words else None)
         if voice is not None:

@@ -43,6 +43,12 @@ from sovtp.deid.outgoing import decode_data_url, read_index
 SPEAKER_THRESHOLD = 0.80  # Resemblyzer same-speaker cosine (as `sovtp audit --raw`)
 RAW_COPY_CORRELATION = 0.9  # |r| at or above this: the sent audio is the raw waveform
 PRIVACY_JSON = "privacy.json"
+MODE_WORDS = {
+    "deid": "made with --deid",
+    "raw": "made WITHOUT --deid: raw frames were sent",
+    "mixed": "some requests made without --deid",
+    "unknown": "mode not recorded",
+}
 
 
 def outgoing_dir(folder: str | Path) -> Path | None:
@@ -60,10 +66,41 @@ def request_files(folder: str | Path) -> list[Path]:
     return sorted(f for f in p.rglob("request.json") if "outgoing" not in f.parts)
 
 
-def is_sent_folder(folder: str | Path) -> bool:
-    """True for a folder that records what was sent (an ``outgoing/`` or saved requests)."""
+RUN_MARKERS = ("predictions.jsonl", "responses.jsonl", "gallery.jsonl", "config.json")
+
+
+def is_run_folder(folder: str | Path) -> bool:
+    """True for a ``bench``/``query`` output folder, whether or not it recorded what it sent."""
     p = Path(folder)
-    return p.is_dir() and (outgoing_dir(p) is not None or bool(request_files(p)))
+    return p.is_dir() and any((p / m).exists() for m in RUN_MARKERS)
+
+
+def is_sent_folder(folder: str | Path) -> bool:
+    """True for a folder that records what was sent (an ``outgoing/`` or saved requests) — or a
+    run folder that should have (audited as such: it fails, saying nothing was recorded), never
+    its gallery instead, which is only the first samples."""
+    p = Path(folder)
+    return p.is_dir() and (
+        outgoing_dir(p) is not None or bool(request_files(p)) or is_run_folder(p)
+    )
+
+
+def _mode(index: list[dict[str, Any]]) -> str:
+    """How the requests were made: ``deid`` (every one de-identified), ``raw`` (none),
+    ``mixed``, or ``unknown`` (no index: request bodies only)."""
+    flags = {bool(e.get("deid", True)) for e in index}
+    if not flags:
+        return "unknown"
+    return "mixed" if len(flags) > 1 else ("deid" if flags == {True} else "raw")
+
+
+def _missing(out: Path | None, index: list[dict[str, Any]]) -> list[str]:
+    """Payload files the index lists that are not in ``outgoing/`` (deleted, moved): what was
+    sent and can no longer be checked."""
+    if out is None:
+        return []
+    names = {x["file"] for e in index for k in ("images", "audio") for x in e.get(k) or []}
+    return sorted(n for n in names if not (out / n).is_file())
 
 
 # -- what was sent, streamed ----------------------------------------------------------------
@@ -219,6 +256,7 @@ def audit_sent(
             raw = raw_frames.get(meta[sha], img.shape) if reid and sha in meta else None
             yield name, img, raw
 
+    missing = _missing(out, index)
     faces = audit_stream(images(), reid=reid, threshold=reid_threshold)
     img_block = {
         "n": faces["images"],
@@ -236,6 +274,8 @@ def audit_sent(
     refused = [e for e in index if e.get("guard") == "refused"]
     summary: dict[str, Any] = {
         "target": str(folder),
+        "mode": _mode(index),
+        "recorded": out is not None or bool(request_files(folder)),
         "requests": len(index),
         "refused": len(refused),
         "refused_reasons": [
@@ -252,19 +292,45 @@ def audit_sent(
             "names_checked": len(names),
         },
         "unchecked": unchecked,
+        "missing": missing,
         "checked_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    reid_hits = (img_block["reid"] or {}).get("reidentified") or 0
-    failed = (
-        img_block["with_faces"] > 0
-        or reid_hits > 0
-        or audio_block["raw_copies"] > 0
-        or audio_block.get("above_speaker_threshold", 0) > 0
-        or summary["transcripts"]["with_pii"] > 0
-        or bool(unchecked)
-    )
-    summary["verdict"] = "fail" if failed else "pass"
+    summary["reasons"] = fail_reasons(summary)
+    summary["verdict"] = "fail" if summary["reasons"] else "pass"
     return summary
+
+
+def fail_reasons(summary: dict[str, Any]) -> list[str]:
+    """Why an audit fails, one phrase each (empty: it passes).  Beyond what the detectors find,
+    an audit that checked nothing, or could not check something that was sent, cannot pass."""
+    im, au, tr = summary["images"], summary["audio"], summary["transcripts"]
+    out: list[str] = []
+    if not summary.get("recorded", True):
+        out.append(
+            "this run recorded nothing of what it sent (no outgoing/, no request.json): "
+            "it cannot be audited — rerun it with this sovtp, which records every request"
+        )
+    elif im["n"] + au["n"] + tr["n"] == 0 and not summary.get("missing"):
+        every_refused = summary["requests"] > 0 and summary["refused"] == summary["requests"]
+        if not every_refused:
+            out.append("nothing to check: no image, audio or transcript was found as sent")
+    if im["with_faces"]:
+        mode = summary.get("mode")
+        raw = " (a run made without --deid sends faces as they are)" if mode == "raw" else ""
+        out.append(f"{im['with_faces']} sent image(s) hold a detectable face{raw}")
+    if ((im.get("reid") or {}).get("reidentified") or 0) > 0:
+        out.append(f"{im['reid']['reidentified']} face(s) re-identified")
+    if au["raw_copies"]:
+        out.append(f"{au['raw_copies']} sent audio file(s) are the raw voice")
+    if au.get("above_speaker_threshold", 0):
+        out.append(f"{au['above_speaker_threshold']} sent audio file(s) keep the speaker")
+    if tr["with_pii"]:
+        out.append(f"{tr['with_pii']} transcript(s) hold PII")
+    if summary.get("missing"):
+        out.append(f"{len(summary['missing'])} payload(s) the index lists are missing")
+    if summary.get("unchecked"):
+        out.append(f"{len(summary['unchecked'])} payload(s) could not be read")
+    return out
 
 
 def _audit_audio(
@@ -386,10 +452,18 @@ def table(summary: dict[str, Any]) -> str:
     bad = summary.get("unchecked") or []
     if bad:
         rows.append(("unreadable", f"{len(bad)}", "could not be checked: " + ", ".join(bad[:5])))
+    gone = summary.get("missing") or []
+    if gone:
+        rows.append(
+            ("missing", f"{len(gone)}", "listed as sent, not on disk: " + ", ".join(gone[:5]))
+        )
     w = max(len(r[0]) for r in rows)
-    lines = [f"privacy audit — {summary['target']}"]
+    mode = MODE_WORDS.get(summary.get("mode", "unknown"), summary.get("mode"))
+    lines = [f"privacy audit — {summary['target']} ({mode})"]
     lines += [f"  {a:<{w}}  {b:>6}  {c}" for a, b, c in rows]
     for f in im["files_with_faces"][:20]:
         lines.append(f"  face found in: {f}")
     lines.append(f"  verdict: {summary['verdict'].upper()}{inconclusive_note(im.get('reid'))}")
+    for r in summary.get("reasons") or []:
+        lines.append(f"  fails: {r}")
     return "\n".join(lines)

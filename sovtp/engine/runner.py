@@ -349,14 +349,12 @@ def data_root(cfg: BenchConfig) -> Path | None:
 
 def prepare_options(cfg: BenchConfig):
     """The prepare pipeline's options from a run's config: its prepare knobs as they are (one
-    declaration, sovtp.prepare.PrepareSettings) and — under de-identification —
-    what leaves for a model recorded in the run folder."""
+    declaration, sovtp.prepare.PrepareSettings) and what leaves for a model recorded in the run
+    folder — with or without de-identification, so that ``sovtp audit RUN`` checks every image
+    a raw run sent too (it audited the gallery's first samples only)."""
     from sovtp.prepare import PrepareOptions
 
-    return PrepareOptions(
-        **cfg.settings(),
-        outgoing=Path(cfg.out) / "outgoing" if cfg.deid else None,
-    )
+    return PrepareOptions(**cfg.settings(), outgoing=Path(cfg.out) / "outgoing")
 
 
 def expand_faces(items: list[Item], track_ids: list[int]) -> list[Item]:
