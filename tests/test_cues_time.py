@@ -80,14 +80,18 @@ def test_apex_sampling_picks_the_event_records_it_and_caches(burst_mp4, faces_on
     assert faces_only.calls - before == 30 + 4  # the pass looked at every frame, then 4 annotated
     idx = [fa.index for fa in clip.frames]
     assert [f.index for f in frames] == idx
-    apex = [i for i in idx if i in BURST]
-    assert len(apex) == 3  # the three strongest frames lie inside the 0.4 s burst
+    # the picks are spread: one frame of the 0.4 s burst (its strongest), the others at least
+    # min(span / 2N, 1 s) = 0.48 s from it and from each other (they were all three in the burst)
+    plan_apex = [int(i) for i in clip.detectors["apex"].split("apex ")[-1].split(";")[0].split(",")]
+    assert len(plan_apex) == 3 and len([i for i in plan_apex if i in BURST]) == 1
+    gaps = np.diff(sorted(plan_apex)) / FPS
+    assert gaps.min() >= 0.48 - 1e-9, plan_apex
     # the onset: a frame at rest just before the smile.  11 is the last one; the followed scan
-    # (VIDEO-mode landmarks) scores the identical rest frames 0.12 … 0.69, so the walk back
-    # from the apex stops at 9 (a search on every frame stops at 11).  It said 11 before only
-    # when an earlier clip's follower state leaked in — the annotation is order-free now.
-    (onset,) = [i for i in idx if i not in BURST]
-    assert 9 <= onset <= 11
+    # (VIDEO-mode landmarks) scores the identical rest frames 0.14 … 1.05, so the walk back
+    # from the apex stops at 9..11 — never inside the burst, never after it
+    onset = int(clip.detectors["apex"].split("onset ")[-1])
+    assert onset not in plan_apex and 9 <= onset <= 11
+    assert sorted({*plan_apex, onset}) == idx
     assert clip.sampling == "apex:3"
     assert clip.detectors["frames"] == "indices:" + ",".join(map(str, idx))
     assert f"onset {onset}" in clip.detectors["apex"]
@@ -114,11 +118,34 @@ def test_apex_on_an_image_is_its_one_frame(astronaut_png, faces_only):
 def test_choose_keeps_the_strongest_and_walks_back_to_the_onset():
     idx = list(range(0, 20, 2))
     scores = [0.1, 0.12, 0.1, 0.35, 0.8, 0.9, 0.7, 0.1, 0.1, 0.6]
-    top, onset = choose(idx, scores, 2)
-    assert top == [8, 10] and onset == 4  # frame 6 (0.35) is already rising: the rest is 4
-    assert choose(idx, scores, 2, onset=False) == ([8, 10], None)
+    times = [i / 10 for i in idx]  # 0.2 s apart: a 1.8 s span, window min(1.8 / 4, 1) = 0.45 s
+    top, onset = choose(idx, scores, 2, times=times)
+    # 10 (0.9) wins; 8 (0.8) is 0.2 s from it and suppressed: the next peak, 18 (0.6), is kept
+    assert top == [10, 18] and onset == 4  # frame 6 (0.35) is already rising: the rest is 4
+    assert choose(idx, scores, 2, onset=False, times=times) == ([10, 18], None)
+    # four picks: window 1.8 / 8 = 0.225 s, so 8 and 12 (0.2 s from 10) give way to 6 and 2
+    assert choose(idx, scores, 4, onset=False, times=times)[0] == [2, 6, 10, 18]
+    # frames bunched together leave too few outside the window: the strongest suppressed fill in
+    bunched = choose([0, 1, 2, 3], [0.9, 0.8, 0.1, 0.5], 3, False, [0.0, 0.01, 0.02, 10.0])
+    assert bunched == ([0, 1, 3], None)
     assert choose([0, 1, 2], [0.9, 0.5, 0.2], 1) == ([0], None)  # it starts at its apex
     assert choose([0, 1, 2], [0.2, 0.2, 0.2], 5) == ([0, 1, 2], None)  # nothing moves
+
+
+def test_the_onset_belongs_to_the_face_that_peaked_and_is_at_rest():
+    """Two faces: face 2 peaks at position 6; face 1 is expressive throughout and absent at 3.
+    The onset is face 2's last rest frame before its apex (4), not a frame where the *frame*
+    score is low because the expressive face 1 was missing (3), nor face 1's frames."""
+    idx = list(range(8))
+    f1 = {0: 0.7, 1: 0.7, 2: 0.7, 4: 0.7, 5: 0.7, 6: 0.7, 7: 0.7}
+    f2 = {0: 0.1, 1: 0.1, 2: 0.1, 3: 0.1, 4: 0.1, 5: 0.6, 6: 1.2, 7: 0.2}
+    per = [{t: d[k] for t, d in ((1, f1), (2, f2)) if k in d} for k in idx]
+    scores = [max(d.values()) for d in per]
+    top, onset = choose(idx, scores, 1, times=[float(k) for k in idx], face_scores=per)
+    assert top == [6] and onset == 4
+    # the peaking face lost on the way back (a cut): no onset rather than another face's frame
+    per[5].pop(2)
+    assert choose(idx, scores, 1, times=[float(k) for k in idx], face_scores=per)[1] is None
 
 
 def _body(hand_at_face: bool) -> Person:
@@ -227,3 +254,33 @@ def test_readers_of_cue_values_still_work(burst_mp4, faces_only):
     assert payload is not None and "AU12" in payload["aus"] and "AU12" in payload["sides"]
     q = Query(id="q", messages=[], labels=["happy", "neutral"], meta={"facs": payload})
     assert FacsBackend().answer(q).error is None
+
+
+def test_a_face_seen_in_3_of_8_samples_is_not_one_person_visible():
+    """The issue's cut to an animated title: the face is in 3 of 8 samples.  The scene says so
+    with its times, counts the empty samples, and with shots says who is in which."""
+    from sovtp.annotate.cues import scene_cues
+
+    frames = [
+        FrameAnnotation(
+            k, round(k * 1.07, 2), (640, 360), [Face(1, (300, 100, 380, 200))] if k < 3 else []
+        )
+        for k in range(8)
+    ]
+    clip = ClipAnnotation("x.mp4", "0" * 64, "uniform:8", frames)
+    (people,) = scene_cues(clip)
+    assert people.text == (
+        "1 person seen: person 1 in the centre (in 3 of 8 sampled frames, 0.0–2.1 s); "
+        "no face in 5 of 8 sampled frames"
+    )
+    assert "visible" not in people.text
+    clip.shots = [(0, 2), (3, 7)]
+    people, shots = scene_cues(clip)
+    assert shots.text == (
+        "2 shots (cuts between them): shot 1 (0.0–2.1 s, 3 of 8 sampled frames): person 1; "
+        "shot 2 (3.2–7.5 s, 5 of 8 sampled frames): no face"
+    )
+    # seen in every sample: the plain wording stays
+    for fr in frames:
+        fr.faces = [Face(1, (300, 100, 380, 200))]
+    assert scene_cues(clip)[0].text == "1 person visible: person 1 in the centre"

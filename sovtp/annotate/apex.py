@@ -4,8 +4,10 @@ Uniform sampling treats a video as a bag of frames: a brow raise that lasts 0.4 
 falls between the samples, or is averaged away with the frames around it.  ``apex:N`` looks at
 the whole clip first — every k-th frame (about ``scan_fps`` a second), shrunk to ``max_side``
 pixels, through the face landmarker only (no pose) — scores each frame by how far its faces are
-from their own neutral, and keeps the N strongest frames plus the *onset* frame: the last frame
-at rest before the strongest movement, so that a reader sees the face before and at its apex.
+from their own neutral, and keeps the N strongest frames — spread in time by non-maximum
+suppression, so that N frames are not N views of one half-second — plus the *onset* frame: the
+last frame at rest, of the face that peaked, before its strongest movement, so that a reader sees
+the face before and at its apex.
 
 The score of a face is the distance of its expressive AUs (speech and blinks left out) from the
 track's own resting level in this clip (a low percentile per AU, so a person's resting face —
@@ -26,11 +28,12 @@ from sovtp.facs import EXPRESSIVE
 from sovtp.media.sampling import Sampling
 from sovtp.types import FrameAnnotation
 
-APEX_VERSION = 1  # bump when the scoring or the choice changes: it is part of the cache key
+APEX_VERSION = 2  # bump when the scoring or the choice changes: it is part of the cache key
 BASELINE_PERCENTILE = 20.0
 ABSOLUTE_WEIGHT = 0.25  # share of absolute AU activity in a face's score
 ONSET_LEVEL = 0.25  # the onset is where the score falls below this share of the rise to the apex
 MIN_RISE = 0.05  # a clip whose scores rise less than this has no movement to find an onset of
+MAX_WINDOW_S = 1.0  # apex picks are at least min(span / 2N, this) seconds apart
 
 
 @dataclass(frozen=True)
@@ -106,38 +109,94 @@ def expression_scores(frames: list[FrameAnnotation]) -> list[float]:
     return best
 
 
-def choose(
-    indices: list[int], scores: list[float], n: int, onset: bool = True
-) -> tuple[list[int], int | None]:
-    """The ``n`` highest-scoring frame indices (ties: the earlier) and the onset frame.
+def spread_top(scores: list[float], n: int, times: list[float], window_s: float) -> list[int]:
+    """Positions of the ``n`` strongest frames, no two within ``window_s`` of each other
+    (greedy non-maximum suppression: the strongest first, its neighbours in time suppressed).
+    When suppression leaves fewer than ``n`` frames, the strongest suppressed ones fill in."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    picked: list[int] = []
+    for i in order:
+        if len(picked) == n:
+            break
+        if all(abs(times[i] - times[j]) >= window_s for j in picked):
+            picked.append(i)
+    for i in order:  # fill, strongest first, when the window left too few
+        if len(picked) >= n:
+            break
+        if i not in picked:
+            picked.append(i)
+    return picked
 
-    The onset is found by walking back from the strongest frame while the score stays above
-    :data:`ONSET_LEVEL` of its rise over the clip's lowest score: the first frame below it is the
-    face at rest just before the movement.  None when the movement starts at the first frame
-    looked at, or nothing moves.
+
+def window_for(times: list[float], n: int) -> float:
+    """The suppression window of ``apex:N``: room for N picks twice over in the scanned span,
+    at most :data:`MAX_WINDOW_S` (so a long clip's second event is not suppressed)."""
+    span = (max(times) - min(times)) if times else 0.0
+    return min(span / max(2 * n, 1), MAX_WINDOW_S)
+
+
+def onset_of(apex: int, scores: list[float]) -> int | None:
+    """The onset of the movement peaking at position ``apex`` of one face's ``scores`` (NaN
+    where the face is not seen): the last low-intensity position before it — walking back while
+    the score stays above :data:`ONSET_LEVEL` of the rise over this face's lowest score.  None
+    when the face is lost on the way back (a cut: no rest of *this* face to show), the movement
+    starts at the first position, or nothing moves."""
+    vals = np.asarray(scores, dtype=np.float64)
+    seen = np.isfinite(vals)
+    if not seen[apex]:
+        return None
+    low = float(np.nanmin(vals))
+    if vals[apex] - low < MIN_RISE:
+        return None
+    level = low + ONSET_LEVEL * (vals[apex] - low)
+    j = apex
+    while j >= 0 and seen[j] and vals[j] > level:
+        j -= 1
+    return j if j >= 0 and seen[j] else None
+
+
+def choose(
+    indices: list[int],
+    scores: list[float],
+    n: int,
+    onset: bool = True,
+    times: list[float] | None = None,
+    face_scores: list[dict[int, float]] | None = None,
+) -> tuple[list[int], int | None]:
+    """The ``n`` highest-scoring frame indices, spread in time, and the onset frame.
+
+    Picks are spread by non-maximum suppression within :func:`window_for` seconds of ``times``
+    (default: the indices, one unit apart) — ``apex:6`` once put 3 of its 6 frames within
+    0.4 s.  The onset belongs to the strongest pick: the last low-intensity frame of *the face
+    that peaked there* before it (:func:`onset_of`; ``face_scores``, per position the score of
+    each face seen, default: the frame's score as one face).
     """
     if not indices:
         return [], None
-    order = sorted(range(len(indices)), key=lambda i: (-scores[i], i))
-    top = sorted(indices[i] for i in order[:n])
+    ts = [float(i) for i in indices] if times is None else list(times)
+    picks = spread_top(scores, n, ts, window_for(ts, n))
+    top = sorted(indices[i] for i in picks)
     if not onset:
         return top, None
-    a = order[0]
-    low = min(scores)
-    if scores[a] - low < MIN_RISE:
+    a = min(range(len(scores)), key=lambda i: (-scores[i], i))
+    per_face = face_scores or [{0: s} for s in scores]
+    tid = max(per_face[a], key=lambda t: (per_face[a][t], -t)) if per_face[a] else None
+    if tid is None:
         return top, None
-    level = low + ONSET_LEVEL * (scores[a] - low)
-    j = a
-    while j >= 0 and scores[j] > level:
-        j -= 1
-    return top, (indices[j] if j >= 0 else None)
+    track = [f.get(tid, float("nan")) for f in per_face]
+    j = onset_of(a, track)
+    return top, (indices[j] if j is not None else None)
 
 
 def plan(frames: list[FrameAnnotation], n: int, onset: bool = True, stride: int = 1) -> ApexPlan:
     """An :class:`ApexPlan` over annotated (tracked) frames of a pass."""
     idx = [fa.index for fa in frames]
-    scores = expression_scores(frames)
-    top, on = choose(idx, scores, n, onset)
+    per: list[dict[int, float]] = [{} for _ in frames]
+    for (pos, tid), sc in face_scores(frames).items():
+        per[pos][tid] = sc
+    scores = [max(d.values(), default=0.0) for d in per]
+    times = [fa.timestamp_s for fa in frames]
+    top, on = choose(idx, scores, n, onset, times, per)
     chosen = sorted(set(top) | ({on} if on is not None else set()))
     return ApexPlan(n, chosen, top, on, idx, [round(s, 4) for s in scores], stride)
 

@@ -206,7 +206,7 @@ def prompt_context(
         "scene": [
             c.text
             for c in cues
-            if c.kind == "scene" and c.name in ("people", "no_face", "faces_towards")
+            if c.kind == "scene" and c.name in ("people", "no_face", "shots", "faces_towards")
         ],
         "aus": au[0] if au else "",
         "au_timeline": [a["text"] for a in timeline.value["aus"]] if timeline else [],
