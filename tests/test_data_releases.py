@@ -337,3 +337,25 @@ def test_casme_sq_spotting_reads_the_workbook(tmp_path):
     (v,) = open_dataset(f"casme2_spot:{root}")
     assert (v.id, v.subject) == ("s15_0101", "s15")
     assert gold_spans(v, None) == [(4.0, 13.0, "negative"), (19.0, 23.0, "positive")]
+
+
+def test_dfew_votes_sheet_without_the_seven_emotions_is_refused(tmp_path):
+    root = _dfew(tmp_path / "DFEW")
+    head = ["order", "1happy", "2sad", "3neutral", "4angry", "5surprise", "6disgust", "7afraid"]
+    xlsx(root / "Annotation/annotation.xlsx", [("Sheet1", [head, [1, 9, 0, 1, 0, 0, 0, 0]])])
+    with pytest.raises(ManifestError, match="seven emotions"):
+        list(open_dataset(f"dfew:{root}", fold=2))
+
+
+@pytest.mark.parametrize(
+    "adapter, build, wrong",
+    [
+        ("dfew", lambda r: _dfew(r), ("Clip", "Clips")),
+        ("casme_sq", lambda r: _casme_sq(r, CODES), ("rawpic", "raw_pic")),
+    ],
+)
+def test_a_wrong_media_folder_name_is_refused(tmp_path, adapter, build, wrong):
+    root = build(tmp_path / "root")
+    (root / wrong[0]).rename(root / wrong[1])
+    with pytest.raises(ManifestError, match="none of the .* clip"):
+        list(open_dataset(f"{adapter}:{root}", fold=2))

@@ -136,6 +136,9 @@ def dfew(root: Path, split: str = "test", fold: int = 1) -> Iterator[Sample]:
                    f"Clip/clip_224x224/{pad}"], DFEW_LABELS[int(code)], kw)
         )  # fmt: skip
     led.close(len(pending))
+    if votes is not None and (no := [p[0] for p in pending if "meta" not in p[3]]):
+        log.warning("%s: %d clip(s) have no votes in Annotation/annotation.xlsx (first: %s)",
+                    f, len(no), no[0])  # fmt: skip
     yield from emit(root, str(f), pending)
 
 
