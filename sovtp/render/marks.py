@@ -184,6 +184,49 @@ def au_label(aus: dict[str, float], top_k: int = 3) -> str:
     return " ".join(prominent_aus(aus, top_k)) or "no AU"
 
 
+# MediaPipe Hands' 21-point skeleton (0 wrist; thumb 1-4, index 5-8, middle 9-12, ring 13-16,
+# little 17-20)
+HAND_EDGES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10),
+              (10, 11), (11, 12), (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17),
+              (17, 18), (18, 19), (19, 20)]  # fmt: skip
+# a pose keypoint below this visibility is not drawn, nor any limb that ends at it: MediaPipe
+# still places a hidden elbow somewhere, and a line to it crossed a neighbour's face
+DRAW_VIS = 0.5  # = sovtp.annotate.tracking.LINK_VIS: what links a body is what is drawn
+UNLINKED_GREY = (150, 150, 150)  # bodies and hands that belong to no face (RGB)
+
+
+def body_colour(face_id: int | None):
+    """A body's (or hand's) colour: its face box's, so a reader can tell whose limbs are whose;
+    grey for one linked to no face."""
+    import supervision as sv
+
+    return _colour(face_id) if face_id is not None else sv.Color(*UNLINKED_GREY)
+
+
+def _draw_bodies(out: np.ndarray, ann: FrameAnnotation, st: MarkStyle) -> None:
+    """Each body from the shoulders down and each hand, in the colour of its face box, in place
+    on a BGR image; only keypoints at or above :data:`DRAW_VIS` and limbs between two of them."""
+    import supervision as sv
+
+    edges = [(a - BODY_FROM + 1, b - BODY_FROM + 1) for a, b in BODY_EDGES]
+    for p in ann.persons:
+        kp = p.keypoints[BODY_FROM:].astype(np.float32)
+        vis = kp[:, 2] >= DRAW_VIS
+        if not vis.any():
+            continue
+        pts = sv.KeyPoints(xy=kp[None, :, :2], visible=vis[None])
+        colour = body_colour(p.face_id)
+        sv.EdgeAnnotator(color=colour, thickness=st.box_thickness, edges=edges).annotate(out, pts)
+        shown = sv.KeyPoints(xy=kp[None, vis, :2])
+        sv.VertexAnnotator(color=colour, radius=st.radius).annotate(out, shown)
+    hand_edges = [(a + 1, b + 1) for a, b in HAND_EDGES]
+    for h in ann.hands:
+        pts = sv.KeyPoints(xy=np.asarray(h.landmarks, np.float32)[None, :, :2])
+        colour = body_colour(h.face_id)
+        thickness = max(1, st.box_thickness // 2)
+        sv.EdgeAnnotator(color=colour, thickness=thickness, edges=hand_edges).annotate(out, pts)
+
+
 def _colour(track_id: int):
     import supervision as sv
 
@@ -232,16 +275,8 @@ def draw_marks(
     st = style or mark_style(max(h, w), out_size)
     faces = ann.faces
     lookup = sv.ColorLookup.TRACK
-    if spec.pose and ann.persons:
-        kp = np.stack([p.keypoints[BODY_FROM:, :2] for p in ann.persons]).astype(np.float32)
-        vis = np.stack([p.keypoints[BODY_FROM:, 2] for p in ann.persons]).astype(np.float32)
-        kps = sv.KeyPoints(xy=np.where(vis[..., None] > 0.3, kp, 0), keypoint_confidence=vis)
-        out = sv.EdgeAnnotator(
-            color=sv.Color(0, 200, 255),
-            thickness=st.box_thickness,
-            edges=[(a - BODY_FROM + 1, b - BODY_FROM + 1) for a, b in BODY_EDGES],
-        ).annotate(out, kps)
-        out = sv.VertexAnnotator(color=sv.Color(0, 120, 255), radius=st.radius).annotate(out, kps)
+    if spec.pose:
+        _draw_bodies(out, ann, st)
     if spec.landmarks != "none" and faces:
         pts = [f.landmarks for f in faces if f.landmarks is not None]
         if pts:
