@@ -19,6 +19,8 @@ from sovtp.annotate.cues import clip_cues
 from sovtp.annotate.geometry import apply_geometry
 from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
 from sovtp.annotate.nfbl import link_hands
+from sovtp.annotate.occlusion import annotate_occlusion
+from sovtp.annotate.shots import detect_shots
 from sovtp.annotate.tracking import FaceTracker, link_faces_to_persons
 from sovtp.media.sampling import Sampling
 from sovtp.media.video import load_frames
@@ -102,6 +104,7 @@ def annotate(
         frame_anns = annotate_frames(frames, det, progress)
         version = det.version
         apply_geometry(frame_anns, still=len(frames) == 1)
+        annotate_occlusion(frame_anns, [fr.image for fr in frames])
     finally:
         if own:
             det.close()
@@ -110,10 +113,12 @@ def annotate(
         sha256=sha,
         sampling=str(samp),
         frames=frame_anns,
+        shots=detect_shots([fr.image for fr in frames]),
         detectors={
             "faces": f"{version} FaceLandmarker",
             "pose": f"{version} PoseLandmarker" if cfg.pose else "off",
-            "aus": "sovtp blendshape→AU table v2 + landmark geometry v1",
+            "aus": "sovtp blendshape→AU table v3 + landmark geometry v2 + occlusion v1",
+            "shots": "sovtp colour-histogram cuts v1",
             "config": str(cfg.key()),
         },
     )
