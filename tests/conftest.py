@@ -50,14 +50,14 @@ def media_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def astronaut_png(media_dir) -> Path:
+def astronaut_png_shared(media_dir) -> Path:
     p = media_dir / "astronaut.png"
     Image.fromarray(astronaut()).save(p)
     return p
 
 
 @pytest.fixture(scope="session")
-def two_faces_png(media_dir) -> Path:
+def two_faces_png_shared(media_dir) -> Path:
     """The astronaut twice, side by side, the right one mirrored."""
     img = astronaut()
     p = media_dir / "two_faces.png"
@@ -66,7 +66,7 @@ def two_faces_png(media_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def no_face_png(media_dir) -> Path:
+def no_face_png_shared(media_dir) -> Path:
     from skimage import data
 
     p = media_dir / "coffee.png"
@@ -75,13 +75,13 @@ def no_face_png(media_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pan_mp4(media_dir) -> Path:
+def pan_mp4_shared(media_dir) -> Path:
     """3 s, 10 fps, 640×360: the astronaut's face panning left to right."""
     return write_video(media_dir / "pan.mp4", panning_clip(3.0, 10))
 
 
 @pytest.fixture(scope="session")
-def talking_clip(media_dir) -> Path:
+def talking_clip_shared(media_dir) -> Path:
     """The astronaut panning across a 640×360 frame for 2 s, with speech muxed on (espeak-ng when
     installed, else a vowel-like pulse train): the de-identified mode's test clip."""
     from sovtp.deid.media_writer import encode_media
@@ -136,3 +136,42 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+# Test media as a user's data lies: beside the test's own manifest.  A manifest may only name
+# media under its root (its folder, or --root) — paths that leave it are refused — so each test
+# gets its own copy of the session's media in ``tmp_path/media/`` (the ``*_shared`` fixtures are
+# the session originals, for module-scoped fixtures that write their manifest beside them).
+def _local(tmp_path: Path, shared: Path) -> Path:
+    import shutil
+
+    dst = tmp_path / "media" / shared.name
+    if not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared, dst)
+    return dst
+
+
+@pytest.fixture
+def astronaut_png(astronaut_png_shared, tmp_path) -> Path:
+    return _local(tmp_path, astronaut_png_shared)
+
+
+@pytest.fixture
+def two_faces_png(two_faces_png_shared, tmp_path) -> Path:
+    return _local(tmp_path, two_faces_png_shared)
+
+
+@pytest.fixture
+def no_face_png(no_face_png_shared, tmp_path) -> Path:
+    return _local(tmp_path, no_face_png_shared)
+
+
+@pytest.fixture
+def pan_mp4(pan_mp4_shared, tmp_path) -> Path:
+    return _local(tmp_path, pan_mp4_shared)
+
+
+@pytest.fixture
+def talking_clip(talking_clip_shared, tmp_path) -> Path:
+    return _local(tmp_path, talking_clip_shared)

@@ -187,7 +187,9 @@ def test_train_command_and_predictor(tmp_path, astronaut_png):
     from sovtp.data.sample import Sample
 
     man = tmp_path / "m.csv"
-    man.write_text(f"id,media,label,split\na,{astronaut_png},happy,train\n")
+    man.write_text(
+        f"id,media,label,split\na,{astronaut_png},happy,train\nb,{astronaut_png},sad,train\n"
+    )
     app = typer.Typer()
     app.command("train")(train_cmd)
     app.command("other")(lambda: None)  # two commands: typer keeps the sub-command name

@@ -20,12 +20,14 @@ VARIANTS = ["ladder/plain", "ladder/au_text", "sovtp/full"]
 
 
 @pytest.fixture(scope="module")
-def manifest(media_dir, astronaut_png, two_faces_png, no_face_png, pan_mp4) -> Path:
+def manifest(
+    media_dir, astronaut_png_shared, two_faces_png_shared, no_face_png_shared, pan_mp4_shared
+) -> Path:
     rows = [
-        {"id": "astro", "media": astronaut_png.name, "label": "happy"},
-        {"id": "pan", "media": pan_mp4.name, "label": "Happiness"},  # a synonym of the gold
-        {"id": "coffee", "media": no_face_png.name, "label": "neutral"},
-        {"id": "pair", "media": two_faces_png.name, "label": "sad", "scene": "two"},
+        {"id": "astro", "media": astronaut_png_shared.name, "label": "happy"},
+        {"id": "pan", "media": pan_mp4_shared.name, "label": "Happiness"},  # a synonym of the gold
+        {"id": "coffee", "media": no_face_png_shared.name, "label": "neutral"},
+        {"id": "pair", "media": two_faces_png_shared.name, "label": "sad", "scene": "two"},
         {"id": "gone", "media": "missing.mp4", "label": "sad"},
     ]
     p = media_dir / "bench.jsonl"

@@ -25,8 +25,8 @@ from sovtp.types import Face, FrameAnnotation
 
 
 @pytest.fixture(scope="module")
-def smile(astronaut_png, detector):
-    clip, _ = annotate(astronaut_png, "uniform:1", detector=detector, cache=False)
+def smile(astronaut_png_shared, detector):
+    clip, _ = annotate(astronaut_png_shared, "uniform:1", detector=detector, cache=False)
     return clip
 
 

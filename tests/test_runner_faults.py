@@ -22,10 +22,10 @@ from sovtp.testing import Behaviour, FakeOpenAIServer
 
 
 @pytest.fixture(scope="module")
-def many(media_dir, astronaut_png) -> Path:
+def many(media_dir, astronaut_png_shared) -> Path:
     """8 samples of one image (annotated once, then from the cache): the network is the test."""
     p = media_dir / "many.jsonl"
-    rows = [{"id": f"s{i}", "media": astronaut_png.name, "label": "happy"} for i in range(8)]
+    rows = [{"id": f"s{i}", "media": astronaut_png_shared.name, "label": "happy"} for i in range(8)]
     p.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return p
 

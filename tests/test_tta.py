@@ -206,7 +206,7 @@ WINDOW_LABELS = ["happiness", "neutral", "happiness", "happiness", "neutral"]  #
 
 
 @pytest.fixture(scope="module")
-def affwild2_tree(tmp_path_factory, pan_mp4):
+def affwild2_tree(tmp_path_factory, pan_mp4_shared):
     """An Aff-Wild2 layout built here: the panning astronaut clip (30 frames) with one EXPR
     label per frame, cut by the adapter into 5 windows of 6 frames."""
     import shutil
@@ -215,7 +215,7 @@ def affwild2_tree(tmp_path_factory, pan_mp4):
 
     root = tmp_path_factory.mktemp("aw2") / "AffWild2"
     (root / "videos").mkdir(parents=True)
-    shutil.copy(pan_mp4, root / "videos" / "clip.mp4")
+    shutil.copy(pan_mp4_shared, root / "videos" / "clip.mp4")
     ann = root / "annotations/EXPR_Classification_Challenge/Validation_Set"
     ann.mkdir(parents=True)
     frames = [ABAW_EXPR.index(lab) for lab in WINDOW_LABELS for _ in range(6)]

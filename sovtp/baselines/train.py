@@ -63,6 +63,15 @@ class TrainConfig:
         self.model = canonical(self.model)
         if self.balance not in BALANCE:
             raise ValueError(f"balance must be one of {', '.join(BALANCE)}")
+        for name, low in (("epochs", 1), ("batch_size", 1), ("size", 16), ("precise_bn", 0)):
+            if int(getattr(self, name)) < low:
+                raise ValueError(f"{name} must be at least {low}, not {getattr(self, name)}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be at least 1, not {self.steps_per_epoch}")
+        for name in ("lr", "weight_decay"):
+            v = float(getattr(self, name))
+            if not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
+                raise ValueError(f"{name} must be a finite number above 0, not {v}")
 
 
 def pick_device(device: str | None = None):
@@ -343,6 +352,12 @@ def train(
         names = list(ls.labels)
     else:
         names = sorted({s.label for s in samples if s.label})
+    present = sorted({s.label for s in samples if s.label in names})
+    if len(present) < 2:
+        raise ValueError(
+            f"{dataset_spec}: the {split} split holds {len(samples)} samples of "
+            f"{len(present)} class(es) {present}; a classifier needs at least two"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     crops_p = out / f"crops-{split}.safetensors"

@@ -38,7 +38,7 @@ Data = Annotated[
     str | None,
     typer.Argument(
         help="A manifest (.csv/.jsonl), ADAPTER:ROOT (dfew, mafw, ferv39k, affwild2, deemo, bah, "
-        "casme2) or hf:PATH (a local HF dataset folder or parquet).  Omit with --config."
+        "casme_sq, casme_ii, mer2023, mer2024, mer2025, samm, casme2_spot) or hf:PATH (a local HF dataset folder or parquet).  Omit with --config."
     ),
 ]
 Out = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/bench).")]
@@ -61,6 +61,15 @@ Root = Annotated[
     Path | None,
     typer.Option(
         "--root", help="Root the manifest's relative paths resolve under (default: its folder)."
+    ),
+]
+AllowOutsideRoot = Annotated[
+    bool,
+    typer.Option(
+        "--allow-outside-root",
+        help="Let a manifest name media outside its root (absolute paths elsewhere, ../, "
+        "symlinks out); refused per sample otherwise.  Recorded in config.yaml; each such row is "
+        "marked outside_root.",
     ),
 ]
 Systems = Annotated[
@@ -223,10 +232,10 @@ def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
         TimeRemainingColumn,
     )
 
-    from sovtp.engine.outcome import is_invalid
-    from sovtp.recipes.bench import RunInterrupted, count, run_bench
     from sovtp.cli.console import console
     from sovtp.cli.scores import print_summary
+    from sovtp.engine.outcome import is_invalid
+    from sovtp.recipes.bench import RunInterrupted, count, run_bench
 
     out_folder(Path(cfg.out))
     con = console(stderr=True)
@@ -360,6 +369,7 @@ def bench_cmd(
     split: Split = None,
     fold: Fold = None,
     root: Root = None,
+    allow_outside_root: AllowOutsideRoot = False,
     backend: BackendName = None,
     base_url: BaseUrl = None,
     model: Model = None,
@@ -434,6 +444,7 @@ def ablate_cmd(
     split: Split = None,
     fold: Fold = None,
     root: Root = None,
+    allow_outside_root: AllowOutsideRoot = False,
     backend: BackendName = None,
     base_url: BaseUrl = None,
     model: Model = None,

@@ -69,18 +69,17 @@ def train_cmd(
     """Train a CNN baseline on aligned face crops of the subject (from the annotation cache);
     a checkpoint every epoch.  Score it with `sovtp bench ... --system cnn:OUT`."""
     try:
-        from sovtp.baselines.train import train
+        import torch  # noqa: F401
+
+        from sovtp.recipes.train import run_train
     except ImportError as e:  # torch / torchvision missing
         raise SovtpError(f"sovtp train needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
-    try:
-        ckpt = train(
-            dataset, model, fold, out, epochs, evaluator=evaluator, labels=labels, split=split,
-            limit=limit, resume=resume, batch_size=batch_size, lr=lr, size=size,
-            sampling=sampling, weights=weights, balance=balance, augment=not no_augment,
-            seed=seed, device=device, freq=freq,
-        )  # fmt: skip
-    except ValueError as e:
-        raise SovtpError(str(e)) from e
+    ckpt = run_train(
+        dataset, out, model=model, fold=fold, split=split, evaluator=evaluator, labels=labels,
+        limit=limit, resume=resume, epochs=epochs, batch_size=batch_size, lr=lr, size=size,
+        sampling=sampling, weights=weights, balance=balance, augment=not no_augment,
+        seed=seed, device=device, freq=freq,
+    )  # fmt: skip
     from sovtp.baselines.checkpoint import read_meta
 
     ck = read_meta(ckpt)  # checkpoint.json: no tensor, nothing unpickled

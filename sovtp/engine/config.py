@@ -66,6 +66,8 @@ class BenchConfig(PrepareSettings):
 
     data: str
     root: str | None = None
+    # a manifest may name media outside its root only when the user says so (recorded here)
+    allow_outside_root: bool = False
     split: str | None = None
     fold: int | None = None
     evaluator: str | None = None
@@ -162,6 +164,7 @@ DATA_FIELDS = ("data", "root", "split", "fold", "limit", "shuffle", "seed", "ada
 # it is part of the identity only of runs whose prompts send audio; deid_mode: runs before it
 # blurred, and it is part of the identity only of de-identified runs)
 LATER_FIELDS: dict[str, Any] = {
+    "allow_outside_root": False,
     "tta": "none",
     "hands": False,
     "voice_alpha": "0.8",

@@ -75,8 +75,9 @@ def samples(cfg: BenchConfig) -> Iterator[Sample]:
         src: Iterable[Sample] = _cross_subject_fold(cfg)
     else:
         src = open_dataset(
-            cfg.data, root=cfg.root, split=cfg.split, fold=cfg.fold, **cfg.adapter_options
-        )
+            cfg.data, root=cfg.root, split=cfg.split, fold=cfg.fold,
+            allow_outside_root=cfg.allow_outside_root, **cfg.adapter_options,
+        )  # fmt: skip
     return select(src, cfg.limit, cfg.shuffle, cfg.seed)
 
 
@@ -84,7 +85,8 @@ def _cross_subject_fold(cfg: BenchConfig) -> list[Sample]:
     """``--fold k`` under a cross-subject protocol: whole subjects dealt to folds (seeded, as
     the evaluator declares), the samples of fold k; the manifest is read whole to deal them."""
     ev = load_evaluator(cfg.evaluator)
-    every = list(open_dataset(cfg.data, root=cfg.root, split=cfg.split, **cfg.adapter_options))
+    every = list(open_dataset(cfg.data, root=cfg.root, split=cfg.split,
+                              allow_outside_root=cfg.allow_outside_root, **cfg.adapter_options))  # fmt: skip
     chosen = ev.cross_subject_split(every, cfg.fold, train=False)
     if not chosen:
         raise SovtpError(f"fold {cfg.fold} of {ev.name}'s cross-subject folds has no sample "
