@@ -3,6 +3,8 @@ posture events carry their times, and cues say which AUs were not measured."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
@@ -201,7 +203,8 @@ def test_a_blink_in_sparse_samples_is_never_given_a_duration():
     assert "(at 2.1, 3.2, 6.4 s)" in au.text
     line = next(c for c in cues if c.name == "au_timeline").text
     for text in (au.text, line):
-        assert " for " not in text and "between" not in text and "lasting" not in text
+        assert not re.search(r"for [0-9]", text) and "between" not in text
+        assert "lasting" not in text and " in all" not in text
 
 
 def test_durations_are_bounded_by_the_samples_and_cue_and_time_line_agree():
@@ -237,6 +240,7 @@ def test_cues_word_only_measured_aus_and_name_the_missing():
     au = next(c for c in still if c.name == "active_aus")
     assert au.text == (
         "AU12 lip corner puller (strong, 0.80); not measured: AU6 cheek raiser, AU9 nose wrinkler"
+        " (no measure for it ran on this face)"
     )
     assert au.value["not_measured"] == ["AU6", "AU9"]
     assert au.value["methods"]["AU12"] == "blendshape"
@@ -284,3 +288,55 @@ def test_a_face_seen_in_3_of_8_samples_is_not_one_person_visible():
     for fr in frames:
         fr.faces = [Face(1, (300, 100, 380, 200))]
     assert scene_cues(clip)[0].text == "1 person visible: person 1 in the centre"
+
+
+def test_unmeasured_aus_are_listed_with_why_and_hidden_eyes_give_no_gaze():
+    """What a measure withdrew (Face.au_unmeasured, Face.occlusion) is worded with its reason and
+    share; the geometric AUs name their reference; eyes behind dark glasses give no gaze."""
+    lm = np.zeros((478, 2), np.float32)
+    lm[:, 0], lm[:, 1] = np.linspace(100, 200, 478), np.linspace(100, 220, 478)
+    faces = []
+    for k in range(4):
+        f = _face({"AU1": 0.0, "AU9": 0.6, "AU12": 0.7, "AU25": 0.2})
+        f.landmarks, f.au_methods["AU9"], f.au_reference = lm, "geometry", "own neutral"
+        f.au_unmeasured = {"AU17": "mouth open"}
+        if k >= 2:  # a hand over the mouth in the last two frames
+            f.aus.pop("AU12")
+            f.au_unmeasured["AU12"] = "mouth covered by a hand"
+            f.occlusion = {"mouth": "hand", "eyes": "dark glasses"}
+        faces.append(f)
+    cues = {c.name: c for c in face_cues(1, faces, times=[0.0, 1.0, 2.0, 3.0])}
+    au = cues["active_aus"]
+    gaps = au.value["unmeasured"]
+    assert gaps["AU17"] == {"frames": 4, "of": 4, "why": {"mouth open": 4}}
+    assert gaps["AU12"] == {"frames": 2, "of": 4, "why": {"mouth covered by a hand": 2}}
+    text = au.value["unmeasured_text"]
+    assert "AU17 chin raiser (mouth open)" in text
+    assert "AU12 lip corner puller in 2 of 4 sampled frames (mouth covered by a hand)" in text
+    assert au.value["reference_text"] == (
+        "geometric AUs (AU9) measured against this person's own neutral frames"
+    )
+    assert au.text.endswith(au.value["reference_text"]) and "; not measured: " in au.text
+    assert cues["occlusion"].text == (
+        "mouth covered by a hand (in 2 of 4 sampled frames, 2.0–3.0 s); "
+        "eyes hidden by dark glasses (in 2 of 4 sampled frames, 2.0–3.0 s)"
+    )
+    assert "eyes hidden in 2 of 4 sampled frames: not read there" in cues["gaze"].text
+    for f in faces:
+        f.occlusion = {"eyes": "dark glasses"}
+    gaze = next(c for c in face_cues(1, faces, times=[0.0, 1.0, 2.0, 3.0]) if c.name == "gaze")
+    assert gaze.text == "not measured (eyes hidden by dark glasses)"
+
+
+def test_every_au_drawn_on_the_face_is_worded():
+    """The labels draw each frame's top 3 at the text's threshold; the text words the top 5 by
+    peak — and any drawn AU beyond those, so no code in the image is missing from the text."""
+    from sovtp.facs import prominent_aus
+
+    strong = {"AU1": 0.9, "AU2": 0.9, "AU4": 0.9, "AU5": 0.9, "AU6": 0.9, "AU7": 0.9}
+    faces = [_face(strong | {"AU12": 0.0}), _face(dict.fromkeys(strong, 0.0) | {"AU12": 0.4})]
+    au = next(c for c in face_cues(1, faces, top_k=5, times=[0.0, 1.0]) if c.name == "active_aus")
+    drawn = {c for f in faces for c in prominent_aus(f.aus, 3)}
+    assert "AU12" in drawn
+    for code in drawn:
+        assert f"{code} " in au.value["active_text"], code

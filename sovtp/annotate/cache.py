@@ -19,7 +19,7 @@ from sovtp.resources import cache_root
 from sovtp.types import ClipAnnotation
 
 log = logging.getLogger(__name__)
-SCHEMA = 4  # bump when the stored form (frames or cues) changes
+SCHEMA = 5  # bump when the stored form (frames or cues) changes (5: cue wording, issue 19)
 # (a frame's "hands" needed none: written only by a hands-on detector, whose key is new)
 
 

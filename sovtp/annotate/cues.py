@@ -8,15 +8,16 @@ at the same frame can check; FACS sides (the subject's own left/right) are named
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
 
 from sovtp.annotate.nfbl import SUPERSEDED_POSTURE, arms_crossed, hands_ran, nfbl_cues
 from sovtp.annotate.timeline import (
+    INTERPRETED_AUS,
     au_traces,
     not_measured,
-    not_measured_phrase,
     presence_events,
     span_phrase,
     span_word,
@@ -222,6 +223,92 @@ def _apex_reading(series: list[tuple[float, Face]]) -> tuple[Reading, float]:
     return best[1], best[2]
 
 
+# The AU labels drawn on each face hold its top codes per frame (VisualSpec.au_top_k, default 3)
+# at facs.DEFAULT_THRESHOLD, the threshold the text uses: every AU drawn on the subject is worded.
+DRAWN_TOP_K = 3
+NO_METHOD = "no measure for it ran on this face"
+
+
+def _frames_of(k: int, n: int) -> str:
+    return "in every sampled frame" if k == n else f"in {k} of {n} sampled frames"
+
+
+def unmeasured(series: list[tuple[float, Face]]) -> dict[str, dict]:
+    """AU → why it was not measured on this face, for the AUs FACS reading relies on and any AU
+    a measure withdrew (an open mouth, a turned head, a hand over the mouth): the frames that
+    did not measure it, of how many, and the reasons with their counts (``Face.au_unmeasured``;
+    :data:`NO_METHOD` where no measure said why)."""
+    n = len(series)
+    codes = set(INTERPRETED_AUS) | {c for _, f in series for c in f.au_unmeasured}
+    out: dict[str, dict] = {}
+    for c in sorted(codes, key=au_sort_key):
+        missing = [f for _, f in series if c not in f.aus]
+        if not missing:
+            continue
+        why = Counter(f.au_unmeasured.get(c, NO_METHOD) for f in missing)
+        out[c] = {"frames": len(missing), "of": n, "why": dict(why.most_common())}
+    return out
+
+
+def unmeasured_phrase(gaps: dict[str, dict]) -> str:
+    """'AU17 chin raiser (mouth open); AU6 cheek raiser, AU9 nose wrinkler (not measured by the
+    AU source used); AU12 lip corner puller in 3 of 8 sampled frames (mouth covered by a hand)'
+    — grouped by reason, a partial gap with its share."""
+    groups: dict[str, list[str]] = {}
+    for c, g in gaps.items():
+        why = ", ".join(g["why"])
+        name = au_label(c)
+        if g["frames"] < g["of"]:  # measured in the other frames
+            name += f" {_frames_of(g['frames'], g['of'])}"
+        groups.setdefault(why, []).append(name)
+    return "; ".join(f"{', '.join(names)} ({why})" for why, names in groups.items())
+
+
+def reference_phrase(series: list[tuple[float, Face]], traces: dict) -> str:
+    """Which neutral the geometric AUs were measured against (``Face.au_reference``), when any
+    geometric AU is worded: 'geometric AUs (AU9, AU15) measured against this person's own
+    neutral frames' | '... against MediaPipe's canonical face (no neutral frame of this person
+    in the clip)'."""
+    geo = [c for c, t in traces.items() if t.method == "geometry"]
+    refs = Counter(f.au_reference for _, f in series if f.au_reference)
+    if not geo or not refs:
+        return ""
+    ref = refs.most_common(1)[0][0]
+    against = (
+        "this person's own neutral frames"
+        if ref == "own neutral"
+        else "MediaPipe's canonical face (no neutral frame of this person in the clip)"
+        if ref == "canonical face"
+        else ref
+    )
+    return f"geometric AUs ({', '.join(geo)}) measured against {against}"
+
+
+def occlusion_cue(track_id: int, series: list[tuple[float, Face]]) -> Cue | None:
+    """'mouth covered by a hand (in 3 of 8 sampled frames, 1.0–3.1 s)' from ``Face.occlusion``."""
+    from sovtp.annotate.occlusion import unmeasured_phrase as hidden_phrase
+
+    n = len(series)
+    seen: dict[str, list[float]] = {}
+    for t, f in series:
+        for region, cause in f.occlusion.items():
+            seen.setdefault(hidden_phrase(region, cause), []).append(t)
+    if not seen:
+        return None
+    parts = []
+    for what, ts in seen.items():
+        when = _frames_of(len(ts), n) + ("" if len(ts) == n else f", {span_word(min(ts), max(ts))}")
+        parts.append(f"{what} ({when})" if n > 1 else what)
+    return Cue(
+        "head",
+        "occlusion",
+        "; ".join(parts),
+        track_id,
+        {what: len(ts) for what, ts in seen.items()},
+        source="occlusion",
+    )
+
+
 def face_cues(
     track_id: int, faces: list[Face], top_k: int = 5, times: list[float] | None = None
 ) -> list[Cue]:
@@ -233,15 +320,27 @@ def face_cues(
     aus, sides = mean_aus(faces)
     traces = au_traces(series)
     top = strongest(traces, top_k)
+    # every AU drawn on the face's labels is worded too (same threshold, the labels' top-k)
+    drawn = {c for _, f in series for c in prominent_aus(f.aus, DRAWN_TOP_K)}
+    top += sorted(
+        (traces[c] for c in drawn if c in traces and traces[c] not in top),
+        key=lambda t: (-t.peak, au_sort_key(t.code)),
+    )
     missing = not_measured(traces)
+    gaps = unmeasured(series)
     if not traces:
-        phrase = "no action unit measured"
+        active = "no action unit measured"
     elif top:
-        phrase = ", ".join(t.phrase() for t in top)
+        active = ", ".join(t.phrase() for t in top)
     else:
-        phrase = "no action unit clearly active (a relaxed face)"
-    if traces and missing:
-        phrase += "; " + not_measured_phrase(missing)
+        active = "no action unit clearly active (a relaxed face)"
+    gaps_text = unmeasured_phrase(gaps) if traces else ""
+    reference = reference_phrase(series, traces)
+    phrase = active
+    if gaps_text:
+        phrase += "; not measured: " + gaps_text
+    if reference:
+        phrase += "; " + reference
     apex_reading, apex_t = _apex_reading(series) if series else (read_expression({}), 0.0)
     apex_face = next((f for t, f in series if t == apex_t), None)
     out = [
@@ -272,6 +371,11 @@ def face_cues(
                 },
                 "methods": {k: t.method for k, t in traces.items()},
                 "not_measured": missing,
+                # the parts of the text, for templates that word them on lines of their own
+                "active_text": active,
+                "unmeasured": gaps,
+                "unmeasured_text": gaps_text,
+                "reference_text": reference,
             },
             source=src,
         )
@@ -316,19 +420,42 @@ def face_cues(
                 source="mediapipe",
             )
         )
-    gazes = [g for g in (gaze_direction(f.landmarks) for f in faces) if g is not None]
+    # no gaze from eyes behind dark glasses or a hand: the iris there is the landmarker's prior
+    hidden = [f.occlusion["eyes"] for f in faces if "eyes" in f.occlusion]
+    open_eyes = [f for f in faces if "eyes" not in f.occlusion]
+    gazes = [g for g in (gaze_direction(f.landmarks) for f in open_eyes) if g is not None]
     if gazes:
         h, v = (float(x) for x in np.mean(np.array(gazes), axis=0))
+        text = gaze_phrase(h, v, yaw)
+        if hidden:
+            text += f" (eyes hidden {_frames_of(len(hidden), len(faces))}: not read there)"
         out.append(
             Cue(
                 "gaze",
                 "gaze",
-                gaze_phrase(h, v, yaw),
+                text,
                 track_id,
-                {"h": round(h, 2), "v": round(v, 2)},
+                {"h": round(h, 2), "v": round(v, 2), "hidden_frames": len(hidden)},
                 source="mediapipe-iris",
             )
         )
+    elif hidden:
+        from sovtp.annotate.occlusion import unmeasured_phrase as hidden_phrase
+
+        cause = Counter(hidden).most_common(1)[0][0]
+        out.append(
+            Cue(
+                "gaze",
+                "gaze",
+                f"not measured ({hidden_phrase('eyes', cause)})",
+                track_id,
+                {"hidden_frames": len(hidden)},
+                source="occlusion",
+            )
+        )
+    occ = occlusion_cue(track_id, series)
+    if occ is not None:
+        out.append(occ)
     text = describe(apex_reading)
     mean_reading = read_expression(aus, sides)
     if len(series) > 1 and mean_reading.top != apex_reading.top:

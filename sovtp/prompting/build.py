@@ -165,6 +165,19 @@ def measured_aus(clip: ClipAnnotation, subject: int | None) -> set[str]:
     return out
 
 
+def posture_status(clip: ClipAnnotation, subject: int | None) -> str:
+    """'found' (a posture or NFBL cue for the subject), 'none_found' (its body was measured and
+    nothing fired), 'no_body' (pose ran, no body linked to this face) or 'off' (pose did not
+    run): "not measured" and "measured, nothing found" are different statements."""
+    if any(c.kind in ("posture", "nfbl") and c.subject == subject for c in clip.cues):
+        return "found"
+    ran = clip.detectors.get("pose", "off") != "off" or any(fa.persons for fa in clip.frames)
+    if not ran:
+        return "off"
+    has_body = any(p.face_id == subject for fa in clip.frames for p in fa.persons)
+    return "none_found" if subject is not None and has_body else "no_body"
+
+
 def prompt_context(
     clip: ClipAnnotation,
     spec: PromptSpec,
@@ -191,6 +204,11 @@ def prompt_context(
         ]
 
     au = of("au", "active_aus")
+    au_cue = next(
+        (c for c in cues if c.kind == "au" and c.name == "active_aus" and c.subject == subject),
+        None,
+    )
+    parts = au_cue.value if au_cue is not None and isinstance(au_cue.value, dict) else {}
     measured = measured_aus(clip, subject)
     timeline = next(
         (c for c in cues if c.kind == "au" and c.name == "au_timeline" and c.subject == subject),
@@ -209,15 +227,26 @@ def prompt_context(
             if c.kind == "scene" and c.name in ("people", "no_face", "shots", "faces_towards")
         ],
         "aus": au[0] if au else "",
+        # the same text in parts, for templates that give each its own line
+        "aus_active": parts.get("active_text", au[0] if au else ""),
+        "au_unmeasured": parts.get("unmeasured_text", ""),
+        "au_reference": parts.get("reference_text", ""),
+        "occlusion": (of("head", "occlusion") or [None])[0],
         "au_timeline": [a["text"] for a in timeline.value["aus"]] if timeline else [],
         "unilateral": [
             c.text
             for c in cues
             if c.kind == "au" and c.subject == subject and c.name.endswith("_unilateral")
         ],
-        "head": (of("head") or [None])[0],
+        "head": (of("head", "head_pose") or [None])[0],
         "gaze": (of("gaze") or [None])[0],
         "posture": of("posture") + of("nfbl"),  # NFBL from hands: self-touch, fidgeting
+        "posture_status": posture_status(clip, subject),
+        # what the images really show, so the legend claims no mark that is not drawn
+        "drawn": {
+            "bodies": any(fa.persons for fa in clip.frames),
+            "hands": any(fa.hands for fa in clip.frames),
+        },
         # the voice, measured on the raw audio (prosody): words only, never the voice itself
         "voice": [c.text for c in cues if c.kind == "audio"],
         # physiology aligned to the clip (PPG heart rate and HRV, EDA responses), as words
