@@ -421,7 +421,11 @@ def _guard(
             sx, sy = im.ref.width / fa.size[0], im.ref.height / fa.size[1]
             x0, y0, x1, y1 = face.bbox
             allowed.append([(x0 * sx, y0 * sy, x1 * sx, y1 * sy)])
-    problems = assert_no_faces([_decoded(im.jpeg) for im in images], allowed=allowed, finder=finder)
+    by_frame = {fa.index: fa for fa in clip.frames}  # hands/torsos are checked against these
+    anns = [by_frame.get(im.ref.frame_index) for im in images]
+    problems = assert_no_faces(
+        [_decoded(im.jpeg) for im in images], allowed=allowed, finder=finder, annotations=anns
+    )
     if problems:
         raise DeidError("; ".join(problems))
     q.meta["deid"] = {"faces": blur, "mode": mode, "checked": len(images)}

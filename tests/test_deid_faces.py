@@ -223,7 +223,9 @@ def test_deid_media_video_and_image(tmp_path, finder, landmarker):
     Image.fromarray(astronaut()).save(tmp_path / "a.png")
     info = deid_media(tmp_path / "a.png", tmp_path / "b.png", mode="pixelate")
     out = np.asarray(Image.open(tmp_path / "b.png"))
-    assert info["regions_obscured"] == 1 and _faces(finder, landmarker, out) == []
+    assert info["regions_obscured"] >= 1 and _faces(finder, landmarker, out) == []
+    # the face's oval only (the re-check may pixelate it harder, inside it): 6.3 % of the frame
+    assert (np.abs(out[..., :3].astype(int) - astronaut()).max(-1) > 8).mean() < 0.10
 
 
 # -- the fast stream on H.264 (what `sovtp deid` writes) ------------------------------------------

@@ -12,8 +12,10 @@ a hand) and in the frames where it enters or leaves the picture (half a face).  
 into tracks (IoU + centre distance, Hungarian), gaps are interpolated, and each track's box is
 carried ``bridge`` frames before its first and after its last detection — moved along the track's
 velocity and unioned with the held box, then clipped to the frame — so the half face at the edge
-is covered too.  Every box is dilated (``dilate`` of its size on each side: landmark boxes stop
-at the brows, hair and ears identify too) before it is obscured.
+is covered too.  Every box is dilated before it is obscured — by a margin measured to be enough,
+not more (:data:`DILATE`, :data:`DOWN`): the face goes, the head's outline, the shoulders, the
+hands and the gestures around it stay (issue 19).  A detector hit on a hand or a torso is told
+from a face (:func:`body_false_alarm`: on a measured body part, no face mesh) and left alone.
 
 Obscuring: ``blur`` is a Gaussian whose sigma is 0.35 of the box size (a large face is blurred
 as hard as a small one), ``pixelate`` keeps 6 blocks across the face and softens them (sigma
@@ -71,7 +73,21 @@ log = logging.getLogger(__name__)
 
 FILL_GREY = 128  # fill's one colour: the same for every face, so it tells nothing of any
 BLUR_WHO = ("all", "others")
-DILATE = 0.25  # each side moves out by this fraction of the box's size
+# The prompt path's margin (what a model sees): each side of the face box moves out by DILATE of
+# its size, the bottom by DOWN·DILATE.  Measured (the astronaut, the cameraman and a group of five
+# astronauts, three modes; benchmarks/deid_body.py): at 0.10 / 0.10 below CenterFace still read a
+# face in 5 of 12 de-identified images; at 0.15 / 0.30 in none, with 5–10 % of the frame changed
+# (the old 0.25 / 0.625: 9–18 %, pixelate's re-check chasing the suits).  Obscuring only the
+# oval inscribed in the box changed less on stills but left blobs framed by hair that MediaPipe
+# read at up to 0.41 and CenterFace at 0.27 after JPEG on the panning clip (the box: none).
+DILATE = 0.15
+# A stream (``sovtp deid``) keeps the wider box: its cheap per-frame verification is MediaPipe
+# alone, and CenterFace read a tight oval on the entering-face clip at 0.37 (frame 12)
+STREAM_DILATE = 0.25
+# the prompt path's re-check also searches each frame after a JPEG round trip at the quality
+# the prompt's images are sent at (sovtp.prompting.build.ImageOptions.quality): JPEG moved a
+# blurred oval from under CenterFace's 0.2 re-check margin to 0.31, over the guard's 0.3
+PROMPT_JPEG = 85
 BRIDGE = 6  # frames a track's box is carried before / after its detections
 CENTERFACE_EVERY = 3  # a stream's CenterFace scans: every 3rd frame (see ``scan``)
 COARSE_SIDE = 320  # every other full scan runs CenterFace at this long side (see ``scan``)
@@ -80,7 +96,8 @@ BLUR_SIGMA = 0.35  # the blur's sigma as a fraction of the (dilated) box's long 
 # and the collar below it read as a face to MediaPipe (0.3–0.44 on the astronaut clips after
 # JPEG, 20 of 60 frames ≥ 0.3); covering the neck (2.5 × the side dilation) and halving the
 # blurred patch's contrast around its mean left 3 (max 0.34).  Measured in benchmarks/deid_speed.
-DOWN = 2.5
+DOWN = 2.0
+STREAM_DOWN = 2.5
 CONTRAST = 0.5
 # pixelate: blocks across the face, softened by a sigma of 1/8 of the box — at 1/16 MediaPipe
 # still read 14 of 38 pixelated astronaut frames as faces at ≥ 0.3 (max 0.58), at 1/8 3 (0.33)
@@ -312,11 +329,18 @@ def largest_track(tracks: FaceTracks) -> int | None:
 
 
 def regions_at(
-    tracks: FaceTracks, pos: int, size: tuple[int, int], keep: set[int], frac: float = DILATE
+    tracks: FaceTracks,
+    pos: int,
+    size: tuple[int, int],
+    keep: set[int],
+    frac: float = DILATE,
+    down: float = DOWN,
 ) -> list[Region]:
+    """Frame ``pos``'s regions: each track's box grown by ``frac`` on each side and
+    ``down · frac`` below."""
     w, h = size
     return [
-        Region(dilate(b, frac, w, h, DOWN * frac), tid, tid in keep, bridged)
+        Region(dilate(b, frac, w, h, down * frac), tid, tid in keep, bridged)
         for b, tid, bridged in tracks.boxes_at(pos, size)
     ]
 
@@ -406,7 +430,7 @@ def deidentify_frames(
     *,
     finder: FaceFinder | None = None,
     bridge: int = BRIDGE,
-    frac: float = DILATE,
+    frac: float | None = None,
     report: list[list[Region]] | None = None,
     recheck: int = 2,
     detections: list[list[Detection]] | None = None,
@@ -418,6 +442,7 @@ def deidentify_frames(
     (``recheck`` rounds, see :func:`obscure_checked`).  ``report``, when given, receives each
     frame's regions (for audits and tests).  ``detections`` (one list per frame), when given,
     stand in for the detectors' first look (a caller that already ran them)."""
+    frac = DILATE if frac is None else frac
     if annotations is not None and len(annotations) != len(frames):
         raise ValueError("annotations must align with frames (one per frame)")
     own = finder is None
@@ -433,7 +458,15 @@ def deidentify_frames(
         for i, fr in enumerate(frames):
             regs = regions_at(tracks, i, fr.size, kept, frac)
             img, regs = obscure_checked(
-                fr.image, regs, mode, finder, recheck, frac, local=True, whole=recheck > 0
+                fr.image,
+                regs,
+                mode,
+                finder,
+                recheck,
+                frac,
+                down=DOWN,
+                annotation=ann,
+                jpeg=PROMPT_JPEG,
             )
             if report is not None:
                 report.append(regs)
@@ -456,6 +489,9 @@ def obscure_checked(
     *,
     local: bool = False,
     whole: bool = False,
+    down: float = DOWN,
+    annotation: FrameAnnotation | None = None,
+    jpeg: int | None = None,
 ) -> tuple[np.ndarray, list[Region]]:
     """:func:`obscure`, then look again: whatever either detector still calls a face (outside
     a kept face) is obscured too, up to ``rounds`` times.  Why: a blurred face above a dark
@@ -465,7 +501,11 @@ def obscure_checked(
     MediaPipe false alarms and left more of them).  ``local`` looks only where pixels changed
     (:meth:`FaceFinder.recheck`): the stream's fast path, whose detectors already saw the rest
     of the frame as it is; ``whole`` adds the first round's whole-frame look even with nothing
-    obscured (a frame no scan saw)."""
+    obscured (a frame no scan saw); a hit's region grows by ``frac`` and ``down · frac`` below.
+    ``jpeg`` also searches the frame after a JPEG round trip at that quality (the prompt path:
+    what the guard decodes).  A hit that is a hand or a torso (:func:`body_false_alarm`, read
+    off ``annotation``) is left as it is: blurring it erased the gesture (the cameraman's coat
+    and hands, the pixelated astronauts' suits)."""
     out = obscure(image, regions, mode)
     regions = list(regions)
     kept = [r.box for r in regions if r.kept]
@@ -473,23 +513,116 @@ def obscure_checked(
     for rnd in range(rounds):
         if local:
             found = finder.recheck(
-                out, [r.box for r in regions if not r.kept], whole=whole and rnd == 0
+                out,
+                [r.box for r in regions if not r.kept],
+                whole=whole and rnd == 0,
             )
         else:
             found = finder.find(out, centerface=centerface, strict=strict)
+            if jpeg:
+                found += finder.find(_jpeg(out, jpeg), centerface=centerface, strict=strict)
         hits = [d for d in found if not any(_centre_inside(d.box, k) for k in kept)]
+        if annotation is not None:
+            hits = [d for d in hits if not body_false_alarm(out, d.box, annotation, finder)]
         if not hits:
             break
         # a hit (a blurred head still read as a face, a face the tracks missed): blur its box,
         # grown, harder each round — sigma ½ then 1 then 2 × the box; at ½ no MediaPipe hit
         # ≥ 0.3 was left on the astronaut clips where sigma ¼ left a dozen (measured)
-        new = [Region(dilate(d.box, frac, w, h, DOWN * frac), -1) for d in hits]
+        new = [Region(dilate(d.box, frac, w, h, down * frac), -1) for d in hits]
         # fill stays fill (the help promises nothing of the face is left); blur and pixelate
         # escalate to a harder blur
         harder = "fill" if mode == "fill" else "blur"
         out = obscure(out, new, harder, ESCALATE[min(rnd, len(ESCALATE) - 1)] / BLUR_SIGMA)
         regions += new
     return out, regions
+
+
+# -- what a detector hit on a body is (a hand, a torso), so that it is neither obscured nor refused
+ARM_REACH = 0.3  # an arm segment's half-width, in shoulder widths
+HEAD_ZONE = 0.75  # a hit centred this near the nose (shoulder widths) is on the head: never body
+MIN_VISIBLE = 0.5  # pose keypoints below this visibility are not trusted to place a body part
+
+
+def _near_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray, r: float) -> bool:
+    ab = b - a
+    t = float(np.clip(np.dot(p - a, ab) / max(float(np.dot(ab, ab)), 1e-9), 0.0, 1.0))
+    return float(np.hypot(*(p - (a + t * ab)))) <= r
+
+
+def on_body(box: Box, annotation: FrameAnnotation | None, scale: tuple[float, float] = (1, 1)):
+    """Whether ``box``'s centre lies on a measured body part — a torso (the shoulders and the
+    shoulder width below them), an arm (shoulder–elbow–wrist, :data:`ARM_REACH` wide) or a hand
+    (its landmarks' box, grown by half) — and not on a head (within :data:`HEAD_ZONE` shoulder
+    widths of a nose).  ``annotation`` is the frame's, measured on the raw frame; ``scale`` maps
+    its pixels to ``box``'s (an outgoing image is resized).  No annotation, no body: False."""
+    if annotation is None:
+        return False
+    sx, sy = scale
+    c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
+    for f in annotation.faces:  # a known face (hidden or kept) is never a body part
+        b = f.bbox
+        if b[0] * sx <= c[0] <= b[2] * sx and b[1] * sy <= c[1] <= b[3] * sy:
+            return False
+    for p in annotation.persons:
+        kp = np.asarray(p.keypoints, dtype=np.float64)
+        xy, vis = kp[:, :2] * (sx, sy), kp[:, 2]
+        if vis[11] < MIN_VISIBLE or vis[12] < MIN_VISIBLE:
+            continue
+        width = float(np.hypot(*(xy[11] - xy[12])))
+        if width < 4:
+            continue
+        if vis[0] >= MIN_VISIBLE and np.hypot(*(c - xy[0])) <= HEAD_ZONE * width:
+            return False
+    hit = False
+    for p in annotation.persons:
+        kp = np.asarray(p.keypoints, dtype=np.float64)
+        xy, vis = kp[:, :2] * (sx, sy), kp[:, 2]
+        if vis[11] < MIN_VISIBLE or vis[12] < MIN_VISIBLE:
+            continue
+        width = float(np.hypot(*(xy[11] - xy[12])))
+        if width < 4:
+            continue
+        x0, x1 = sorted((xy[11][0], xy[12][0]))
+        top = min(xy[11][1], xy[12][1])
+        if x0 <= c[0] <= x1 and top <= c[1] <= top + width * 1.5:
+            hit = True
+        for s, e, w in ((11, 13, 15), (12, 14, 16)):
+            if vis[e] >= MIN_VISIBLE and _near_segment(c, xy[s], xy[e], ARM_REACH * width):
+                hit = True
+            if min(vis[e], vis[w]) >= MIN_VISIBLE and _near_segment(
+                c, xy[e], xy[w], ARM_REACH * width
+            ):
+                hit = True
+    for hand in annotation.hands:
+        pts = np.asarray(hand.landmarks, dtype=np.float64) * (sx, sy)
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        pad = 0.25 * (hi - lo)
+        if np.all(c >= lo - pad) and np.all(c <= hi + pad):
+            hit = True
+    return hit
+
+
+def body_false_alarm(
+    image: np.ndarray,
+    box: Box,
+    annotation: FrameAnnotation | None,
+    finder: FaceFinder,
+    scale: tuple[float, float] = (1, 1),
+) -> bool:
+    """A detector hit that is a hand or a torso, not a face: it lies on a measured body part
+    (:func:`on_body`) and MediaPipe's FaceLandmarker fits no face mesh around it
+    (:meth:`FaceFinder.has_mesh`).  Both must hold — a face held in front of a torso is meshed,
+    and a hit off every body part is obscured whatever the landmarker says (recall first)."""
+    return on_body(box, annotation, scale) and not finder.has_mesh(image, box)
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """``image`` after a JPEG round trip at ``quality``: what the guard decodes and searches."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] if ok else image
 
 
 def _centre_inside(box: Box, outer: Box) -> bool:
@@ -525,7 +658,7 @@ def deidentify_stream(
     *,
     finder: FaceFinder,
     bridge: int = BRIDGE,
-    frac: float = DILATE,
+    frac: float = STREAM_DILATE,
     keep_tracks: set[int] | None = None,
     centerface_every: int = 1,
     recheck: int = 2,
@@ -575,14 +708,14 @@ def deidentify_stream(
             yield regions_of(*buf.popleft())
 
     def regions_of(j: int, img: np.ndarray) -> tuple[np.ndarray, list[Region]]:
-        regs = regions_at(tracks, j, (img.shape[1], img.shape[0]), keep, frac)
+        regs = regions_at(tracks, j, (img.shape[1], img.shape[0]), keep, frac, STREAM_DOWN)
         tracks.forget_before(j)
         return img, regs
 
     def verify(item: tuple[np.ndarray, list[Region]]) -> tuple[np.ndarray, int, int]:
         img, regs = item
         out, done = obscure_checked(
-            img, regs, mode, finder, max(1, recheck), frac, local=True, whole=True
+            img, regs, mode, finder, max(1, recheck), frac, local=True, whole=True, down=STREAM_DOWN
         )
         return out, sum(not r.kept for r in done), len(done) - len(regs)
 

@@ -26,6 +26,23 @@ MEDIAPIPE_THRESHOLD = 0.4
 RECHECK_MP_THRESHOLD = MEDIAPIPE_THRESHOLD - 0.1
 
 Box = tuple[float, float, float, float]
+MESH_SIDE = 256  # has_mesh scales a small crop up to this long side (the landmarker's input)
+
+
+def _mesher():
+    """FaceLandmarker (IMAGE mode, up to 2 faces) from the pinned ``face_landmarker`` asset."""
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    from sovtp import assets
+
+    return vision.FaceLandmarker.create_from_options(
+        vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(assets.resolve("face_landmarker"))),
+            running_mode=vision.RunningMode.IMAGE,
+            num_faces=2,
+            min_face_detection_confidence=0.5,
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,7 @@ class FaceFinder:
         self._strict_free: list[MediaPipeFaces] = []
         self._strict_all: list[MediaPipeFaces] = []
         self._lock = threading.Lock()
+        self._mesher = None  # FaceLandmarker for has_mesh, opened on first use
 
     @property
     def mp(self) -> MediaPipeFaces | None:
@@ -248,7 +266,43 @@ class FaceFinder:
                     out.append(Detection(box, b[4], "centerface"))
         return out
 
+    def has_mesh(self, image: np.ndarray, box: Box) -> bool:
+        """Whether MediaPipe's FaceLandmarker fits a face mesh in a square crop around ``box``
+        (twice its long side, scaled to at least :data:`MESH_SIDE` px) with the mesh's centre
+        inside ``box``.  The second opinion on a detector hit that matches no known face: a face
+        the detector saw is meshed (the landmarker's own detector sees the crop big), a fist,
+        a collar or a dark torso is not (see :func:`sovtp.deid.faces.body_false_alarm`)."""
+        import mediapipe as mp
+
+        h, w = image.shape[:2]
+        side = 2.0 * max(box[2] - box[0], box[3] - box[1], 8.0)
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+        x1, y1 = int(min(w, cx + side / 2)), int(min(h, cy + side / 2))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return False
+        crop = np.ascontiguousarray(image[y0:y1, x0:x1, :3])
+        f = max(1.0, MESH_SIDE / max(crop.shape[:2]))
+        if f > 1.0:
+            import cv2
+
+            crop = cv2.resize(crop, None, fx=f, fy=f, interpolation=cv2.INTER_LINEAR)
+        with self._lock:
+            if self._mesher is None:
+                self._mesher = _mesher()
+            res = self._mesher.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop))
+        ch, cw = crop.shape[:2]
+        for lms in res.face_landmarks:
+            mx = x0 + float(np.mean([p.x for p in lms])) * cw / f
+            my = y0 + float(np.mean([p.y for p in lms])) * ch / f
+            if box[0] <= mx <= box[2] and box[1] <= my <= box[3]:
+                return True
+        return False
+
     def close(self) -> None:
+        if self._mesher is not None:
+            self._mesher.close()
+            self._mesher = None
         for m in (self._mp, *self._strict_all):
             if m is not None:
                 m.close()
