@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -280,101 +279,3 @@ def zero_shot_fold_rows(preds: Iterable[dict[str, Any]], folds: Sequence[PadFold
                                 "gold": normalise_label(smp.label), "split": split,
                                 "attack_type": attack_of(smp), "held_out": f.held_out})  # fmt: skip
     return out
-
-
-def run_pad(
-    dataset: str,
-    out: str | Path,
-    cfg: TrainConfig | None = None,
-    *,
-    freq: bool = False,
-    evaluator: str = "pad",
-    species: Sequence[str] | None = None,
-    crops: str = "image",
-    root: str | Path | None = None,
-    progress: bool = True,
-    train_cnn: bool = True,
-    predictions: Sequence[str | Path] = (),
-) -> dict[str, Any]:
-    """``sovtp pad``: the evaluator's leave-one-attack-out protocol on ``dataset`` — one CNN
-    per held-out species, threshold at each fold's dev EER point applied to its test rows —
-    written to ``out`` as ``predictions.jsonl``, ``pad.json``, ``report.md``, ``report.html``
-    and a checkpoint folder per fold.  ``predictions`` (zero-shot runs' ``predictions.jsonl``)
-    are scored under the same folds beside the CNN (:func:`zero_shot_fold_rows`);
-    ``train_cnn=False`` scores only those.  Returns what ``pad.json`` holds."""
-    from sovtp.errors import SovtpError
-    from sovtp.evaluator import load_evaluator
-
-    if crops not in CROPS:
-        raise SovtpError(f"--crops must be one of {', '.join(CROPS)}; got {crops!r}")
-    cfg = cfg or TrainConfig()
-    ev = load_evaluator(evaluator)
-    protocol = pad_protocol(ev)
-    samples = load_pad_samples(dataset, ev, root)
-    try:
-        folds = leave_one_attack_out(samples, protocol, species)
-    except ValueError as e:
-        raise SovtpError(f"{dataset}: {e}") from e
-    if not train_cnn and not predictions:
-        raise SovtpError("nothing to score: no CNN to train (--arch none) and no --predictions")
-    zero = [read_predictions(p) for p in predictions]  # read first: a bad path fails fast
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    crop_fn = CROPS[crops]
-    if crops == "face":
-        crop_fn = partial(face_crops, sampling=cfg.sampling)
-    if train_cnn:
-        try:
-            rows = leave_one_attack_out_cnn(samples, out, cfg, freq=freq, crops=crop_fn,
-                                            progress=progress, folds=folds)  # fmt: skip
-        except OSError as e:  # an image PIL cannot read (a video needs --crops face)
-            raise SovtpError(f"{dataset}: cannot read a face image ({e}); for videos use "
-                             "--crops face") from e  # fmt: skip
-    for z in zero:
-        rows += zero_shot_fold_rows(z, folds)
-    from dataclasses import asdict
-
-    meta = {
-        "dataset": str(dataset),
-        "evaluator": ev.name,
-        "protocol": asdict(protocol),
-        "folds": [f.describe() for f in folds],
-        "config": {**asdict(replace(cfg, freq=freq)), "crops": crops} if train_cnn else None,
-        "zero_shot": [str(p) for p in predictions],
-    }
-    opts = ev.task_options
-    return write_pad_run(out, rows, meta, positive=opts.positive or ATTACK,
-                         dev_split=protocol.dev_split)  # fmt: skip
-
-
-def write_pad_run(
-    out: str | Path,
-    rows: Sequence[dict[str, Any]],
-    meta: dict[str, Any] | None = None,
-    *,
-    positive: str = ATTACK,
-    dev_split: str | None = "dev",
-) -> dict[str, Any]:
-    """``predictions.jsonl`` (:func:`prediction_row` each), ``pad.json`` (the
-    :func:`~sovtp.report.pad.pad_section` of those rows, the rows themselves under ``rows`` and
-    ``meta``), ``report.md`` and ``report.html``.  Returns the ``pad.json`` dict."""
-    import json
-
-    from sovtp.report.pad import pad_report, pad_section
-
-    out = Path(out)
-    negative = BONA_FIDE if positive == ATTACK else ATTACK
-    preds = [prediction_row(r, positive) for r in rows]
-    with (out / "predictions.jsonl").open("w") as f:
-        for r in preds:
-            f.write(json.dumps(r) + "\n")
-    section = pad_section(preds, positive=positive, negative=negative, dev_split=dev_split)
-    doc = {"format": PAD_FORMAT, **section, "positive": positive, "negative": negative,
-           "dev_split": dev_split, **(meta or {}), "rows": preds}  # fmt: skip
-    (out / "pad.json").write_text(json.dumps(doc, indent=1))
-    title = f"Presentation-attack detection: {(meta or {}).get('dataset', out.name)}"
-    md, html = pad_report(doc, title)  # the report kit's tables and DET curve, no dict reprs
-    (out / "report.md").write_text(md)
-    (out / "report.html").write_text(html)
-    return doc

@@ -102,8 +102,8 @@ def pad_cmd(
     if not isinstance(kwargs, dict):
         raise SovtpError("--model-kwargs must be a JSON object")
     try:
-        from sovtp.baselines.pad import run_pad
         from sovtp.baselines.train import TrainConfig
+        from sovtp.recipes.pad import run_pad
     except ImportError as e:  # torch / torchvision missing
         raise SovtpError(f"sovtp pad needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
     try:

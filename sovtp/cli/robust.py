@@ -61,56 +61,32 @@ def robust_cmd(
 ) -> None:
     """Attack a CNN baseline's face crops with FGSM or PGD at each eps; write robust.json, a
     figure of accuracy against eps (robust.svg) and the perturbed crops."""
-    from sovtp.baselines.robust import parse_eps
-
-    into_run = run_folder(out if out is not None else Path(source))  # its report gets the figure
-    if out is None:
-        if into_run is None:
-            raise SovtpError("give --out FOLDER (SOURCE is not a run folder to write into)")
-        out = into_run
     backend, _, ckpt = system.partition(":")
     if backend != "cnn" or not ckpt:
         raise SovtpError(f"--system {system!r}: sovtp robust attacks a CNN checkpoint: cnn:PATH")
     try:
+        from sovtp.baselines.robust import parse_eps
+        from sovtp.recipes.robust import robust_recipe
+
         eps_list = parse_eps(eps)
-        from sovtp.baselines.robust import run_robust
     except ValueError as e:
         raise SovtpError(str(e)) from e
     except ImportError as e:
         raise SovtpError(f"sovtp robust needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
-    try:
-        res = run_robust(source, ckpt, out, eps_list, attack, steps=steps, alpha=alpha,
-                         split=split, fold=fold, evaluator=evaluator, limit=limit,
-                         batch_size=batch_size, device=device, seed=seed, frames=frames,
-                         files_dir=out / "robust" if into_run else None)  # fmt: skip
-    except (ValueError, FileNotFoundError) as e:
-        raise SovtpError(str(e)) from e
+    res, out, into_run = robust_recipe(
+        source, ckpt, out, eps_list, attack, steps=steps, alpha=alpha, split=split, fold=fold,
+        evaluator=evaluator, limit=limit, batch_size=batch_size, device=device, seed=seed,
+        frames=frames,
+    )  # fmt: skip
     for r in res["rows"]:
         acc = r["accuracy"]
         typer.echo(f"eps {r['eps']:g}: accuracy {acc if acc is None else f'{acc:.3f}'} "
                    f"(frames {r['frame_accuracy']:.3f}, L-inf {r['linf']})")  # fmt: skip
     typer.echo(f"{out / 'robust.json'} · {out / 'robust.svg'}")
     if into_run is not None:
-        from sovtp.report.build import write_report
-
-        write_report(into_run, n_boot=run_n_boot(into_run))
         typer.echo(f"{into_run / 'report.html'} (with the robustness figure)")
     for e, man in res.get("frames", {}).items():
         typer.echo(f"eps {e}: sovtp bench {man} ...  (frames written under {Path(man).parent})")
-
-
-def run_folder(p: Path) -> Path | None:
-    """``p`` when it is a bench run folder (its report can take the robustness section)."""
-    return p if p.is_dir() and (p / "predictions.jsonl").exists() else None
-
-
-def run_n_boot(run: Path) -> int:
-    """The run's own bootstrap size, so rewriting its report keeps its CIs as they were."""
-    import yaml
-
-    cfg = run / "config.yaml"
-    doc = (yaml.safe_load(cfg.read_text()) or {}) if cfg.exists() else {}
-    return int(doc.get("n_boot") or 1000)
 
 
 def flips_cmd(
