@@ -256,3 +256,68 @@ def test_report_to_dict_is_json(kind):
     with StandIn(kind) as srv:
         d = diagnose_sync(srv.base_url, timeout_s=5).to_dict()
     assert json.loads(json.dumps(d))["advice"] == d["advice"]
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """A server that answers every request with a status line and headers, then one byte of
+    body every 0.2 s for ever: each read succeeds, so a per-read timeout never fires."""
+
+    def _trickle(self) -> None:
+        import time
+
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(3000):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass  # the client gave up: what the test wants
+
+    do_GET = do_POST = _trickle
+
+    def log_message(self, *a: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def trickle_url():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_doctor_and_the_pre_run_check_honour_timeout_against_a_trickling_server(trickle_url):
+    """Issue 24, item 4: httpx's timeout bounds each read, and a server trickling a byte every
+    0.2 s never lets one read wait that long, so `sovtp doctor --timeout 3` and bench's pre-run
+    check waited for ever.  Now each request has a whole-answer deadline.  Measured here: the
+    check ends 2.1-2.5 s after it starts on --timeout 2 (openai imported first: its import
+    alone took 2.7 s on the loaded 2 cores); the bound leaves 3 s for a loaded CI."""
+    import subprocess
+    import sys
+    import time
+
+    import openai  # noqa: F401  (imported before the clock starts)
+
+    t0 = time.monotonic()
+    r = diagnose_sync(trickle_url, timeout_s=2.0)
+    assert time.monotonic() - t0 < 5.0
+    assert not r.reachable and "timeout" in (r.error or "")
+    t0 = time.monotonic()
+    (w,) = check_before_bench(trickle_url, timeout_s=2.0)
+    assert time.monotonic() - t0 < 5.0 and "timeout" in w
+    # the command as a user runs it: its own process (imports included, hence the wider bound),
+    # and the probe's own clock in the JSON report
+    cmd = [sys.executable, "-m", "sovtp", "doctor", "--base-url", trickle_url, "--timeout", "2"]
+    t0 = time.monotonic()
+    res = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - t0 < 30.0
+    assert res.returncode == 1, res.stderr
+    (probe,) = json.loads(res.stdout)["probes"]
+    assert probe["name"] == "models" and not probe["ok"] and probe["latency_s"] < 5.0

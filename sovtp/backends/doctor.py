@@ -260,7 +260,9 @@ class _Client:
         return text
 
     async def models(self) -> list[str]:
-        page = await self.client.models.list()
+        # a whole-request deadline: httpx's timeout bounds each read, so a server that trickles
+        # a byte at a time would hold the check for ever (issue 24: 300 s on --timeout 3)
+        page = await asyncio.wait_for(self.client.models.list(), self.timeout_s)
         return [m.id for m in page.data]
 
     async def chat(self, body: dict[str, Any]) -> tuple[dict[str, Any] | None, Probe]:
@@ -269,15 +271,21 @@ class _Client:
 
         t0 = time.perf_counter()
         try:
-            raw = await self.client.post(
-                "/chat/completions",
-                cast_to=dict,
-                content=json.dumps(body).encode(),
-                options={
-                    "timeout": self.timeout_s,
-                    "headers": {"Content-Type": "application/json"},
-                },
+            raw = await asyncio.wait_for(
+                self.client.post(
+                    "/chat/completions",
+                    cast_to=dict,
+                    content=json.dumps(body).encode(),
+                    options={
+                        "timeout": self.timeout_s,
+                        "headers": {"Content-Type": "application/json"},
+                    },
+                ),
+                self.timeout_s,
             )
+        except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11
+            lat = time.perf_counter() - t0
+            return None, Probe("", False, f"timeout: no whole answer in {self.timeout_s:g} s", lat)
         except openai.APIStatusError as e:
             msg = self.scrub(_error_text(e))[:200]
             lat = time.perf_counter() - t0
@@ -378,8 +386,9 @@ async def _probe(
         report.probes.append(
             Probe("models", True, f"{len(report.models)} listed", time.perf_counter() - t0)
         )
-    except (openai.APIConnectionError, openai.APITimeoutError) as e:
-        report.error = client.scrub(f"{type(e).__name__}: {e}")[:200]
+    except (openai.APIConnectionError, openai.APITimeoutError, asyncio.TimeoutError) as e:
+        what = f"{type(e).__name__}: {e}" if str(e) else f"timeout after {client.timeout_s:g} s"
+        report.error = client.scrub(what)[:200]
         report.probes.append(Probe("models", False, report.error, time.perf_counter() - t0))
         return
     except Exception as e:  # a server without /models can still answer a named model
