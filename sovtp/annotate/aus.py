@@ -47,6 +47,40 @@ from dataclasses import dataclass, field
 
 from sovtp.facs import au_sort_key
 
+# Each AU a face may carry: how it is measured and when the measure is valid.  Outside those
+# conditions the AU is *not reported* (it goes to Face.au_unmeasured with the reason), which a
+# prompt words as "not measured", never as "absent".  benchmarks/au_check.py prints this table
+# beside the hits and false fires measured on real faces.
+_MOUTH = "mouth not covered"
+_EYES = "eyes not covered (hand, dark glasses)"
+_TURN = "|yaw| <= 15° (sovtp.annotate.geometry.YAW_LIMIT)"
+AU_MEASURES: dict[str, tuple[str, str]] = {
+    "AU1": (
+        "blendshape browInnerUp",
+        "any; reads ~0.4 on some resting brows (not used for neutral)",
+    ),
+    "AU2": ("blendshape browOuterUp", "any"),
+    "AU4": ("blendshape browDown", "any"),
+    "AU5": ("blendshape eyeWide", _EYES),
+    "AU6": ("geometry: lower lid + cheek rise vs neutral", f"{_TURN}; {_EYES}"),
+    "AU7": ("blendshape eyeSquint", f"{_EYES}; reads 0.3-0.55 on resting eyes"),
+    "AU9": ("geometry: nose-wing rise vs neutral", _TURN),
+    "AU10": ("geometry: upper-lip rise less a smile's share", f"{_TURN}; {_MOUTH}"),
+    "AU12": ("blendshape mouthSmile", _MOUTH),
+    "AU14": ("blendshape mouthDimple", _MOUTH),
+    "AU15": ("geometry: lip corners down vs neutral (mean of sides)", f"{_TURN}; {_MOUTH}"),
+    "AU16": ("blendshape mouthLowerDown", _MOUTH),
+    "AU17": ("blendshape mouthShrugLower", f"lips together (AU25, AU26 < 0.3); {_MOUTH}"),
+    "AU18": ("blendshape mouthPucker", _MOUTH),
+    "AU20": ("blendshape mouthStretch", _MOUTH),
+    "AU22": ("blendshape mouthFunnel", _MOUTH),
+    "AU23": ("geometry: lips thinner and narrower vs neutral", f"{_TURN}; {_MOUTH}"),
+    "AU24": ("geometry: lips thinner vs neutral", f"{_TURN}; {_MOUTH}"),
+    "AU25": ("blendshapes: jawOpen - mouthClose, AU16, mouthUpperUp", _MOUTH),
+    "AU26": ("blendshape jawOpen", _MOUTH),
+    "AU45": ("blendshape eyeBlink", _EYES),
+}
+
 # AU -> (left blendshape, right blendshape) for bilateral ones.
 _SIDED: dict[str, tuple[str, str]] = {
     "AU2": ("browOuterUpLeft", "browOuterUpRight"),

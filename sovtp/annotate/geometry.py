@@ -17,18 +17,24 @@ How, per face:
    wing height, upper-lip-to-nose distance, lip-corner height and spread, lip thickness, lip-to-chin
    distance (:data:`FEATURES`).
 4. **Neutral reference.**  A video track is compared with its own least expressive frames (by its
-   blendshape AUs) when it has a neutral-looking frame; a still image, or a track that never looks
-   neutral, with MediaPipe's canonical face (:data:`CANONICAL`, the neutral mean face the
+   blendshape AUs, leaving out :data:`NEUTRAL_NOISY`, which read high on resting faces) when it
+   has a neutral-looking frame; a still image, or a track that never looks neutral, with
+   MediaPipe's canonical face (:data:`CANONICAL`, the neutral mean face the
    landmarker's geometry pipeline fits; its coordinates are copied from the canonical mesh inside
    ``face_landmarker.task``).  A canonical reference also carries every person's own morphology
    (thin lips, low brows), so it uses wider dead zones.
-5. **Map to 0..1**: ``clip((change − dead zone) / span)``, spans in inter-ocular units (:data:`AUS`).
+   ``Face.au_reference`` says which ("own neutral" | "canonical face") and
+   ``geometry["reference_why"]`` why it fell back (:data:`REFERENCE_WHY`).
+5. **Map to 0..1**: ``clip((change − dead zone) / span)``, spans in inter-ocular units (:data:`AUS`),
+   the AU the mean of its two sides (one lip corner alone cannot make it strong).
    These are uncalibrated intensities on the blendshapes' scale, not FACS A–E.
+6. **Validity**: beyond |yaw| :data:`YAW_LIMIT` the two sides disagree by more than an AU's span,
+   so no geometric AU is reported there (``Face.au_unmeasured`` says "head turned N°").
 
-Which AUs geometry writes into ``aus`` (:data:`GEOMETRY_AUS`): AU6, AU9, AU10, AU15, AU17, AU23,
-AU24 — ``au_methods`` says ``geometry`` for them.  AU10 is told apart from AU12: the smile's own
+Which AUs geometry writes into ``aus`` (:data:`GEOMETRY_AUS`): AU6, AU9, AU10, AU15, AU23, AU24
+— ``au_methods`` says ``geometry`` for them.  AU10 is told apart from AU12: the smile's own
 lift of the upper lip (in proportion to the lip-corner lift) is taken out before AU10 is scored.
-The geometric AU1, AU2, AU4 and AU12 are cross-checks of their blendshape values: they go to
+The geometric AU1, AU2, AU4, AU12 and AU17 are cross-checks of their blendshape values: they go to
 ``Face.geometry`` (with the raw feature changes), not into ``aus``.
 """
 
