@@ -26,9 +26,9 @@ from sovtp.deid.faces import (
     FaceFinder,
     deidentify_frames,
 )
+from sovtp.deid.media_writer import refuse_overwrite
 from sovtp.deid.policy import check_mode
 from sovtp.deid.voice import DEFAULT_ALPHA
-from sovtp.errors import MediaError
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
@@ -71,10 +71,7 @@ def deid_media(
     if blur not in BLUR_WHO:
         raise ValueError(f"blur must be one of {', '.join(BLUR_WHO)}")
     src, dst = Path(src), Path(dst)
-    if src.resolve() == dst.resolve():
-        raise MediaError(
-            dst, "refusing to overwrite the source; write de-identified media elsewhere"
-        )
+    refuse_overwrite(src, dst)  # the same path, or a hard link / symlink to it
     t0 = time.perf_counter()
     if src.suffix.lower() in IMAGE_EXTS:
         return _deid_image(src, dst, mode, blur, max_side) | {

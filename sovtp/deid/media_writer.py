@@ -92,6 +92,27 @@ def _add_audio_stream(out, codec: str, rate: int, channels: int):
     return stream
 
 
+def refuse_overwrite(src: str | Path, dst: str | Path) -> None:
+    """Refuse an output that is the input: the same path, or another name for the same file —
+    a hard link or a symlink (same device and inode, ``os.path.samefile``).  Writing ``dst``
+    would then write the raw file in place, and a failure halfway would leave neither."""
+    import os
+
+    src, dst = Path(src), Path(dst)
+    same = src.resolve() == dst.resolve()
+    if not same and dst.exists():
+        try:
+            same = os.path.samefile(src, dst)
+        except OSError:
+            same = False
+    if same:
+        raise MediaError(
+            dst,
+            "is the source file (the same path, a hard link or a symlink to it): refusing to "
+            "overwrite it; write de-identified media elsewhere",
+        )
+
+
 def write_media(
     src: str | Path,
     dst: str | Path,
@@ -109,10 +130,7 @@ def write_media(
     import av
 
     src, dst = Path(src), Path(dst)
-    if src.resolve() == dst.resolve():
-        raise MediaError(
-            dst, "refusing to overwrite the source; write de-identified media elsewhere"
-        )
+    refuse_overwrite(src, dst)
     try:
         probe = av.open(str(src))
     except (av.FFmpegError, OSError, ValueError) as e:
