@@ -330,6 +330,9 @@ def run_spot(
     src = open_dataset(opts.data, root=opts.root, split=split, fold=opts.fold,
                        **(opts.adapter_options or ev.options))  # fmt: skip
     videos = list(select(video_samples(src), opts.limit))
+    from sovtp.spotting.gold import check_gold
+
+    check_gold(videos)  # an impossible interval is a data error, refused before any work
     out = Path(opts.out)
     store = SpotStore(out)
     done = store.open(
