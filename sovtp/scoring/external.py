@@ -35,14 +35,35 @@ class ScoringInputError(SovtpError, ValueError):
     """A predictions or gold file that cannot be scored as it is (the CLI prints one line)."""
 
 
+def text_encoding(path: str | Path) -> str:
+    """The encoding a byte-order mark names — UTF-32 or UTF-16 (Excel's "Unicode text"), else
+    ``utf-8-sig`` (a UTF-8 BOM, as spreadsheet exports write, or none): a BOM is never read as
+    part of the first header."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:4] in (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff"):
+        return "utf-32"
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    return "utf-8-sig"
+
+
 def read_table_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, row) of a CSV, JSONL or JSON-array file, streamed (a JSON array is read
     whole).  A torn *last* JSONL line (a crashed writer) is skipped; a corrupt line before it is
-    an error, not a row quietly lost."""
+    an error, not a row quietly lost.  A CSV line with more or fewer fields than its header is
+    refused by number (``csv`` would file the extras under ``None`` or fill ``None`` in)."""
     p = Path(path)
+    try:
+        yield from _table_lines(p, text_encoding(p))
+    except UnicodeError as e:
+        raise ScoringInputError(f"{p}: not UTF-8 or UTF-16 text ({e.reason})") from None
+
+
+def _table_lines(p: Path, encoding: str) -> Iterator[tuple[int, dict[str, Any]]]:
     suffix = p.suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
-        with p.open(encoding="utf-8-sig") as f:
+        with p.open(encoding=encoding) as f:
             if suffix == ".json":
                 head = f.read(4096).lstrip()
                 f.seek(0)
@@ -61,8 +82,18 @@ def read_table_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 except json.JSONDecodeError:
                     bad = n
     else:
-        with p.open(newline="", encoding="utf-8-sig") as f:
-            yield from enumerate(csv.DictReader(f), 2)
+        with p.open(newline="", encoding=encoding) as f:
+            reader = csv.DictReader(f)
+            for row in reader:
+                n = reader.line_num  # the line the row ended on (quoted newlines included)
+                width = len(reader.fieldnames or [])
+                if None in row:  # more fields than the header names
+                    got = width + len(row[None])  # type: ignore[index]
+                    raise ScoringInputError(f"{p}:{n}: {got} fields, the header has {width}")
+                if any(v is None for v in row.values()):  # fewer
+                    got = sum(v is not None for v in row.values())
+                    raise ScoringInputError(f"{p}:{n}: {got} fields, the header has {width}")
+                yield n, row
 
 
 def read_table(path: str | Path) -> Iterator[dict[str, Any]]:
