@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -312,9 +313,28 @@ def reasoning_table(r: dict[str, Any]) -> Table:
     return ["system · variant", "score (0-10)", "value"], rows
 
 
+_MD_BACKSLASH = re.compile(r"\\(?=[!-/:-@\[-`{-~])")  # a backslash that would escape punctuation
+_MD_LINK_CLOSE = re.compile(r"\](?=[(\[:])")  # ``](url)``, ``][ref]``, ``]: url`` close a link
+
+
+def md_escape(x: Any) -> str:
+    """User text (system, variant, label and data names, notes that quote them) as literal
+    Markdown — what ``html.escape`` is to report.html: ``& < >`` become entities (no raw HTML
+    such as ``<img src=x onerror=...>``, no autolink), a ``]`` that would close a link or image
+    (``](``, ``][``, ``]:``) and a ``|`` (a table column) are backslash-escaped, and so is a
+    backslash before punctuation first (else ``\\](`` would undo the escape).  A line break
+    becomes a space (it would end a cell or a quote).  Brackets, ``$`` and other text stay as
+    they are, so ``acc [95% CI]`` reads as it did."""
+    t = "" if x is None else str(x)
+    t = _MD_BACKSLASH.sub(r"\\\\", t)
+    t = t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    t = _MD_LINK_CLOSE.sub(r"\\]", t).replace("|", "\\|")
+    return " ".join(t.splitlines())
+
+
 def _md(c: Any) -> str:
-    """A Markdown table cell: a ``|`` or a line break in a name would split the row."""
-    return str(c).replace("|", "\\|").replace("\n", " ")
+    """A Markdown table cell: :func:`md_escape` (a ``|`` or a line break would split the row)."""
+    return md_escape(c)
 
 
 def md_table(t: Table) -> list[str]:
@@ -337,35 +357,36 @@ def _groups(e: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def markdown(rep: dict[str, Any]) -> str:
     s = rep["scoring"]
-    out = [f"# sovtp report — {rep.get('data') or rep['run']}", "", *md_table(metrics_table(s))]
+    out = [f"# sovtp report — {md_escape(rep.get('data') or rep['run'])}", ""]
+    out += md_table(metrics_table(s))
     if s["comparisons"]:
         out += ["", "## Paired comparisons (B vs A on shared samples)", ""]
         out += md_table(comparisons_table(s, untestable_pairs(rep)))
-    out += [f"\n> {n}" for n in interval_notes(s, rep.get("n_boot"))]
+    out += [f"\n> {md_escape(n)}" for n in interval_notes(s, rep.get("n_boot"))]
     for title, table in ablation_tables(rep):
         out += ["", f"## {title}", "", *md_table(table)]
     for note in (rep.get("ablation") or {}).get("notes") or []:
-        out += ["", f"> **Note:** {note}"]
+        out += ["", f"> **Note:** {md_escape(note)}"]
     for e in s["systems"]:
         if e.get("per_class"):  # label tasks; intervals and regression have none
             out += [
                 "",
-                f"## {e['system']} · {e['variant']}: per class",
+                f"## {md_escape(e['system'])} · {md_escape(e['variant'])}: per class",
                 "",
                 *md_table(per_class_table(e)),
             ]
         for name, block in _groups(e):
             out += ["", *md_table(group_table(name, block))]
     if rep.get("reasoning"):
-        out += ["", f"## Reasoning ({rep['reasoning'].get('method')})", ""]
+        out += ["", f"## Reasoning ({md_escape(rep['reasoning'].get('method'))})", ""]
         out += md_table(reasoning_table(rep["reasoning"]))
     for sec in rep.get("sections") or []:
-        out += ["", f"## {sec['title']}"]
+        out += ["", f"## {md_escape(sec['title'])}"]
         if sec.get("table"):
             out += ["", *md_table(sec["table"])]
         if sec.get("svg"):
-            out += ["", f"(figure: report.html, section “{sec['title']}”)"]
-        out += [f"\n> {n}" for n in sec.get("notes") or []]
+            out += ["", f"(figure: report.html, section “{md_escape(sec['title'])}”)"]
+        out += [f"\n> {md_escape(n)}" for n in sec.get("notes") or []]
     return "\n".join(out) + "\n"
 
 
