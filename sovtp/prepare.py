@@ -40,6 +40,9 @@ def later(default: Any, **kw: Any) -> Any:
     return Field(default, json_schema_extra={"later": True}, **kw)
 
 
+BLUR_WHOM = ("all", "others")  # whose faces --deid obscures
+
+
 class PrepareSettings(BaseModel):
     """Every knob of the prepare pipeline, each declared once with its default: what decides
     what a model is shown, beside the prompt spec itself.  A run's config
@@ -52,7 +55,7 @@ class PrepareSettings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     sampling: str = "uniform:8"
-    max_faces: int = 6  # whole frame
+    max_faces: int = Field(6, ge=1, le=64)  # whole frame
     pose: bool = True
     annotation_cache: bool = True
     au_source: str = "mediapipe"  # mediapipe | pyfeat
@@ -60,8 +63,8 @@ class PrepareSettings(BaseModel):
     label_order: str = "fixed"  # fixed | shuffled (seeded per sample) | reversed
     seed: int = 0  # the one seed of a run: label shuffling, α draws (a run's sample shuffling)
     transcript: bool = True  # word the sample's transcript (when it has one)
-    image_size: int = 768  # longest side of each image sent, px (marks are sized for it)
-    jpeg_quality: int = 85
+    image_size: int = Field(768, ge=16)  # longest side of each image sent, px (marks are sized for it)
+    jpeg_quality: int = Field(85, ge=1, le=100)
     # de-identification (DEEMO-style): measured on raw pixels, only obscured faces leave
     deid: bool = False
     blur: str = "all"  # all | others (bystanders only; the subject's face kept)
@@ -75,11 +78,12 @@ class PrepareSettings(BaseModel):
     # a cap on the long side of every image sent, px, below image_size (None: no cap beyond it)
     max_side: int | None = later(None, ge=16)
 
-    @field_validator("label_order", "au_source")
+    @field_validator("label_order", "au_source", "blur")
     @classmethod
     def _one_of(cls, v: str, info) -> str:
         what, choices = {"label_order": ("label order", LABEL_ORDERS),
-                         "au_source": ("AU source", AU_SOURCES)}[info.field_name]  # fmt: skip
+                         "au_source": ("AU source", AU_SOURCES),
+                         "blur": ("--blur", BLUR_WHOM)}[info.field_name]  # fmt: skip
         if v not in choices:
             raise ValueError(f"{what} must be one of {', '.join(choices)}; got {v!r}")
         return v

@@ -78,24 +78,24 @@ class BenchConfig(PrepareSettings):
         default_factory=lambda: [SystemSpec(name="facs", backend="facs")]
     )
     subject: str = "largest"
-    limit: int | None = None
+    limit: int | None = Field(None, ge=1)  # 0 would read as 'no limit': refused
     shuffle: bool = False
-    chunk: int = 16  # the Ray engine's batch size (the local engine streams)
-    workers: int | None = None  # annotation processes (None: one per core; 0: in-process)
-    concurrency: int | None = None  # requests on the wire per endpoint (None: the system's own)
-    timeout_s: float | None = None  # deadline on each whole request (None: the backend's own)
-    max_retries: int | None = None  # per request, for transient failures (None: the backend's)
+    chunk: int = Field(16, ge=1)  # the Ray engine's batch size (the local engine streams)
+    workers: int | None = Field(None, ge=0)  # annotation processes (None: one per core; 0: in-process)
+    concurrency: int | None = Field(None, ge=1)  # requests on the wire per endpoint (None: the system's own)
+    timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)  # deadline on each whole request (None: the backend's own)
+    max_retries: int | None = Field(None, ge=0)  # per request, for transient failures (None: the backend's)
     retry_errors: str = "transient"  # --resume asks again: transient error rows, or "all"
     structured: bool = True  # send the contract's constraint (False: words only)
     # test-time adaptation of the cnn:CKPT systems on the test stream, in sample order:
     # none | bn | tent | fisher:K (sovtp.baselines.tta); the run also writes tta.json
     tta: str = "none"
-    max_tokens: int = 1024
-    temperature: float = 0.0
+    max_tokens: int = Field(1024, ge=1)
+    temperature: float = Field(0.0, ge=0, le=5, allow_inf_nan=False)
     gen_seed: int | None = 0
     engine: str = "local"
     response_cache: bool = True
-    gallery: int = 12
+    gallery: int = Field(12, ge=0)
     tier_by: str | None = None  # difficulty tiers: n_faces (default) or a manifest column
     n_boot: int = Field(1000, ge=10)  # bootstrap resamples (tests use few; reports 1000)
     out: str = "runs/bench"

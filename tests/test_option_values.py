@@ -1,0 +1,36 @@
+"""Option values are checked at the edge (issue 24 item 6): a value out of range, not finite or
+not one of the known names is one line and exit 2 before anything runs — never a traceback from a
+worker, never accepted silently (``--limit 0`` once ran every sample)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sovtp.cli.app import main
+
+BAD = [
+    (["--max-faces", "0"], "max_faces"),
+    (["--temperature", "nan"], "temperature: Input should be a finite number"),
+    (["--temperature", "-1"], "temperature"),
+    (["--label-order", "foo"], "label order must be one of"),
+    (["--deid", "--blur", "foo"], "--blur must be one of all, others"),
+    (["--max-tokens", "0"], "max_tokens"),
+    (["--workers", "-2"], "workers"),
+    (["--limit", "0"], "limit"),
+    (["--concurrency", "0"], "concurrency"),
+    (["--timeout", "-1"], "timeout"),
+    (["--max-retries", "-1"], "max_retries"),
+    (["--jpeg-quality", "0"], "jpeg_quality"),
+]
+
+
+@pytest.mark.parametrize(("args", "said"), BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_a_bad_value_is_one_line_and_exit_2(args, said, tmp_path, capfd, astronaut_png):
+    man = tmp_path / "m.csv"
+    man.write_text(f"id,media,label\na,{astronaut_png},happy\n")
+    rc = main(["bench", str(man), "-o", str(tmp_path / "run"), "--no-check", *args])
+    err = capfd.readouterr().err
+    assert rc == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and said in lines[0] and "Traceback" not in err, err
+    assert not (tmp_path / "run" / "predictions.jsonl").exists()
