@@ -309,3 +309,24 @@ def test_a_run_made_without_deid_is_audited_as_such_and_fails_on_its_faces(tmp_p
     shutil.rmtree(run / "outgoing")  # a run that recorded nothing cannot be audited
     res = CliRunner().invoke(_audit_app(), ["audit", str(run), "--no-speaker"])
     assert res.exit_code == 1 and "recorded nothing of what it sent" in res.output, res.output
+
+
+def test_reid_counts_only_faces_two_detectors_agree_on():
+    """A false face one detector sees was "re-identified" because nothing obscured it and it
+    matched itself (36 of 80 frames of a clip with a painted face in the background).  MediaPipe
+    alone sees two faces on skimage's cat (chelsea, set inside a grey frame: a box at the edge
+    counts on one detector's word, as a cut face would), CenterFace and dlib's HOG none: sent as
+    it is, the cat re-identifies no one, and the boxes are reported unconfirmed.  The astronaut
+    sent as she is — two detectors on her face — is still re-identified."""
+    from skimage.data import chelsea
+
+    from sovtp.deid.audit import reidentification
+
+    cat = np.full((380, 531, 3), 90, np.uint8)
+    cat[40:340, 40:491] = chelsea()
+    s = reidentification([cat], [cat])
+    assert s["available"] and s["faces"] == 0 and s["reidentified"] == 0, s
+    assert s["unconfirmed"] >= 1
+    face = astronaut()
+    s = reidentification([face], [face])
+    assert s["faces"] == 1 and s["reidentified"] == 1, s
