@@ -64,7 +64,9 @@ def test_short_smile_survives_by_peak_and_is_dated(burst_mp4, faces_only):
     # it was on screen 0.4 s (frames 12..15 at 10 fps): the samples bound it, never stretch it
     assert line["min_s"] <= 0.4 <= line["max_s"] and line["max_s"] - line["min_s"] <= 0.21
     assert len(line["events"]) == 1 and line["frames"] == 4 and line["of_frames"] == 30
-    assert "AU12 lip corner puller: active in 4 of 30 sampled frames, between" in line["text"]
+    assert (
+        "AU12 lip corner puller: active in 4 of 30 frames that measured it, between" in line["text"]
+    )
     assert "seen 1.2–1.5 s" in line["text"]
     # the active-AUs cue and the time line word the same total
     total = line["text"].split(": ")[1]
@@ -198,7 +200,8 @@ def test_a_blink_in_sparse_samples_is_never_given_a_duration():
     cues = face_cues(1, faces, times=times)
     au = next(c for c in cues if c.name == "active_aus")
     assert (
-        "AU45 blink (strong, peak 0.90 at 2.1 s; eyes closed in 3 of 8 sampled frames " in au.text
+        "AU45 blink (strong, peak 0.90 at 2.1 s; eyes closed in 3 of 8 frames that measured it "
+        in au.text
     )
     assert "(at 2.1, 3.2, 6.4 s)" in au.text
     line = next(c for c in cues if c.name == "au_timeline").text
@@ -215,9 +218,9 @@ def test_durations_are_bounded_by_the_samples_and_cue_and_time_line_agree():
     cues = face_cues(1, faces, times=times)
     au = next(c for c in cues if c.name == "active_aus")
     line = next(c for c in cues if c.name == "au_timeline")
-    assert "active in 4 of 10 sampled frames, between 2.0 and 6.0 s in all" in au.text
+    assert "active in 4 of 10 frames that measured it, between 2.0 and 6.0 s in all" in au.text
     assert line.text.startswith(
-        "AU12 lip corner puller: active in 4 of 10 sampled frames, between 2.0 and 6.0 s in all: "
+        "AU12 lip corner puller: active in 4 of 10 frames that measured it, between 2.0 and 6.0 s in all: "
         "seen 3.0–5.0 s, apex 3.0 s (strong, 0.80), lasting between 2.0 and 4.0 s; "
         "then seen at 8.0 s (strong, 0.80), lasting under 2.0 s"
     )
@@ -229,7 +232,7 @@ def test_durations_are_bounded_by_the_samples_and_cue_and_time_line_agree():
     cues = face_cues(1, faces, times=times)
     au = next(c for c in cues if c.name == "active_aus").text
     line = next(c for c in cues if c.name == "au_timeline").text
-    total = "active in 4 of 8 sampled frames, under 7.0 s in all"
+    total = "active in 4 of 8 frames that measured it, under 7.0 s in all"
     assert total in au and total in line and "(and 1 weaker time)" in line
 
 
@@ -312,16 +315,18 @@ def test_unmeasured_aus_are_listed_with_why_and_hidden_eyes_give_no_gaze():
     assert gaps["AU12"] == {"frames": 2, "of": 4, "why": {"mouth covered by a hand": 2}}
     text = au.value["unmeasured_text"]
     assert "AU17 chin raiser (mouth open)" in text
-    assert "AU12 lip corner puller in 2 of 4 sampled frames (mouth covered by a hand)" in text
+    assert (
+        "AU12 lip corner puller in 2 of 4 frames showing the face (mouth covered by a hand)" in text
+    )
     assert au.value["reference_text"] == (
         "geometric AUs (AU9) measured against this person's own neutral frames"
     )
     assert au.text.endswith(au.value["reference_text"]) and "; not measured: " in au.text
     assert cues["occlusion"].text == (
-        "mouth covered by a hand (in 2 of 4 sampled frames, 2.0–3.0 s); "
-        "eyes hidden by dark glasses (in 2 of 4 sampled frames, 2.0–3.0 s)"
+        "mouth covered by a hand (in 2 of 4 frames showing the face, 2.0–3.0 s); "
+        "eyes hidden by dark glasses (in 2 of 4 frames showing the face, 2.0–3.0 s)"
     )
-    assert "eyes hidden in 2 of 4 sampled frames: not read there" in cues["gaze"].text
+    assert "eyes hidden in 2 of 4 frames showing the face: not read there" in cues["gaze"].text
     for f in faces:
         f.occlusion = {"eyes": "dark glasses"}
     gaze = next(c for c in face_cues(1, faces, times=[0.0, 1.0, 2.0, 3.0]) if c.name == "gaze")

@@ -230,7 +230,8 @@ NO_METHOD = "no measure for it ran on this face"
 
 
 def _frames_of(k: int, n: int) -> str:
-    return "in every sampled frame" if k == n else f"in {k} of {n} sampled frames"
+    """Of the sampled frames that show this face (not of the clip's: it may leave the shot)."""
+    return "in every frame showing the face" if k == n else f"in {k} of {n} frames showing the face"
 
 
 def unmeasured(series: list[tuple[float, Face]]) -> dict[str, dict]:
@@ -274,10 +275,11 @@ def reference_phrase(series: list[tuple[float, Face]], traces: dict) -> str:
     if not geo or not refs:
         return ""
     ref = refs.most_common(1)[0][0]
+    why = "a single image" if len(series) == 1 else "no neutral frame of this person in the clip"
     against = (
         "this person's own neutral frames"
         if ref == "own neutral"
-        else "MediaPipe's canonical face (no neutral frame of this person in the clip)"
+        else f"MediaPipe's canonical face ({why})"
         if ref == "canonical face"
         else ref
     )

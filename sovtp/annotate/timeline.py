@@ -151,12 +151,13 @@ class AUTrace:
         return sum(e.max_s for e in self.events)
 
     def frames_phrase(self) -> str:
-        return f"in {self.active_frames} of {self.n_frames} sampled frames"
+        return f"in {self.active_frames} of {self.n_frames} frames that measured it"
 
     def total_phrase(self) -> str:
         """How often and how long in all — the one phrase both the active-AUs cue and the time
-        line use, so the two always agree: 'active in 4 of 30 sampled frames, between 0.3 and
-        0.5 s in all'; a blink: 'eyes closed in 2 of 8 sampled frames (at 1.0, 5.3 s)'."""
+        line use, so the two always agree: 'active in 4 of 30 frames that measured it, between
+        0.3 and 0.5 s in all'; a blink: 'eyes closed in 2 of 8 frames that measured it (at 1.0,
+        5.3 s)'.  (Frames that measured it: a face out of shot, or a withdrawn AU, is not one.)"""
         if self.momentary:
             shown = ", ".join(f"{t:.1f}" for t in self.active_times[:MAX_MOMENTS_WORDED])
             more = ", ..." if len(self.active_times) > MAX_MOMENTS_WORDED else ""
@@ -176,12 +177,12 @@ class AUTrace:
         return word + f"peak {self.peak:.2f} at {self.peak_s:.1f} s; {self.total_phrase()})"
 
     def timeline_phrase(self) -> str:
-        """'AU12 lip corner puller: active in 4 of 30 sampled frames, between 0.3 and 0.5 s in
+        """'AU12 lip corner puller: active in 4 of 30 frames that measured it, between 0.3 and 0.5 s in
         all: seen 1.2–1.5 s, apex 1.3 s (strong, 0.90), lasting between 0.3 and 0.5 s'."""
         head = f"{au_label(self.code)}: "
         if self.throughout:
             return head + (
-                f"in all {self.n_frames} sampled frames, apex {self.peak_s:.1f} s "
+                f"in all {self.n_frames} frames that measured it, apex {self.peak_s:.1f} s "
                 f"({self._level(self.peak)})"
             )
         if self.momentary:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sovtp.facs import DEFAULT_THRESHOLD
 from sovtp.labels import LabelSet, load_label_set
 from sovtp.prompting.spec import PromptSpec, render_text
 from sovtp.records import ImageRef, Query
@@ -187,6 +188,7 @@ def prompt_context(
     frame_times: list[float],
     transcript: str | None = None,
     transcript_scrubbed: bool = False,
+    faces_hidden: bool = False,
 ) -> dict[str, Any]:
     """The variables a template sees.  Everything user-supplied arrives here as plain data.
     ``transcript_scrubbed``: the transcript had its PII replaced by placeholders (``--deid``), so
@@ -219,6 +221,7 @@ def prompt_context(
         "n_images": n_images,
         "frame_times": [f"{t:.1f}" for t in frame_times],
         "marks": asdict(spec.visual),
+        "au_threshold": DEFAULT_THRESHOLD,  # what the AU labels and the AU text both use
         "cues": {k: k in spec.cues for k in ("au", "context")},
         "subject": None if subject is None else {"id": subject, "where": where, "n_faces": n_faces},
         "scene": [
@@ -258,6 +261,8 @@ def prompt_context(
         ],
         "transcript": transcript,
         "transcript_scrubbed": transcript_scrubbed,
+        # --deid: the images' faces are obscured; AUs, head pose and gaze came from the raw frames
+        "faces_hidden": faces_hidden,
         "facs_examples": [text for aus_, text in FACS_EXAMPLES if set(aus_) <= measured],
         "output": spec.output,
         "self_correct": spec.self_correct,
@@ -306,6 +311,7 @@ def build_query(
     query_id: str | None = None,
     max_images: int | None = None,
     transcript_scrubbed: bool = False,
+    faces_hidden: bool = False,
 ) -> tuple[Query, list[EncodedImage]]:
     """The Query for one clip under one prompt spec, and the images it carries.
 
@@ -325,7 +331,9 @@ def build_query(
     times = [i.ref.timestamp_s or 0.0 for i in images]
     text = render_text(
         spec,
-        prompt_context(clip, spec, ls, sid, len(images), times, transcript, transcript_scrubbed),
+        prompt_context(
+            clip, spec, ls, sid, len(images), times, transcript, transcript_scrubbed, faces_hidden
+        ),
     )
     content: list[dict[str, Any]] = [
         {"type": "image_url", "image_url": {"url": im.data_url}} for im in images
