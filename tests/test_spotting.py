@@ -308,7 +308,7 @@ def casme2_root(tmp_path_factory):
     _write(root / "annotations.csv", [
         ["subject", "video", "onset", "apex", "offset", "aus", "emotion", "type"],
         ["15", "0101", str(ON + 1), "24", str(OFF + 1), "12", "happiness", "micro-expression"],
-        ["16", "0102", "5", "20", "30", "12", "happiness", "macro-expression"],
+        ["16", "0102", "5", "12", "20", "12", "happiness", "macro-expression"],  # within its 24
     ])  # fmt: skip
     return root
 

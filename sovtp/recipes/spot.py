@@ -173,9 +173,10 @@ class Spotted:
 
 def spot_flow(sample: Any, prep: Any, fps: float, opts: SpotOptions) -> Spotted:
     """The optical-flow baseline on one video."""
-    from sovtp.spotting.flow import spot_media
+    from sovtp.spotting.flow import spot_media, stream_landmarks
 
-    clip, _ = prep.annotate(sample.media, opts.sampling)
+    # streamed: no decoded frame is kept, so memory does not grow with the video's length
+    clip = stream_landmarks(sample.media, opts.sampling, prep.detector, opts.annotation_cache)
     res = spot_media(sample.media, clip, fps, opts.flow)
     rec = res.to_dict()
     rec["annotated_frames"] = [fa.index for fa in clip.frames]

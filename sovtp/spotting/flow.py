@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from sovtp.errors import SovtpError
-from sovtp.types import ClipAnnotation, Frame
+from sovtp.types import ClipAnnotation, Frame, FrameAnnotation
 
 # MediaPipe 478-point indices.  Stable: nose root (168), bridge (6, 197, 195), tip (5, 4), inner
 # and outer eye corners (133, 362, 33, 263).
@@ -400,6 +400,43 @@ def spot_clip(
     cfg = cfg or FlowConfig()
     track = subject_track(clip, subject, cfg.align_window)
     return spot_frames(((f.index, f.image) for f in frames), track, fps, cfg)
+
+
+def stream_landmarks(
+    path: str | Path, sampling: str, detector: Any, cache: bool = False
+) -> ClipAnnotation:
+    """The flow spotter's landmark pass, streamed: each sampled frame is decoded, its faces
+    detected and tracked (stable IDs, as :func:`sovtp.annotate.pipeline.annotate_frames`
+    gives them), and its pixels dropped — only the faces' annotations are kept.
+
+    Why not ``Preparer.annotate``: that pass returns the decoded frames (and keeps them for
+    occlusion and shot detection), ~0.7 MB per 640×360 frame — at ``fps:5`` 2.1 GB for ten
+    minutes, which made spot's peak memory grow with the video (0.80 GB at 2 min, 2.78 GB at
+    10).  Here memory grows only by the landmarks (~10 kB per annotated face).  ``cache``
+    reads a full annotation of the same media, sampling and detector from the annotation cache
+    when there is one (it holds these faces and more); this pass never writes one, since it
+    is not the full annotation the cache's other readers expect."""
+    from sovtp.annotate.tracking import FaceTracker
+    from sovtp.media.sampling import Sampling
+    from sovtp.media.video import iter_frames
+
+    samp = Sampling.parse(sampling)
+    if cache:
+        from sovtp.annotate.cache import AnnotationCache, cache_key, file_sha256
+
+        hit = AnnotationCache().get(cache_key(file_sha256(path), str(samp), detector.config.key()))
+        if hit is not None:
+            hit.source = str(path)
+            return hit
+    detector.start_clip()  # a new clip: follow nothing from the last one
+    tracker = FaceTracker()
+    frames: list[FrameAnnotation] = []
+    for fr in iter_frames(path, samp):
+        fa = detector.detect(fr.image, fr.index, fr.timestamp_s)
+        tracker.update(fa)
+        fa.persons = []  # the spotter reads faces only
+        frames.append(fa)
+    return ClipAnnotation(source=str(path), sha256="", sampling=str(samp), frames=frames)
 
 
 def spot_media(
