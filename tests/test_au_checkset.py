@@ -14,6 +14,7 @@ import pytest
 from sovtp import assets
 from sovtp.annotate import geometry as geo
 from sovtp.annotate.pipeline import annotate
+from sovtp.facs import EXPRESSIVE
 
 pytestmark = pytest.mark.slow
 
@@ -63,14 +64,22 @@ def test_a_head_turned_past_the_limit_reports_no_geometric_au(faces_dir, detecto
 
 def test_a_clip_that_starts_neutral_is_measured_against_its_own_neutral(faces_dir, detector):
     """single_face.mp4: rest, then a smile.  Its rest frames read browInnerUp ~0.43 and
-    mouthPucker ~0.4 (resting-face biases), which kept every frame on the canonical face."""
-    clip, _ = annotate(faces_dir / "single_face.mp4", "uniform:6", detector=detector, cache=False)
+    mouthPucker ~0.4 (resting-face biases), which kept every frame on the canonical face.
+    Margins: the smile's AU9/AU24 read 0.00/0.00-0.09, the rest frame's AUs all < 0.2."""
+    clip, _ = annotate(faces_dir / "single_face.mp4", "uniform:8", detector=detector, cache=False)
     faces = clip.faces_of(clip.track_ids[0])
     assert {f.au_reference for f in faces} == {geo.REFERENCE_OWN}
     assert all(f.geometry["reference_canonical"] == 0.0 for f in faces)
     first, later = faces[0], faces[-1]
     assert first.aus["AU12"] < 0.3 < 0.8 < later.aus["AU12"]
     assert later.aus["AU6"] > first.aus["AU6"] + 0.1  # the smile's cheeks, against her own rest
+    # a smile lifts the nose wings and thins the lips: that is not AU9 or AU24 (they read 0.83
+    # and 0.48 against his own rest before the smile's share was taken out)
+    assert later.aus["AU9"] < 0.1 and later.aus["AU24"] < 0.2, later.aus
+    # at rest no expressive AU fires (a blink may): his resting eyeSquint/browInnerUp/pucker (0.33/0.42/0.48) are his
+    # own rest level, so they read 0 there (the offline reasoner said "surprise")
+    assert max(v for k, v in first.aus.items() if k in EXPRESSIVE) < 0.3, first.aus
+    assert first.geometry["rest_AU1"] > 0.3
     # a still falls back visibly
     still = _face(faces_dir / "single_face.jpg", detector)
     assert still.au_reference == geo.REFERENCE_CANONICAL

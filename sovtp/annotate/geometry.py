@@ -223,7 +223,7 @@ AUS: dict[str, tuple[Measure, ...]] = {
     "AU2": (Measure("brow_outer", +1, 0.01, 0.03, 0.12),),
     "AU4": (Measure("brow_inner", -1, 0.01, 0.03, 0.10), Measure("brow_gap", -1, 0.01, 0.03, 0.1)),
     "AU6": (Measure("lower_lid", +1, 0.005, 0.01, 0.06), Measure("cheek", +1, 0.005, 0.01, 0.06)),
-    "AU9": (Measure("nose_wing", +1, 0.005, 0.015, 0.06),),
+    "AU9": (Measure("nose_wing_x", +1, 0.005, 0.015, 0.06),),
     "AU10": (Measure("upper_lip_x", +1, 0.005, 0.01, 0.06),),
     "AU12": (
         Measure("corner_up", +1, 0.005, 0.01, 0.06),
@@ -232,10 +232,10 @@ AUS: dict[str, tuple[Measure, ...]] = {
     "AU15": (Measure("corner_up", -1, 0.005, 0.015, 0.05),),
     "AU17": (Measure("lip_chin", -1, 0.01, 0.03, 0.08),),
     "AU23": (
-        Measure("lip_thickness", -1, 0.01, 0.03, 0.08),
+        Measure("lip_thickness_x", -1, 0.01, 0.03, 0.08),
         Measure("mouth_width", -1, 0.0, 0.0, 0.1),
     ),
-    "AU24": (Measure("lip_thickness", -1, 0.01, 0.03, 0.08),),
+    "AU24": (Measure("lip_thickness_x", -1, 0.01, 0.03, 0.08),),
 }
 GEOMETRY_AUS = ("AU6", "AU9", "AU10", "AU15", "AU23", "AU24")
 # AU17 is a cross-check only: the lip-to-chin distance shrinks with a dropped jaw and differs
@@ -243,6 +243,11 @@ GEOMETRY_AUS = ("AU6", "AU9", "AU10", "AU15", "AU23", "AU24")
 # toothy smile, 0.34–0.39 on resting chins); the blendshape mouthShrugLower measures it instead
 CROSS_CHECK_AUS = ("AU1", "AU2", "AU4", "AU12", "AU17")
 SMILE_LIP_LIFT = 0.5  # upper-lip lift per unit of lip-corner lift that a smile alone causes
+# A smile also lifts the nose wings and stretches the lips thin (measured against the person's
+# own rest in single_face.mp4: corners +0.17, nose wings +0.05, lip thickness −0.05 with the mouth
+# 0.36 wider): without these shares a plain smile read AU9 0.83 and AU24 0.48
+SMILE_WING_LIFT = 0.35  # nose-wing lift per unit of lip-corner lift
+SMILE_LIP_THINNING = 0.15  # lip thinning per unit of mouth widening
 NEUTRAL_MAX = 0.3  # a frame is neutral-looking when no expressive blendshape AU reaches this
 # Blendshape AUs that read high on resting faces, so they cannot say whether a frame is neutral
 # (measured on the check set's neutral faces: eyeSquint 0.33–0.54, browInnerUp 0.42–0.44,
@@ -268,12 +273,16 @@ VERSION = "geometry v2"  # part of the detector cache key: a change here re-anno
 
 
 def _derived(feat: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
-    """Feature changes from the reference, plus AU10's smile-corrected upper-lip lift."""
+    """Feature changes from the reference, plus the smile-corrected upper-lip and nose-wing lifts
+    (AU10, AU9) and lip thinning (AU23, AU24): ``*_x``."""
     delta = {k: feat[k] - ref[k] for k in feat if k in ref}
     for tag in ("r", "l"):
         lift = delta[f"upper_lip_{tag}"]
         corner = max(0.0, delta[f"corner_up_{tag}"])
         delta[f"upper_lip_x_{tag}"] = lift - SMILE_LIP_LIFT * corner
+        delta[f"nose_wing_x_{tag}"] = delta[f"nose_wing_{tag}"] - SMILE_WING_LIFT * corner
+    widening = max(0.0, delta["mouth_width"])
+    delta["lip_thickness_x"] = delta["lip_thickness"] + SMILE_LIP_THINNING * widening
     return delta
 
 
@@ -320,25 +329,25 @@ def _expressiveness(face: Face) -> float:
 
 def reference_for(
     faces: list[tuple[Face, dict[str, float]]], still: bool
-) -> tuple[dict[str, float], float, int]:
+) -> tuple[dict[str, float], float, list[Face]]:
     """A track's neutral features, why they are the canonical face's (a key of
-    :data:`REFERENCE_WHY`; 0 when they are its own) and how many frames made them.
+    :data:`REFERENCE_WHY`; 0 when they are its own) and the frames that made them.
 
     Video: the median over its least expressive frames, when the track has at least
     :data:`MIN_VIDEO_FRAMES` measured frames and its least expressive one looks neutral.
     """
     if still:
-        return canonical_features(), 1.0, 0
+        return canonical_features(), 1.0, []
     if len(faces) < MIN_VIDEO_FRAMES:
-        return canonical_features(), 2.0, 0
+        return canonical_features(), 2.0, []
     ranked = sorted(faces, key=lambda fp: _expressiveness(fp[0]))
     if _expressiveness(ranked[0][0]) >= NEUTRAL_MAX:
-        return canonical_features(), 3.0, 0
+        return canonical_features(), 3.0, []
     k = max(1, int(np.ceil(NEUTRAL_FRACTION * len(ranked))))
     chosen = [f for f in ranked[:k] if _expressiveness(f[0]) < NEUTRAL_MAX]
     keys = chosen[0][1].keys()
     ref = {key: float(np.median([f[1][key] for f in chosen])) for key in keys}
-    return ref, 0.0, len(chosen)
+    return ref, 0.0, [f[0] for f in chosen]
 
 
 def measure_face(
@@ -387,6 +396,37 @@ def apply_geometry(frames: list[FrameAnnotation], *, still: bool) -> None:
             if p is not None:
                 tracks.setdefault(face.track_id, []).append((face, face_features(p)))
     for faces in tracks.values():
-        ref, why, n = reference_for(faces, still)
+        ref, why, rest = reference_for(faces, still)
+        rest_aus = _rest_levels(rest)
         for face, feat in faces:
-            measure_face(face, ref, why > 0, feat, why, n)
+            measure_face(face, ref, why > 0, feat, why, len(rest))
+            _above_rest(face, rest_aus)
+
+
+def _rest_levels(rest: list[Face]) -> dict[str, float]:
+    """The track's own resting level of each :data:`NEUTRAL_NOISY` blendshape AU (the median
+    over its neutral frames); empty without an own neutral."""
+    out = {}
+    for au in NEUTRAL_NOISY:
+        vals = [f.aus[au] for f in rest if f.au_methods.get(au) == "blendshape" and au in f.aus]
+        if vals:
+            out[au] = float(np.median(vals))
+    return out
+
+
+def _above_rest(face: Face, rest: dict[str, float]) -> None:
+    """Re-express the resting-biased blendshape AUs above the track's own rest, in place:
+    ``(v − rest) / (1 − rest)``, so a person whose eyes read eyeSquint 0.4 at rest is not
+    "squinting" whenever they look as they do at rest.  Recorded as ``geometry["rest_<AU>"]``."""
+    for au, level in rest.items():
+        if au not in face.aus or face.au_methods.get(au) != "blendshape":
+            continue
+
+        def lift(v: float, level: float = level) -> float:
+            return round(float(np.clip((v - level) / max(1.0 - level, 1e-6), 0.0, 1.0)), 4)
+
+        face.aus[au] = lift(face.aus[au])
+        if au in face.au_sides:
+            lv, rv = face.au_sides[au]
+            face.au_sides[au] = (lift(lv), lift(rv))
+        face.geometry[f"rest_{au}"] = round(level, 4)
