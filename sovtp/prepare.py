@@ -312,6 +312,7 @@ class Preparer:
             subject=subject,
             transcript=transcript if o.transcript else None,
             transcript_scrubbed=o.deid,
+            faces_hidden=o.deid,
             image_options=o.image,
             image_cache=image_cache,
             query_id=query_id,

@@ -50,6 +50,9 @@ def test_deid_request_carries_no_face_and_no_raw_voice(talking_clip, tmp_path):
     text = q.text()
     # measured on the raw media, worded as text: AUs and the voice's prosody
     assert "AU12" in text and "Voice (measured on the audio)" in text
+    # the model is told its images show no faces and where the AUs came from (issue 19, item 6)
+    assert "Every face in the images is hidden" in text
+    assert "measured on the original frames before the faces were hidden" in text
     assert "Alice" not in text and "555" not in text and "[NAME]" in text
     # a scrubbed transcript is not called verbatim: the model is told what the brackets are
     assert "verbatim" not in text and "replaced by placeholders such as [NAME]" in text
