@@ -306,6 +306,8 @@ def test_a_run_made_without_deid_is_audited_as_such_and_fails_on_its_faces(tmp_p
     assert p["mode"] == "raw" and "WITHOUT --deid" in res.output
     assert p["images"]["n"] == 15 and p["images"]["with_faces"] == 3, p["images"]
     assert p["verdict"] == "fail" and any("3 sent image(s)" in r for r in p["reasons"])
+    notes = privacy_section(run)["notes"]  # the report says it too
+    assert "WITHOUT --deid" in notes[0] and any("It fails: 3 sent image(s)" in n for n in notes)
     shutil.rmtree(run / "outgoing")  # a run that recorded nothing cannot be audited
     res = CliRunner().invoke(_audit_app(), ["audit", str(run), "--no-speaker"])
     assert res.exit_code == 1 and "recorded nothing of what it sent" in res.output, res.output

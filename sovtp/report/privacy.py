@@ -59,14 +59,21 @@ def _from_audit(p: dict[str, Any]) -> dict[str, Any]:
             f"with PII left: {tr.get('with_pii', 0)} {tr.get('kinds') or ''}".strip(),
         ]
     )
+    from sovtp.deid.audit_run import MODE_WORDS
+
+    mode = p.get("mode")
     notes = [
         f"Privacy audit verdict: {str(p.get('verdict', '?')).upper()}"
-        f"{inconclusive_note(im.get('reid'))} (checked {p.get('checked_at', '?')})."
+        f"{inconclusive_note(im.get('reid'))} (checked {p.get('checked_at', '?')})"
+        + (f"; the run was {MODE_WORDS.get(mode, mode)}." if mode else ".")
     ]
+    notes += [f"It fails: {r}." for r in p.get("reasons") or []]
     for f in (im.get("files_with_faces") or [])[:10]:
         notes.append(f"A face is detectable in {f}.")
     for f in (p.get("unchecked") or [])[:10]:
         notes.append(f"Could not be checked (unreadable): {f}.")
+    for f in (p.get("missing") or [])[:10]:
+        notes.append(f"Listed as sent but missing from outgoing/: {f}.")
     if au.get("speaker_note"):
         notes.append(au["speaker_note"])
     return {
