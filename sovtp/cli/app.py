@@ -26,6 +26,7 @@ from sovtp.cli import scores as score_cmds
 from sovtp.cli import spot as spot_cmds
 from sovtp.cli import train as train_cmds
 from sovtp.cli.data import data_app
+from sovtp.cli.export import export_app
 from sovtp.errors import SovtpError
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ prompts_app = typer.Typer(help="Prompt specs shipped in prompts/.", no_args_is_h
 app.add_typer(models_app, name="models")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(data_app, name="data")
+app.add_typer(export_app, name="export")
 
 app.command("annotate")(annotate_cmds.annotate_cmd)
 app.command("prompt")(annotate_cmds.prompt_cmd)

@@ -4,10 +4,9 @@ builds it, so what a run will send is seen before the run.
 A bench sample carries more than its media: an interval of a longer video, a transcript, an
 audio file (sent anonymised to omni models, its prosody worded), a physiological recording (the
 ``physio`` column, worded as cues), people's names (``speaker``, scrubbed under ``--deid``) and
-per-face gold labels (one query per labelled face).  The steps below are the bench worker's
-(:meth:`sovtp.engine.runner.Preparer._build`) on the one prepare pipeline
-(:mod:`sovtp.prepare`): the row's frame interval (:func:`~sovtp.data.sample.sampling_for`), its
-audio and physiology given to ``annotate``, its transcript and names to ``query``.
+per-face gold labels (one query per labelled face).  The queries are built by
+:func:`sovtp.export.queries.sample_queries`, the bench worker's steps on the one prepare
+pipeline.
 """
 
 from __future__ import annotations
@@ -55,51 +54,6 @@ def row_facts(s: Sample) -> list[tuple[str, str]]:
     return out
 
 
-def build_row_queries(
-    prep: Any,
-    sample: Sample,
-    spec: Any,
-    *,
-    labels: Any = None,
-    subject: str | int | None = "largest",
-    root: Path | None = None,
-) -> list[tuple[Any, list[Any]]]:
-    """(Query, images) for the row: one per labelled face when the row has ``face_labels`` (as a
-    run asks), else one for ``subject``."""
-    from sovtp.data.sample import sampling_for
-    from sovtp.engine.runner import speaker_names
-    from sovtp.prompting.build import ImageCache
-
-    if sample.error:
-        raise ManifestError(sample.error)
-    clip, frames = prep.annotate(
-        sample.media,
-        sampling_for(sample, prep.options.sampling),
-        audio=sample.audio,
-        sample=sample,
-        root=root,
-    )
-    faces: list[Any] = sorted(sample.face_labels) or [subject]
-    icache = ImageCache()
-    out = []
-    for f in faces:
-        out.append(
-            prep.query(
-                clip,
-                frames,
-                spec,
-                labels=labels,
-                subject=f,
-                transcript=sample.transcript,
-                sample_key=sample.id,
-                query_id=f"{sample.id}|{f if sample.face_labels else ''}|{spec.id}",
-                image_cache=icache,
-                names=speaker_names(sample),
-            )
-        )
-    return out
-
-
 def sent_facts(q: Any) -> str:
     """What the query sends beside the images: transcript, audio part, physiology."""
     parts = [
@@ -133,6 +87,7 @@ def prompt_row_cmd(
 
     from sovtp.cli.console import console
     from sovtp.cli.options import out_folder
+    from sovtp.export.queries import sample_queries
     from sovtp.prepare import Preparer
 
     if manifest.suffix.lower() not in (".csv", ".jsonl", ".ndjson"):
@@ -146,7 +101,7 @@ def prompt_row_cmd(
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in sample.id)[:80]
     base = out_folder(out or Path("sovtp-prompt") / f"{manifest.stem}-{safe}")
     with Preparer(options) as prep:
-        built = build_row_queries(
+        built = sample_queries(
             prep, sample, spec, labels=labels, subject=subject, root=manifest.parent
         )
     messages = []
