@@ -55,15 +55,12 @@ _MOUTH = "mouth not covered"
 _EYES = "eyes not covered (hand, dark glasses)"
 _TURN = "|yaw| <= 15° (sovtp.annotate.geometry.YAW_LIMIT)"
 AU_MEASURES: dict[str, tuple[str, str]] = {
-    "AU1": (
-        "blendshape browInnerUp",
-        "any; reads ~0.4 on some resting brows (not used for neutral)",
-    ),
+    "AU1": ("blendshape browInnerUp (above own rest in video)", "any; rests at 0.4 in some"),
     "AU2": ("blendshape browOuterUp", "any"),
     "AU4": ("blendshape browDown", "any"),
     "AU5": ("blendshape eyeWide", _EYES),
     "AU6": ("geometry: lower lid + cheek rise vs neutral", f"{_TURN}; {_EYES}"),
-    "AU7": ("blendshape eyeSquint", f"{_EYES}; reads 0.3-0.55 on resting eyes"),
+    "AU7": ("blendshape eyeSquint above rest (own, or 0.35)", f"{_EYES}; rests at 0.3-0.55"),
     "AU9": ("geometry: nose-wing rise vs neutral", _TURN),
     "AU10": ("geometry: upper-lip rise less a smile's share", f"{_TURN}; {_MOUTH}"),
     "AU12": ("blendshape mouthSmile", _MOUTH),
@@ -71,7 +68,7 @@ AU_MEASURES: dict[str, tuple[str, str]] = {
     "AU15": ("geometry: lip corners down vs neutral (mean of sides)", f"{_TURN}; {_MOUTH}"),
     "AU16": ("blendshape mouthLowerDown", _MOUTH),
     "AU17": ("blendshape mouthShrugLower", f"lips together (AU25, AU26 < 0.3); {_MOUTH}"),
-    "AU18": ("blendshape mouthPucker", _MOUTH),
+    "AU18": ("blendshape mouthPucker (above own rest in video)", _MOUTH),
     "AU20": ("blendshape mouthStretch", _MOUTH),
     "AU22": ("blendshape mouthFunnel", _MOUTH),
     "AU23": ("geometry: lips thinner and narrower vs neutral", f"{_TURN}; {_MOUTH}"),

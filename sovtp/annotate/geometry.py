@@ -254,6 +254,11 @@ NEUTRAL_MAX = 0.3  # a frame is neutral-looking when no expressive blendshape AU
 # mouthPucker 0.30–0.48 on a closed resting mouth).  Counting them, the rest frames of a clip that
 # starts neutral exceeded NEUTRAL_MAX and the track fell back to the canonical face on every frame.
 NEUTRAL_NOISY = ("AU1", "AU7", "AU18")
+# Without an own rest (a still, a track that never rests), eyeSquint counts only above this
+# resting level: it read 0.33–0.54 on every resting face of the check set (takeo.ppm 0.54) and
+# made a neutral portrait "angry"; 0.35 is the low end.  AU1 and AU18 rest high in some people
+# only (0.42/0.48 in one, 0.01/0.00 in another), so a fixed level would hide real brow raises.
+CANONICAL_REST = {"AU7": 0.35}
 NEUTRAL_FRACTION = 0.25  # the least expressive quarter of a track's frames is its neutral
 MIN_VIDEO_FRAMES = 3
 # Beyond this head turn the frontalised landmarks of the two sides disagree by more than the AUs'
@@ -405,7 +410,9 @@ def apply_geometry(frames: list[FrameAnnotation], *, still: bool) -> None:
 
 def _rest_levels(rest: list[Face]) -> dict[str, float]:
     """The track's own resting level of each :data:`NEUTRAL_NOISY` blendshape AU (the median
-    over its neutral frames); empty without an own neutral."""
+    over its neutral frames); :data:`CANONICAL_REST` without an own neutral."""
+    if not rest:
+        return dict(CANONICAL_REST)
     out = {}
     for au in NEUTRAL_NOISY:
         vals = [f.aus[au] for f in rest if f.au_methods.get(au) == "blendshape" and au in f.aus]
