@@ -88,7 +88,7 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.5, help="L, seconds per request")
     ap.add_argument("--capacity", type=int, default=0, help="C (0: match A(W))")
     a = ap.parse_args()
-    from sovtp.engine.runner import default_workers
+    from sovtp.engine.workers import default_workers
 
     cores = default_workers()
     W = a.workers or cores

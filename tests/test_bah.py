@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sovtp.engine.runner import row_key
 from sovtp.data.bah_frames import (
     frame_labels,
     frames_from_segments,
@@ -14,6 +13,7 @@ from sovtp.data.bah_frames import (
     read_segments,
     video_label,
 )
+from sovtp.engine.items import row_key
 from sovtp.scoring import bah as B
 from sovtp.scoring.summary import summarise
 

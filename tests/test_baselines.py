@@ -182,7 +182,7 @@ def test_train_command_and_predictor(tmp_path, astronaut_png):
     import typer
     from typer.testing import CliRunner
 
-    from sovtp.baselines.predict import CnnPredictor
+    from sovtp.baselines.system import CnnSystem
     from sovtp.cli.train import train_cmd
     from sovtp.data.sample import Sample
 
@@ -198,9 +198,9 @@ def test_train_command_and_predictor(tmp_path, astronaut_png):
                                  "--labels", "happy,sad", "--device", "cpu"])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "mobilenet_v2 · random initialisation" in r.output and "epoch 1" in r.output
-    pr = CnnPredictor(tmp_path / "ck")
+    pr = CnnSystem(tmp_path / "ck")
     p = pr.predict(Sample("a", astronaut_png, "happy"))
-    assert (pr.system, pr.variant, p.gold, p.parse_status) == (
+    assert (pr.name, pr.variant, p.gold, p.parse_status) == (
         "cnn:mobilenet_v2",
         "ck",
         "happy",

@@ -439,7 +439,7 @@ def test_a_checkpoint_has_one_name_in_runs_and_tables():
     """`cnn:OUT`, `cnn:OUT/last`, a file in it and an old `OUT/last.pt` are one system variant,
     `OUT` — the bench runner's name and the predictor's agree (the runner said `last`)."""
     from sovtp.baselines.checkpoint import variant_name
-    from sovtp.engine.runner import predictor_variant
+    from sovtp.baselines.system import cnn_variant as predictor_variant
 
     for given in (
         "runs/OUT",

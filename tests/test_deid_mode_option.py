@@ -134,7 +134,7 @@ def test_bench_and_ablate_put_the_deid_mode_in_the_run_config(cmd, tmp_path, mon
 
 def test_a_config_file_keeps_its_mode_and_the_runner_passes_it_on(tmp_path):
     from sovtp.cli.bench import build_config
-    from sovtp.engine.runner import prepare_options
+    from sovtp.engine.workers import prepare_options
     from sovtp.errors import SovtpError
 
     base = {"data": str(tmp_path / "m.csv"), "out": str(tmp_path / "r")}

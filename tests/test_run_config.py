@@ -96,7 +96,7 @@ def test_max_side_caps_the_long_side_of_every_image_sent(two_faces_png, tmp_path
 
 
 def test_max_side_reaches_the_runner_and_is_part_of_a_runs_identity_only_when_set(tmp_path):
-    from sovtp.engine.runner import prepare_options
+    from sovtp.engine.workers import prepare_options
     from sovtp.labels import load_label_set
 
     ls = load_label_set("basic7")

@@ -4,6 +4,7 @@ train a classifier, and a clear line for an ``-o`` that is a file."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,21 @@ def test_one_class_and_a_file_as_out_are_one_line(tmp_path, astronaut_png):
     f.write_text("x")
     p = sovtp("train", one, "-o", f, *TRAIN)
     assert p.returncode == 2 and "is a file" in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+@pytest.mark.slow
+def test_a_checkpoint_from_another_label_set_is_refused_by_bench(trained, manifest, tmp_path):
+    """Trained on happy/sad, benched against the liveness labels: refused before any sample
+    (its answers would all be invalid, silently); against a set that maps them it runs."""
+    run = tmp_path / "run"
+    p = sovtp("bench", manifest, "--system", f"cnn:{trained}", "--labels", "liveness",
+              "-o", run, "--no-check")  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    assert "trained on labels happy, sad" in p.stderr and "'liveness'" in p.stderr, p.stderr
+    assert not (run / "predictions.jsonl").exists()
+    p = sovtp("bench", manifest, "--system", f"cnn:{trained}", "--labels", "basic7",
+              "-o", tmp_path / "ok", "--no-check")  # fmt: skip
+    rows = [json.loads(x) for x in (tmp_path / "ok" / "predictions.jsonl").read_text().splitlines()]
+    assert p.returncode in (0, 3), p.stderr
+    assert {r["label"] for r in rows} <= {"happy", "sad", None} and len(rows) == 2
+    assert all(r["scores"] is None or set(r["scores"]) <= {"happy", "sad"} for r in rows)

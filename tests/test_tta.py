@@ -185,7 +185,7 @@ def test_report_section_from_results(trained):
 
 def test_tta_predictor_adapts_across_samples_in_order(trained, pan_mp4, tmp_path):
     """The bench-system form: one sample's crops are one batch; the state carries over."""
-    from sovtp.baselines.tta import TtaPredictor
+    from sovtp.baselines.system import CnnSystem
     from sovtp.data.sample import Sample
 
     m, _ = trained
@@ -193,12 +193,13 @@ def test_tta_predictor_adapts_across_samples_in_order(trained, pan_mp4, tmp_path
     ck.mkdir()
     torch.save({"config": {**m.config, "sampling": "uniform:3"}, "labels": m.labels,
                 "model": m.model.state_dict()}, ck / "last.pt")  # fmt: skip
-    pr = TtaPredictor(ck, "tent", lr=1e-2, device="cpu")
+    pr = CnnSystem(ck, "tent", lr=1e-2, device="cpu")
     a = pr.predict(Sample("v1", pan_mp4, "face"))
     b = pr.predict(Sample("v1", pan_mp4, "face"))  # same clip again: the model has moved
     assert pr.variant == "ck+tta=tent" and a.parse_status == b.parse_status == "ok"
     assert a.scores != b.scores
-    assert pr.provenance["tta"]["frames"] == 6 and pr.provenance["tta"]["updates"] == 2
+    info = pr.stream.adapter.info()
+    assert pr.stateful and info["frames"] == 6 and info["updates"] == 2
 
 
 # -- `sovtp bench --system cnn:CKPT --tta METHOD`: the AffWild2 protocol on a tiny tree ---------
@@ -361,8 +362,8 @@ def test_bench_tta_resume_replays_the_stream(affwild2_tree, expr_ckpt, tmp_path)
 
 def test_tta_needs_a_cnn_system_and_a_known_method(tmp_path):
     from sovtp.engine.config import BenchConfig
-    from sovtp.recipes.bench import run_bench
     from sovtp.errors import SovtpError
+    from sovtp.recipes.bench import run_bench
 
     with pytest.raises(SovtpError, match="unknown TTA method"):
         BenchConfig(data="x.csv", tta="tent2")

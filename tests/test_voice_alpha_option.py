@@ -229,7 +229,7 @@ def test_bench_and_ablate_put_voice_alpha_in_the_run_config(cmd, tmp_path, monke
 def test_bench_config_keeps_one_spelling_and_the_runner_parses_it(tmp_path):
     from sovtp.cli.bench import build_config
     from sovtp.cli.options import VOICE_ALPHA
-    from sovtp.engine.runner import prepare_options
+    from sovtp.engine.workers import prepare_options
     from sovtp.errors import SovtpError
 
     base = {"data": str(tmp_path / "m.csv"), "out": str(tmp_path / "r")}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sovtp.baselines.checkpoint import checkpoint_path, read_checkpoint, variant_name
+from sovtp.baselines.checkpoint import read_checkpoint, variant_name
 from sovtp.baselines.data import CropSet
 from sovtp.baselines.models import build_model
 from sovtp.baselines.train import normalise, pick_device
@@ -101,8 +101,8 @@ def crops_prediction(
     logits_of: Callable[[Any], Any] | None = None,
     batch_size: int = 128,
 ) -> Prediction:
-    """The one crop → logits → Prediction path of every CNN system (``predict``,
-    :class:`CnnPredictor`, the bench runner's ``cnn:CKPT`` systems, TTA): a clip's uint8 crops
+    """The one crop → logits → Prediction path of every CNN answer (``predict`` and
+    :class:`~sovtp.baselines.system.CnnSystem`, with or without TTA): a clip's uint8 crops
     (N, S, S, 3), as :func:`~sovtp.baselines.data.clip_crops` / ``sample_crops`` cut them, through
     ``logits_of`` (default: the checkpoint in eval mode; a TTA adapter's ``step`` adapts as it
     answers), frame logits averaged.  No crop → an invalid row (``logits_of`` is not called:
@@ -167,26 +167,6 @@ def predict(
         if own is not None:
             own.close()
     return out
-
-
-class CnnPredictor:
-    """A trained checkpoint as a bench system (``--system cnn:CKPT``): one sample in, one
-    Prediction out, crops from the annotation cache the runner's detector fills — so the LLM
-    systems and the CNN read the same annotation of a sample.  ``system`` is ``cnn:<model>``,
-    ``variant`` the checkpoint folder's name."""
-
-    kind = "cnn"
-
-    def __init__(self, ckpt: str | Path, device: str | None = None, sampling: str | None = None):
-        self.loaded = load(ckpt, device)
-        self.system = self.loaded.name
-        self.variant = _variant(ckpt)
-        self.sampling = sampling or self.loaded.config.get("sampling", "uniform:8")
-        self.provenance = {"checkpoint": str(checkpoint_path(ckpt)), **self.loaded.config}
-
-    def predict(self, sample: Any, detector: Any = None) -> Prediction:
-        return predict(self.loaded, [sample], sampling=self.sampling, detector=detector,
-                       variant=self.variant)[0]  # fmt: skip
 
 
 def _variant(ckpt: Any) -> str:

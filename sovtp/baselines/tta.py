@@ -460,53 +460,6 @@ def evaluate_stream(
     }
 
 
-class TtaPredictor:
-    """A checkpoint as a bench system that adapts online across the samples it is asked about,
-    in the order asked (one batch = one sample's crops).  Stateful: the runner must call it
-    sequentially, in sample order, from one thread.  ``variant`` is the checkpoint folder's
-    name plus ``+tta=<method>``."""
-
-    kind = "cnn"
-
-    def __init__(
-        self,
-        ckpt: Any,
-        method: str,
-        *,
-        lr: float = 1e-3,
-        steps: int = 1,
-        device: str | None = None,
-        sampling: str | None = None,
-        **kw: Any,
-    ) -> None:
-        from sovtp.baselines.predict import CnnPredictor
-
-        base = CnnPredictor(ckpt, device, sampling)
-        self.loaded, self.sampling = base.loaded, base.sampling
-        self.system = base.system
-        m = parse_method(method)
-        self.variant = f"{base.variant}+tta={m}"
-        self.adapter = OnlineAdapter(base.loaded.model, m, lr=lr, steps=steps,
-                                     device=base.loaded.device, **kw)  # fmt: skip
-        self.provenance = {**base.provenance, "tta": self.adapter.info()}
-
-    def predict(self, sample: Any, detector: Any = None) -> Any:
-        from sovtp.baselines.data import sample_crops
-        from sovtp.baselines.predict import crops_prediction
-        from sovtp.records import Prediction
-
-        m = self.loaded
-        if getattr(sample, "error", None):
-            return Prediction(sample_id=sample.id, system=m.name, variant=self.variant,
-                              gold=sample.label, parse_status="invalid", error=sample.error)  # fmt: skip
-        c = sample_crops(sample, m.size, self.sampling, subject=m.config.get("subject"),
-                         detector=detector)  # fmt: skip
-        p = crops_prediction(m, c, sample.id, sample.label, self.variant,
-                             logits_of=self.adapter.step)  # fmt: skip
-        self.provenance["tta"] = self.adapter.info()
-        return p
-
-
 class StreamRecord:
     """Online TTA over a run's samples, in the order given, that keeps its own before/after
     record: each sample's crops (one batch) go through the source model (eval mode, the very

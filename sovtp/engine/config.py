@@ -81,10 +81,18 @@ class BenchConfig(PrepareSettings):
     limit: int | None = Field(None, ge=1)  # 0 would read as 'no limit': refused
     shuffle: bool = False
     chunk: int = Field(16, ge=1)  # the Ray engine's batch size (the local engine streams)
-    workers: int | None = Field(None, ge=0)  # annotation processes (None: one per core; 0: in-process)
-    concurrency: int | None = Field(None, ge=1)  # requests on the wire per endpoint (None: the system's own)
-    timeout_s: float | None = Field(None, gt=0, allow_inf_nan=False)  # deadline on each whole request (None: the backend's own)
-    max_retries: int | None = Field(None, ge=0)  # per request, for transient failures (None: the backend's)
+    workers: int | None = Field(
+        None, ge=0
+    )  # annotation processes (None: one per core; 0: in-process)
+    concurrency: int | None = Field(
+        None, ge=1
+    )  # requests on the wire per endpoint (None: the system's own)
+    timeout_s: float | None = Field(
+        None, gt=0, allow_inf_nan=False
+    )  # deadline on each whole request (None: the backend's own)
+    max_retries: int | None = Field(
+        None, ge=0
+    )  # per request, for transient failures (None: the backend's)
     retry_errors: str = "transient"  # --resume asks again: transient error rows, or "all"
     structured: bool = True  # send the contract's constraint (False: words only)
     # test-time adaptation of the cnn:CKPT systems on the test stream, in sample order:

@@ -17,7 +17,8 @@ from typing import Any
 
 from sovtp.data.sample import Sample, sample_from_dict, sample_to_dict
 from sovtp.engine.config import BenchConfig
-from sovtp.engine.runner import Context, Stats, rows_of
+from sovtp.engine.items import Stats, rows_of
+from sovtp.engine.runner import Context
 from sovtp.labels import LabelSet
 
 

@@ -15,7 +15,8 @@ from sovtp.data.sample import Sample
 from sovtp.data.sources import open_dataset, select
 from sovtp.engine.config import BenchConfig
 from sovtp.engine.folder import versions
-from sovtp.engine.runner import Context, Stats, rows_of, run_local
+from sovtp.engine.items import Stats, rows_of
+from sovtp.engine.runner import Context, run_local
 from sovtp.engine.store import RunStore
 from sovtp.errors import SovtpError
 from sovtp.evaluator import load_evaluator
@@ -163,6 +164,29 @@ def check_checkpoints(cfg: BenchConfig) -> None:
             )
 
 
+def check_checkpoint_labels(cfg: BenchConfig, labels: LabelSet) -> None:
+    """A ``cnn:CKPT`` trained on labels the run's label set cannot map (by name or synonym) is
+    refused before any sample: its answers would be invalid rows, or right answers counted
+    wrong.  A class the checkpoint never learnt is said (it can never be answered)."""
+    from sovtp.baselines.checkpoint import read_meta
+
+    for s in cfg.systems:
+        if s.backend != "cnn":
+            continue
+        theirs = list(read_meta(s.options["ckpt"]).get("labels") or [])
+        foreign = [lab for lab in theirs if labels.normalize(lab) is None]
+        if foreign:
+            raise SovtpError(
+                f"system {s.name}: the checkpoint was trained on labels {', '.join(foreign)} "
+                f"that the label set {labels.name!r} ({', '.join(labels.labels)}) cannot map; "
+                "bench it with its own label set (--labels) or train it on this one"
+            )
+        missing = set(labels.labels) - {labels.normalize(lab) for lab in theirs}
+        if missing:
+            log.warning("system %s never learnt %s: it cannot answer them", s.name,
+                        ", ".join(sorted(missing)))  # fmt: skip
+
+
 def check_tta(cfg: BenchConfig) -> None:
     """``--tta`` needs a CNN system to adapt and the local engine (its one process answers the
     adapting systems in sample order; Ray's actors would each adapt a copy on part of the
@@ -237,6 +261,7 @@ def run_bench(
     check_tta(cfg)
     check_checkpoints(cfg)
     labels = label_set(cfg)
+    check_checkpoint_labels(cfg, labels)
     if not cfg.data.startswith("hf:"):  # gold outside the label set: refused, listed
         from sovtp.data.manifest import check_gold
 
