@@ -14,15 +14,16 @@ MediaPipe's v1 blendshape model is blind to two actions on real posed faces (mea
 absent from the reading was not measured, which is not the same as measured absent; landmark
 geometry (:mod:`sovtp.annotate.geometry`) measures them.  ``mouthUpperUp*`` rises with every
 smile, so AU10 takes the smile's share out (geometry replaces it when the landmarks allow).
+When each AU is valid, and how it is finally measured (blendshape or geometry): :data:`AU_MEASURES`.
 
 | AU | FACS name | blendshape(s) | note |
 |----|-----------|---------------|------|
-| AU1 | inner brow raiser | browInnerUp | bilateral only |
+| AU1 | inner brow raiser | browInnerUp | bilateral only; above the own rest in video |
 | AU2 | outer brow raiser | browOuterUp{Left,Right} | |
 | AU4 | brow lowerer | browDown{Left,Right} | |
 | AU5 | upper lid raiser | eyeWide{Left,Right} | |
 | AU6 | cheek raiser | — | not from blendshapes: cheekSquint* is 0.0 on real faces (geometry) |
-| AU7 | lid tightener | eyeSquint{Left,Right} | |
+| AU7 | lid tightener | eyeSquint{Left,Right} | above the resting level (own rest; 0.35 on stills) |
 | AU9 | nose wrinkler | — | not from blendshapes: noseSneer* is 0.0 on real faces (geometry) |
 | AU10 | upper lip raiser | mouthUpperUp − 0.6·mouthSmile per side | mouthUpperUp rises with every smile |
 | AU12 | lip corner puller | mouthSmile{Left,Right} | |
