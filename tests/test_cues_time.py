@@ -266,7 +266,7 @@ def test_readers_of_cue_values_still_work(burst_mp4, faces_only):
 def test_a_face_seen_in_3_of_8_samples_is_not_one_person_visible():
     """The issue's cut to an animated title: the face is in 3 of 8 samples.  The scene says so
     with its times, counts the empty samples, and with shots says who is in which."""
-    from sovtp.annotate.cues import scene_cues
+    from sovtp.annotate.scene import scene_cues
 
     frames = [
         FrameAnnotation(

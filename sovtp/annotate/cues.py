@@ -7,20 +7,26 @@ at the same frame can check; FACS sides (the subject's own left/right) are named
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable
 
 import numpy as np
 
+from sovtp.annotate.gaps import (
+    DRAWN_TOP_K,
+    frames_of,
+    occlusion_cue,
+    reference_phrase,
+    unmeasured,
+    unmeasured_phrase,
+)
 from sovtp.annotate.nfbl import SUPERSEDED_POSTURE, arms_crossed, hands_ran, nfbl_cues
+from sovtp.annotate.scene import presence, scene_cues, where  # noqa: F401 (re-exported)
 from sovtp.annotate.timeline import (
-    INTERPRETED_AUS,
     au_traces,
     not_measured,
     presence_events,
     span_phrase,
-    span_word,
     strongest,
     timeline_value,
 )
@@ -34,7 +40,7 @@ from sovtp.facs import (
     read_expression,
     unilateral,
 )
-from sovtp.types import ClipAnnotation, Cue, Face, FrameAnnotation, Person
+from sovtp.types import ClipAnnotation, Cue, Face, Person
 
 # MediaPipe FaceMesh indices (image-left eye is the subject's right eye).
 _EYE_R = {"outer": 33, "inner": 133, "top": 159, "bottom": 145, "iris": 468}
@@ -198,18 +204,6 @@ def posture(person: Person) -> list[tuple[str, str]]:
     return out
 
 
-def where(face: Face, width: int) -> str:
-    x = face.center[0] / max(width, 1)
-    return "on the left" if x < 1 / 3 else "on the right" if x > 2 / 3 else "in the centre"
-
-
-def _best_frame(clip: ClipAnnotation) -> FrameAnnotation | None:
-    """The sampled frame with the most faces (ties: the earliest): the scene's reference frame."""
-    if not clip.frames:
-        return None
-    return max(clip.frames, key=lambda fr: (len(fr.faces), -fr.index))
-
-
 def _apex_reading(series: list[tuple[float, Face]]) -> tuple[Reading, float]:
     """The prototype reading of the frame where the face looks most like some emotion (the
     earliest on a tie), and that frame's time: co-occurring AUs, not peaks from other frames."""
@@ -221,94 +215,6 @@ def _apex_reading(series: list[tuple[float, Face]]) -> tuple[Reading, float]:
             best = (strength, r, t)
     assert best is not None
     return best[1], best[2]
-
-
-# The AU labels drawn on each face hold its top codes per frame (VisualSpec.au_top_k, default 3)
-# at facs.DEFAULT_THRESHOLD, the threshold the text uses: every AU drawn on the subject is worded.
-DRAWN_TOP_K = 3
-NO_METHOD = "no measure for it ran on this face"
-
-
-def _frames_of(k: int, n: int) -> str:
-    """Of the sampled frames that show this face (not of the clip's: it may leave the shot)."""
-    return "in every frame showing the face" if k == n else f"in {k} of {n} frames showing the face"
-
-
-def unmeasured(series: list[tuple[float, Face]]) -> dict[str, dict]:
-    """AU → why it was not measured on this face, for the AUs FACS reading relies on and any AU
-    a measure withdrew (an open mouth, a turned head, a hand over the mouth): the frames that
-    did not measure it, of how many, and the reasons with their counts (``Face.au_unmeasured``;
-    :data:`NO_METHOD` where no measure said why)."""
-    n = len(series)
-    codes = set(INTERPRETED_AUS) | {c for _, f in series for c in f.au_unmeasured}
-    out: dict[str, dict] = {}
-    for c in sorted(codes, key=au_sort_key):
-        missing = [f for _, f in series if c not in f.aus]
-        if not missing:
-            continue
-        why = Counter(f.au_unmeasured.get(c, NO_METHOD) for f in missing)
-        out[c] = {"frames": len(missing), "of": n, "why": dict(why.most_common())}
-    return out
-
-
-def unmeasured_phrase(gaps: dict[str, dict]) -> str:
-    """'AU17 chin raiser (mouth open); AU6 cheek raiser, AU9 nose wrinkler (not measured by the
-    AU source used); AU12 lip corner puller in 3 of 8 sampled frames (mouth covered by a hand)'
-    — grouped by reason, a partial gap with its share."""
-    groups: dict[str, list[str]] = {}
-    for c, g in gaps.items():
-        why = ", ".join(g["why"])
-        name = au_label(c)
-        if g["frames"] < g["of"]:  # measured in the other frames
-            name += f" {_frames_of(g['frames'], g['of'])}"
-        groups.setdefault(why, []).append(name)
-    return "; ".join(f"{', '.join(names)} ({why})" for why, names in groups.items())
-
-
-def reference_phrase(series: list[tuple[float, Face]], traces: dict) -> str:
-    """Which neutral the geometric AUs were measured against (``Face.au_reference``), when any
-    geometric AU is worded: 'geometric AUs (AU9, AU15) measured against this person's own
-    neutral frames' | '... against MediaPipe's canonical face (no neutral frame of this person
-    in the clip)'."""
-    geo = [c for c, t in traces.items() if t.method == "geometry"]
-    refs = Counter(f.au_reference for _, f in series if f.au_reference)
-    if not geo or not refs:
-        return ""
-    ref = refs.most_common(1)[0][0]
-    why = "a single image" if len(series) == 1 else "no neutral frame of this person in the clip"
-    against = (
-        "this person's own neutral frames"
-        if ref == "own neutral"
-        else f"MediaPipe's canonical face ({why})"
-        if ref == "canonical face"
-        else ref
-    )
-    return f"geometric AUs ({', '.join(geo)}) measured against {against}"
-
-
-def occlusion_cue(track_id: int, series: list[tuple[float, Face]]) -> Cue | None:
-    """'mouth covered by a hand (in 3 of 8 sampled frames, 1.0–3.1 s)' from ``Face.occlusion``."""
-    from sovtp.annotate.occlusion import unmeasured_phrase as hidden_phrase
-
-    n = len(series)
-    seen: dict[str, list[float]] = {}
-    for t, f in series:
-        for region, cause in f.occlusion.items():
-            seen.setdefault(hidden_phrase(region, cause), []).append(t)
-    if not seen:
-        return None
-    parts = []
-    for what, ts in seen.items():
-        when = _frames_of(len(ts), n) + ("" if len(ts) == n else f", {span_word(min(ts), max(ts))}")
-        parts.append(f"{what} ({when})" if n > 1 else what)
-    return Cue(
-        "head",
-        "occlusion",
-        "; ".join(parts),
-        track_id,
-        {what: len(ts) for what, ts in seen.items()},
-        source="occlusion",
-    )
 
 
 def face_cues(
@@ -430,7 +336,7 @@ def face_cues(
         h, v = (float(x) for x in np.mean(np.array(gazes), axis=0))
         text = gaze_phrase(h, v, yaw)
         if hidden:
-            text += f" (eyes hidden {_frames_of(len(hidden), len(faces))}: not read there)"
+            text += f" (eyes hidden {frames_of(len(hidden), len(faces))}: not read there)"
         out.append(
             Cue(
                 "gaze",
@@ -474,137 +380,6 @@ def face_cues(
             source="emfacs-prototypes",
         )
     )
-    return out
-
-
-def _span(times: list[float]) -> str:
-    return span_word(min(times), max(times))
-
-
-def presence(clip: ClipAnnotation) -> dict[int, list[int]]:
-    """Face track → the positions (in ``clip.frames``) of the sampled frames it was seen in."""
-    out: dict[int, list[int]] = {}
-    for pos, fr in enumerate(clip.frames):
-        for f in fr.faces:
-            out.setdefault(f.track_id, []).append(pos)
-    return out
-
-
-def shots_phrase(clip: ClipAnnotation, seen: dict[int, list[int]]) -> str:
-    """'2 shots: shot 1 (0.0–3.2 s, 5 of 8 sampled frames): person 1; shot 2 (4.3–7.5 s, 3 of
-    8 sampled frames): no face' — who is visible in which shot, and for how much of the clip."""
-    n = len(clip.frames)
-    parts = []
-    for k, (a, b) in enumerate(clip.shots, 1):
-        times = [clip.frames[i].timestamp_s for i in range(a, b + 1)]
-        who = []
-        for tid in sorted(seen):
-            inside = [i for i in seen[tid] if a <= i <= b]
-            if inside:
-                m = b - a + 1
-                who.append(
-                    f"person {tid}" + ("" if len(inside) == m else f" in {len(inside)} of {m}")
-                )
-        parts.append(
-            f"shot {k} ({_span(times)}, {b - a + 1} of {n} sampled frames): "
-            + (", ".join(who) if who else "no face")
-        )
-    return f"{len(clip.shots)} shots (cuts between them): " + "; ".join(parts)
-
-
-def scene_cues(clip: ClipAnnotation) -> list[Cue]:
-    """Who is visible, where, and — when not in every sampled frame, or across shots — when.
-
-    "1 person visible" is said only of a face seen in every sampled frame; a face seen in 3 of 8
-    (a cut to a title card, a person walking out) is worded with its share and times, and
-    with detected shots (``clip.shots``, more than one) the scene says who is in which shot."""
-    ref = _best_frame(clip)
-    if ref is None or not ref.faces:
-        n_bodies = max((len(fr.persons) for fr in clip.frames), default=0)
-        text = "no face visible" + (
-            f"; {n_bodies} body visible"
-            if n_bodies == 1
-            else f"; {n_bodies} bodies visible"
-            if n_bodies
-            else ""
-        )
-        return [Cue("scene", "no_face", text, None, 0, source="mediapipe")]
-    w = ref.size[0]
-    seen = presence(clip)
-    n_frames = len(clip.frames)
-    # where every face is (in the reference frame, else where it first appears), for prompts
-    place_of: dict[str, str] = {}
-    for fr in [ref, *clip.frames]:
-        for f in fr.faces:
-            place_of.setdefault(str(f.track_id), where(f, fr.size[0]))
-    n = len(seen)
-    always = all(len(v) == n_frames for v in seen.values())
-    if always:
-        places = "; ".join(f"person {f.track_id} {where(f, w)}" for f in ref.faces)
-        text = f"{n} {'person' if n == 1 else 'people'} visible: {places}"
-    else:
-        parts = []
-        for tid in sorted(seen):
-            pos = seen[tid]
-            when = (
-                "in every sampled frame"
-                if len(pos) == n_frames
-                else f"in {len(pos)} of {n_frames} sampled frames, "
-                + _span([clip.frames[i].timestamp_s for i in pos])
-            )
-            parts.append(f"person {tid} {place_of[str(tid)]} ({when})")
-        empty = n_frames - len({i for v in seen.values() for i in v})
-        text = f"{n} {'person' if n == 1 else 'people'} seen: " + "; ".join(parts)
-        if empty:
-            text += f"; no face in {empty} of {n_frames} sampled frames"
-    out = [
-        Cue(
-            "scene",
-            "people",
-            text,
-            None,
-            {
-                "count": n,
-                "where": place_of,
-                "frames": {str(t): len(v) for t, v in seen.items()},
-                "of_frames": n_frames,
-            },
-            source="mediapipe",
-        )
-    ]
-    if len(clip.shots) > 1:
-        out.append(
-            Cue(
-                "scene",
-                "shots",
-                shots_phrase(clip, seen),
-                None,
-                [list(s) for s in clip.shots],
-                source="shots",
-            )
-        )
-    if n > 1:
-        for f in ref.faces:
-            if f.head_pose is None or abs(f.head_pose[0]) < 15:
-                continue
-            direction = math.copysign(1, f.head_pose[0])
-            others = [
-                o
-                for o in ref.faces
-                if o is not f and np.sign(o.center[0] - f.center[0]) == direction
-            ]
-            if others:
-                o = min(others, key=lambda o: abs(o.center[0] - f.center[0]))
-                out.append(
-                    Cue(
-                        "scene",
-                        "faces_towards",
-                        f"person {f.track_id} is turned towards person {o.track_id}",
-                        f.track_id,
-                        o.track_id,
-                        source="head-pose",
-                    )
-                )
     return out
 
 
