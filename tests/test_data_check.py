@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,10 +64,13 @@ def test_a_clean_tree_is_counted_per_split_fold_and_class_and_exits_0(tmp_path, 
 
 
 def test_a_corrupt_frame_a_leak_and_an_unreadable_fold_are_each_reported(tmp_path, capsys):
-    root = _dfew(tmp_path / "DFEW", {"1": 1, "2": 2}, {"2": 2, "3": 5})
+    root = _dfew(tmp_path / "DFEW", {"1": 1, "2": 2, "9": 3}, {"2": 2, "3": 5})
     (root / "Clip" / "clip_224x224" / "00003" / "00001.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    shutil.rmtree(root / "Clip" / "clip_224x224" / "00009")  # listed, not there
     rep = check_dataset(f"dfew:{root}", fold=1, decode=-1, published="none")
     assert len(rep.unreadable) == 1 and "00003" in rep.unreadable[0]
+    assert len(rep.missing) == 1 and rep.missing[0].startswith("00009:")
+    assert rep.counts[("train", 1)] == {"happy": 1, "sad": 1, "neutral": 1}  # still counted
     assert rep.leaks == {1: [str((root / "Clip/clip_224x224/00002").resolve())]}
     # folds 2..5 have no split files: the evaluator's folds are each read and refused, one line
     every = check_dataset(f"dfew:{root}", decode=0, published="none")
@@ -78,6 +82,43 @@ def test_a_corrupt_frame_a_leak_and_an_unreadable_fold_are_each_reported(tmp_pat
     assert doc["ok"] is False
     assert any("unreadable media" in p for p in doc["problems"])
     assert any("both train and test of fold 1" in p for p in doc["problems"])
+
+
+def _bah(root: Path, rows: dict[str, int]) -> Path:
+    """BAH as released: dataset-splits/video-level/BAH_DB/class_id.yaml and split-0/<split>.txt,
+    no header, ``Videos/<pid>/Visite_1/<file>.mp4,<0|1>,<transcript with commas>``; one real
+    video per split (the rest of the listed videos are absent)."""
+    from sovtp.media.sample import write_video
+
+    d = root / "dataset-splits" / "video-level" / "BAH_DB"
+    (d / "split-0").mkdir(parents=True)
+    (d / "class_id.yaml").write_text("With A-H: 1\nNo A-H: 0\n")
+    frame = np.asarray(Image.fromarray(skdata.astronaut()).resize((64, 64)))
+    for split, n in rows.items():
+        lines = [f"Videos/p{k:03d}/Visite_1/{split} clip {k}.mp4,{k % 2},well, I think so, maybe"
+                 for k in range(n)]  # fmt: skip
+        (d / "split-0" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+        first = root / lines[0].split(",")[0]
+        first.parent.mkdir(parents=True, exist_ok=True)
+        write_video(first, [frame, frame])
+    return root
+
+
+def test_bah_split_files_are_compared_with_the_published_616_110_392(tmp_path):
+    """BAH's official split-0 files read by the adapter: the sizes match what is published;
+    the listed videos that are absent are each missing; a test file one row short is named."""
+    root = _bah(tmp_path / "BAH", {"train": 616, "val": 110, "test": 392})
+    rep = check_dataset(f"bah:{root}", decode=-1)
+    assert {c["split"]: (c["found"], c["published"]) for c in rep.compared} == {
+        "train": (616, 616), "val": (110, 110), "test": (392, 392)
+    }  # fmt: skip
+    assert rep.mismatches == [] and rep.unreadable == [] and rep.decoded == 3
+    assert len(rep.missing) == 616 + 110 + 392 - 3
+    assert rep.counts[("val", None)] == {"none": 55, "ambivalence": 55}
+    f = root / "dataset-splits/video-level/BAH_DB/split-0/test.txt"
+    f.write_text("\n".join(f.read_text().splitlines()[:-1]) + "\n")
+    rep = check_dataset(f"bah:{root}", split="test", decode=0)
+    assert [m.text() for m in rep.mismatches] == ["test: 391 samples, published 392"]
 
 
 def _ferv_manifest(path: Path, counts: dict[str, int]) -> Path:

@@ -254,8 +254,9 @@ def check_dataset(
         side = (key[0] or "").lower()
         if side in ("train", "test"):
             by_side[key[1]][side].add(media)
-        if s.error:
-            rep.refused.append(f"{s.id}: {s.error}")
+        if s.error:  # a path refused by the data layer, or (adapters) a clip not found
+            refused = Path(s.media).name.startswith(".sovtp-refused-") or Path(s.media).exists()
+            (rep.refused if refused else rep.missing).append(f"{s.id}: {s.error}")
             continue
         for p in (s.media, s.audio):
             if p is not None and not Path(p).exists():
