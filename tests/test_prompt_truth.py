@@ -100,9 +100,9 @@ class Checker:
                         if q.track_id == self.subject:
                             self.drawn_codes.update(want.split() if want != "no AU" else [])
             elif item.startswith("lines trace each body from the shoulders down"):
-                bodies = [p for fa in self.clip.frames for p in fa.persons]
-                assert bodies
-                assert ("each detected hand" in item) == any(fa.hands for fa in self.clip.frames)
+                sent = [fa for fa, _, _ in self.drawn()]
+                assert any(fa.persons for fa in sent)  # a body in the images sent
+                assert ("each detected hand" in item) == any(fa.hands for fa in sent)
                 for fa, img, _ in self.drawn():
                     for p in fa.persons:
                         kp = p.keypoints
@@ -112,6 +112,8 @@ class Checker:
                             assert px == body_colour(p.face_id).as_rgb(), (p.face_id, px)
             else:
                 raise AssertionError(f"legend item no check knows: {item!r}")
+        if self.spec.visual.pose and not any("lines trace each body" in i for i in items):
+            assert not any(fa.persons for fa, _, _ in self.drawn())  # no body: no claim
         return True
 
     def who(self, line: str) -> bool:

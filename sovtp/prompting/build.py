@@ -189,11 +189,15 @@ def prompt_context(
     transcript: str | None = None,
     transcript_scrubbed: bool = False,
     faces_hidden: bool = False,
+    sent: list[int] | None = None,
 ) -> dict[str, Any]:
     """The variables a template sees.  Everything user-supplied arrives here as plain data.
+    ``sent``: the frame indices of the images sent (default: every frame), so the legend names
+    only marks those images carry.
     ``transcript_scrubbed``: the transcript had its PII replaced by placeholders (``--deid``), so
     the prompt must not call it verbatim."""
     cues = clip.cues
+    shown = [fa for fa in clip.frames if sent is None or fa.index in sent]
     people = next((c for c in cues if c.kind == "scene" and c.name == "people"), None)
     n_faces = people.value["count"] if people else 0
     where = people.value["where"].get(str(subject), "") if people else ""
@@ -247,8 +251,8 @@ def prompt_context(
         "posture_status": posture_status(clip, subject),
         # what the images really show, so the legend claims no mark that is not drawn
         "drawn": {
-            "bodies": any(fa.persons for fa in clip.frames),
-            "hands": any(fa.hands for fa in clip.frames),
+            "bodies": any(fa.persons for fa in shown),
+            "hands": any(fa.hands for fa in shown),
         },
         # the voice, measured on the raw audio (prosody): words only, never the voice itself
         "voice": [c.text for c in cues if c.kind == "audio"],
@@ -329,10 +333,21 @@ def build_query(
         else []
     )
     times = [i.ref.timestamp_s or 0.0 for i in images]
+    # the frames render_images drew (one grid image holds several): the legend's marks
+    sent = [frames[k].index for k in pick_frames(len(frames), max(1, budget))] if images else []
     text = render_text(
         spec,
         prompt_context(
-            clip, spec, ls, sid, len(images), times, transcript, transcript_scrubbed, faces_hidden
+            clip,
+            spec,
+            ls,
+            sid,
+            len(images),
+            times,
+            transcript,
+            transcript_scrubbed,
+            faces_hidden,
+            sent=sent,
         ),
     )
     content: list[dict[str, Any]] = [
