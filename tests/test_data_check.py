@@ -121,40 +121,44 @@ def test_bah_split_files_are_compared_with_the_published_616_110_392(tmp_path):
     assert [m.text() for m in rep.mismatches] == ["test: 391 samples, published 392"]
 
 
-def _ferv_manifest(path: Path, counts: dict[str, int]) -> Path:
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["id", "media", "label", "split"])
-        k = 0
-        for label, n in counts.items():
-            for _ in range(n):
-                k += 1
-                w.writerow([f"c{k}", f"clips/{k}.jpg", label, "test"])
-    return path
-
-
 FERV_TEST = {"Happy": 1473, "Sad": 1393, "Neutral": 1958, "Angry": 1487,
              "Surprise": 638, "Disgust": 467, "Fear": 431}  # fmt: skip
 
 
+def _ferv_lines(counts: dict[str, int]) -> list[str]:
+    """test_All.csv as released: no header, ``Scene/Emotion/clipid LabelName``."""
+    return [f"Action/{w}/{k:04d} {w}" for w, n in counts.items() for k in range(n)]
+
+
 def test_published_ferv39k_test_counts_are_compared_class_by_class(tmp_path):
-    """A manifest of FERV39k's test split (7,847 rows) matches the published counts; one label
-    changed shows as two classes off by one (media are absent: decoding is not the point)."""
-    m = _ferv_manifest(tmp_path / "ferv.csv", FERV_TEST)
-    rep = check_dataset(str(m), decode=0, published="ferv39k")
+    """FERV39k's test split file with the published 7,847 rows, read by the adapter (one clip
+    folder present, the rest listed only): the counts match class by class; one label word
+    changed shows as two classes off by one.  The same counts in a manifest compare with
+    ``--published ferv39k``."""
+    root = tmp_path / "FERV39k"
+    f = root / "4_setups" / "All_scenes" / "test_All.csv"
+    f.parent.mkdir(parents=True)
+    f.write_text("\n".join(_ferv_lines(FERV_TEST)) + "\n")
+    _jpg(root / "2_ClipsforFaceCrop" / "Action" / "Happy" / "0000" / "0001.jpg")
+    rep = check_dataset(f"ferv39k:{root}", split="test", decode=0)
     assert rep.compared == [
         {"split": "test", "fold": None, "published": 7847, "found": 7847,
          "source": "FERV39k 4_setups/All_scenes/test_All.csv"}
     ]  # fmt: skip
-    assert rep.mismatches == []
-    off = dict(FERV_TEST, Happy=1472, Sad=1394)
-    rep = check_dataset(
-        str(_ferv_manifest(tmp_path / "off.csv", off)), decode=0, published="ferv39k"
-    )
+    assert rep.mismatches == [] and len(rep.missing) == 7846
+    lines = _ferv_lines(FERV_TEST)
+    lines[1] = lines[1].replace(" Happy", " Sad")  # Action/Happy/0001 labelled Sad
+    f.write_text("\n".join(lines) + "\n")
+    rep = check_dataset(f"ferv39k:{root}", split="test", decode=0)
     assert sorted(m.text() for m in rep.mismatches) == [
         "test: 1394 'Sad' samples, published 1393",
         "test: 1472 'Happy' samples, published 1473",
     ]
+    m = tmp_path / "ferv.csv"
+    m.write_text("id,media,label,split\n" + "".join(
+        f"c{k},x/{k}.jpg,{ln.split()[1]},test\n" for k, ln in enumerate(_ferv_lines(FERV_TEST))
+    ))  # fmt: skip
+    assert check_dataset(str(m), decode=0, published="ferv39k").compared[0]["found"] == 7847
 
 
 def test_manifest_duplicates_missing_media_and_a_refused_path_are_listed(tmp_path, capsys):
