@@ -221,8 +221,9 @@ def build_config(config_file: Path | None, given: dict[str, Any]):
     return BenchConfig(**base)
 
 
-def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
-    """Run with a progress bar; print the summary; exit 0/3/4 (130 on Ctrl-C)."""
+def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool, recipe=None) -> None:
+    """Run a recipe of the bench engine (``recipe``: default bench) with a progress bar; print
+    the summary; exit 0/3/4 (130 on Ctrl-C)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -265,7 +266,7 @@ def run_and_exit(cfg, resume: bool, retry_errors: str, no_report: bool) -> None:
             )
 
         try:
-            run, stats = run_bench(
+            run, stats = (recipe or run_bench)(
                 cfg, resume=resume, on_row=on_row, report=not no_report, retry_errors=retry_errors
             )
         except RunInterrupted as e:
@@ -473,24 +474,14 @@ def ablate_cmd(
 ) -> None:
     """Which prompt element buys how much: one annotation pass, every variant, deltas between
     consecutive rungs with CIs and McNemar p-values."""
-    from sovtp.prompting.ablation import LADDER
-    from sovtp.prompting.ablation import grid as make_grid
+    from sovtp.recipes.ablate import ablation_variants, run_ablate
 
-    if sum(bool(x) for x in (ladder, grid, prompt)) != 1:
-        raise SovtpError("choose one of --ladder, --grid SWITCHES or --prompt (repeated)")
-    if ladder:
-        variants = list(LADDER)
-    elif grid:
-        variants = make_grid(
-            base, [g.strip() for g in grid.split(",") if g.strip()], out / "prompts"
-        )
-    else:
-        variants = list(prompt or [])
+    variants = ablation_variants(out, ladder=ladder, grid=grid, base=base, prompts=prompt or [])
     given = run_settings(ctx, locals(), knobs) | {"out": str(out), "variants": variants}
     cfg = build_config(None, given)
     check_deid_mode(cfg.deid, cfg.deid_mode)
     _precheck(cfg, given, no_check)
-    run_and_exit(cfg, resume, retry_errors, no_report=False)
+    run_and_exit(cfg, resume, retry_errors, no_report=False, recipe=run_ablate)
 
 
 ablate_cmd.__doc__ = f"{ablate_cmd.__doc__}\n\n{EXIT_CODES_HELP}"
