@@ -183,6 +183,9 @@ def spot_flow(sample: Any, prep: Any, fps: float, opts: SpotOptions) -> Spotted:
     return Spotted(list(res.intervals), "ok", "flow", opts.flow.method, rec)
 
 
+WINDOW_BATCH = 32  # "when" windows queried at once (a batch's requests run concurrently)
+
+
 def spot_llm(
     sample: Any, prep: Any, spec: Any, backend: Any, fps: float, labels: Any, opts: SpotOptions
 ) -> Spotted:
@@ -196,17 +199,22 @@ def spot_llm(
     plan = windows(n_frames, fps, opts.window_s, n_images)
     cfg = GenerationConfig(max_tokens=opts.max_tokens, temperature=opts.temperature,
                            seed=opts.seed, structured=opts.structured)  # fmt: skip
-    queries, shown = [], []
-    for k, idx in enumerate(plan):
-        clip, frames = prep.annotate(sample.media, "indices:" + ",".join(map(str, idx)))
-        q, _ = prep.query(
-            clip, frames, spec, labels=labels, subject="largest", sample_key=sample.id,
-            query_id=f"{sample.id}:{spec.id}:w{k}", max_images=n_images,
-        )  # fmt: skip
-        q.meta["json_schema"] = when_schema(q.labels)
-        queries.append(q)
-        shown.append([im.frame_index for im in q.images])
-    responses = backend.generate(queries, cfg)
+    shown: list[list[int]] = []
+    responses: list[Any] = []
+    # windows go out WINDOW_BATCH at a time: the queries (their images inlined) and their
+    # decoded frames are dropped before the next batch, so memory does not grow with the video
+    for b0 in range(0, len(plan), WINDOW_BATCH):
+        queries = []
+        for k, idx in enumerate(plan[b0 : b0 + WINDOW_BATCH], b0):
+            clip, frames = prep.annotate(sample.media, "indices:" + ",".join(map(str, idx)))
+            q, _ = prep.query(
+                clip, frames, spec, labels=labels, subject="largest", sample_key=sample.id,
+                query_id=f"{sample.id}:{spec.id}:w{k}", max_images=n_images,
+            )  # fmt: skip
+            q.meta["json_schema"] = when_schema(q.labels)
+            queries.append(q)
+            shown.append([im.frame_index for im in q.images])
+        responses += backend.generate(queries, cfg)
     parts, statuses, recs, errors = [], [], [], []
     for fi, resp in zip(shown, responses, strict=True):
         rec: dict[str, Any] = {"frames": fi, "answer": resp.text, "latency_s": resp.latency_s,
