@@ -176,6 +176,8 @@ def iter_source(
             raise ManifestError(f"{kind}: no such folder {base}")
         for s, f in _cells(kind, fold, split):
             kw = {k: v for k, v in (("split", s), ("fold", f)) if v is not None}
+            ev = _evaluator_for(kind)
+            kw.update(ev.options if ev is not None else {})  # adapter options, as bench reads
             cell = (s or "", f)
             try:
                 for smp in ADAPTERS[kind](base, **kw):
