@@ -63,7 +63,8 @@ def outgoing_dir(folder: str | Path) -> Path | None:
 def request_files(folder: str | Path) -> list[Path]:
     """The ``request.json`` files a query folder saved (one per subject folder)."""
     p = Path(folder)
-    return sorted(f for f in p.rglob("request.json") if "outgoing" not in f.parts)
+    # regular files only: a FIFO named request.json would block the audit's read
+    return sorted(f for f in p.rglob("request.json") if "outgoing" not in f.parts and f.is_file())
 
 
 RUN_MARKERS = ("predictions.jsonl", "responses.jsonl", "gallery.jsonl", "config.json")
