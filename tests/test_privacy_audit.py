@@ -251,6 +251,7 @@ def test_an_empty_folder_fails_the_audit_for_want_of_anything_to_check(tmp_path)
     res = CliRunner().invoke(_audit_app(), ["audit", str(tmp_path / "empty")])
     assert res.exit_code == 1, res.output
     assert "nothing to check" in res.output and "images checked: 0" in res.output
+    assert "verdict: **FAIL**" in res.output and "pass" not in res.output.lower()
 
 
 def test_payloads_the_index_lists_but_that_are_gone_fail_the_audit(sent, tmp_path):

@@ -188,13 +188,13 @@ def audit_cmd(
         if raw is not None:
             items = _aligned(iter_media(raw, max_frames), iter_collect(target, max_frames))
         summary = audit_stream(items, reid=raw is not None)
+        if summary["images"] == 0:  # an audit that checked nothing cannot pass
+            summary["passed"] = False
+            summary["reasons"] = [f"nothing to check: no image or video frame in {target}"]
         if out is not None:
             write_audit(summary, out)
         print(markdown(summary), end="")
         passed = bool(summary["passed"])
-        if summary["images"] == 0:  # an audit that checked nothing cannot pass
-            print(f"- fails: nothing to check — no image or video frame found in {target}")
-            passed = False
     if raw is not None and target.is_file():
         voice = _voice_audit(raw, target, speaker_threshold, words_asr if words else None)
         if voice is not None:

@@ -399,6 +399,7 @@ def markdown(summary: dict[str, Any]) -> str:
     lines.append(
         f"- verdict: **{'pass' if summary['passed'] else 'FAIL'}**{inconclusive_note(reid)}"
     )
+    lines += [f"- fails: {r}" for r in summary.get("reasons") or []]
     return "\n".join(lines) + "\n"
 
 
