@@ -166,6 +166,70 @@ def speaker_audit(
     )
 
 
+# ------------------------------------------------- (c') lazy-informed attacker: anon vs anon
+
+
+@dataclass
+class LinkabilityAudit:
+    """VoicePrivacy's *lazy-informed* attacker: the enrolment is anonymised too (the attacker
+    holds another anonymised utterance of the speaker, or ran the public anonymiser on one), and
+    every anonymised trial is scored against every anonymised enrolment.  ``same`` are the
+    same-speaker pairs' similarities: at or above ``threshold`` a verifier links the two."""
+
+    n_utterances: int
+    n_speakers: int
+    threshold: float
+    same: list[float] = field(default_factory=list)  # anonymised i vs anonymised j, one speaker
+    different: list[float] = field(default_factory=list)  # ... of two speakers
+    eer: float = float("nan")  # of these trials (nan without both kinds): higher = private
+
+    @property
+    def linked(self) -> int:
+        """Same-speaker pairs a verifier at ``threshold`` accepts."""
+        return sum(s >= self.threshold for s in self.same)
+
+    @property
+    def max_same(self) -> float:
+        return max(self.same) if self.same else float("nan")
+
+    @property
+    def passed(self) -> bool:
+        """No two anonymised utterances of one speaker are linked (vacuous with no such pair)."""
+        return self.linked == 0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(linked=self.linked, max_same=self.max_same, passed=self.passed)
+        return d
+
+
+def lazy_informed_audit(
+    utterances: Sequence[tuple[str, np.ndarray, int]],
+    threshold: float,
+    encoder: SpeakerEncoder | None = None,
+    embeddings: Sequence[np.ndarray] | None = None,
+) -> LinkabilityAudit:
+    """Anonymised enrolment vs anonymised trial over ``utterances`` — ``(speaker, anonymised
+    samples, rate)``, every one already anonymised (e.g. the audio a run sent, keyed by its raw
+    file or the manifest's speaker).  Each unordered pair is one trial.  ``threshold`` is the
+    same-speaker cosine of the verifier (``sovtp audit``'s ``--speaker-threshold``).
+    ``embeddings`` (one per utterance) skip the encoder when the caller has them."""
+    if embeddings is None:
+        enc = encoder or SpeakerEncoder()
+        embeddings = [enc.embed(x, r) for _, x, r in utterances]
+    e = np.stack([np.asarray(v, dtype=np.float64) for v in embeddings]) if embeddings else None
+    spk = [u[0] for u in utterances]
+    same: list[float] = []
+    diff: list[float] = []
+    for i, j in _pairs(len(utterances)):
+        s = round(float(e[i] @ e[j]), 4)  # type: ignore[index]
+        (same if spk[i] == spk[j] else diff).append(s)
+    rate = float("nan")
+    if same and diff:
+        rate = round(eer(same + diff, [True] * len(same) + [False] * len(diff))[0], 4)
+    return LinkabilityAudit(len(utterances), len(set(spk)), float(threshold), same, diff, rate)
+
+
 # ---------------------------------------------------------------- (d) PII left
 
 
