@@ -111,3 +111,9 @@ def test_swap_aus_puts_pyfeat_aus_on_matching_faces():
     assert a.aus["AU45"] == 0.1 and a.au_methods["AU45"] == "blendshape"  # py-feat lacks it
     assert a.au_methods["AU12"] == "pyfeat"
     assert b.aus == {"AU6": 0.3} and b.au_methods == {"AU6": "geometry"}  # no match: untouched
+    # a hand over the mouth hides the mouth from py-feat too: its AU12 is not taken
+    c = Face(3, (52.0, 40.0, 150.0, 160.0), occlusion={"mouth": "hand"},
+             au_unmeasured={"AU12": "mouth covered by a hand", "AU6": "head turned 20°"})  # fmt: skip
+    assert swap_aus([FrameAnnotation(0, 0.0, (640, 360), [c])], pf) == 1
+    assert "AU12" not in c.aus and c.au_unmeasured["AU12"] == "mouth covered by a hand"
+    assert c.aus["AU6"] == 0.8 and "AU6" not in c.au_unmeasured  # py-feat measured it

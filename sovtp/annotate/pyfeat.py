@@ -73,8 +73,10 @@ def swap_aus(
     Frames pair up by position; within a frame each face takes the py-feat face whose box
     overlaps it best (at least ``min_iou``).  py-feat's AUs replace the measured ones and are
     marked ``pyfeat``; AUs py-feat does not estimate keep their own value and method.  A face
-    that py-feat missed keeps everything it had.
+    that py-feat missed keeps everything it had.  An AU of a region the face's occlusion hides
+    (a hand over the mouth, dark glasses) stays unmeasured: py-feat sees the same hand.
     """
+    from sovtp.annotate.occlusion import REGION_AUS
     from sovtp.annotate.tracking import iou
 
     swapped = 0
@@ -83,7 +85,11 @@ def swap_aus(
             best = max(pf.faces, key=lambda o: iou(face.bbox, o.bbox), default=None)
             if best is None or iou(face.bbox, best.bbox) < min_iou:
                 continue
+            hidden = {au for region in face.occlusion for au in REGION_AUS.get(region, ())}
             for code, v in best.aus.items():
+                if code in hidden:
+                    continue
+                face.au_unmeasured.pop(code, None)  # py-feat measured it (an open mouth, a turn)
                 face.aus[code] = float(v)
                 face.au_methods[code] = METHOD
                 face.au_sides.pop(code, None)  # py-feat gives one value per AU, no sides
