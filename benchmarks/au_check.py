@@ -89,7 +89,7 @@ def _yaw_table(media: dict[str, Path]) -> list[str]:
                             ("nose_wing", "upper_lip", "corner_up"))  # fmt: skip
                     rows.append((abs(f.head_pose[0]), a))
     r = np.array(rows)
-    lines = ["|yaw| | frames | side disagreement median | p90 |", "|---|---|---|---|"]
+    lines = ["| yaw (abs) | frames | side disagreement median | p90 |", "|---|---|---|---|"]
     for lo, hi in ((0, 5), (5, 10), (10, 15), (15, 20), (20, 30), (30, 90)):
         m = (r[:, 0] >= lo) & (r[:, 0] < hi)
         if m.any():

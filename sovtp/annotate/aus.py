@@ -54,7 +54,7 @@ from sovtp.facs import au_sort_key
 # beside the hits and false fires measured on real faces.
 _MOUTH = "mouth not covered"
 _EYES = "eyes not covered (hand, dark glasses)"
-_TURN = "|yaw| <= 15° (sovtp.annotate.geometry.YAW_LIMIT)"
+_TURN = "head turn (yaw) <= 15° (geometry.YAW_LIMIT)"
 AU_MEASURES: dict[str, tuple[str, str]] = {
     "AU1": ("blendshape browInnerUp (above own rest in video)", "any; rests at 0.4 in some"),
     "AU2": ("blendshape browOuterUp", "any"),
