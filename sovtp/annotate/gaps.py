@@ -44,17 +44,16 @@ def unmeasured(series: list[tuple[float, Face]]) -> dict[str, dict]:
 
 
 def unmeasured_phrase(gaps: dict[str, dict]) -> str:
-    """'AU17 chin raiser (mouth open); AU6 cheek raiser, AU9 nose wrinkler (not measured by the
-    AU source used); AU12 lip corner puller in 3 of 8 sampled frames (mouth covered by a hand)'
-    — grouped by reason, a partial gap with its share."""
-    groups: dict[str, list[str]] = {}
+    """'AU17 chin raiser (mouth open); AU6 cheek raiser, AU9 nose wrinkler (no measure for it
+    ran on this face); AU12 lip corner puller, AU15 lip corner depressor in 1 of 3 frames showing
+    the face (mouth covered by a hand)' — grouped by reason and share, each group said once."""
+    groups: dict[tuple[str, int, int], list[str]] = {}
     for c, g in gaps.items():
-        why = ", ".join(g["why"])
-        name = au_label(c)
-        if g["frames"] < g["of"]:  # measured in the other frames
-            name += f" {frames_of(g['frames'], g['of'])}"
-        groups.setdefault(why, []).append(name)
-    return "; ".join(f"{', '.join(names)} ({why})" for why, names in groups.items())
+        groups.setdefault((", ".join(g["why"]), g["frames"], g["of"]), []).append(au_label(c))
+    return "; ".join(
+        ", ".join(names) + ("" if k == n else f" {frames_of(k, n)}") + f" ({why})"
+        for (why, k, n), names in groups.items()
+    )
 
 
 def reference_phrase(series: list[tuple[float, Face]], traces: dict) -> str:

@@ -186,7 +186,7 @@ class AUTrace:
                 f"({self._level(self.peak)})"
             )
         if self.momentary:
-            return head + self.total_phrase() + f", strongest {self._level(self.peak)}"
+            return head + self.total_phrase() + f", strongest ({self._level(self.peak)})"
         strongest = sorted(self.events, key=lambda e: (-e.peak, e.onset_s))[:MAX_EVENTS_WORDED]
         parts = [
             (f"seen at {e.onset_s:.1f} s" if e.frames == 1 else
