@@ -65,11 +65,16 @@ def test_a_head_turned_past_the_limit_reports_no_geometric_au(faces_dir, detecto
     assert face.geometry["AU15"] >= 0.4  # the near corner alone (1.00), averaged with 0
 
 
-def test_a_clip_that_starts_neutral_is_measured_against_its_own_neutral(faces_dir, detector):
+@pytest.mark.parametrize("sampling", ["uniform:8", "uniform:6"])
+def test_a_clip_that_starts_neutral_is_measured_against_its_own_neutral(
+    faces_dir, detector, sampling
+):
     """single_face.mp4: rest, then a smile.  Its rest frames read browInnerUp ~0.43 and
     mouthPucker ~0.4 (resting-face biases), which kept every frame on the canonical face.
+    At uniform:6 the second-least expressive sample is the smile's onset (blendshape AU12 < 0.15,
+    corners already up): taken into the neutral, it made the rest frame read AU15 0.76.
     Margins: the smile's AU9/AU24 read 0.00/0.00-0.09, the rest frame's AUs all < 0.2."""
-    clip, _ = annotate(faces_dir / "single_face.mp4", "uniform:8", detector=detector, cache=False)
+    clip, _ = annotate(faces_dir / "single_face.mp4", sampling, detector=detector, cache=False)
     faces = clip.faces_of(clip.track_ids[0])
     assert {f.au_reference for f in faces} == {geo.REFERENCE_OWN}
     assert all(f.geometry["reference_canonical"] == 0.0 for f in faces)

@@ -251,9 +251,14 @@ SMILE_LIP_THINNING = 0.15  # lip thinning per unit of mouth widening
 NEUTRAL_MAX = 0.3  # a frame is neutral-looking when no expressive blendshape AU reaches this
 # Blendshape AUs that read high on resting faces, so they cannot say whether a frame is neutral
 # (measured on the check set's neutral faces: eyeSquint 0.33–0.54, browInnerUp 0.42–0.44,
-# mouthPucker 0.30–0.48 on a closed resting mouth).  Counting them, the rest frames of a clip that
+# browOuterUp 0.16–0.35, mouthPucker 0.30–0.48 on a closed resting mouth).  Counting them, the rest frames of a clip that
 # starts neutral exceeded NEUTRAL_MAX and the track fell back to the canonical face on every frame.
-NEUTRAL_NOISY = ("AU1", "AU7", "AU18")
+NEUTRAL_NOISY = ("AU1", "AU2", "AU7", "AU18")
+# The neutral frames must agree with the least expressive one: a smile's onset can look as
+# unexpressive to the blendshapes (AU12 < 0.15) yet moves the lip corners by ~0.08; in the median
+# it made the rest frame read AU15 0.76 (single_face.mp4 at uniform:6).  Rest frames of one person
+# differ by <= 0.012 in every feature (measured there); this is the largest difference allowed.
+NEUTRAL_AGREE = 0.04
 # Without an own rest (a still, a track that never rests), eyeSquint counts only above this
 # resting level: it read 0.33–0.54 on every resting face of the check set (takeo.ppm 0.54) and
 # made a neutral portrait "angry"; 0.35 is the low end.  AU1 and AU18 rest high in some people
@@ -349,7 +354,13 @@ def reference_for(
     if _expressiveness(ranked[0][0]) >= NEUTRAL_MAX:
         return canonical_features(), 3.0, []
     k = max(1, int(np.ceil(NEUTRAL_FRACTION * len(ranked))))
-    chosen = [f for f in ranked[:k] if _expressiveness(f[0]) < NEUTRAL_MAX]
+    anchor = ranked[0][1]
+    chosen = [
+        f
+        for f in ranked[:k]
+        if _expressiveness(f[0]) < NEUTRAL_MAX
+        and max(abs(f[1][key] - anchor[key]) for key in anchor) <= NEUTRAL_AGREE
+    ]
     keys = chosen[0][1].keys()
     ref = {key: float(np.median([f[1][key] for f in chosen])) for key in keys}
     return ref, 0.0, [f[0] for f in chosen]
