@@ -57,7 +57,7 @@ _EYES = "eyes not covered (hand, dark glasses)"
 _TURN = "head turn (yaw) <= 15° (geometry.YAW_LIMIT)"
 AU_MEASURES: dict[str, tuple[str, str]] = {
     "AU1": ("blendshape browInnerUp (above own rest in video)", "any; rests at 0.4 in some"),
-    "AU2": ("blendshape browOuterUp", "any"),
+    "AU2": ("blendshape browOuterUp (above own rest in video)", "any"),
     "AU4": ("blendshape browDown", "any"),
     "AU5": ("blendshape eyeWide", _EYES),
     "AU6": ("geometry: lower lid + cheek rise vs neutral", f"{_TURN}; {_EYES}"),
