@@ -31,6 +31,7 @@ from sovtp.cli.options import (
     given_options,
     out_folder,
     prepare_knobs,
+    shared_options,
 )
 from sovtp.errors import SovtpError
 
@@ -354,7 +355,43 @@ def _with_server(systems: Any, server: str) -> list[Any]:
     return [s.model_dump() for s in specs]
 
 
+# the options bench and ablate share, declared once (name → (type, default))
+RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "no_structured": (NoStructured, False),
+    "evaluator": (Evaluator, None),
+    "labels": (RunLabels, None),
+    "split": (Split, None),
+    "fold": (Fold, None),
+    "root": (Root, None),
+    "allow_outside_root": (AllowOutsideRoot, False),
+    "backend": (BackendName, None),
+    "base_url": (BaseUrl, None),
+    "model": (Model, None),
+    "hf": (Hf, None),
+    "system": (Systems, None),
+    "server": (Server, "openai"),
+    "concurrency": (Concurrency, None),
+    "timeout": (Timeout, None),
+    "max_retries": (MaxRetries, None),
+    "workers": (Workers, None),
+    "subject": (Subject, None),
+    "transcript": (UseTranscript, None),
+    "no_response_cache": (NoResponseCache, False),
+    "limit": (Limit, None),
+    "shuffle": (Shuffle, False),
+    "seed": (Seed, None),
+    "temperature": (Temperature, None),
+    "max_tokens": (MaxTokens, None),
+    "engine": (Engine, None),
+    "resume": (Resume, False),
+    "retry_errors": (RetryErrors, "transient"),
+    "tier_by": (TierBy, None),
+    "no_check": (NoCheck, False),
+}
+
+
 @prepare_knobs
+@shared_options(RUN_OPTIONS, into="run")
 def bench_cmd(
     ctx: typer.Context,
     data: Data = None,
@@ -364,55 +401,29 @@ def bench_cmd(
         list[str] | None,
         typer.Option("--prompt", "-p", help="Prompt spec; repeat for several variants."),
     ] = None,
-    no_structured: NoStructured = False,
-    evaluator: Evaluator = None,
-    labels: RunLabels = None,
-    split: Split = None,
-    fold: Fold = None,
-    root: Root = None,
-    allow_outside_root: AllowOutsideRoot = False,
-    backend: BackendName = None,
-    base_url: BaseUrl = None,
-    model: Model = None,
-    hf: Hf = None,
-    system: Systems = None,
-    server: Server = "openai",
-    concurrency: Concurrency = None,
-    timeout: Timeout = None,
-    max_retries: MaxRetries = None,
-    workers: Workers = None,
-    subject: Subject = None,
-    transcript: UseTranscript = None,
-    no_response_cache: NoResponseCache = False,
-    limit: Limit = None,
-    shuffle: Shuffle = False,
-    seed: Seed = None,
-    temperature: Temperature = None,
-    max_tokens: MaxTokens = None,
-    engine: Engine = None,
-    resume: Resume = False,
-    retry_errors: RetryErrors = "transient",
     no_report: NoReport = False,
-    tier_by: TierBy = None,
     tta: Tta = None,
-    no_check: NoCheck = False,
     *,
+    run: dict,
     knobs: dict,
 ) -> None:
     """Score systems × prompt variants on a benchmark; writes a resumable run folder + report.
 
     Every setting not given keeps the --config file's value, or else its default."""
-    given = run_settings(ctx, locals(), knobs)
+    mine = {"data": data, "out": out, "config": config, "prompt": prompt, "no_report": no_report,
+            "tta": tta}  # fmt: skip
+    given = run_settings(ctx, run | mine, knobs)
     cfg = build_config(config, given)
     check_deid_mode(cfg.deid, cfg.deid_mode)  # on the merged settings: a config may set deid
-    _precheck(cfg, given, no_check)
-    run_and_exit(cfg, resume, retry_errors, no_report)
+    _precheck(cfg, given, run["no_check"])
+    run_and_exit(cfg, run["resume"], run["retry_errors"], no_report)
 
 
 bench_cmd.__doc__ = f"{bench_cmd.__doc__}\n\n{EXIT_CODES_HELP}"
 
 
 @prepare_knobs
+@shared_options(RUN_OPTIONS, into="run")
 def ablate_cmd(
     ctx: typer.Context,
     data: Data = None,
@@ -439,37 +450,8 @@ def ablate_cmd(
         list[str] | None,
         typer.Option("--prompt", "-p", help="Variants (a list); the first is the base."),
     ] = None,
-    no_structured: NoStructured = False,
-    evaluator: Evaluator = None,
-    labels: RunLabels = None,
-    split: Split = None,
-    fold: Fold = None,
-    root: Root = None,
-    allow_outside_root: AllowOutsideRoot = False,
-    backend: BackendName = None,
-    base_url: BaseUrl = None,
-    model: Model = None,
-    hf: Hf = None,
-    system: Systems = None,
-    server: Server = "openai",
-    concurrency: Concurrency = None,
-    timeout: Timeout = None,
-    max_retries: MaxRetries = None,
-    workers: Workers = None,
-    subject: Subject = None,
-    transcript: UseTranscript = None,
-    no_response_cache: NoResponseCache = False,
-    limit: Limit = None,
-    shuffle: Shuffle = False,
-    seed: Seed = None,
-    temperature: Temperature = None,
-    max_tokens: MaxTokens = None,
-    engine: Engine = None,
-    resume: Resume = False,
-    retry_errors: RetryErrors = "transient",
-    tier_by: TierBy = None,
-    no_check: NoCheck = False,
     *,
+    run: dict,
     knobs: dict,
 ) -> None:
     """Which prompt element buys how much: one annotation pass, every variant, deltas between
@@ -477,11 +459,12 @@ def ablate_cmd(
     from sovtp.recipes.ablate import ablation_variants, run_ablate
 
     variants = ablation_variants(out, ladder=ladder, grid=grid, base=base, prompts=prompt or [])
-    given = run_settings(ctx, locals(), knobs) | {"out": str(out), "variants": variants}
+    mine = {"data": data, "ladder": ladder, "grid": grid, "base": base, "prompt": prompt}
+    given = run_settings(ctx, run | mine, knobs) | {"out": str(out), "variants": variants}
     cfg = build_config(None, given)
     check_deid_mode(cfg.deid, cfg.deid_mode)
-    _precheck(cfg, given, no_check)
-    run_and_exit(cfg, resume, retry_errors, no_report=False, recipe=run_ablate)
+    _precheck(cfg, given, run["no_check"])
+    run_and_exit(cfg, run["resume"], run["retry_errors"], no_report=False, recipe=run_ablate)
 
 
 ablate_cmd.__doc__ = f"{ablate_cmd.__doc__}\n\n{EXIT_CODES_HELP}"

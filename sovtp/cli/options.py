@@ -386,3 +386,32 @@ def prepare_knobs(func: Callable[..., Any]) -> Callable[..., Any]:
     command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     return command
+
+
+def shared_options(options: dict[str, tuple[Any, Any]], into: str) -> Callable[..., Any]:
+    """Give a command the options several commands share, declared once: ``options`` maps a
+    parameter name to its ``(Annotated type, default)``.  The command receives their values
+    (typed or default) as one dict ``into`` — ``given_options`` still tells typed from default,
+    since click records each parameter's source on the context."""
+
+    def deco(func: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(func, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != into]
+        positional = [p for p in own if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+        keyword = [p for p in own if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                   annotation=annotated)
+                 for name, (annotated, default) in options.items()]  # fmt: skip
+        params = positional + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in keyword]
+        params += added
+
+        @functools.wraps(func)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {k: kwargs.pop(k) for k in options if k in kwargs}
+            return func(*args, **{into: values}, **kwargs)
+
+        command.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return deco
