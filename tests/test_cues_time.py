@@ -227,13 +227,36 @@ def test_durations_are_bounded_by_the_samples_and_cue_and_time_line_agree():
     (tl,) = line.value["aus"]
     assert (tl["min_s"], tl["max_s"]) == (2.0, 6.0)
     # more events than the time line words: the total still counts them all, in both texts
-    # (each single frame is bounded by its neighbours: 1 + 2 + 2 + 2 s at most)
-    faces, times = _series("AU12", [1, 0, 1, 0, 1, 0, 1, 0], 1.0)
+    # (each single frame is bounded by its neighbours: 2 s at most each)
+    faces, times = _series("AU12", [0, 1, 0, 1, 0, 1, 0, 1, 0], 1.0)
     cues = face_cues(1, faces, times=times)
     au = next(c for c in cues if c.name == "active_aus").text
     line = next(c for c in cues if c.name == "au_timeline").text
-    total = "active in 4 of 8 frames that measured it, under 7.0 s in all"
+    total = "active in 4 of 9 frames that measured it, under 8.0 s in all"
     assert total in au and total in line and "(and 1 weaker time)" in line
+
+
+def test_a_face_out_of_shot_or_an_unmeasured_frame_bounds_no_duration():
+    """The smile is on in the face's last two samples and then the clip cuts away (the face is
+    in 3 of 8 samples): nothing says when it ended, so it lasted *at least* 1 s — not 'under
+    1.6 s' from the face's own edge.  A frame that could not measure the AU (a hand over the
+    mouth) is no evidence of its absence either: the bound reaches past it."""
+    faces, _ = _series("AU12", [0, 1, 1], 1.0)
+    cues = face_cues(1, faces, times=[0.0, 1.0, 2.0], clip_times=[float(k) for k in range(8)])
+    au = next(c for c in cues if c.name == "active_aus")
+    assert "active in 2 of 3 frames that measured it, at least 1.0 s in all" in au.text
+    (tl,) = next(c for c in cues if c.name == "au_timeline").value["aus"]
+    assert tl["max_s"] is None and tl["min_s"] == 1.0
+    # on at 3 s, not measured at 4 s (hand), off at 5 s: at most 5 - 2 = 3 s, not 2 s
+    faces, times = _series("AU12", [0, 0, 0, 1, 0, 0], 1.0)
+    faces[4].aus.pop("AU12")
+    cues = face_cues(1, faces, times=times)
+    (tl,) = next(c for c in cues if c.name == "au_timeline").value["aus"]
+    assert (tl["min_s"], tl["max_s"]) == (0.0, 3.0)
+    # seen in the clip's very first sample: it may have begun before, so no upper bound
+    faces, times = _series("AU12", [1, 1, 0, 0], 1.0)
+    text = next(c for c in face_cues(1, faces, times=times) if c.name == "active_aus").text
+    assert "at least 1.0 s in all" in text
 
 
 def test_cues_word_only_measured_aus_and_name_the_missing():

@@ -218,15 +218,21 @@ def _apex_reading(series: list[tuple[float, Face]]) -> tuple[Reading, float]:
 
 
 def face_cues(
-    track_id: int, faces: list[Face], top_k: int = 5, times: list[float] | None = None
+    track_id: int,
+    faces: list[Face],
+    top_k: int = 5,
+    times: list[float] | None = None,
+    clip_times: list[float] | None = None,
 ) -> list[Cue]:
     """A face's cues over the clip.  AUs are summarised by their peak and the time they were
-    active, so a short event survives; ``times`` (one per face, seconds) dates them."""
+    active, so a short event survives; ``times`` (one per face, seconds) dates them, and
+    ``clip_times`` (every sampled time of the clip) tells when the face was out of shot, which
+    bounds no duration."""
     src = faces[0].au_source if faces else ""
     times = list(times) if times is not None else [float(i) for i in range(len(faces))]
     series = sorted(zip(times, faces, strict=True), key=lambda tf: tf[0])
     aus, sides = mean_aus(faces)
-    traces = au_traces(series)
+    traces = au_traces(series, clip_times=clip_times)
     top = strongest(traces, top_k)
     # every AU drawn on the face's labels is worded too (same threshold, the labels' top-k)
     drawn = {c for _, f in series for c in prominent_aus(f.aus, DRAWN_TOP_K)}
@@ -433,9 +439,10 @@ def clip_cues(clip: ClipAnnotation, top_k: int = 5) -> list[Cue]:
     region, arms crossed, fidgeting), which then replace the pose-only hand and arms postures
     they word more exactly."""
     cues = scene_cues(clip)
+    clip_times = [fr.timestamp_s for fr in clip.frames]
     for tid in clip.track_ids:
         pairs = [(fr.timestamp_s, f) for fr in clip.frames for f in fr.faces if f.track_id == tid]
-        cues.extend(face_cues(tid, [f for _, f in pairs], top_k, [t for t, _ in pairs]))
+        cues.extend(face_cues(tid, [f for _, f in pairs], top_k, [t for t, _ in pairs], clip_times))
     with_hands = hands_ran(clip.detectors)
     cues.extend(person_cues(clip, skip=SUPERSEDED_POSTURE if with_hands else ()))
     if with_hands:

@@ -9,11 +9,12 @@ An *event* is a run of consecutive sampled frames in which a measure is at or ab
 threshold.  Its onset and offset are the times of the run's first and last frame (a sampled clip
 cannot say more), its apex the frame of its peak.  How long it lasted is worded only as far as the
 samples bound it: at least from its first to its last sampled frame (``min_s``), at most from the
-sample before it to the sample after it, where it was not seen (``max_s``) — "between 1.2 and
-3.7 s", "under 0.8 s" for one frame.  (It once added a whole sample spacing per event, so a
-blink seen in two sparse samples read "for 7.4 s" and the cue's total exceeded its own time
-line.)  At the sampled clip's first and last frame the bound stops there: nothing is said of
-time that was not sampled.  A blink (AU45) is a 0.1–0.4 s closure, which samples a second apart
+nearest sample before it to the nearest after it where it was measured and absent (``max_s``) —
+"between 1.2 and 3.7 s", "under 0.8 s" for one frame.  A sample that could not measure it (the
+face out of shot after a cut, a hand over the mouth: NaN) bounds nothing, and with no such
+sample on one side — the clip's first or last frame, a face that leaves the shot — there is no
+upper bound ("at least 0.8 s").  (It once added a whole sample spacing per event, so a blink
+seen in two sparse samples read "for 7.4 s" and the cue's total exceeded its own time line.)  A blink (AU45) is a 0.1–0.4 s closure, which samples a second apart
 cannot time at all, so it is worded by the frames that caught the eyes closed, never by a
 duration.  Per-frame values stay in the annotation.
 
@@ -57,7 +58,9 @@ class Event:
     peak: float
     frames: int
     min_s: float  # it lasted at least this: first to last sampled frame it was seen in
-    max_s: float  # ... and at most this: the frames either side where it was not seen
+    # ... and at most this: between the nearest samples either side that measured it absent;
+    # None when a side has none (the clip's edge, the face out of shot): no upper bound
+    max_s: float | None
 
     def to_dict(self) -> dict[str, float | int]:
         d = asdict(self)
@@ -67,10 +70,13 @@ class Event:
         return duration_words(self.min_s, self.max_s, self.frames)
 
 
-def duration_words(min_s: float, max_s: float, frames: int = 2) -> str:
+def duration_words(min_s: float, max_s: float | None, frames: int = 2) -> str:
     """How long, as far as the samples bound it: 'between 1.2 and 3.7 s'; 'under 0.8 s' when
     it was seen in one sampled frame only (nothing bounds it from below); '1.2 s' when the
-    bounds agree to the tenth (dense samples)."""
+    bounds agree to the tenth (dense samples); 'at least 1.2 s' with no upper bound; '' when the
+    samples bound it neither way (one frame at the clip's edge)."""
+    if max_s is None:
+        return f"at least {min_s:.1f} s" if frames > 1 and min_s > 0 else ""
     if frames <= 1 or min_s <= 0.0:
         return f"under {max_s:.1f} s" if max_s > 0 else "for an instant"
     if round(max_s, 1) <= round(min_s, 1):
@@ -92,27 +98,36 @@ def index_runs(on) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(firsts, ends, strict=True)]
 
 
+def _known(vs: np.ndarray, i: int, step: int) -> int | None:
+    """The nearest sample from ``i`` in direction ``step`` that measured something (not NaN)."""
+    while 0 <= i < len(vs) and not np.isfinite(vs[i]):
+        i += step
+    return i if 0 <= i < len(vs) else None
+
+
 def event_of(times, values, first: int, last: int) -> Event:
     """The event of samples ``first..last`` (inclusive): onset and offset at their times, apex at
     the first sample of the peak value, and its duration bounded by the samples: at least
-    ``offset - onset``, at most from the sample before ``first`` to the one after ``last`` (the
-    edge sample itself at the clip's ends)."""
-    k = first + int(np.argmax(np.asarray(values[first : last + 1], dtype=np.float64)))
+    ``offset - onset``, at most between the nearest measured samples either side (NaN values
+    are samples that measured nothing); no upper bound when a side has none."""
+    vs = np.asarray(values, dtype=np.float64)
+    k = first + int(np.nanargmax(vs[first : last + 1]))
     onset, offset = float(times[first]), float(times[last])
-    before = float(times[first - 1]) if first > 0 else onset
-    after = float(times[last + 1]) if last + 1 < len(times) else offset
+    before, after = _known(vs, first - 1, -1), _known(vs, last + 1, 1)
+    upper = None if before is None or after is None else float(times[after] - times[before])
     return Event(
-        onset, float(times[k]), offset, float(values[k]), last - first + 1, offset - onset,
-        after - before,
-    )  # fmt: skip
+        onset, float(times[k]), offset, float(vs[k]), last - first + 1, offset - onset, upper
+    )
 
 
 def find_events(times, values, threshold: float = DEFAULT_THRESHOLD) -> list[Event]:
-    """Runs of consecutive samples (in time order) with ``value >= threshold``."""
+    """Runs of consecutive samples (in time order) with ``value >= threshold``; a NaN value (a
+    sample that could not measure it) ends a run and bounds nothing."""
     vs = np.asarray(values, dtype=np.float64)
     if len(times) != len(vs):
         raise ValueError(f"{len(times)} times but {len(vs)} values")
-    return [event_of(times, vs, a, b) for a, b in index_runs(vs >= threshold)]
+    on = np.where(np.isfinite(vs), vs, -np.inf) >= threshold
+    return [event_of(times, vs, a, b) for a, b in index_runs(on)]
 
 
 @dataclass
@@ -146,9 +161,10 @@ class AUTrace:
         return sum(e.min_s for e in self.events)
 
     @property
-    def max_s(self) -> float:
-        """At most this long in all (the sum of its events' upper bounds)."""
-        return sum(e.max_s for e in self.events)
+    def max_s(self) -> float | None:
+        """At most this long in all (the sum of its events' upper bounds; None if one has none)."""
+        ups = [e.max_s for e in self.events]
+        return None if any(u is None for u in ups) else float(sum(ups))
 
     def frames_phrase(self) -> str:
         return f"in {self.active_frames} of {self.n_frames} frames that measured it"
@@ -163,10 +179,8 @@ class AUTrace:
             more = ", ..." if len(self.active_times) > MAX_MOMENTS_WORDED else ""
             return f"eyes closed {self.frames_phrase()} (at {shown}{more} s)"
         frames = sum(e.frames for e in self.events)
-        return (
-            f"active {self.frames_phrase()}, "
-            f"{duration_words(self.min_s, self.max_s, frames)} in all"
-        )  # fmt: skip
+        how_long = duration_words(self.min_s, self.max_s, frames)
+        return f"active {self.frames_phrase()}" + (f", {how_long} in all" if how_long else "")
 
     def phrase(self) -> str:
         """The AU as the active-AUs cue words it: by its peak, and when it was not active
@@ -191,7 +205,8 @@ class AUTrace:
         parts = [
             (f"seen at {e.onset_s:.1f} s" if e.frames == 1 else
              f"seen {e.onset_s:.1f}–{e.offset_s:.1f} s, apex {e.apex_s:.1f} s")
-            + f" ({self._level(e.peak)}), lasting {e.duration_phrase()}"
+            + f" ({self._level(e.peak)})"
+            + (f", lasting {e.duration_phrase()}" if e.duration_phrase() else "")
             for e in sorted(strongest, key=lambda e: e.onset_s)
         ]  # fmt: skip
         more = len(self.events) - len(strongest)
@@ -212,7 +227,7 @@ class AUTrace:
             "onset_s": _r(self.events[0].onset_s, 3) if self.events else None,
             "offset_s": _r(self.events[-1].offset_s, 3) if self.events else None,
             "min_s": _r(self.min_s, 3),
-            "max_s": _r(self.max_s, 3),
+            "max_s": None if self.max_s is None else _r(self.max_s, 3),
             "frames": self.active_frames,
             "of_frames": self.n_frames,
             "throughout": self.throughout,
@@ -222,13 +237,22 @@ class AUTrace:
 
 
 def au_traces(
-    series: list[tuple[float, Face]], threshold: float = DEFAULT_THRESHOLD
+    series: list[tuple[float, Face]],
+    threshold: float = DEFAULT_THRESHOLD,
+    clip_times: list[float] | None = None,
 ) -> dict[str, AUTrace]:
-    """Every AU measured on one face over time (``series``: (timestamp_s, face), time order)."""
+    """Every AU measured on one face over time (``series``: (timestamp_s, face), time order).
+
+    ``clip_times``: every sampled time of the clip (default: the series'), so that a frame
+    without the face, or one that could not measure the AU, is known as such: it bounds no
+    event (see :func:`event_of`)."""
     codes = sorted({c for _, f in series for c in f.aus}, key=au_sort_key)
+    at = dict(series)
+    all_t = sorted(set(clip_times) | set(at)) if clip_times is not None else [t for t, _ in series]
     out: dict[str, AUTrace] = {}
     for c in codes:
         pts = [(t, f) for t, f in series if c in f.aus]
+        track = [float(at[t].aus[c]) if t in at and c in at[t].aus else float("nan") for t in all_t]
         ts = [t for t, _ in pts]
         vs = [float(f.aus[c]) for _, f in pts]
         k = int(np.argmax(vs))  # the first frame at the peak
@@ -243,7 +267,7 @@ def au_traces(
             peak_sides=pts[k][1].au_sides.get(c),
             n_frames=len(vs),
             active_frames=sum(v >= threshold for v in vs),
-            events=find_events(ts, vs, threshold),
+            events=find_events(all_t, track, threshold),
             active_times=[t for t, v in zip(ts, vs, strict=True) if v >= threshold],
         )
     return out
