@@ -33,7 +33,7 @@ def run(tmp_path) -> Path:
 
 
 def _tta_doc() -> dict:
-    """What `sovtp bench --tta bn` writes (sovtp.baselines.tta.StreamRecord.result per system)."""
+    """What `sovtp bench --tta bn` writes (sovtp.baselines.tta_stream.StreamRecord.result per system)."""
 
     def block(f1: float, acc: float) -> dict:
         return {"frame": {"macro_f1": f1, "accuracy": acc, "uar": f1, "n": 12},

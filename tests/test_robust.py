@@ -18,12 +18,14 @@ from sovtp.baselines.predict import crop_logits, load  # noqa: E402
 from sovtp.baselines.robust import (  # noqa: E402
     accuracy_vs_eps,
     attack_crops,
-    crop_geometry,
-    crop_grid,
-    diff_crop,
     flip_rate,
     flip_rate_runs,
     parse_eps,
+)
+from sovtp.baselines.robust_frames import (  # noqa: E402
+    crop_geometry,
+    crop_grid,
+    diff_crop,
     perturb_frame,
     write_perturbed_set,
 )

@@ -10,14 +10,8 @@ pytest.importorskip("torchvision")
 
 from sovtp.baselines.data import CropSet  # noqa: E402
 from sovtp.baselines.predict import crop_logits, load  # noqa: E402
-from sovtp.baselines.tta import (  # noqa: E402
-    OnlineAdapter,
-    adapt_predict,
-    batches,
-    corrupt,
-    evaluate_stream,
-    parse_method,
-)
+from sovtp.baselines.tta import OnlineAdapter, parse_method  # noqa: E402
+from sovtp.baselines.tta_stream import adapt_predict, batches, corrupt, evaluate_stream  # noqa: E402
 from tests.lfw_crops import trained_tiny  # noqa: E402
 
 S = 32

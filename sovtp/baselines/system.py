@@ -8,7 +8,7 @@ sample, and the tests all use :class:`CnnSystem`.  It answers with label scores 
 Crops are cut from the very annotation the prompts use (``crops``), so LLM systems and the CNN
 read one annotation of a sample.  With ``tta`` (``bn``, ``tent``, ``fisher:K``) it is *stateful*:
 it adapts online across the samples it answers and records the un-adapted logits beside
-(:class:`~sovtp.baselines.tta.StreamRecord`), so it must be asked in sample order from one thread
+(:class:`~sovtp.baselines.tta_stream.StreamRecord`), so it must be asked in sample order from one thread
 (the run engine does so).  The model loads on first use: a run imports torch only when it has a
 CNN system.
 """
@@ -59,7 +59,7 @@ class CnnSystem:
 
             self._loaded = load(self.ckpt, self.device)
             if self.stateful:
-                from sovtp.baselines.tta import StreamRecord
+                from sovtp.baselines.tta_stream import StreamRecord
 
                 self.stream = StreamRecord(self._loaded, self.tta, **self.tta_options)
         return self._loaded

@@ -9,13 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sovtp.baselines.robust import (
-    ATTACKS,
-    EPS_DEFAULT,
-    accuracy_vs_eps,
-    open_samples,
-    write_perturbed_set,
-)
+from sovtp.baselines.robust import ATTACKS, EPS_DEFAULT, accuracy_vs_eps, open_samples
+from sovtp.baselines.robust_frames import write_perturbed_set
 from sovtp.engine.folder import RunFolder, atomic_write, write_json
 from sovtp.errors import SovtpError
 from sovtp.report.robust import robust_svg

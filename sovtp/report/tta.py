@@ -1,5 +1,5 @@
 """The test-time adaptation section: macro F1 (and accuracy) before and after TTA, and how
-many parameters each method adapted, from :func:`sovtp.baselines.tta.evaluate_stream` results.
+many parameters each method adapted, from :func:`sovtp.baselines.tta_stream.evaluate_stream` results.
 Pure data → a table; no torch here."""
 
 from __future__ import annotations
