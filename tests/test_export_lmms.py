@@ -194,7 +194,8 @@ def test_lmms_eval_runs_the_export_and_scores_like_sovtp(exported, tmp_path):
         lmms_sent = list(srv.state.requests)
         b = subprocess.run(
             [*SOVTP, "bench", m, "--evaluator", "dfew", "--base-url", srv.base_url, "--model",
-             "fake-vlm", "-s", "uniform:1", "--limit", "2", "--no-check", "-o", tmp_path / "run"],
+             "fake-vlm", "-s", "uniform:1", "--limit", "2", "--no-check", "--workers", "0",
+             "-o", tmp_path / "run"],
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert b.returncode == 0, b.stderr[-3000:]

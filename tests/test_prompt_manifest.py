@@ -46,7 +46,7 @@ def test_prompt_of_a_row_is_what_bench_sends(tmp_path, two_faces_png, talking_cl
     common = ["-p", "sovtp/full", "-s", "uniform:2"]
     with FakeOpenAIServer() as srv:
         _run("bench", m, "--base-url", srv.base_url, "--model", "fake-vlm", *common,
-             "--no-check", "-o", tmp_path / "run")  # fmt: skip
+             "--no-check", "--workers", "0", "-o", tmp_path / "run")  # fmt: skip
         sent = [r["messages"] for r in srv.state.requests]
     assert len(sent) == 3  # two labelled faces of "pair", one subject of "talk"
 

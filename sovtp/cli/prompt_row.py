@@ -105,15 +105,16 @@ def prompt_row_cmd(
             prep, sample, spec, labels=labels, subject=subject, root=manifest.parent
         )
     messages = []
+    several = len(built) > 1  # labelled faces, or --subject all: one prompt per face
     for q, images in built:
-        where = base / f"face_{q.subject}" if sample.face_labels else base
+        where = base / f"face_{q.subject}" if several else base
         write_query(where, q, images)
         messages.append(q.messages)
         if not as_json:
-            if sample.face_labels:
-                gold = sample.face_labels.get(q.subject, "-")
+            if several:
+                gold = sample.face_labels.get(q.subject, sample.label or "-")
                 con.print(f"[bold]face {q.subject}[/bold] (gold {gold})", highlight=False)
             print(q.text())
             con.print(f"[dim]{spec.id} ({q.spec_hash}): {sent_facts(q)} → {where}[/dim]")
     if as_json:
-        print(json.dumps(messages if sample.face_labels else messages[0]))
+        print(json.dumps(messages if several else messages[0]))

@@ -26,7 +26,8 @@ def sample_queries(
     root: Path | None = None,
 ) -> list[tuple[Any, list[Any]]]:
     """(Query, images) for ``sample`` through ``prep`` (a :class:`sovtp.prepare.Preparer`): one
-    per labelled face when it has ``face_labels`` (as a run asks), else one for ``subject``.
+    per labelled face when it has ``face_labels`` (as a run asks), one per face found under
+    ``subject="all"``, else one for ``subject``.
     A sample the data layer refused raises its error."""
     from sovtp.data.sample import sampling_for
     from sovtp.engine.workers import speaker_names
@@ -41,20 +42,24 @@ def sample_queries(
         sample=sample,
         root=root,
     )
-    faces: list[Any] = sorted(sample.face_labels) or [subject]
+    # the faces asked about, as a run's items are keyed: each labelled face; under --subject
+    # all every face found (expand_faces); else none named (the subject rule decides)
+    faces: list[int | None] = sorted(sample.face_labels)
+    if not faces and subject == "all":
+        faces = list(clip.track_ids)
     icache = ImageCache()
     out = []
-    for f in faces:
+    for f in faces or [None]:
         out.append(
             prep.query(
                 clip,
                 frames,
                 spec,
                 labels=labels,
-                subject=f,
+                subject=f if f is not None else subject,
                 transcript=sample.transcript,
                 sample_key=sample.id,
-                query_id=f"{sample.id}|{f if sample.face_labels else ''}|{spec.id}",
+                query_id=f"{sample.id}|{f or ''}|{spec.id}",
                 image_cache=icache,
                 names=speaker_names(sample),
             )
