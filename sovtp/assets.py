@@ -672,8 +672,7 @@ def hf_model(name: str, fetch_missing: bool = True) -> Path:
         # the tensors are de-quantised floats now; only the "loaded from GGUF" flag stops
         # save_pretrained, so drop it (the marker file says where the weights came from)
         model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
+        model.config.__dict__.pop("quantization_config", None)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         import json
