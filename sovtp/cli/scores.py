@@ -219,21 +219,67 @@ def judge_cmd(
     base_url: Annotated[
         str | None,
         typer.Option(
-            help="Judge LLM endpoint (OpenAI-compatible); none: the offline approximation."
+            help="Judge LLM endpoint (OpenAI-compatible); none (and no --hf): the offline "
+            "approximation."
         ),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Judge model on that server.")] = None,
+    hf: Annotated[
+        str | None,
+        typer.Option(
+            "--hf",
+            help="Judge with a transformers model in-process (a folder, a hub ID, or "
+            "smollm2-135m-instruct: offline, resolved from its pinned PyPI wheel).",
+        ),
+    ] = None,
+    repeats: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Ask each judgement this many times (sampled, seeds 0..N-1), score by the "
+            "median and report how often the judge agrees with itself.",
+        ),
+    ] = 1,
+    structured: Annotated[
+        bool,
+        typer.Option(
+            "--structured/--no-structured",
+            help='Constrain the judge\'s answer to {"score": 0..scale} (in-process with '
+            "xgrammar; a server must apply it).",
+        ),
+    ] = True,
 ) -> None:
-    """Reasoning scores (clue and label overlap, 0-10): an LLM judge, or offline word overlap."""
+    """Reasoning scores (clue and label overlap, 0-10): an LLM judge, or offline word overlap.
+    A judgement without a valid score is counted as invalid and left out of the means."""
     from sovtp.recipes.bench import write_reasoning
     from sovtp.report.build import write_report
 
+    if base_url and hf:
+        raise typer.BadParameter("give --base-url or --hf, not both")
     be = None
-    if base_url:
+    if base_url or hf:
         from sovtp.backends.base import get_backend
 
-        be = get_backend("openai", base_url=base_url, model=model)
-    res = write_reasoning(run, "llm" if be else "offline", be)
+        be = (
+            get_backend("openai", base_url=base_url, model=model)
+            if base_url
+            else get_backend("transformers", model=hf)
+        )
+    res = write_reasoning(
+        run,
+        "llm" if be else "offline",
+        be,
+        **({"repeats": repeats, "structured": structured} if be else {}),
+    )
     write_report(run)
     for g, sc in res["scores"].items():
-        typer.echo(f"{g} [{res['method']}]: " + ", ".join(f"{k} {v}" for k, v in sc.items()))
+        line = f"{g} [{res['method']}]: " + ", ".join(f"{k} {v}" for k, v in sc.items())
+        if g in res.get("judged", {}):
+            line += f"; invalid judgements {res['invalid'][g]} of {res['judged'][g]}"
+        typer.echo(line)
+    c = res.get("consistency")
+    if c:
+        typer.echo(
+            f"consistency over {c['repeats']} repeats: {c['questions']} questions, all agree "
+            f"{c['all_agree']}, mean spread {c['mean_spread']}"
+        )

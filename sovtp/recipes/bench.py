@@ -367,7 +367,9 @@ def _run(
     return stats, frames
 
 
-def write_reasoning(run: Path, method: str = "offline", backend=None) -> dict[str, Any]:
+def write_reasoning(
+    run: Path, method: str = "offline", backend=None, **judge: Any
+) -> dict[str, Any]:
     """Reasoning scores of a run's rationales against the samples' reference descriptions,
     written to ``reasoning.json`` (the report shows them and names the method)."""
     from sovtp.scoring.reasoning import score_rows
@@ -377,7 +379,7 @@ def write_reasoning(run: Path, method: str = "offline", backend=None) -> dict[st
     if cfg.get("evaluator"):
         j = load_evaluator(cfg["evaluator"]).judge
         prompts, scale = j.prompts, j.scale
-    res = score_rows(load_rows(run), method, backend, prompts, scale)
+    res = score_rows(load_rows(run), method, backend, prompts, scale, **judge)  # repeats=...
     (run / "reasoning.json").write_text(json.dumps(res, indent=1))
     return res
 

@@ -166,8 +166,21 @@ def _encoder():
     return SentenceTransformer(path)
 
 
+def judge_schema(scale: int) -> dict[str, Any]:
+    """What a judge must answer: ``{"score": <integer 0..scale>}`` — sent as the constraint
+    (a server's ``structured_outputs``/``response_format``, xgrammar in-process), and checked
+    again when parsing, since a server may ignore it."""
+    return {
+        "type": "object",
+        "properties": {"score": {"type": "integer", "minimum": 0, "maximum": scale}},
+        "required": ["score"],
+        "additionalProperties": False,
+    }
+
+
 def judge_queries(rows: Iterable[dict[str, Any]], prompts: dict[str, str], scale: int = 10):
-    """One text-only Query per (row, judged quantity), rendered in a sandbox."""
+    """One text-only Query per (row, judged quantity), rendered in a sandbox; each carries the
+    judge's answer schema (``meta["json_schema"]``)."""
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -186,10 +199,18 @@ def judge_queries(rows: Iterable[dict[str, Any]], prompts: dict[str, str], scale
             yield Query(
                 id=f"{r['key']}::{name}",
                 messages=[{"role": "user", "content": [{"type": "text", "text": text}]}],
+                meta={"json_schema": judge_schema(scale)},
             )
 
 
-def _judge_score(text: str) -> float | None:
+def _judge_score(text: str, scale: int = 10) -> float | None:
+    """The score a judge wrote, or None (an invalid judgement: no JSON object, no numeric
+    ``score``, or one outside 0..scale)."""
+    v = _raw_score(text)
+    return v if v is not None and 0 <= v <= scale else None
+
+
+def _raw_score(text: str) -> float | None:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError:
@@ -201,7 +222,7 @@ def _judge_score(text: str) -> float | None:
         except json.JSONDecodeError:
             return None
     v = obj.get("score") if isinstance(obj, dict) else None
-    return float(v) if isinstance(v, (int, float)) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def score_rows(
@@ -210,11 +231,22 @@ def score_rows(
     backend=None,
     prompts: dict[str, str] | None = None,
     scale: int = 10,
+    repeats: int = 1,
+    structured: bool = True,
 ) -> dict[str, Any]:
     """Per-row reasoning scores and their means per system × variant (rows need a
-    ``description``; others are skipped)."""
+    ``description``; others are skipped).
+
+    The ``llm`` judge: every judgement that yields no valid score is counted per group
+    (``invalid``), never dropped silently.  ``repeats`` > 1 asks each question that many
+    times, sampled (temperature 0.7, seeds 0..repeats-1), scores each row by the median of its
+    valid judgements and reports how consistent the judge was (``consistency``: the share of
+    questions whose judgements all agree, and the mean spread max-min)."""
     rows = [r for r in rows if r.get("description")]
     per_row: dict[str, dict[str, float | None]] = {}
+    invalid: dict[str, int] = {}
+    judged: dict[str, int] = {}
+    consistency: dict[str, Any] | None = None
     if method == "llm":
         if backend is None:
             raise ValueError("the llm judge needs a backend")
@@ -229,27 +261,59 @@ def score_rows(
         )
         from sovtp.backends.cache import ResponseCache, request_key
 
-        cfg = GenerationConfig(max_tokens=256, temperature=0.0, seed=0, structured=False)
+        if repeats < 1:
+            raise ValueError(f"repeats must be at least 1, not {repeats}")
+        cfgs = [
+            GenerationConfig(
+                max_tokens=256,
+                temperature=0.0 if repeats == 1 else 0.7,
+                seed=k,
+                structured=structured,
+            )
+            for k in range(repeats)
+        ]
         if backend.capabilities.remote and not backend.model:
             import asyncio
 
             backend.model = asyncio.run(backend.discover_model())  # part of the cache key
-        cache = ResponseCache()  # temperature 0: a judge's verdict is asked once
+        group_of = {r["key"]: f"{r.get('system')} · {r.get('variant')}" for r in rows}
+        scores: dict[str, list[float | None]] = {q.id: [] for q in qs}
+        cache = ResponseCache()  # a judge's verdict for one (question, seed) is asked once
         try:
-            keys = {q.id: request_key(backend.name, backend.model, "judge", q, cfg) for q in qs}
-            answers = {q.id: cache.get(keys[q.id]) for q in qs}
-            todo = [q for q in qs if answers[q.id] is None]
-            for q, r in zip(todo, backend.generate(todo, cfg) if todo else [], strict=True):
-                cache.put(keys[q.id], r)
-                answers[q.id] = r
+            for cfg in cfgs:
+                keys = {q.id: request_key(backend.name, backend.model, "judge", q, cfg) for q in qs}
+                answers = {q.id: cache.get(keys[q.id]) for q in qs}
+                todo = [q for q in qs if answers[q.id] is None]
+                for q, r in zip(todo, backend.generate(todo, cfg) if todo else [], strict=True):
+                    if r.error is None:
+                        cache.put(keys[q.id], r)
+                    answers[q.id] = r
+                for q in qs:
+                    r = answers[q.id]
+                    scores[q.id].append(
+                        None if r is None or r.error else _judge_score(r.text, scale)
+                    )
         finally:
             cache.close()
+        spreads: list[float] = []
         for q in qs:
-            r = answers[q.id]
             key, _, name = q.id.rpartition("::")
-            per_row.setdefault(key, {})[name] = (
-                None if r is None or r.error else _judge_score(r.text)
-            )
+            g = group_of.get(key, "")
+            vals = [v for v in scores[q.id] if v is not None]
+            judged[g] = judged.get(g, 0) + len(scores[q.id])
+            invalid[g] = invalid.get(g, 0) + len(scores[q.id]) - len(vals)
+            per_row.setdefault(key, {})[name] = _median(vals) if vals else None
+            if len(vals) >= 2:
+                spreads.append(max(vals) - min(vals))
+        if repeats > 1:
+            consistency = {
+                "repeats": repeats,
+                "questions": len(spreads),
+                "all_agree": round(sum(s == 0 for s in spreads) / len(spreads), 3)
+                if spreads
+                else None,
+                "mean_spread": round(sum(spreads) / len(spreads), 3) if spreads else None,
+            }
     else:
         enc = _encoder()
         for r in rows:
@@ -273,4 +337,16 @@ def score_rows(
             vals = [s[name] for s in scs if s.get(name) is not None]
             if vals:
                 means[g][f"{name} (mean of {len(vals)})"] = round(sum(vals) / len(vals), 3)  # type: ignore[arg-type]
-    return {"method": method, "scale": scale, "scores": means, "rows": per_row}
+    out = {"method": method, "scale": scale, "scores": means, "rows": per_row}
+    if method == "llm":
+        out["invalid"] = invalid
+        out["judged"] = judged
+        if consistency is not None:
+            out["consistency"] = consistency
+    return out
+
+
+def _median(vals: list[float]) -> float:
+    v = sorted(vals)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
