@@ -34,8 +34,8 @@ def main() -> None:
     if models.exists():
         (tmp / "cache" / "models").symlink_to(models)
     from sovtp.engine.config import BenchConfig
-    from sovtp.recipes.bench import run_bench
     from sovtp.prompting.ablation import LADDER
+    from sovtp.recipes.bench import run_bench
 
     names = make_media(tmp / "media")
     manifest = write_manifest(tmp / "media", names, a.samples, distinct=True)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from sovtp.engine.config import BenchConfig, SystemSpec
-from sovtp.recipes.bench import run_bench
 from sovtp.jsonl import iter_jsonl
+from sovtp.recipes.bench import run_bench
 from sovtp.testing import Behaviour, FakeOpenAIServer
 
 VARIANTS = ["ladder/plain", "ladder/au_text", "sovtp/full"]

@@ -170,8 +170,8 @@ def test_an_adapter_path_out_of_its_root_fails_that_sample_only(tmp_path):
 @pytest.mark.slow
 def test_a_refused_sample_gets_error_rows_and_the_rest_runs(tmp_path, astronaut_png):
     from sovtp.engine.config import BenchConfig
-    from sovtp.recipes.bench import run_bench
     from sovtp.jsonl import iter_jsonl
+    from sovtp.recipes.bench import run_bench
 
     root = tmp_path / "root"
     root.mkdir()

@@ -286,8 +286,8 @@ def test_bench_words_a_manifest_physio_recording_in_the_prompt(tmp_path, pan_mp4
     import json
 
     from sovtp.engine.config import BenchConfig
-    from sovtp.recipes.bench import run_bench
     from sovtp.jsonl import iter_jsonl
+    from sovtp.recipes.bench import run_bench
 
     _sine_ppg(tmp_path / "p1.csv", ((0.0, 20.0, 84.0),))
     (tmp_path / "m.csv").write_text(
@@ -309,8 +309,8 @@ def test_bench_fold_under_a_cross_subject_protocol_keeps_subjects_whole(tmp_path
     """`--fold k` with physio_va on a manifest without a fold column: fold k holds whole
     subjects (dealt as the evaluator declares), every sample once over the folds."""
     from sovtp.engine.config import BenchConfig
-    from sovtp.recipes.bench import resolve, samples
     from sovtp.evaluator import load_evaluator
+    from sovtp.recipes.bench import resolve, samples
 
     subj = ["a", "a", "b", "c", "c", "c", "d", "e", "f", "f"]
     lines = ["id,media,subject,valence,arousal"]

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from sovtp.engine.config import BenchConfig, SystemSpec
-from sovtp.recipes.bench import RunInterrupted, exit_code, run_bench
 from sovtp.engine.store import RunLocked
 from sovtp.errors import SovtpError
 from sovtp.jsonl import iter_jsonl
+from sovtp.recipes.bench import RunInterrupted, exit_code, run_bench
 from sovtp.testing import Behaviour, FakeOpenAIServer
 
 

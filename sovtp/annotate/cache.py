@@ -12,7 +12,6 @@ import gzip
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 from sovtp.resources import cache_root
@@ -73,9 +72,10 @@ class AnnotationCache:
         return clip
 
     def put(self, key: str, clip: ClipAnnotation) -> None:
-        p = self._path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(f".{os.getpid()}.tmp")
-        with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=3) as f:
+        from sovtp.atomic import atomic_path
+
+        with (
+            atomic_path(self._path(key)) as tmp,
+            gzip.open(tmp, "wt", encoding="utf-8", compresslevel=3) as f,
+        ):
             json.dump(clip.to_dict(), f)
-        os.replace(tmp, p)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,13 +149,11 @@ class CropSet:
         path = Path(path)
         tensors = {k: getattr(self, k).detach().to("cpu").contiguous() for k in CROP_TENSORS}
         head = {"ids": list(self.ids), "labels": list(self.labels), "meta": self.meta}
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        save_file(tensors, str(tmp),
-                  metadata={"format": CROPS_FORMAT, "sovtp": json.dumps(head, default=str)})  # fmt: skip
-        from sovtp.baselines.checkpoint import share_like_umask
+        from sovtp.atomic import atomic_path
 
-        share_like_umask(tmp)
-        os.replace(tmp, path)
+        meta = {"format": CROPS_FORMAT, "sovtp": json.dumps(head, default=str)}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
 
     @classmethod
     def load(cls, path: str | Path) -> CropSet:

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sovtp.atomic import atomic_write
 from sovtp.baselines.checkpoint import (
     LAST,
     CheckpointError,
@@ -275,16 +275,10 @@ def fit(
             **(extra or {}),
         }
         save_checkpoint(ck, ckpt_dir)
-        _write_text(out / "config.json", (ckpt_dir / "checkpoint.json").read_text())
+        atomic_write(out / "config.json", (ckpt_dir / "checkpoint.json").read_text())
     if not ck and checkpoint_path(out).exists():  # resumed a finished run: nothing left to do
         ck = read_checkpoint(out, state=True)
     return ck
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def training_samples(

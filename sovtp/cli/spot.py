@@ -100,8 +100,8 @@ def spot_cmd(
 ) -> None:
     """Which frames of each long video hold a (micro-)expression: intervals, MEGC-scored."""
     from sovtp.cli.console import console, report_outcome
-    from sovtp.spotting.flow import FlowConfig
     from sovtp.recipes.spot import SpotOptions, run_spot
+    from sovtp.spotting.flow import FlowConfig
 
     name, bopts = (None, {})
     if system != "flow":

@@ -40,10 +40,9 @@ def _store(value: Any, default_ext: str, out: Path, root: Path) -> Path:
     sha = hashlib.sha256(data).hexdigest()
     p = out / sha[:2] / f"{sha}{ext or default_ext}"
     if not p.exists():
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_suffix(p.suffix + ".part")
-        tmp.write_bytes(data)
-        tmp.replace(p)
+        from sovtp.atomic import atomic_write
+
+        atomic_write(p, data)
     return p
 
 

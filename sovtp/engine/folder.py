@@ -13,8 +13,8 @@ atomic files.
 - **One resume rule.** A folder that holds results is continued only with ``resume``, and only
   when the identity (everything that changes a result) is unchanged; each change is named.  A
   resume may add prompt variants or systems (``ADDABLE``), never change what was measured.
-- **Atomic files.** :func:`atomic_write` is the one helper that replaces a file: a reader sees the
-  old file or the new one, never half of one.
+- **Atomic files.** :func:`sovtp.atomic.atomic_write` is the one helper that replaces a file: a
+  reader sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from sovtp.atomic import atomic_write, write_json
 from sovtp.errors import SovtpError
+
+__all__ = ["RunFolder", "RunKindError", "RunLocked", "atomic_write", "write_json"]
 
 log = logging.getLogger(__name__)
 
@@ -51,36 +53,6 @@ class RunLocked(SovtpError):
 
 class RunKindError(SovtpError):
     """The folder holds another recipe's run."""
-
-
-def atomic_write(path: str | Path, data: str | bytes) -> None:
-    """Replace ``path`` with ``data`` atomically: written to a unique temporary file beside it,
-    flushed to disk, then renamed over it (readers see the old file or the new, never a part)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """``data`` as indented JSON, atomically (:func:`atomic_write`)."""
-    atomic_write(path, json.dumps(data, indent=1, default=str))
 
 
 def identity_hash(identity: dict[str, Any]) -> str:
