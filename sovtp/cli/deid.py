@@ -165,17 +165,15 @@ def audit_cmd(
         raise typer.BadParameter(f"--words-asr must be one of {', '.join(ASR_MODELS)}")
 
     if raw is None and is_sent_folder(target):
-        from sovtp.deid.audit_run import audit_sent, table, write_privacy
+        from sovtp.deid.audit_run import table
+        from sovtp.recipes.audit import audit_run_folder
 
-        report = audit_sent(target, reid=reid, speaker=speaker, speaker_threshold=speaker_threshold)
-        path = write_privacy(report, out or target)
+        report, path, html = audit_run_folder(target, out, reid=reid, speaker=speaker,
+                                              speaker_threshold=speaker_threshold)  # fmt: skip
         print(table(report))
         print(f"wrote {path}")
-        if out is None and (target / "predictions.jsonl").exists():
-            from sovtp.report.build import write_report
-
-            write_report(target)  # the run's report shows the audit as its privacy section
-            print(f"updated {target / 'report.html'}")
+        if html is not None:
+            print(f"updated {html}")
         if report["verdict"] != "pass":
             raise typer.Exit(1)
         return

@@ -408,14 +408,6 @@ def _audit_audio(
     return out
 
 
-def write_privacy(summary: dict[str, Any], folder: str | Path) -> Path:
-    """``privacy.json`` in ``folder``."""
-    path = Path(folder) / PRIVACY_JSON
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(summary, indent=1, default=str))
-    return path
-
-
 def table(summary: dict[str, Any]) -> str:
     """A short plain-text table of the audit, and its verdict."""
     im, au, tr = summary["images"], summary["audio"], summary["transcripts"]
