@@ -462,6 +462,14 @@ def test_a_media_size_cap_refuses_from_the_size(tmp_path, monkeypatch, astronaut
     monkeypatch.setenv("SOVTP_MAX_MEDIA_BYTES", "1000")
     with pytest.raises(MediaError, match="over the 1000-byte cap"):
         load_frames(astronaut_png, "uniform:1")
+    # a cap that is no number is a setting error naming the variable, not one unreadable file
+    # (a MediaError would be swallowed as "no audio" or made one error row per sample)
+    monkeypatch.setenv("SOVTP_MAX_MEDIA_BYTES", "lots")
+    with pytest.raises(SovtpError, match="SOVTP_MAX_MEDIA_BYTES='lots' is not a number of bytes"):
+        try:
+            load_frames(astronaut_png, "uniform:1")
+        except MediaError as e:
+            raise AssertionError(f"read as a bad file: {e}") from e
 
 
 @pytest.mark.slow

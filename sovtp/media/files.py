@@ -18,7 +18,7 @@ import os
 import stat
 from pathlib import Path
 
-from sovtp.errors import MediaError
+from sovtp.errors import MediaError, SovtpError
 
 MAX_BYTES_ENV = "SOVTP_MAX_MEDIA_BYTES"
 DEFAULT_MAX_BYTES = 20 * 1024**3
@@ -31,15 +31,23 @@ _KINDS = (
 )
 
 
-def max_bytes() -> int:
-    """The media size cap in bytes (``SOVTP_MAX_MEDIA_BYTES``; 0 or less: no cap)."""
-    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
+def env_cap(name: str, default: int, unit: str) -> int:
+    """A size cap read from the environment variable ``name`` (``default`` when unset or blank;
+    ``2e9`` is read as 2000000000).  Both media caps (bytes here, pixels in
+    :mod:`sovtp.media.image`) read their variable this one way.  A value that is no number is a
+    :class:`~sovtp.errors.SovtpError` naming the variable: a setting error, not one bad file."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return DEFAULT_MAX_BYTES
+        return default
     try:
         return int(float(raw))
     except ValueError:
-        raise MediaError(raw, f"{MAX_BYTES_ENV} must be a number of bytes, not {raw!r}") from None
+        raise SovtpError(f"{name}={raw!r} is not a number of {unit}") from None
+
+
+def max_bytes() -> int:
+    """The media size cap in bytes (``SOVTP_MAX_MEDIA_BYTES``; 0 or less: no cap)."""
+    return env_cap(MAX_BYTES_ENV, DEFAULT_MAX_BYTES, "bytes")
 
 
 def kind_of(mode: int) -> str | None:

@@ -14,14 +14,14 @@ an EXIF orientation tag, and a transparent PNG has undefined colour under its al
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sovtp.errors import MediaError, MediaTooLargeError, SovtpError
+from sovtp.errors import MediaError, MediaTooLargeError
+from sovtp.media.files import env_cap
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels: a 12k × 8k still passes, a bomb does not
 MAX_PIXELS_ENV = "SOVTP_MAX_PIXELS"
@@ -34,13 +34,7 @@ def max_pixels(limit: int | None = None) -> int:
     ``0`` or a negative value means no cap (for a trusted folder of huge scans)."""
     if limit is not None:
         return int(limit)
-    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_PIXELS
-    try:
-        return int(float(raw))
-    except ValueError:
-        raise SovtpError(f"{MAX_PIXELS_ENV}={raw!r} is not a number of pixels") from None
+    return env_cap(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS, "pixels")
 
 
 def check_size(path: str | Path, width: int, height: int, limit: int | None = None) -> None:
