@@ -86,8 +86,9 @@ def assert_no_faces(
     image's pixels) whose faces may show — the subject under ``--blur others``.
 
     ``annotations`` (per image, measured on the raw frame, in its own pixels) let a hit on a
-    hand or a torso pass: one that lies on a measured body part, off every known face and
-    head, where the FaceLandmarker fits no face mesh (:func:`sovtp.deid.faces.body_false_alarm`).
+    hand, a torso or the neck under a known face pass: one that lies on a measured body part,
+    off every known face and head, where the FaceLandmarker fits no face mesh
+    (:func:`sovtp.deid.faces.body_false_alarm`).
     Why: the detectors read a dark coat or a fist as a face at 0.4 and refused a group photo
     that held no face.  Every such pass is one line in ``notes``, when given."""
     finder = finder or shared_finder()
@@ -102,7 +103,7 @@ def assert_no_faces(
         for d in finder.find(arr):
             if ok and _centre_in(d.box, ok):
                 continue
-            if body_false_alarm(arr, d.box, ann, finder, scale):
+            if body_false_alarm(arr, d.box, ann, finder, scale, neck=True):
                 if notes is not None:
                     box = ", ".join(f"{v:.0f}" for v in d.box)
                     notes.append(
