@@ -14,7 +14,7 @@ import yaml
 from sovtp.prompting.ablation import LADDER, grid, parse_factor, visual_only
 from sovtp.prompting.spec import load_spec
 from sovtp.report.ablation import NOT_TESTABLE, ablation_notes, correctness, factorial
-from sovtp.report.build import build_report, write_report
+from sovtp.report.build import build_report, effects_table, interactions_table, write_report
 from sovtp.scoring.stats import mcnemar
 
 LABELS = ["happy", "sad"]
@@ -166,6 +166,7 @@ def test_grid_main_effects_and_interactions(tmp_path):
     md = (run / "report.md").read_text()
     assert "## Grid: main effects" in md and "## Grid: two-way interactions" in md
     assert "| openai:qwen | output=label vs output=json | 100 | +5.00" in md
+    assert "| openai:qwen | boxes × au | 100 | +10.00 [" in md
 
 
 def test_a_blind_backend_marks_visual_grid_effects(tmp_path):
@@ -175,6 +176,15 @@ def test_a_blind_backend_marks_visual_grid_effects(tmp_path):
     assert testable == {"boxes": False, "au": True, "output": True}
     inter = {tuple(i["factors"]): i["testable"] for i in ab["interactions"]}
     assert inter == {("boxes", "au"): False, ("boxes", "output"): False, ("au", "output"): True}
+    # the tables say so, row by row: no interval where the backend cannot see the switch
+    effects = {r[1]: r[3:] for r in effects_table(ab)[1]}
+    assert effects["boxes vs no boxes"] == ["n/a", NOT_TESTABLE]
+    assert effects["au vs no au"][0].startswith(("+", "-")) and effects["au vs no au"][1] == ""
+    rows = {r[1]: r[3:] for r in interactions_table(ab)[1]}
+    assert rows["boxes × au"] == ["n/a", NOT_TESTABLE]
+    assert (
+        rows["au × output=label"][0].startswith(("+", "-")) and rows["au × output=label"][1] == ""
+    )
     assert ab["notes"] and "boxes" in ab["notes"][0]
 
 

@@ -251,17 +251,28 @@ def _level(f: str, v: Any) -> str:
     return f"{f}={v}" if not isinstance(v, bool) else (f if v else f"no {f}")
 
 
+def _contrast_row(c: dict[str, Any], what: str, estimate: str) -> list[Any]:
+    """One row of a grid contrast table (a main effect or an interaction): the system, the
+    contrast in words, n, the estimate with its interval, and why not when it is not testable."""
+    testable = c["testable"]
+    return [
+        c["system"],
+        what,
+        c["n"],
+        _delta(c[estimate]) if testable else "n/a",
+        "" if testable else NOT_TESTABLE,
+    ]
+
+
 def effects_table(ab: dict[str, Any]) -> Table:
     """A grid's main effects: accuracy at a level minus at the reference, over the other
     factors."""
     rows = [
-        [
-            e["system"],
+        _contrast_row(
+            e,
             f"{_level(e['factor'], e['level'])} vs {_level(e['factor'], e['reference'])}",
-            e["n"],
-            _delta(e["effect"]) if e["testable"] else "n/a",
-            "" if e["testable"] else NOT_TESTABLE,
-        ]  # fmt: skip
+            "effect",
+        )
         for e in ab.get("effects") or []
     ]
     return ["system", "main effect", "n", "ΔWAR [95% CI]", "note"], rows
@@ -270,13 +281,11 @@ def effects_table(ab: dict[str, Any]) -> Table:
 def interactions_table(ab: dict[str, Any]) -> Table:
     """A×B: how much A's effect changes when B moves off its reference level."""
     rows = [
-        [
-            i["system"],
+        _contrast_row(
+            i,
             " × ".join(_level(f, v) for f, v in zip(i["factors"], i["levels"], strict=True)),
-            i["n"],
-            _delta(i["interaction"]) if i["testable"] else "n/a",
-            "" if i["testable"] else NOT_TESTABLE,
-        ]  # fmt: skip
+            "interaction",
+        )
         for i in ab.get("interactions") or []
     ]
     return ["system", "interaction", "n", "Δ of ΔWAR [95% CI]", "note"], rows
