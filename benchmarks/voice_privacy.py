@@ -51,6 +51,21 @@ Measured here (2 cores, one run; sovtp's default is α 0.75, chosen from the rea
     0.8  @-1 st     24/24  0.764    0.230            +15.8             +23.0
     0.5-0.9 seeded  23/24  0.842    0.394            +40.5             (not run)
 
+Lazy-informed attacker (VoicePrivacy: anonymised enrolment vs anonymised trial,
+:func:`sovtp.deid.audit_voice.lazy_informed_audit`; real speech, 10 same-speaker pairs, the
+corpus threshold 0.705; --no-asr run, issue 19):
+
+    config            same-speaker pairs linked  similarity mean / max  EER anon-vs-anon
+    0.75 (default)    8/10                       0.759 / 0.934          0.196
+    0.6-0.8 seeded    8/10                       0.768 / 0.913          0.177
+    0.65-0.75 seeded  9/10                       0.783 / 0.939          0.177
+    0.5-0.9 seeded    4/10                       0.703 / 0.848          0.304
+    (raw-vs-raw EER 0.304: a fixed α leaves one speaker's utterances *more* linkable than raw)
+
+A per-utterance random α over VoicePrivacy's whole [0.5, 0.9] halves the linked pairs and
+brings the EER back to the raw voices', but leaves 4 of 9 utterances above the raw → anonymised
+threshold (draws near 0.9 barely change the voice); narrower ranges around 0.75 buy nothing.
+
 On real speech α 0.75 meets both targets with Whisper base — every utterance below the
 threshold, +8.5 WER points — and α 0.8 (VoicePrivacy B2's) leaves one of nine above (Sheila's
 longest turn, 0.737).  tiny.en is no measure of intelligibility here: the identity row, which
