@@ -49,7 +49,10 @@ KNOWN = {
 }  # fmt: skip
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def manifest_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """A CSV or JSONL manifest's rows with their line numbers (for messages), as read alike by
+    :func:`load_manifest` and ``sovtp data check``; a line that is no JSON object is a
+    :class:`ManifestError` naming it.  Column names are stripped."""
     # utf-8-sig: a byte-order mark would otherwise become part of the first column's name
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         with path.open(encoding="utf-8-sig") as f:
@@ -177,12 +180,12 @@ def read_manifest(
     columns: dict[str, None] = {}
     present: dict[str, set[str]] = {"split": set(), "fold": set()}
     n_rows = kept = 0
-    for n, row in _rows(p):
+    for n, row in manifest_rows(p):
         columns.update(dict.fromkeys(row))
         n_rows += 1
         s = sample_from_row(row, base, f"{p}:{n}", allow_outside_root=allow_outside_root)
         if s.id in seen:
-            dups = _duplicates(_rows(p))
+            dups = _duplicates(manifest_rows(p))
             raise ManifestError(
                 f"{p}: sample IDs must be unique; {len(dups)} ID(s) repeat: "
                 + "; ".join(
@@ -231,7 +234,7 @@ def manifest_columns(path: str | Path) -> list[str]:
         with p.open(newline="", encoding="utf-8-sig") as f:
             return [c.strip() for c in (csv.DictReader(f).fieldnames or [])]
     cols: dict[str, None] = {}
-    for _, row in _rows(p):
+    for _, row in manifest_rows(p):
         cols.update(dict.fromkeys(row))
     return list(cols)
 

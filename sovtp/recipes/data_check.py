@@ -20,8 +20,6 @@ from the shipped evaluator that names it (``evaluators/*.yaml``).
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -116,25 +114,6 @@ class CheckReport:
 
 
 # -- reading ---------------------------------------------------------------------------------
-def _manifest_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """A manifest's rows, tolerant of repeated IDs (the check lists them instead of stopping)."""
-    if path.suffix.lower() in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8-sig") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise ManifestError(f"{path}:{n}: not JSON ({e})") from None
-                    if not isinstance(row, dict):
-                        raise ManifestError(f"{path}:{n}: not a JSON object")
-                    yield n, row
-        return
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        for n, row in enumerate(csv.DictReader(f), 2):
-            yield n, {k.strip() if isinstance(k, str) else k: v for k, v in row.items()}
-
-
 def _evaluator_for(adapter: str) -> Any:
     """The shipped evaluator whose adapter is ``adapter`` (its splits and folds), or None."""
     from sovtp.evaluator import available, load_evaluator
@@ -194,11 +173,11 @@ def iter_source(
         raise ManifestError(f"{source}: data check reads manifests and ADAPTER:ROOT sources")
     if not p.is_file():
         raise ManifestError(f"no such manifest: {p}")
-    from sovtp.data.manifest import sample_from_row
+    from sovtp.data.manifest import manifest_rows, sample_from_row
 
     base = root or p.parent
     want = str(split).strip().lower() if split and split not in ("all", "*") else None
-    for n, row in _manifest_rows(p):
+    for n, row in manifest_rows(p):  # rows as bench reads them, repeated IDs listed, not refused
         smp = sample_from_row(row, base, f"{p}:{n}")
         if want is not None and (smp.split or "").strip().lower() != want:
             continue
