@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import zipfile
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -56,6 +57,13 @@ class DetectorConfig:
     search_every: int = 10  # frames between searches while following
     search_every_s: float = 1.0  # ... or seconds, whichever comes first (new faces appear)
     crop_scale: float = 2.5  # a follow crop's side, in face sizes: room for the face to move
+    # Follow bodies between pose searches too (a VIDEO-mode PoseLandmarker that skips its
+    # person detector while it tracks every body the last search found); False: search each frame
+    pose_track: bool = True
+    # Bodies are searched after a face search (someone came or went) or a body lost, and at least
+    # this often: a body that enters with no face in view is found within it
+    pose_search_every: int = 30
+    pose_search_every_s: float = 3.0
     # The hands pass (sovtp.annotate.hands; NFBL self-touch and fidgeting): opt-in, it costs
     # about what the face landmarker does
     hands: bool = False
@@ -66,6 +74,9 @@ class DetectorConfig:
         d = asdict(self)
         if not self.hands:  # off: the key stays what it was before hands existed
             for k in ("hands", "max_hands", "min_hand_confidence"):
+                d.pop(k)
+        if not self.pose:  # no bodies: how they would be followed changes nothing
+            for k in ("pose_track", "pose_search_every", "pose_search_every_s"):
                 d.pop(k)
         else:
             d["hand_model"] = assets.ASSETS["hand_landmarker"].sha256[:12]
@@ -114,6 +125,9 @@ class MediaPipeAnnotator:
         self.calls = 0  # frames run through the detectors; benchmarks count annotation passes
         self.searches = 0  # of which searched whole (the rest followed known faces in crops)
         self.scans = 0  # followed frames where the face detector alone looked for new faces
+        self.pose_searches = 0  # frames whose bodies were searched whole (the rest followed)
+        self._pose_asset: str | None = None
+        self._pool: ThreadPoolExecutor | None = None  # runs the body pass beside the faces
         self.start_clip()
 
     def start_clip(self) -> None:
@@ -129,8 +143,17 @@ class MediaPipeAnnotator:
         for lm in getattr(self, "_followers", ()):
             lm.close()
         self._followers, self._follower_ts = [], []
+        if getattr(self, "_pose_follower", None) is not None:
+            self._pose_follower[1].close()
+        # (bodies it was made for, VIDEO-mode PoseLandmarker, its clock): see _bodies
+        self._pose_follower: tuple[int, object, list[int]] | None = None
+        self._pose_since: int | None = None  # frames since the last pose search; None: none yet
+        self._pose_ts = 0.0
+        self._pose_found = 0  # bodies the last pose search found
+        self._pose_lost = False  # the follower lost one: search the next frame
         self._last: tuple[int, float, tuple[int, int]] | None = None
         self._since_search: int | None = None  # frames since the last search; None: none yet
+        self._faces_searched = False  # the last frame searched faces again (bodies follow suit)
         self._search_ts = 0.0
         if getattr(self, "_hands", None) is not None:
             self._hands.start_clip()
@@ -142,7 +165,7 @@ class MediaPipeAnnotator:
         return f"mediapipe {mediapipe.__version__}"
 
     def __enter__(self) -> MediaPipeAnnotator:
-        from mediapipe.tasks.python import BaseOptions, vision
+        from mediapipe.tasks.python import vision
 
         def asset(name: str) -> str:
             path = None
@@ -154,15 +177,9 @@ class MediaPipeAnnotator:
         self._face_asset = asset("face_landmarker")
         self._face = self._landmarker(vision.RunningMode.IMAGE, c.max_faces)
         if c.pose:
-            self._pose = vision.PoseLandmarker.create_from_options(
-                vision.PoseLandmarkerOptions(
-                    base_options=BaseOptions(model_asset_path=asset("pose_landmarker_full")),
-                    running_mode=vision.RunningMode.IMAGE,
-                    num_poses=c.max_persons,
-                    min_pose_detection_confidence=c.min_pose_confidence,
-                    min_pose_presence_confidence=c.min_pose_confidence,
-                )
-            )
+            self._pose_asset = asset("pose_landmarker_full")
+            self._pose = self._pose_landmarker(vision.RunningMode.IMAGE, c.max_persons)
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="sovtp-pose")
         if c.hands:
             from sovtp.annotate.hands import HandAnnotator
 
@@ -193,10 +210,14 @@ class MediaPipeAnnotator:
         )
 
     def close(self) -> None:
-        for lm in (self._face, self._pose, self._scanner, self._hands, *self._followers):
+        if self._pool is not None:  # a body pass still running finishes before its graph closes
+            self._pool.shutdown()
+            self._pool = None
+        body = self._pose_follower[1] if self._pose_follower is not None else None
+        for lm in (self._face, self._pose, self._scanner, self._hands, body, *self._followers):
             if lm is not None:
                 lm.close()
-        self._face = self._pose = self._scanner = self._hands = None
+        self._face = self._pose = self._scanner = self._hands = self._pose_follower = None
         self._followers, self._follower_ts = [], []
 
     def detect(
@@ -210,6 +231,47 @@ class MediaPipeAnnotator:
         h, w = image.shape[:2]
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
         self.calls += 1
+        last = self._last
+        if last is None or index <= last[0] or timestamp_s <= last[1] or (w, h) != last[2]:
+            self.start_clip()
+        self._last = (index, timestamp_s, (w, h))
+        # Bodies on the worker thread while faces run here: each MediaPipe graph infers on one
+        # thread (XNNPACK's default on Linux) and waits without the GIL, so on two cores the
+        # frame costs about the larger of the two instead of their sum.  Neither reads the
+        # other's state: the result is what running them one after the other gives.
+        searched, self._faces_searched = self._faces_searched, False
+        bodies = None
+        if self._pool is not None:
+            bodies = self._pool.submit(self._bodies, mp_image, timestamp_s, searched)
+        try:
+            faces = self._read_faces(image, mp_image, index, timestamp_s)
+        except BaseException:
+            if bodies is not None:  # its graph must be idle before anything closes it
+                wait([bodies])
+            raise
+        persons: list[Person] = []
+        faces = _dedupe(faces)
+        self._boxes = [f.bbox for f in faces[: self.config.max_faces]]
+        if bodies is not None:
+            pres = bodies.result()
+            for j, lms in enumerate(pres.pose_landmarks):
+                kp = np.array(
+                    [(p.x * w, p.y * h, p.visibility or 0.0) for p in lms], dtype=np.float32
+                )
+                world = None
+                if pres.pose_world_landmarks and j < len(pres.pose_world_landmarks):
+                    world = np.array(
+                        [(p.x, p.y, p.z) for p in pres.pose_world_landmarks[j]], dtype=np.float32
+                    )
+                persons.append(Person(track_id=0, keypoints=kp, world=world))
+        hands = self._hands.detect(image, index, timestamp_s) if self._hands is not None else []
+        return FrameAnnotation(index, timestamp_s, (w, h), faces, persons, hands)
+
+    def _read_faces(
+        self, image: np.ndarray, mp_image, index: int, timestamp_s: float
+    ) -> list[Face]:
+        """The frame's faces as sovtp's :class:`Face` (AUs from blendshapes, head pose)."""
+        h, w = image.shape[:2]
         faces: list[Face] = []
         for i, pts3, res in self._faces(image, mp_image, index, timestamp_s):
             pts, depth = pts3[:, :2], pts3[:, 2]
@@ -247,33 +309,12 @@ class MediaPipeAnnotator:
                     transform=transform,
                 )
             )
-        persons: list[Person] = []
-        faces = _dedupe(faces)
-        self._boxes = [f.bbox for f in faces[: self.config.max_faces]]
-        if self._pose is not None:
-            pres = self._pose.detect(mp_image)
-            for j, lms in enumerate(pres.pose_landmarks):
-                kp = np.array(
-                    [(p.x * w, p.y * h, p.visibility or 0.0) for p in lms], dtype=np.float32
-                )
-                world = None
-                if pres.pose_world_landmarks and j < len(pres.pose_world_landmarks):
-                    world = np.array(
-                        [(p.x, p.y, p.z) for p in pres.pose_world_landmarks[j]], dtype=np.float32
-                    )
-                persons.append(Person(track_id=0, keypoints=kp, world=world))
-        hands = self._hands.detect(image, index, timestamp_s) if self._hands is not None else []
-        return FrameAnnotation(index, timestamp_s, (w, h), faces, persons, hands)
+        return faces
 
     def _faces(self, image: np.ndarray, mp_image, index: int, timestamp_s: float):
         """The frame's faces, as ``_face_passes`` yields them: followed in crops around the last
         frame's faces when that is allowed and none is lost, else searched whole."""
         c = self.config
-        size = (image.shape[1], image.shape[0])
-        last = self._last
-        if last is None or index <= last[0] or timestamp_s <= last[1] or size != last[2]:
-            self.start_clip()
-        self._last = (index, timestamp_s, size)
         since = self._since_search
         if since is None or not c.track:
             due = fresh = True
@@ -296,8 +337,64 @@ class MediaPipeAnnotator:
                 yield from found
                 return
         self.searches += 1
+        self._faces_searched = since is not None  # not the clip's first: someone came or went
         self._since_search, self._search_ts = 0, timestamp_s
         yield from self._face_passes(image, mp_image)
+
+    def _bodies(self, mp_image, timestamp_s: float, faces_searched: bool):
+        """The frame's PoseLandmarker result: searched (IMAGE mode, up to ``max_persons``) on a
+        clip's first frame, after a frame that lost a body or searched faces anew (someone came
+        or went), and every ``pose_search_every`` frames or ``pose_search_every_s`` seconds; else
+        followed by a VIDEO-mode landmarker made for as many bodies as the last search found.
+
+        A VIDEO-mode landmarker runs its person detector only while it tracks fewer bodies than
+        ``num_poses``: made for ``max_persons`` it would detect on every frame, one body or not.
+        Made for the found count, it runs the landmark model alone in regions taken from the last
+        frame's keypoints (about half a search's cost).  Its clock is its own (wide steps, as
+        the face followers')."""
+        from mediapipe.tasks.python import vision
+
+        c = self.config
+        since = self._pose_since
+        follow = since is not None and c.pose_track and not (faces_searched or self._pose_lost)
+        if (
+            follow
+            and since + 1 < c.pose_search_every
+            and timestamp_s - self._pose_ts < c.pose_search_every_s
+        ):
+            self._pose_since = since + 1
+            n = self._pose_found
+            if n == 0:  # nobody at the last search: nobody until the next one
+                return _NO_BODIES
+            if self._pose_follower is None or self._pose_follower[0] != n:
+                if self._pose_follower is not None:
+                    self._pose_follower[1].close()
+                lm = self._pose_landmarker(vision.RunningMode.VIDEO, n)
+                self._pose_follower = (n, lm, [0])
+            _, lm, ts = self._pose_follower
+            ts[0] += 1_000_000
+            res = lm.detect_for_video(mp_image, ts[0])
+            self._pose_lost = len(res.pose_landmarks) < n
+            return res
+        res = self._pose.detect(mp_image)
+        self.pose_searches += 1
+        self._pose_since, self._pose_ts, self._pose_lost = 0, timestamp_s, False
+        self._pose_found = len(res.pose_landmarks)
+        return res
+
+    def _pose_landmarker(self, mode, num_poses: int):
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        c = self.config
+        return vision.PoseLandmarker.create_from_options(
+            vision.PoseLandmarkerOptions(
+                base_options=BaseOptions(model_asset_path=self._pose_asset),
+                running_mode=mode,
+                num_poses=num_poses,
+                min_pose_detection_confidence=c.min_pose_confidence,
+                min_pose_presence_confidence=c.min_pose_confidence,
+            )
+        )
 
     def _unfollowed(self, image: np.ndarray, boxes: list[tuple[float, ...]]) -> bool:
         """Whether MediaPipe's face detector (the landmarker's first stage, ~1/10 of its cost)
@@ -395,6 +492,16 @@ class MediaPipeAnnotator:
         """Run the landmarker on one window; landmarks mapped back to full-frame pixels (z, which
         MediaPipe scales like x, in the same pixels)."""
         yield from _landmarks(self._face.detect(mp_image), x0, y0, width, mp_image.height)
+
+
+class _NoBodies:
+    """A PoseLandmarker result with no body (frames between searches when the last found none)."""
+
+    pose_landmarks: tuple = ()
+    pose_world_landmarks: tuple = ()
+
+
+_NO_BODIES = _NoBodies()
 
 
 def _tiles(w: int, h: int, mode: str) -> list[tuple[int, int, int]] | None:
