@@ -16,13 +16,17 @@ from sovtp.cli.options import (
     EXIT_CODES_HELP,
     BackendName,
     BaseUrl,
+    Evaluator,
+    Fold,
     Hf,
     MaxRetries,
     MaxTokens,
     Model,
     NoStructured,
+    Root,
     Seed,
     Server,
+    Split,
     Subject,
     Temperature,
     Timeout,
@@ -49,20 +53,9 @@ ConfigFile = Annotated[
         "--config", help="Rerun a run's config.yaml (options given here override it).", exists=True
     ),
 ]
-Evaluator = Annotated[
-    str | None, typer.Option("--evaluator", help="Evaluator spec (dfew, mafw, ... or a YAML).")
-]
 RunLabels = Annotated[
     str | None,
     typer.Option("--labels", help="Label set (default: the evaluator's or the prompt's)."),
-]
-Split = Annotated[str | None, typer.Option("--split", help="Split (test, validation, ...).")]
-Fold = Annotated[int | None, typer.Option("--fold", help="Fold (DFEW/MAFW 1-5).")]
-Root = Annotated[
-    Path | None,
-    typer.Option(
-        "--root", help="Root the manifest's relative paths resolve under (default: its folder)."
-    ),
 ]
 AllowOutsideRoot = Annotated[
     bool,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from sovtp.cli.options import Labels, MaxTokens, Subject, prepare_knobs
+from sovtp.cli.options import Fold, Labels, MaxTokens, Root, Split, Subject, prepare_knobs
 
 export_app = typer.Typer(help="Export benchmarks to other harnesses.", no_args_is_help=True)
 
@@ -29,16 +29,9 @@ def lmms_eval_cmd(
             "reads them).",
         ),
     ],
-    split: Annotated[
-        str | None, typer.Option("--split", help="Split (default: the evaluator's).")
-    ] = None,
-    fold: Annotated[
-        int | None, typer.Option("--fold", help="Fold (default: the evaluator's).")
-    ] = None,
-    root: Annotated[
-        Path | None,
-        typer.Option("--root", help="Root of the manifest's relative paths (default: its folder)."),
-    ] = None,
+    split: Split = None,
+    fold: Fold = None,
+    root: Root = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N samples.")] = None,
     prompt: Annotated[
         str | None,

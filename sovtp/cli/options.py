@@ -73,6 +73,27 @@ AuSource = Annotated[
     ),
 ]
 
+# -- the samples ----------------------------------------------------------------------------------
+Evaluator = Annotated[
+    str | None, typer.Option("--evaluator", help="Evaluator spec (dfew, mafw, ... or a YAML).")
+]
+Split = Annotated[
+    str | None,
+    typer.Option("--split", help="Split (test, validation, ...; default: the evaluator's)."),
+]
+Fold = Annotated[
+    int | None, typer.Option("--fold", help="Fold (DFEW/MAFW 1-5; default: the evaluator's).")
+]
+Root = Annotated[
+    Path | None,
+    typer.Option(
+        "--root", help="Root the manifest's relative paths resolve under (default: its folder)."
+    ),
+]
+GoldLabels = Annotated[
+    str | None, typer.Option("--labels", help="Label set (default: the gold vocabulary).")
+]
+
 # -- prompting ------------------------------------------------------------------------------------
 PromptId = Annotated[
     str, typer.Option("--prompt", "-p", help="Prompt spec ID (see `sovtp prompts list`).")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from sovtp.cli.options import GoldLabels
 from sovtp.errors import SovtpError
 
 
@@ -120,9 +121,7 @@ def score_cmd(
             help="A separate gold list (name,gt): every gold sample is scored; missing predictions count as invalid."
         ),
     ] = None,
-    labels: Annotated[
-        str | None, typer.Option(help="Label set (default: the gold vocabulary).")
-    ] = None,
+    labels: GoldLabels = None,
     evaluator: Annotated[
         str | None, typer.Option(help="Evaluator spec (its label set and synonyms).")
     ] = None,

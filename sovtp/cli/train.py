@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from sovtp.cli.options import GoldLabels
 from sovtp.errors import SovtpError
 
 
@@ -32,9 +33,7 @@ def train_cmd(
     evaluator: Annotated[
         str | None, typer.Option(help="Evaluator spec (its label set, synonyms, default fold).")
     ] = None,
-    labels: Annotated[
-        str | None, typer.Option(help="Label set (default: the gold vocabulary).")
-    ] = None,
+    labels: GoldLabels = None,
     epochs: Annotated[int, typer.Option(help="Epochs (passes over the face crops).")] = 10,
     batch_size: Annotated[int, typer.Option(help="Crops per step.")] = 64,
     lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine decay).")] = 3e-4,
