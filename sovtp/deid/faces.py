@@ -541,11 +541,13 @@ def obscure_checked(
 # -- what a detector hit on a body is (a hand, a torso), so that it is neither obscured nor refused
 ARM_REACH = 0.3  # an arm segment's half-width, in shoulder widths
 HEAD_ZONE = 0.75  # a hit centred this near the nose (shoulder widths) is on the head: never body
-# the guard's neck: a hit centred under a known face, within its width and NECK face heights
-# below its chin.  After the prompt's marks were drawn, CenterFace read a filled face's AU label
-# over the astronaut's dark neck ring as a face at 0.33 (nothing meshes there; before the marks
-# no detector fired), and the guard refused `query --deid --deid-mode fill`
-NECK = 1.5
+# The guard's zone around a hidden face (:func:`near_hidden_face`): its box grown by SIDE of its
+# width on each side, ABOVE of its height above (hair, the ID tag drawn on the box's top edge)
+# and NECK below.  After the prompt's marks were drawn on de-identified frames in which no
+# detector found a face, CenterFace read a filled face's AU label over the astronaut's dark neck
+# ring at 0.33, and MediaPipe an ID tag on the hair of two of the group photo's blurred faces at
+# 0.45-0.53; nothing meshes there, and the guard refused both requests
+SIDE, ABOVE, NECK = 0.5, 0.75, 1.5
 MIN_VISIBLE = 0.5  # pose keypoints below this visibility are not trusted to place a body part
 
 
@@ -559,16 +561,12 @@ def on_body(
     box: Box,
     annotation: FrameAnnotation | None,
     scale: tuple[float, float] = (1, 1),
-    neck: bool = False,
 ) -> bool:
-    """Whether ``box``'s centre lies on a measured body part — the neck under a known face
-    (:data:`NECK`), a torso (the shoulders and the shoulder width below them), an arm
+    """Whether ``box``'s centre lies on a measured body part — a torso (the shoulders and the shoulder width below them), an arm
     (shoulder–elbow–wrist, :data:`ARM_REACH` wide) or a hand (its landmarks' box, grown by
     half) — and not on a head (within :data:`HEAD_ZONE` shoulder
     widths of a nose).  ``annotation`` is the frame's, measured on the raw frame; ``scale`` maps
-    its pixels to ``box``'s (an outgoing image is resized).  No annotation, no body: False.
-    ``neck`` counts the neck (the guard, on marked images only: the re-check obscures a hit
-    there, so that no detector reads a face in a de-identified frame)."""
+    its pixels to ``box``'s (an outgoing image is resized).  No annotation, no body: False."""
     if annotation is None:
         return False
     sx, sy = scale
@@ -577,10 +575,6 @@ def on_body(
         b = f.bbox
         if b[0] * sx <= c[0] <= b[2] * sx and b[1] * sy <= c[1] <= b[3] * sy:
             return False
-    for f in annotation.faces if neck else []:  # below a known face: chin, collar, neck ring
-        x0, y0, x1, y1 = f.bbox[0] * sx, f.bbox[1] * sy, f.bbox[2] * sx, f.bbox[3] * sy
-        if x0 <= c[0] <= x1 and y1 < c[1] <= y1 + NECK * (y1 - y0):
-            return True
     for p in annotation.persons:
         kp = np.asarray(p.keypoints, dtype=np.float64)
         xy, vis = kp[:, :2] * (sx, sy), kp[:, 2]
@@ -626,13 +620,31 @@ def body_false_alarm(
     annotation: FrameAnnotation | None,
     finder: FaceFinder,
     scale: tuple[float, float] = (1, 1),
-    neck: bool = False,
 ) -> bool:
     """A detector hit that is a hand or a torso, not a face: it lies on a measured body part
     (:func:`on_body`) and MediaPipe's FaceLandmarker fits no face mesh around it
     (:meth:`FaceFinder.has_mesh`).  Both must hold — a face held in front of a torso is meshed,
     and a hit off every body part is obscured whatever the landmarker says (recall first)."""
-    return on_body(box, annotation, scale, neck) and not finder.has_mesh(image, box)
+    return on_body(box, annotation, scale) and not finder.has_mesh(image, box)
+
+
+def near_hidden_face(
+    box: Box, annotation: FrameAnnotation | None, scale: tuple[float, float] = (1, 1)
+) -> bool:
+    """Whether ``box``'s centre lies in the zone of a known (measured, then hidden) face: its
+    box grown by :data:`SIDE` on each side, :data:`ABOVE` above and :data:`NECK` below.  The
+    guard's second test, for marked images only (:func:`sovtp.deid.stage.assert_no_faces`):
+    the re-check obscures every hit there, so a de-identified frame has none before marks."""
+    if annotation is None:
+        return False
+    sx, sy = scale
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    for f in annotation.faces:
+        x0, y0, x1, y1 = f.bbox[0] * sx, f.bbox[1] * sy, f.bbox[2] * sx, f.bbox[3] * sy
+        w, h = x1 - x0, y1 - y0
+        if x0 - SIDE * w <= cx <= x1 + SIDE * w and y0 - ABOVE * h <= cy <= y1 + NECK * h:
+            return True
+    return False
 
 
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from sovtp.deid.faces import BLUR_WHO, FaceFinder, body_false_alarm, deidentify_frames
+from sovtp.deid.faces import BLUR_WHO, FaceFinder, deidentify_frames, near_hidden_face, on_body
 from sovtp.deid.policy import WITHHELD_MARKS
 from sovtp.types import ClipAnnotation, Frame, FrameAnnotation
 
@@ -85,12 +85,14 @@ def assert_no_faces(
     outgoing image (empty: it may be sent).  ``allowed`` gives, per image, boxes (in that
     image's pixels) whose faces may show — the subject under ``--blur others``.
 
-    ``annotations`` (per image, measured on the raw frame, in its own pixels) let a hit on a
-    hand, a torso or the neck under a known face pass: one that lies on a measured body part,
-    off every known face and head, where the FaceLandmarker fits no face mesh
-    (:func:`sovtp.deid.faces.body_false_alarm`).
-    Why: the detectors read a dark coat or a fist as a face at 0.4 and refused a group photo
-    that held no face.  Every such pass is one line in ``notes``, when given."""
+    ``annotations`` (per image, measured on the raw frame, in its own pixels) let a hit pass
+    where the FaceLandmarker fits no face mesh (:meth:`FaceFinder.has_mesh`) and that lies on a
+    measured body part (:func:`sovtp.deid.faces.on_body`: a coat, an arm, a hand) or in the
+    zone of a face that was measured and hidden (:func:`sovtp.deid.faces.near_hidden_face`:
+    the marks drawn there — an ID tag on the hair, an AU label over a collar — read as faces).
+    Why: the detectors refused a group photo and a filled portrait that held no face.  A mesh
+    anywhere, or a hit away from every known person, is still refused.  Every pass is one line
+    in ``notes``, when given."""
     finder = finder or shared_finder()
     problems = []
     for k, img in enumerate(images):
@@ -103,12 +105,19 @@ def assert_no_faces(
         for d in finder.find(arr):
             if ok and _centre_in(d.box, ok):
                 continue
-            if body_false_alarm(arr, d.box, ann, finder, scale, neck=True):
+            where = (
+                "a body part"
+                if on_body(d.box, ann, scale)
+                else "a hidden face's zone"
+                if near_hidden_face(d.box, ann, scale)
+                else None
+            )
+            if where and not finder.has_mesh(arr, d.box):
                 if notes is not None:
                     box = ", ".join(f"{v:.0f}" for v in d.box)
                     notes.append(
-                        f"image {k}: {d.source} hit (score {d.score:.2f}, box {box}) lies on a "
-                        "body part and holds no face mesh: not a face"
+                        f"image {k}: {d.source} hit (score {d.score:.2f}, box {box}) lies on "
+                        f"{where} and holds no face mesh: not a face"
                     )
                 continue
             box = ", ".join(f"{v:.0f}" for v in d.box)
