@@ -224,12 +224,13 @@ class MediaPipeAnnotator:
         self, image: np.ndarray, index: int = 0, timestamp_s: float = 0.0
     ) -> FrameAnnotation:
         """Faces and persons in one RGB uint8 frame; track IDs are left at 0 for the tracker."""
-        import mediapipe as mp
 
         if self._face is None:
             raise RuntimeError("MediaPipeAnnotator used outside its `with` block")
         h, w = image.shape[:2]
-        mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
+        # the whole frame as MediaPipe's image: the body pass needs it on every frame, the face
+        # path only when it searches (following works on crops), so face-only makes it then
+        mp_image = _mp_image(image) if self._pool is not None else None
         self.calls += 1
         last = self._last
         if last is None or index <= last[0] or timestamp_s <= last[1] or (w, h) != last[2]:
@@ -467,6 +468,8 @@ class MediaPipeAnnotator:
         import mediapipe as mp
 
         h, w = image.shape[:2]
+        if mp_image is None:
+            mp_image = _mp_image(image)
         tiles = _tiles(w, h, self.config.tiles)
         if tiles is None:
             yield from self._detect_window(mp_image, 0, 0, w)
@@ -492,6 +495,12 @@ class MediaPipeAnnotator:
         """Run the landmarker on one window; landmarks mapped back to full-frame pixels (z, which
         MediaPipe scales like x, in the same pixels)."""
         yield from _landmarks(self._face.detect(mp_image), x0, y0, width, mp_image.height)
+
+
+def _mp_image(image: np.ndarray):
+    import mediapipe as mp
+
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
 
 
 class _NoBodies:
@@ -521,10 +530,11 @@ def _tiles(w: int, h: int, mode: str) -> list[tuple[int, int, int]] | None:
 def _landmarks(res, x0: int, y0: int, width: int, height: int):
     """(face index, 478×3 pixel landmarks, result) of a window at (x0, y0) of the frame."""
     for i, lms in enumerate(res.face_landmarks):
-        pts = np.array(
-            [(p.x * width + x0, p.y * height + y0, p.z * width) for p in lms], dtype=np.float32
-        )
-        yield i, pts, res
+        # scaled in float64 as Python's floats would be, then rounded once to float32
+        xyz = np.array([(p.x, p.y, p.z) for p in lms], dtype=np.float64)
+        xyz *= (width, height, width)
+        xyz[:, :2] += (x0, y0)
+        yield i, xyz.astype(np.float32), res
 
 
 def _crop_window(box: tuple[float, ...], scale: float, w: int, h: int) -> tuple[int, int, int, int]:
