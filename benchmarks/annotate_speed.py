@@ -2,13 +2,15 @@
 
     python benchmarks/annotate_speed.py [--frames 60]
 
-Prints frames/s for: decode only; face path (decode + FaceLandmarker + AUs + tracking), which
-follows the face between searches (``DetectorConfig.track``), and the same with a whole-frame
-search on every frame (``track=False``, the path before following); face + pose; face + pose +
-drawing; and, where ``dlib-bin`` + ``face-recognition-models`` are importable, a dlib HOG detector
-+ 68-landmark predictor pipeline — then the ratios, and the quality check: followed faces and
-bodies against a search of every frame (exit status 1 when off).  Targets (2 cores): face path
-≥ 50 fps, with pose ≥ 25 fps, face path ≥ 8× dlib.  dlib need not live in the project's environment:
+Prints frames/s and CPU ms/frame for: decode only; face path (decode + FaceLandmarker + AUs +
+tracking), which follows the face between searches (``DetectorConfig.track``), and the same with a
+whole-frame search on every frame (``track=False``, the path before following); face + pose, the
+bodies followed too (``pose_track``), and with the pose searched on every frame (the path before);
+face + pose + drawing; and, where ``dlib-bin`` + ``face-recognition-models`` are importable, a dlib
+HOG detector + 68-landmark predictor pipeline — then the ratios, and the quality check: followed
+faces and bodies against a search of every frame (exit status 1 when off).  Targets (2 cores):
+face path ≥ 50 fps, with pose ≥ 25 fps, face path ≥ 8× dlib.  dlib need not live in the
+project's environment:
 ``pip install --target /tmp/dlib dlib-bin face-recognition-models`` and run with
 ``PYTHONPATH=/tmp/dlib``.
 """
