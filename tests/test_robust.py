@@ -5,6 +5,7 @@ the alignment map, the vision-LLM manifest, and answer flip rates."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ pytest.importorskip("torchvision")
 from sovtp.baselines.data import CropSet, align_crop  # noqa: E402
 from sovtp.baselines.predict import crop_logits, load  # noqa: E402
 from sovtp.baselines.robust import (  # noqa: E402
+    Attack,
     accuracy_vs_eps,
     attack_crops,
     flip_rate,
@@ -64,7 +66,7 @@ def test_accuracy_falls_with_eps_and_eps0_is_clean(trained):
     _, m, held = trained
     clean = int((crop_logits(m, held.x).argmax(1) == held.frame_y()).sum()) / len(held)
     assert clean >= 0.75
-    res = {a: accuracy_vs_eps(m, held, (0, 1, 4), a, steps=5) for a in ("fgsm", "pgd")}
+    res = {a: accuracy_vs_eps(m, held, (0, 1, 4), Attack(a, steps=5)) for a in ("fgsm", "pgd")}
     for a, r in res.items():
         acc = [x["frame_accuracy"] for x in r["rows"]]
         assert acc[0] == clean and r["rows"][0]["linf"] == 0, a  # ε = 0 is the clean run, exactly
@@ -77,6 +79,11 @@ def test_accuracy_falls_with_eps_and_eps0_is_clean(trained):
     assert all(p <= f for p, f in zip(pgd, fgsm, strict=True)), (pgd, fgsm)
     assert res["pgd"]["rows"][1]["accuracy"] is not None  # sample level (1 crop per sample here)
     json.dumps(res["pgd"])  # robust.json material
+    # what robust.json records of the settings: FGSM is one step from no random start
+    recorded = {a: [r[k] for k in ("steps", "random_start", "alpha")] for a, r in res.items()}
+    assert recorded == {"pgd": [5, True, "2.5*eps/steps"], "fgsm": [1, False, None]}
+    with pytest.raises(ValueError, match=re.escape("unknown attack 'cw': fgsm | pgd")):
+        Attack("cw")
 
 
 def test_perturbation_stays_in_the_eps_box_after_uint8(trained):
@@ -84,14 +91,15 @@ def test_perturbation_stays_in_the_eps_box_after_uint8(trained):
     x = held.x[:16]
     for attack in ("fgsm", "pgd"):
         for eps in (1, 3):
-            xa = attack_crops(m, x, held.frame_y()[:16], eps, attack, steps=3)
+            xa = attack_crops(m, x, held.frame_y()[:16], eps, Attack(attack, steps=3))
             assert xa.dtype == torch.uint8 and xa.shape == x.shape
             d = (xa.int() - x.int()).abs()
             assert int(d.max()) == eps and bool((d <= eps).all()), (attack, eps)
-    assert torch.equal(attack_crops(m, x, held.frame_y()[:16], 0, "pgd"), x)
+    assert torch.equal(attack_crops(m, x, held.frame_y()[:16], 0), x)
     # seeded: the same PGD twice gives the same pixels
-    a = attack_crops(m, x, held.frame_y()[:16], 2, "pgd", steps=2, seed=3)
-    assert torch.equal(a, attack_crops(m, x, held.frame_y()[:16], 2, "pgd", steps=2, seed=3))
+    pgd = Attack("pgd", steps=2, seed=3)
+    a = attack_crops(m, x, held.frame_y()[:16], 2, pgd)
+    assert torch.equal(a, attack_crops(m, x, held.frame_y()[:16], 2, pgd))
 
 
 def _face(detector, path):
@@ -119,7 +127,7 @@ def test_full_frame_attack_goes_through_the_alignment(trained, detector, tmp_pat
     rebuilt = diff_crop(x01, crop_grid(geo, *img.shape[:2]), S) * 255
     assert (rebuilt - clean.float()).abs().mean() < 1.0
     y = int(crop_logits(m, clean).argmax(1))
-    adv = perturb_frame(m, img, face, y, 16, "pgd", steps=10)
+    adv = perturb_frame(m, img, face, y, 16, Attack("pgd", steps=10))
     d = np.abs(adv.astype(int) - img.astype(int))
     assert adv.dtype == np.uint8 and d.max() == 16
     ys, xs = np.nonzero(d.max(-1))
@@ -143,7 +151,7 @@ def test_perturbed_set_is_a_bench_manifest(trained, detector, astronaut_png, pan
 
     _, m, _ = trained
     samples = [Sample("img", astronaut_png, "face"), Sample("vid", pan_mp4, "face")]
-    man = write_perturbed_set(m, samples, 4, tmp_path / "p", "fgsm", sampling="uniform:2",
+    man = write_perturbed_set(m, samples, 4, tmp_path / "p", Attack("fgsm"), sampling="uniform:2",
                               detector=detector)  # fmt: skip
     got = list(read_manifest(man))
     assert [s.id for s in got] == ["img", "vid"] and [s.label for s in got] == ["face", "face"]

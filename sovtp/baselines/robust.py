@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,39 @@ def default_alpha(eps: float, steps: int) -> float:
     return 2.5 * eps / max(1, steps)
 
 
+@dataclass(frozen=True)
+class Attack:
+    """One attack's settings, passed whole through every path that perturbs (crops, full
+    frames, the robust recipe) so each reads them one way: ``kind`` fgsm or pgd; PGD takes
+    ``steps`` steps of ``alpha`` grey levels (None: :func:`default_alpha` of each ε) from a
+    random start drawn from ``seed``.  An unknown kind is refused when the settings are made."""
+
+    kind: str = "pgd"
+    steps: int = 10
+    alpha: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ATTACKS:
+            raise ValueError(f"unknown attack {self.kind!r}: {' | '.join(ATTACKS)}")
+
+    def step(self, eps: float) -> float:
+        """The PGD step at budget ``eps``, in grey levels."""
+        return default_alpha(eps, self.steps) if self.alpha is None else self.alpha
+
+    def facts(self) -> dict[str, Any]:
+        """The settings as ``robust.json`` records them (FGSM is one step, from no random
+        start)."""
+        pgd = self.kind == "pgd"
+        return {
+            "attack": self.kind,
+            "steps": self.steps if pgd else 1,
+            "alpha": (self.alpha if self.alpha is not None else "2.5*eps/steps") if pgd else None,
+            "random_start": pgd,
+            "seed": self.seed,
+        }
+
+
 def _quantise(x_adv01: Any, x_u8: Any, eps: float) -> Any:
     """uint8 image within ε grey levels of ``x_u8``: round, then clip to the ε-box."""
     import torch
@@ -79,29 +113,26 @@ def _attack01(
     model: Any,
     x01: Any,
     y: Any,
-    eps01: float,
-    attack: str,
-    steps: int,
-    alpha01: float,
+    eps: float,
+    attack: Attack,
     gen: Any,
     fn: Any = None,
     region: Any = None,
 ) -> Any:
-    """The attack in [0, 1] pixel space; ``fn`` maps the attacked tensor to the model's input
-    (identity for crops; the differentiable crop for frames); ``region`` (bool, broadcastable)
-    limits where the perturbation may be non-zero."""
+    """The attack in [0, 1] pixel space (``eps`` in grey levels); ``fn`` maps the attacked
+    tensor to the model's input (identity for crops; the differentiable crop for frames);
+    ``region`` (bool, broadcastable) limits where the perturbation may be non-zero."""
     import torch
 
+    eps01, alpha01 = eps / 255, attack.step(eps) / 255
     fn = fn or (lambda t: t)
     mask = region.to(x01.dtype) if region is not None else 1.0
-    if attack == "fgsm":
+    if attack.kind == "fgsm":
         g = _grad(model, fn, x01, y)
         return (x01 + eps01 * g.sign() * mask).clamp(0, 1).detach()
-    if attack != "pgd":
-        raise ValueError(f"unknown attack {attack!r}: {' | '.join(ATTACKS)}")
     u = torch.rand(x01.shape, generator=gen, device="cpu").to(x01.device)
     xa = (x01 + (2 * u - 1) * eps01 * mask).clamp(0, 1)
-    for _ in range(steps):
+    for _ in range(attack.steps):
         g = _grad(model, fn, xa, y)
         xa = xa.detach() + alpha01 * g.sign() * mask
         xa = torch.min(torch.max(xa, x01 - eps01), x01 + eps01).clamp(0, 1)
@@ -113,12 +144,9 @@ def attack_crops(
     x_u8: Any,
     y: Any,
     eps: float,
-    attack: str = "pgd",
+    attack: Attack = Attack(),
     *,
-    steps: int = 10,
-    alpha: float | None = None,
     batch_size: int = 64,
-    seed: int = 0,
     device: Any = None,
 ) -> Any:
     """Perturbed uint8 crops (N, 3, S, S) within ``eps`` grey levels of ``x_u8`` (on CPU).
@@ -131,8 +159,7 @@ def attack_crops(
     dev = device or next(model.parameters()).device
     was = model.training
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    alpha = default_alpha(eps, steps) if alpha is None else alpha
+    gen = torch.Generator().manual_seed(attack.seed)
     out = []
     try:
         for i in range(0, len(x_u8), batch_size):
@@ -142,7 +169,7 @@ def attack_crops(
             if bool((yb < 0).any()):
                 with torch.no_grad():
                     yb = torch.where(yb < 0, model(normalise(x01)).argmax(1), yb)
-            xa = _attack01(model, x01, yb, eps / 255, attack, steps, alpha / 255, gen)
+            xa = _attack01(model, x01, yb, eps, attack, gen)
             out.append(_quantise(xa.cpu(), xb, eps))
     finally:
         model.train(was)
@@ -167,12 +194,9 @@ def accuracy_vs_eps(
     loaded: Any,
     crops: Any,
     eps: Sequence[float] = EPS_DEFAULT,
-    attack: str = "pgd",
+    attack: Attack = Attack(),
     *,
-    steps: int = 10,
-    alpha: float | None = None,
     batch_size: int = 64,
-    seed: int = 0,
     keep: bool = False,
 ) -> dict[str, Any]:
     """Accuracy and macro F1 of a checkpoint on a labelled crop set at each ε: frame level
@@ -186,8 +210,15 @@ def accuracy_vs_eps(
     kept: dict[float, Any] = {}
     rows = []
     for e in eps:
-        xa = attack_crops(loaded, crops.x, fy, e, attack, steps=steps, alpha=alpha,
-                          batch_size=batch_size, seed=seed, device=getattr(loaded, "device", None))  # fmt: skip
+        xa = attack_crops(
+            loaded,
+            crops.x,
+            fy,
+            e,
+            attack,
+            batch_size=batch_size,
+            device=getattr(loaded, "device", None),
+        )
         logits = crop_logits(loaded, xa, batch_size)
         linf = int((xa.int() - crops.x.int()).abs().max()) if len(xa) else 0
         rows.append({"eps": e, **_frame_scores(logits, fy, crops.owner, crops.y, crops.labels),
@@ -195,12 +226,8 @@ def accuracy_vs_eps(
         if keep:
             kept[e] = xa
     out: dict[str, Any] = {
-        "attack": attack,
+        **attack.facts(),
         "eps_units": "grey levels (1/255)",
-        "steps": steps if attack == "pgd" else 1,
-        "alpha": (alpha if alpha is not None else "2.5*eps/steps") if attack == "pgd" else None,
-        "random_start": attack == "pgd",
-        "seed": seed,
         "labels": list(crops.labels),
         "rows": rows,
     }

@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sovtp.baselines.robust import _attack01, _quantise, default_alpha
+from sovtp.baselines.robust import Attack, _attack01, _quantise
 from sovtp.baselines.train import normalise
 
 
@@ -74,11 +75,7 @@ def perturb_frame(
     face: Any,
     y: int,
     eps: float,
-    attack: str = "pgd",
-    *,
-    steps: int = 10,
-    alpha: float | None = None,
-    seed: int = 0,
+    attack: Attack = Attack(),
 ) -> np.ndarray:
     """One RGB uint8 frame with its subject's face region attacked through the alignment map
     (only pixels of the face's crop box change; each by at most ε grey levels).  ``y`` is the
@@ -110,9 +107,8 @@ def perturb_frame(
         if y < 0:
             with torch.no_grad():
                 yt = model(normalise(fn(x01))).argmax(1)
-        gen = torch.Generator().manual_seed(seed)
-        a = default_alpha(eps, steps) if alpha is None else alpha
-        xa = _attack01(model, x01, yt, eps / 255, attack, steps, a / 255, gen, fn)
+        gen = torch.Generator().manual_seed(attack.seed)
+        xa = _attack01(model, x01, yt, eps, attack, gen, fn)
     finally:
         model.train(was)
     out = image.copy()
@@ -125,17 +121,15 @@ def perturb_frames(
     loaded: Any,
     sample: Any,
     eps: float,
-    attack: str = "pgd",
+    attack: Attack = Attack(),
     *,
     sampling: str | None = None,
     detector: Any = None,
-    steps: int = 10,
-    alpha: float | None = None,
-    seed: int = 0,
 ) -> list[tuple[int, np.ndarray]]:
     """(frame index, perturbed RGB uint8 frame) for each sampled frame of a sample (its
     interval's, when it has one), the subject's face attacked through the alignment; frames
-    without the subject are returned unchanged."""
+    without the subject are returned unchanged.  Frame ``j`` draws its random start from
+    ``attack.seed + j``."""
     from sovtp.annotate.pipeline import annotate
     from sovtp.baselines.data import subject_track
 
@@ -152,9 +146,9 @@ def perturb_frames(
     out = []
     for j, fr in enumerate(frames):
         f = faces.get(fr.index)
-        img = fr.image if f is None else perturb_frame(
-            loaded, fr.image, f, y, eps, attack, steps=steps, alpha=alpha, seed=seed + j
-        )  # fmt: skip
+        img = fr.image
+        if f is not None:
+            img = perturb_frame(loaded, img, f, y, eps, replace(attack, seed=attack.seed + j))
         out.append((fr.index, img))
     return out
 
@@ -164,12 +158,9 @@ def write_perturbed_set(
     samples: Iterable[Any],
     eps: float,
     out: str | Path,
-    attack: str = "pgd",
+    attack: Attack = Attack(),
     *,
     sampling: str | None = None,
-    steps: int = 10,
-    alpha: float | None = None,
-    seed: int = 0,
     detector: Any = None,
 ) -> Path:
     """Perturbed frames of every sample as lossless PNG under ``out/media/`` and a manifest
@@ -194,8 +185,7 @@ def write_perturbed_set(
         for n, s in enumerate(samples):
             if getattr(s, "error", None):
                 continue
-            fr = perturb_frames(loaded, s, eps, attack, sampling=sampling, detector=detector,
-                                steps=steps, alpha=alpha, seed=seed)  # fmt: skip
+            fr = perturb_frames(loaded, s, eps, attack, sampling=sampling, detector=detector)
             single = is_image(s.media) and len(fr) == 1 and not getattr(s, "has_interval", False)
             if single:
                 rel = f"media/{n:06d}.png"
@@ -207,7 +197,7 @@ def write_perturbed_set(
                     Image.fromarray(img).save(out / rel / f"frame_{idx:08d}.png")
             rows.append({"id": s.id, "media": rel, "label": s.label or "",
                          "split": getattr(s, "split", None) or "", "source_media": str(s.media),
-                         "frames": len(fr), "eps": eps, "attack": attack})  # fmt: skip
+                         "frames": len(fr), "eps": eps, "attack": attack.kind})  # fmt: skip
     finally:
         if own is not None:
             own.close()

@@ -65,18 +65,18 @@ def robust_cmd(
     if backend != "cnn" or not ckpt:
         raise SovtpError(f"--system {system!r}: sovtp robust attacks a CNN checkpoint: cnn:PATH")
     try:
-        from sovtp.baselines.robust import parse_eps
+        from sovtp.baselines.robust import Attack, parse_eps
         from sovtp.recipes.robust import robust_recipe
 
         eps_list = parse_eps(eps)
+        settings = Attack(attack, steps=steps, alpha=alpha, seed=seed)
     except ValueError as e:
         raise SovtpError(str(e)) from e
     except ImportError as e:
         raise SovtpError(f"sovtp robust needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
     res, out, into_run = robust_recipe(
-        source, ckpt, out, eps_list, attack, steps=steps, alpha=alpha, split=split, fold=fold,
-        evaluator=evaluator, limit=limit, batch_size=batch_size, device=device, seed=seed,
-        frames=frames,
+        source, ckpt, out, eps_list, settings, split=split, fold=fold, evaluator=evaluator,
+        limit=limit, batch_size=batch_size, device=device, frames=frames,
     )  # fmt: skip
     for r in res["rows"]:
         acc = r["accuracy"]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sovtp.baselines.robust import ATTACKS, EPS_DEFAULT, accuracy_vs_eps, open_samples
+from sovtp.baselines.robust import EPS_DEFAULT, Attack, accuracy_vs_eps, open_samples
 from sovtp.baselines.robust_frames import write_perturbed_set
 from sovtp.engine.folder import RunFolder, atomic_write, write_json
 from sovtp.errors import SovtpError
@@ -31,7 +31,7 @@ def run_n_boot(run: Path) -> int:
 
 
 def robust_recipe(
-    source: str, ckpt: str, out: Path | None, eps: Sequence[float], attack: str, **kw: Any
+    source: str, ckpt: str, out: Path | None, eps: Sequence[float], attack: Attack, **kw: Any
 ) -> tuple[dict[str, Any], Path, Path | None]:
     """Setup → run → report: returns the results, the folder written and the bench run whose
     report now shows them (None for a folder of its own)."""
@@ -66,17 +66,14 @@ def run_robust(
     ckpt: str | Path,
     out: str | Path,
     eps: Sequence[float] = EPS_DEFAULT,
-    attack: str = "pgd",
+    attack: Attack = Attack(),
     *,
-    steps: int = 10,
-    alpha: float | None = None,
     split: str | None = None,
     fold: int | None = None,
     evaluator: str | None = None,
     limit: int | None = None,
     batch_size: int = 64,
     device: str | None = None,
-    seed: int = 0,
     frames: bool = False,
     progress: bool = True,
     files_dir: str | Path | None = None,
@@ -89,8 +86,6 @@ def run_robust(
     from sovtp.baselines.data import CropSet, build_cropset
     from sovtp.baselines.predict import load
 
-    if attack not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r}: {' | '.join(ATTACKS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = Path(files_dir) if files_dir is not None else out
@@ -100,19 +95,19 @@ def run_robust(
     samp = m.config.get("sampling", "uniform:8")
     crops = build_cropset(samples, m.labels, m.size, samp, subject=m.config.get("subject"),
                           progress=progress)  # fmt: skip
-    res = accuracy_vs_eps(m, crops, eps, attack, steps=steps, alpha=alpha,
-                          batch_size=batch_size, seed=seed, keep=True)  # fmt: skip
+    res = accuracy_vs_eps(m, crops, eps, attack, batch_size=batch_size, keep=True)
     kept = res.pop("crops")
     res.update(system=m.name, checkpoint=str(ckpt), sampling=samp, size=m.size, **facts)
     for e, xa in kept.items():
         CropSet(xa, crops.owner, crops.y, crops.ids, crops.labels,
-                {**crops.meta, "eps": e, "attack": attack}).save(files / f"crops-eps{e:g}.safetensors")  # fmt: skip
+                {**crops.meta, "eps": e, "attack": attack.kind}).save(files / f"crops-eps{e:g}.safetensors")  # fmt: skip
     if frames:
         res["frames"] = {}
         for e in eps:
-            man = write_perturbed_set(m, samples, e, files / f"frames-eps{e:g}", attack,
-                                      sampling=samp, steps=steps, alpha=alpha, seed=seed)  # fmt: skip
+            man = write_perturbed_set(
+                m, samples, e, files / f"frames-eps{e:g}", attack, sampling=samp
+            )
             res["frames"][f"{e:g}"] = str(man)
     write_json(out / "robust.json", res)
-    atomic_write(out / "robust.svg", robust_svg(res, title=f"{m.name} · {attack}"))
+    atomic_write(out / "robust.svg", robust_svg(res, title=f"{m.name} · {attack.kind}"))
     return res
