@@ -106,7 +106,7 @@ def test_a_hit_on_the_cameramans_body_is_told_from_his_face(tools):
     """The check the guard and the re-check use: a box on the cameraman's coat, arm or hands
     lies on his measured body and holds no face mesh (a false alarm, passed); a box on his face
     is meshed and on his head (never passed), with or without the annotation's help."""
-    from sovtp.deid.faces import body_false_alarm, on_body
+    from sovtp.deid.body import body_false_alarm, on_body
 
     det, finder, _ = tools
     img = _rgb(data.camera())

@@ -15,7 +15,8 @@ velocity and unioned with the held box, then clipped to the frame — so the hal
 is covered too.  Every box is dilated before it is obscured — by a margin measured to be enough,
 not more (:data:`DILATE`, :data:`DOWN`): the face goes, the head's outline, the shoulders, the
 hands and the gestures around it stay (issue 19).  A detector hit on a hand or a torso is told
-from a face (:func:`body_false_alarm`: on a measured body part, no face mesh) and left alone.
+from a face (:func:`sovtp.deid.body.body_false_alarm`: on a measured body part, no face
+mesh) and left alone.
 
 Obscuring: ``blur`` is a Gaussian whose sigma is 0.35 of the box size (a large face is blurred
 as hard as a small one), ``pixelate`` keeps 6 blocks across the face and softens them (sigma
@@ -57,6 +58,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sovtp.annotate.tracking import iou as box_iou
+from sovtp.deid.body import body_false_alarm
 from sovtp.deid.finder import (  # noqa: F401 — re-exported: callers import them from here
     MEDIAPIPE_THRESHOLD,
     RECHECK_MP_THRESHOLD,
@@ -536,115 +538,6 @@ def obscure_checked(
         out = obscure(out, new, harder, ESCALATE[min(rnd, len(ESCALATE) - 1)] / BLUR_SIGMA)
         regions += new
     return out, regions
-
-
-# -- what a detector hit on a body is (a hand, a torso), so that it is neither obscured nor refused
-ARM_REACH = 0.3  # an arm segment's half-width, in shoulder widths
-HEAD_ZONE = 0.75  # a hit centred this near the nose (shoulder widths) is on the head: never body
-# The guard's zone around a hidden face (:func:`near_hidden_face`): its box grown by SIDE of its
-# width on each side, ABOVE of its height above (hair, the ID tag drawn on the box's top edge)
-# and NECK below.  After the prompt's marks were drawn on de-identified frames in which no
-# detector found a face, CenterFace read a filled face's AU label over the astronaut's dark neck
-# ring at 0.33, and MediaPipe an ID tag on the hair of two of the group photo's blurred faces at
-# 0.45-0.53; nothing meshes there, and the guard refused both requests
-SIDE, ABOVE, NECK = 0.5, 0.75, 1.5
-MIN_VISIBLE = 0.5  # pose keypoints below this visibility are not trusted to place a body part
-
-
-def _near_segment(p: np.ndarray, a: np.ndarray, b: np.ndarray, r: float) -> bool:
-    ab = b - a
-    t = float(np.clip(np.dot(p - a, ab) / max(float(np.dot(ab, ab)), 1e-9), 0.0, 1.0))
-    return float(np.hypot(*(p - (a + t * ab)))) <= r
-
-
-def on_body(
-    box: Box,
-    annotation: FrameAnnotation | None,
-    scale: tuple[float, float] = (1, 1),
-) -> bool:
-    """Whether ``box``'s centre lies on a measured body part — a torso (the shoulders and the shoulder width below them), an arm
-    (shoulder–elbow–wrist, :data:`ARM_REACH` wide) or a hand (its landmarks' box, grown by
-    half) — and not on a head (within :data:`HEAD_ZONE` shoulder
-    widths of a nose).  ``annotation`` is the frame's, measured on the raw frame; ``scale`` maps
-    its pixels to ``box``'s (an outgoing image is resized).  No annotation, no body: False."""
-    if annotation is None:
-        return False
-    sx, sy = scale
-    c = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
-    for f in annotation.faces:  # a known face (hidden or kept) is never a body part
-        b = f.bbox
-        if b[0] * sx <= c[0] <= b[2] * sx and b[1] * sy <= c[1] <= b[3] * sy:
-            return False
-    for p in annotation.persons:
-        kp = np.asarray(p.keypoints, dtype=np.float64)
-        xy, vis = kp[:, :2] * (sx, sy), kp[:, 2]
-        if vis[11] < MIN_VISIBLE or vis[12] < MIN_VISIBLE:
-            continue
-        width = float(np.hypot(*(xy[11] - xy[12])))
-        if width < 4:
-            continue
-        if vis[0] >= MIN_VISIBLE and np.hypot(*(c - xy[0])) <= HEAD_ZONE * width:
-            return False
-    hit = False
-    for p in annotation.persons:
-        kp = np.asarray(p.keypoints, dtype=np.float64)
-        xy, vis = kp[:, :2] * (sx, sy), kp[:, 2]
-        if vis[11] < MIN_VISIBLE or vis[12] < MIN_VISIBLE:
-            continue
-        width = float(np.hypot(*(xy[11] - xy[12])))
-        if width < 4:
-            continue
-        x0, x1 = sorted((xy[11][0], xy[12][0]))
-        top = min(xy[11][1], xy[12][1])
-        if x0 <= c[0] <= x1 and top <= c[1] <= top + width * 1.5:
-            hit = True
-        for s, e, w in ((11, 13, 15), (12, 14, 16)):
-            if vis[e] >= MIN_VISIBLE and _near_segment(c, xy[s], xy[e], ARM_REACH * width):
-                hit = True
-            if min(vis[e], vis[w]) >= MIN_VISIBLE and _near_segment(
-                c, xy[e], xy[w], ARM_REACH * width
-            ):
-                hit = True
-    for hand in annotation.hands:
-        pts = np.asarray(hand.landmarks, dtype=np.float64) * (sx, sy)
-        lo, hi = pts.min(axis=0), pts.max(axis=0)
-        pad = 0.25 * (hi - lo)
-        if np.all(c >= lo - pad) and np.all(c <= hi + pad):
-            hit = True
-    return hit
-
-
-def body_false_alarm(
-    image: np.ndarray,
-    box: Box,
-    annotation: FrameAnnotation | None,
-    finder: FaceFinder,
-    scale: tuple[float, float] = (1, 1),
-) -> bool:
-    """A detector hit that is a hand or a torso, not a face: it lies on a measured body part
-    (:func:`on_body`) and MediaPipe's FaceLandmarker fits no face mesh around it
-    (:meth:`FaceFinder.has_mesh`).  Both must hold — a face held in front of a torso is meshed,
-    and a hit off every body part is obscured whatever the landmarker says (recall first)."""
-    return on_body(box, annotation, scale) and not finder.has_mesh(image, box)
-
-
-def near_hidden_face(
-    box: Box, annotation: FrameAnnotation | None, scale: tuple[float, float] = (1, 1)
-) -> bool:
-    """Whether ``box``'s centre lies in the zone of a known (measured, then hidden) face: its
-    box grown by :data:`SIDE` on each side, :data:`ABOVE` above and :data:`NECK` below.  The
-    guard's second test, for marked images only (:func:`sovtp.deid.stage.assert_no_faces`):
-    the re-check obscures every hit there, so a de-identified frame has none before marks."""
-    if annotation is None:
-        return False
-    sx, sy = scale
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    for f in annotation.faces:
-        x0, y0, x1, y1 = f.bbox[0] * sx, f.bbox[1] * sy, f.bbox[2] * sx, f.bbox[3] * sy
-        w, h = x1 - x0, y1 - y0
-        if x0 - SIDE * w <= cx <= x1 + SIDE * w and y0 - ABOVE * h <= cy <= y1 + NECK * h:
-            return True
-    return False
 
 
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:

@@ -271,7 +271,7 @@ class FaceFinder:
         (twice its long side, scaled to at least :data:`MESH_SIDE` px) with the mesh's centre
         inside ``box``.  The second opinion on a detector hit that matches no known face: a face
         the detector saw is meshed (the landmarker's own detector sees the crop big), a fist,
-        a collar or a dark torso is not (see :func:`sovtp.deid.faces.body_false_alarm`)."""
+        a collar or a dark torso is not (see :func:`sovtp.deid.body.body_false_alarm`)."""
         import mediapipe as mp
 
         h, w = image.shape[:2]

@@ -17,7 +17,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from sovtp.deid.faces import BLUR_WHO, FaceFinder, deidentify_frames, near_hidden_face, on_body
+from sovtp.deid.body import near_hidden_face, on_body
+from sovtp.deid.faces import BLUR_WHO, FaceFinder, deidentify_frames
 from sovtp.deid.policy import WITHHELD_MARKS
 from sovtp.types import ClipAnnotation, Frame, FrameAnnotation
 
@@ -87,8 +88,8 @@ def assert_no_faces(
 
     ``annotations`` (per image, measured on the raw frame, in its own pixels) let a hit pass
     where the FaceLandmarker fits no face mesh (:meth:`FaceFinder.has_mesh`) and that lies on a
-    measured body part (:func:`sovtp.deid.faces.on_body`: a coat, an arm, a hand) or in the
-    zone of a face that was measured and hidden (:func:`sovtp.deid.faces.near_hidden_face`:
+    measured body part (:func:`sovtp.deid.body.on_body`: a coat, an arm, a hand) or in the
+    zone of a face that was measured and hidden (:func:`sovtp.deid.body.near_hidden_face`:
     the marks drawn there — an ID tag on the hair, an AU label over a collar — read as faces).
     Why: the detectors refused a group photo and a filled portrait that held no face.  A mesh
     anywhere, or a hit away from every known person, is still refused.  Every pass is one line
