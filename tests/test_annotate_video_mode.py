@@ -168,3 +168,5 @@ def test_following_bodies_is_in_the_key_only_when_bodies_are_annotated():
     # a face-only annotation is made the same way as before: its cached entries stay valid
     assert DetectorConfig(pose=False).key() == DetectorConfig(pose=False, pose_track=False).key()
     assert "pose_track" not in DetectorConfig(pose=False).key()
+    # and the hands' model stays in the key exactly when hands are on, body or no body
+    assert "hand_model" not in on and "hand_model" in DetectorConfig(pose=False, hands=True).key()

@@ -75,11 +75,11 @@ class DetectorConfig:
         if not self.hands:  # off: the key stays what it was before hands existed
             for k in ("hands", "max_hands", "min_hand_confidence"):
                 d.pop(k)
+        else:
+            d["hand_model"] = assets.ASSETS["hand_landmarker"].sha256[:12]
         if not self.pose:  # no bodies: how they would be followed changes nothing
             for k in ("pose_track", "pose_search_every", "pose_search_every_s"):
                 d.pop(k)
-        else:
-            d["hand_model"] = assets.ASSETS["hand_landmarker"].sha256[:12]
         return d | {
             # what turns landmarks into AUs, occlusion and shots: a change there re-annotates
             "measures": MEASURES_VERSION,
