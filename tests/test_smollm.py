@@ -5,6 +5,11 @@ The model is weak (135 M parameters) but real: its own chat template, stop token
 The tests assert what a user relies on — the pinned file and its one-time conversion, that a
 text-only model is sent no images and says so, that a constrained staged answer parses ``ok``
 with all five stages — never the emotion it picks.
+
+Cost (measured on the shared 2 cores under load 7-15, one torch thread): the first load 20 s
+(later ones from the converted folder in the user cache), the text-only pair 55 s (two ~900-token
+prefills), the staged answer 30-65 s (~110-125 tokens), the label 9-15 s.  The staged test is
+marked slow; it still runs in ./run test.
 """
 
 from __future__ import annotations

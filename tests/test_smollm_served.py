@@ -7,8 +7,8 @@ chat template and stop tokens; ``sovtp doctor`` on a text-only model (it drops i
 ``response_format``, refuses vLLM's ``structured_outputs``); a ``sovtp bench`` row against it;
 and the failures a user meets against such a server, each with what to do.
 
-Slow: a second process imports torch + transformers and loads the 135 M model (~20-40 s wall on
-the shared 2 cores).
+Slow: a second process imports torch + transformers and loads the 135 M model (34 s to the
+first /v1/models on the shared 2 cores under load); the module took 70 s in all here.
 """
 
 from __future__ import annotations
