@@ -46,6 +46,8 @@ def test_annotate_writes_pngs_json_and_cues(pan_mp4, tmp_path):
     assert "AU12 lip corner puller" in (out / "cues.txt").read_text()
     again = run("annotate", pan_mp4, "-o", out, "--sampling", "uniform:4")
     assert "annotation cache hit" in again.stdout
+    fresh = run("annotate", pan_mp4, "-o", out, "--sampling", "uniform:4", "--no-cache")
+    assert "annotation cache hit" not in fresh.stdout and "1 face ID(s) [1]" in fresh.stdout
 
 
 def test_prompt_prints_text_and_json(two_faces_png, tmp_path):

@@ -12,6 +12,7 @@ from sovtp.cli.options import (
     DEFAULT_MAX_FACES,
     AuSource,
     BackendName,
+    Cache,
     Hands,
     Hf,
     Labels,
@@ -19,7 +20,6 @@ from sovtp.cli.options import (
     MaxRetries,
     MaxTokens,
     Model,
-    NoCache,
     NoStructured,
     PromptId,
     Sampling,
@@ -130,7 +130,7 @@ def annotate_cmd(
         bool, typer.Option("--au-overlay/--no-au-overlay", help="Draw AU labels beside faces.")
     ] = True,
     pose: Annotated[bool, typer.Option("--pose/--no-pose", help="Detect and draw bodies.")] = True,
-    no_cache: NoCache = False,
+    annotation_cache: Cache = True,
     au_source: AuSource = "mediapipe",
     hands: Hands = False,
 ) -> None:
@@ -140,7 +140,7 @@ def annotate_cmd(
     from sovtp.render.marks import VisualSpec, render_frame
 
     out = out_folder(out)
-    knobs = dict(sampling=sampling, max_faces=max_faces, annotation_cache=not no_cache,
+    knobs = dict(sampling=sampling, max_faces=max_faces, annotation_cache=annotation_cache,
                  pose=pose, au_source=au_source, hands=hands)  # fmt: skip
     with _preparer(_options(knobs)) as prep:
         clip, frames = _annotate(prep, media)

@@ -39,9 +39,6 @@ Sampling = Annotated[
 MaxFaces = Annotated[
     int, typer.Option("--max-faces", help="Most faces to look for in a frame (whole frame).")
 ]
-NoCache = Annotated[
-    bool, typer.Option("--no-cache", help="Ignore the annotation cache (detect again).")
-]
 Pose = Annotated[
     bool, typer.Option("--pose/--no-pose", help="Detect body pose (--no-pose: faster).")
 ]

@@ -12,11 +12,11 @@ from sovtp.cli.options import (
     EXIT_CODES_HELP,
     BackendName,
     BaseUrl,
+    Cache,
     Hf,
     MaxRetries,
     MaxTokens,
     Model,
-    NoCache,
     NoStructured,
     Seed,
     Server,
@@ -95,7 +95,7 @@ def spot_cmd(
     seed: Seed = 0,
     timeout: Timeout = 120.0,
     max_retries: MaxRetries = 2,
-    no_cache: NoCache = False,
+    annotation_cache: Cache = True,
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples (CIs).")] = 1000,
 ) -> None:
     """Which frames of each long video hold a (micro-)expression: intervals, MEGC-scored."""
@@ -112,7 +112,7 @@ def spot_cmd(
     opts = SpotOptions(
         data=data, out=out_folder(out), system=system, evaluator=evaluator, labels=labels,
         kind=kind, root=root, split=split, limit=limit, fps=fps, resume=resume,
-        annotation_cache=not no_cache, n_boot=n_boot, sampling=sampling,
+        annotation_cache=annotation_cache, n_boot=n_boot, sampling=sampling,
         flow=FlowConfig(me_seconds=me_seconds, p=p, min_height=min_height, method=method),
         backend=name, backend_options=bopts, window_s=window, images=images,
         max_tokens=max_tokens, temperature=temperature, seed=seed, structured=not no_structured,
