@@ -333,3 +333,32 @@ def test_reid_counts_only_faces_two_detectors_agree_on():
     face = astronaut()
     s = reidentification([face], [face])
     assert s["faces"] == 1 and s["reidentified"] == 1, s
+
+
+@pytest.mark.slow
+def test_the_lazy_informed_attacker_links_sent_utterances_of_one_speaker(sent, tmp_path):
+    """Two anonymised utterances a run sent, of one raw voice: the audit scores them against each
+    other (VoicePrivacy's lazy-informed attacker) and fails when a verifier at the threshold would
+    link them; the similarity it reports is the pair's own."""
+    from sovtp.deid.voice import anonymise_audio
+    from sovtp.media.audio import load_audio, wav_bytes
+    from sovtp.records import Query
+
+    raw, _ = load_audio(sent[2], SR)
+    rec = OutgoingRecorder(tmp_path / "outgoing")
+    half = len(raw) // 2
+    for i, piece in enumerate((raw[:half], raw[half:])):
+        anon = anonymise_audio(piece, SR, 0.75)
+        part = {"type": "input_audio", "input_audio": {
+            "data": base64.b64encode(wav_bytes(anon, SR)).decode(), "format": "wav"}}  # fmt: skip
+        q = Query(id=f"u{i}", messages=[{"role": "user", "content": [part]}])
+        rec.record(q, sample_id=f"talk{i}", source=str(sent[2]), raw_audio=str(sent[2]))
+    strict = audit_sent(tmp_path, speaker=True, speaker_threshold=-1.0)  # every pair links
+    link = strict["audio"]["lazy_informed"]
+    assert link["n_utterances"] == 2 and len(link["same"]) == 1 and link["linked"] == 1
+    assert strict["verdict"] == "fail"
+    assert any("lazy-informed" in r for r in strict["reasons"]), strict["reasons"]
+    lax = audit_sent(tmp_path, speaker=True, speaker_threshold=1.01)  # no pair can link
+    assert lax["audio"]["lazy_informed"]["linked"] == 0
+    assert not any("lazy-informed" in r for r in lax["reasons"])
+    assert lax["audio"]["lazy_informed"]["same"] == link["same"]  # the same pair, measured once

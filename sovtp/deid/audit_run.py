@@ -325,6 +325,10 @@ def fail_reasons(summary: dict[str, Any]) -> list[str]:
         out.append(f"{au['raw_copies']} sent audio file(s) are the raw voice")
     if au.get("above_speaker_threshold", 0):
         out.append(f"{au['above_speaker_threshold']} sent audio file(s) keep the speaker")
+    link = au.get("lazy_informed") or {}
+    if link and not link.get("passed", True):
+        out.append(f"{link.get('linked')} of {len(link.get('same') or [])} same-speaker pair(s) of sent audio "
+                   "are linkable to each other (lazy-informed attacker)")  # fmt: skip
     if tr["with_pii"]:
         out.append(f"{tr['with_pii']} transcript(s) hold PII")
     if summary.get("missing"):
@@ -349,6 +353,7 @@ def _audit_audio(
     enc_note = None
     raw_cache: dict[tuple[str, int], np.ndarray] = {}
     raw_emb: dict[tuple[str, int], np.ndarray] = {}  # its speaker embedding, once per raw file
+    anon: list[tuple[str, np.ndarray, int, np.ndarray]] = []  # (raw source, sent, rate, embedding)
     for name, sha, data in blobs:
         row: dict[str, Any] = {"file": name}
         try:
@@ -387,7 +392,9 @@ def _audit_audio(
         if enc is not None:
             if key not in raw_emb:
                 raw_emb[key] = enc.embed(raw, rate)
-            sim = float(np.dot(raw_emb[key], enc.embed(sent, rate)))
+            emb = enc.embed(sent, rate)
+            anon.append((src, sent, rate, emb))  # for the lazy-informed attacker below
+            sim = float(np.dot(raw_emb[key], emb))
             row["speaker_similarity"] = round(sim, 4)
             row["same_speaker"] = sim >= threshold
         files.append(row)
@@ -403,6 +410,12 @@ def _audit_audio(
         out["above_speaker_threshold"] = sum(bool(r.get("same_speaker")) for r in files)
         if enc_note:
             out["speaker_note"] = enc_note
+        if len(anon) > 1:  # VoicePrivacy's lazy-informed attacker: anonymised vs anonymised
+            from sovtp.deid.audit_voice import lazy_informed_audit
+
+            link = lazy_informed_audit([(k, x, r) for k, x, r, _ in anon], threshold,
+                                       embeddings=[e for *_, e in anon]).to_dict()  # fmt: skip
+            out["lazy_informed"] = link
     if blobs and not compared:
         out["note"] = "raw not available"
     return out
