@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
     from sovtp.deid.audit import DLIB_SAME_PERSON, DlibEmbedder, _Landmarker
-    from sovtp.deid.faces import DILATE, DOWN, FaceFinder, deidentify_frames
+    from sovtp.deid.faces import FaceFinder, deidentify_frames
+    from sovtp.deid.tracks import DILATE, DOWN
     from sovtp.types import Frame
 
     t0 = time.perf_counter()

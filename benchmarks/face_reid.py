@@ -118,7 +118,8 @@ def run_clips(emb, finder, mode: str, threshold: float, margin: float) -> None:
     ``deidentify_stream`` (what ``sovtp deid`` runs): per face found in the raw frame, the
     raw → de-identified distance, the blank floor and the raw face's distance to the astronaut's
     full still (a gallery photo: is the raw face itself recognisable?)."""
-    from sovtp.deid.faces import deidentify_frames, deidentify_stream, merge
+    from sovtp.deid.faces import deidentify_frames, deidentify_stream
+    from sovtp.deid.tracks import merge
     from sovtp.media.sample import astronaut
     from sovtp.types import Frame
 

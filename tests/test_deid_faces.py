@@ -93,7 +93,8 @@ def test_fill_paints_the_region_one_grey_and_spares_kept_faces():
     """``fill`` leaves nothing of the face: the obscured box is one grey, the same for every
     face (not its mean, which keeps the skin tone); a kept region inside it and everything
     outside stay as they were."""
-    from sovtp.deid.faces import FILL_GREY, Region, obscure
+    from sovtp.deid.faces import FILL_GREY, obscure
+    from sovtp.deid.tracks import Region
 
     img = astronaut()
     box, keep = (150.0, 40.0, 300.0, 220.0), (260.0, 150.0, 300.0, 220.0)
@@ -152,7 +153,8 @@ def test_without_bridging_edge_frames_stay_raw(finder):
 
 
 def test_others_keeps_the_subject_and_blurs_the_bystander(finder, landmarker):
-    from sovtp.deid.faces import deidentify_frames, merge
+    from sovtp.deid.faces import deidentify_frames
+    from sovtp.deid.tracks import merge
 
     img = two_faces()
     dets = sorted(merge(finder.find(img)), key=lambda d: d.box[0])
@@ -327,7 +329,8 @@ def test_finder_lends_each_concurrent_caller_its_own_strict_detector(finder):
 def test_recheck_obscures_what_the_detectors_still_see(finder, mode):
     """A blurred face box over the astronaut's collar still reads as a face to MediaPipe (a
     tight box: frame 54 of the panning clip); the re-check finds it and blurs it away."""
-    from sovtp.deid.faces import Region, dilate, merge, obscure, obscure_checked
+    from sovtp.deid.faces import obscure, obscure_checked
+    from sovtp.deid.tracks import Region, dilate, merge
     from sovtp.media.sample import panning_clip
 
     img = panning_clip(3.0, 25)[54]
@@ -377,7 +380,8 @@ def _boxes_at_reference(seen: dict[int, tuple], pos: int, k: int):
 
 
 def test_face_tracks_linear_index_matches_the_plain_reading():
-    from sovtp.deid.faces import Detection, FaceTracks
+    from sovtp.deid.faces import Detection
+    from sovtp.deid.tracks import FaceTracks
 
     rng = np.random.default_rng(0)
     tr = FaceTracks(bridge=3)

@@ -36,7 +36,8 @@ def tools():
 
 def _distances(emb, finder, img: np.ndarray, mode: str) -> list[tuple[float, float]]:
     """(raw → de-identified, raw → blank) for each face the detectors find in ``img``."""
-    from sovtp.deid.faces import deidentify_frames, merge
+    from sovtp.deid.faces import deidentify_frames
+    from sovtp.deid.tracks import merge
 
     (out,) = deidentify_frames([Frame(0, 0.0, img)], None, mode, finder=finder)
     blank = np.full_like(img, 128)

@@ -182,7 +182,7 @@ class Reidentifier:
         what HOG and the second detector miss (the entering clip's half face: CenterFace only),
         so there the audit errs towards counting.  The others are counted in
         ``unconfirmed``."""
-        from sovtp.deid.faces import _overlaps, merge
+        from sovtp.deid.tracks import _overlaps, merge
 
         dets = self.finder.find(raw)
         hog = [

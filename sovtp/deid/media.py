@@ -18,16 +18,10 @@ from typing import Any
 import numpy as np
 
 from sovtp.annotate.cache import file_sha256
-from sovtp.deid.faces import (
-    BLUR_WHO,
-    BRIDGE,
-    CENTERFACE_EVERY,
-    WORKERS,
-    FaceFinder,
-    deidentify_frames,
-)
+from sovtp.deid.faces import BLUR_WHO, CENTERFACE_EVERY, WORKERS, FaceFinder, deidentify_frames
 from sovtp.deid.media_writer import refuse_overwrite
 from sovtp.deid.policy import check_mode
+from sovtp.deid.tracks import BRIDGE
 from sovtp.deid.voice import DEFAULT_ALPHA
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
@@ -159,7 +153,7 @@ def _audio_stage(voice: bool, alpha, seed, key: str):
 def _deid_image(src: Path, dst: Path, mode: str, blur: str, max_side: int) -> dict[str, Any]:
     from PIL import Image
 
-    from sovtp.deid.faces import largest_track, merge
+    from sovtp.deid.tracks import largest_track, merge
     from sovtp.media.image import load_image
     from sovtp.types import Frame
 
@@ -168,7 +162,7 @@ def _deid_image(src: Path, dst: Path, mode: str, blur: str, max_side: int) -> di
     with FaceFinder(max_side=max_side) as finder:
         keep = None
         if blur == "others":
-            from sovtp.deid.faces import FaceTracks
+            from sovtp.deid.tracks import FaceTracks
 
             found = finder.find(img)  # one look: the obscuring pass reuses it
             tr = FaceTracks()
