@@ -101,8 +101,11 @@ def test_two_bench_runs_with_two_workers_give_identical_annotations_and_cnn_scor
             (cache / "models").symlink_to(models)
         monkeypatch.setenv("SOVTP_CACHE_DIR", str(cache))
         m = tmp_path / f"m{k}.csv"
-        m.write_text("id,media,label\n" + "".join(f"{p.stem},{p},happy\n" for p in order))
-        bc = BenchConfig(data=str(m), variants=["ladder/plain"], sampling="uniform:6",
+        m.write_text("id,media,label\n" + "".join(f"{p.stem},{p},face\n" for p in order))
+        # the media's folder is the root; the CNN's own labels (a checkpoint whose labels the
+        # run's set cannot map is refused)
+        bc = BenchConfig(data=str(m), root=str(order[0].parent), labels="face,other",
+                         variants=["ladder/plain"], sampling="uniform:6",
                          workers=2, systems=[SystemSpec.parse(f"cnn:{tmp_path / 'ck'}")],
                          out=str(tmp_path / f"run{k}"), n_boot=10)  # fmt: skip
         run, stats = run_bench(bc)
