@@ -26,10 +26,9 @@ from sovtp.backends.doctor import (
     REJECTED,
     UNCLEAR,
     UNTESTED,
-    bench_warnings,
-    check_before_bench,
     diagnose_sync,
 )
+from sovtp.backends.precheck import bench_warnings, check_before_bench
 
 
 @dataclass

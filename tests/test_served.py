@@ -30,7 +30,8 @@ from types import SimpleNamespace
 import pytest
 
 from sovtp.backends import GenerationConfig, get_backend
-from sovtp.backends.doctor import APPLIED, IGNORED, REJECTED, bench_warnings, diagnose_sync
+from sovtp.backends.doctor import APPLIED, IGNORED, REJECTED, diagnose_sync
+from sovtp.backends.precheck import bench_warnings
 from sovtp.prompting.build import build_query
 from sovtp.prompting.spec import load_spec
 from sovtp.scoring.parse import predict

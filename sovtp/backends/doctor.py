@@ -309,35 +309,39 @@ def _content(raw: dict[str, Any]) -> tuple[str, str | None]:
     return (choice.get("message") or {}).get("content") or "", choice.get("finish_reason")
 
 
-def _body(model: str, content: Any, max_tokens: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "model": model,
-        "messages": [{"role": "user", "content": content}],
-        "max_completion_tokens": max_tokens,
-        "temperature": 0.0,
-        "seed": 0,
-        **extra,
-    }
+PROBE_SCHEMA = {
+    "type": "object",
+    "properties": {"answer": {"type": "string", "enum": list(NONSENSE)}},
+    "required": ["answer"],
+    "additionalProperties": False,
+}
 
 
-def _constraint_fields(flavour: str) -> dict[str, Any]:
-    """The request fields of one structured-outputs flavour, bound to the nonsense tokens."""
-    if flavour == "vllm":
-        return {"structured_outputs": {"choice": list(NONSENSE)}}
+def _body(model: str, content: Any, max_tokens: int, flavour: str | None = None) -> dict[str, Any]:
+    """A probe's request, built by the backend a run uses (:meth:`OpenAIBackend.request_body`),
+    so the doctor tests the very fields a run sends: ``vllm`` — vLLM's ``structured_outputs``
+    choice of the nonsense tokens; ``openai`` — a ``response_format`` JSON schema whose one field
+    must be one of them; ``guided`` — the retired ``guided_choice`` (vLLM < 0.12), which the
+    backend no longer sends and the doctor adds by hand; None — no constraint."""
+    from sovtp.backends.base import GenerationConfig
+    from sovtp.backends.openai_compat import OpenAIBackend
+    from sovtp.records import Query
+
+    q = Query(
+        id="doctor",
+        messages=[{"role": "user", "content": content}],
+        output="label" if flavour == "vllm" else "text",
+        labels=list(NONSENSE) if flavour == "vllm" else [],
+        meta={"json_schema": PROBE_SCHEMA} if flavour == "openai" else {},
+    )
+    be = OpenAIBackend("http://doctor.invalid", model=model, api_key="EMPTY",
+                       server="vllm" if flavour == "vllm" else "openai")  # fmt: skip
+    cfg = GenerationConfig(max_tokens=max_tokens, temperature=0.0, seed=0,
+                           structured=flavour in ("vllm", "openai"))  # fmt: skip
+    body = be.request_body(q, cfg)
     if flavour == "guided":
-        return {"guided_choice": list(NONSENSE)}
-    schema = {
-        "type": "object",
-        "properties": {"answer": {"type": "string", "enum": list(NONSENSE)}},
-        "required": ["answer"],
-        "additionalProperties": False,
-    }
-    return {
-        "response_format": {
-            "type": "json_schema",
-            "json_schema": {"name": "doctor_probe", "schema": schema, "strict": True},
-        }
-    }
+        body["guided_choice"] = list(NONSENSE)
+    return body
 
 
 def _verdict(raw: dict[str, Any] | None, probe: Probe) -> tuple[str, str]:
@@ -438,9 +442,7 @@ async def _probe(
         if flavour == "guided" and report.structured["vllm"] == APPLIED:
             continue
         text = [{"type": "text", "text": QUESTION}]
-        raw, probe = await send(
-            f"structured:{flavour}", _body(model, text, max_tokens, **_constraint_fields(flavour))
-        )
+        raw, probe = await send(f"structured:{flavour}", _body(model, text, max_tokens, flavour))
         status, probe.detail = _verdict(raw, probe)
         probe.ok = status == APPLIED
         report.structured[flavour] = status
@@ -449,94 +451,3 @@ async def _probe(
 def diagnose_sync(base_url: str, **kwargs: Any) -> DoctorReport:
     """:func:`diagnose` for synchronous callers (the CLI)."""
     return asyncio.run(diagnose(base_url, **kwargs))
-
-
-# -- before a run -------------------------------------------------------------------------------
-def bench_warnings(
-    report: DoctorReport,
-    *,
-    server: str = "openai",
-    structured: bool = True,
-    output: str = "staged",
-    images_per_prompt: int | None = None,
-) -> list[str]:
-    """What would go wrong in a run with these settings on the server the report describes."""
-    from sovtp.contracts import constraint
-
-    where = report.base_url
-    if not report.reachable or report.error:
-        return [f"{where}: {report.error or 'unreachable'}"]
-    out: list[str] = []
-    if report.model and report.models and report.model not in report.models:
-        out.append(f"{where}: model {report.model!r} is not served ({', '.join(report.models)})")
-    if not any(p.name == "chat" and p.ok for p in report.probes):
-        out.append(f"{where}: a plain text question failed; see `sovtp doctor`")
-        return out
-    if report.images_seen is False:
-        out.append(f"{where}: the server accepts images but the model does not see them")
-    elif (
-        images_per_prompt
-        and report.images_limit_found
-        and images_per_prompt > report.images_per_prompt
-    ):
-        out.append(
-            f"{where}: prompts carry {images_per_prompt} images; the server refuses more "
-            f"than {report.images_per_prompt}"
-        )
-    c = constraint(output, ["a", "b"]) if structured else None
-    if c is None:
-        return out
-    kind = c[0]
-    sent = "vllm" if server == "vllm" else "openai" if kind == "json" else None
-    if sent is None:  # --server openai sends no choice: label prompts go unconstrained
-        if report.structured["vllm"] == APPLIED:
-            out.append(
-                f"{where}: --output label is unconstrained with --server openai; this server "
-                "applies --server vllm's choice"
-            )
-        return out
-    status = report.structured[sent]
-    if status != APPLIED:
-        better = report.recommended_server()
-        fix = f"use --server {better}" if better and better != server else "use --no-structured"
-        out.append(
-            f"{where}: --server {server} sends {FLAVOURS[sent].split(' (')[0]}, which this "
-            f"server {status if status != ERROR else 'failed on'}: answers would not be "
-            f"constrained; {fix}"
-        )
-    return out
-
-
-async def acheck_before_bench(
-    base_url: str | Sequence[str],
-    *,
-    model: str | None = None,
-    api_key: str | None = None,
-    server: str = "openai",
-    structured: bool = True,
-    output: str = "staged",
-    images_per_prompt: int | None = None,
-    timeout_s: float = 30.0,
-) -> list[str]:
-    """Diagnose every endpoint of a run (comma-separated or a list) and return the warnings."""
-    urls = base_url.split(",") if isinstance(base_url, str) else list(base_url)
-    out: list[str] = []
-    for url in (u.strip() for u in urls if u.strip()):
-        # the run's own image count is the one that matters (1 first: a refusal of any image)
-        counts = (1, images_per_prompt) if images_per_prompt else IMAGE_COUNTS
-        report = await diagnose(
-            url, model=model, api_key=api_key, timeout_s=timeout_s, image_counts=counts
-        )
-        out += bench_warnings(
-            report,
-            server=server,
-            structured=structured,
-            output=output,
-            images_per_prompt=images_per_prompt,
-        )
-    return out
-
-
-def check_before_bench(base_url: str | Sequence[str], **kwargs: Any) -> list[str]:
-    """:func:`acheck_before_bench` for synchronous callers (``sovtp bench`` before it starts)."""
-    return asyncio.run(acheck_before_bench(base_url, **kwargs))

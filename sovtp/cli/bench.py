@@ -149,7 +149,7 @@ def _precheck(cfg, given: dict[str, Any], no_check: bool) -> None:
         url = s.options.get("base_url") if s.backend == "openai" else None
         if not url:
             continue
-        from sovtp.backends.doctor import check_before_bench
+        from sovtp.backends.precheck import check_before_bench
         from sovtp.prompting.spec import load_spec
 
         spec = load_spec(cfg.variants[0])
