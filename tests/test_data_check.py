@@ -187,6 +187,16 @@ def test_manifest_duplicates_missing_media_and_a_refused_path_are_listed(tmp_pat
     assert "1 missing media" in out
 
 
+def test_root_resolves_a_manifests_relative_media_elsewhere(tmp_path, capsys):
+    """``--root``, the option bench takes: the manifest's relative paths resolve under it."""
+    _jpg(tmp_path / "media" / "a.jpg")
+    (tmp_path / "m.csv").write_text("id,media,label,split\n1,a.jpg,happy,test\n")
+    assert main(["data", "check", str(tmp_path / "m.csv"), "--published", "none"]) == 1
+    assert "1 missing media" in capsys.readouterr().out
+    argv = ["data", "check", str(tmp_path / "m.csv"), "--root", str(tmp_path / "media")]
+    assert main([*argv, "--published", "none"]) == 0
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "sovtp.cli", "data", "check", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)

@@ -4,10 +4,11 @@ counts of a benchmark copy, before a run spends hours on it (:mod:`sovtp.data.ch
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from sovtp.cli.options import Root
 
 data_app = typer.Typer(help="Benchmark data: check a local copy.", no_args_is_help=True)
 
@@ -65,10 +66,7 @@ def check_cmd(
     split: Annotated[
         str | None, typer.Option("--split", help="Check this split only (default: every split).")
     ] = None,
-    root: Annotated[
-        Path | None,
-        typer.Option("--root", help="A manifest's media root (default: the manifest's folder)."),
-    ] = None,
+    root: Root = None,
     decode: Annotated[
         int,
         typer.Option(
