@@ -16,7 +16,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from sovtp.cli.app import main
-from sovtp.data.check import check_dataset
+from sovtp.recipes.data_check import check_dataset
 
 
 def _jpg(path: Path, size: int = 32) -> Path:

@@ -1,5 +1,5 @@
 """``sovtp data check``: counts, missing and unreadable media, duplicates and the published
-counts of a benchmark copy, before a run spends hours on it (:mod:`sovtp.data.check`)."""
+counts of a benchmark copy, before a run spends hours on it (:mod:`sovtp.recipes.data_check`)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def check_cmd(
     2 the source cannot be read at all."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from sovtp.data.check import check_dataset
+    from sovtp.recipes.data_check import check_dataset
 
     with Progress(
         TextColumn("decoding media"),

@@ -1,4 +1,5 @@
-"""``sovtp data check``: is this copy of a benchmark the data the papers used?
+"""``sovtp data check`` (a recipe: it reads adapters, evaluators and media, writes no folder): is this
+copy of a benchmark the data the papers used?
 
 Read a source (``ADAPTER:ROOT`` or a manifest) the way ``sovtp bench`` reads it and report,
 before a ten-hour run rather than after it:
