@@ -25,72 +25,23 @@ import logging
 import math
 import zipfile
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from sovtp import assets
 from sovtp.annotate.aus import SOURCE, blendshapes_to_aus
+from sovtp.annotate.detector import DetectorConfig
+from sovtp.annotate.windows import (
+    _crop_window,
+    _cut_by_tile,
+    _dedupe,
+    _dedupe_boxes,
+    _landmarks,
+    _tiles,
+)
 from sovtp.types import Face, FrameAnnotation, Person
 
 log = logging.getLogger(__name__)
-# the AU table, geometry, occlusion and shot rules (sovtp.annotate.aus / geometry / occlusion /
-# shots), in the cache key so an annotation made under older rules is not reused
-MEASURES_VERSION = "aus v3, geometry v2, occlusion v1, shots v1"
-
-
-@dataclass(frozen=True)
-class DetectorConfig:
-    """Everything that changes what the detectors output (it is part of the cache key)."""
-
-    max_faces: int = 6
-    min_face_confidence: float = 0.5
-    pose: bool = True
-    max_persons: int = 4
-    min_pose_confidence: float = 0.5
-    # "auto": wide frames are also searched in overlapping square tiles, because the
-    # landmarker's face detector sees a 128-px letterbox of the frame and misses faces smaller
-    # than ~1/6 of the long side (two people side by side in 16:9).  "off": full frame only.
-    tiles: str = "auto"
-    # Follow faces between searches (see the module docstring); False searches every frame.
-    track: bool = True
-    search_every: int = 10  # frames between searches while following
-    search_every_s: float = 1.0  # ... or seconds, whichever comes first (new faces appear)
-    crop_scale: float = 2.5  # a follow crop's side, in face sizes: room for the face to move
-    # Follow bodies between pose searches too (a VIDEO-mode PoseLandmarker that skips its
-    # person detector while it tracks every body the last search found); False: search each frame
-    pose_track: bool = True
-    # Bodies are searched after a face search (someone came or went) or a body lost, and at least
-    # this often: a body that enters with no face in view is found within it
-    pose_search_every: int = 30
-    pose_search_every_s: float = 3.0
-    # The hands pass (sovtp.annotate.hands; NFBL self-touch and fidgeting): opt-in, it costs
-    # about what the face landmarker does
-    hands: bool = False
-    max_hands: int = 4
-    min_hand_confidence: float = 0.5
-
-    def key(self) -> dict:
-        d = asdict(self)
-        if not self.hands:  # off: the key stays what it was before hands existed
-            for k in ("hands", "max_hands", "min_hand_confidence"):
-                d.pop(k)
-        else:
-            d["hand_model"] = assets.ASSETS["hand_landmarker"].sha256[:12]
-        if not self.pose:  # no bodies: how they would be followed changes nothing
-            for k in ("pose_track", "pose_search_every", "pose_search_every_s"):
-                d.pop(k)
-        return d | {
-            # what turns landmarks into AUs, occlusion and shots: a change there re-annotates
-            "measures": MEASURES_VERSION,
-            "face_model": assets.ASSETS["face_landmarker"].sha256[:12],
-            "pose_model": assets.ASSETS["pose_landmarker_full"].sha256[:12] if self.pose else None,
-        }
-
-    def hand_config(self):
-        from sovtp.annotate.hands import HandConfig
-
-        return HandConfig(max_hands=self.max_hands, min_confidence=self.min_hand_confidence)
 
 
 def head_pose_from_matrix(m: np.ndarray) -> tuple[float, float, float]:
@@ -511,67 +462,3 @@ class _NoBodies:
 
 
 _NO_BODIES = _NoBodies()
-
-
-def _tiles(w: int, h: int, mode: str) -> list[tuple[int, int, int]] | None:
-    """(x0, y0, side) of the square tiles, 50 % overlap, a wide frame is searched in; None when
-    the frame is searched whole (near-square, or tiles off)."""
-    if mode != "auto" or max(w, h) <= 1.3 * min(w, h):
-        return None
-    side, long = min(w, h), max(w, h)
-    n = int(np.ceil((long - side) / (side * 0.5))) + 1
-    out = []
-    for k in range(n):
-        off = int(round(k * (long - side) / max(n - 1, 1)))
-        out.append((off, 0, side) if w >= h else (0, off, side))
-    return out
-
-
-def _landmarks(res, x0: int, y0: int, width: int, height: int):
-    """(face index, 478×3 pixel landmarks, result) of a window at (x0, y0) of the frame."""
-    for i, lms in enumerate(res.face_landmarks):
-        # scaled in float64 as Python's floats would be, then rounded once to float32
-        xyz = np.array([(p.x, p.y, p.z) for p in lms], dtype=np.float64)
-        xyz *= (width, height, width)
-        xyz[:, :2] += (x0, y0)
-        yield i, xyz.astype(np.float32), res
-
-
-def _crop_window(box: tuple[float, ...], scale: float, w: int, h: int) -> tuple[int, int, int, int]:
-    """(x0, y0, width, height): a square of ``scale`` face sizes centred on ``box``, moved
-    inside the frame (and narrowed to it when the frame is smaller)."""
-    side = int(round(scale * max(box[2] - box[0], box[3] - box[1], 16.0)))
-    cw, ch = min(side, w), min(side, h)
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    x0 = int(round(min(max(cx - cw / 2, 0), w - cw)))
-    y0 = int(round(min(max(cy - ch / 2, 0), h - ch)))
-    return x0, y0, cw, ch
-
-
-def _cut_by_tile(pts: np.ndarray, x0: int, y0: int, ww: int, hh: int, w: int, h: int) -> bool:
-    """True when a tile's face touches a tile edge that is not the frame's edge (a cut face)."""
-    m = 2.0
-    (fx0, fy0), (fx1, fy1) = pts.min(axis=0), pts.max(axis=0)
-    return bool(
-        (x0 > 0 and fx0 <= x0 + m)
-        or (x0 + ww < w and fx1 >= x0 + ww - m)
-        or (y0 > 0 and fy0 <= y0 + m)
-        or (y0 + hh < h and fy1 >= y0 + hh - m)
-    )
-
-
-def _dedupe(faces: list[Face], thr: float = 0.3) -> list[Face]:
-    """Drop a face found twice (full frame and a tile): keep the first of any overlapping pair."""
-    keep = _dedupe_boxes([f.bbox for f in faces], thr)
-    return [faces[i] for i in keep]
-
-
-def _dedupe_boxes(boxes: list[tuple[float, ...]], thr: float = 0.3) -> list[int]:
-    """Indices of the boxes kept: the first of any pair overlapping by IoU ≥ ``thr``."""
-    from sovtp.annotate.tracking import iou
-
-    kept: list[int] = []
-    for i, b in enumerate(boxes):
-        if all(iou(b, boxes[k]) < thr for k in kept):
-            kept.append(i)
-    return kept
