@@ -42,8 +42,14 @@ def main() -> None:
     res = {}
     for k in (1, a.k):
         shutil.rmtree(tmp / "cache" / "annotations", ignore_errors=True)
-        cfg = BenchConfig(data=str(manifest), variants=LADDER[:k], sampling=a.sampling,
-                          out=str(tmp / f"run{k}"), n_boot=200, response_cache=False)  # fmt: skip
+        cfg = BenchConfig(
+            data=str(manifest),
+            variants=LADDER[:k],
+            sampling=a.sampling,
+            out=str(tmp / f"run{k}"),
+            n_boot=200,
+            response_cache=False,
+        )
         t = time.perf_counter()
         _, st = run_bench(cfg)
         res[k] = (time.perf_counter() - t, st.detector_calls, st.annotations)

@@ -63,8 +63,9 @@ def _faces(media: dict[str, Path]):
         Image.fromarray(astronaut()).save(tmp)
         clip, _ = annotate(tmp, "uniform:1", detector=det, cache=False)
         out.append(("astronaut", "happiness", ("AU6", "AU12"), False, clip.frames[0].faces[0]))
-        clip, _ = annotate(media["pyfeat"] / "single_face.mp4", "uniform:8", detector=det,
-                           cache=False)  # fmt: skip
+        clip, _ = annotate(
+            media["pyfeat"] / "single_face.mp4", "uniform:8", detector=det, cache=False
+        )
         faces = [fr.faces[0] for fr in clip.frames if fr.faces]
         out.append(("single_face.mp4 first", "neutral", (), False, faces[0]))
         out.append(("single_face.mp4 last", "happiness", ("AU6", "AU12", "AU25"), True, faces[-1]))
@@ -85,16 +86,20 @@ def _yaw_table(media: dict[str, Path]) -> list[str]:
                     g = f.geometry
                     if not g or f.head_pose is None:
                         continue
-                    a = max(abs(g[f"d_{k}_l"] - g[f"d_{k}_r"]) for k in
-                            ("nose_wing", "upper_lip", "corner_up"))  # fmt: skip
+                    a = max(
+                        abs(g[f"d_{k}_l"] - g[f"d_{k}_r"])
+                        for k in ("nose_wing", "upper_lip", "corner_up")
+                    )
                     rows.append((abs(f.head_pose[0]), a))
     r = np.array(rows)
     lines = ["| yaw (abs) | frames | side disagreement median | p90 |", "|---|---|---|---|"]
     for lo, hi in ((0, 5), (5, 10), (10, 15), (15, 20), (20, 30), (30, 90)):
         m = (r[:, 0] >= lo) & (r[:, 0] < hi)
         if m.any():
-            lines.append(f"| {lo}-{hi}° | {int(m.sum())} | {np.median(r[m, 1]):.3f} | "
-                         f"{np.percentile(r[m, 1], 90):.3f} |")  # fmt: skip
+            lines.append(
+                f"| {lo}-{hi}° | {int(m.sum())} | {np.median(r[m, 1]):.3f} | "
+                f"{np.percentile(r[m, 1], 90):.3f} |"
+            )
     return lines
 
 
@@ -128,8 +133,10 @@ def main() -> None:
         from sovtp.annotate.aus import AU_MEASURES
     except ImportError:  # an older sovtp
         AU_MEASURES = {}
-    codes = sorted({a for *_, f in faces for a in f.aus} | {a for _, _, e, _, _ in faces for a in e},
-                   key=lambda c: int(c[2:]))  # fmt: skip
+    codes = sorted(
+        {a for *_, f in faces for a in f.aus} | {a for _, _, e, _, _ in faces for a in e},
+        key=lambda c: int(c[2:]),
+    )
     stats: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for _, label, expected, open_mouth, f in faces:
         for au in codes:
@@ -155,17 +162,23 @@ def main() -> None:
         return f"{p[0]}/{p[1]}" if p[1] else "-"
 
     print("\n## Per AU\n")
-    print("hits: fired (>= 0.3) on faces whose prototype predicts it; false fires: fired on "
-          "neutral faces, and on open mouths whose prototype does not predict it; strong "
-          "elsewhere: >= 0.75 on a face whose prototype does not predict it\n")  # fmt: skip
-    print("| AU | method | valid when | hits | false on neutral | false on open mouth | "
-          "strong elsewhere | not measured |")  # fmt: skip
+    print(
+        "hits: fired (>= 0.3) on faces whose prototype predicts it; false fires: fired on "
+        "neutral faces, and on open mouths whose prototype does not predict it; strong "
+        "elsewhere: >= 0.75 on a face whose prototype does not predict it\n"
+    )
+    print(
+        "| AU | method | valid when | hits | false on neutral | false on open mouth | "
+        "strong elsewhere | not measured |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for au in codes:
         s = stats[au]
         method, valid = AU_MEASURES.get(au, ("", ""))
-        print(f"| {au} | {method} | {valid} | {frac(s['hit'])} | {frac(s['neutral'])} | "
-              f"{frac(s['open'])} | {s['strong'][0]} | {s['unmeasured'][0]} |")  # fmt: skip
+        print(
+            f"| {au} | {method} | {valid} | {frac(s['hit'])} | {frac(s['neutral'])} | "
+            f"{frac(s['open'])} | {s['strong'][0]} | {s['unmeasured'][0]} |"
+        )
 
     from sovtp.backends.facs import FacsBackend
     from sovtp.records import Query
@@ -176,8 +189,11 @@ def main() -> None:
     import json
 
     for name, label, _, _, f in faces:
-        q = Query(id="q", messages=[{"role": "user", "content": "?"}],
-                  meta={"facs": {"aus": f.aus, "sides": f.au_sides}})  # fmt: skip
+        q = Query(
+            id="q",
+            messages=[{"role": "user", "content": "?"}],
+            meta={"facs": {"aus": f.aus, "sides": f.au_sides}},
+        )
         print(f"| {name} | {label} | {json.loads(FacsBackend().answer(q).text)['label']} |")
     if not args.no_yaw:
         print("\n## Left/right disagreement of frontalised features by head turn\n")

@@ -134,18 +134,28 @@ def main() -> None:
 
         os.environ.setdefault("SOVTP_CACHE_DIR", str(Path(td) / "cache"))
         crops, first, hit = _crops(Path(td), a.size)
-        print(f"device {dev} · {a.model} · {a.size}px · batch {a.batch} · torch threads "
-              f"{torch.get_num_threads()}")  # fmt: skip
-        print(f"crops: {len(crops)} from {len(crops.ids)} samples · annotate+cut {first:.2f}s · "
-              f"from the annotation cache {hit:.2f}s")  # fmt: skip
+        print(
+            f"device {dev} · {a.model} · {a.size}px · batch {a.batch} · torch threads "
+            f"{torch.get_num_threads()}"
+        )
+        print(
+            f"crops: {len(crops)} from {len(crops.ids)} samples · annotate+cut {first:.2f}s · "
+            f"from the annotation cache {hit:.2f}s"
+        )
         x_bare = normalise(crops.x.to(dev).float() / 255)
         if dev.type == "cuda":
             x_bare = x_bare.contiguous(memory_format=torch.channels_last)
         y_bare = crops.frame_y().to(dev)
 
         def sovtp_train(steps: int) -> float:
-            cfg = TrainConfig(model=a.model, size=a.size, epochs=1, batch_size=a.batch,
-                              steps_per_epoch=steps, device=str(dev))  # fmt: skip
+            cfg = TrainConfig(
+                model=a.model,
+                size=a.size,
+                epochs=1,
+                batch_size=a.batch,
+                steps_per_epoch=steps,
+                device=str(dev),
+            )
             t0 = time.perf_counter()
             fit(crops, cfg, Path(td) / f"ck{steps}", progress=False)
             _sync(dev)
@@ -163,17 +173,25 @@ def main() -> None:
         n_img = (k2 - k1) * a.batch
         rate = {n: n_img / (best[f"{n}{k2}"] - best[f"{n}{k1}"]) for n in ("bare", "sovtp")}
         whole = {n: k2 * a.batch / best[f"{n}{k2}"] for n in ("bare", "sovtp")}
-        print(f"train images/s per step: sovtp {rate['sovtp']:.1f} · bare {rate['bare']:.1f} · "
-              f"ratio {rate['sovtp'] / rate['bare']:.3f}  (target >= 0.9)")  # fmt: skip
-        print(f"train images/s per call ({k2} steps, incl. model build, precise BN, checkpoint): "
-              f"sovtp {whole['sovtp']:.1f} · bare {whole['bare']:.1f} · "
-              f"ratio {whole['sovtp'] / whole['bare']:.3f}")  # fmt: skip
+        print(
+            f"train images/s per step: sovtp {rate['sovtp']:.1f} · bare {rate['bare']:.1f} · "
+            f"ratio {rate['sovtp'] / rate['bare']:.3f}  (target >= 0.9)"
+        )
+        print(
+            f"train images/s per call ({k2} steps, incl. model build, precise BN, checkpoint): "
+            f"sovtp {whole['sovtp']:.1f} · bare {whole['bare']:.1f} · "
+            f"ratio {whole['sovtp'] / whole['bare']:.3f}"
+        )
 
         # eval: the same crops repeated to --eval-images
         reps = -(-a.eval_images // len(crops))
-        big = CropSet(crops.x.repeat(reps, 1, 1, 1)[: a.eval_images],
-                      torch.zeros(a.eval_images, dtype=torch.long), crops.y[:1], ["e"],
-                      crops.labels)  # fmt: skip
+        big = CropSet(
+            crops.x.repeat(reps, 1, 1, 1)[: a.eval_images],
+            torch.zeros(a.eval_images, dtype=torch.long),
+            crops.y[:1],
+            ["e"],
+            crops.labels,
+        )
         x_eval = x_bare.repeat(reps, 1, 1, 1)[: a.eval_images]
         from sovtp.baselines.models import build_model
 
@@ -188,8 +206,10 @@ def main() -> None:
             ):
                 ev[name] = min(ev.get(name, float("inf")), fn())
         er = {n: a.eval_images / ev[n] for n in ev}
-        print(f"eval images/s: sovtp {er['sovtp']:.1f} · bare {er['bare']:.1f} · "
-              f"ratio {er['sovtp'] / er['bare']:.3f}  (target >= 0.9)")  # fmt: skip
+        print(
+            f"eval images/s: sovtp {er['sovtp']:.1f} · bare {er['bare']:.1f} · "
+            f"ratio {er['sovtp'] / er['bare']:.3f}  (target >= 0.9)"
+        )
 
 
 def _timed(fn, dev) -> float:

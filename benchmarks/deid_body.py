@@ -157,9 +157,11 @@ def main(argv: list[str] | None = None) -> None:
             for img in frames:
                 det.start_clip()
                 anns[name].append(det.detect(img))
-        print("\nmode      media                    frames  faces left (mp/cf/lm, +jpeg)  "
-              "changed mean/max  keypoints kept  frames all kept  pose on deid  dlib min"
-              + ("  yolo max shift  frames close" if yolo else ""))  # fmt: skip
+        print(
+            "\nmode      media                    frames  faces left (mp/cf/lm, +jpeg)  "
+            "changed mean/max  keypoints kept  frames all kept  pose on deid  dlib min"
+            + ("  yolo max shift  frames close" if yolo else "")
+        )
         for mode in args.modes:
             tot = {"frames": 0, "left": 0, "kp": 0, "kp_kept": 0, "all_kept": 0, "with_kp": 0}
             tot |= {"y_close": 0, "y_frames": 0}

@@ -200,8 +200,10 @@ def main(argv: list[str] | None = None) -> None:
             floors.append(fl)
             found.append(seen)
             raw_e.append(e_raw)
-            print(f"{name:10s}  {'yes' if seen else 'NO ':3s}    {d:.3f}            {fl:.3f}   "
-                  f"{'YES' if d < args.threshold else 'no'}")  # fmt: skip
+            print(
+                f"{name:10s}  {'yes' if seen else 'NO ':3s}    {d:.3f}            {fl:.3f}   "
+                f"{'YES' if d < args.threshold else 'no'}"
+            )
         dists_a, floors_a = np.asarray(dists), np.asarray(floors)
         n = len(dists)
         reid = int((dists_a < args.threshold).sum())

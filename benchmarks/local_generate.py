@@ -54,9 +54,13 @@ def speed(be, q, tokens: int, repeats: int) -> None:
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = model.generate(
-                **ids, max_new_tokens=tokens, do_sample=False, temperature=None, top_p=None,
+                **ids,
+                max_new_tokens=tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
                 top_k=None,
-            )  # fmt: skip
+            )
         t_bare.append(time.perf_counter() - t0)
         n_bare.append(out.shape[1] - ids["input_ids"].shape[1])
         t0 = time.perf_counter()

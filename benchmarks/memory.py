@@ -103,16 +103,23 @@ def spot_main(minutes: list[float], fps: int) -> None:
         made = time.perf_counter() - t
         mid = int(m * 60 * fps) // 2
         with (d / "m.csv").open("w", newline="") as f:
-            csv.writer(f).writerows([["id", "media", "onset", "apex", "offset"],
-                                     ["a", "v.mp4", mid - 4, mid, mid + 4]])  # fmt: skip
-        out = subprocess.run([sys.executable, "-c", SPOT_CHILD, str(d / "m.csv"), str(d / "run")],
-                             env=env, capture_output=True, text=True)  # fmt: skip
+            csv.writer(f).writerows(
+                [["id", "media", "onset", "apex", "offset"], ["a", "v.mp4", mid - 4, mid, mid + 4]]
+            )
+        out = subprocess.run(
+            [sys.executable, "-c", SPOT_CHILD, str(d / "m.csv"), str(d / "run")],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if out.returncode:
             sys.exit(out.stderr[-3000:])
         res[m] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"spot {m:g} min 640x360 @ {fps} fps ({int(m * 60 * fps)} frames): peak RSS "
-              f"{res[m]['peak_kib'] / 1024:.1f} MiB, errors {res[m]['errors']}, "
-              f"spot {res[m]['wall']:.1f} s (clip made in {made:.1f} s)")  # fmt: skip
+        print(
+            f"spot {m:g} min 640x360 @ {fps} fps ({int(m * 60 * fps)} frames): peak RSS "
+            f"{res[m]['peak_kib'] / 1024:.1f} MiB, errors {res[m]['errors']}, "
+            f"spot {res[m]['wall']:.1f} s (clip made in {made:.1f} s)"
+        )
     lo, hi = min(minutes), max(minutes)
     ratio = res[hi]["peak_kib"] / res[lo]["peak_kib"]
     print(f"spot peak RSS {hi:g} min / {lo:g} min: {ratio:.3f} (target ≤ 1.2)")
@@ -140,13 +147,19 @@ def main() -> None:
     for n in (a.small, a.large):
         m = write_manifest(tmp / "media", names, n)
         t = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", CHILD, str(m), str(tmp / f"run{n}")],
-                             env=env, capture_output=True, text=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(m), str(tmp / f"run{n}")],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if out.returncode:
             sys.exit(out.stderr[-3000:])
         res[n] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{n:6d} samples: peak RSS {res[n]['peak_kib'] / 1024:.1f} MiB, "
-              f"{res[n]['rows']} rows, {time.perf_counter() - t:.1f} s")  # fmt: skip
+        print(
+            f"{n:6d} samples: peak RSS {res[n]['peak_kib'] / 1024:.1f} MiB, "
+            f"{res[n]['rows']} rows, {time.perf_counter() - t:.1f} s"
+        )
     ratio = res[a.large]["peak_kib"] / res[a.small]["peak_kib"]
     print(f"peak RSS {a.large} / {a.small}: {ratio:.3f} (target ≤ 1.2)")
 

@@ -65,9 +65,16 @@ def run(manifest: Path, out: Path, url: str, workers: int, concurrency: int) -> 
     times: list[float] = []
     system = SystemSpec.of("openai", {"base_url": [url], "model": "m", "concurrency": concurrency})
     cfg = BenchConfig(
-        data=str(manifest), variants=["ladder/plain"], systems=[system], sampling="uniform:4",
-        out=str(out), workers=workers, annotation_cache=False, response_cache=False, gallery=0,
-    )  # fmt: skip
+        data=str(manifest),
+        variants=["ladder/plain"],
+        systems=[system],
+        sampling="uniform:4",
+        out=str(out),
+        workers=workers,
+        annotation_cache=False,
+        response_cache=False,
+        gallery=0,
+    )
     t0 = time.perf_counter()
     _, stats = run_bench(cfg, on_row=lambda r: times.append(time.perf_counter()), report=False)
     n = len(times)

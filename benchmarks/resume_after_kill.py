@@ -60,8 +60,14 @@ def audit(run: Path) -> dict:
         if r.get("error"):
             failed.add(r["key"])
         labels[r["key"]] = r["label"]
-    return {"rows": len(keys), "keys": len(set(keys)), "torn": torn, "errors": errors,
-            "labels": labels, "failed": failed}  # fmt: skip
+    return {
+        "rows": len(keys),
+        "keys": len(set(keys)),
+        "torn": torn,
+        "errors": errors,
+        "labels": labels,
+        "failed": failed,
+    }
 
 
 def main() -> None:
@@ -83,17 +89,28 @@ def main() -> None:
     if models.exists():
         (tmp / "cache").mkdir()
         (tmp / "cache" / "models").symlink_to(models)
-    behaviour = Behaviour(latency_s=a.latency, capacity=a.concurrency, record=False,
-                          chaos=CHAOS if a.chaos else None, hang_s=3600)  # fmt: skip
+    behaviour = Behaviour(
+        latency_s=a.latency,
+        capacity=a.concurrency,
+        record=False,
+        chaos=CHAOS if a.chaos else None,
+        hang_s=3600,
+    )
     with FakeOpenAIServer(behaviour) as srv:
         system = SystemSpec.of(
             "openai", {"base_url": [srv.base_url], "model": "m", "concurrency": a.concurrency}
         )
 
         def bench(out: Path, resume: bool = False) -> subprocess.Popen:
-            cfg = BenchConfig(data=str(manifest), out=str(out), systems=[system],
-                              sampling="uniform:2", response_cache=False, timeout_s=a.timeout,
-                              max_retries=4)  # fmt: skip
+            cfg = BenchConfig(
+                data=str(manifest),
+                out=str(out),
+                systems=[system],
+                sampling="uniform:2",
+                response_cache=False,
+                timeout_s=a.timeout,
+                max_retries=4,
+            )
             cmd = [sys.executable, "-c", DRIVER, cfg.model_dump_json(), "1" if resume else "0"]
             return subprocess.Popen(
                 cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -120,20 +137,28 @@ def main() -> None:
         total = srv.state.count - c0
         faults = dict(srv.state.faults)
     ref, got = audit(tmp / "ref"), audit(tmp / "killed")
-    print(f"queries: {queries}; uninterrupted run: {ref_requests} requests in {ref_wall:.1f} s, "
-          f"exit {ref_rc}, {ref['errors']} error rows")  # fmt: skip
-    print(f"killed at {at_kill} rows written, {sent_before} requests sent; {len(rcs)} resume(s) "
-          f"took {resume_wall:.1f} s, exit codes {rcs}")  # fmt: skip
+    print(
+        f"queries: {queries}; uninterrupted run: {ref_requests} requests in {ref_wall:.1f} s, "
+        f"exit {ref_rc}, {ref['errors']} error rows"
+    )
+    print(
+        f"killed at {at_kill} rows written, {sent_before} requests sent; {len(rcs)} resume(s) "
+        f"took {resume_wall:.1f} s, exit codes {rcs}"
+    )
     print(f"requests for killed + resumed run: {total} → ratio to queries {total / queries:.3f}")
-    print(f"rows {got['rows']} for {got['keys']} keys (lost {queries - got['keys']}, "
-          f"duplicated {got['rows'] - got['keys']}), torn lines {got['torn']}, "
-          f"error rows left {got['errors']}")  # fmt: skip
+    print(
+        f"rows {got['rows']} for {got['keys']} keys (lost {queries - got['keys']}, "
+        f"duplicated {got['rows'] - got['keys']}), torn lines {got['torn']}, "
+        f"error rows left {got['errors']}"
+    )
     both = [k for k in ref["labels"] if k not in ref["failed"] and k not in got["failed"]]
     same = set(ref["labels"]) == set(got["labels"]) and all(
         ref["labels"][k] == got["labels"][k] for k in both
     )
-    print(f"predictions equal to the uninterrupted run (keys; labels where both answered, "
-          f"{len(both)}): {same}")  # fmt: skip
+    print(
+        f"predictions equal to the uninterrupted run (keys; labels where both answered, "
+        f"{len(both)}): {same}"
+    )
     if a.chaos:
         print(f"faults injected (all runs): {faults}")
 

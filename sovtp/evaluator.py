@@ -127,8 +127,9 @@ class EvaluatorSpec(BaseModel):
         p = self.protocol
         if p is None or p.kind != "cross_subject":
             raise SovtpError(f"evaluator {self.name} declares no cross_subject protocol")
-        subj = [getattr(s, p.by, None) or (getattr(s, "meta", None) or {}).get(p.by)
-                for s in samples]  # fmt: skip
+        subj = [
+            getattr(s, p.by, None) or (getattr(s, "meta", None) or {}).get(p.by) for s in samples
+        ]
         return subject_folds(subj, p.k, p.seed)
 
     def cross_subject_split(self, samples: list[Any], fold: int, *, train: bool) -> list[Any]:

@@ -63,7 +63,9 @@ class PrepareSettings(BaseModel):
     label_order: str = "fixed"  # fixed | shuffled (seeded per sample) | reversed
     seed: int = 0  # the one seed of a run: label shuffling, α draws (a run's sample shuffling)
     transcript: bool = True  # word the sample's transcript (when it has one)
-    image_size: int = Field(768, ge=16)  # longest side of each image sent, px (marks are sized for it)
+    image_size: int = Field(
+        768, ge=16
+    )  # longest side of each image sent, px (marks are sized for it)
     jpeg_quality: int = Field(85, ge=1, le=100)
     # de-identification (DEEMO-style): measured on raw pixels, only obscured faces leave
     deid: bool = False
@@ -81,9 +83,11 @@ class PrepareSettings(BaseModel):
     @field_validator("label_order", "au_source", "blur")
     @classmethod
     def _one_of(cls, v: str, info) -> str:
-        what, choices = {"label_order": ("label order", LABEL_ORDERS),
-                         "au_source": ("AU source", AU_SOURCES),
-                         "blur": ("--blur", BLUR_WHOM)}[info.field_name]  # fmt: skip
+        what, choices = {
+            "label_order": ("label order", LABEL_ORDERS),
+            "au_source": ("AU source", AU_SOURCES),
+            "blur": ("--blur", BLUR_WHOM),
+        }[info.field_name]
         if v not in choices:
             raise ValueError(f"{what} must be one of {', '.join(choices)}; got {v!r}")
         return v

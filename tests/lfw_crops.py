@@ -15,9 +15,13 @@ def lfw_cropsets(size: int, seed: int = 0):
 
     x = data.lfw_subset()
     imgs = [
-        np.repeat(np.asarray(Image.fromarray((a * 255).astype(np.uint8)).resize((size, size)))[..., None], 3, -1)[None]
+        np.repeat(
+            np.asarray(Image.fromarray((a * 255).astype(np.uint8)).resize((size, size)))[..., None],
+            3,
+            -1,
+        )[None]
         for a in x
-    ]  # fmt: skip
+    ]
     lab = ["face"] * 100 + ["other"] * 100
     perm = np.random.default_rng(seed).permutation(200)
 
@@ -49,8 +53,16 @@ def trained_tiny(out, size: int = 32, **cfg):
     from sovtp.baselines.train import TrainConfig, fit
 
     train_set, held_out = lfw_cropsets(size)
-    base = dict(model="mobilenet_v2", size=size, batch_size=32, lr=1e-2, weight_decay=0.0,
-                model_kwargs=TINY_MNV2, device="cpu", **TINY_RECIPE)  # fmt: skip
+    base = dict(
+        model="mobilenet_v2",
+        size=size,
+        batch_size=32,
+        lr=1e-2,
+        weight_decay=0.0,
+        model_kwargs=TINY_MNV2,
+        device="cpu",
+        **TINY_RECIPE,
+    )
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

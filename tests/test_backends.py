@@ -241,7 +241,10 @@ def test_capabilities_are_declared_and_no_caller_probes_for_methods():
     assert get_backend("openai", base_url="http://127.0.0.1:9/v1", model="m").capabilities.remote
     assert not get_backend("facs").capabilities.remote
     root = Path(__file__).resolve().parents[1] / "sovtp"
-    probes = [f"{p.relative_to(root)}:{n}" for p in root.rglob("*.py")
-              for n, line in enumerate(p.read_text().splitlines(), 1)
-              if re.search(r"\bhasattr\(", line)]  # fmt: skip
+    probes = [
+        f"{p.relative_to(root)}:{n}"
+        for p in root.rglob("*.py")
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if re.search(r"\bhasattr\(", line)
+    ]
     assert probes == [], probes

@@ -42,8 +42,11 @@ def test_release_ap_matches_the_release_and_differs_from_step_ap():
         gt = rng.integers(0, 2, 60)
         p1 = np.clip(gt * 0.25 + rng.random(60) * 0.75, 0, 0.9999)
         assert B.release_ap(gt, p1) == pytest.approx(_release_ap(p1, gt), abs=1e-12)
-    s = B.scores(["ambivalence" if g else "none" for g in gt],
-                 ["ambivalence" if p >= 0.5 else "none" for p in p1], p1)  # fmt: skip
+    s = B.scores(
+        ["ambivalence" if g else "none" for g in gt],
+        ["ambivalence" if p >= 0.5 else "none" for p in p1],
+        p1,
+    )
     assert s["ap_sklearn"] == pytest.approx(average_precision_score(gt, p1))
     assert s["ap"] != pytest.approx(s["ap_sklearn"])  # two definitions, both reported
 
@@ -55,13 +58,25 @@ def test_an_invalid_answer_is_never_counted_as_ah():
     gold = ["ambivalence", "ambivalence", "none", "none", "none", "ambivalence"]
     pred = ["ambivalence", "none", "none", None, "ambivalence", None]
     rows = [
-        {"sample_id": f"v{i}", "system": "vlm", "variant": "", "gold": g, "label": p,
-         "parse_status": "ok" if p else "invalid"}
+        {
+            "sample_id": f"v{i}",
+            "system": "vlm",
+            "variant": "",
+            "gold": g,
+            "label": p,
+            "parse_status": "ok" if p else "invalid",
+        }
         for i, (g, p) in enumerate(zip(gold, pred, strict=True))
-    ]  # fmt: skip
-    summ = summarise(rows, ["ambivalence", "none"], task="binary", n_boot=10, tier_by=None,
-                     metrics=["macro_f1", "invalid_rate", "ap", "bah_ap"],
-                     options={"positive": "ambivalence"})  # fmt: skip
+    ]
+    summ = summarise(
+        rows,
+        ["ambivalence", "none"],
+        task="binary",
+        n_boot=10,
+        tier_by=None,
+        metrics=["macro_f1", "invalid_rate", "ap", "bah_ap"],
+        options={"positive": "ambivalence"},
+    )
     (e,) = summ["systems"]
     # A/H: TP 1 (v0), FP 1 (v4), FN 2 (v1 said none, v5 invalid) -> F1 = 2/(2+1+2) = 0.4
     # none: TP 1 (v2), FP 1 (v1), FN 2 (v3 invalid, v4) -> F1 = 0.4; invalid never adds a FP
@@ -195,10 +210,17 @@ def _bah_run(tmp_path, data=None):
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
 
     def row(sid, gold, label, conf=None, variant="definition", **kw):
-        return {"key": row_key(sid, None, "vlm", variant),  # as the runner writes rows
-                "sample_id": sid, "system": "vlm", "variant": variant, "gold": gold,
-                "label": label, "confidence": conf,
-                "parse_status": "ok" if label else "invalid", **kw}  # fmt: skip
+        return {
+            "key": row_key(sid, None, "vlm", variant),  # as the runner writes rows
+            "sample_id": sid,
+            "system": "vlm",
+            "variant": variant,
+            "gold": gold,
+            "label": label,
+            "confidence": conf,
+            "parse_status": "ok" if label else "invalid",
+            **kw,
+        }
 
     rows = [
         row("p01_q1", "ambivalence", "none", 0.9),  # superseded by the next row
@@ -259,8 +281,9 @@ def test_bah_section_scores_frames_like_sklearn_and_never_counts_invalid(tmp_pat
     assert f1_score(gold, as_release) != pytest.approx(fr["f1_pos"])
     vid = by["definition"]["video"]
     assert vid["n"] == 4 and vid["invalid_rate"] == pytest.approx(0.25)
-    assert vid["avgf1"] == pytest.approx(f1_score([1, 0, 1, 0], [1, 0, 2, 1], labels=[0, 1],
-                                                  average="macro"))  # fmt: skip
+    assert vid["avgf1"] == pytest.approx(
+        f1_score([1, 0, 1, 0], [1, 0, 2, 1], labels=[0, 1], average="macro")
+    )
     # variant v2: "maybe" is outside the label set: invalid, on every frame, never positive
     f1b, ap_skb, ap_relb, *_ = _independent(
         [("ambivalence", 0.9), (None, None), ("ambivalence", 0.6), ("none", 0.8)]
@@ -301,7 +324,7 @@ def test_bah_section_without_frame_labels_says_so(tmp_path):
                 "variant": "",
                 "gold": "happy",
                 "label": "sad",
-            }  # fmt: skip
+            }
         )
         + "\n"
     )

@@ -33,8 +33,17 @@ def lfw():
 
 
 def _cfg(**kw):
-    base = dict(model="mobilenet_v2", size=S, epochs=2, batch_size=32, lr=1e-2, weight_decay=0.0,
-                steps_per_epoch=10, model_kwargs=TINY, device="cpu")  # fmt: skip
+    base = dict(
+        model="mobilenet_v2",
+        size=S,
+        epochs=2,
+        batch_size=32,
+        lr=1e-2,
+        weight_decay=0.0,
+        steps_per_epoch=10,
+        model_kwargs=TINY,
+        device="cpu",
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -123,9 +132,21 @@ def test_train_and_predict_through_the_annotation_cache(tmp_path, astronaut_png,
     man.write_text(
         "id,media,label,split\n" + "".join(f"{i},{p},{lab},train\n" for i, p, lab in rows)
     )
-    ckpt = train(str(man), "mobilenet_v2", None, tmp_path / "ck", 1, size=S, batch_size=4,
-                 steps_per_epoch=1, model_kwargs=TINY, device="cpu", progress=False,
-                 sampling="uniform:1", precise_bn=1)  # fmt: skip
+    ckpt = train(
+        str(man),
+        "mobilenet_v2",
+        None,
+        tmp_path / "ck",
+        1,
+        size=S,
+        batch_size=4,
+        steps_per_epoch=1,
+        model_kwargs=TINY,
+        device="cpu",
+        progress=False,
+        sampling="uniform:1",
+        precise_bn=1,
+    )
     assert ckpt.exists() and (tmp_path / "ck" / "crops-train.safetensors").exists()
     crops = CropSet.load(tmp_path / "ck" / "crops-train.safetensors")
     assert crops.ids == ["a1", "g1"] and crops.x.dtype == torch.uint8 and crops.size == S
@@ -193,9 +214,27 @@ def test_train_command_and_predictor(tmp_path, astronaut_png):
     app = typer.Typer()
     app.command("train")(train_cmd)
     app.command("other")(lambda: None)  # two commands: typer keeps the sub-command name
-    r = CliRunner().invoke(app, ["train", str(man), "-o", str(tmp_path / "ck"), "--epochs", "1",
-                                 "--size", "32", "--batch-size", "2", "-s", "uniform:1",
-                                 "--labels", "happy,sad", "--device", "cpu"])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "train",
+            str(man),
+            "-o",
+            str(tmp_path / "ck"),
+            "--epochs",
+            "1",
+            "--size",
+            "32",
+            "--batch-size",
+            "2",
+            "-s",
+            "uniform:1",
+            "--labels",
+            "happy,sad",
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "mobilenet_v2 · random initialisation" in r.output and "epoch 1" in r.output
     pr = CnnSystem(tmp_path / "ck")
@@ -226,10 +265,14 @@ def test_a_cnn_and_a_vision_llm_system_in_one_run(lfw, tmp_path, astronaut_png, 
     m = tmp_path / "m.csv"
     m.write_text(f"id,media,label\nastro,{astronaut_png},happy\npan,{pan_mp4},happy\n")
     cfg = BenchConfig(
-        data=str(m), variants=["ladder/plain", "sovtp/full"], sampling="uniform:2", workers=0,
+        data=str(m),
+        variants=["ladder/plain", "sovtp/full"],
+        sampling="uniform:2",
+        workers=0,
         systems=[SystemSpec.parse("facs"), SystemSpec.parse(f"cnn:{tmp_path / 'mnv2'}")],
-        out=str(tmp_path / "run"), n_boot=50,
-    )  # fmt: skip
+        out=str(tmp_path / "run"),
+        n_boot=50,
+    )
     run, stats = run_bench(cfg)
     rows = load_rows(run)
     cnn = [r for r in rows if r["system"].startswith("cnn")]

@@ -36,8 +36,15 @@ def manifest(
 
 
 def cfg(manifest: Path, out: Path, **kw) -> BenchConfig:
-    base = dict(data=str(manifest), variants=VARIANTS, sampling="uniform:2", out=str(out),
-                n_boot=100, gallery=2, max_faces=2)  # fmt: skip
+    base = dict(
+        data=str(manifest),
+        variants=VARIANTS,
+        sampling="uniform:2",
+        out=str(out),
+        n_boot=100,
+        gallery=2,
+        max_faces=2,
+    )
     return BenchConfig(**(base | kw))
 
 
@@ -155,8 +162,16 @@ def test_dfew_tree_through_bench(tmp_path, astronaut_png, pan_mp4):
     split = root / "EmoLabel_DataSplit/test(single-labeled)"
     split.mkdir(parents=True)
     (split / "set_1.csv").write_text("video_name,label\n1,1\n2,2\n")
-    run, _ = run_bench(BenchConfig(data=f"dfew:{root}", evaluator="dfew", variants=["sovtp/full"],
-                                   sampling="uniform:2", out=str(tmp_path / "run"), n_boot=50))  # fmt: skip
+    run, _ = run_bench(
+        BenchConfig(
+            data=f"dfew:{root}",
+            evaluator="dfew",
+            variants=["sovtp/full"],
+            sampling="uniform:2",
+            out=str(tmp_path / "run"),
+            n_boot=50,
+        )
+    )
     rows = preds(run)
     assert {(r["sample_id"], r["gold"], r["fold"]) for r in rows.values()} == {
         ("00001", "happy", 1),
@@ -181,10 +196,21 @@ def test_report_html_renders_in_headless_chromium(manifest, tmp_path):
     if chromium is None:
         pytest.skip("Debian `chromium` is not installed")
     out = subprocess.run(
-        [chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-         "--v=0", "--virtual-time-budget=5000", "--dump-dom", (run / "report.html").as_uri()],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            chromium,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            (run / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     console = [line for line in out.stderr.splitlines() if "CONSOLE" in line]
     assert any("sovtp-report rendered=" in line for line in console), out.stderr[-2000:]
     assert not [line for line in console if "sovtp-report" not in line], console  # no errors
@@ -197,8 +223,23 @@ def test_report_html_renders_in_headless_chromium(manifest, tmp_path):
 def test_cli_bench_report_compare_and_ablate(manifest, tmp_path):
     cli = [sys.executable, "-m", "sovtp"]
     a = tmp_path / "a"
-    r = subprocess.run([*cli, "bench", str(manifest), "-o", str(a), "-p", "ladder/plain", "-s", "uniform:1", "--limit", "2"],
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [
+            *cli,
+            "bench",
+            str(manifest),
+            "-o",
+            str(a),
+            "-p",
+            "ladder/plain",
+            "-s",
+            "uniform:1",
+            "--limit",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert "WAR" in r.stdout and (a / "report.html").exists()
     assert "…" not in r.stdout + r.stderr  # a pipe gets every word (no 80-column cut)
@@ -206,8 +247,23 @@ def test_cli_bench_report_compare_and_ablate(manifest, tmp_path):
     r = subprocess.run([*cli, "bench", str(manifest), "-o", str(a)], capture_output=True, text=True)
     assert r.returncode == 2 and "--resume" in r.stderr
     b = tmp_path / "b"
-    r = subprocess.run([*cli, "ablate", str(manifest), "--grid", "boxes,au", "-o", str(b), "-s", "uniform:1", "--limit", "2"],
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [
+            *cli,
+            "ablate",
+            str(manifest),
+            "--grid",
+            "boxes,au",
+            "-o",
+            str(b),
+            "-s",
+            "uniform:1",
+            "--limit",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads((b / "report.json").read_text())
     assert [e["variant"] for e in rep["scoring"]["systems"]] == [
@@ -239,8 +295,16 @@ def test_reasoning_scores_offline_and_by_an_llm_judge(tmp_path):
     )
     assert s["label_overlap"] == 10.0 and 0 < s["clue_overlap"] < 10
     assert offline_scores("angry frown", "joyful smile")["label_overlap"] == 0.0
-    rows = [{"key": f"k{i}", "system": "m", "variant": "v", "rationale": "a smile, AU12",
-             "description": "smiling (AU12), happy"} for i in range(3)]  # fmt: skip
+    rows = [
+        {
+            "key": f"k{i}",
+            "system": "m",
+            "variant": "v",
+            "rationale": "a smile, AU12",
+            "description": "smiling (AU12), happy",
+        }
+        for i in range(3)
+    ]
     with FakeOpenAIServer(Behaviour(content='{"score": 7, "clues_matched": ["AU12"]}')) as srv:
         res = score_rows(rows, "llm", get_backend("openai", base_url=srv.base_url))
         assert srv.state.count == 6  # clue + label overlap per row
@@ -265,8 +329,17 @@ def test_ray_engine_writes_the_same_predictions(manifest, tmp_path):
     a, b = preds(local), preds(ray_run)
     assert set(a) == set(b)
     for k in a:
-        assert (a[k]["label"], a[k]["gold"], a[k]["parse_status"], a[k]["n_faces"] if not a[k]["error"] else None) == (
-            b[k]["label"], b[k]["gold"], b[k]["parse_status"], b[k]["n_faces"] if not b[k]["error"] else None)  # fmt: skip
+        assert (
+            a[k]["label"],
+            a[k]["gold"],
+            a[k]["parse_status"],
+            a[k]["n_faces"] if not a[k]["error"] else None,
+        ) == (
+            b[k]["label"],
+            b[k]["gold"],
+            b[k]["parse_status"],
+            b[k]["n_faces"] if not b[k]["error"] else None,
+        )
 
 
 def test_deemo_run_scores_reasoning_offline_and_reports_it(tmp_path, pan_mp4):
@@ -284,8 +357,16 @@ def test_deemo_run_scores_reasoning_offline_and_reports_it(tmp_path, pan_mp4):
         )
         + "\n"
     )
-    run, _ = run_bench(BenchConfig(data=f"deemo:{root}", evaluator="deemo", variants=["sovtp/full"],
-                                   sampling="uniform:2", out=str(tmp_path / "run"), n_boot=20))  # fmt: skip
+    run, _ = run_bench(
+        BenchConfig(
+            data=f"deemo:{root}",
+            evaluator="deemo",
+            variants=["sovtp/full"],
+            sampling="uniform:2",
+            out=str(tmp_path / "run"),
+            n_boot=20,
+        )
+    )
     res = json.loads((run / "reasoning.json").read_text())
     assert res["method"] == "offline"
     (scores,) = res["scores"].values()
@@ -309,10 +390,29 @@ def test_a_server_that_is_down_is_a_clear_error(manifest, tmp_path):
 def test_cli_ablate_takes_a_list_of_variants_with_bench_options(manifest, tmp_path):
     out = tmp_path / "list"
     r = subprocess.run(
-        [sys.executable, "-m", "sovtp", "ablate", str(manifest), "-p", "ladder/plain", "-p", "sovtp/full",
-         "-o", str(out), "-s", "uniform:1", "--limit", "2", "--no-pose", "--tier-by", "scene"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sovtp",
+            "ablate",
+            str(manifest),
+            "-p",
+            "ladder/plain",
+            "-p",
+            "sovtp/full",
+            "-o",
+            str(out),
+            "-s",
+            "uniform:1",
+            "--limit",
+            "2",
+            "--no-pose",
+            "--tier-by",
+            "scene",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     rep = json.loads((out / "report.json").read_text())
     (c,) = rep["scoring"]["comparisons"]
@@ -365,8 +465,11 @@ def test_without_a_prompt_a_run_asks_the_evaluators_own(tmp_path):
 def test_a_missing_checkpoint_is_refused_before_any_work(tmp_path):
     from sovtp.errors import SovtpError
 
-    c = BenchConfig(data=str(tmp_path / "m.csv"), out=str(tmp_path / "r"),
-                    systems=[SystemSpec.parse(f"cnn:{tmp_path / 'nope'}")])  # fmt: skip
+    c = BenchConfig(
+        data=str(tmp_path / "m.csv"),
+        out=str(tmp_path / "r"),
+        systems=[SystemSpec.parse(f"cnn:{tmp_path / 'nope'}")],
+    )
     (tmp_path / "m.csv").write_text("id,media,label\na,x.png,happy\n")
     with pytest.raises(SovtpError, match="no checkpoint at .*nope/last"):
         run_bench(c)

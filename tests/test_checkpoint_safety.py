@@ -57,14 +57,24 @@ class Touch:
 def crafted(path: Path, marker: Path, **extra) -> Path:
     """A .pt that looks like a sovtp checkpoint and runs ``touch MARKER`` when fully loaded."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": "sovtp-cnn/1", "model": {}, "config": {"model": "mobilenet_v2"},
-                "labels": ["happy", "sad"], "payload": Touch(marker), **extra}, path)  # fmt: skip
+    torch.save(
+        {
+            "format": "sovtp-cnn/1",
+            "model": {},
+            "config": {"model": "mobilenet_v2"},
+            "labels": ["happy", "sad"],
+            "payload": Touch(marker),
+            **extra,
+        },
+        path,
+    )
     return path
 
 
 def sovtp(*args, cwd=None):
-    return subprocess.run([*SOVTP, *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [*SOVTP, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
 
 
 def refused(p, path: Path, marker: Path, convert: bool = True) -> None:
@@ -91,8 +101,18 @@ def lfw():
 
 
 def _cfg(**kw):
-    base = dict(model="mobilenet_v2", size=S, epochs=2, batch_size=32, lr=1e-2, weight_decay=0.0,
-                steps_per_epoch=4, model_kwargs=TINY, device="cpu", precise_bn=2)  # fmt: skip
+    base = dict(
+        model="mobilenet_v2",
+        size=S,
+        epochs=2,
+        batch_size=32,
+        lr=1e-2,
+        weight_decay=0.0,
+        steps_per_epoch=4,
+        model_kwargs=TINY,
+        device="cpu",
+        precise_bn=2,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -212,8 +232,17 @@ def test_pad_reads_predictions_as_json_only(tmp_path, marker):
     data = _write_pad_manifest(tmp_path / "pad", 2, 2, 2, side=32)
     evil = crafted(tmp_path / "preds" / "predictions.jsonl", marker)
     for given in (evil, evil.parent):
-        p = sovtp("pad", data, "-o", tmp_path / "run", "--arch", "none", "--predictions", given,
-                  "--no-progress")  # fmt: skip
+        p = sovtp(
+            "pad",
+            data,
+            "-o",
+            tmp_path / "run",
+            "--arch",
+            "none",
+            "--predictions",
+            given,
+            "--no-progress",
+        )
         assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
         assert str(evil) in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
         assert not marker.exists()
@@ -225,8 +254,13 @@ def _crop_cache(out: Path, man: Path) -> None:
 
     rng = np.random.default_rng(0)
     per = [rng.integers(0, 255, (2, S, S, 3), dtype=np.uint8) for _ in range(2)]
-    c = CropSet.from_arrays(per, ["happy", "sad"], ["a", "b"], ["happy", "sad"],
-                            {"key": {"ids": ["a", "b"], "size": S, "sampling": "uniform:1"}})  # fmt: skip
+    c = CropSet.from_arrays(
+        per,
+        ["happy", "sad"],
+        ["a", "b"],
+        ["happy", "sad"],
+        {"key": {"ids": ["a", "b"], "size": S, "sampling": "uniform:1"}},
+    )
     out.mkdir(parents=True, exist_ok=True)
     c.save(out / "crops-train.safetensors")
 
@@ -335,8 +369,21 @@ def test_train_cuts_the_crops_again_over_a_crafted_cache(tmp_path, manifest, mar
     crafted(out / "crops-train.pt", marker)  # the old name is never read
     cut = []
     monkeypatch.setattr(data, "build_cropset", lambda *a, **k: cut.append(1) or good)
-    train(str(manifest), "mobilenet_v2", None, out, 1, size=S, batch_size=2, steps_per_epoch=1,
-          model_kwargs=TINY, device="cpu", progress=False, sampling="uniform:1", precise_bn=1)  # fmt: skip
+    train(
+        str(manifest),
+        "mobilenet_v2",
+        None,
+        out,
+        1,
+        size=S,
+        batch_size=2,
+        steps_per_epoch=1,
+        model_kwargs=TINY,
+        device="cpu",
+        progress=False,
+        sampling="uniform:1",
+        precise_bn=1,
+    )
     assert cut == [1] and CropSet.load(out / "crops-train.safetensors").ids == ["a", "b"]
 
 
@@ -473,9 +520,11 @@ def test_a_checkpoints_config_cannot_steer_the_model_builder(trained, tmp_path):
     import shutil
 
     out, _ = trained
-    for key, value in (("model_kwargs", {"checkpoint_path": "/tmp/x.pt"}),
-                       ("model_kwargs", {"width_mult": "0.35"}),
-                       ("model", "hf-hub:someone/model")):  # fmt: skip
+    for key, value in (
+        ("model_kwargs", {"checkpoint_path": "/tmp/x.pt"}),
+        ("model_kwargs", {"width_mult": "0.35"}),
+        ("model", "hf-hub:someone/model"),
+    ):
         bad = tmp_path / f"bad-{len(list(tmp_path.iterdir()))}"
         shutil.copytree(out / "last", bad)
         meta = json.loads((bad / CONFIG).read_text())

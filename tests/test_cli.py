@@ -234,6 +234,17 @@ def test_score_refuses_a_binary_file_with_an_id_twice(tmp_path):
     pred, gold = tmp_path / "p.csv", tmp_path / "g.csv"
     pred.write_text("id,score\na,0.2\na,0.9\nb,0.5\n")  # which score is a's? refuse, don't pick
     gold.write_text("id,gold\na,live\nb,attack\n")
-    p = run("score", pred, "--gold", gold, "--task", "binary", "--positive", "live",
-            "--score-column", "score", check=False)  # fmt: skip
+    p = run(
+        "score",
+        pred,
+        "--gold",
+        gold,
+        "--task",
+        "binary",
+        "--positive",
+        "live",
+        "--score-column",
+        "score",
+        check=False,
+    )
     assert p.returncode == 2 and "'a'" in p.stderr and "Traceback" not in p.stderr

@@ -95,8 +95,10 @@ def _bah(root: Path, rows: dict[str, int]) -> Path:
     (d / "class_id.yaml").write_text("With A-H: 1\nNo A-H: 0\n")
     frame = np.asarray(Image.fromarray(skdata.astronaut()).resize((64, 64)))
     for split, n in rows.items():
-        lines = [f"Videos/p{k:03d}/Visite_1/{split} clip {k}.mp4,{k % 2},well, I think so, maybe"
-                 for k in range(n)]  # fmt: skip
+        lines = [
+            f"Videos/p{k:03d}/Visite_1/{split} clip {k}.mp4,{k % 2},well, I think so, maybe"
+            for k in range(n)
+        ]
         (d / "split-0" / f"{split}.txt").write_text("\n".join(lines) + "\n")
         first = root / lines[0].split(",")[0]
         first.parent.mkdir(parents=True, exist_ok=True)
@@ -110,8 +112,10 @@ def test_bah_split_files_are_compared_with_the_published_616_110_392(tmp_path):
     root = _bah(tmp_path / "BAH", {"train": 616, "val": 110, "test": 392})
     rep = check_dataset(f"bah:{root}", decode=-1)
     assert {c["split"]: (c["found"], c["published"]) for c in rep.compared} == {
-        "train": (616, 616), "val": (110, 110), "test": (392, 392)
-    }  # fmt: skip
+        "train": (616, 616),
+        "val": (110, 110),
+        "test": (392, 392),
+    }
     assert rep.mismatches == [] and rep.unreadable == [] and rep.decoded == 3
     assert len(rep.missing) == 616 + 110 + 392 - 3
     assert rep.counts[("val", None)] == {"none": 55, "ambivalence": 55}
@@ -121,8 +125,15 @@ def test_bah_split_files_are_compared_with_the_published_616_110_392(tmp_path):
     assert [m.text() for m in rep.mismatches] == ["test: 391 samples, published 392"]
 
 
-FERV_TEST = {"Happy": 1473, "Sad": 1393, "Neutral": 1958, "Angry": 1487,
-             "Surprise": 638, "Disgust": 467, "Fear": 431}  # fmt: skip
+FERV_TEST = {
+    "Happy": 1473,
+    "Sad": 1393,
+    "Neutral": 1958,
+    "Angry": 1487,
+    "Surprise": 638,
+    "Disgust": 467,
+    "Fear": 431,
+}
 
 
 def _ferv_lines(counts: dict[str, int]) -> list[str]:
@@ -142,9 +153,14 @@ def test_published_ferv39k_test_counts_are_compared_class_by_class(tmp_path):
     _jpg(root / "2_ClipsforFaceCrop" / "Action" / "Happy" / "0000" / "0001.jpg")
     rep = check_dataset(f"ferv39k:{root}", split="test", decode=0)
     assert rep.compared == [
-        {"split": "test", "fold": None, "published": 7847, "found": 7847,
-         "source": "FERV39k 4_setups/All_scenes/test_All.csv"}
-    ]  # fmt: skip
+        {
+            "split": "test",
+            "fold": None,
+            "published": 7847,
+            "found": 7847,
+            "source": "FERV39k 4_setups/All_scenes/test_All.csv",
+        }
+    ]
     assert rep.mismatches == [] and len(rep.missing) == 7846
     lines = _ferv_lines(FERV_TEST)
     lines[1] = lines[1].replace(" Happy", " Sad")  # Action/Happy/0001 labelled Sad
@@ -155,9 +171,12 @@ def test_published_ferv39k_test_counts_are_compared_class_by_class(tmp_path):
         "test: 1472 'Happy' samples, published 1473",
     ]
     m = tmp_path / "ferv.csv"
-    m.write_text("id,media,label,split\n" + "".join(
-        f"c{k},x/{k}.jpg,{ln.split()[1]},test\n" for k, ln in enumerate(_ferv_lines(FERV_TEST))
-    ))  # fmt: skip
+    m.write_text(
+        "id,media,label,split\n"
+        + "".join(
+            f"c{k},x/{k}.jpg,{ln.split()[1]},test\n" for k, ln in enumerate(_ferv_lines(FERV_TEST))
+        )
+    )
     assert check_dataset(str(m), decode=0, published="ferv39k").compared[0]["found"] == 7847
 
 
@@ -204,9 +223,12 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     ("source", "why"),
-    [("dfew:{tmp}/nowhere", "no such folder"), ("nosuch:/x", "unknown dataset"),
-     ("{tmp}/data.txt", "unknown dataset")],
-)  # fmt: skip
+    [
+        ("dfew:{tmp}/nowhere", "no such folder"),
+        ("nosuch:/x", "unknown dataset"),
+        ("{tmp}/data.txt", "unknown dataset"),
+    ],
+)
 def test_a_source_that_cannot_be_read_is_one_line_and_exit_2(tmp_path, source, why):
     p = _cli(source.format(tmp=tmp_path))
     assert p.returncode == 2

@@ -111,11 +111,20 @@ def test_dfew_keeps_each_clips_votes(tmp_path):
     """annotation.xlsx: a clip column and seven vote counts, kept per sample as soft labels."""
     root = _dfew(tmp_path / "DFEW")
     head = ["order", "1happy", "2sad", "3neutral", "4angry", "5surprise", "6disgust", "7fear"]
-    xlsx(root / "Annotation/annotation.xlsx",
-         [("Sheet1", [head, [1, 9, 0, 1, 0, 0, 0, 0], [2, 0, 1, 0, 0, 2, 0, 7]])])  # fmt: skip
+    xlsx(
+        root / "Annotation/annotation.xlsx",
+        [("Sheet1", [head, [1, 9, 0, 1, 0, 0, 0, 0], [2, 0, 1, 0, 0, 2, 0, 7]])],
+    )
     a, b = open_dataset(f"dfew:{root}", fold=2)
-    assert a.meta["votes"] == {"happy": 9, "sad": 0, "neutral": 1, "angry": 0, "surprise": 0,
-                               "disgust": 0, "fear": 0}  # fmt: skip
+    assert a.meta["votes"] == {
+        "happy": 9,
+        "sad": 0,
+        "neutral": 1,
+        "angry": 0,
+        "surprise": 0,
+        "disgust": 0,
+        "fear": 0,
+    }
     assert b.meta["votes"]["fear"] == 7 and b.row()["meta"]["votes"]["surprise"] == 2
 
 
@@ -145,10 +154,13 @@ def test_mafw_caption_files_are_gbk_and_tab_separated(tmp_path):
     root = tmp_path / "MAFW"
     touch(root / "data/clips/00025.mp4")
     touch(root / "data/clips/00026.mp4")
-    lines = ["00025.mp4\tanger\t他皱着眉头\tHe frowns and shouts at the door",
-             "00026.mp4\thelplessness\t她叹气\tShe sighs, looks down and shakes her head"]  # fmt: skip
-    touch(root / "Train & Test Set/single/with_caption/set_1/test.txt",
-          "\n".join(lines).encode("gbk"))  # fmt: skip
+    lines = [
+        "00025.mp4\tanger\t他皱着眉头\tHe frowns and shouts at the door",
+        "00026.mp4\thelplessness\t她叹气\tShe sighs, looks down and shakes her head",
+    ]
+    touch(
+        root / "Train & Test Set/single/with_caption/set_1/test.txt", "\n".join(lines).encode("gbk")
+    )
     a, b = open_dataset(f"mafw:{root}", split="test", fold=1)
     assert (a.id, a.label, b.label) == ("00025", "anger", "helplessness")
     assert a.meta["captions"] == ["他皱着眉头", "He frowns and shouts at the door"]
@@ -193,10 +205,13 @@ def test_bah_official_split_lines_split_on_the_first_two_commas(tmp_path):
     touch(root / "Videos/P40/Visite_1/q1.mp4")
     d = root / "dataset-splits/video-level/BAH_DB"
     touch(d / "class_id.yaml", b"With A-H: 1\nNo A-H: 0\n")
-    touch(d / "split-0/test.txt", (
-        b"Videos/P12/Visite_1/q 3 answer.mp4,1,Yes, I want to, but, well, maybe not\n"
-        b"Videos/P40/Visite_1/q1.mp4,0,I will do it.\n"
-    ))  # fmt: skip
+    touch(
+        d / "split-0/test.txt",
+        (
+            b"Videos/P12/Visite_1/q 3 answer.mp4,1,Yes, I want to, but, well, maybe not\n"
+            b"Videos/P40/Visite_1/q1.mp4,0,I will do it.\n"
+        ),
+    )
     a, b = open_dataset(f"bah:{root}")
     assert (a.id, a.label, a.subject) == ("P12_Visite_1_q 3 answer", "ambivalence", "P12")
     assert a.transcript == "Yes, I want to, but, well, maybe not" and a.media.exists()
@@ -209,11 +224,14 @@ def test_bah_official_split_lines_split_on_the_first_two_commas(tmp_path):
 # --- CAS(ME)² --------------------------------------------------------------------------------
 def _casme_sq(root: Path, codes: list[list[object]]) -> Path:
     frames(root / "rawpic/s15/15_0101disgustingteeth", 1, 40)
-    xlsx(root / "CAS(ME)^2code_final.xlsx", [
-        ("CASFEcode_final", codes),
-        ("naming rule1", [["s15", 15, 1], ["s16", 16, 2]]),
-        ("naming rule2", [[101, "disgust1"], [102, "disgust2"]]),
-    ])  # fmt: skip
+    xlsx(
+        root / "CAS(ME)^2code_final.xlsx",
+        [
+            ("CASFEcode_final", codes),
+            ("naming rule1", [["s15", 15, 1], ["s16", 16, 2]]),
+            ("naming rule2", [[101, "disgust1"], [102, "disgust2"]]),
+        ],
+    )
     return root
 
 
@@ -238,12 +256,17 @@ def test_casme_sq_reads_the_three_sheets(tmp_path):
 @pytest.mark.parametrize(
     "codes, match",
     [
-        ([["subject", "video", "onset", "apex", "offset", "au", "emotion", "type", "self"],
-          *CODES], "1 of 3 row.*line 1"),  # a header added
+        (
+            [
+                ["subject", "video", "onset", "apex", "offset", "au", "emotion", "type", "self"],
+                *CODES,
+            ],
+            "1 of 3 row.*line 1",
+        ),  # a header added
         ([[1, "disgust1_1", 5, 9, 14, "4", "negatve", "macro-expression", ""]], "'negatve'"),
         ([[7, "disgust1_1", 5, 9, 14, "4", "negative", "macro-expression", ""]], "subject"),
     ],
-)  # fmt: skip
+)
 def test_casme_sq_broken_copies_are_refused(tmp_path, codes, match):
     root = _casme_sq(tmp_path / "CAS(ME)^2", codes)
     with pytest.raises(ManifestError, match=match):
@@ -256,8 +279,17 @@ def test_casme2_is_an_ambiguous_name(tmp_path):
 
 
 # --- CASME II --------------------------------------------------------------------------------
-CASME_II_HEAD = ["Subject", "Filename", "Unnamed: 2", "OnsetFrame", "ApexFrame", "OffsetFrame",
-                 "Unnamed: 6", "Action Units", "Estimated Emotion"]  # fmt: skip
+CASME_II_HEAD = [
+    "Subject",
+    "Filename",
+    "Unnamed: 2",
+    "OnsetFrame",
+    "ApexFrame",
+    "OffsetFrame",
+    "Unnamed: 6",
+    "Action Units",
+    "Estimated Emotion",
+]
 
 
 def test_casme_ii_reads_the_coding_sheet_and_raw_frames(tmp_path):
@@ -269,8 +301,10 @@ def test_casme_ii_reads_the_coding_sheet_and_raw_frames(tmp_path):
     files = frame_files(s.media)
     assert (s.id, s.label, s.subject) == ("sub01_EP02_01f", "happiness", "sub01")
     assert [files[i].name for i in (s.start_frame, s.meta["apex"], s.end_frame)] == [
-        "img46.jpg", "img59.jpg", "img86.jpg"
-    ]  # fmt: skip
+        "img46.jpg",
+        "img59.jpg",
+        "img86.jpg",
+    ]
     xlsx(root / "CASME2-coding-20140508.xlsx", [("Sheet1", rows[1:])])  # the header dropped
     with pytest.raises(ManifestError, match="header"):
         list(open_dataset(f"casme_ii:{root}"))
@@ -285,13 +319,17 @@ def test_mer_labels_valence_and_subtitles(tmp_path):
         root / "train-label.csv",
         b"name,discrete,valence\nsample_00000007,happy,1.2\nsample_00000020,worry,-0.8\n",
     )
-    touch(root / "subtitle_chieng.csv",
-          "name,chinese,english\nsample_00000007,我很高兴,I am so glad\n".encode())  # fmt: skip
+    touch(
+        root / "subtitle_chieng.csv",
+        "name,chinese,english\nsample_00000007,我很高兴,I am so glad\n".encode(),
+    )
     a, b = open_dataset(f"mer2023:{root}", split="train")
     assert (a.id, a.label, a.transcript, a.meta) == (
-        "sample_00000007", "happy", "I am so glad",
+        "sample_00000007",
+        "happy",
+        "I am so glad",
         {"valence": 1.2, "transcript_zh": "我很高兴"},
-    )  # fmt: skip
+    )
     assert (b.label, b.media.suffix) == ("worried", ".avi")  # MER2026's spelling
     (root / "train-label.csv").write_text("name,discrete\nsample_00000007,joyful\n")
     with pytest.raises(ManifestError, match="'joyful' x1"):
@@ -299,20 +337,53 @@ def test_mer_labels_valence_and_subtitles(tmp_path):
 
 
 # --- SAMM long videos and CAS(ME)² spotting -------------------------------------------------
-SAMM_HEAD = ["Subject", "Filename", "Inducement Code", "Onset", "Apex", "Offset", "Duration",
-             "Type", "Action Units", "Notes"]  # fmt: skip
+SAMM_HEAD = [
+    "Subject",
+    "Filename",
+    "Inducement Code",
+    "Onset",
+    "Apex",
+    "Offset",
+    "Duration",
+    "Type",
+    "Action Units",
+    "Notes",
+]
 
 
 def _samm(root: Path, facs_rows: list[list[object]]) -> Path:
     frames(root / "SAMM_longvideos/006_1", 1, 60, "006_1_{:04d}.jpg")
     title = [[f"SAMM Long Videos release, line {i}"] for i in range(10)]  # ten title rows
-    xlsx(root / "SAMM_LongVideos_V3_Release.xlsx", [("Sheet1", [*title, SAMM_HEAD,
-         ["006", "006_1_2", 1, 10, 14, 20, 11, "Micro - 1/2", "R12", ""],
-         ["006", "006_1_5", 1, 30, 40, 55, 26, "Macro", "R12+25", ""]])])  # fmt: skip
-    facs_head = ["Subject", "Filename", "Inducement Code", "Onset Frame", "Apex Frame",
-                 "Offset Frame", "Duration", "Type", "Action Units", "Estimated Emotion"]  # fmt: skip
-    xlsx(root / "SAMM_Micro_FACS_Codes_v2.xlsx",
-         [("Sheet1", [["SAMM micro-expressions"], facs_head, *facs_rows])])  # fmt: skip
+    xlsx(
+        root / "SAMM_LongVideos_V3_Release.xlsx",
+        [
+            (
+                "Sheet1",
+                [
+                    *title,
+                    SAMM_HEAD,
+                    ["006", "006_1_2", 1, 10, 14, 20, 11, "Micro - 1/2", "R12", ""],
+                    ["006", "006_1_5", 1, 30, 40, 55, 26, "Macro", "R12+25", ""],
+                ],
+            )
+        ],
+    )
+    facs_head = [
+        "Subject",
+        "Filename",
+        "Inducement Code",
+        "Onset Frame",
+        "Apex Frame",
+        "Offset Frame",
+        "Duration",
+        "Type",
+        "Action Units",
+        "Estimated Emotion",
+    ]
+    xlsx(
+        root / "SAMM_Micro_FACS_Codes_v2.xlsx",
+        [("Sheet1", [["SAMM micro-expressions"], facs_head, *facs_rows])],
+    )
     return root
 
 

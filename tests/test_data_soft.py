@@ -15,8 +15,16 @@ LABELS = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
 def row(sid, gold, label, conf, votes, status="ok"):
     """A prediction row as the runner writes it: the sample's facts (``meta``) beside the
     answer."""
-    return {"sample_id": sid, "system": "vlm", "variant": "v", "gold": gold, "label": label,
-            "confidence": conf, "parse_status": status, "meta": {"votes": votes}}  # fmt: skip
+    return {
+        "sample_id": sid,
+        "system": "vlm",
+        "variant": "v",
+        "gold": gold,
+        "label": label,
+        "confidence": conf,
+        "parse_status": status,
+        "meta": {"votes": votes},
+    }
 
 
 def test_vote_agreement_and_calibration_by_hand():
@@ -57,11 +65,21 @@ def test_dfew_votes_reach_the_rows_and_the_summary(tmp_path):
     summary: a system that answers the gold label gets the gold's vote share."""
     root = _dfew(tmp_path / "DFEW")
     head = ["order", "1happy", "2sad", "3neutral", "4angry", "5surprise", "6disgust", "7fear"]
-    xlsx(root / "Annotation/annotation.xlsx",
-         [("Sheet1", [head, [1, 6, 0, 4, 0, 0, 0, 0], [2, 0, 1, 0, 0, 2, 0, 7]])])  # fmt: skip
-    rows = [s.row() | {"system": "oracle", "variant": "v", "label": s.label,
-                       "parse_status": "ok", "confidence": 1.0}
-            for s in open_dataset(f"dfew:{root}", fold=2)]  # fmt: skip
+    xlsx(
+        root / "Annotation/annotation.xlsx",
+        [("Sheet1", [head, [1, 6, 0, 4, 0, 0, 0, 0], [2, 0, 1, 0, 0, 2, 0, 7]])],
+    )
+    rows = [
+        s.row()
+        | {
+            "system": "oracle",
+            "variant": "v",
+            "label": s.label,
+            "parse_status": "ok",
+            "confidence": 1.0,
+        }
+        for s in open_dataset(f"dfew:{root}", fold=2)
+    ]
     assert rows[0]["meta"]["votes"]["neutral"] == 4
     soft = summarise(rows, LABELS, n_boot=10)["systems"][0]["soft_labels"]
     assert soft["vote_agreement"] == pytest.approx((6 / 10 + 7 / 10) / 2)

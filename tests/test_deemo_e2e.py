@@ -65,8 +65,9 @@ def deemo_root(tmp_path_factory) -> Path:
     rows = []
     for k, (sid, (gold, desc, said)) in enumerate(CLIPS.items()):
         clip = frames[k:] + frames[:k]  # three clips, three different frame orders
-        encode_media(root / "videos" / f"{sid}.mp4", frames=clip, fps=8,
-                     samples=_speech(said, 2.0), rate=SR)  # fmt: skip
+        encode_media(
+            root / "videos" / f"{sid}.mp4", frames=clip, fps=8, samples=_speech(said, 2.0), rate=SR
+        )
         rows.append({"id": sid, "emotion": gold, "description": desc, "transcript": said})
     (root / "annotations" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return root
@@ -89,11 +90,30 @@ def test_deemo_bench_deid_end_to_end(deemo_root, tmp_path):
     out = tmp_path / "run"
     with FakeOpenAIServer() as srv:
         p = subprocess.run(
-            [sys.executable, "-m", "sovtp", "bench", f"deemo:{deemo_root}", "--evaluator", "deemo",
-             "--deid", "--system", "facs", "--system", f"openai@{srv.base_url}",
-             "-s", "uniform:2", "--no-pose", "-o", str(out)],
-            capture_output=True, text=True, env=os.environ.copy(), timeout=600,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "sovtp",
+                "bench",
+                f"deemo:{deemo_root}",
+                "--evaluator",
+                "deemo",
+                "--deid",
+                "--system",
+                "facs",
+                "--system",
+                f"openai@{srv.base_url}",
+                "-s",
+                "uniform:2",
+                "--no-pose",
+                "-o",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            env=os.environ.copy(),
+            timeout=600,
+        )
         requests = list(srv.state.requests)
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
 

@@ -110,8 +110,22 @@ def test_query_cli_sends_the_chosen_mode(astronaut_png, tmp_path):
     """``sovtp query --deid --deid-mode fill`` (the offline FACS backend answers): the request
     the run records says the faces left filled, and the guard checked them."""
     out = tmp_path / "q"
-    rc = main(["query", str(astronaut_png), "--backend", "facs", "-s", "uniform:2", "--no-cache",
-               "--deid", "--deid-mode", "fill", "-o", str(out)])  # fmt: skip
+    rc = main(
+        [
+            "query",
+            str(astronaut_png),
+            "--backend",
+            "facs",
+            "-s",
+            "uniform:2",
+            "--no-cache",
+            "--deid",
+            "--deid-mode",
+            "fill",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     meta = json.loads((out / "request.json").read_text())["query"]["meta"]
     assert meta["deid"] == {"faces": "all", "mode": "fill", "checked": 1}

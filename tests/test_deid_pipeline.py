@@ -44,9 +44,13 @@ def test_deid_request_carries_no_face_and_no_raw_voice(talking_clip, tmp_path):
         clip, frames = prep.annotate(talking_clip)
         assert clip.track_ids, "the raw frames are measured: a face was found"
         q, images = prep.query(
-            clip, frames, spec, transcript="My name is Alice Brown, call me on 555-123-4567.",
-            names=("Alice Brown",), sample_key="talk",
-        )  # fmt: skip
+            clip,
+            frames,
+            spec,
+            transcript="My name is Alice Brown, call me on 555-123-4567.",
+            names=("Alice Brown",),
+            sample_key="talk",
+        )
     text = q.text()
     # measured on the raw media, worded as text: AUs and the voice's prosody
     assert "AU12" in text and "Voice (measured on the audio)" in text
@@ -108,20 +112,27 @@ def test_audit_reaches_the_voice(tmp_path):
 
     pytest.importorskip("resemblyzer")
     raw = tmp_path / "raw.wav"
-    subprocess.run(["espeak-ng", "-w", str(raw), "I am quite upset about how this went today."],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["espeak-ng", "-w", str(raw), "I am quite upset about how this went today."], check=True
+    )
     cli = [sys.executable, "-m", "sovtp.cli"]
     subprocess.run(
         [*cli, "deid", raw, "-o", tmp_path / "anon.wav"], check=True, capture_output=True
     )
-    same = subprocess.run([*cli, "audit", raw, "--raw", raw, "-o", tmp_path / "a1"],
-                          capture_output=True, text=True)  # fmt: skip
+    same = subprocess.run(
+        [*cli, "audit", raw, "--raw", raw, "-o", tmp_path / "a1"], capture_output=True, text=True
+    )
     assert same.returncode == 1 and "FAIL" in same.stdout
-    anon = subprocess.run([*cli, "audit", tmp_path / "anon.wav", "--raw", raw, "-o", tmp_path / "a2"],
-                          capture_output=True, text=True)  # fmt: skip
+    anon = subprocess.run(
+        [*cli, "audit", tmp_path / "anon.wav", "--raw", raw, "-o", tmp_path / "a2"],
+        capture_output=True,
+        text=True,
+    )
     assert "Privacy audit — voice" in anon.stdout
-    sims = [json.loads((tmp_path / d / "audit_voice.json").read_text())["similarity"]
-            for d in ("a1", "a2")]  # fmt: skip
+    sims = [
+        json.loads((tmp_path / d / "audit_voice.json").read_text())["similarity"]
+        for d in ("a1", "a2")
+    ]
     assert sims[0] > 0.99 and sims[1] < 0.9, sims
 
 
@@ -131,8 +142,11 @@ def test_asr_fills_a_missing_transcript_and_deid_scrubs_it(tmp_path):
     pytest.importorskip("faster_whisper")
     path = tmp_path / "talk.mp4"
     frames = panning_clip(seconds=3.0, fps=10)
-    wav = subprocess.run(["espeak-ng", "--stdout", "-s", "140", "My name is Alice and I am upset."],
-                         capture_output=True, check=True).stdout  # fmt: skip
+    wav = subprocess.run(
+        ["espeak-ng", "--stdout", "-s", "140", "My name is Alice and I am upset."],
+        capture_output=True,
+        check=True,
+    ).stdout
     from sovtp.media.audio import read_wav_bytes, resample
 
     x, rate = read_wav_bytes(wav)

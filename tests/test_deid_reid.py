@@ -139,8 +139,9 @@ def test_a_run_audit_compares_every_sent_image_with_its_raw_frame(talking_clip, 
     from sovtp.prepare import PrepareOptions, Preparer
     from sovtp.prompting.spec import load_spec
 
-    opts = PrepareOptions(sampling="uniform:3", deid=True, annotation_cache=False,
-                          outgoing=tmp_path / "outgoing")  # fmt: skip
+    opts = PrepareOptions(
+        sampling="uniform:3", deid=True, annotation_cache=False, outgoing=tmp_path / "outgoing"
+    )
     with Preparer(opts) as prep:
         clip, frames = prep.annotate(talking_clip)
         _, images = prep.query(clip, frames, load_spec("sovtp/full"), sample_key="talk")

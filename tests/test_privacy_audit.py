@@ -44,8 +44,9 @@ def sent(tmp_path_factory):
     """A --deid query with ``outgoing`` set: (run folder, query, raw clip)."""
     root = tmp_path_factory.mktemp("privacy")
     clip_path = root / "talk.mp4"
-    encode_media(clip_path, frames=panning_clip(seconds=1.0, fps=6), fps=6,
-                 samples=_voice(1.0), rate=SR)  # fmt: skip
+    encode_media(
+        clip_path, frames=panning_clip(seconds=1.0, fps=6), fps=6, samples=_voice(1.0), rate=SR
+    )
     run = root / "run"
     opts = PrepareOptions(
         sampling="uniform:2",
@@ -58,9 +59,14 @@ def sent(tmp_path_factory):
     with Preparer(opts) as prep:
         clip, frames = prep.annotate(clip_path)
         q, images = prep.query(
-            clip, frames, spec, transcript=TRANSCRIPT, names=("Alice Brown",),
-            sample_key="talk", query_id="talk:1",
-        )  # fmt: skip
+            clip,
+            frames,
+            spec,
+            transcript=TRANSCRIPT,
+            names=("Alice Brown",),
+            sample_key="talk",
+            query_id="talk:1",
+        )
     assert images, "the query carries images"
     return run, q, clip_path
 
@@ -129,12 +135,15 @@ def test_audit_finds_the_raw_voice_and_pii_in_what_was_sent(sent, tmp_path):
     from sovtp.records import Query
 
     raw, _ = load_audio(sent[2], SR)
-    part = {"type": "input_audio",
-            "input_audio": {"data": base64.b64encode(wav_bytes(raw, SR)).decode(), "format": "wav"}}  # fmt: skip
+    part = {
+        "type": "input_audio",
+        "input_audio": {"data": base64.b64encode(wav_bytes(raw, SR)).decode(), "format": "wav"},
+    }
     q = Query(id="leak", messages=[{"role": "user", "content": [part]}])
     rec = OutgoingRecorder(tmp_path / "outgoing")
-    rec.record(q, sample_id="talk", source=str(sent[2]), raw_audio=str(sent[2]),
-               transcript=TRANSCRIPT)  # fmt: skip
+    rec.record(
+        q, sample_id="talk", source=str(sent[2]), raw_audio=str(sent[2]), transcript=TRANSCRIPT
+    )
     p = audit_sent(tmp_path, speaker=False)
     assert p["verdict"] == "fail"
     assert p["audio"]["raw_copies"] == 1 and p["audio"]["files"][0]["correlation"] > 0.99
@@ -168,8 +177,14 @@ def test_audit_searches_saved_request_bodies(tmp_path):
     buf = io.BytesIO()
     Image.fromarray(astronaut()).save(buf, format="JPEG")
     url = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
-    body = {"query": {"messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": url}}]}]}, "images": []}  # fmt: skip
+    body = {
+        "query": {
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}
+            ]
+        },
+        "images": [],
+    }
     (tmp_path / "face_1").mkdir()
     (tmp_path / "face_1" / "request.json").write_text(json.dumps(body))
     p = audit_sent(tmp_path, speaker=False)
@@ -207,8 +222,14 @@ def test_bench_deid_scrubs_the_manifest_speakers_from_what_leaves(tmp_path, astr
         "id,media,label,speaker,transcript\n"
         "t1,a.png,happy,Bob Marsh; Ann,Bob here and Ann too. Marsh speaking.\n"
     )
-    cfg = BenchConfig(data=str(tmp_path / "m.csv"), labels="basic7", variants=["sovtp/full"],
-                      deid=True, out=str(tmp_path / "run"), n_boot=20)  # fmt: skip
+    cfg = BenchConfig(
+        data=str(tmp_path / "m.csv"),
+        labels="basic7",
+        variants=["sovtp/full"],
+        deid=True,
+        out=str(tmp_path / "run"),
+        n_boot=20,
+    )
     run, _ = run_bench(cfg, report=False)
     (line,) = [x for x in read_index(run / "outgoing") if x.get("guard") == "passed"]
     sent = line["transcript"]
@@ -297,9 +318,16 @@ def test_a_run_made_without_deid_is_audited_as_such_and_fails_on_its_faces(tmp_p
         rows.append(json.dumps({"id": f"s{k:02d}", "media": f"s{k:02d}.png", "label": "happy"}))
     (tmp_path / "m.jsonl").write_text("\n".join(rows) + "\n")
     with FakeOpenAIServer(Behaviour()) as srv:  # a model that receives the images
-        cfg = BenchConfig(data=str(tmp_path / "m.jsonl"), variants=["ladder/plain"], sampling="uniform:1",
-                          systems=[SystemSpec.parse(f"openai:fake-vlm@{srv.base_url}")],
-                          out=str(tmp_path / "run"), n_boot=20, gallery=12, annotation_cache=False)  # fmt: skip
+        cfg = BenchConfig(
+            data=str(tmp_path / "m.jsonl"),
+            variants=["ladder/plain"],
+            sampling="uniform:1",
+            systems=[SystemSpec.parse(f"openai:fake-vlm@{srv.base_url}")],
+            out=str(tmp_path / "run"),
+            n_boot=20,
+            gallery=12,
+            annotation_cache=False,
+        )
         run, _ = run_bench(cfg, report=False)
     res = CliRunner().invoke(_audit_app(), ["audit", str(run), "--no-speaker"])
     assert res.exit_code == 1, res.output
@@ -349,8 +377,13 @@ def test_the_lazy_informed_attacker_links_sent_utterances_of_one_speaker(sent, t
     half = len(raw) // 2
     for i, piece in enumerate((raw[:half], raw[half:])):
         anon = anonymise_audio(piece, SR, 0.75)
-        part = {"type": "input_audio", "input_audio": {
-            "data": base64.b64encode(wav_bytes(anon, SR)).decode(), "format": "wav"}}  # fmt: skip
+        part = {
+            "type": "input_audio",
+            "input_audio": {
+                "data": base64.b64encode(wav_bytes(anon, SR)).decode(),
+                "format": "wav",
+            },
+        }
         q = Query(id=f"u{i}", messages=[{"role": "user", "content": [part]}])
         rec.record(q, sample_id=f"talk{i}", source=str(sent[2]), raw_audio=str(sent[2]))
     strict = audit_sent(tmp_path, speaker=True, speaker_threshold=-1.0)  # every pair links

@@ -40,13 +40,34 @@ def test_prompt_of_a_row_is_what_bench_sends(tmp_path, two_faces_png, talking_cl
     with m.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "media", "label", "transcript", "face_labels", "start_s", "end_s"])
-        w.writerow(["pair", two_faces_png, "happy", "Well, that went fine.",
-                    json.dumps({"1": "happy", "2": "sad"}), "", ""])  # fmt: skip
+        w.writerow(
+            [
+                "pair",
+                two_faces_png,
+                "happy",
+                "Well, that went fine.",
+                json.dumps({"1": "happy", "2": "sad"}),
+                "",
+                "",
+            ]
+        )
         w.writerow(["talk", talking_clip, "sad", "", "", "0.5", "1.5"])
     common = ["-p", "sovtp/full", "-s", "uniform:2"]
     with FakeOpenAIServer() as srv:
-        _run("bench", m, "--base-url", srv.base_url, "--model", "fake-vlm", *common,
-             "--no-check", "--workers", "0", "-o", tmp_path / "run")  # fmt: skip
+        _run(
+            "bench",
+            m,
+            "--base-url",
+            srv.base_url,
+            "--model",
+            "fake-vlm",
+            *common,
+            "--no-check",
+            "--workers",
+            "0",
+            "-o",
+            tmp_path / "run",
+        )
         sent = [r["messages"] for r in srv.state.requests]
     assert len(sent) == 3  # two labelled faces of "pair", one subject of "talk"
 

@@ -47,8 +47,14 @@ class Checker:
         for ref in self.q.images:
             frame = next(f for f in self.frames if f.index == ref.frame_index)
             layout: list[PlacedLabel] = []
-            img = render_frame(frame, by_index[frame.index], self.spec.visual, self.subject,
-                               out_size=768, layout_out=layout)  # fmt: skip
+            img = render_frame(
+                frame,
+                by_index[frame.index],
+                self.spec.visual,
+                self.subject,
+                out_size=768,
+                layout_out=layout,
+            )
             yield by_index[frame.index], img, layout
 
     @staticmethod
@@ -64,8 +70,11 @@ class Checker:
         return tuple(img[my, mx]) == body_colour(q.track_id).as_rgb()
 
     def intro(self, line: str) -> bool:
-        m = re.fullmatch(r"You are shown (\d+) frames sampled from a video clip, in time order "
-                         r"\(([\d., ]+) s\)\.", line)  # fmt: skip
+        m = re.fullmatch(
+            r"You are shown (\d+) frames sampled from a video clip, in time order "
+            r"\(([\d., ]+) s\)\.",
+            line,
+        )
         if m:
             assert int(m.group(1)) == len(self.q.images) > 1
             times = [float(t) for t in m.group(2).split(", ")]
@@ -131,8 +140,11 @@ class Checker:
         return True
 
     def who(self, line: str) -> bool:
-        m = re.fullmatch(r"Recognise the emotion of person (\d+) \(the face numbered \d+\) by "
-                         r"reasoning in five stages\.", line)  # fmt: skip
+        m = re.fullmatch(
+            r"Recognise the emotion of person (\d+) \(the face numbered \d+\) by "
+            r"reasoning in five stages\.",
+            line,
+        )
         if not m:
             return False
         assert int(m.group(1)) == self.subject
@@ -141,8 +153,10 @@ class Checker:
     # -- stage 1 -------------------------------------------------------------------------------
     def scene(self, line: str) -> bool:
         n = len(self.clip.frames)
-        seen = {t: [i for i, fr in enumerate(self.clip.frames) if fr.face(t)]
-                for t in self.clip.track_ids}  # fmt: skip
+        seen = {
+            t: [i for i, fr in enumerate(self.clip.frames) if fr.face(t)]
+            for t in self.clip.track_ids
+        }
         m = re.fullmatch(r"- (\d+) (?:person|people) visible: (.*)", line)
         if m:
             assert int(m.group(1)) == len(seen)
@@ -154,14 +168,19 @@ class Checker:
         if m:
             assert int(m.group(1)) == len(seen)
             for part in m.group(2).split("; "):
-                pm = re.fullmatch(r"person (\d+) .*\(in (\d+) of (\d+) sampled frames, "
-                                  r"([\d.]+)–([\d.]+) s\)", part)  # fmt: skip
+                pm = re.fullmatch(
+                    r"person (\d+) .*\(in (\d+) of (\d+) sampled frames, "
+                    r"([\d.]+)–([\d.]+) s\)",
+                    part,
+                )
                 if pm:
                     pos = seen[int(pm.group(1))]
                     assert (int(pm.group(2)), int(pm.group(3))) == (len(pos), n)
                     ts = [self.clip.frames[i].timestamp_s for i in pos]
                     assert (float(pm.group(4)), float(pm.group(5))) == (
-                        round(min(ts), 1), round(max(ts), 1))  # fmt: skip
+                        round(min(ts), 1),
+                        round(max(ts), 1),
+                    )
                     continue
                 em = re.fullmatch(r"no face in (\d+) of (\d+) sampled frames", part)
                 assert em, part
@@ -172,11 +191,14 @@ class Checker:
         if m:
             assert int(m.group(1)) == len(self.clip.shots) > 1
             for (a, b), part in zip(self.clip.shots, m.group(2).split("; shot ")[0:], strict=True):
-                sm = re.search(r"\(([\d.]+)–([\d.]+) s, (\d+) of (\d+) sampled frames\): (.*)",
-                               part)  # fmt: skip
+                sm = re.search(
+                    r"\(([\d.]+)–([\d.]+) s, (\d+) of (\d+) sampled frames\): (.*)", part
+                )
                 ts = [self.clip.frames[i].timestamp_s for i in range(a, b + 1)]
                 assert (float(sm.group(1)), float(sm.group(2))) == (
-                    round(min(ts), 1), round(max(ts), 1))  # fmt: skip
+                    round(min(ts), 1),
+                    round(max(ts), 1),
+                )
                 assert (int(sm.group(3)), int(sm.group(4))) == (b - a + 1, n)
                 inside = {t for t, v in seen.items() if any(a <= i <= b for i in v)}
                 who = sm.group(5)
@@ -195,15 +217,18 @@ class Checker:
         mine = [p for fa in self.clip.frames for p in fa.persons if p.face_id == self.subject]
         if line.startswith("- Posture measured: none of the cues"):
             assert mine and not any(
-                c.kind in ("posture", "nfbl") and c.subject == self.subject
-                for c in self.clip.cues)  # fmt: skip
+                c.kind in ("posture", "nfbl") and c.subject == self.subject for c in self.clip.cues
+            )
             return True
         if line.startswith("- Posture not measured: the pose detector found no body"):
             assert not mine and self.clip.detectors["pose"] != "off"
             return True
         if line.startswith("- Measured posture: "):
-            names = [c.text for c in self.clip.cues
-                     if c.kind in ("posture", "nfbl") and c.subject == self.subject]  # fmt: skip
+            names = [
+                c.text
+                for c in self.clip.cues
+                if c.kind in ("posture", "nfbl") and c.subject == self.subject
+            ]
             assert line == f"- Measured posture: {'; '.join(names)}." and mine
             return True
         m = re.fullmatch(r"- Head: head (.*); gaze: (.*)\.", line)
@@ -236,8 +261,11 @@ class Checker:
         if line.startswith("- Not measured for this person (unknown, not absent): "):
             body = line.split(": ", 1)[1].rstrip(".")
             for group in body.split("; "):
-                gm = re.fullmatch(r"(.+?)(?: in (\d+) of (\d+) frames showing the face)? "
-                                  r"\(([^()]*)\)", group)  # fmt: skip
+                gm = re.fullmatch(
+                    r"(.+?)(?: in (\d+) of (\d+) frames showing the face)? "
+                    r"\(([^()]*)\)",
+                    group,
+                )
                 assert gm, group
                 why = gm.group(4)
                 want = int(gm.group(2)) if gm.group(2) else n
@@ -310,8 +338,16 @@ class Checker:
         self.worded: set[str] = set()
         self.unmeasured: set[str] = set()
         self.drawn_codes: set[str] = set()
-        checks = (self.fixed, self.intro, self.legend, self.who, self.scene, self.body,
-                  self.others, self.aus)  # fmt: skip
+        checks = (
+            self.fixed,
+            self.intro,
+            self.legend,
+            self.who,
+            self.scene,
+            self.body,
+            self.others,
+            self.aus,
+        )
         for line in text.splitlines():
             hit = [c.__name__ for c in checks if c(line)]
             assert hit, f"a statement no check knows: {line!r}"
@@ -354,8 +390,15 @@ def cut_clip(tmp_path_factory, detector):
         else:
             card = np.zeros((320, 320, 3), np.uint8)
             card[:] = (20, 30, 90)
-            cv2.putText(card, "THE END", (20 + 8 * k, 170), cv2.FONT_HERSHEY_SIMPLEX, 1.4,
-                        (255, 255, 255), 3)  # fmt: skip
+            cv2.putText(
+                card,
+                "THE END",
+                (20 + 8 * k, 170),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                1.4,
+                (255, 255, 255),
+                3,
+            )
             frames.append(card)
     path = write_video(tmp_path_factory.mktemp("truth") / "cut.mp4", frames, fps=4)
     clip, decoded = annotate(path, "indices:0,2,4,6,8,10,12,14", detector=detector, cache=False)
@@ -397,8 +440,9 @@ def test_the_checker_catches_a_false_statement(cut_clip):
     lie = re.sub(r"- 1 person seen: .*", "- 1 person visible: person 1 in the centre", text)
     with pytest.raises(AssertionError):
         checker.run(lie)
-    lie = text.replace("codes only, the intensities are in the text",
-                       "codes with intensities from 0 to 1")  # fmt: skip
+    lie = text.replace(
+        "codes only, the intensities are in the text", "codes with intensities from 0 to 1"
+    )
     with pytest.raises(AssertionError):
         Checker(clip, frames, q, images).run(lie)
 
@@ -436,11 +480,13 @@ def test_every_statement_holds_for_the_group_photo_with_dark_glasses(faces_dir, 
     them, his eye AUs are listed as not measured with the reason, and every line holds."""
     from sovtp.annotate.pipeline import annotate
 
-    clip, frames = annotate(faces_dir / "multi_face.jpg", "uniform:1", detector=detector,
-                            cache=False)  # fmt: skip
+    clip, frames = annotate(
+        faces_dir / "multi_face.jpg", "uniform:1", detector=detector, cache=False
+    )
     (glasses,) = [f for f in clip.frames[0].faces if f.occlusion]
-    q, images = build_query(clip, frames, load_spec(SPEC), labels="basic7",
-                            subject=glasses.track_id)  # fmt: skip
+    q, images = build_query(
+        clip, frames, load_spec(SPEC), labels="basic7", subject=glasses.track_id
+    )
     Checker(clip, frames, q, images).run(q.text())
     text = q.text()
     assert "gaze: not measured (eyes hidden by dark glasses)" in text
@@ -454,8 +500,9 @@ def test_every_statement_holds_across_a_real_cut_to_a_title_card(faces_dir, dete
     in 3 of 8 samples, the shots say who is in which, and no duration is bounded by the cut."""
     from sovtp.annotate.pipeline import annotate
 
-    clip, frames = annotate(faces_dir / "face_noface.mov", "uniform:8", detector=detector,
-                            cache=False)  # fmt: skip
+    clip, frames = annotate(
+        faces_dir / "face_noface.mov", "uniform:8", detector=detector, cache=False
+    )
     text = _check(clip, frames)
     assert "1 person seen: person 1" in text and "no face in 5 of 8 sampled frames" in text
     # the smile was on in the face's last sample before the cut: no upper bound on it

@@ -98,12 +98,16 @@ def test_swap_aus_puts_pyfeat_aus_on_matching_faces():
         0.0,
         (640, 360),
         [
-            Face(1, (52.0, 40.0, 150.0, 160.0), aus={"AU6": 0.2, "AU45": 0.1},
-                 au_sides={"AU6": (0.2, 0.1)},
-                 au_methods={"AU6": "geometry", "AU45": "blendshape"}),
+            Face(
+                1,
+                (52.0, 40.0, 150.0, 160.0),
+                aus={"AU6": 0.2, "AU45": 0.1},
+                au_sides={"AU6": (0.2, 0.1)},
+                au_methods={"AU6": "geometry", "AU45": "blendshape"},
+            ),
             Face(2, (500.0, 40.0, 600.0, 160.0), aus={"AU6": 0.3}, au_methods={"AU6": "geometry"}),
         ],
-    )  # fmt: skip
+    )
     pf = fex_to_frames(_fex())[:1]
     assert swap_aus([mp], pf) == 1
     a, b = mp.faces
@@ -112,8 +116,12 @@ def test_swap_aus_puts_pyfeat_aus_on_matching_faces():
     assert a.au_methods["AU12"] == "pyfeat"
     assert b.aus == {"AU6": 0.3} and b.au_methods == {"AU6": "geometry"}  # no match: untouched
     # a hand over the mouth hides the mouth from py-feat too: its AU12 is not taken
-    c = Face(3, (52.0, 40.0, 150.0, 160.0), occlusion={"mouth": "hand"},
-             au_unmeasured={"AU12": "mouth covered by a hand", "AU6": "head turned 20°"})  # fmt: skip
+    c = Face(
+        3,
+        (52.0, 40.0, 150.0, 160.0),
+        occlusion={"mouth": "hand"},
+        au_unmeasured={"AU12": "mouth covered by a hand", "AU6": "head turned 20°"},
+    )
     assert swap_aus([FrameAnnotation(0, 0.0, (640, 360), [c])], pf) == 1
     assert "AU12" not in c.aus and c.au_unmeasured["AU12"] == "mouth covered by a hand"
     assert c.aus["AU6"] == 0.8 and "AU6" not in c.au_unmeasured  # py-feat measured it

@@ -149,12 +149,24 @@ def test_report_md_shows_user_strings_literally(tmp_path):
     for v in (EVIL["html"], EVIL["undo"]):
         for i in range(6):
             gold = labels[i % 2]
-            rows.append({"key": f"{i}|{v}", "sample_id": f"s{i}", "system": EVIL["link"],
-                         "variant": v, "gold": gold, "label": gold, "parse_status": "ok"})  # fmt: skip
+            rows.append(
+                {
+                    "key": f"{i}|{v}",
+                    "sample_id": f"s{i}",
+                    "system": EVIL["link"],
+                    "variant": v,
+                    "gold": gold,
+                    "label": gold,
+                    "parse_status": "ok",
+                }
+            )
     (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     system = {"name": EVIL["link"], "backend": "openai", "options": {}}
-    man = {"variants": [EVIL["html"], EVIL["undo"]], "systems": [system],
-           "labels": {"name": "x", "labels": labels}}  # fmt: skip
+    man = {
+        "variants": [EVIL["html"], EVIL["undo"]],
+        "systems": [system],
+        "labels": {"name": "x", "labels": labels},
+    }
     (tmp_path / "manifest.json").write_text(json.dumps(man))
     write_report(tmp_path, n_boot=20)
     html = (

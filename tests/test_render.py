@@ -98,11 +98,18 @@ def test_id_tags_are_never_hidden_on_a_five_face_frame(crowd):
 def test_tags_stay_clear_in_a_packed_crowd():
     """Twelve faces packed in two rows closer than a tag is tall: a tag above a lower face
     would cover an upper one, so placement has to look for free room."""
-    boxes = {i + 1: (20 + 70 * (i % 6), 40 + 80 * (i // 6), 80 + 70 * (i % 6), 110 + 80 * (i // 6))
-             for i in range(12)}  # fmt: skip
+    boxes = {
+        i + 1: (20 + 70 * (i % 6), 40 + 80 * (i // 6), 80 + 70 * (i % 6), 110 + 80 * (i // 6))
+        for i in range(12)
+    }
     style = mark_style(448, 768)
-    layout = layout_labels(boxes, (448, 280), style, id_texts={t: str(t) for t in boxes},
-                           au_texts={t: "AU12 AU6 AU25" for t in boxes})  # fmt: skip
+    layout = layout_labels(
+        boxes,
+        (448, 280),
+        style,
+        id_texts={t: str(t) for t in boxes},
+        au_texts={t: "AU12 AU6 AU25" for t in boxes},
+    )
     _assert_tags_clear(layout, boxes)
 
 

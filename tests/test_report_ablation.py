@@ -30,9 +30,17 @@ def make_run(
         for i, ok in enumerate(rs):
             gold = labels[i % len(labels)]
             wrong = labels[(i + 1) % len(labels)]
-            rows.append({"key": f"{i}|{v}", "sample_id": f"s{i:03d}", "system": system["name"],
-                         "variant": v, "gold": gold, "label": gold if ok else wrong,
-                         "parse_status": "ok"})  # fmt: skip
+            rows.append(
+                {
+                    "key": f"{i}|{v}",
+                    "sample_id": f"s{i:03d}",
+                    "system": system["name"],
+                    "variant": v,
+                    "gold": gold,
+                    "label": gold if ok else wrong,
+                    "parse_status": "ok",
+                }
+            )
     (tmp / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     order = list(right)
     (tmp / "config.yaml").write_text(
@@ -44,8 +52,12 @@ def make_run(
 
 
 # a text-only model: reads the prompt, sees no image (its capabilities recorded by the run)
-BLIND = {"name": "textllm", "backend": "openai", "options": {"model": "t"},
-         "capabilities": {"images_per_prompt": 0}}  # fmt: skip
+BLIND = {
+    "name": "textllm",
+    "backend": "openai",
+    "options": {"model": "t"},
+    "capabilities": {"images_per_prompt": 0},
+}
 FACS = {"name": "facs", "backend": "facs", "options": {}}  # reads neither images nor prompt
 SEEING = {"name": "openai:qwen", "backend": "openai", "options": {"model": "qwen"}}
 
@@ -63,15 +75,22 @@ def test_the_ladder_climbs_to_the_five_stage_prompt():
 
 def test_each_rung_is_compared_with_the_one_below(tmp_path):
     n = 60
-    right = {"ladder/plain": pattern(n, 20), "ladder/au_text": pattern(n, 40),
-             "sovtp/full": [i < 40 or i >= 55 for i in range(n)]}  # fmt: skip
+    right = {
+        "ladder/plain": pattern(n, 20),
+        "ladder/au_text": pattern(n, 40),
+        "sovtp/full": [i < 40 or i >= 55 for i in range(n)],
+    }
     run = make_run(tmp_path / "r", right, SEEING)
     rep = write_report(run, n_boot=200)
     ab = rep["ablation"]
     assert ab["kind"] == "ladder" and ab["blind_systems"] == {}
     (s1, s2) = ab["steps"]
-    assert (s1["a"], s1["b"], s2["a"], s2["b"]) == ("ladder/plain", "ladder/au_text",
-                                                    "ladder/au_text", "sovtp/full")  # fmt: skip
+    assert (s1["a"], s1["b"], s2["a"], s2["b"]) == (
+        "ladder/plain",
+        "ladder/au_text",
+        "ladder/au_text",
+        "sovtp/full",
+    )
     assert s1["delta_war"]["value"] == pytest.approx(20 / 60)
     assert s2["delta_war"]["value"] == pytest.approx(5 / 60)
     assert s2["delta_war"]["low"] < 5 / 60 < s2["delta_war"]["high"]
@@ -122,8 +141,12 @@ def test_grid_has_an_output_axis_and_writes_its_design(tmp_path):
     assert parse_factor("output") == ("output", ("staged", "json", "label"))
     paths = grid("sovtp/full", ["boxes", "output=json|label"], tmp_path)
     specs = [yaml.safe_load(Path(p).read_text()) for p in paths]
-    assert [s["id"] for s in specs] == ["grid/output=json", "grid/output=label",
-                                        "grid/boxes+output=json", "grid/boxes+output=label"]  # fmt: skip
+    assert [s["id"] for s in specs] == [
+        "grid/output=json",
+        "grid/output=label",
+        "grid/boxes+output=json",
+        "grid/boxes+output=label",
+    ]
     assert [s["output"] for s in specs] == ["json", "label", "json", "label"]
     assert [s["visual"]["boxes"] for s in specs] == [False, False, True, True]
     # the output variants differ in output only: a text difference, testable by any backend
@@ -189,17 +212,27 @@ def test_a_blind_backend_marks_visual_grid_effects(tmp_path):
 
 
 def test_correctness_keys_samples_like_the_summary():
-    rows = [{"sample_id": "a", "system": "s", "variant": "v", "gold": "happy", "label": "sad"},
-            {"sample_id": "a", "system": "s", "variant": "v", "gold": "happy", "label": "happy"},
-            {"sample_id": "a", "face_id": 2, "system": "s", "variant": "v", "gold": "sad",
-             "label": None},
-            {"sample_id": "b", "system": "s", "variant": "v", "gold": None, "label": "sad"}]  # fmt: skip
+    rows = [
+        {"sample_id": "a", "system": "s", "variant": "v", "gold": "happy", "label": "sad"},
+        {"sample_id": "a", "system": "s", "variant": "v", "gold": "happy", "label": "happy"},
+        {
+            "sample_id": "a",
+            "face_id": 2,
+            "system": "s",
+            "variant": "v",
+            "gold": "sad",
+            "label": None,
+        },
+        {"sample_id": "b", "system": "s", "variant": "v", "gold": None, "label": "sad"},
+    ]
     assert correctness(rows, LABELS) == {("s", "v"): {"a": True, "a#face2": False}}
 
 
 def test_factorial_skips_an_incomplete_grid():
-    info = {"factors": {"boxes": [False, True]},
-            "variants": {"grid/none": {"boxes": False}, "grid/boxes": {"boxes": True}}}  # fmt: skip
+    info = {
+        "factors": {"boxes": [False, True]},
+        "variants": {"grid/none": {"boxes": False}, "grid/boxes": {"boxes": True}},
+    }
     assert factorial({("s", "grid/none"): {"a": True}}, info) == {"effects": [], "interactions": []}
 
 
@@ -223,8 +256,11 @@ def test_the_offline_reasoner_ties_every_rung_by_construction(tmp_path):
     """The FACS reasoner answers from the measurements, not the prompt: no rung of any kind is
     a finding with it, text rungs included, and the note says so."""
     n = 40
-    right = {"ladder/plain": pattern(n, 10), "ladder/bbox": pattern(n, 10),
-             "ladder/au_text": pattern(n, 10)}  # fmt: skip
+    right = {
+        "ladder/plain": pattern(n, 10),
+        "ladder/bbox": pattern(n, 10),
+        "ladder/au_text": pattern(n, 10),
+    }
     rep = write_report(make_run(tmp_path / "facs", right, FACS), n_boot=100)
     assert rep["ablation"]["steps"] and not any(d["testable"] for d in rep["ablation"]["steps"])
     (note,) = rep["ablation"]["notes"]
@@ -241,15 +277,25 @@ def test_a_binary_run_reports_its_declared_metrics(tmp_path):
     for i in range(60):
         gold = "attack" if i % 2 else "bona_fide"
         s = float(np.clip((0.6 if gold == "attack" else 0.3) + rng.normal(0, 0.2), 0, 1))
-        rows.append({"key": f"{i}", "sample_id": f"s{i:02d}", "system": "cnn:m", "variant": "v",
-                     "gold": gold, "label": "attack" if s >= 0.5 else "bona_fide",
-                     "scores": {"attack": s}, "parse_status": "ok",
-                     "split": "dev" if i < 20 else "test",
-                     # a manifest's column, spelled as people type it
-                     "attack": "Print " if i % 4 == 1 else "REPLAY"})  # fmt: skip
+        rows.append(
+            {
+                "key": f"{i}",
+                "sample_id": f"s{i:02d}",
+                "system": "cnn:m",
+                "variant": "v",
+                "gold": gold,
+                "label": "attack" if s >= 0.5 else "bona_fide",
+                "scores": {"attack": s},
+                "parse_status": "ok",
+                "split": "dev" if i < 20 else "test",
+                # a manifest's column, spelled as people type it
+                "attack": "Print " if i % 4 == 1 else "REPLAY",
+            }
+        )
     (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"data": "x", "evaluator": "pad",
-                                                          "variants": ["v"]}))  # fmt: skip
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump({"data": "x", "evaluator": "pad", "variants": ["v"]})
+    )
     man = {"variants": ["v"], "labels": {"name": "liveness", "labels": ["bona_fide", "attack"]}}
     (tmp_path / "manifest.json").write_text(json.dumps(man))
     rep = write_report(tmp_path, n_boot=100)

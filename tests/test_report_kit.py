@@ -35,8 +35,17 @@ def _rows(n: int, right: int, variant: str = "v") -> list[dict]:
     for i in range(n):
         gold = LABELS[i % 2]
         label = gold if i < right else LABELS[(i + 1) % 2]
-        out.append({"key": f"s{i}|{variant}", "sample_id": f"s{i}", "system": "m",
-                    "variant": variant, "gold": gold, "label": label, "parse_status": "ok"})  # fmt: skip
+        out.append(
+            {
+                "key": f"s{i}|{variant}",
+                "sample_id": f"s{i}",
+                "system": "m",
+                "variant": variant,
+                "gold": gold,
+                "label": label,
+                "parse_status": "ok",
+            }
+        )
     return out
 
 
@@ -101,8 +110,18 @@ def _gallery_run(tmp: Path, order: list[str]) -> Path:
         for i in (1, 0, 3):
             g = LABELS[i % 2]
             label = g if i < 2 else LABELS[(i + 1) % 2]
-            gal.append({"sample_id": f"s{i}", "system": "m", "variant": v, "gold": g,
-                        "label": label, "parse_status": "ok", "prompt": "p", "answer": "a"})  # fmt: skip
+            gal.append(
+                {
+                    "sample_id": f"s{i}",
+                    "system": "m",
+                    "variant": v,
+                    "gold": g,
+                    "label": label,
+                    "parse_status": "ok",
+                    "prompt": "p",
+                    "answer": "a",
+                }
+            )
     (tmp / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp / "gallery.jsonl").write_text("".join(json.dumps(r) + "\n" for r in gal))
     (tmp / "config.yaml").write_text(yaml.safe_dump({"data": "x", "variants": order}))
@@ -149,17 +168,38 @@ def _pad_doc(dev: bool = True) -> dict:
                 gold = "attack" if i % 2 else "bona_fide"
                 score = float(np.clip(rng.normal(0.7 if gold == "attack" else 0.3, 0.2), 0, 1))
                 kind = fold if split == "test" else ("replay" if fold == "print" else "print")
-                rows.append({"sample_id": f"{fold}-{split}{i}", "system": "cnn:m",
-                             "variant": f"loao:{fold}", "fold": fold, "held_out": fold,
-                             "split": split, "gold": gold, "score": score,
-                             "attack": kind if gold == "attack" else None})  # fmt: skip
-    meta_folds = [{"held_out": f, "train": {"bona_fide": 4, "print": 2, "replay": 2},
-                   "dev": {"bona_fide": 6, "replay" if f == "print" else "print": 6},
-                   "test": {"bona_fide": 6, f: 6}} for f in ("print", "replay")]  # fmt: skip
-    return {"format": "sovtp-pad/1", "rows": rows, "positive": "attack",
-            "negative": "bona_fide", "dev_split": "dev" if dev else None, "evaluator": "pad",
-            "folds": meta_folds, "config": {"model": "mobilenet_v2", "size": 32,
-                                            "model_kwargs": {"width_mult": 0.35}}}  # fmt: skip
+                rows.append(
+                    {
+                        "sample_id": f"{fold}-{split}{i}",
+                        "system": "cnn:m",
+                        "variant": f"loao:{fold}",
+                        "fold": fold,
+                        "held_out": fold,
+                        "split": split,
+                        "gold": gold,
+                        "score": score,
+                        "attack": kind if gold == "attack" else None,
+                    }
+                )
+    meta_folds = [
+        {
+            "held_out": f,
+            "train": {"bona_fide": 4, "print": 2, "replay": 2},
+            "dev": {"bona_fide": 6, "replay" if f == "print" else "print": 6},
+            "test": {"bona_fide": 6, f: 6},
+        }
+        for f in ("print", "replay")
+    ]
+    return {
+        "format": "sovtp-pad/1",
+        "rows": rows,
+        "positive": "attack",
+        "negative": "bona_fide",
+        "dev_split": "dev" if dev else None,
+        "evaluator": "pad",
+        "folds": meta_folds,
+        "config": {"model": "mobilenet_v2", "size": 32, "model_kwargs": {"width_mult": 0.35}},
+    }
 
 
 def _md_tables(md: str) -> list[str]:

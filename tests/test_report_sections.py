@@ -23,8 +23,17 @@ def run(tmp_path) -> Path:
     for i in range(6):
         gold = LABELS[i % 2]
         label = gold if i < 4 else LABELS[(i + 1) % 2]
-        rows.append({"key": f"s{i}|", "sample_id": f"s{i}", "system": "cnn:m", "variant": "m",
-                     "gold": gold, "label": label, "parse_status": "ok"})  # fmt: skip
+        rows.append(
+            {
+                "key": f"s{i}|",
+                "sample_id": f"s{i}",
+                "system": "cnn:m",
+                "variant": "m",
+                "gold": gold,
+                "label": label,
+                "parse_status": "ok",
+            }
+        )
     (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"data": "x", "variants": ["m"]}))
     man = {"variants": ["m"], "labels": {"name": "t", "labels": LABELS}}
@@ -36,13 +45,31 @@ def _tta_doc() -> dict:
     """What `sovtp bench --tta bn` writes (sovtp.baselines.tta_stream.StreamRecord.result per system)."""
 
     def block(f1: float, acc: float) -> dict:
-        return {"frame": {"macro_f1": f1, "accuracy": acc, "uar": f1, "n": 12},
-                "sample": {"macro_f1": f1, "accuracy": acc, "uar": f1, "n": 6}}  # fmt: skip
+        return {
+            "frame": {"macro_f1": f1, "accuracy": acc, "uar": f1, "n": 12},
+            "sample": {"macro_f1": f1, "accuracy": acc, "uar": f1, "n": 6},
+        }
 
-    info = {"method": "bn", "params_adapted": 0, "params_total": 700000, "tensors_adapted": 0,
-            "stats_adapted": 2048, "frames": 12, "updates": 6}  # fmt: skip
-    res = {"system": "cnn:m", "variant": "m+tta=bn", "method": "bn", "labels": LABELS,
-           "samples": 7, "samples_scored": 6, "before": block(0.5, 0.5), "after": block(0.75, 0.8), "info": info}  # fmt: skip
+    info = {
+        "method": "bn",
+        "params_adapted": 0,
+        "params_total": 700000,
+        "tensors_adapted": 0,
+        "stats_adapted": 2048,
+        "frames": 12,
+        "updates": 6,
+    }
+    res = {
+        "system": "cnn:m",
+        "variant": "m+tta=bn",
+        "method": "bn",
+        "labels": LABELS,
+        "samples": 7,
+        "samples_scored": 6,
+        "before": block(0.5, 0.5),
+        "after": block(0.75, 0.8),
+        "info": info,
+    }
     return {"complete": True, "results": [res]}
 
 
@@ -61,7 +88,11 @@ def test_tta_json_becomes_a_section_in_every_report_file(run):
     head, (row,) = sec["table"]
     cell = dict(zip(head, row, strict=True))
     assert (cell["system"], cell["method"], cell["macro_f1 before"], cell["macro_f1 after"]) == (
-        "cnn:m", "bn", "50.00", "75.00")  # fmt: skip
+        "cnn:m",
+        "bn",
+        "50.00",
+        "75.00",
+    )
     assert cell["delta"] == "25.00" and cell["params adapted"] == 0 and cell["frames"] == 12
     assert (cell["samples scored"], cell["of samples"]) == (6, 7)  # e.g. one without a crop
     md = (run / "report.md").read_text()
@@ -78,11 +109,29 @@ def test_no_sidecar_no_section(run):
 
 
 def test_robust_json_in_a_run_folder_gives_the_figure(run):
-    res = {"system": "cnn:m", "attack": "pgd", "eps_units": "grey levels (1/255)", "rows": [
-        {"eps": 0.0, "accuracy": 0.9, "macro_f1": 0.88, "frame_accuracy": 0.85,
-         "frame_macro_f1": 0.84, "linf": 0},
-        {"eps": 4.0, "accuracy": 0.2, "macro_f1": 0.1, "frame_accuracy": 0.25,
-         "frame_macro_f1": 0.2, "linf": 4}]}  # fmt: skip
+    res = {
+        "system": "cnn:m",
+        "attack": "pgd",
+        "eps_units": "grey levels (1/255)",
+        "rows": [
+            {
+                "eps": 0.0,
+                "accuracy": 0.9,
+                "macro_f1": 0.88,
+                "frame_accuracy": 0.85,
+                "frame_macro_f1": 0.84,
+                "linf": 0,
+            },
+            {
+                "eps": 4.0,
+                "accuracy": 0.2,
+                "macro_f1": 0.1,
+                "frame_accuracy": 0.25,
+                "frame_macro_f1": 0.2,
+                "linf": 4,
+            },
+        ],
+    }
     (run / "robust.json").write_text(json.dumps(res))
     write_report(run, n_boot=20)
     html = _section((run / "report.html").read_text(), "Adversarial robustness")
@@ -100,9 +149,17 @@ def test_pad_json_section(run):
         for i in range(8):
             gold = "attack" if i % 2 else "bona_fide"
             score = (0.9 if gold == "attack" else 0.1) if i != 7 else 0.2  # one attack missed
-            rows.append({"sample_id": f"{fold}{i}", "system": "cnn:m", "variant": "m",
-                         "gold": gold, "scores": {"attack": score}, "held_out": fold,
-                         "attack": fold if gold == "attack" else None})  # fmt: skip
+            rows.append(
+                {
+                    "sample_id": f"{fold}{i}",
+                    "system": "cnn:m",
+                    "variant": "m",
+                    "gold": gold,
+                    "scores": {"attack": score},
+                    "held_out": fold,
+                    "attack": fold if gold == "attack" else None,
+                }
+            )
     doc = {"rows": rows, "positive": "attack", "negative": "bona_fide", "dev_split": None}
     (run / "pad.json").write_text(json.dumps(doc))
     rep = write_report(run, n_boot=20)
@@ -110,8 +167,10 @@ def test_pad_json_section(run):
     head, table = sec["table"]
     assert [r[2] for r in table] == ["print", "replay", "mean ± std"]
     assert sec["svg"].startswith("<svg") and "DET" in sec["svg"]
-    assert counts["table"] == (["held out", "split", "bona fide", "print", "replay"],
-                               [["print", "test", 4, 4, 0], ["replay", "test", 4, 0, 4]])  # fmt: skip
+    assert counts["table"] == (
+        ["held out", "split", "bona fide", "print", "replay"],
+        [["print", "test", 4, 4, 0], ["replay", "test", 4, 0, 4]],
+    )
     from sovtp.report.pad import pad_section
 
     folds = pad_section(doc)["systems"][0]["folds"]
@@ -140,8 +199,10 @@ def test_renderers_are_lazy_missing_ones_skipped_failing_ones_a_note(run, monkey
     assert by_name["bah"].renderer == "sovtp.report.bah:bah_section"
     assert "config.yaml" in by_name["bah"].files  # asked of every run; None unless BAH
     # a section another module registers shows in the report like the built-in ones
-    monkeypatch.setattr("sovtp.report.sections.REGISTRY", [*REGISTRY, SectionSpec(
-        "extra", ("a.json",), "tests.test_report_sections:_extra")])  # fmt: skip
+    monkeypatch.setattr(
+        "sovtp.report.sections.REGISTRY",
+        [*REGISTRY, SectionSpec("extra", ("a.json",), "tests.test_report_sections:_extra")],
+    )
     write_report(run, n_boot=20)
     html = _section((run / "report.html").read_text(), "Extra &lt;b&gt;")
     assert "<td>&lt;i&gt;</td>" in html and "<p class='note'>n &amp; m</p>" in html

@@ -89,8 +89,16 @@ def test_two_bench_runs_with_two_workers_give_identical_annotations_and_cnn_scor
 
         transcribe(speech("one two three", 1.0, 16000), 16000)
     train, _ = lfw_cropsets(32)
-    cfg = TrainConfig(model="mobilenet_v2", size=32, epochs=1, batch_size=32, lr=1e-2,
-                      steps_per_epoch=4, model_kwargs=TINY_MNV2, device="cpu")  # fmt: skip
+    cfg = TrainConfig(
+        model="mobilenet_v2",
+        size=32,
+        epochs=1,
+        batch_size=32,
+        lr=1e-2,
+        steps_per_epoch=4,
+        model_kwargs=TINY_MNV2,
+        device="cpu",
+    )
     fit(train, cfg, tmp_path / "ck", progress=False)
     runs = []
     for k, order in enumerate((clips, clips[::-1])):
@@ -104,10 +112,17 @@ def test_two_bench_runs_with_two_workers_give_identical_annotations_and_cnn_scor
         m.write_text("id,media,label\n" + "".join(f"{p.stem},{p},face\n" for p in order))
         # the media's folder is the root; the CNN's own labels (a checkpoint whose labels the
         # run's set cannot map is refused)
-        bc = BenchConfig(data=str(m), root=str(order[0].parent), labels="face,other",
-                         variants=["ladder/plain"], sampling="uniform:6",
-                         workers=2, systems=[SystemSpec.parse(f"cnn:{tmp_path / 'ck'}")],
-                         out=str(tmp_path / f"run{k}"), n_boot=10)  # fmt: skip
+        bc = BenchConfig(
+            data=str(m),
+            root=str(order[0].parent),
+            labels="face,other",
+            variants=["ladder/plain"],
+            sampling="uniform:6",
+            workers=2,
+            systems=[SystemSpec.parse(f"cnn:{tmp_path / 'ck'}")],
+            out=str(tmp_path / f"run{k}"),
+            n_boot=10,
+        )
         run, stats = run_bench(bc)
         assert stats.errors == 0
         scores = {r["sample_id"]: r["scores"] for r in load_rows(run)}

@@ -118,7 +118,9 @@ def test_full_frame_attack_goes_through_the_alignment(trained, detector, tmp_pat
     _, m, _ = trained
     from sovtp.media.sample import astronaut
 
-    Image.fromarray(astronaut()).rotate(12, resample=Image.Resampling.BILINEAR).save(tmp_path / "t.png")  # fmt: skip
+    Image.fromarray(astronaut()).rotate(12, resample=Image.Resampling.BILINEAR).save(
+        tmp_path / "t.png"
+    )
     face, img = _face(detector, tmp_path / "t.png")
     clean = torch.from_numpy(align_crop(img, face, S).copy()).permute(2, 0, 1)[None]
     # the differentiable map reproduces the PIL alignment (to rounding: measured 0.5 levels)
@@ -151,8 +153,9 @@ def test_perturbed_set_is_a_bench_manifest(trained, detector, astronaut_png, pan
 
     _, m, _ = trained
     samples = [Sample("img", astronaut_png, "face"), Sample("vid", pan_mp4, "face")]
-    man = write_perturbed_set(m, samples, 4, tmp_path / "p", Attack("fgsm"), sampling="uniform:2",
-                              detector=detector)  # fmt: skip
+    man = write_perturbed_set(
+        m, samples, 4, tmp_path / "p", Attack("fgsm"), sampling="uniform:2", detector=detector
+    )
     got = list(read_manifest(man))
     assert [s.id for s in got] == ["img", "vid"] and [s.label for s in got] == ["face", "face"]
     assert got[0].media.suffix == ".png" and is_frame_dir(got[1].media)
@@ -165,8 +168,14 @@ def test_perturbed_set_is_a_bench_manifest(trained, detector, astronaut_png, pan
 
 
 def _p(sid, label, gold="a", system="s", variant="v"):
-    return Prediction(sample_id=sid, label=label, gold=gold, system=system, variant=variant,
-                      parse_status="ok" if label else "invalid")  # fmt: skip
+    return Prediction(
+        sample_id=sid,
+        label=label,
+        gold=gold,
+        system=system,
+        variant=variant,
+        parse_status="ok" if label else "invalid",
+    )
 
 
 def test_flip_rate_on_hand_made_predictions(tmp_path):
@@ -178,7 +187,10 @@ def test_flip_rate_on_hand_made_predictions(tmp_path):
     assert f["accuracy_clean"] == 0.5 and f["accuracy_perturbed"] == 0.5
     assert (f["only_clean"], f["only_perturbed"]) == (1, 1) and f["flipped"] == ["2", "3", "4"]
     # two run folders, two systems: each paired with its own
-    for run, preds in (("c", clean + [_p("1", "x", system="t")]), ("q", pert + [_p("1", "a", system="t")])):  # fmt: skip
+    for run, preds in (
+        ("c", clean + [_p("1", "x", system="t")]),
+        ("q", pert + [_p("1", "a", system="t")]),
+    ):
         (tmp_path / run).mkdir()
         with (tmp_path / run / "predictions.jsonl").open("w") as fh:
             for p in preds:
@@ -194,8 +206,9 @@ def test_flip_rate_on_hand_made_predictions(tmp_path):
     app = typer.Typer()
     app.command("flips")(flips_cmd)
     app.command("other")(lambda: None)
-    r = CliRunner().invoke(app, ["flips", str(tmp_path / "c"), str(tmp_path / "q"), "-o",
-                                 str(tmp_path / "f.json")])  # fmt: skip
+    r = CliRunner().invoke(
+        app, ["flips", str(tmp_path / "c"), str(tmp_path / "q"), "-o", str(tmp_path / "f.json")]
+    )
     assert r.exit_code == 0 and "s · v: flip rate 0.750 (3/4)" in r.output, r.output
     assert json.loads((tmp_path / "f.json").read_text())["t · v"]["flips"] == 1
 
@@ -213,9 +226,24 @@ def test_robust_command_writes_json_figure_crops_and_frames(trained, astronaut_p
     app.command("robust")(robust_cmd)
     app.command("other")(lambda: None)
     out = tmp_path / "out"
-    r = CliRunner().invoke(app, ["robust", str(man), "--system", f"cnn:{ck}", "--eps", "0,2",
-                                 "--attack", "fgsm", "-o", str(out), "--device", "cpu",
-                                 "--frames"])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "robust",
+            str(man),
+            "--system",
+            f"cnn:{ck}",
+            "--eps",
+            "0,2",
+            "--attack",
+            "fgsm",
+            "-o",
+            str(out),
+            "--device",
+            "cpu",
+            "--frames",
+        ],
+    )
     assert r.exit_code == 0, r.output
     res = json.loads((out / "robust.json").read_text())
     assert [x["eps"] for x in res["rows"]] == [0, 2] and res["system"] == "cnn:mobilenet_v2"
@@ -232,9 +260,14 @@ def test_robust_command_writes_json_figure_crops_and_frames(trained, astronaut_p
 def test_report_table_and_figure():
     from sovtp.report.robust import flip_table, robust_svg, robust_table
 
-    res = {"system": "cnn:x $a$", "attack": "pgd", "rows": [
-        {"eps": 0, "accuracy": 0.9, "macro_f1": 0.9, "linf": 0},
-        {"eps": 4, "accuracy": 0.2, "macro_f1": 0.1, "linf": 4}]}  # fmt: skip
+    res = {
+        "system": "cnn:x $a$",
+        "attack": "pgd",
+        "rows": [
+            {"eps": 0, "accuracy": 0.9, "macro_f1": 0.9, "linf": 0},
+            {"eps": 4, "accuracy": 0.2, "macro_f1": 0.1, "linf": 4},
+        ],
+    }
     head, rows = robust_table(res)
     assert rows[1][head.index("accuracy")] == 0.2 and len(rows) == 2
     svg = robust_svg([res, {**res, "attack": "fgsm"}])
@@ -258,16 +291,37 @@ def test_robust_into_a_run_folder_puts_the_figure_in_its_report(trained, astrona
     man.write_text(f"id,media,label\na,{astronaut_png},face\n")
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.yaml").write_text(yaml.safe_dump({"data": str(man), "variants": ["v"],
-                                                     "n_boot": 10}))  # fmt: skip
-    row = {"key": "a", "sample_id": "a", "system": "facs", "variant": "v", "gold": "face",
-           "label": "face", "parse_status": "ok"}  # fmt: skip
+    (run / "config.yaml").write_text(
+        yaml.safe_dump({"data": str(man), "variants": ["v"], "n_boot": 10})
+    )
+    row = {
+        "key": "a",
+        "sample_id": "a",
+        "system": "facs",
+        "variant": "v",
+        "gold": "face",
+        "label": "face",
+        "parse_status": "ok",
+    }
     (run / "predictions.jsonl").write_text(json.dumps(row) + "\n")
     app = typer.Typer()
     app.command("robust")(robust_cmd)
     app.command("other")(lambda: None)
-    r = CliRunner().invoke(app, ["robust", str(run), "--system", f"cnn:{ck}", "--eps", "0,2",
-                                 "--attack", "fgsm", "--device", "cpu"])  # fmt: skip
+    r = CliRunner().invoke(
+        app,
+        [
+            "robust",
+            str(run),
+            "--system",
+            f"cnn:{ck}",
+            "--eps",
+            "0,2",
+            "--attack",
+            "fgsm",
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (run / "robust.json").exists() and (run / "robust" / "crops-eps2.safetensors").exists()
     html = (run / "report.html").read_text()

@@ -38,8 +38,23 @@ def config_file(tmp_path):
 def test_options_typed_equal_to_their_default_override_the_config_file(config_file, ran):
     """The measured bug: ``--sampling uniform:8 --seed 0`` (both the defaults) ran the file's
     fps:2 and seed 5."""
-    assert main(["bench", "--config", str(config_file), "--sampling", "uniform:8",
-                 "--seed", "0", "--label-order", "fixed", "--no-check"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "bench",
+                "--config",
+                str(config_file),
+                "--sampling",
+                "uniform:8",
+                "--seed",
+                "0",
+                "--label-order",
+                "fixed",
+                "--no-check",
+            ]
+        )
+        == 0
+    )
     (cfg,) = ran
     assert (cfg.sampling, cfg.seed, cfg.gen_seed, cfg.label_order) == ("uniform:8", 0, 0, "fixed")
     # what was not typed keeps the file's value
@@ -75,8 +90,23 @@ def test_server_typed_over_a_config_sets_its_systems_flavour_or_is_refused(tmp_p
 
 
 def test_ablate_takes_typed_options_over_the_defaults(tmp_path, ran):
-    assert main(["ablate", str(tmp_path / "m.csv"), "--ladder", "--seed", "3", "--max-side",
-                 "256", "-o", str(tmp_path / "a"), "--no-check"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "ablate",
+                str(tmp_path / "m.csv"),
+                "--ladder",
+                "--seed",
+                "3",
+                "--max-side",
+                "256",
+                "-o",
+                str(tmp_path / "a"),
+                "--no-check",
+            ]
+        )
+        == 0
+    )
     (cfg,) = ran
     assert (cfg.seed, cfg.max_side, cfg.sampling, cfg.out) == (
         3,
@@ -129,13 +159,53 @@ def test_a_system_has_one_name_in_query_and_bench(two_faces_png, tmp_path, ran):
 
     with FakeOpenAIServer(Behaviour(label="sad")) as srv:
         q = tmp_path / "q"
-        assert main(["query", str(two_faces_png), "--base-url", srv.base_url, "--model",
-                     "fake-vlm", "-s", "uniform:1", "-o", str(q)]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "query",
+                    str(two_faces_png),
+                    "--base-url",
+                    srv.base_url,
+                    "--model",
+                    "fake-vlm",
+                    "-s",
+                    "uniform:1",
+                    "-o",
+                    str(q),
+                ]
+            )
+            == 0
+        )
         discovered = tmp_path / "d"  # no --model: the model the server serves
-        assert main(["query", str(two_faces_png), "--base-url", srv.base_url, "-s", "uniform:1",
-                     "-o", str(discovered)]) == 0  # fmt: skip
-        assert main(["bench", str(tmp_path / "m.csv"), "--base-url", srv.base_url, "--model",
-                     "fake-vlm", "--no-check"]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "query",
+                    str(two_faces_png),
+                    "--base-url",
+                    srv.base_url,
+                    "-s",
+                    "uniform:1",
+                    "-o",
+                    str(discovered),
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "bench",
+                    str(tmp_path / "m.csv"),
+                    "--base-url",
+                    srv.base_url,
+                    "--model",
+                    "fake-vlm",
+                    "--no-check",
+                ]
+            )
+            == 0
+        )
     named = json.loads((q / "prediction.json").read_text())["system"]
     assert named == json.loads((discovered / "prediction.json").read_text())["system"]
     assert named == ran[0].systems[0].name == "openai:fake-vlm"

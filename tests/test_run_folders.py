@@ -14,8 +14,12 @@ from sovtp.errors import SovtpError
 
 
 def sovtp(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sovtp", *map(str, args)], capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "sovtp", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_a_folder_of_one_kind_is_refused_by_another(tmp_path):

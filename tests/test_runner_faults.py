@@ -34,9 +34,18 @@ def cfg(manifest: Path, out: Path, url: str, concurrency: int = 16, **kw) -> Ben
     system = SystemSpec.of(
         "openai", {"base_url": [url], "model": "fake-vlm", "concurrency": concurrency}
     )
-    base = dict(data=str(manifest), variants=["ladder/plain"], sampling="uniform:1", out=str(out),
-                systems=[system], response_cache=False, workers=0, n_boot=20, gallery=2,
-                max_retries=0)  # fmt: skip
+    base = dict(
+        data=str(manifest),
+        variants=["ladder/plain"],
+        sampling="uniform:1",
+        out=str(out),
+        systems=[system],
+        response_cache=False,
+        workers=0,
+        n_boot=20,
+        gallery=2,
+        max_retries=0,
+    )
     return BenchConfig(**(base | kw))
 
 
@@ -235,11 +244,32 @@ def test_bench_command_with_no_valid_answer_exits_4_and_says_why(many, tmp_path)
     prose = "She looks like she might be feeling a mix of things."
     with FakeOpenAIServer(Behaviour(content=prose)) as srv:
         p = subprocess.run(
-            [sys.executable, "-m", "sovtp", "bench", str(many), "-o", str(tmp_path / "r"),
-             "--base-url", srv.base_url, "--model", "fake-vlm", "-s", "uniform:1", "--limit",
-             "2", "--no-report", "--no-check", "--workers", "0", "--no-response-cache"],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "sovtp",
+                "bench",
+                str(many),
+                "-o",
+                str(tmp_path / "r"),
+                "--base-url",
+                srv.base_url,
+                "--model",
+                "fake-vlm",
+                "-s",
+                "uniform:1",
+                "--limit",
+                "2",
+                "--no-report",
+                "--no-check",
+                "--workers",
+                "0",
+                "--no-response-cache",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     err = p.stderr
     assert p.returncode == 4, err
     assert "0 valid answers, 2 invalid answers, 0 errors" in err

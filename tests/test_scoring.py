@@ -84,9 +84,22 @@ def test_gpt4v_released_predictions_match_sklearn(pred_file):
 def test_score_cli_on_released_dfew_predictions():
     d = GPT4V / "dfew"
     out = subprocess.run(
-        [sys.executable, "-m", "sovtp.cli", "score", str(d / "label-gpt4v.csv"), "--gold", str(d / "label.csv"), "--json", "--n-boot", "200"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "sovtp.cli",
+            "score",
+            str(d / "label-gpt4v.csv"),
+            "--gold",
+            str(d / "label.csv"),
+            "--json",
+            "--n-boot",
+            "200",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     s = json.loads(out.stdout)["systems"][0]
     war, uar = _reference(d / "label-gpt4v.csv")
     assert s["metrics"]["war"] == pytest.approx(war) and s["metrics"]["uar"] == pytest.approx(uar)
@@ -176,10 +189,28 @@ def test_summary_tiers_per_face_and_ablation_comparison():
     rows = []
     for i in range(40):
         gold = "happy" if i % 2 else "sad"
-        rows.append({"sample_id": f"s{i}", "system": "m", "variant": "plain", "gold": gold,
-                     "label": "happy", "n_faces": 1 + i % 3, "face_id": 1 + i % 2})  # fmt: skip
-        rows.append({"sample_id": f"s{i}", "system": "m", "variant": "full", "gold": gold,
-                     "label": gold, "n_faces": 1 + i % 3, "face_id": 1 + i % 2})  # fmt: skip
+        rows.append(
+            {
+                "sample_id": f"s{i}",
+                "system": "m",
+                "variant": "plain",
+                "gold": gold,
+                "label": "happy",
+                "n_faces": 1 + i % 3,
+                "face_id": 1 + i % 2,
+            }
+        )
+        rows.append(
+            {
+                "sample_id": f"s{i}",
+                "system": "m",
+                "variant": "full",
+                "gold": gold,
+                "label": gold,
+                "n_faces": 1 + i % 3,
+                "face_id": 1 + i % 2,
+            }
+        )
     s = summarise(rows, ["happy", "sad"], n_boot=200, order=["plain", "full"])
     assert [e["variant"] for e in s["systems"]] == ["plain", "full"]
     plain, full = s["systems"]
@@ -193,10 +224,20 @@ def test_summary_tiers_per_face_and_ablation_comparison():
 def test_summary_follows_the_declared_metrics_and_keeps_its_shape():
     rng = np.random.default_rng(7)
     labels = ["happy", "sad", "neutral"]
-    rows = [{"sample_id": f"s{i}", "system": "m", "variant": v, "gold": str(rng.choice(labels)),
-             "label": str(rng.choice(labels))} for v in ("a", "b") for i in range(60)]  # fmt: skip
-    s = summarise(rows, labels, n_boot=200, tier_by=None, metrics=["macro_f1", "war"],
-                  headline=["macro_f1"])  # fmt: skip
+    rows = [
+        {
+            "sample_id": f"s{i}",
+            "system": "m",
+            "variant": v,
+            "gold": str(rng.choice(labels)),
+            "label": str(rng.choice(labels)),
+        }
+        for v in ("a", "b")
+        for i in range(60)
+    ]
+    s = summarise(
+        rows, labels, n_boot=200, tier_by=None, metrics=["macro_f1", "war"], headline=["macro_f1"]
+    )
     e = s["systems"][0]
     # the report's keys stay: WAR/UAR CIs and the label metrics, plus every declared metric's CI
     assert set(e["metrics"]) >= {"war", "uar", "macro_f1", "weighted_f1", "invalid_rate"}

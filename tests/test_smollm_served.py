@@ -111,9 +111,28 @@ def test_a_bench_row_against_the_served_real_model_and_the_fix_it_names(served):
     manifest = served.tmp / "m.jsonl"
     manifest.write_text(json.dumps({"id": "astro", "media": str(clip.name), "label": "happy"}))
     run = served.tmp / "run"
-    cmd = [sys.executable, "-m", "sovtp", "bench", str(manifest), "--root", str(clip.parent),
-           "--base-url", served.base_url, "-o", str(run), "-s", "uniform:1", "--no-pose",
-           "--output", "label", "--max-tokens", "8", "--timeout", "300"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "sovtp",
+        "bench",
+        str(manifest),
+        "--root",
+        str(clip.parent),
+        "--base-url",
+        served.base_url,
+        "-o",
+        str(run),
+        "-s",
+        "uniform:1",
+        "--no-pose",
+        "--output",
+        "label",
+        "--max-tokens",
+        "8",
+        "--timeout",
+        "300",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=served.tmp)
     out = res.stdout + res.stderr
     assert "the model does not see them" in out  # the pre-run check on a text-only model

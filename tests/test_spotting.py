@@ -105,8 +105,9 @@ def test_head_drift_is_taken_out_by_the_nose_root(clips):
     from sovtp.spotting.flow import spot_frames, subject_track
 
     clip, frames = clips["drift"]
-    raw = spot_frames(((f.index, f.image) for f in frames), subject_track(clip), FPS,
-                      stabilise=False)  # fmt: skip
+    raw = spot_frames(
+        ((f.index, f.image) for f in frames), subject_track(clip), FPS, stabilise=False
+    )
     assert raw.signal.max() > 0.5 * me.signal.max()
     # an absolute floor keeps a quiet video quiet (the relative threshold alone always fires)
     assert spot_clip(*clips["drift"], FPS, FlowConfig(min_height=0.4)).intervals == []
@@ -197,26 +198,34 @@ def test_casme2_and_mmme_layouts(tmp_path):
     cas = tmp_path / "CASME_sq"
     (cas / "rawvideo/s15").mkdir(parents=True)
     (cas / "rawvideo/s15/15_0101disgustingteeth.avi").write_bytes(b"")
-    _write(cas / "annotations.csv", [
-        ["subject", "video", "onset", "apex", "offset", "aus", "emotion", "type"],
-        ["15", "0101", "100", "105", "0", "4", "disgust", "micro-expression"],
-        ["15", "0101", "10", "20", "40", "12", "happiness", "macro-expression"],
-        ["15", "0999", "1", "2", "3", "", "x", "micro-expression"],  # no such video: skipped
-    ])  # fmt: skip
+    _write(
+        cas / "annotations.csv",
+        [
+            ["subject", "video", "onset", "apex", "offset", "aus", "emotion", "type"],
+            ["15", "0101", "100", "105", "0", "4", "disgust", "micro-expression"],
+            ["15", "0101", "10", "20", "40", "12", "happiness", "macro-expression"],
+            ["15", "0999", "1", "2", "3", "", "x", "micro-expression"],  # no such video: skipped
+        ],
+    )
     (v,) = list(casme2_videos(cas))
     assert v.id == "s15_0101" and v.subject == "s15" and v.meta["fps"] == 30.0
     assert gold_spans(v) == [(99.0, 104.0, "disgust")]  # 1-based → 0-based; offset 0 = apex
-    assert gold_spans(v, None, labels="casme2_4") == [(9.0, 39.0, "positive"),
-                                                      (99.0, 104.0, "negative")]  # fmt: skip
+    assert gold_spans(v, None, labels="casme2_4") == [
+        (9.0, 39.0, "positive"),
+        (99.0, 104.0, "negative"),
+    ]
     mm = tmp_path / "MMME"
     (mm / "video/S01").mkdir(parents=True)
     (mm / "video/S01/T3.mp4").write_bytes(b"")
     (mm / "physio/S01").mkdir(parents=True)
     (mm / "physio/S01/T3.csv").write_text("time,PPG\n0,1\n0.01,2\n")
-    _write(mm / "annotations.csv", [
-        ["subject", "trial", "onset", "apex", "offset", "type", "emotion", "fps"],
-        ["S01", "T3", "50", "55", "61", "micro", "fear", "90"],
-    ])  # fmt: skip
+    _write(
+        mm / "annotations.csv",
+        [
+            ["subject", "trial", "onset", "apex", "offset", "type", "emotion", "fps"],
+            ["S01", "T3", "50", "55", "61", "micro", "fear", "90"],
+        ],
+    )
     (m,) = list(mmme(mm))
     assert m.id == "S01_T3" and m.meta["fps"] == 90.0 and m.meta["physio"].endswith("T3.csv")
     assert gold_spans(m) == [(49.0, 60.0, "fear")]
@@ -238,14 +247,40 @@ def test_end_to_end_on_a_samm_layout(tmp_path, face_detector):
         d.mkdir(parents=True)
         for i, im in enumerate(me_clip(warp=warp)[: 60 if warp else 36]):
             Image.fromarray(im).save(d / f"{vid}_{i + 1:04d}.jpg", quality=95)
-    _write(root / "annotations.csv", [
-        ["SAMM Long Videos - release 3"], [],
-        ["Subject", "Filename", "Inducement Code", "Onset", "Apex", "Offset", "Duration", "Type",
-         "Action Units", "Notes", "Estimated Emotion"],
-        ["006", "006_1_1", "1", str(ON + 1), "24", str(OFF + 1), "7", "Micro - 1/2", "R12+L12",
-         "", "Happiness"],
-        ["006", "006_2_1", "2", "5", "20", "50", "46", "Macro", "R12", "", "Happiness"],
-    ])  # fmt: skip
+    _write(
+        root / "annotations.csv",
+        [
+            ["SAMM Long Videos - release 3"],
+            [],
+            [
+                "Subject",
+                "Filename",
+                "Inducement Code",
+                "Onset",
+                "Apex",
+                "Offset",
+                "Duration",
+                "Type",
+                "Action Units",
+                "Notes",
+                "Estimated Emotion",
+            ],
+            [
+                "006",
+                "006_1_1",
+                "1",
+                str(ON + 1),
+                "24",
+                str(OFF + 1),
+                "7",
+                "Micro - 1/2",
+                "R12+L12",
+                "",
+                "Happiness",
+            ],
+            ["006", "006_2_1", "2", "5", "20", "50", "46", "Macro", "R12", "", "Happiness"],
+        ],
+    )
     samples = list(samm(root, fps=FPS))
     assert [s.id for s in samples] == ["006_1", "006_2"]
     videos = []
@@ -257,8 +292,10 @@ def test_end_to_end_on_a_samm_layout(tmp_path, face_detector):
     assert videos[1][1] == []  # a macro-expression is not a micro one
     flow = IntervalData(videos)
     assert R.evaluate("intervals", ["spot_f1", "spot_precision", "spot_recall"], flow) == {
-        "spot_f1": 1.0, "spot_precision": 1.0, "spot_recall": 1.0,
-    }  # fmt: skip
+        "spot_f1": 1.0,
+        "spot_precision": 1.0,
+        "spot_recall": 1.0,
+    }
     # the LLM path: 20 images, every 3rd frame; it answers images 8-9 (frames 21..26)
     fi = list(range(0, 60, 3))
     ans = '{"intervals": [{"start": 8, "end": 9, "label": "happy"}]}'
@@ -303,13 +340,17 @@ def casme2_root(tmp_path_factory):
         d = root / "rawvideo" / f"s{subj}"
         d.mkdir(parents=True)
         frames = list(me_clip(warp=warp))[: 60 if warp else 24]
-        write_video(d / f"{subj}_{code}.avi", frames, fps=int(FPS), codec="mjpeg",
-                    pix_fmt="yuvj420p")  # fmt: skip
-    _write(root / "annotations.csv", [
-        ["subject", "video", "onset", "apex", "offset", "aus", "emotion", "type"],
-        ["15", "0101", str(ON + 1), "24", str(OFF + 1), "12", "happiness", "micro-expression"],
-        ["16", "0102", "5", "12", "20", "12", "happiness", "macro-expression"],  # within its 24
-    ])  # fmt: skip
+        write_video(
+            d / f"{subj}_{code}.avi", frames, fps=int(FPS), codec="mjpeg", pix_fmt="yuvj420p"
+        )
+    _write(
+        root / "annotations.csv",
+        [
+            ["subject", "video", "onset", "apex", "offset", "aus", "emotion", "type"],
+            ["15", "0101", str(ON + 1), "24", str(OFF + 1), "12", "happiness", "micro-expression"],
+            ["16", "0102", "5", "12", "20", "12", "happiness", "macro-expression"],  # within its 24
+        ],
+    )
     return root
 
 
@@ -336,8 +377,14 @@ def _hand_scores(rows):
         fn += len(gold) - len(used_j)
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
-    return {"tp": tp, "fp": fp, "fn": fn, "spot_precision": p, "spot_recall": r,
-            "spot_f1": 2 * p * r / (p + r) if p + r else 0.0}  # fmt: skip
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "spot_precision": p,
+        "spot_recall": r,
+        "spot_f1": 2 * p * r / (p + r) if p + r else 0.0,
+    }
 
 
 def _rows(run):
@@ -355,8 +402,20 @@ def test_spot_cli_flow_on_a_casme2_layout(casme2_root, tmp_path):
     from typer.testing import CliRunner
 
     run = tmp_path / "run"
-    args = ["spot", f"casme2_spot:{casme2_root}", "-o", str(run), "--system", "flow",
-            "--sampling", "uniform:8", "--min-height", "0.4", "--n-boot", "50"]  # fmt: skip
+    args = [
+        "spot",
+        f"casme2_spot:{casme2_root}",
+        "-o",
+        str(run),
+        "--system",
+        "flow",
+        "--sampling",
+        "uniform:8",
+        "--min-height",
+        "0.4",
+        "--n-boot",
+        "50",
+    ]
     res = CliRunner().invoke(_spot_app(), args)
     assert res.exit_code == 0, res.output + repr(res.exception)
     rows = _rows(run)
@@ -408,22 +467,36 @@ def test_spot_llm_when_answer_from_a_loopback_server(casme2_root, tmp_path, face
     answer = '{"intervals": [{"start": 6, "end": 7, "label": "happy"}]}'
     with FakeOpenAIServer(Behaviour(content=answer)) as srv:
         opts = SpotOptions(
-            f"casme2_spot:{casme2_root}", tmp_path / "llm", system="spotting/when",
-            backend="openai", backend_options={"base_url": srv.base_url}, split="s15", fps=FPS,
-            window_s=0, n_boot=50,
-        )  # fmt: skip
+            f"casme2_spot:{casme2_root}",
+            tmp_path / "llm",
+            system="spotting/when",
+            backend="openai",
+            backend_options={"base_url": srv.base_url},
+            split="s15",
+            fps=FPS,
+            window_s=0,
+            n_boot=50,
+        )
         out = run_spot(opts, detector=face_detector)
         bodies = list(srv.state.requests)
     run = out.out
     assert (out.written, out.errors) == (1, 0)
     (body,) = [b for b in bodies if "messages" in b]
-    sent = [p for m in body["messages"] if isinstance(m["content"], list)
-            for p in m["content"] if p["type"] == "image_url"]  # fmt: skip
+    sent = [
+        p
+        for m in body["messages"]
+        if isinstance(m["content"], list)
+        for p in m["content"]
+        if p["type"] == "image_url"
+    ]
     assert len(sent) == 16
     schema = body["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["intervals"]["items"]["properties"]["label"]["enum"] == [
-        "positive", "negative", "surprise", "others",
-    ]  # fmt: skip
+        "positive",
+        "negative",
+        "surprise",
+        "others",
+    ]
     # 16 images spread over frames 0..59: image k shows frame round((k-1)·59/15)
     (row,) = _rows(run)
     resp = json.loads((run / "responses.jsonl").read_text().splitlines()[0])
@@ -446,9 +519,24 @@ def test_spot_with_no_parseable_answer_exits_4_with_the_likely_cause(casme2_root
 
     prose = "I think there might be an expression somewhere in the middle of the video."
     with FakeOpenAIServer(Behaviour(content=prose)) as srv:
-        args = ["spot", f"casme2_spot:{casme2_root}", "-o", str(tmp_path / "r"), "--system",
-                "spotting/when", "--base-url", srv.base_url, "--split", "s15", "--fps", str(FPS),
-                "--window", "0", "--n-boot", "20"]  # fmt: skip
+        args = [
+            "spot",
+            f"casme2_spot:{casme2_root}",
+            "-o",
+            str(tmp_path / "r"),
+            "--system",
+            "spotting/when",
+            "--base-url",
+            srv.base_url,
+            "--split",
+            "s15",
+            "--fps",
+            str(FPS),
+            "--window",
+            "0",
+            "--n-boot",
+            "20",
+        ]
         res = CliRunner().invoke(_spot_app(), args)
     assert res.exit_code == 4, res.output + repr(res.exception)
     assert "0 valid answers, 1 invalid answers" in res.output
@@ -470,20 +558,25 @@ def test_manifest_rows_become_videos_and_windows_join(tmp_path):
     media; LLM windows cover the video and an interval cut by a window border is one."""
     from sovtp.data.me_adapters import video_samples
     from sovtp.data.sources import open_dataset
-    from sovtp.recipes.spot import join_windows, windows
+    from sovtp.spotting.windows import join_windows, windows
 
     (tmp_path / "v1.mp4").write_bytes(b"")
     (tmp_path / "v2.mp4").write_bytes(b"")
-    _write(tmp_path / "m.csv", [
-        ["id", "media", "onset", "apex", "offset", "type", "emotion"],
-        ["a", "v1.mp4", "40", "44", "49", "micro", "happiness"],
-        ["b", "v1.mp4", "10", "12", "0", "micro", "fear"],
-        ["c", "v2.mp4", "", "", "", "", ""],
-    ])  # fmt: skip
+    _write(
+        tmp_path / "m.csv",
+        [
+            ["id", "media", "onset", "apex", "offset", "type", "emotion"],
+            ["a", "v1.mp4", "40", "44", "49", "micro", "happiness"],
+            ["b", "v1.mp4", "10", "12", "0", "micro", "fear"],
+            ["c", "v2.mp4", "", "", "", "", ""],
+        ],
+    )
     vids = list(video_samples(open_dataset(str(tmp_path / "m.csv"))))
     assert [v.id for v in vids] == ["v1", "v2"]
-    assert gold_spans(vids[0], labels="casme2_4") == [(10.0, 12.0, "negative"),
-                                                      (40.0, 49.0, "positive")]  # fmt: skip
+    assert gold_spans(vids[0], labels="casme2_4") == [
+        (10.0, 12.0, "negative"),
+        (40.0, 49.0, "positive"),
+    ]
     assert gold_spans(vids[1]) == []
     w = windows(100, 20.0, 2.0, 5)
     assert w == [[0, 10, 20, 29, 39], [40, 50, 60, 69, 79], [80, 85, 90, 94, 99]]
@@ -493,5 +586,6 @@ def test_manifest_rows_become_videos_and_windows_join(tmp_path):
     assert got == [(30, 45, "x"), (60, 62, None), (80, 81, "y")]
     # different labels across the border stay apart
     assert join_windows([[(30, 39, "x")], [(40, 45, "y")]], bounds[:2]) == [
-        (30, 39, "x"), (40, 45, "y"),
-    ]  # fmt: skip
+        (30, 39, "x"),
+        (40, 45, "y"),
+    ]

@@ -79,20 +79,49 @@ def test_summary_fixes_the_threshold_on_dev_and_applies_it_to_test():
     dev_s = [0.1, 0.2, 0.3, 0.55, 0.35, 0.6, 0.7, 0.8]  # EER point: threshold 0.55
     rows = []
     for i, (y, s) in enumerate(zip(dev_y, dev_s, strict=True)):
-        rows.append({"sample_id": f"d{i}", "system": "m", "gold": ["bona_fide", "attack"][y],
-                     "label": None, "scores": {"attack": s}, "split": "dev"})  # fmt: skip
+        rows.append(
+            {
+                "sample_id": f"d{i}",
+                "system": "m",
+                "gold": ["bona_fide", "attack"][y],
+                "label": None,
+                "scores": {"attack": s},
+                "split": "dev",
+            }
+        )
     for i, (y, s) in enumerate(zip(dev_y, [0.9, 0.9, 0.9, 0.9, 0.0, 0.0, 0.0, 0.0], strict=True)):
-        rows.append({"sample_id": f"tr{i}", "system": "m", "gold": ["bona_fide", "attack"][y],
-                     "label": None, "scores": {"attack": s}, "split": "train"})  # fmt: skip
+        rows.append(
+            {
+                "sample_id": f"tr{i}",
+                "system": "m",
+                "gold": ["bona_fide", "attack"][y],
+                "label": None,
+                "scores": {"attack": s},
+                "split": "train",
+            }
+        )
     for i, (y, s, t) in enumerate(zip(PAD_Y, PAD_S, PAD_T, strict=True)):
-        rows.append({"sample_id": f"t{i}", "system": "m", "gold": ["bona_fide", "attack"][y],
-                     "label": ["bona_fide", "attack"][int(s >= 0.5)], "scores": {"attack": s},
-                     "split": "test", "attack_type": t})  # fmt: skip
+        rows.append(
+            {
+                "sample_id": f"t{i}",
+                "system": "m",
+                "gold": ["bona_fide", "attack"][y],
+                "label": ["bona_fide", "attack"][int(s >= 0.5)],
+                "scores": {"attack": s},
+                "split": "test",
+                "attack_type": t,
+            }
+        )
     out = summarise(
-        rows, ["bona_fide", "attack"], task="binary", n_boot=100, tier_by=None,
-        metrics=["acer", "hter", "bpcer20", "apcer", "bpcer", "macro_f1"], headline=["acer"],
+        rows,
+        ["bona_fide", "attack"],
+        task="binary",
+        n_boot=100,
+        tier_by=None,
+        metrics=["acer", "hter", "bpcer20", "apcer", "bpcer", "macro_f1"],
+        headline=["acer"],
         options={"positive": "attack", "dev_split": "dev", "test_split": "test"},
-    )  # fmt: skip
+    )
     (e,) = out["systems"]
     assert e["n"] == 10  # dev rows fix the threshold, they and the train rows are not scored
     assert e["binary"]["threshold"] == pytest.approx(0.55)
@@ -110,17 +139,25 @@ def test_binary_rows_from_csv_scored_like_sklearn(tmp_path):
     y, s = _random_binary(120, seed=4)
     names = [f"clip{i}.mp4" for i in range(len(y))]
     gold = tmp_path / "gold.csv"
-    gold.write_text("name,gt\n" + "".join(
-        f"{n},{'ambivalence' if t else 'none'}\n" for n, t in zip(names, y, strict=True)))  # fmt: skip
+    gold.write_text(
+        "name,gt\n"
+        + "".join(f"{n},{'ambivalence' if t else 'none'}\n" for n, t in zip(names, y, strict=True))
+    )
     pred = tmp_path / "scores.csv"
     # predictions name samples without the extension; the last one is missing
-    pred.write_text("id,score\n" + "".join(
-        f"clip{i},{v}\n" for i, v in enumerate(s[:-1])))  # fmt: skip
+    pred.write_text("id,score\n" + "".join(f"clip{i},{v}\n" for i, v in enumerate(s[:-1])))
     rows, labs = binary_rows(pred, gold, positive="ambivalence")
     assert labs == ["ambivalence", "none"] and len(rows) == 120
     assert rows[-1]["error"] == "no prediction" and rows[-1]["label"] is None
-    out = summarise(rows, labs, task="binary", metrics=["ap", "roc_auc", "macro_f1"],
-                    n_boot=100, tier_by=None, options={"positive": "ambivalence"})  # fmt: skip
+    out = summarise(
+        rows,
+        labs,
+        task="binary",
+        metrics=["ap", "roc_auc", "macro_f1"],
+        n_boot=100,
+        tier_by=None,
+        options={"positive": "ambivalence"},
+    )
     m = out["systems"][0]["metrics"]
     worst = -1e9 if y[-1] else 1e9
     ref_s = np.r_[s[:-1], worst]
@@ -140,12 +177,14 @@ def test_binary_rows_from_csv_scored_like_sklearn(tmp_path):
 #    is taken: FP) -> TP 1, FP 1
 # C: nothing; D: gold [0,9] neg, nothing spotted -> FN 1.   Sum: TP 2, FP 3, FN 2
 VIDEOS = {
-    "A": ([(11, 20, "positive"), (30, 35, None), (42, 60, "negative")],
-          [(10, 19, "positive"), (40, 49, "negative")]),
+    "A": (
+        [(11, 20, "positive"), (30, 35, None), (42, 60, "negative")],
+        [(10, 19, "positive"), (40, 49, "negative")],
+    ),
     "B": ([(5, 14, "positive"), (6, 13, "surprise")], [(5, 14, "surprise")]),
     "C": ([], []),
     "D": ([], [(0, 9, "negative")]),
-}  # fmt: skip
+}
 LABELS4 = ["positive", "negative", "surprise", "others"]
 
 
@@ -193,8 +232,9 @@ def test_bootstrap_covers_each_point_estimate_and_pairs_samples():
     labs = ["pos", "neg"]
     g = np.where(y == 1, 0, 1)
     p = np.where(s >= 0.6, 0, 1)
-    d = R.BinaryData(g, p, labs, y.astype(bool), s.astype(float),
-                     np.array(["attack"] * len(y), object), 0.6)  # fmt: skip
+    d = R.BinaryData(
+        g, p, labs, y.astype(bool), s.astype(float), np.array(["attack"] * len(y), object), 0.6
+    )
     names = ["ap", "roc_auc", "eer", "macro_f1", "hter", "bpcer20"]
     ci = R.bootstrap("binary", names, d, n_boot=300, seed=1)
     for n in names:
@@ -204,8 +244,9 @@ def test_bootstrap_covers_each_point_estimate_and_pairs_samples():
     # pairing: a system against itself has a zero-width delta interval
     same = R.paired_bootstrap("binary", ["ap", "eer"], d, d, n_boot=50)
     assert all(v.low == v.high == 0 for v in same.values())
-    noisy = R.BinaryData(g, p, labs, d.y, s + np.random.default_rng(0).normal(0, 2, len(s)),
-                         d.types, 0.6)  # fmt: skip
+    noisy = R.BinaryData(
+        g, p, labs, d.y, s + np.random.default_rng(0).normal(0, 2, len(s)), d.types, 0.6
+    )
     delta = R.paired_bootstrap("binary", ["roc_auc"], d, noisy, n_boot=300)["roc_auc"]
     assert delta.high < 0  # noise hurts, and the paired CI sees it
 
@@ -242,11 +283,26 @@ def test_tied_scores_follow_the_answers_own_label():
     for split in ("dev", "test"):
         for i in range(4):
             y = "attack" if i % 2 else "bona_fide"
-            rows.append({"sample_id": f"{split}{i}", "system": "m", "gold": y, "label": y,
-                         "scores": {"attack": 0.5, "bona_fide": 0.5}, "split": split,
-                         "attack_type": "print" if i % 2 else None})  # fmt: skip
-    out = summarise(rows, ["bona_fide", "attack"], task="binary", n_boot=20, tier_by=None,
-                    metrics=["bpcer", "apcer", "acer"], headline=["acer"],
-                    options={"positive": "attack", "dev_split": "dev", "test_split": "test"})  # fmt: skip
+            rows.append(
+                {
+                    "sample_id": f"{split}{i}",
+                    "system": "m",
+                    "gold": y,
+                    "label": y,
+                    "scores": {"attack": 0.5, "bona_fide": 0.5},
+                    "split": split,
+                    "attack_type": "print" if i % 2 else None,
+                }
+            )
+    out = summarise(
+        rows,
+        ["bona_fide", "attack"],
+        task="binary",
+        n_boot=20,
+        tier_by=None,
+        metrics=["bpcer", "apcer", "acer"],
+        headline=["acer"],
+        options={"positive": "attack", "dev_split": "dev", "test_split": "test"},
+    )
     m = out["systems"][0]["metrics"]
     assert m["bpcer"] == 0.0 and m["apcer"] == 0.0 and m["acer"] == 0.0

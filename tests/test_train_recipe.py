@@ -17,8 +17,13 @@ from tests.test_checkpoint_safety import TRAIN, _crop_cache  # noqa: E402
 
 
 def sovtp(*args, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sovtp", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, **kw)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "sovtp", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -80,8 +85,9 @@ def test_a_folder_held_by_another_process_is_refused(tmp_path, manifest):
         "import sys, time; from sovtp.recipes.train import TrainFolder; "
         "f = TrainFolder(sys.argv[1]); f.lock(); print('held', flush=True); time.sleep(60)"
     )
-    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE,
-                              text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         p = sovtp("train", manifest, "-o", out, *TRAIN, "--epochs", 1)
@@ -110,13 +116,31 @@ def test_a_checkpoint_from_another_label_set_is_refused_by_bench(trained, manife
     """Trained on happy/sad, benched against the liveness labels: refused before any sample
     (its answers would all be invalid, silently); against a set that maps them it runs."""
     run = tmp_path / "run"
-    p = sovtp("bench", manifest, "--system", f"cnn:{trained}", "--labels", "liveness",
-              "-o", run, "--no-check")  # fmt: skip
+    p = sovtp(
+        "bench",
+        manifest,
+        "--system",
+        f"cnn:{trained}",
+        "--labels",
+        "liveness",
+        "-o",
+        run,
+        "--no-check",
+    )
     assert p.returncode == 2, p.stderr
     assert "trained on labels happy, sad" in p.stderr and "'liveness'" in p.stderr, p.stderr
     assert not (run / "predictions.jsonl").exists()
-    p = sovtp("bench", manifest, "--system", f"cnn:{trained}", "--labels", "basic7",
-              "-o", tmp_path / "ok", "--no-check")  # fmt: skip
+    p = sovtp(
+        "bench",
+        manifest,
+        "--system",
+        f"cnn:{trained}",
+        "--labels",
+        "basic7",
+        "-o",
+        tmp_path / "ok",
+        "--no-check",
+    )
     rows = [json.loads(x) for x in (tmp_path / "ok" / "predictions.jsonl").read_text().splitlines()]
     assert p.returncode in (0, 3), p.stderr
     assert {r["label"] for r in rows} <= {"happy", "sad", None} and len(rows) == 2

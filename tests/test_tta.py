@@ -67,8 +67,12 @@ def test_bn_and_tent_recover_accuracy_on_a_darkened_stream(trained):
         assert f1[1] >= f1[0] + 0.2, (k, f1)
     assert res["bn"]["info"]["params_adapted"] == 0 and res["bn"]["info"]["stats_adapted"] > 0
     # Tent adapts exactly the norm layers' affine parameters
-    norm = sum(p.numel() for mod in m.model.modules()
-               if isinstance(mod, torch.nn.BatchNorm2d) for p in mod.parameters())  # fmt: skip
+    norm = sum(
+        p.numel()
+        for mod in m.model.modules()
+        if isinstance(mod, torch.nn.BatchNorm2d)
+        for p in mod.parameters()
+    )
     assert res["tent"]["info"]["params_adapted"] == norm > 0
     # the loaded checkpoint's own model (weights and BN statistics) was never touched
     for k, v in m.model.state_dict().items():
@@ -185,8 +189,14 @@ def test_tta_predictor_adapts_across_samples_in_order(trained, pan_mp4, tmp_path
     m, _ = trained
     ck = tmp_path / "ck"
     ck.mkdir()
-    torch.save({"config": {**m.config, "sampling": "uniform:3"}, "labels": m.labels,
-                "model": m.model.state_dict()}, ck / "last.pt")  # fmt: skip
+    torch.save(
+        {
+            "config": {**m.config, "sampling": "uniform:3"},
+            "labels": m.labels,
+            "model": m.model.state_dict(),
+        },
+        ck / "last.pt",
+    )
     pr = CnnSystem(ck, "tent", lr=1e-2, device="cpu")
     a = pr.predict(Sample("v1", pan_mp4, "face"))
     b = pr.predict(Sample("v1", pan_mp4, "face"))  # same clip again: the model has moved
@@ -214,8 +224,9 @@ def affwild2_tree(tmp_path_factory, pan_mp4_shared):
     ann = root / "annotations/EXPR_Classification_Challenge/Validation_Set"
     ann.mkdir(parents=True)
     frames = [ABAW_EXPR.index(lab) for lab in WINDOW_LABELS for _ in range(6)]
-    ann.joinpath("clip.txt").write_text(",".join(x.capitalize() for x in ABAW_EXPR) + "\n"
-                                        + "\n".join(map(str, frames)))  # fmt: skip
+    ann.joinpath("clip.txt").write_text(
+        ",".join(x.capitalize() for x in ABAW_EXPR) + "\n" + "\n".join(map(str, frames))
+    )
     return root
 
 
@@ -234,9 +245,22 @@ def expr_ckpt(tmp_path_factory):
         ["happiness", "neutral"],
     )
     out = tmp_path_factory.mktemp("expr") / "mnv2"
-    fit(relabel, TrainConfig(model="mobilenet_v2", size=S, epochs=1, batch_size=32, lr=1e-2,
-                             weight_decay=0.0, steps_per_epoch=8, model_kwargs=TINY_MNV2,
-                             device="cpu"), out, progress=False)  # fmt: skip
+    fit(
+        relabel,
+        TrainConfig(
+            model="mobilenet_v2",
+            size=S,
+            epochs=1,
+            batch_size=32,
+            lr=1e-2,
+            weight_decay=0.0,
+            steps_per_epoch=8,
+            model_kwargs=TINY_MNV2,
+            device="cpu",
+        ),
+        out,
+        progress=False,
+    )
     return out
 
 
@@ -244,17 +268,26 @@ def _bench(tree, ck, out, tta="none", **kw):
     from sovtp.engine.config import BenchConfig, SystemSpec
 
     return BenchConfig(
-        data=f"affwild2:{tree}", evaluator="affwild2", adapter_options={"window": 6},
-        sampling="uniform:2", systems=[SystemSpec.parse(f"cnn:{ck}")], out=str(out),
-        n_boot=20, gallery=0, tta=tta, **({"workers": 0} | kw),
-    )  # fmt: skip
+        data=f"affwild2:{tree}",
+        evaluator="affwild2",
+        adapter_options={"window": 6},
+        sampling="uniform:2",
+        systems=[SystemSpec.parse(f"cnn:{ck}")],
+        out=str(out),
+        n_boot=20,
+        gallery=0,
+        tta=tta,
+        **({"workers": 0} | kw),
+    )
 
 
 def _cnn_rows(run):
     """The run's rows in the order they were written (every write, not the latest per key)."""
     from sovtp.jsonl import iter_jsonl
 
-    return [r for r in iter_jsonl(run / "predictions.jsonl") if r.get("system", "").startswith("cnn")]  # fmt: skip
+    return [
+        r for r in iter_jsonl(run / "predictions.jsonl") if r.get("system", "").startswith("cnn")
+    ]
 
 
 def _f1(rows, labels):

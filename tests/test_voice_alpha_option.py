@@ -86,8 +86,9 @@ def _deid(capsys, raw, out, *args) -> dict:
 @pytest.fixture(scope="module")
 def spoken(tmp_path_factory):
     raw = tmp_path_factory.mktemp("voice") / "raw.wav"
-    subprocess.run(["espeak-ng", "-w", str(raw), "I am quite upset about how this went today."],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["espeak-ng", "-w", str(raw), "I am quite upset about how this went today."], check=True
+    )
     return raw
 
 
@@ -179,8 +180,7 @@ def test_prepare_sends_the_voice_at_the_chosen_alpha(talking_clip):
         prep.options = opts.replace(voice_alpha="0.5-0.9", deid=False)
         assert prep.options.alpha == (0.5, 0.9)
         drawn = [prep.query(clip, frames, spec, sample_key=k)[0].meta["audio"] for k in "ab"]
-    assert all(0.5 <= d["mcadams_alpha"] <= 0.9 and d["mcadams_range"] == [0.5, 0.9]
-               for d in drawn)  # fmt: skip
+    assert all(0.5 <= d["mcadams_alpha"] <= 0.9 and d["mcadams_range"] == [0.5, 0.9] for d in drawn)
     assert drawn[0]["mcadams_alpha"] != drawn[1]["mcadams_alpha"]
     assert PrepareOptions().alpha == DEFAULT_ALPHA
     with pytest.raises(ValueError, match=r"in \(0, 2\)"):
@@ -195,8 +195,23 @@ def test_query_cli_takes_voice_alpha(talking_clip, tmp_path):
     text = (prompts_dir() / "sovtp" / "full.yaml").read_text()
     spec.write_text(text.replace("id: sovtp/full", "id: test/omni") + "\naudio: true\n")
     out = tmp_path / "q"
-    rc = main(["query", str(talking_clip), "--backend", "facs", "-p", str(spec), "-s", "uniform:2",
-               "--no-cache", "--voice-alpha", "0.55", "-o", str(out)])  # fmt: skip
+    rc = main(
+        [
+            "query",
+            str(talking_clip),
+            "--backend",
+            "facs",
+            "-p",
+            str(spec),
+            "-s",
+            "uniform:2",
+            "--no-cache",
+            "--voice-alpha",
+            "0.55",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     meta = json.loads((out / "request.json").read_text())["query"]["meta"]
     assert meta["audio"]["mcadams_alpha"] == 0.55
@@ -258,8 +273,9 @@ def test_voice_alpha_is_part_of_a_runs_identity_and_older_runs_keep_their_alpha(
     omni = tmp_path / "omni.yaml"
     text = (prompts_dir() / "sovtp" / "full.yaml").read_text()
     omni.write_text(text.replace("id: sovtp/full", "id: test/omni") + "\naudio: true\n")
-    base = BenchConfig(data=str(tmp_path / "m.csv"), out=str(tmp_path / "r"), deid=True,
-                       variants=[str(omni)])  # fmt: skip
+    base = BenchConfig(
+        data=str(tmp_path / "m.csv"), out=str(tmp_path / "r"), deid=True, variants=[str(omni)]
+    )
 
     def ident(alpha: str, cfg: BenchConfig = base) -> dict:
         return run_identity(BenchConfig(**{**cfg.model_dump(), "voice_alpha": alpha}), ls)
@@ -280,7 +296,8 @@ def test_the_manifest_records_the_voice_alpha(tmp_path):
     from sovtp.labels import load_label_set
     from sovtp.recipes.bench import run_manifest
 
-    cfg = BenchConfig(data=str(tmp_path / "m.csv"), out=str(tmp_path / "r"), deid=True,
-                      voice_alpha="0.5-0.9")  # fmt: skip
+    cfg = BenchConfig(
+        data=str(tmp_path / "m.csv"), out=str(tmp_path / "r"), deid=True, voice_alpha="0.5-0.9"
+    )
     protocol = run_manifest(cfg, load_label_set("basic7"), {})["protocol"]
     assert protocol["voice_alpha"] == "0.5-0.9" and protocol["deid"]["on"]

@@ -94,13 +94,17 @@ def test_deid_then_audit_a_real_recording_from_the_command_line(tmp_path):
     cli = [sys.executable, "-m", "sovtp.cli"]
     anon = tmp_path / "anon.wav"
     subprocess.run([*cli, "deid", raw, "-o", anon], check=True, capture_output=True)
-    res = subprocess.run([*cli, "audit", anon, "--raw", raw, "--words", "-o", tmp_path / "a"],
-                         capture_output=True, text=True)  # fmt: skip
+    res = subprocess.run(
+        [*cli, "audit", anon, "--raw", raw, "--words", "-o", tmp_path / "a"],
+        capture_output=True,
+        text=True,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     voice = json.loads((tmp_path / "a" / "audit_voice.json").read_text())
     assert voice["passed"] and voice["similarity"] < voice["threshold"]
     assert voice["words"]["asr"] == "base" and voice["words"]["rise_points"] <= 10
     assert "ASR WER" in res.stdout and "FAIL" not in res.stdout
-    bad = subprocess.run([*cli, "audit", anon, "--raw", raw, "--words-asr", "large"],
-                         capture_output=True, text=True)  # fmt: skip
+    bad = subprocess.run(
+        [*cli, "audit", anon, "--raw", raw, "--words-asr", "large"], capture_output=True, text=True
+    )
     assert bad.returncode == 2 and "--words-asr must be one of" in bad.stderr

@@ -40,8 +40,10 @@ def main() -> None:
     img.save(a.out, optimize=True)
     if a.out.stat().st_size > MAX_BYTES:  # a photo in PNG: 256 colours keep it small and sharp
         img.quantize(256, method=Image.Quantize.MEDIANCUT).save(a.out, optimize=True)
-    print(f"{a.out}: {img.size[0]}×{img.size[1]}, {len(ann.faces)} faces, "
-          f"{a.out.stat().st_size // 1000} KB")  # fmt: skip
+    print(
+        f"{a.out}: {img.size[0]}×{img.size[1]}, {len(ann.faces)} faces, "
+        f"{a.out.stat().st_size // 1000} KB"
+    )
 
 
 if __name__ == "__main__":

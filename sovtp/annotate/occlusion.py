@@ -44,11 +44,23 @@ CLOSED = 0.5  # AU45 at or above: eyes closed, whose flatness says nothing about
 # which AUs each region hides (an AU of a hidden region is the landmarker's guess)
 REGION_AUS: dict[str, tuple[str, ...]] = {
     "mouth": (
-        "AU10", "AU12", "AU14", "AU15", "AU16", "AU17", "AU18", "AU20", "AU22", "AU23", "AU24",
-        "AU25", "AU26", "AU28",
+        "AU10",
+        "AU12",
+        "AU14",
+        "AU15",
+        "AU16",
+        "AU17",
+        "AU18",
+        "AU20",
+        "AU22",
+        "AU23",
+        "AU24",
+        "AU25",
+        "AU26",
+        "AU28",
     ),
     "eyes": ("AU5", "AU6", "AU7", "AU43", "AU45"),
-}  # fmt: skip
+}
 REGION_WORDS = {"mouth": "mouth", "eyes": "eyes"}
 CAUSE_PHRASES = {"hand": "covered by a hand", "dark glasses": "hidden by dark glasses"}
 

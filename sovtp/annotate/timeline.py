@@ -203,12 +203,15 @@ class AUTrace:
             return head + self.total_phrase() + f", strongest ({self._level(self.peak)})"
         strongest = sorted(self.events, key=lambda e: (-e.peak, e.onset_s))[:MAX_EVENTS_WORDED]
         parts = [
-            (f"seen at {e.onset_s:.1f} s" if e.frames == 1 else
-             f"seen {e.onset_s:.1f}–{e.offset_s:.1f} s, apex {e.apex_s:.1f} s")
+            (
+                f"seen at {e.onset_s:.1f} s"
+                if e.frames == 1
+                else f"seen {e.onset_s:.1f}–{e.offset_s:.1f} s, apex {e.apex_s:.1f} s"
+            )
             + f" ({self._level(e.peak)})"
             + (f", lasting {e.duration_phrase()}" if e.duration_phrase() else "")
             for e in sorted(strongest, key=lambda e: e.onset_s)
-        ]  # fmt: skip
+        ]
         more = len(self.events) - len(strongest)
         tail = f" (and {more} weaker {'time' if more == 1 else 'times'})" if more > 0 else ""
         return head + self.total_phrase() + ": " + "; then ".join(parts) + tail

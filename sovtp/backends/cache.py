@@ -63,8 +63,12 @@ class ResponseCache:
         try:  # JSON validated field by field: an entry is data, never code
             r = Response.model_validate_json(row[0])
         except ValueError as e:  # a damaged or foreign entry is a miss, asked again
-            log.warning("ignoring unreadable response cache entry %s in %s (%s)", key[:12],
-                        self.path, str(e).splitlines()[0] if str(e) else type(e).__name__)  # fmt: skip
+            log.warning(
+                "ignoring unreadable response cache entry %s in %s (%s)",
+                key[:12],
+                self.path,
+                str(e).splitlines()[0] if str(e) else type(e).__name__,
+            )
             return None
         self.hits += 1
         r.cached = True

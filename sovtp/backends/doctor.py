@@ -334,10 +334,15 @@ def _body(model: str, content: Any, max_tokens: int, flavour: str | None = None)
         labels=list(NONSENSE) if flavour == "vllm" else [],
         meta={"json_schema": PROBE_SCHEMA} if flavour == "openai" else {},
     )
-    be = OpenAIBackend("http://doctor.invalid", model=model, api_key="EMPTY",
-                       server="vllm" if flavour == "vllm" else "openai")  # fmt: skip
-    cfg = GenerationConfig(max_tokens=max_tokens, temperature=0.0, seed=0,
-                           structured=flavour in ("vllm", "openai"))  # fmt: skip
+    be = OpenAIBackend(
+        "http://doctor.invalid",
+        model=model,
+        api_key="EMPTY",
+        server="vllm" if flavour == "vllm" else "openai",
+    )
+    cfg = GenerationConfig(
+        max_tokens=max_tokens, temperature=0.0, seed=0, structured=flavour in ("vllm", "openai")
+    )
     body = be.request_body(q, cfg)
     if flavour == "guided":
         body["guided_choice"] = list(NONSENSE)

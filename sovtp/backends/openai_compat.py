@@ -172,9 +172,12 @@ class OpenAIBackend:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.capabilities = Capabilities(
-            images_per_prompt=8, video=False, json_schema=True, choice=server == "vllm",
+            images_per_prompt=8,
+            video=False,
+            json_schema=True,
+            choice=server == "vllm",
             remote=True,
-        )  # fmt: skip
+        )
         self.last_peak_concurrency = 0
         self.last_limits: list[int] = []  # each endpoint's limit when the last session ended
         self.last_sent: dict[str, int] = {}

@@ -202,20 +202,28 @@ def read_meta(ckpt: str | Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith("sovtp-cnn/"):
         raise CheckpointError(f"{p}: not a sovtp checkpoint (format {FORMAT} expected)")
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{p}: checkpoint format {meta.get('format')!r}; this sovtp "
-                              f"reads {FORMAT}")  # fmt: skip
+        raise CheckpointError(
+            f"{p}: checkpoint format {meta.get('format')!r}; this sovtp reads {FORMAT}"
+        )
     norm = meta.get("normalisation")
     if norm is not None and norm != NORMALISATION:
-        raise CheckpointError(f"{p}: normalisation {norm} is not ImageNet's, which sovtp's "
-                              "CNN baselines use")  # fmt: skip
+        raise CheckpointError(
+            f"{p}: normalisation {norm} is not ImageNet's, which sovtp's CNN baselines use"
+        )
     return _check_config(p, meta)
 
 
 # Constructor arguments a checkpoint may set: shapes and rates only.  A shared checkpoint's JSON
 # is untrusted input too: free keys would reach timm's create_model (whose checkpoint_path=,
 # pretrained_cfg_overlay= or an hf-hub: name load or fetch other files).
-MODEL_KWARGS = ("width_mult", "image_size", "dropout", "attention_dropout", "drop_rate",
-                "drop_path_rate")  # fmt: skip
+MODEL_KWARGS = (
+    "width_mult",
+    "image_size",
+    "dropout",
+    "attention_dropout",
+    "drop_rate",
+    "drop_path_rate",
+)
 
 
 def _check_config(p: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -235,8 +243,10 @@ def _check_config(p: Path, meta: dict[str, Any]) -> dict[str, Any]:
         else [kw]
     )
     if bad:
-        raise CheckpointError(f"{p}: model_kwargs {bad or kw!r} not allowed in a checkpoint "
-                              f"(only {', '.join(MODEL_KWARGS)}, numbers)")  # fmt: skip
+        raise CheckpointError(
+            f"{p}: model_kwargs {bad or kw!r} not allowed in a checkpoint "
+            f"(only {', '.join(MODEL_KWARGS)}, numbers)"
+        )
     return meta
 
 
@@ -257,8 +267,9 @@ def read_checkpoint(
         keep = "sovtp writes it weights-only, so this one is not sovtp's: train afresh"
         st = safe_load(sp, "cpu", advice=keep) if sp.is_file() else None
         if not isinstance(st, dict) or not set(STATE_KEYS) <= set(st):
-            raise CheckpointError(f"{p.parent}: no optimiser/scheduler state ({STATE}) to "
-                                  "resume from")  # fmt: skip
+            raise CheckpointError(
+                f"{p.parent}: no optimiser/scheduler state ({STATE}) to resume from"
+            )
         ck.update({k: st[k] for k in STATE_KEYS})
     return ck
 
@@ -409,8 +420,9 @@ def _import(src: Path, name: str) -> Any:
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as e:
-        raise CheckpointError(f"{src}: cannot convert: it needs {name}, which is not importable "
-                              f"here ({e})") from None  # fmt: skip
+        raise CheckpointError(
+            f"{src}: cannot convert: it needs {name}, which is not importable here ({e})"
+        ) from None
     return obj
 
 
@@ -419,8 +431,13 @@ def _check_architecture(src: Path, ck: dict[str, Any]) -> None:
 
     cfg = ck["config"]
     try:
-        model, _ = build_model(cfg["model"], len(ck["labels"]), None, size=cfg.get("size"),
-                               **cfg.get("model_kwargs", {}))  # fmt: skip
+        model, _ = build_model(
+            cfg["model"],
+            len(ck["labels"]),
+            None,
+            size=cfg.get("size"),
+            **cfg.get("model_kwargs", {}),
+        )
         if cfg.get("freq") or ck.get("freq"):
             from sovtp.baselines.freq import with_freq_channel
 

@@ -174,8 +174,14 @@ class CropSet:
                 # copies: safetensors maps the file, and a crop set outlives its reading
                 t = {k: f.get_tensor(k).clone() for k in CROP_TENSORS}
             head = json.loads(header["sovtp"])
-            return cls(t["x"], t["owner"], t["y"], [str(i) for i in head["ids"]],
-                       [str(lab) for lab in head["labels"]], dict(head.get("meta") or {}))  # fmt: skip
+            return cls(
+                t["x"],
+                t["owner"],
+                t["y"],
+                [str(i) for i in head["ids"]],
+                [str(lab) for lab in head["labels"]],
+                dict(head.get("meta") or {}),
+            )
         except (SafetensorError, OSError, ValueError, KeyError, TypeError) as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CheckpointError(f"{path}: not a sovtp crop set (safetensors): {msg}") from None

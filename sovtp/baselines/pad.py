@@ -65,9 +65,13 @@ def load_fold_model(ckpt: dict[str, Any], device: str | None = None):
     cfg = ckpt["config"]
     freq = bool(ckpt.get("freq"))
     model, _ = build_freq_model(
-        cfg["model"], len(ckpt["labels"]), None, size=cfg["size"], freq=freq,
+        cfg["model"],
+        len(ckpt["labels"]),
+        None,
+        size=cfg["size"],
+        freq=freq,
         **cfg.get("model_kwargs", {}),
-    )  # fmt: skip
+    )
     model.load_state_dict(ckpt["model"])
     dev = pick_device(device or cfg.get("device"))
     model.to(dev).eval()
@@ -116,9 +120,18 @@ def run_fold(
         # a sample without a crop (no face found: an attack a detector misses, often) is an
         # invalid row — counted wrong, never dropped, or APCER would flatter the detector
         seen = {p.sample_id for p in preds}
-        preds += [Prediction(sample_id=s.id, system=m.name, variant=variant,
-                             gold=normalise_label(s.label), parse_status="invalid",
-                             error="no face crop") for s in samples if s.id not in seen]  # fmt: skip
+        preds += [
+            Prediction(
+                sample_id=s.id,
+                system=m.name,
+                variant=variant,
+                gold=normalise_label(s.label),
+                parse_status="invalid",
+                error="no face crop",
+            )
+            for s in samples
+            if s.id not in seen
+        ]
         rows += _rows(preds, by_id, fold.held_out, split)
     return rows
 
@@ -163,8 +176,23 @@ def leave_one_attack_out_cnn(
 PAD_FORMAT = "sovtp-pad/1"
 MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 CROPS = {"image": image_crops, "face": face_crops}
-ROW_KEYS = ("sample_id", "system", "variant", "fold", "held_out", "split", "gold", "label",
-            "score", "scores", "confidence", "attack", "attack_type", "parse_status", "error")  # fmt: skip
+ROW_KEYS = (
+    "sample_id",
+    "system",
+    "variant",
+    "fold",
+    "held_out",
+    "split",
+    "gold",
+    "label",
+    "score",
+    "scores",
+    "confidence",
+    "attack",
+    "attack_type",
+    "parse_status",
+    "error",
+)
 
 
 def check_columns(columns: Sequence[str], where: str) -> None:
@@ -192,11 +220,15 @@ def pad_protocol(ev: Any) -> PadProtocol:
 
     p = ev.protocol
     if p is None:
-        raise SovtpError(f"evaluator {ev.name!r} declares no protocol; sovtp pad needs "
-                         "leave_one_out by attack (see evaluators/pad.yaml)")  # fmt: skip
+        raise SovtpError(
+            f"evaluator {ev.name!r} declares no protocol; sovtp pad needs "
+            "leave_one_out by attack (see evaluators/pad.yaml)"
+        )
     if p.by not in ATTACK_COLUMNS:
-        raise SovtpError(f"evaluator {ev.name!r}: protocol.by is {p.by!r}; sovtp pad holds out "
-                         f"attack species ({' or '.join(ATTACK_COLUMNS)})")  # fmt: skip
+        raise SovtpError(
+            f"evaluator {ev.name!r}: protocol.by is {p.by!r}; sovtp pad holds out "
+            f"attack species ({' or '.join(ATTACK_COLUMNS)})"
+        )
     return PadProtocol(p.train_split, p.dev_split, p.test_split)
 
 
@@ -231,8 +263,12 @@ def prediction_row(r: dict[str, Any], positive: str = ATTACK) -> dict[str, Any]:
 
     negative = BONA_FIDE if positive == ATTACK else ATTACK
     sc = positive_score(r, positive, negative)
-    out = {**r, "fold": r.get("held_out"), "attack": attack_of(r),
-           "score": sc if sc == sc else None}  # fmt: skip
+    out = {
+        **r,
+        "fold": r.get("held_out"),
+        "attack": attack_of(r),
+        "score": sc if sc == sc else None,
+    }
     return {k: out.get(k) for k in ROW_KEYS}
 
 
@@ -272,10 +308,20 @@ def zero_shot_fold_rows(preds: Iterable[dict[str, Any]], folds: Sequence[PadFold
         for f in folds:
             for split, group in (("dev", f.dev), ("test", f.test)):
                 for smp in group:
-                    r = by_id.get(smp.id) or {"sample_id": smp.id, "parse_status": "invalid",
-                                               "error": "not answered by this system"}  # fmt: skip
-                    out.append({**r, "system": system,
-                                "variant": f"{variant} loao:{f.held_out}".strip(),
-                                "gold": normalise_label(smp.label), "split": split,
-                                "attack_type": attack_of(smp), "held_out": f.held_out})  # fmt: skip
+                    r = by_id.get(smp.id) or {
+                        "sample_id": smp.id,
+                        "parse_status": "invalid",
+                        "error": "not answered by this system",
+                    }
+                    out.append(
+                        {
+                            **r,
+                            "system": system,
+                            "variant": f"{variant} loao:{f.held_out}".strip(),
+                            "gold": normalise_label(smp.label),
+                            "split": split,
+                            "attack_type": attack_of(smp),
+                            "held_out": f.held_out,
+                        }
+                    )
     return out

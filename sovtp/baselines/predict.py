@@ -74,8 +74,14 @@ def logits_prediction(m: Loaded, sid: str, logits, gold: str | None, variant: st
     import torch
 
     if logits is None:
-        return Prediction(sample_id=sid, system=m.name, variant=variant, gold=gold,
-                          parse_status="invalid", error=NO_CROP)  # fmt: skip
+        return Prediction(
+            sample_id=sid,
+            system=m.name,
+            variant=variant,
+            gold=gold,
+            parse_status="invalid",
+            error=NO_CROP,
+        )
     prob = torch.softmax(logits.float().mean(0), 0)
     k = int(prob.argmax())
     return Prediction(
@@ -158,8 +164,16 @@ def predict(
     try:
         for s in samples:
             if getattr(s, "error", None):
-                out.append(Prediction(sample_id=s.id, system=m.name, variant=var, gold=s.label,
-                                      parse_status="invalid", error=s.error))  # fmt: skip
+                out.append(
+                    Prediction(
+                        sample_id=s.id,
+                        system=m.name,
+                        variant=var,
+                        gold=s.label,
+                        parse_status="invalid",
+                        error=s.error,
+                    )
+                )
                 continue
             c = sample_crops(s, m.size, samp, subject=m.config.get("subject"), detector=detector)
             out.append(crops_prediction(m, c, s.id, s.label, var, batch_size=batch_size))

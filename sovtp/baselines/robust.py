@@ -221,8 +221,13 @@ def accuracy_vs_eps(
         )
         logits = crop_logits(loaded, xa, batch_size)
         linf = int((xa.int() - crops.x.int()).abs().max()) if len(xa) else 0
-        rows.append({"eps": e, **_frame_scores(logits, fy, crops.owner, crops.y, crops.labels),
-                     "linf": linf})  # fmt: skip
+        rows.append(
+            {
+                "eps": e,
+                **_frame_scores(logits, fy, crops.owner, crops.y, crops.labels),
+                "linf": linf,
+            }
+        )
         if keep:
             kept[e] = xa
     out: dict[str, Any] = {

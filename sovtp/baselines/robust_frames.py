@@ -60,8 +60,9 @@ def diff_crop(frame01: Any, grid: Any, size: int) -> Any:
     sq = F.grid_sample(frame01, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if sq.shape[-1] == size:
         return sq
-    return F.interpolate(sq, size=(size, size), mode="bilinear", antialias=True,
-                         align_corners=False)  # fmt: skip
+    return F.interpolate(
+        sq, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
 
 
 def _region(geo: dict[str, Any], h: int, w: int) -> tuple[int, int, int, int]:
@@ -195,9 +196,18 @@ def write_perturbed_set(
                 (out / rel).mkdir(exist_ok=True)
                 for idx, img in fr:
                     Image.fromarray(img).save(out / rel / f"frame_{idx:08d}.png")
-            rows.append({"id": s.id, "media": rel, "label": s.label or "",
-                         "split": getattr(s, "split", None) or "", "source_media": str(s.media),
-                         "frames": len(fr), "eps": eps, "attack": attack.kind})  # fmt: skip
+            rows.append(
+                {
+                    "id": s.id,
+                    "media": rel,
+                    "label": s.label or "",
+                    "split": getattr(s, "split", None) or "",
+                    "source_media": str(s.media),
+                    "frames": len(fr),
+                    "eps": eps,
+                    "attack": attack.kind,
+                }
+            )
     finally:
         if own is not None:
             own.close()

@@ -105,16 +105,23 @@ class CnnSystem:
 
         m = self.loaded
         if getattr(sample, "error", None):
-            return Prediction(sample_id=sample.id, system=m.name, variant=self.variant,
-                              gold=sample.label, parse_status="invalid", error=sample.error)  # fmt: skip
+            return Prediction(
+                sample_id=sample.id,
+                system=m.name,
+                variant=self.variant,
+                gold=sample.label,
+                parse_status="invalid",
+                error=sample.error,
+            )
         own = None
         if detector is None:
             from sovtp.annotate.mediapipe import DetectorConfig, MediaPipeAnnotator
 
             own = detector = MediaPipeAnnotator(DetectorConfig()).__enter__()
         try:
-            c = sample_crops(sample, m.size, self.sampling, subject=m.config.get("subject"),
-                             detector=detector)  # fmt: skip
+            c = sample_crops(
+                sample, m.size, self.sampling, subject=m.config.get("subject"), detector=detector
+            )
         finally:
             if own is not None:
                 own.close()

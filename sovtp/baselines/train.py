@@ -371,7 +371,15 @@ def train(
         )
         crops.meta["key"] = want
         crops.save(crops_p)
-    extra = {"data": {"source": dataset_spec, "split": split, "fold": fold, "limit": limit,
-                      "evaluator": evaluator, "no_face": crops.meta.get("no_face", [])}}  # fmt: skip
+    extra = {
+        "data": {
+            "source": dataset_spec,
+            "split": split,
+            "fold": fold,
+            "limit": limit,
+            "evaluator": evaluator,
+            "no_face": crops.meta.get("no_face", []),
+        }
+    }
     fit(crops, cfg, out, resume=resume, progress=progress, extra=extra)
     return checkpoint_path(out)

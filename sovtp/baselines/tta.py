@@ -236,7 +236,9 @@ class OnlineAdapter:
             n_adapt = int(sum(int(m.sum()) for m in self.masks.values()))
         else:
             n_adapt = int(sum(p.numel() for _, p in self._params))
-        stats = sum(m.running_mean.numel() * 2 for m in _bns(self.model) if m.running_mean is not None)  # fmt: skip
+        stats = sum(
+            m.running_mean.numel() * 2 for m in _bns(self.model) if m.running_mean is not None
+        )
         return {
             "method": str(self.method),
             "params_adapted": n_adapt,  # scalar parameters (elements) the updates may change

@@ -59,8 +59,9 @@ def _scores(logits: Any, frame_y: Any, owner: Any, y: Any, labels: Sequence[str]
     labs = list(labels)
     keep = frame_y >= 0
     fp = logits.argmax(1)
-    fm = compute([labs[i] for i in frame_y[keep].tolist()],
-                 [labs[i] for i in fp[keep].tolist()], labs)  # fmt: skip
+    fm = compute(
+        [labs[i] for i in frame_y[keep].tolist()], [labs[i] for i in fp[keep].tolist()], labs
+    )
     gold, pred = [], []
     for i in range(len(y)):
         sel = owner == i
@@ -124,8 +125,9 @@ class StreamRecord:
     ) -> None:
         self.loaded = loaded
         self.method = parse_method(method)
-        self.adapter = OnlineAdapter(loaded.model, self.method, lr=lr, steps=steps,
-                                     device=loaded.device, **kw)  # fmt: skip
+        self.adapter = OnlineAdapter(
+            loaded.model, self.method, lr=lr, steps=steps, device=loaded.device, **kw
+        )
         self.labels = list(loaded.labels)
         self.ids: list[str] = []
         self._before: list[Any] = []
@@ -153,7 +155,9 @@ class StreamRecord:
         import torch
 
         c = len(self.labels)
-        owner = torch.repeat_interleave(torch.arange(len(self._n)), torch.tensor(self._n, dtype=torch.long))  # fmt: skip
+        owner = torch.repeat_interleave(
+            torch.arange(len(self._n)), torch.tensor(self._n, dtype=torch.long)
+        )
         y = torch.tensor(self._y, dtype=torch.long)
         fy = y[owner] if len(owner) else torch.zeros(0, dtype=torch.long)
 

@@ -100,8 +100,9 @@ def _answer_panel(name: str, result):
     title = f"{name} · subject {q.subject} · {resp.backend}:{resp.model} · {q.output}"
     if pred.label is None:
         why = resp.error or f"answer could not be parsed ({pred.parse_status})"
-        return Panel(f"[bold red]no answer[/]: {why}\n\n{resp.text[:500]}", title=title,
-                     expand=False)  # fmt: skip
+        return Panel(
+            f"[bold red]no answer[/]: {why}\n\n{resp.text[:500]}", title=title, expand=False
+        )
     conf = "" if pred.confidence is None else f"  (confidence {pred.confidence:.2f})"
     body = f"[bold green]{pred.label}[/]{conf}\n\n"
     if pred.stages:
@@ -140,8 +141,14 @@ def annotate_cmd(
     from sovtp.render.marks import VisualSpec, render_frame
 
     out = out_folder(out)
-    knobs = dict(sampling=sampling, max_faces=max_faces, annotation_cache=annotation_cache,
-                 pose=pose, au_source=au_source, hands=hands)  # fmt: skip
+    knobs = dict(
+        sampling=sampling,
+        max_faces=max_faces,
+        annotation_cache=annotation_cache,
+        pose=pose,
+        au_source=au_source,
+        hands=hands,
+    )
     with _preparer(_options(knobs)) as prep:
         clip, frames = _annotate(prep, media)
     out.mkdir(parents=True, exist_ok=True)
@@ -273,9 +280,18 @@ def query_cmd(
     with _preparer(options) as prep:
         clip, frames = _annotate(prep, media)
         results = run_query(
-            prep, clip, frames, prompt, name, backend_opts, out, cfg,
-            labels=labels, subject=subject, transcript=transcript,
-        )  # fmt: skip
+            prep,
+            clip,
+            frames,
+            prompt,
+            name,
+            backend_opts,
+            out,
+            cfg,
+            labels=labels,
+            subject=subject,
+            transcript=transcript,
+        )
     from sovtp.cli.console import console
 
     con = console()

@@ -296,8 +296,18 @@ RENAMED = {"prompt": "variants", "timeout": "timeout_s"}
 NEGATED = {"no_structured": "structured", "no_response_cache": "response_cache"}
 # options that describe the run's systems, or are no setting of the run at all
 SYSTEM_OPTIONS = ("backend", "base_url", "model", "hf", "system", "server")
-NOT_SETTINGS = ("ctx", "config", "resume", "retry_errors", "no_report", "no_check", "ladder",
-                "grid", "base", "knobs")  # fmt: skip
+NOT_SETTINGS = (
+    "ctx",
+    "config",
+    "resume",
+    "retry_errors",
+    "no_report",
+    "no_check",
+    "ladder",
+    "grid",
+    "base",
+    "knobs",
+)
 
 
 def run_settings(ctx: typer.Context, params: dict[str, Any], knobs: dict[str, Any]):
@@ -321,8 +331,9 @@ def run_settings(ctx: typer.Context, params: dict[str, Any], knobs: dict[str, An
             d[k] = str(d[k])
     if any(k in typed for k in SYSTEM_OPTIONS if k != "server"):
         p = params
-        d["systems"] = _systems(p["backend"], p["base_url"], p["model"], p["hf"], p["system"],
-                                p["server"], None, None)  # fmt: skip
+        d["systems"] = _systems(
+            p["backend"], p["base_url"], p["model"], p["hf"], p["system"], p["server"], None, None
+        )
     elif "server" in typed:  # alone: the flavour of the run's own server systems
         d[SERVER_OVER] = typed["server"]
     return d
@@ -403,8 +414,14 @@ def bench_cmd(
     """Score systems × prompt variants on a benchmark; writes a resumable run folder + report.
 
     Every setting not given keeps the --config file's value, or else its default."""
-    mine = {"data": data, "out": out, "config": config, "prompt": prompt, "no_report": no_report,
-            "tta": tta}  # fmt: skip
+    mine = {
+        "data": data,
+        "out": out,
+        "config": config,
+        "prompt": prompt,
+        "no_report": no_report,
+        "tta": tta,
+    }
     given = run_settings(ctx, run | mine, knobs)
     cfg = build_config(config, given)
     check_deid_mode(cfg.deid, cfg.deid_mode)  # on the merged settings: a config may set deid

@@ -168,8 +168,9 @@ def audit_cmd(
         from sovtp.deid.audit_run import table
         from sovtp.recipes.audit import audit_run_folder
 
-        report, path, html = audit_run_folder(target, out, reid=reid, speaker=speaker,
-                                              speaker_threshold=speaker_threshold)  # fmt: skip
+        report, path, html = audit_run_folder(
+            target, out, reid=reid, speaker=speaker, speaker_threshold=speaker_threshold
+        )
         print(table(report))
         print(f"wrote {path}")
         if html is not None:
@@ -204,9 +205,11 @@ def audit_cmd(
             if "words" in voice:
                 w = voice["words"]
                 ok = w["passed"]
-                print(f"- ASR WER raw {w['wer_raw']:.3f} → target {w['wer_anon']:.3f} "
-                      f"(+{w['rise_points']:.1f} points; target ≤ 10) — "
-                      f"{'PASS' if ok else 'FAIL'}")  # fmt: skip
+                print(
+                    f"- ASR WER raw {w['wer_raw']:.3f} → target {w['wer_anon']:.3f} "
+                    f"(+{w['rise_points']:.1f} points; target ≤ 10) — "
+                    f"{'PASS' if ok else 'FAIL'}"
+                )
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
                 (out / "audit_voice.json").write_text(json.dumps(voice, indent=1))

@@ -60,24 +60,41 @@ def lmms_eval_cmd(
 
     con = console(stderr=True)
     with Progress(
-        TextColumn("preparing prompts"), BarColumn(), MofNCompleteColumn(), console=con,
+        TextColumn("preparing prompts"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=con,
         transient=True,
-    ) as bar:  # fmt: skip
+    ) as bar:
         t = bar.add_task("export", total=limit)
         res = export_lmms_eval(
-            evaluator, out, data, split=split, fold=fold, root=str(root) if root else None,
-            limit=limit, prompt=prompt, labels=labels, subject=subject, settings=knobs,
-            max_tokens=max_tokens, task=task,
+            evaluator,
+            out,
+            data,
+            split=split,
+            fold=fold,
+            root=str(root) if root else None,
+            limit=limit,
+            prompt=prompt,
+            labels=labels,
+            subject=subject,
+            settings=knobs,
+            max_tokens=max_tokens,
+            task=task,
             progress=lambda n: bar.update(t, completed=n),
-        )  # fmt: skip
+        )
     print(
         f"{res.task}: {res.docs} documents from {res.samples} samples, {res.images} images → {res.folder}"
     )
-    print(f"run: lmms-eval --model openai --model_args model_version=MODEL,base_url=URL "
-          f"--include_path {res.folder} --tasks {res.task}")  # fmt: skip
+    print(
+        f"run: lmms-eval --model openai --model_args model_version=MODEL,base_url=URL "
+        f"--include_path {res.folder} --tasks {res.task}"
+    )
     if res.dropped_audio:
-        con.print(f"[yellow]{res.dropped_audio} audio part(s) left out (lmms-eval's chat "
-                  "messages carry no audio for the openai model)[/yellow]")  # fmt: skip
+        con.print(
+            f"[yellow]{res.dropped_audio} audio part(s) left out (lmms-eval's chat "
+            "messages carry no audio for the openai model)[/yellow]"
+        )
     for f in res.failed:
         con.print(f"[red]✗[/red] {f}", highlight=False)
     if res.failed:

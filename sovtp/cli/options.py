@@ -378,8 +378,9 @@ def prepare_knobs(func: Callable[..., Any]) -> Callable[..., Any]:
     params = [p for p in sig.parameters.values() if p.name != "knobs"]
     own_ctx = "ctx" in sig.parameters  # else a context is asked for, and not passed on
     if not own_ctx:
-        params.append(inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY,
-                                        annotation=typer.Context))  # fmt: skip
+        params.append(
+            inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+        )
     for name, annotated in PREPARE_KNOBS.items():
         default = PrepareSettings.model_fields[name].default  # a knob is a field
         base, info = typing.get_args(annotated)
@@ -417,9 +418,12 @@ def shared_options(options: dict[str, tuple[Any, Any]], into: str) -> Callable[.
         own = [p for p in sig.parameters.values() if p.name != into]
         positional = [p for p in own if p.kind is not inspect.Parameter.KEYWORD_ONLY]
         keyword = [p for p in own if p.kind is inspect.Parameter.KEYWORD_ONLY]
-        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                   annotation=annotated)
-                 for name, (annotated, default) in options.items()]  # fmt: skip
+        added = [
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotated
+            )
+            for name, (annotated, default) in options.items()
+        ]
         params = positional + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in keyword]
         params += added
 

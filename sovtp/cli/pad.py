@@ -108,13 +108,31 @@ def pad_cmd(
         raise SovtpError(f"sovtp pad needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
     try:
         cfg = TrainConfig(
-            model=ARCH_ALIASES.get(arch.lower(), arch), size=size, epochs=epochs,
-            batch_size=batch_size, lr=lr, steps_per_epoch=steps_per_epoch, weights=weights,
-            model_kwargs=kwargs, sampling=sampling, seed=seed, device=device,
-        )  # fmt: skip
-        doc = run_pad(dataset, out, cfg, freq=freq, evaluator=evaluator, species=species,
-                      crops=crops, root=root, progress=not no_progress,
-                      train_cnn=arch.lower() != "none", predictions=predictions or [])  # fmt: skip
+            model=ARCH_ALIASES.get(arch.lower(), arch),
+            size=size,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            steps_per_epoch=steps_per_epoch,
+            weights=weights,
+            model_kwargs=kwargs,
+            sampling=sampling,
+            seed=seed,
+            device=device,
+        )
+        doc = run_pad(
+            dataset,
+            out,
+            cfg,
+            freq=freq,
+            evaluator=evaluator,
+            species=species,
+            crops=crops,
+            root=root,
+            progress=not no_progress,
+            train_cnn=arch.lower() != "none",
+            predictions=predictions or [],
+        )
     except ValueError as e:
         raise SovtpError(str(e)) from e
     for e in doc["systems"]:
@@ -123,8 +141,14 @@ def pad_cmd(
             f"{e['system']} ({e['variant']}): {len(e['folds'])} fold(s) · mean ACER {100 * m['acer']:.1f} % · "
             f"BPCER {100 * m['bpcer']:.1f} % · EER {100 * m['eer']:.1f} %"
         )
-    if any("optimistic" in str(f.get("threshold_source", "")) for e in doc["systems"]
-           for f in e["folds"]):  # fmt: skip
-        typer.echo("warning: no dev rows in some folds — their threshold is the test rows' own "
-                   "EER point (optimistic); give the manifest a dev split", err=True)  # fmt: skip
+    if any(
+        "optimistic" in str(f.get("threshold_source", ""))
+        for e in doc["systems"]
+        for f in e["folds"]
+    ):
+        typer.echo(
+            "warning: no dev rows in some folds — their threshold is the test rows' own "
+            "EER point (optimistic); give the manifest a dev split",
+            err=True,
+        )
     typer.echo(f"{out / 'pad.json'} · {out / 'report.html'}")

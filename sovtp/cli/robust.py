@@ -75,13 +75,25 @@ def robust_cmd(
     except ImportError as e:
         raise SovtpError(f"sovtp robust needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
     res, out, into_run = robust_recipe(
-        source, ckpt, out, eps_list, settings, split=split, fold=fold, evaluator=evaluator,
-        limit=limit, batch_size=batch_size, device=device, frames=frames,
-    )  # fmt: skip
+        source,
+        ckpt,
+        out,
+        eps_list,
+        settings,
+        split=split,
+        fold=fold,
+        evaluator=evaluator,
+        limit=limit,
+        batch_size=batch_size,
+        device=device,
+        frames=frames,
+    )
     for r in res["rows"]:
         acc = r["accuracy"]
-        typer.echo(f"eps {r['eps']:g}: accuracy {acc if acc is None else f'{acc:.3f}'} "
-                   f"(frames {r['frame_accuracy']:.3f}, L-inf {r['linf']})")  # fmt: skip
+        typer.echo(
+            f"eps {r['eps']:g}: accuracy {acc if acc is None else f'{acc:.3f}'} "
+            f"(frames {r['frame_accuracy']:.3f}, L-inf {r['linf']})"
+        )
     typer.echo(f"{out / 'robust.json'} · {out / 'robust.svg'}")
     if into_run is not None:
         typer.echo(f"{into_run / 'report.html'} (with the robustness figure)")
@@ -109,7 +121,9 @@ def flips_cmd(
     if not res:
         raise SovtpError("no system · variant appears in both runs")
     for k, f in res.items():
-        typer.echo(f"{k}: flip rate {f['flip_rate']:.3f} ({f['flips']}/{f['n']}), "
-                   f"correct→wrong {f['correct_to_wrong']}, →invalid {f['to_invalid']}")  # fmt: skip
+        typer.echo(
+            f"{k}: flip rate {f['flip_rate']:.3f} ({f['flips']}/{f['n']}), "
+            f"correct→wrong {f['correct_to_wrong']}, →invalid {f['to_invalid']}"
+        )
     if out is not None:
         out.write_text(json.dumps(res, indent=1))

@@ -183,9 +183,14 @@ def score_cmd(
         from sovtp.scoring.external_tasks import task_rows
 
         rows, labs = task_rows(
-            task, predictions, gold, labels=ls, positive=positive, score_column=score_column,
+            task,
+            predictions,
+            gold,
+            labels=ls,
+            positive=positive,
+            score_column=score_column,
             system=predictions.stem,
-        )  # fmt: skip
+        )
         kw = declared if declared.get("task") == task else {"task": task}
         if positive:
             kw = {**kw, "options": {**kw.get("options", {}), "positive": positive}}
@@ -200,9 +205,12 @@ def score_cmd(
         labs = ls.labels if ls else sorted({r["gold"] for r in rows if r.get("gold")})
     else:
         rows, ls2 = external_rows(
-            predictions, ls, gold, system=predictions.stem,
+            predictions,
+            ls,
+            gold,
+            system=predictions.stem,
             unanswered="drop" if drop_unanswered else "invalid",
-        )  # fmt: skip
+        )
         labs = ls2.labels
     s = summarise(rows, labs, n_boot=n_boot, tier_by=None)
     if as_json:

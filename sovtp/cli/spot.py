@@ -106,25 +106,48 @@ def spot_cmd(
     name, bopts = (None, {})
     if system != "flow":
         name, bopts = backend_options(
-            backend, base_url, model, hf, server=server, timeout_s=timeout,
+            backend,
+            base_url,
+            model,
+            hf,
+            server=server,
+            timeout_s=timeout,
             max_retries=max_retries,
-        )  # fmt: skip
+        )
     opts = SpotOptions(
-        data=data, out=out_folder(out), system=system, evaluator=evaluator, labels=labels,
-        kind=kind, root=root, split=split, limit=limit, fps=fps, resume=resume,
-        annotation_cache=annotation_cache, n_boot=n_boot, sampling=sampling,
+        data=data,
+        out=out_folder(out),
+        system=system,
+        evaluator=evaluator,
+        labels=labels,
+        kind=kind,
+        root=root,
+        split=split,
+        limit=limit,
+        fps=fps,
+        resume=resume,
+        annotation_cache=annotation_cache,
+        n_boot=n_boot,
+        sampling=sampling,
         flow=FlowConfig(me_seconds=me_seconds, p=p, min_height=min_height, method=method),
-        backend=name, backend_options=bopts, window_s=window, images=images,
-        max_tokens=max_tokens, temperature=temperature, seed=seed, structured=not no_structured,
-    )  # fmt: skip
+        backend=name,
+        backend_options=bopts,
+        window_s=window,
+        images=images,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        structured=not no_structured,
+    )
     con = console(stderr=True)
     run = run_spot(opts, progress=lambda sid: con.print(f"[dim]spotted {sid}[/dim]"))
     con = console()
     if run.report:
         for e in run.report["scoring"]["systems"]:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in e["metrics"].items())
-            con.print(f"{e['system']} · {e['variant']}: {e['n']} videos, {shown}; "
-                      f"errors {e['errors']}")  # fmt: skip
+            con.print(
+                f"{e['system']} · {e['variant']}: {e['n']} videos, {shown}; errors {e['errors']}"
+            )
     con.print(f"[dim]run folder: {run.out} ({run.written} new, {run.skipped} resumed)[/dim]")
     raise typer.Exit(report_outcome(run.out, con))
 

@@ -74,11 +74,27 @@ def train_cmd(
     except ImportError as e:  # torch / torchvision missing
         raise SovtpError(f"sovtp train needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
     ckpt = run_train(
-        dataset, out, model=model, fold=fold, split=split, evaluator=evaluator, labels=labels,
-        limit=limit, resume=resume, epochs=epochs, batch_size=batch_size, lr=lr, size=size,
-        sampling=sampling, weights=weights, balance=balance, augment=not no_augment,
-        seed=seed, device=device, freq=freq,
-    )  # fmt: skip
+        dataset,
+        out,
+        model=model,
+        fold=fold,
+        split=split,
+        evaluator=evaluator,
+        labels=labels,
+        limit=limit,
+        resume=resume,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        size=size,
+        sampling=sampling,
+        weights=weights,
+        balance=balance,
+        augment=not no_augment,
+        seed=seed,
+        device=device,
+        freq=freq,
+    )
     from sovtp.baselines.checkpoint import read_meta
 
     ck = read_meta(ckpt)  # checkpoint.json: no tensor, nothing unpickled

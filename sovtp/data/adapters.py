@@ -67,9 +67,16 @@ DFEW_LABELS = {
     7: "fear",
 }
 DFEW_WORDS = vocabulary(
-    {"happy": ["happiness"], "sad": ["sadness"], "neutral": [], "angry": ["anger"],
-     "surprise": ["surprised"], "disgust": ["disgusted"], "fear": ["fearful"]}
-)  # fmt: skip
+    {
+        "happy": ["happiness"],
+        "sad": ["sadness"],
+        "neutral": [],
+        "angry": ["anger"],
+        "surprise": ["surprised"],
+        "disgust": ["disgusted"],
+        "fear": ["fearful"],
+    }
+)
 
 
 def dfew(root: Path, split: str = "test", fold: int = 1) -> Iterator[Sample]:
@@ -96,9 +103,11 @@ def dfew(root: Path, split: str = "test", fold: int = 1) -> Iterator[Sample]:
     """
     f = _first(
         root,
-        [f"EmoLabel_DataSplit/{split}(single-labeled)/set_{fold}.csv",
-         f"EmoLabel_DataSplit/{split}(single_labeled)/set_{fold}.csv"],
-    )  # fmt: skip
+        [
+            f"EmoLabel_DataSplit/{split}(single-labeled)/set_{fold}.csv",
+            f"EmoLabel_DataSplit/{split}(single_labeled)/set_{fold}.csv",
+        ],
+    )
     led = Ledger(f, [f"{k} {v}" for k, v in DFEW_LABELS.items()])
     votes = dfew_votes(root)
     pending: list[Pending] = []
@@ -132,13 +141,25 @@ def dfew(root: Path, split: str = "test", fold: int = 1) -> Iterator[Sample]:
         if votes and pad in votes:
             kw["meta"] = {"votes": votes[pad]}
         pending.append(
-            (pad, [f"Clip/original/{pad}.mp4", f"Clip/original/{pad}.avi",
-                   f"Clip/clip_224x224/{pad}"], DFEW_LABELS[int(code)], kw)
-        )  # fmt: skip
+            (
+                pad,
+                [
+                    f"Clip/original/{pad}.mp4",
+                    f"Clip/original/{pad}.avi",
+                    f"Clip/clip_224x224/{pad}",
+                ],
+                DFEW_LABELS[int(code)],
+                kw,
+            )
+        )
     led.close(len(pending))
     if votes is not None and (no := [p[0] for p in pending if "meta" not in p[3]]):
-        log.warning("%s: %d clip(s) have no votes in Annotation/annotation.xlsx (first: %s)",
-                    f, len(no), no[0])  # fmt: skip
+        log.warning(
+            "%s: %d clip(s) have no votes in Annotation/annotation.xlsx (first: %s)",
+            f,
+            len(no),
+            no[0],
+        )
     yield from emit(root, str(f), pending)
 
 
@@ -163,8 +184,14 @@ def dfew_votes(root: Path) -> dict[str, dict[str, int]] | None:
         raise ManifestError(
             f"{p}: no header row naming the seven emotions (found {rows[0] if rows else []})"
         )
-    idc = next((i for i, c in enumerate(head)
-                if norm_word(c) in ("order", "videoname", "video", "clip", "name", "id")), 0)  # fmt: skip
+    idc = next(
+        (
+            i
+            for i, c in enumerate(head)
+            if norm_word(c) in ("order", "videoname", "video", "clip", "name", "id")
+        ),
+        0,
+    )
     led = Ledger(p)
     out: dict[str, dict[str, int]] = {}
     for n, row in enumerate(rows[h + 1 :], h + 2):
@@ -180,8 +207,19 @@ def dfew_votes(root: Path) -> dict[str, dict[str, int]] | None:
 
 
 # --- MAFW ------------------------------------------------------------------------------------
-MAFW_CLASSES = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise",
-                "contempt", "anxiety", "helplessness", "disappointment"]  # fmt: skip
+MAFW_CLASSES = [
+    "anger",
+    "disgust",
+    "fear",
+    "happiness",
+    "neutral",
+    "sadness",
+    "surprise",
+    "contempt",
+    "anxiety",
+    "helplessness",
+    "disappointment",
+]
 MAFW_WORDS = vocabulary({c: [] for c in MAFW_CLASSES})
 
 
@@ -284,8 +322,14 @@ def ferv39k(root: Path, split: str = "test", fold: int | None = None) -> Iterato
         if label is None:
             led.unknown_label(word, n, line)
             continue
-        pending.append((rel.replace("/", "_"), [f"2_ClipsforFaceCrop/{rel}"], label,
-                        {"split": split, "subject": rel.split("/")[0]}))  # fmt: skip
+        pending.append(
+            (
+                rel.replace("/", "_"),
+                [f"2_ClipsforFaceCrop/{rel}"],
+                label,
+                {"split": split, "subject": rel.split("/")[0]},
+            )
+        )
     led.close(len(pending))
     yield from emit(root, str(f), pending)
 
@@ -332,8 +376,11 @@ def affwild2(
         led.rows += 1
         head = [norm_word(w) for w in (lines[0].split(",") if lines else [])]
         if head != ABAW_EXPR:
-            led.bad_row("without the class header 'Neutral,Anger,...,Other'", ann.name,
-                        lines[0] if lines else "(empty)")  # fmt: skip
+            led.bad_row(
+                "without the class header 'Neutral,Anger,...,Other'",
+                ann.name,
+                lines[0] if lines else "(empty)",
+            )
             continue
         bad = [x for x in lines[1:] if not (x.lstrip("-").isdigit() and -1 <= int(x) < 8)]
         if bad:
@@ -347,8 +394,16 @@ def affwild2(
         media = videos.get(name)
         if media is None:
             missing.append(f"videos/{name}.mp4")
-            out.append(Sample(ann.stem, root.resolve() / "videos" / f"{name}.mp4", None,
-                              split=split, subject=name, error=f"media not found: videos/{name}.*"))  # fmt: skip
+            out.append(
+                Sample(
+                    ann.stem,
+                    root.resolve() / "videos" / f"{name}.mp4",
+                    None,
+                    split=split,
+                    subject=name,
+                    error=f"media not found: videos/{name}.*",
+                )
+            )
             continue
         found = _inside(root, media)
         for start in range(0, len(labs), window):
@@ -359,10 +414,19 @@ def affwild2(
             meta = {"labelled_frames": len(chunk)}
             if side:
                 meta["side"] = side
-            out.append(_sample(
-                root, f"{ann.stem}@{start}", found, ABAW_EXPR[lab], split=split, subject=name,
-                start_frame=start, end_frame=min(start + window, len(labs)) - 1, meta=meta,
-            ))  # fmt: skip
+            out.append(
+                _sample(
+                    root,
+                    f"{ann.stem}@{start}",
+                    found,
+                    ABAW_EXPR[lab],
+                    split=split,
+                    subject=name,
+                    start_frame=start,
+                    end_frame=min(start + window, len(labs)) - 1,
+                    meta=meta,
+                )
+            )
     led.close(len(out))
     check_media(str(d), len(anns), missing, root)
     yield from out
@@ -398,9 +462,12 @@ def deemo(root: Path, split: str = "test", fold: int | None = None) -> Iterator[
     for it in items:
         sid = str(it.get("id") or it.get("video_id") or it.get("name"))
         audio = _find_media(root, [f"audio/{sid}.wav", f"audio/{sid}.mp3"])
-        kw = {"split": split, "transcript": it.get("transcript") or it.get("text"),
-              "description": it.get("description") or it.get("reasoning"),
-              "audio": audio if isinstance(audio, Path) else None}  # fmt: skip
+        kw = {
+            "split": split,
+            "transcript": it.get("transcript") or it.get("text"),
+            "description": it.get("description") or it.get("reasoning"),
+            "audio": audio if isinstance(audio, Path) else None,
+        }
         cands = [f"videos/{sid}.mp4", f"videos/{sid}", f"videos/{sid}.avi"]
         if isinstance(audio, ManifestError):
             cands = [f"audio/{sid}.wav"]  # refused with the audio's reason below

@@ -59,8 +59,19 @@ def bah(root: Path, split: str = "test", fold: int | None = None) -> Iterator[Sa
         inner = rel.split("/", 1)[1] if rel.split("/", 1)[0].lower() == "videos" else rel
         sid = Path(inner).with_suffix("").as_posix().replace("/", "_")
         transcript = parts[2].strip() if len(parts) > 2 else ""
-        pending.append((sid, [rel], codes[code], {"split": split, "fold": fold or 0,
-                        "subject": inner.split("/")[0], "transcript": transcript or None}))  # fmt: skip
+        pending.append(
+            (
+                sid,
+                [rel],
+                codes[code],
+                {
+                    "split": split,
+                    "fold": fold or 0,
+                    "subject": inner.split("/")[0],
+                    "transcript": transcript or None,
+                },
+            )
+        )
     led.close(len(pending))
     yield from emit(root, str(f), pending)
 
@@ -103,11 +114,18 @@ def _bah_converted(root: Path, split: str) -> Iterator[Sample]:
             if lab is None and raw not in ("ambivalence", "none"):
                 led.unknown_label(raw, n, ",".join(map(str, row.values())))
                 continue
-            pending.append((
-                Path(rel).with_suffix("").as_posix().replace("/", "_"), [f"videos/{rel}", rel],
-                lab or raw, {"split": split, "subject": row.get("participant") or Path(rel).parts[0],
-                             "transcript": _bah_transcript(root, rel, row)},
-            ))  # fmt: skip
+            pending.append(
+                (
+                    Path(rel).with_suffix("").as_posix().replace("/", "_"),
+                    [f"videos/{rel}", rel],
+                    lab or raw,
+                    {
+                        "split": split,
+                        "subject": row.get("participant") or Path(rel).parts[0],
+                        "transcript": _bah_transcript(root, rel, row),
+                    },
+                )
+            )
     led.close(len(pending))
     yield from emit(root, str(f), pending)
 

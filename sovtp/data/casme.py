@@ -68,8 +68,11 @@ def read_casme_sq(root: Path) -> tuple[Path, list[dict[str, Any]]]:
         r = (r + [""] * 9)[:9]
         s, video, on, ap, off, aus, emo, kind, _self = r
         if not (_INT.match(s) and _INT.match(on) and _INT.match(ap) and _INT.match(off or "0")):
-            led.bad_row("not 'subject,video,onset,apex,offset,au,emotion,type,selfReport' "
-                        "with numbers", n, line)  # fmt: skip
+            led.bad_row(
+                "not 'subject,video,onset,apex,offset,au,emotion,type,selfReport' with numbers",
+                n,
+                line,
+            )
             continue
         if str(int(s)) not in subj:
             led.bad_row(f"whose subject is not in sheet {s1!r}", n, line)
@@ -86,11 +89,19 @@ def read_casme_sq(root: Path) -> tuple[Path, list[dict[str, Any]]]:
             led.bad_row("whose type is neither macro- nor micro-expression", n, line)
             continue
         folder = subj[str(int(s))]
-        out.append({
-            "folder": folder, "code": vid[prefix], "video": video, "onset": int(on),
-            "apex": int(ap), "offset": int(off or 0), "aus": aus, "label": label,
-            "type": "micro" if "micro" in kind.lower() else "macro",
-        })  # fmt: skip
+        out.append(
+            {
+                "folder": folder,
+                "code": vid[prefix],
+                "video": video,
+                "onset": int(on),
+                "apex": int(ap),
+                "offset": int(off or 0),
+                "aus": aus,
+                "label": label,
+                "type": "micro" if "micro" in kind.lower() else "macro",
+            }
+        )
     led.close(len(out), "intervals")
     return f, out
 
@@ -131,12 +142,20 @@ def casme_sq(root: Path, split: str | None = None, fold: int | None = None) -> I
         rel = casme_sq_folder(root, r["folder"], r["code"])
         base = bases.setdefault(rel, _first_number(root / rel))
         end = r["offset"] if r["offset"] > 0 else r["apex"]
-        pending.append((
-            f"{r['folder']}_{r['code']}_{r['onset']}", [rel], r["label"],
-            {"split": r["type"], "subject": r["folder"], "start_frame": r["onset"] - base,
-             "end_frame": end - base, "meta": {"apex": r["apex"] - base, "aus": r["aus"],
-                                               "video": r["video"]}},
-        ))  # fmt: skip
+        pending.append(
+            (
+                f"{r['folder']}_{r['code']}_{r['onset']}",
+                [rel],
+                r["label"],
+                {
+                    "split": r["type"],
+                    "subject": r["folder"],
+                    "start_frame": r["onset"] - base,
+                    "end_frame": end - base,
+                    "meta": {"apex": r["apex"] - base, "aus": r["aus"], "video": r["video"]},
+                },
+            )
+        )
     if not pending:
         raise ManifestError(f"{f}: no {split} intervals (split is macro or micro)")
     yield from emit(root, str(f), pending)
@@ -163,9 +182,15 @@ def casme_ii(root: Path, split: str | None = None, fold: int | None = None) -> I
     if not rows:
         raise ManifestError(f"{f}: the first sheet is empty")
     head = [norm_word(c) for c in rows[0]]
-    need = {"subject": "subject", "filename": "filename", "onset": "onsetframe",
-            "apex": "apexframe", "offset": "offsetframe", "aus": "actionunits",
-            "emotion": "estimatedemotion"}  # fmt: skip
+    need = {
+        "subject": "subject",
+        "filename": "filename",
+        "onset": "onsetframe",
+        "apex": "apexframe",
+        "offset": "offsetframe",
+        "aus": "actionunits",
+        "emotion": "estimatedemotion",
+    }
     col = {k: head.index(v) for k, v in need.items() if v in head}
     if len(col) < len(need):
         missing = [need[k] for k in need if k not in col]
@@ -192,11 +217,22 @@ def casme_ii(root: Path, split: str | None = None, fold: int | None = None) -> I
         s = f"sub{int(sub):02d}"
         rel = f"CASME2-RAW/{s}/{clip}"
         base = _first_number(root / rel)
-        pending.append((
-            f"{s}_{clip}", [rel], label,
-            {"subject": s, "start_frame": int(on) - base, "end_frame": int(off) - base,
-             "meta": {"apex": int(ap) - base if _INT.match(ap) else None,
-                      "aus": r[col["aus"]], "onset_frame": int(on)}},
-        ))  # fmt: skip
+        pending.append(
+            (
+                f"{s}_{clip}",
+                [rel],
+                label,
+                {
+                    "subject": s,
+                    "start_frame": int(on) - base,
+                    "end_frame": int(off) - base,
+                    "meta": {
+                        "apex": int(ap) - base if _INT.match(ap) else None,
+                        "aus": r[col["aus"]],
+                        "onset_frame": int(on),
+                    },
+                },
+            )
+        )
     led.close(len(pending))
     yield from emit(root, str(f), pending)

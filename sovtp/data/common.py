@@ -81,8 +81,9 @@ def emit(root: Path, where: str, pending: list[Pending]) -> Iterator[Sample]:
         media = _find_media(root, cands)
         if media is None:
             missing.append(cands[0])
-            s = Sample(sid, root.resolve() / cands[0], label, error=f"media not found: {cands[0]}",
-                       **kw)  # fmt: skip
+            s = Sample(
+                sid, root.resolve() / cands[0], label, error=f"media not found: {cands[0]}", **kw
+            )
         else:
             s = _sample(root, sid, media, label, **kw)
         out.append(s)

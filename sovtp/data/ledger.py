@@ -72,9 +72,10 @@ class Ledger:
             return None
         n = sum(map(len, self.bad.values())) + sum(map(len, self.unknown.values()))
         return (
-            f"{self.where}: {n} of {self.rows} row(s) cannot be used: " + "; ".join(parts)
+            f"{self.where}: {n} of {self.rows} row(s) cannot be used: "
+            + "; ".join(parts)
             + " — is this the release's own file (see the adapter's documented layout)?"
-        )  # fmt: skip
+        )
 
     def close(self, found: int, what: str = "samples") -> None:
         """Raise for unusable rows or for nothing found; log what the protocol excludes."""
@@ -83,9 +84,12 @@ class Ledger:
             raise ManifestError(msg)
         for why, items in self.excluded.items():
             log.warning(
-                "%s: %d row(s) left out: %s (%s)", self.where, len(items), why,
+                "%s: %d row(s) left out: %s (%s)",
+                self.where,
+                len(items),
+                why,
                 "; ".join(_q(n, t) for n, t in items[:QUOTE]),
-            )  # fmt: skip
+            )
         if found == 0:
             left = sum(map(len, self.excluded.values()))
             raise ManifestError(
@@ -105,5 +109,8 @@ def check_media(where: str, listed: int, missing: list[str], root: Path) -> None
     if missing:
         log.warning(
             "%s: %d of %d clip(s) missing (first: %s); their rows carry the error",
-            where, len(missing), listed, missing[0],
-        )  # fmt: skip
+            where,
+            len(missing),
+            listed,
+            missing[0],
+        )

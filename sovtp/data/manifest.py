@@ -44,9 +44,22 @@ from sovtp.data.sample import ManifestError, Sample, media_path
 
 MEDIA_COLS = ("media", "path", "video", "image", "file")
 KNOWN = {
-    "id", "sample_id", "label", "split", "fold", "subject", "transcript", "audio", "face_labels",
-    "description", "start_frame", "end_frame", "start_s", "end_s", *MEDIA_COLS,
-}  # fmt: skip
+    "id",
+    "sample_id",
+    "label",
+    "split",
+    "fold",
+    "subject",
+    "transcript",
+    "audio",
+    "face_labels",
+    "description",
+    "start_frame",
+    "end_frame",
+    "start_s",
+    "end_s",
+    *MEDIA_COLS,
+}
 
 
 def manifest_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -281,8 +294,17 @@ def write_manifest(samples, path: str | Path, root: str | Path) -> int:
     with Path(path).open("w") as f:
         for s in samples:
             d = {"id": s.id, "media": _rel(s.media, base), "label": s.label}
-            for k in ("split", "fold", "subject", "transcript", "description",
-                      "start_frame", "end_frame", "start_s", "end_s"):  # fmt: skip
+            for k in (
+                "split",
+                "fold",
+                "subject",
+                "transcript",
+                "description",
+                "start_frame",
+                "end_frame",
+                "start_s",
+                "end_s",
+            ):
                 v = getattr(s, k)
                 if v is not None:
                     d[k] = v

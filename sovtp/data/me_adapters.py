@@ -100,14 +100,25 @@ def _interval(onset: int, apex: int, offset: int, base: int, **kw: Any) -> dict[
 
 
 def _video_sample(
-    root: Path, vid: str, media: Path | ManifestError, subject: str, fps: float | None,
-    intervals: list[dict[str, Any]], split: str | None, **meta: Any,
-) -> Sample:  # fmt: skip
+    root: Path,
+    vid: str,
+    media: Path | ManifestError,
+    subject: str,
+    fps: float | None,
+    intervals: list[dict[str, Any]],
+    split: str | None,
+    **meta: Any,
+) -> Sample:
     intervals.sort(key=lambda d: (d["onset"], d["offset"]))
     return _sample(
-        root, vid, media, None, split=split, subject=subject,
+        root,
+        vid,
+        media,
+        None,
+        split=split,
+        subject=subject,
         meta={"fps": fps, "intervals": intervals, **meta},
-    )  # fmt: skip
+    )
 
 
 def gold_spans(sample: Sample, kind: str | None = "micro", labels: Any = None) -> list[Span]:
@@ -172,10 +183,15 @@ def casme2_videos(
         onset, apex, offset = (_int(_col(row, k)) for k in ("onset", "apex", "offset"))
         videos[vid]["ivs"].append(
             _interval(
-                onset, apex, offset, 1, type=_kind(_col(row, "type")),
-                label=_col(row, "emotion").lower() or None, aus=_col(row, "aus", "actionunits"),
+                onset,
+                apex,
+                offset,
+                1,
+                type=_kind(_col(row, "type")),
+                label=_col(row, "emotion").lower() or None,
+                aus=_col(row, "aus", "actionunits"),
             )
-        )  # fmt: skip
+        )
     for vid, v in videos.items():
         yield _video_sample(root, vid, v["media"], v["subject"], fps, v["ivs"], split)
 
@@ -253,13 +269,23 @@ def samm(
                 unmatched.append(name)
         v["ivs"].append(
             _interval(
-                onset, apex, offset, v["base"], type=kind, label=label,
-                aus=_col(row, "actionunits", "aus"), movement=name,
+                onset,
+                apex,
+                offset,
+                v["base"],
+                type=kind,
+                label=label,
+                aus=_col(row, "actionunits", "aus"),
+                movement=name,
             )
-        )  # fmt: skip
+        )
     if unmatched:
-        log.warning("SAMM: %d micro-expression(s) have no emotion in the FACS codes sheet "
-                    "(first: %s); their label is empty", len(unmatched), unmatched[0])  # fmt: skip
+        log.warning(
+            "SAMM: %d micro-expression(s) have no emotion in the FACS codes sheet "
+            "(first: %s); their label is empty",
+            len(unmatched),
+            unmatched[0],
+        )
     if not videos:
         raise ManifestError(f"{root}: no SAMM video folder found for any annotated movement")
     for vid, v in videos.items():
@@ -278,8 +304,7 @@ def _samm_emotions(root: Path) -> dict[tuple[str, str], str]:
 
     hits = sorted(root.glob("SAMM*Micro_FACS_Codes_v2.xlsx"))
     if not hits:
-        log.warning("%s: no SAMM*Micro_FACS_Codes_v2.xlsx: micro-expressions have no emotion",
-                    root)  # fmt: skip
+        log.warning("%s: no SAMM*Micro_FACS_Codes_v2.xlsx: micro-expressions have no emotion", root)
         return {}
     f = find_one(root, "SAMM*Micro_FACS_Codes_v2.xlsx", "the FACS codes sheet")
     rows = read_rows(f, read_workbook(f)[0][1])
@@ -318,11 +343,24 @@ def _casme_sq_videos(root: Path, split: str | None, fps: float) -> Iterator[Samp
             if media is None:
                 log.warning("CAS(ME)² frames %s not found", rel)
                 continue
-            videos[vid] = {"media": media, "subject": r["folder"], "ivs": [],
-                           "base": _first_number(root / rel)}  # fmt: skip
+            videos[vid] = {
+                "media": media,
+                "subject": r["folder"],
+                "ivs": [],
+                "base": _first_number(root / rel),
+            }
         v = videos[vid]
-        v["ivs"].append(_interval(r["onset"], r["apex"], r["offset"], v["base"], type=r["type"],
-                                  label=r["label"], aus=r["aus"]))  # fmt: skip
+        v["ivs"].append(
+            _interval(
+                r["onset"],
+                r["apex"],
+                r["offset"],
+                v["base"],
+                type=r["type"],
+                label=r["label"],
+                aus=r["aus"],
+            )
+        )
     if not videos:
         raise ManifestError(f"{f}: none of its videos' frame folders is under {root}/rawpic")
     for vid, v in videos.items():
@@ -376,19 +414,31 @@ def mmme(
                     meta["physio"] = str(p)
             col_fps = _col(row, "fps")
             rate = fps if fps is not None else (float(col_fps) if col_fps else None)
-            videos[vid] = {"media": media, "subject": subj, "base": base, "ivs": [],
-                           "fps": rate, "meta": meta}  # fmt: skip
+            videos[vid] = {
+                "media": media,
+                "subject": subj,
+                "base": base,
+                "ivs": [],
+                "fps": rate,
+                "meta": meta,
+            }
         v = videos[vid]
         onset, apex, offset = (_int(_col(row, k)) for k in ("onset", "apex", "offset"))
         v["ivs"].append(
             _interval(
-                onset, apex, offset, v["base"], type=_kind(_col(row, "type")),
-                label=_col(row, "emotion").lower() or None, aus=_col(row, "aus", "actionunits"),
+                onset,
+                apex,
+                offset,
+                v["base"],
+                type=_kind(_col(row, "type")),
+                label=_col(row, "emotion").lower() or None,
+                aus=_col(row, "aus", "actionunits"),
             )
-        )  # fmt: skip
+        )
     for vid, v in videos.items():
-        yield _video_sample(root, vid, v["media"], v["subject"], v["fps"], v["ivs"], split,
-                            **v["meta"])  # fmt: skip
+        yield _video_sample(
+            root, vid, v["media"], v["subject"], v["fps"], v["ivs"], split, **v["meta"]
+        )
 
 
 # --- a manifest ---------------------------------------------------------------------------------

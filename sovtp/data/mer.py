@@ -17,9 +17,15 @@ from sovtp.data.sample import ManifestError, Sample
 
 MER_CLASSES = ["neutral", "angry", "happy", "sad", "worried", "surprise"]
 MER_WORDS = vocabulary(
-    {"neutral": [], "angry": ["anger"], "happy": ["happiness"], "sad": ["sadness"],
-     "worried": ["worry"], "surprise": ["surprised"]}
-)  # fmt: skip
+    {
+        "neutral": [],
+        "angry": ["anger"],
+        "happy": ["happiness"],
+        "sad": ["sadness"],
+        "worried": ["worry"],
+        "surprise": ["surprised"],
+    }
+)
 # split name -> the label files that hold it, in the order releases used them
 MER_FILES = {
     "train": ["train-label.csv", "track1_train_disdim.csv"],
@@ -90,8 +96,11 @@ def mer(root: Path, split: str = "test1", fold: int | None = None) -> Iterator[S
     i, d = head.index("name"), head.index("discrete")
     v = head.index("valence") if "valence" in head else None
     subs = subtitles(root)
-    videos = {p.stem: p.relative_to(root).as_posix() for p in root.rglob("*")
-              if p.suffix.lower() in VIDEO_EXTS}  # fmt: skip
+    videos = {
+        p.stem: p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.suffix.lower() in VIDEO_EXTS
+    }
     led = Ledger(f, MER_CLASSES)
     pending: list[Pending] = []
     for n, r in enumerate(rows[1:], 2):
@@ -117,7 +126,13 @@ def mer(root: Path, split: str = "test1", fold: int | None = None) -> Iterator[S
         zh, en = subs.get(name, ("", ""))
         if zh:
             meta["transcript_zh"] = zh
-        pending.append((name, [videos.get(name, f"video/{name}.mp4")], label,
-                        {"split": split, "transcript": en or zh or None, "meta": meta}))  # fmt: skip
+        pending.append(
+            (
+                name,
+                [videos.get(name, f"video/{name}.mp4")],
+                label,
+                {"split": split, "transcript": en or zh or None, "meta": meta},
+            )
+        )
     led.close(len(pending))
     yield from emit(root, str(f), pending)

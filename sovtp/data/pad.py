@@ -89,8 +89,12 @@ class PadFold:
                 out[k] = out.get(k, 0) + 1
             return dict(sorted(out.items()))
 
-        return {"held_out": self.held_out, "train": count(self.train), "dev": count(self.dev),
-                "test": count(self.test)}  # fmt: skip
+        return {
+            "held_out": self.held_out,
+            "train": count(self.train),
+            "dev": count(self.dev),
+            "test": count(self.test),
+        }
 
 
 def attack_species(samples: Iterable[Any]) -> list[str]:

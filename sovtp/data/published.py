@@ -51,7 +51,7 @@ PUBLISHED: dict[str, dict[Cell, Published]] = {
                 "Surprise": 638,
                 "Disgust": 467,
                 "Fear": 431,
-            },  # fmt: skip
+            },
             "FERV39k 4_setups/All_scenes/test_All.csv",
         )
     },

@@ -327,8 +327,10 @@ def fail_reasons(summary: dict[str, Any]) -> list[str]:
         out.append(f"{au['above_speaker_threshold']} sent audio file(s) keep the speaker")
     link = au.get("lazy_informed") or {}
     if link and not link.get("passed", True):
-        out.append(f"{link.get('linked')} of {len(link.get('same') or [])} same-speaker pair(s) of sent audio "
-                   "are linkable to each other (lazy-informed attacker)")  # fmt: skip
+        out.append(
+            f"{link.get('linked')} of {len(link.get('same') or [])} same-speaker pair(s) of sent audio "
+            "are linkable to each other (lazy-informed attacker)"
+        )
     if tr["with_pii"]:
         out.append(f"{tr['with_pii']} transcript(s) hold PII")
     if summary.get("missing"):
@@ -413,8 +415,9 @@ def _audit_audio(
         if len(anon) > 1:  # VoicePrivacy's lazy-informed attacker: anonymised vs anonymised
             from sovtp.deid.audit_voice import lazy_informed_audit
 
-            link = lazy_informed_audit([(k, x, r) for k, x, r, _ in anon], threshold,
-                                       embeddings=[e for *_, e in anon]).to_dict()  # fmt: skip
+            link = lazy_informed_audit(
+                [(k, x, r) for k, x, r, _ in anon], threshold, embeddings=[e for *_, e in anon]
+            ).to_dict()
             out["lazy_informed"] = link
     if blobs and not compared:
         out["note"] = "raw not available"

@@ -138,9 +138,21 @@ class BenchConfig(PrepareSettings):
 # System options that change how a request travels, never what comes back: a resume may change
 # them freely (a server moved to another port, a longer timeout, more workers).
 COSMETIC_OPTIONS = frozenset(
-    {"base_url", "api_key", "concurrency", "adaptive", "max_concurrency", "max_retries",
-     "timeout_s", "deadline_s", "backoff_s", "max_backoff_s", "batch_size", "device_map"}
-)  # fmt: skip
+    {
+        "base_url",
+        "api_key",
+        "concurrency",
+        "adaptive",
+        "max_concurrency",
+        "max_retries",
+        "timeout_s",
+        "deadline_s",
+        "backoff_s",
+        "max_backoff_s",
+        "batch_size",
+        "device_map",
+    }
+)
 
 
 def data_identity(cfg: BenchConfig) -> dict[str, Any]:
@@ -160,10 +172,23 @@ def data_identity(cfg: BenchConfig) -> dict[str, Any]:
 # Run settings that change how a run goes or how it is reported, never an answer.  Every other
 # field is part of a run's identity — a field added later counts until it is listed here.
 COSMETIC_FIELDS = frozenset(
-    {"out", "workers", "concurrency", "timeout_s", "max_retries", "retry_errors", "chunk",
-     "engine", "response_cache", "annotation_cache", "gallery", "tier_by", "n_boot",
-     "base_variant"}
-)  # fmt: skip
+    {
+        "out",
+        "workers",
+        "concurrency",
+        "timeout_s",
+        "max_retries",
+        "retry_errors",
+        "chunk",
+        "engine",
+        "response_cache",
+        "annotation_cache",
+        "gallery",
+        "tier_by",
+        "n_boot",
+        "base_variant",
+    }
+)
 DATA_FIELDS = ("data", "root", "split", "fold", "limit", "shuffle", "seed", "adapter_options")
 # fields added after runs were made: at their default they are left out of the identity, so an
 # older run folder (whose identity never had them) still resumes

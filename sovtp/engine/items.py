@@ -103,12 +103,21 @@ def gallery_row(it: Item, r: Response, p: Prediction) -> dict[str, Any] | None:
     if not it.gallery_image:
         return None
     return {
-        "key": it.key, "sample_id": it.sample.id, "system": it.system, "variant": it.variant,
-        "image": it.gallery_image, "prompt": it.query.text() if it.query else "",
-        "answer": r.text, "error": r.error, "label": p.label, "gold": it.gold,
-        "parse_status": p.parse_status, "rationale": p.rationale, "stages": p.stages,
+        "key": it.key,
+        "sample_id": it.sample.id,
+        "system": it.system,
+        "variant": it.variant,
+        "image": it.gallery_image,
+        "prompt": it.query.text() if it.query else "",
+        "answer": r.text,
+        "error": r.error,
+        "label": p.label,
+        "gold": it.gold,
+        "parse_status": p.parse_status,
+        "rationale": p.rationale,
+        "stages": p.stages,
         "subject": it.query.subject if it.query else it.face,
-    }  # fmt: skip
+    }
 
 
 def rows_of(it: Item, r: Response, p: Prediction) -> tuple[dict, dict, dict | None]:

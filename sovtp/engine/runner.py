@@ -172,15 +172,23 @@ class Context:
     def predictor_row(self, it: Item) -> Response:
         """The response row of a predictor's answer: no text (its scores are the answer)."""
         p = it.prediction
-        return Response(query_id=it.key, backend="cnn", model=p.system if p else None,
-                        latency_s=float(it.facts.get("seconds", 0.0)), finish_reason="stop",
-                        error=p.error if p is not None else "no answer")  # fmt: skip
+        return Response(
+            query_id=it.key,
+            backend="cnn",
+            model=p.system if p else None,
+            latency_s=float(it.facts.get("seconds", 0.0)),
+            finish_reason="stop",
+            error=p.error if p is not None else "no answer",
+        )
 
     def tta_results(self) -> list[dict[str, Any]]:
         """Before/after scores of each stateful system over the stream it answered
         (``tta.json``)."""
-        return [{"system": name, **res} for name, pr in self.stateful.items()
-                if (res := pr.result()) is not None]  # fmt: skip
+        return [
+            {"system": name, **res}
+            for name, pr in self.stateful.items()
+            if (res := pr.result()) is not None
+        ]
 
     def items_for(self, sample: Sample, done: set[str]) -> list[Item]:
         cfg = self.cfg

@@ -31,8 +31,9 @@ def predictors(cfg: BenchConfig) -> dict[str, Predictor]:
         return {}
     from sovtp.baselines.system import CnnSystem
 
-    return {s.name: CnnSystem(s.options["ckpt"], cfg.tta) for s in cfg.systems
-            if s.backend == "cnn"}  # fmt: skip
+    return {
+        s.name: CnnSystem(s.options["ckpt"], cfg.tta) for s in cfg.systems if s.backend == "cnn"
+    }
 
 
 class Preparer:

@@ -176,7 +176,7 @@ def export_lmms_eval(
             subject=subject,
             limit=limit,
             **(settings or {}),
-        )  # fmt: skip
+        )
     )
     ls = label_set(cfg)
     chosen = list(samples(cfg))
@@ -255,6 +255,6 @@ def export_lmms_eval(
             spec_hash=spec.hash[:16],
             data_file=json.dumps(str(docs_file)),
             max_tokens=max_tokens,
-        )  # fmt: skip
+        )
     )
     return res

@@ -50,8 +50,9 @@ def physio_cues(rec: Recording, subject: int | None = None) -> list[Cue]:
     if ppg is not None:
         try:
             h = heart_features(ppg, rec.fs)
-            out.append(Cue("physio", "heart_rate", heart_phrase(h), subject, h.to_dict(),
-                           source=SOURCE))  # fmt: skip
+            out.append(
+                Cue("physio", "heart_rate", heart_phrase(h), subject, h.to_dict(), source=SOURCE)
+            )
         except SovtpError as e:
             log.info("no heart-rate cue for %s: %s", rec.source, e)
     eda = rec.channel(*EDA_NAMES)

@@ -145,10 +145,13 @@ class EdaFeatures:
         d = asdict(self)
         d["mean_amplitude_us"] = self.mean_amplitude_us
         return {
-            k: round(v, 4) if isinstance(v, float) else [round(a, 4) for a in v]
-            if isinstance(v, list) else v
+            k: round(v, 4)
+            if isinstance(v, float)
+            else [round(a, 4) for a in v]
+            if isinstance(v, list)
+            else v
             for k, v in d.items()
-        }  # fmt: skip
+        }
 
 
 def eda_features(x: np.ndarray, fs: float, min_amplitude: float = 0.02) -> EdaFeatures:

@@ -20,9 +20,16 @@ from sovtp.errors import SovtpError
 from sovtp.prompting.spec import CUE_SWITCHES, load_spec
 
 LADDER = [
-    "ladder/plain", "ladder/bbox", "ladder/bbox_id", "ladder/landmarks",
-    "ladder/au_text", "ladder/au_overlay", "ladder/context", "ladder/full", "sovtp/full",
-]  # fmt: skip
+    "ladder/plain",
+    "ladder/bbox",
+    "ladder/bbox_id",
+    "ladder/landmarks",
+    "ladder/au_text",
+    "ladder/au_overlay",
+    "ladder/context",
+    "ladder/full",
+    "sovtp/full",
+]
 VISUAL_SWITCHES = ("boxes", "ids", "au_overlay", "pose", "landmarks")
 # the ``output`` axis: the same prompt answering in stages, as JSON or as a bare label
 OUTPUT_MODES = ("staged", "json", "label")
@@ -83,8 +90,14 @@ def grid(base: str, factors: list[str], out_dir: Path) -> list[str]:
             elif v:
                 cues.append(f)
         name = _name(levels)
-        d.update({"id": f"grid/{name}", "visual": visual, "cues": cues,
-                  "description": f"grid over {base}: {name}"})  # fmt: skip
+        d.update(
+            {
+                "id": f"grid/{name}",
+                "visual": visual,
+                "cues": cues,
+                "description": f"grid over {base}: {name}",
+            }
+        )
         p = out_dir / f"grid_{name}.yaml"
         p.write_text(yaml.safe_dump(d, sort_keys=False))
         paths.append(str(p))

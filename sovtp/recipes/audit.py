@@ -29,8 +29,9 @@ def audit_run_folder(
     folder = RunFolder(target, "audit")
     folder.lock()  # only held: the folder stays the kind of run it is
     try:
-        summary = audit_sent(target, reid=reid, speaker=speaker,
-                             speaker_threshold=speaker_threshold)  # fmt: skip
+        summary = audit_sent(
+            target, reid=reid, speaker=speaker, speaker_threshold=speaker_threshold
+        )
         path = (out or target) / PRIVACY_JSON
         write_json(path, summary)
         report = None

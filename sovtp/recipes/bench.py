@@ -76,9 +76,13 @@ def samples(cfg: BenchConfig) -> Iterator[Sample]:
         src: Iterable[Sample] = _cross_subject_fold(cfg)
     else:
         src = open_dataset(
-            cfg.data, root=cfg.root, split=cfg.split, fold=cfg.fold,
-            allow_outside_root=cfg.allow_outside_root, **cfg.adapter_options,
-        )  # fmt: skip
+            cfg.data,
+            root=cfg.root,
+            split=cfg.split,
+            fold=cfg.fold,
+            allow_outside_root=cfg.allow_outside_root,
+            **cfg.adapter_options,
+        )
     return select(src, cfg.limit, cfg.shuffle, cfg.seed)
 
 
@@ -86,12 +90,21 @@ def _cross_subject_fold(cfg: BenchConfig) -> list[Sample]:
     """``--fold k`` under a cross-subject protocol: whole subjects dealt to folds (seeded, as
     the evaluator declares), the samples of fold k; the manifest is read whole to deal them."""
     ev = load_evaluator(cfg.evaluator)
-    every = list(open_dataset(cfg.data, root=cfg.root, split=cfg.split,
-                              allow_outside_root=cfg.allow_outside_root, **cfg.adapter_options))  # fmt: skip
+    every = list(
+        open_dataset(
+            cfg.data,
+            root=cfg.root,
+            split=cfg.split,
+            allow_outside_root=cfg.allow_outside_root,
+            **cfg.adapter_options,
+        )
+    )
     chosen = ev.cross_subject_split(every, cfg.fold, train=False)
     if not chosen:
-        raise SovtpError(f"fold {cfg.fold} of {ev.name}'s cross-subject folds has no sample "
-                         f"(folds: {sorted(set(ev.folds_of(every)))})")  # fmt: skip
+        raise SovtpError(
+            f"fold {cfg.fold} of {ev.name}'s cross-subject folds has no sample "
+            f"(folds: {sorted(set(ev.folds_of(every)))})"
+        )
     return chosen
 
 
@@ -183,8 +196,11 @@ def check_checkpoint_labels(cfg: BenchConfig, labels: LabelSet) -> None:
             )
         missing = set(labels.labels) - {labels.normalize(lab) for lab in theirs}
         if missing:
-            log.warning("system %s never learnt %s: it cannot answer them", s.name,
-                        ", ".join(sorted(missing)))  # fmt: skip
+            log.warning(
+                "system %s never learnt %s: it cannot answer them",
+                s.name,
+                ", ".join(sorted(missing)),
+            )
 
 
 def check_tta(cfg: BenchConfig) -> None:

@@ -63,8 +63,11 @@ class CheckReport:
         out: list[str] = list(self.unreadable_splits)
         if not self.total and not self.unreadable_splits:
             out.append("no samples found")
-        for what, items in (("missing media", self.missing), ("refused paths", self.refused),
-                            ("unreadable media", self.unreadable)):  # fmt: skip
+        for what, items in (
+            ("missing media", self.missing),
+            ("refused paths", self.refused),
+            ("unreadable media", self.unreadable),
+        ):
             if items:
                 more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
                 out.append(f"{len(items)} {what}: {'; '.join(items[:3])}{more}")

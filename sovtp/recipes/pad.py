@@ -69,9 +69,21 @@ def run_pad(
     folder = RunFolder(out, "pad")
     folder.claim(None, resume=True)  # a rerun replaces the folder's files; another kind's: refused
     try:
-        return _run(dataset, Path(out), cfg, ev, protocol, samples, folds, zero, freq=freq,
-                    crops=crops, progress=progress, train_cnn=train_cnn,
-                    predictions=predictions)  # fmt: skip
+        return _run(
+            dataset,
+            Path(out),
+            cfg,
+            ev,
+            protocol,
+            samples,
+            folds,
+            zero,
+            freq=freq,
+            crops=crops,
+            progress=progress,
+            train_cnn=train_cnn,
+            predictions=predictions,
+        )
     finally:
         folder.close()
 
@@ -81,12 +93,19 @@ def pad_predictions(path: str | Path) -> list[dict[str, Any]]:
     gold labels are not bona fide / attack): scoring an emotion run as liveness would report
     100 % error, silently."""
     rows = read_predictions(path)
-    foreign = sorted({str(r["gold"]) for r in rows
-                      if r.get("gold") is not None and normalise_label(r["gold"]) is None})  # fmt: skip
+    foreign = sorted(
+        {
+            str(r["gold"])
+            for r in rows
+            if r.get("gold") is not None and normalise_label(r["gold"]) is None
+        }
+    )
     if not rows or foreign:
         what = f"gold labels {', '.join(foreign[:5])}" if foreign else "no rows"
-        raise SovtpError(f"{path}: not a PAD run ({what}); give --predictions of a `sovtp bench "
-                         "--evaluator pad` run")  # fmt: skip
+        raise SovtpError(
+            f"{path}: not a PAD run ({what}); give --predictions of a `sovtp bench "
+            "--evaluator pad` run"
+        )
     return rows
 
 
@@ -112,11 +131,13 @@ def _run(
         crop_fn = partial(face_crops, sampling=cfg.sampling)
     if train_cnn:
         try:
-            rows = leave_one_attack_out_cnn(samples, out, cfg, freq=freq, crops=crop_fn,
-                                            progress=progress, folds=folds)  # fmt: skip
+            rows = leave_one_attack_out_cnn(
+                samples, out, cfg, freq=freq, crops=crop_fn, progress=progress, folds=folds
+            )
         except OSError as e:  # an image PIL cannot read (a video needs --crops face)
-            raise SovtpError(f"{dataset}: cannot read a face image ({e}); for videos use "
-                             "--crops face") from e  # fmt: skip
+            raise SovtpError(
+                f"{dataset}: cannot read a face image ({e}); for videos use --crops face"
+            ) from e
     for z in zero:
         rows += zero_shot_fold_rows(z, folds)
     from dataclasses import asdict
@@ -130,8 +151,9 @@ def _run(
         "zero_shot": [str(p) for p in predictions],
     }
     opts = ev.task_options
-    return write_pad_run(out, rows, meta, positive=opts.positive or ATTACK,
-                         dev_split=protocol.dev_split)  # fmt: skip
+    return write_pad_run(
+        out, rows, meta, positive=opts.positive or ATTACK, dev_split=protocol.dev_split
+    )
 
 
 def write_pad_run(
@@ -150,8 +172,15 @@ def write_pad_run(
     preds = [prediction_row(r, positive) for r in rows]
     atomic_write(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in preds))
     section = pad_section(preds, positive=positive, negative=negative, dev_split=dev_split)
-    doc = {"format": PAD_FORMAT, **section, "positive": positive, "negative": negative,
-           "dev_split": dev_split, **(meta or {}), "rows": preds}  # fmt: skip
+    doc = {
+        "format": PAD_FORMAT,
+        **section,
+        "positive": positive,
+        "negative": negative,
+        "dev_split": dev_split,
+        **(meta or {}),
+        "rows": preds,
+    }
     write_json(out / "pad.json", doc)
     title = f"Presentation-attack detection: {(meta or {}).get('dataset', out.name)}"
     md, html = pad_report(doc, title)  # the report kit's tables and DET curve, no dict reprs

@@ -48,8 +48,9 @@ def robust_recipe(
     else:
         folder.claim(None, resume=True)
     try:
-        res = run_robust(source, ckpt, out, eps, attack,
-                         files_dir=out / "robust" if into_run else None, **kw)  # fmt: skip
+        res = run_robust(
+            source, ckpt, out, eps, attack, files_dir=out / "robust" if into_run else None, **kw
+        )
         if into_run is not None:
             from sovtp.report.build import write_report
 
@@ -93,14 +94,21 @@ def run_robust(
     m = load(ckpt, device)
     samples, facts = open_samples(source, split=split, fold=fold, evaluator=evaluator, limit=limit)
     samp = m.config.get("sampling", "uniform:8")
-    crops = build_cropset(samples, m.labels, m.size, samp, subject=m.config.get("subject"),
-                          progress=progress)  # fmt: skip
+    crops = build_cropset(
+        samples, m.labels, m.size, samp, subject=m.config.get("subject"), progress=progress
+    )
     res = accuracy_vs_eps(m, crops, eps, attack, batch_size=batch_size, keep=True)
     kept = res.pop("crops")
     res.update(system=m.name, checkpoint=str(ckpt), sampling=samp, size=m.size, **facts)
     for e, xa in kept.items():
-        CropSet(xa, crops.owner, crops.y, crops.ids, crops.labels,
-                {**crops.meta, "eps": e, "attack": attack.kind}).save(files / f"crops-eps{e:g}.safetensors")  # fmt: skip
+        CropSet(
+            xa,
+            crops.owner,
+            crops.y,
+            crops.ids,
+            crops.labels,
+            {**crops.meta, "eps": e, "attack": attack.kind},
+        ).save(files / f"crops-eps{e:g}.safetensors")
     if frames:
         res["frames"] = {}
         for e in eps:

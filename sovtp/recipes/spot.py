@@ -37,11 +37,12 @@ from typing import Any
 from sovtp.engine.store import RunStore
 from sovtp.errors import SovtpError
 from sovtp.spotting.flow import FlowConfig
+from sovtp.spotting.parse import Interval
+from sovtp.spotting.windows import join_windows, windows
 
 log = logging.getLogger(__name__)
 
 KINDS = ("micro", "macro", "all")
-Interval = tuple[int, int, str | None]
 
 
 @dataclass
@@ -118,43 +119,6 @@ def sample_fps(sample: Any, override: float | None = None) -> float:
     return float(got)
 
 
-def windows(n_frames: int, fps: float, window_s: float, images: int) -> list[list[int]]:
-    """The frames each query shows: the video cut into windows of ``window_s`` seconds (0: one
-    window), ``images`` frames per window, evenly spread, its first and last frame included."""
-    if n_frames <= 0:
-        return []
-    size = n_frames if window_s <= 0 else max(1, int(round(window_s * fps)))
-    out = []
-    for start in range(0, n_frames, size):
-        end = min(n_frames, start + size) - 1
-        n = min(images, end - start + 1)
-        if n <= 1:
-            out.append([start])
-            continue
-        picks = [start + round(i * (end - start) / (n - 1)) for i in range(n)]
-        out.append(sorted(set(picks)))
-    return out
-
-
-def join_windows(parts: list[list[Interval]], bounds: list[tuple[int, int]]) -> list[Interval]:
-    """The windows' intervals as one list: an interval that runs to its window's last frame and
-    one that starts on the next window's first frame, with the same label, become one."""
-    out: list[Interval] = []
-    for w, ivs in enumerate(parts):
-        for a, b, lab in sorted(ivs):
-            if (
-                out
-                and w > 0
-                and a == bounds[w][0]
-                and out[-1][1] == bounds[w - 1][1]
-                and out[-1][2] == lab
-            ):
-                out[-1] = (out[-1][0], b, lab)
-            else:
-                out.append((a, b, lab))
-    return out
-
-
 # --------------------------------------------------------------------------------- systems
 
 
@@ -197,8 +161,12 @@ def spot_llm(
     n_images = opts.images or spec.max_images or 16
     n_frames = probe(sample.media).n_frames
     plan = windows(n_frames, fps, opts.window_s, n_images)
-    cfg = GenerationConfig(max_tokens=opts.max_tokens, temperature=opts.temperature,
-                           seed=opts.seed, structured=opts.structured)  # fmt: skip
+    cfg = GenerationConfig(
+        max_tokens=opts.max_tokens,
+        temperature=opts.temperature,
+        seed=opts.seed,
+        structured=opts.structured,
+    )
     shown: list[list[int]] = []
     responses: list[Any] = []
     # windows go out WINDOW_BATCH at a time: the queries (their images inlined) and their
@@ -208,17 +176,27 @@ def spot_llm(
         for k, idx in enumerate(plan[b0 : b0 + WINDOW_BATCH], b0):
             clip, frames = prep.annotate(sample.media, "indices:" + ",".join(map(str, idx)))
             q, _ = prep.query(
-                clip, frames, spec, labels=labels, subject="largest", sample_key=sample.id,
-                query_id=f"{sample.id}:{spec.id}:w{k}", max_images=n_images,
-            )  # fmt: skip
+                clip,
+                frames,
+                spec,
+                labels=labels,
+                subject="largest",
+                sample_key=sample.id,
+                query_id=f"{sample.id}:{spec.id}:w{k}",
+                max_images=n_images,
+            )
             q.meta["json_schema"] = when_schema(q.labels)
             queries.append(q)
             shown.append([im.frame_index for im in q.images])
         responses += backend.generate(queries, cfg)
     parts, statuses, recs, errors = [], [], [], []
     for fi, resp in zip(shown, responses, strict=True):
-        rec: dict[str, Any] = {"frames": fi, "answer": resp.text, "latency_s": resp.latency_s,
-                               "finish_reason": resp.finish_reason}  # fmt: skip
+        rec: dict[str, Any] = {
+            "frames": fi,
+            "answer": resp.text,
+            "latency_s": resp.latency_s,
+            "finish_reason": resp.finish_reason,
+        }
         if resp.error:
             rec["error"] = resp.error
             errors.append(resp.error)
@@ -241,10 +219,14 @@ def spot_llm(
     )
     err = "; ".join(dict.fromkeys(errors)) or None
     return Spotted(
-        join_windows(parts, bounds), status, f"{backend.name}:{model}", spec.id,
+        join_windows(parts, bounds),
+        status,
+        f"{backend.name}:{model}",
+        spec.id,
         {"windows": recs, "n_frames": n_frames, "images_per_window": n_images},
-        err, bool(errors) and all(is_transient(e) for e in errors),
-    )  # fmt: skip
+        err,
+        bool(errors) and all(is_transient(e) for e in errors),
+    )
 
 
 # ------------------------------------------------------------------------------------ run
@@ -336,8 +318,13 @@ def run_spot(
         # its structured-output constraint (sovtp.backends.base.query_constraint)
         backend = get_backend(opts.backend, **opts.backend_options)
     split = opts.split if opts.split is not None else ev.split
-    src = open_dataset(opts.data, root=opts.root, split=split, fold=opts.fold,
-                       **(opts.adapter_options or ev.options))  # fmt: skip
+    src = open_dataset(
+        opts.data,
+        root=opts.root,
+        split=split,
+        fold=opts.fold,
+        **(opts.adapter_options or ev.options),
+    )
     videos = list(select(video_samples(src), opts.limit))
     from sovtp.spotting.gold import check_gold
 
@@ -356,9 +343,13 @@ def run_spot(
         )
         gold_rows = []
         prep_opts = PrepareOptions(
-            sampling=opts.sampling, max_faces=opts.max_faces, pose=False,
-            annotation_cache=opts.annotation_cache, output=None, seed=opts.seed,
-        )  # fmt: skip
+            sampling=opts.sampling,
+            max_faces=opts.max_faces,
+            pose=False,
+            annotation_cache=opts.annotation_cache,
+            output=None,
+            seed=opts.seed,
+        )
         with Preparer(prep_opts, detector=detector) as prep:
             for s in videos:
                 gold = [list(g) for g in gold_spans(s, kind, labels=ls)]
@@ -379,8 +370,14 @@ def run_spot(
                     )
                 except Exception as e:  # a failure is a row: the run goes on
                     log.warning("%s: %s", s.id, e)
-                    got = Spotted([], "invalid", _system_name(opts, backend),
-                                  _variant(opts), {}, f"{type(e).__name__}: {e}")  # fmt: skip
+                    got = Spotted(
+                        [],
+                        "invalid",
+                        _system_name(opts, backend),
+                        _variant(opts),
+                        {},
+                        f"{type(e).__name__}: {e}",
+                    )
                 row = {
                     **_facts(s),
                     "key": key,

@@ -75,16 +75,24 @@ def run_train(
         cfg = TrainConfig(model=model, **config)
     except (TypeError, ValueError) as e:
         raise SovtpError(str(e)) from e
-    data = {"source": dataset, "split": split, "fold": fold, "limit": limit,
-            "evaluator": evaluator}  # fmt: skip
+    data = {"source": dataset, "split": split, "fold": fold, "limit": limit, "evaluator": evaluator}
     ident = identity(json.loads(json.dumps(asdict(cfg), default=str)), data, labels)
     folder = TrainFolder(out)
     folder.claim(ident, resume)
     try:
         return train(
-            dataset, model, fold, out, evaluator=evaluator, labels=labels, split=split,
-            limit=limit, resume=resume, progress=progress, **config,
-        )  # fmt: skip
+            dataset,
+            model,
+            fold,
+            out,
+            evaluator=evaluator,
+            labels=labels,
+            split=split,
+            limit=limit,
+            resume=resume,
+            progress=progress,
+            **config,
+        )
     except ValueError as e:
         raise SovtpError(str(e)) from e
     finally:

@@ -194,14 +194,27 @@ def layout_labels(
         w, h = tw + 2 * p, th + 2 * p
         x0, y0, x1, y1 = faces[tid]
         if kind == "id":  # above the box's corner, as people read a tag; then beside, below
-            pref = [(x0, y0 - h - gap), (x1 - w, y0 - h - gap), (x0 - w - gap, y0),
-                    (x1 + gap, y0), (x0, y1 + gap), (x1 - w, y1 + gap)]  # fmt: skip
+            pref = [
+                (x0, y0 - h - gap),
+                (x1 - w, y0 - h - gap),
+                (x0 - w - gap, y0),
+                (x1 + gap, y0),
+                (x0, y1 + gap),
+                (x1 - w, y1 + gap),
+            ]
         else:  # under the chin; then above, beside
-            pref = [(x0, y1 + gap), (x1 - w, y1 + gap), (x0, y0 - h - gap),
-                    (x1 - w, y0 - h - gap), (x0 - w - gap, y1 - h), (x1 + gap, y1 - h)]  # fmt: skip
+            pref = [
+                (x0, y1 + gap),
+                (x1 - w, y1 + gap),
+                (x0, y0 - h - gap),
+                (x1 - w, y0 - h - gap),
+                (x0 - w - gap, y1 - h),
+                (x1 + gap, y1 - h),
+            ]
         others = [r for t, r in faces.items() if t != tid]
-        rect = _place(size, w, h, faces[tid], pref, others + [q.rect for q in placed],
-                      [faces[tid]], forbid)  # fmt: skip
+        rect = _place(
+            size, w, h, faces[tid], pref, others + [q.rect for q in placed], [faces[tid]], forbid
+        )
         if rect is None:
             return
         placed.append(

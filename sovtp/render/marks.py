@@ -186,9 +186,29 @@ def au_label(aus: dict[str, float], top_k: int = 3) -> str:
 
 # MediaPipe Hands' 21-point skeleton (0 wrist; thumb 1-4, index 5-8, middle 9-12, ring 13-16,
 # little 17-20)
-HAND_EDGES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10),
-              (10, 11), (11, 12), (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17),
-              (17, 18), (18, 19), (19, 20)]  # fmt: skip
+HAND_EDGES = [
+    (0, 1),
+    (1, 2),
+    (2, 3),
+    (3, 4),
+    (0, 5),
+    (5, 6),
+    (6, 7),
+    (7, 8),
+    (5, 9),
+    (9, 10),
+    (10, 11),
+    (11, 12),
+    (9, 13),
+    (13, 14),
+    (14, 15),
+    (15, 16),
+    (13, 17),
+    (0, 17),
+    (17, 18),
+    (18, 19),
+    (19, 20),
+]
 # a pose keypoint below this visibility is not drawn, nor any limb that ends at it: MediaPipe
 # still places a hidden elbow somewhere, and a line to it crossed a neighbour's face
 DRAW_VIS = 0.5  # = sovtp.annotate.tracking.LINK_VIS: what links a body is what is drawn
@@ -248,8 +268,16 @@ def _draw_label(out: np.ndarray, lab: PlacedLabel, style: MarkStyle) -> None:
         qx, qy = min(max(px, x0), x1 - 1), min(max(py, y0), y1 - 1)
         cv2.line(out, (qx, qy), (px, py), bgr, max(1, style.box_thickness // 2), cv2.LINE_AA)
     cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), bgr, -1)
-    cv2.putText(out, lab.text, lab.text_origin, FONT, style.text_scale, ink,
-                style.text_thickness, cv2.LINE_AA)  # fmt: skip
+    cv2.putText(
+        out,
+        lab.text,
+        lab.text_origin,
+        FONT,
+        style.text_scale,
+        ink,
+        style.text_thickness,
+        cv2.LINE_AA,
+    )
 
 
 def draw_marks(

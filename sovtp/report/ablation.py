@@ -179,9 +179,15 @@ def factorial(
             y = np.array([[right[(system, v)][k] for v in names] for k in shared], float)
             levels = [cells[v] for v in names]
             e, i = _effects(
-                y, levels, info["factors"], system in blind, n_boot, seed, system in deaf,
+                y,
+                levels,
+                info["factors"],
+                system in blind,
+                n_boot,
+                seed,
+                system in deaf,
                 inert=frozenset(inert),
-            )  # fmt: skip
+            )
             out["effects"] += [{"system": system, "n": len(shared)} | d for d in e]
             out["interactions"] += [{"system": system, "n": len(shared)} | d for d in i]
     return out
@@ -219,16 +225,30 @@ def _effects(
         for lev in levels[1:]:
             on, off = mask(f, lev), mask(f, ref)
             w = on / on.sum() - off / off.sum()
-            effects.append({"factor": f, "level": lev, "reference": ref, "effect": contrast(w),
-                            "testable": testable(f)})  # fmt: skip
+            effects.append(
+                {
+                    "factor": f,
+                    "level": lev,
+                    "reference": ref,
+                    "effect": contrast(w),
+                    "testable": testable(f),
+                }
+            )
     for (f, fl), (g, gl) in itertools.combinations(factors.items(), 2):
         for a, b in itertools.product(fl[1:], gl[1:]):
             w = np.zeros(len(cells))
             for lf, lg, sign in ((a, b, 1), (fl[0], b, -1), (a, gl[0], -1), (fl[0], gl[0], 1)):
                 m = mask(f, lf) & mask(g, lg)
                 w += sign * m / m.sum()
-            inter.append({"factors": [f, g], "levels": [a, b], "references": [fl[0], gl[0]],
-                          "interaction": contrast(w), "testable": testable(f, g)})  # fmt: skip
+            inter.append(
+                {
+                    "factors": [f, g],
+                    "levels": [a, b],
+                    "references": [fl[0], gl[0]],
+                    "interaction": contrast(w),
+                    "testable": testable(f, g),
+                }
+            )
     return effects, inter
 
 
@@ -321,12 +341,18 @@ def notes(ab: dict[str, Any]) -> list[str]:
         if system in deaf:
             continue
         pairs = [f"{a} → {b}" for s, a, b in ab.get("untestable_pairs") or [] if s == system]
-        eff = [e["factor"] for e in ab.get("effects") or [] if e["system"] == system
-               and not e["testable"]]  # fmt: skip
+        eff = [
+            e["factor"]
+            for e in ab.get("effects") or []
+            if e["system"] == system and not e["testable"]
+        ]
         what = []
         if ab.get("kind") == "ladder":
-            steps_ = [f"{d['a']} → {d['b']}" for d in ab.get("steps") or []
-                      if d["system"] == system and not d["testable"]]  # fmt: skip
+            steps_ = [
+                f"{d['a']} → {d['b']}"
+                for d in ab.get("steps") or []
+                if d["system"] == system and not d["testable"]
+            ]
             if steps_:
                 what.append(f"rungs {', '.join(steps_)}")
         elif eff:

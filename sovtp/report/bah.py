@@ -34,9 +34,18 @@ from sovtp.scoring import bah as B
 log = logging.getLogger(__name__)
 
 HEADER = [
-    "system", "variant", "videos", "video AVGF1", "video AP", "video AP (sklearn)",
-    "invalid rate", "frames", "frame AVGF1", "frame AP", "frame AP (sklearn)",
-]  # fmt: skip
+    "system",
+    "variant",
+    "videos",
+    "video AVGF1",
+    "video AP",
+    "video AP (sklearn)",
+    "invalid rate",
+    "frames",
+    "frame AVGF1",
+    "frame AP",
+    "frame AP (sklearn)",
+]
 Row = dict[str, Any]
 
 
@@ -151,16 +160,35 @@ def bah_section(run: Path) -> dict[str, Any] | None:
                 ivs = [(float(i[0]), float(i[1])) for i in (r.get("intervals") or [])]
                 fps = frames.info(sid)[1] if ivs else None
                 label = r.get("label") if r.get("label") in (B.POSITIVE, B.NEGATIVE) else None
-                vids.append((g, *B.frame_predictions(label, len(g), B.answer_score(r, positive),
-                                                     ivs or None, fps)))  # fmt: skip
+                vids.append(
+                    (
+                        g,
+                        *B.frame_predictions(
+                            label, len(g), B.answer_score(r, positive), ivs or None, fps
+                        ),
+                    )
+                )
             frame = B.frame_scores(vids) if vids else None
         scores.append({"system": system, "variant": variant, "video": video, "frame": frame})
         f = frame or {}
-        table.append([_fmt(x) for x in (
-            system, variant, video["n"], video["avgf1"], video.get("ap"),
-            video.get("ap_sklearn"), video["invalid_rate"], f.get("n"), f.get("avgf1"),
-            f.get("ap"), f.get("ap_sklearn"),
-        )])  # fmt: skip
+        table.append(
+            [
+                _fmt(x)
+                for x in (
+                    system,
+                    variant,
+                    video["n"],
+                    video["avgf1"],
+                    video.get("ap"),
+                    video.get("ap_sklearn"),
+                    video["invalid_rate"],
+                    f.get("n"),
+                    f.get("avgf1"),
+                    f.get("ap"),
+                    f.get("ap_sklearn"),
+                )
+            ]
+        )
     if missing:
         notes.append(
             f"{len(missing)} video(s) have no frame labels and are left out of the frame level: "

@@ -12,9 +12,7 @@ status.  User text (prompts, answers) is HTML-escaped: a model's answer is data,
 
 from __future__ import annotations
 
-import html
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from sovtp.jsonl import iter_jsonl
 from sovtp.report.ablation import NOT_TESTABLE, analyse
 from sovtp.report.figures import bars_svg, confusion_svg
 from sovtp.report.gallery import card_html, gallery_entries
+from sovtp.report.tables import CHECK, CSS, Table, _esc, html_table, md_escape, md_table
 from sovtp.scoring.stats import BOOTSTRAP, METHOD_TEXT, WILSON, zero_width
 from sovtp.scoring.summary import summarise
 
@@ -133,8 +132,10 @@ def interval_notes(s: dict[str, Any], n_boot: int | None = None) -> list[str]:
     zero_delta = any(zero_width(d) for d in deltas)
     boot = METHOD_TEXT[BOOTSTRAP] + (f" ({n_boot} resamples)" if n_boot else "")
     text = {WILSON: METHOD_TEXT[WILSON], BOOTSTRAP: boot}
-    notes = ["95 % intervals — " + "; ".join(
-        f"{', '.join(ms)}: {text.get(meth, meth)}" for meth, ms in by.items())]  # fmt: skip
+    notes = [
+        "95 % intervals — "
+        + "; ".join(f"{', '.join(ms)}: {text.get(meth, meth)}" for meth, ms in by.items())
+    ]
     if zero:
         notes.append(
             f"{ZERO} zero width: every bootstrap resample gave the same value (every answer right, "
@@ -160,9 +161,6 @@ def bar_metrics(s: dict[str, Any]) -> list[str]:
     return [m for m in s.get("headline") or [] if m in have and not _plain(m)][:2]
 
 
-Table = tuple[list[str], list[list[Any]]]  # header, rows (plain values; renderers escape)
-
-
 def _task_metrics_table(s: dict[str, Any]) -> Table:
     """Binary / interval tasks: the evaluator's declared metrics (headline first), with CIs."""
     names = list(dict.fromkeys([*(s.get("headline") or []), *(s.get("metric_names") or [])]))
@@ -184,8 +182,17 @@ def _task_metrics_table(s: dict[str, Any]) -> Table:
 def metrics_table(s: dict[str, Any]) -> Table:
     if s.get("task", "single_label") != "single_label":
         return _task_metrics_table(s)
-    head = ["system", "variant", "n", "WAR [95% CI]", "UAR [95% CI]", "macro F1", "weighted F1",
-            "invalid", "errors"]  # fmt: skip
+    head = [
+        "system",
+        "variant",
+        "n",
+        "WAR [95% CI]",
+        "UAR [95% CI]",
+        "macro F1",
+        "weighted F1",
+        "invalid",
+        "errors",
+    ]
     rows = [
         [
             e["system"],
@@ -197,7 +204,7 @@ def metrics_table(s: dict[str, Any]) -> Table:
             _pct(e["metrics"]["weighted_f1"]),
             _pct(e["metrics"]["invalid_rate"]),
             e["errors"],
-        ]  # fmt: skip
+        ]
         for e in s["systems"]
     ]
     return head, rows
@@ -221,9 +228,15 @@ def comparisons_table(
         a, b = c["a"], c["b"]
         off = a["system"] == b["system"] and (a["system"], a["variant"], b["variant"]) in untestable
         m = c["mcnemar"]
-        return [f"{a['system']} · {a['variant']}", f"{b['system']} · {b['variant']}", c["n_shared"],
-                "n/a" if off else _delta(c["delta_war"]), f"{m['b']}/{m['c']}",
-                "n/a" if off else f"{m['p_value']:.4f}", NOT_TESTABLE if off else ""]  # fmt: skip
+        return [
+            f"{a['system']} · {a['variant']}",
+            f"{b['system']} · {b['variant']}",
+            c["n_shared"],
+            "n/a" if off else _delta(c["delta_war"]),
+            f"{m['b']}/{m['c']}",
+            "n/a" if off else f"{m['p_value']:.4f}",
+            NOT_TESTABLE if off else "",
+        ]
 
     rows = [row(c) for c in s["comparisons"]]
     return ["A", "B", "n", "ΔWAR [95% CI]", "McNemar b/c", "p", "note"], rows
@@ -241,7 +254,7 @@ def steps_table(ab: dict[str, Any]) -> Table:
             f"{d['mcnemar']['b']}/{d['mcnemar']['c']}",
             f"{d['mcnemar']['p_value']:.4f}" if d["testable"] else "n/a",
             "" if d["testable"] else NOT_TESTABLE,
-        ]  # fmt: skip
+        ]
         for d in ab.get("steps") or []
     ]
     return ["system", "from", "to", "n", "ΔWAR [95% CI]", "McNemar b/c", "p", "note"], rows
@@ -322,44 +335,6 @@ def reasoning_table(r: dict[str, Any]) -> Table:
     return ["system · variant", "score (0-10)", "value"], rows
 
 
-_MD_BACKSLASH = re.compile(r"\\(?=[!-/:-@\[-`{-~])")  # a backslash that would escape punctuation
-_MD_LINK_CLOSE = re.compile(r"\](?=[(\[:])")  # ``](url)``, ``][ref]``, ``]: url`` close a link
-
-
-def md_escape(x: Any) -> str:
-    """User text (system, variant, label and data names, notes that quote them) as literal
-    Markdown — what ``html.escape`` is to report.html: ``& < >`` become entities (no raw HTML
-    such as ``<img src=x onerror=...>``, no autolink), a ``]`` that would close a link or image
-    (``](``, ``][``, ``]:``) and a ``|`` (a table column) are backslash-escaped, and so is a
-    backslash before punctuation first (else ``\\](`` would undo the escape).  A line break
-    becomes a space (it would end a cell or a quote).  Brackets, ``$`` and other text stay as
-    they are, so ``acc [95% CI]`` reads as it did."""
-    t = "" if x is None else str(x)
-    t = _MD_BACKSLASH.sub(r"\\\\", t)
-    t = t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    t = _MD_LINK_CLOSE.sub(r"\\]", t).replace("|", "\\|")
-    return " ".join(t.splitlines())
-
-
-def _md(c: Any) -> str:
-    """A Markdown table cell: :func:`md_escape` (a ``|`` or a line break would split the row)."""
-    return md_escape(c)
-
-
-def md_table(t: Table) -> list[str]:
-    head, rows = t
-    return ["| " + " | ".join(_md(h) for h in head) + " |", "|" + "---|" * len(head)] + [
-        "| " + " | ".join(_md(c) for c in r) + " |" for r in rows
-    ]
-
-
-def html_table(t: Table) -> str:
-    head, rows = t
-    th = "".join(f"<th>{_esc(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{th}</tr>{trs}</table>"
-
-
 def _groups(e: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(n, b) for n, b in (("tier", e.get("tiers")), ("face", e.get("per_face"))) if b]
 
@@ -397,31 +372,6 @@ def markdown(rep: dict[str, Any]) -> str:
             out += ["", f"(figure: report.html, section “{md_escape(sec['title'])}”)"]
         out += [f"\n> {md_escape(n)}" for n in sec.get("notes") or []]
     return "\n".join(out) + "\n"
-
-
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
-table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}th,td{border:1px solid #ddd;padding:.3rem .6rem;text-align:right}
-th{background:#f4f6f8}td:first-child,td:nth-child(2),th:first-child,th:nth-child(2){text-align:left}
-.fig{display:inline-block;margin:.5rem;vertical-align:top}.fig svg{max-width:100%;height:auto}
-.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:1rem}
-.card{border:1px solid #ddd;border-radius:6px;padding:.6rem;font-size:.85rem}.card img{width:100%}
-.note{background:#fff8c5;border-left:4px solid #9a6700;padding:.4rem .8rem}.ok{color:#1a7f37}.bad{color:#cf222e}.rep{color:#9a6700}pre{white-space:pre-wrap;max-height:12rem;overflow:auto;background:#f6f8fa;padding:.4rem}
-"""
-
-CHECK = """
-window.addEventListener('load',function(){
-  var imgs=document.querySelectorAll('img'),svgs=document.querySelectorAll('.fig svg'),ok=0,bad=0;
-  imgs.forEach(function(i){(i.complete&&i.naturalWidth>0)?ok++:bad++;});
-  svgs.forEach(function(s){var b=s.getBoundingClientRect();(b.width>0&&b.height>0)?ok++:bad++;});
-  document.body.setAttribute('data-rendered',ok);document.body.setAttribute('data-broken',bad);
-  console.log('sovtp-report rendered='+ok+' broken='+bad);
-});
-"""
-
-
-def _esc(x: Any) -> str:
-    return html.escape("" if x is None else str(x))
 
 
 def html_page(rep: dict[str, Any], run: Path) -> str:
@@ -474,8 +424,10 @@ def html_page(rep: dict[str, Any], run: Path) -> str:
             parts += [card_html(run, g) for g in cards]
             parts.append("</div>")
     body = "\n".join(parts)
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>sovtp report</title>"
-            f"<style>{CSS}</style></head><body>{body}<script>{CHECK}</script></body></html>")  # fmt: skip
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>sovtp report</title>"
+        f"<style>{CSS}</style></head><body>{body}<script>{CHECK}</script></body></html>"
+    )
 
 
 def section_html(sec: dict[str, Any]) -> str:

@@ -46,7 +46,7 @@ def compare_rows(runs: list[str | Path]) -> list[dict[str, Any]]:
 
 
 def compare_markdown(rows: list[dict[str, Any]]) -> str:
-    from sovtp.report.build import md_table
+    from sovtp.report.tables import md_table
 
     def cell(v: Any) -> str:
         if isinstance(v, dict):

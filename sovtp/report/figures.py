@@ -59,22 +59,32 @@ def confusion_svg(conf: dict[str, Any], title: str) -> str:
     ]
     for i in range(n):
         y = top + i * cell
-        out.append(f'<text x="{left - 4}" y="{y + cell / 2 + 4}" font-size="10" '
-                   f'text-anchor="end">{esc(str(conf["labels"][i]))}</text>')  # fmt: skip
+        out.append(
+            f'<text x="{left - 4}" y="{y + cell / 2 + 4}" font-size="10" '
+            f'text-anchor="end">{esc(str(conf["labels"][i]))}</text>'
+        )
         for j in range(k):
             x = left + j * cell
-            out.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" '
-                       f'fill="{_blue(norm[i, j])}" stroke="#fff"/>')  # fmt: skip
+            out.append(
+                f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" '
+                f'fill="{_blue(norm[i, j])}" stroke="#fff"/>'
+            )
             if m[i, j]:
                 c = "#fff" if norm[i, j] > 0.6 else "#000"
-                out.append(f'<text x="{x + cell / 2}" y="{y + cell / 2 + 4}" font-size="9" '
-                           f'text-anchor="middle" fill="{c}">{int(m[i, j])}</text>')  # fmt: skip
+                out.append(
+                    f'<text x="{x + cell / 2}" y="{y + cell / 2 + 4}" font-size="9" '
+                    f'text-anchor="middle" fill="{c}">{int(m[i, j])}</text>'
+                )
     for j in range(k):
         x, y = left + j * cell + cell / 2, top + n * cell + 8
-        out.append(f'<text x="{x}" y="{y}" font-size="10" text-anchor="end" '
-                   f'transform="rotate(-45 {x} {y})">{esc(str(conf["columns"][j]))}</text>')  # fmt: skip
-    out.append(f'<text x="{left + cell * k / 2}" y="{h - 2}" font-size="10" '
-               'text-anchor="middle">predicted (rows: gold)</text></svg>')  # fmt: skip
+        out.append(
+            f'<text x="{x}" y="{y}" font-size="10" text-anchor="end" '
+            f'transform="rotate(-45 {x} {y})">{esc(str(conf["columns"][j]))}</text>'
+        )
+    out.append(
+        f'<text x="{left + cell * k / 2}" y="{h - 2}" font-size="10" '
+        'text-anchor="middle">predicted (rows: gold)</text></svg>'
+    )
     return "".join(out)
 
 
@@ -99,8 +109,14 @@ def _bars(plt, entries: list[dict[str, Any]], metric: str, title: str) -> str:
     lo = np.array([e["ci"][metric]["low"] for e in entries]) * 100
     hi = np.array([e["ci"][metric]["high"] for e in entries]) * 100
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(entries) + 1.5), 3.2))
-    ax.bar(range(len(vals)), vals, color="#4C72B0",
-           yerr=[vals - lo, hi - vals], capsize=4, ecolor="#333")  # fmt: skip
+    ax.bar(
+        range(len(vals)),
+        vals,
+        color="#4C72B0",
+        yerr=[vals - lo, hi - vals],
+        capsize=4,
+        ecolor="#333",
+    )
     ax.set_xticks(range(len(vals)), names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(f"{metric.upper()} (%)")
     ax.set_ylim(0, max(100.0, float(hi.max()) + 5 if len(hi) else 100.0))

@@ -163,8 +163,9 @@ def pad_section(
             test, dev = list(parts["test"].values()), list(parts["dev"].values())
             if not test:
                 continue
-            entries.append({"held_out": name, **fold_metrics(test, dev, positive=positive,
-                                                             negative=negative)})  # fmt: skip
+            entries.append(
+                {"held_out": name, **fold_metrics(test, dev, positive=positive, negative=negative)}
+            )
         vals = {k: np.array([e[k] for e in entries], dtype=float) for k in FOLD_METRICS}
         systems.append(
             {
@@ -183,8 +184,17 @@ def pad_section(
     }
 
 
-HEAD = ["system", "variant", "held out", "APCER (held out)", "APCER worst", "BPCER", "ACER",
-        "EER", "BPCER20"]  # fmt: skip
+HEAD = [
+    "system",
+    "variant",
+    "held out",
+    "APCER (held out)",
+    "APCER worst",
+    "BPCER",
+    "ACER",
+    "EER",
+    "BPCER20",
+]
 
 
 def _pct(x: Any) -> str:
@@ -197,11 +207,25 @@ def pad_table(section: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
     for e in section["systems"]:
         for f in e["folds"]:
             held = (f.get("apcer_per_type") or {}).get(f["held_out"])
-            rows.append([e["system"], e["variant"], f["held_out"], _pct(held),
-                         *(_pct(f.get(k)) for k in FOLD_METRICS)])  # fmt: skip
+            rows.append(
+                [
+                    e["system"],
+                    e["variant"],
+                    f["held_out"],
+                    _pct(held),
+                    *(_pct(f.get(k)) for k in FOLD_METRICS),
+                ]
+            )
         m, sd = e.get("mean") or {}, e.get("std") or {}
-        rows.append([e["system"], e["variant"], "mean ± std", "",
-                     *(f"{_pct(m.get(k))} ± {_pct(sd.get(k))}" for k in FOLD_METRICS)])  # fmt: skip
+        rows.append(
+            [
+                e["system"],
+                e["variant"],
+                "mean ± std",
+                "",
+                *(f"{_pct(m.get(k))} ± {_pct(sd.get(k))}" for k in FOLD_METRICS),
+            ]
+        )
     return list(HEAD), rows
 
 
@@ -232,8 +256,12 @@ def counts_table(doc: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]] | 
     neg = str(doc.get("negative", "bona_fide"))
     kinds = sorted({k for c in tally.values() for k in c if k != neg})
     order = {"train": 0, "dev": 1, "test": 2}
-    rows = [[fold, split, c.get(neg, 0), *(c.get(k, 0) for k in kinds)]
-            for (fold, split), c in sorted(tally.items(), key=lambda x: (x[0][0], order.get(x[0][1], 3)))]  # fmt: skip
+    rows = [
+        [fold, split, c.get(neg, 0), *(c.get(k, 0) for k in kinds)]
+        for (fold, split), c in sorted(
+            tally.items(), key=lambda x: (x[0][0], order.get(x[0][1], 3))
+        )
+    ]
     return ["held out", "split", neg.replace("_", " "), *kinds], rows
 
 
@@ -264,8 +292,9 @@ def det_svg(section: Mapping[str, Any], title: str = "") -> str:
             name = f"held out {f['held_out']}"
             if many:
                 name = f"{e['system']} · {e['variant']} · {name}"
-            (line,) = ax.plot(z(f["det"]["apcer"]), z(f["det"]["bpcer"]), drawstyle="steps-post",
-                              label=name)  # fmt: skip
+            (line,) = ax.plot(
+                z(f["det"]["apcer"]), z(f["det"]["bpcer"]), drawstyle="steps-post", label=name
+            )
             if f.get("apcer") is not None and f.get("bpcer") is not None:
                 ax.plot(z(f["apcer"]), z(f["bpcer"]), "o", color=line.get_color(), ms=5)
         ax.plot(z([lo, 1 - lo]), z([lo, 1 - lo]), ":", color="#888", lw=1, label="EER line")
@@ -297,14 +326,18 @@ def _intro(doc: Mapping[str, Any]) -> list[str]:
     lines = []
     if doc.get("evaluator"):
         p = doc.get("protocol") or {}
-        lines.append(f"evaluator: {doc['evaluator']}; leave one attack out: train on "
-                     f"{p.get('train_split')}, threshold at the EER point of "
-                     f"{p.get('dev_split') or 'test itself (no dev split)'}, test on "
-                     f"{p.get('test_split')}")  # fmt: skip
+        lines.append(
+            f"evaluator: {doc['evaluator']}; leave one attack out: train on "
+            f"{p.get('train_split')}, threshold at the EER point of "
+            f"{p.get('dev_split') or 'test itself (no dev split)'}, test on "
+            f"{p.get('test_split')}"
+        )
     c = doc.get("config") or {}
     if c:
-        lines.append(f"model: {c.get('model')}{' + FFT high-pass channel' if c.get('freq') else ''}"
-                     f", {c.get('size')} px, {c.get('epochs')} epoch(s), crops: {c.get('crops')}")  # fmt: skip
+        lines.append(
+            f"model: {c.get('model')}{' + FFT high-pass channel' if c.get('freq') else ''}"
+            f", {c.get('size')} px, {c.get('epochs')} epoch(s), crops: {c.get('crops')}"
+        )
     lines += [
         f"zero-shot answers scored under the same folds: {p}" for p in doc.get("zero_shot") or []
     ]
@@ -317,7 +350,7 @@ def pad_report(
     """``(report.md, report.html)`` of a ``pad.json`` document, drawn with the report kit: the
     settings, the rates table, the DET curve, the samples per fold and split as a table, the
     notes — no dict reprs anywhere (what ``sovtp pad`` writes)."""
-    from sovtp.report.build import CSS, _esc, html_table, md_table
+    from sovtp.report.tables import CSS, _esc, html_table, md_table
 
     sec = pad_section(doc)
     intro, counts, notes = _intro(doc), counts_table(doc), pad_notes(sec)
@@ -337,6 +370,8 @@ def pad_report(
     if counts:
         parts.append("<h2>Samples per fold</h2>" + html_table(counts))
     parts += [f"<p class='note'>{_esc(n)}</p>" for n in notes]
-    page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}"
-            f"</title><style>{CSS}</style></head><body>{chr(10).join(parts)}</body></html>\n")  # fmt: skip
+    page = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{_esc(title)}"
+        f"</title><style>{CSS}</style></head><body>{chr(10).join(parts)}</body></html>\n"
+    )
     return "\n".join(md) + "\n", page

@@ -14,8 +14,6 @@ from typing import Any
 
 from sovtp.deid.audit import inconclusive_note, reid_detail
 
-Table = tuple[list[str], list[list[Any]]]
-
 
 def _from_audit(p: dict[str, Any]) -> dict[str, Any]:
     im, au, tr = p.get("images") or {}, p.get("audio") or {}, p.get("transcripts") or {}

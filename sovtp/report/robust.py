@@ -8,8 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sovtp.report.figures import RC, _plt, _svg
-
-Table = tuple[list[str], list[list[Any]]]
+from sovtp.report.tables import Table
 
 
 def _curves(results: dict[str, Any] | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -27,7 +26,9 @@ def robust_svg(
         for r in _curves(results):
             rows = sorted(r["rows"], key=lambda x: x["eps"])
             xs = [x["eps"] for x in rows]
-            ys = [100 * (x.get(metric) if x.get(metric) is not None else float("nan")) for x in rows]  # fmt: skip
+            ys = [
+                100 * (x.get(metric) if x.get(metric) is not None else float("nan")) for x in rows
+            ]
             name = r.get("name") or f"{r.get('system', 'cnn')} {r.get('attack', '')}".strip()
             ax.plot(xs, ys, marker="o", label=name)
         ax.set_xlabel("epsilon (grey levels, L-inf)")
@@ -42,21 +43,47 @@ def robust_svg(
 
 def robust_table(results: dict[str, Any] | Sequence[dict[str, Any]]) -> Table:
     """One row per result × ε: accuracy and macro F1 (sample and frame level), measured L∞."""
-    head = ["system", "attack", "eps", "accuracy", "macro F1", "frame acc.", "frame macro F1",
-            "L-inf"]  # fmt: skip
+    head = [
+        "system",
+        "attack",
+        "eps",
+        "accuracy",
+        "macro F1",
+        "frame acc.",
+        "frame macro F1",
+        "L-inf",
+    ]
     rows = []
     for r in _curves(results):
         for x in sorted(r["rows"], key=lambda x: x["eps"]):
-            rows.append([r.get("system", ""), r.get("attack", ""), x["eps"], x.get("accuracy"),
-                         x.get("macro_f1"), x.get("frame_accuracy"), x.get("frame_macro_f1"),
-                         x.get("linf")])  # fmt: skip
+            rows.append(
+                [
+                    r.get("system", ""),
+                    r.get("attack", ""),
+                    x["eps"],
+                    x.get("accuracy"),
+                    x.get("macro_f1"),
+                    x.get("frame_accuracy"),
+                    x.get("frame_macro_f1"),
+                    x.get("linf"),
+                ]
+            )
     return head, rows
 
 
 def flip_table(flips: dict[str, dict[str, Any]], eps: float | None = None) -> Table:
     """One row per system · variant of :func:`sovtp.baselines.robust.flip_rate_runs`."""
-    head = ["system · variant", "eps", "n", "flip rate", "correct→wrong", "wrong→correct",
-            "→invalid", "acc. clean", "acc. perturbed"]  # fmt: skip
+    head = [
+        "system · variant",
+        "eps",
+        "n",
+        "flip rate",
+        "correct→wrong",
+        "wrong→correct",
+        "→invalid",
+        "acc. clean",
+        "acc. perturbed",
+    ]
     rows = [
         [
             k,
@@ -68,7 +95,7 @@ def flip_table(flips: dict[str, dict[str, Any]], eps: float | None = None) -> Ta
             f["to_invalid"],
             f["accuracy_clean"],
             f["accuracy_perturbed"],
-        ]  # fmt: skip
+        ]
         for k, f in flips.items()
     ]
     return head, rows

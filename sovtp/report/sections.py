@@ -97,8 +97,15 @@ def collect(run: str | Path, registry: list[SectionSpec] | None = None) -> list[
             got = fn(run)
         except Exception as e:
             log.warning("report section %s failed: %s", spec.name, e)
-            out.append(_normalise({"title": spec.name, "notes": [
-                f"this section could not be drawn: {type(e).__name__}: {e}"]}, spec.name))  # fmt: skip
+            out.append(
+                _normalise(
+                    {
+                        "title": spec.name,
+                        "notes": [f"this section could not be drawn: {type(e).__name__}: {e}"],
+                    },
+                    spec.name,
+                )
+            )
             continue
         for sec in got if isinstance(got, list) else [got]:
             if sec:
@@ -153,8 +160,10 @@ def robust_from_run(run: Path) -> Section:
     rows = [[r[0], r[1], f"{r[2]:g}", *map(_pct, r[3:7]), *r[7:]] for r in rows]
     curves = res if isinstance(res, list) else [res]
     first = curves[0] if curves else {}
-    notes = [f"{first.get('attack', '?')} (L-inf), eps in {first.get('eps_units', 'grey levels')}; "
-             "accuracy and F1 in %"]  # fmt: skip
+    notes = [
+        f"{first.get('attack', '?')} (L-inf), eps in {first.get('eps_units', 'grey levels')}; "
+        "accuracy and F1 in %"
+    ]
     if first.get("checkpoint"):
         notes.append(f"checkpoint: {first['checkpoint']}")
     return {
@@ -173,11 +182,24 @@ def pad_from_run(run: Path) -> list[Section]:
 
     doc = _load(run, "pad.json")
     sec = pad_section(doc)
-    out = [{"title": "Presentation-attack detection (leave one attack out)",
-            "table": pad_table(sec), "svg": det_svg(sec), "notes": pad_notes(sec)}]  # fmt: skip
+    out = [
+        {
+            "title": "Presentation-attack detection (leave one attack out)",
+            "table": pad_table(sec),
+            "svg": det_svg(sec),
+            "notes": pad_notes(sec),
+        }
+    ]
     counts = counts_table(doc)
     if counts:
-        out.append({"title": "Presentation-attack detection: samples per fold", "table": counts,
-                    "notes": ["train: what the detector of that fold was trained on; dev: where "
-                              "its threshold was fixed; test: what it was scored on"]})  # fmt: skip
+        out.append(
+            {
+                "title": "Presentation-attack detection: samples per fold",
+                "table": counts,
+                "notes": [
+                    "train: what the detector of that fold was trained on; dev: where "
+                    "its threshold was fixed; test: what it was scored on"
+                ],
+            }
+        )
     return out

@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-Table = tuple[list[str], list[list[Any]]]
-
 
 def _get(block: dict[str, Any], level: str, metric: str) -> float | None:
     b = block.get(level)
@@ -22,9 +20,20 @@ def tta_section(
     the metric before (no adaptation) and after, their difference, accuracy before/after,
     parameters adapted (scalar elements; BN statistics for ``bn``), tensors, frames seen.
     Results that name their ``system`` (a run's ``tta.json``) get a system column first."""
-    head = ["method", f"{metric} before", f"{metric} after", "delta", "accuracy before",
-            "accuracy after", "params adapted", "of params", "tensors", "BN stats adapted",
-            "frames", "updates"]  # fmt: skip
+    head = [
+        "method",
+        f"{metric} before",
+        f"{metric} after",
+        "delta",
+        "accuracy before",
+        "accuracy after",
+        "params adapted",
+        "of params",
+        "tensors",
+        "BN stats adapted",
+        "frames",
+        "updates",
+    ]
     named = any("system" in r for r in results)
     if named:
         head = ["system", *head]
@@ -33,12 +42,23 @@ def tta_section(
         b = _get(r["before"], level, metric)
         a = _get(r["after"], level, metric)
         info = r.get("info", {})
-        rows.append([r.get("system", "")] * named + [
-            r["method"], b, a, (a - b) if a is not None and b is not None else None,
-            _get(r["before"], level, "accuracy"), _get(r["after"], level, "accuracy"),
-            info.get("params_adapted"), info.get("params_total"), info.get("tensors_adapted"),
-            info.get("stats_adapted"), info.get("frames"), info.get("updates"),
-        ])  # fmt: skip
+        rows.append(
+            [r.get("system", "")] * named
+            + [
+                r["method"],
+                b,
+                a,
+                (a - b) if a is not None and b is not None else None,
+                _get(r["before"], level, "accuracy"),
+                _get(r["after"], level, "accuracy"),
+                info.get("params_adapted"),
+                info.get("params_total"),
+                info.get("tensors_adapted"),
+                info.get("stats_adapted"),
+                info.get("frames"),
+                info.get("updates"),
+            ]
+        )
     return {
         "title": f"Test-time adaptation ({level} level, {metric})",
         "level": level,

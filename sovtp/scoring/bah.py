@@ -112,9 +112,12 @@ def video_scores(rows: Sequence[dict[str, Any]], positive: str = POSITIVE) -> di
 
 
 def frame_predictions(
-    label: str | None, n_frames: int, score: float = float("nan"),
-    intervals: Sequence[tuple[float, float]] | None = None, fps: float | None = None,
-) -> tuple[list[str | None], np.ndarray]:  # fmt: skip
+    label: str | None,
+    n_frames: int,
+    score: float = float("nan"),
+    intervals: Sequence[tuple[float, float]] | None = None,
+    fps: float | None = None,
+) -> tuple[list[str | None], np.ndarray]:
     """Per-frame (labels, positive scores) from one video-level answer: the answer broadcast to
     every frame, or — when the system answered with A/H ``intervals`` (seconds, with ``fps``) —
     A/H inside them and ``none`` elsewhere.  An invalid answer stays invalid on every frame."""

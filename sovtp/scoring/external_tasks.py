@@ -239,8 +239,14 @@ def task_rows(
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """``sovtp score``'s reader for a declared task other than single_label."""
     if task == "binary":
-        return binary_rows(predictions, gold_file, labels=labels, positive=positive,
-                           score_column=score_column, system=system)  # fmt: skip
+        return binary_rows(
+            predictions,
+            gold_file,
+            labels=labels,
+            positive=positive,
+            score_column=score_column,
+            system=system,
+        )
     if task == "intervals":
         if gold_file is None:
             raise ScoringInputError("interval scoring needs --gold (the ground-truth intervals)")

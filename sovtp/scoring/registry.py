@@ -70,9 +70,14 @@ class BinaryData(LabelData):
 
     def take(self, ix: np.ndarray) -> BinaryData:
         return BinaryData(
-            self.g[ix], self.p[ix], self.labels, self.y[ix], self.s[ix], self.types[ix],
+            self.g[ix],
+            self.p[ix],
+            self.labels,
+            self.y[ix],
+            self.s[ix],
+            self.types[ix],
             self.threshold,
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -238,8 +243,9 @@ def _invalid(d: Any) -> tuple[int, int]:
     return int((x.p == len(x.labels)).sum()), len(x)
 
 
-register(_LABEL_TASKS, "war", "weighted average recall (accuracy; invalid is wrong)",
-         proportion=_right)(lambda d: d.headline_metrics.war)  # fmt: skip
+register(
+    _LABEL_TASKS, "war", "weighted average recall (accuracy; invalid is wrong)", proportion=_right
+)(lambda d: d.headline_metrics.war)
 register(_LABEL_TASKS, "accuracy", "accuracy (= WAR)", proportion=_right)(
     lambda d: d.headline_metrics.war
 )
@@ -317,8 +323,9 @@ def _one_dim(fn: Callable[[Any, Any], float], name: str) -> Callable[[Regression
 
 def _high_low(d: RegressionData, k: int) -> float:
     p = d.filled
-    return float(np.mean([T.high_low_scores(d.y[:, j], p[:, j], d.mid[j])[k]
-                          for j in range(len(d.dims))]))  # fmt: skip
+    return float(
+        np.mean([T.high_low_scores(d.y[:, j], p[:, j], d.mid[j])[k] for j in range(len(d.dims))])
+    )
 
 
 register("regression", "ccc", "concordance correlation, mean over dimensions")(

@@ -450,8 +450,13 @@ def soft_label_scores(
             return None
         cb, yb = np.asarray(c), np.asarray(y)
         idx = np.minimum((cb * bins).astype(int), bins - 1)
-        return float(sum(abs(yb[idx == b].mean() - cb[idx == b].mean()) * (idx == b).sum()
-                         for b in np.unique(idx)) / len(cb))  # fmt: skip
+        return float(
+            sum(
+                abs(yb[idx == b].mean() - cb[idx == b].mean()) * (idx == b).sum()
+                for b in np.unique(idx)
+            )
+            / len(cb)
+        )
 
     with_votes = [(c, s) for c, s in zip(conf, vshare, strict=True) if s is not None]
     return {

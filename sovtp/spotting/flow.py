@@ -285,9 +285,12 @@ def aligned_triples(
 
         def cut(img: np.ndarray) -> np.ndarray:
             return cv2.warpAffine(
-                img, m, (cfg.crop, cfg.crop), flags=cv2.INTER_LINEAR,
+                img,
+                m,
+                (cfg.crop, cfg.crop),
+                flags=cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_REPLICATE,
-            )  # fmt: skip
+            )
 
         prev = buf[max(0, t - k) - first][1]
         nxt = buf[min(last, t + k) - first][1]
@@ -356,8 +359,9 @@ def find_intervals(
         return [], [], 0.0
     thr = float(sig.mean() + cfg.p * (sig.max() - sig.mean()))
     length = cfg.length(fps)
-    pk, _ = find_peaks(np.r_[-np.inf, sig, -np.inf], height=max(thr, cfg.min_height),
-                       distance=length)  # fmt: skip
+    pk, _ = find_peaks(
+        np.r_[-np.inf, sig, -np.inf], height=max(thr, cfg.min_height), distance=length
+    )
     pk = [int(p) - 1 for p in pk]
     half, last = length // 2, len(sig) - 1
     ivs = [(frame_indices[max(0, p - half)], frame_indices[min(last, p + half)], None) for p in pk]
