@@ -5,7 +5,7 @@ release the GIL, so a few threads go faster than one, but what reads the results
 linked frame by frame, frames written to a video — needs them in frame order, and a stream must
 not be read ahead without bound (decoded frames are large).  Both face scan loops of
 :mod:`sovtp.deid.faces` (the plan pass and the de-identifying stream) are that one loop; it lives
-here once, with its tests (``tests/test_pool.py``), instead of twice, inline.
+here once, with its tests (``tests/engine/test_pool.py``), instead of twice, inline.
 
 - :func:`thread_pool` — a pool of ``workers`` threads, or ``None`` for one (run in the caller);
   on exit, work not yet started is cancelled and running work is waited for.

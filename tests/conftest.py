@@ -13,7 +13,7 @@ from sovtp.media.sample import astronaut, panning_clip, write_video
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-golden", action="store_true", help="rewrite tests/golden snapshots")
+    parser.addoption("--update-golden", action="store_true", help="rewrite tests/prompting/golden snapshots")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -226,7 +226,7 @@ def test_robust_refuses_a_checkpoint_that_would_run_code(tmp_path, manifest, mar
 def test_pad_reads_predictions_as_json_only(tmp_path, marker):
     """``sovtp pad`` reads no checkpoint (it trains its own folds); a pickle handed to it as
     ``--predictions`` is text it cannot read, never unpickled."""
-    from tests.test_liveness import _write_pad_manifest
+    from tests.baselines.test_liveness import _write_pad_manifest
 
     (tmp_path / "pad").mkdir()
     data = _write_pad_manifest(tmp_path / "pad", 2, 2, 2, side=32)
@@ -465,7 +465,7 @@ def test_transformers_runs_no_remote_code_unless_told_by_name(monkeypatch):
 def test_nothing_in_sovtp_unpickles_or_runs_remote_code():
     """The source never asks for full unpickling, pickled NumPy, unsafe YAML or remote code,
     and every torch.load says weights_only=True."""
-    root = pathlib.Path(__file__).resolve().parents[1] / "sovtp"
+    root = pathlib.Path(__file__).resolve().parents[2] / "sovtp"
     banned = re.compile(
         r"weights_only\s*=\s*False|allow_pickle\s*=\s*True|yaml\.(?:unsafe_|full_)?load\(|"
         r"yaml\.Loader|trust_remote_code\s*=\s*True|pickle\.loads?\(|torch\.load\(\s*\w+\s*\)"

@@ -154,7 +154,7 @@ def test_frame_level_scores_pool_frames_and_skip_unannotated():
 def test_bah_evaluator_and_definition_prompt():
     from sovtp.evaluator import load_evaluator
     from sovtp.prompting.spec import load_spec
-    from tests.test_prompts import fixed_clip
+    from tests.prompting.test_prompts import fixed_clip
 
     ev = load_evaluator("bah")
     assert "bah_ap" in ev.metrics and "invalid_rate" in ev.metrics

@@ -12,7 +12,7 @@ from sovtp.contracts import OUTPUTS, STAGE_KEYS, constraint
 from sovtp.prompting.build import build_query
 from sovtp.prompting.spec import load_spec
 from sovtp.scoring.parse import parse_answer
-from tests.test_prompts import fixed_clip
+from tests.prompting.test_prompts import fixed_clip
 
 LABELS = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
 

@@ -35,10 +35,10 @@ from sovtp.backends.precheck import bench_warnings
 from sovtp.prompting.build import build_query
 from sovtp.prompting.spec import load_spec
 from sovtp.scoring.parse import predict
-from tests.test_prompts import fixed_clip
+from tests.prompting.test_prompts import fixed_clip
 
 # a real server (transformers serve) and a real tiny VLM: in the default suite on purpose
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 240.0
 LAUNCH = """
 import sys

@@ -103,7 +103,7 @@ def test_nfbl_and_posture_get_the_same_events_and_words_from_one_series():
 
 def _tone_with_gap(gap: tuple[float, float], seconds: float = 2.5, sr: int = 16000):
     """A voiced tone that swells and fades four times a second (syllables: only speech-like
-    sound is worded, see tests/test_voice_gate.py), silent over ``gap``."""
+    sound is worded, see tests/deid/test_voice_gate.py), silent over ``gap``."""
     t = np.arange(int(seconds * sr)) / sr
     x = 0.3 * sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 8))
     x *= np.abs(np.sin(2 * np.pi * 2.0 * t))

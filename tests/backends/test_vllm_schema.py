@@ -35,12 +35,12 @@ from pathlib import Path
 import pytest
 
 from sovtp.backends import GenerationConfig
-from sovtp.backends.doctor import _body, _constraint_fields
+from sovtp.backends.doctor import _body
 from sovtp.backends.openai_compat import OpenAIBackend
 from sovtp.contracts import OUTPUTS, constraint
 from sovtp.prompting.build import build_query
 from sovtp.prompting.spec import load_spec
-from tests.test_prompts import fixed_clip
+from tests.prompting.test_prompts import fixed_clip
 
 # in the default suite: the wheel is fetched from PyPI once (cached); without it the test skips
 
@@ -240,7 +240,7 @@ def test_every_mode_validates_against_vllms_chat_completion_request(vllm_validat
     both = dict(base, structured_outputs={"choice": ["a"], "json": {"type": "object"}})
     # and the doctor's own probes
     probes = [
-        _body("m", [{"type": "text", "text": "q"}], 8, **_constraint_fields(f))
+        _body("m", [{"type": "text", "text": "q"}], 8, f)
         for f in ("vllm", "openai")
     ]
     got = vllm_validate([c[2] for c in cases] + [retired, both, *probes])

@@ -201,7 +201,7 @@ def test_renderers_are_lazy_missing_ones_skipped_failing_ones_a_note(run, monkey
     # a section another module registers shows in the report like the built-in ones
     monkeypatch.setattr(
         "sovtp.report.sections.REGISTRY",
-        [*REGISTRY, SectionSpec("extra", ("a.json",), "tests.test_report_sections:_extra")],
+        [*REGISTRY, SectionSpec("extra", ("a.json",), "tests.report.test_report_sections:_extra")],
     )
     write_report(run, n_boot=20)
     html = _section((run / "report.html").read_text(), "Extra &lt;b&gt;")

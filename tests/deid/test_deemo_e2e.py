@@ -162,7 +162,7 @@ def test_deemo_bench_deid_end_to_end(deemo_root, tmp_path):
     assert "we won today" in sent  # and the rest of the transcript with them
 
     # the label set offered is the one the evaluator declares
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     ev = yaml.safe_load((root / "evaluators" / "deemo.yaml").read_text())
     labels = yaml.safe_load((root / "prompts" / "labels" / f"{ev['label_set']}.yaml").read_text())
     offered = set(labels["labels"])

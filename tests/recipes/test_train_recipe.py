@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tests.test_checkpoint_safety import TRAIN, _crop_cache  # noqa: E402
+from tests.baselines.test_checkpoint_safety import TRAIN, _crop_cache  # noqa: E402
 
 
 def sovtp(*args, **kw) -> subprocess.CompletedProcess:

@@ -76,7 +76,7 @@ def test_recipes_of_different_kinds_on_one_folder_are_refused(tmp_path, astronau
     """A bench run's folder taken by `pad` (and a pad folder by `bench`) is refused in one line
     before anything is written; `pad --predictions` of an emotion run is refused, not scored as
     100 % error."""
-    from tests.test_liveness import _write_pad_manifest
+    from tests.baselines.test_liveness import _write_pad_manifest
 
     man = tmp_path / "m.csv"
     man.write_text(f"id,media,label\na,{astronaut_png},happy\n")

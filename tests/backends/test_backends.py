@@ -14,7 +14,7 @@ from sovtp.prompting.build import build_query
 from sovtp.prompting.spec import load_spec
 from sovtp.scoring.parse import parse_answer
 from sovtp.testing import Behaviour, FakeOpenAIServer
-from tests.test_prompts import fixed_clip
+from tests.prompting.test_prompts import fixed_clip
 
 
 def _queries(n=1, spec="sovtp/full", subject=2):
@@ -240,7 +240,7 @@ def test_capabilities_are_declared_and_no_caller_probes_for_methods():
 
     assert get_backend("openai", base_url="http://127.0.0.1:9/v1", model="m").capabilities.remote
     assert not get_backend("facs").capabilities.remote
-    root = Path(__file__).resolve().parents[1] / "sovtp"
+    root = Path(__file__).resolve().parents[2] / "sovtp"
     probes = [
         f"{p.relative_to(root)}:{n}"
         for p in root.rglob("*.py")

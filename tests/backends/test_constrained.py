@@ -1,6 +1,6 @@
 """The in-process grammar (xgrammar, vLLM's engine) built from sovtp's own contracts, checked
 with xgrammar's matcher on strings — no model needed, so these run in the quick lane.  The
-real model under these grammars: ``tests/test_smollm.py``."""
+real model under these grammars: ``tests/backends/test_smollm.py``."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import pytest
 
 from sovtp.data.sources import open_dataset
 from sovtp.scoring.summary import summarise
-from tests.test_data_releases import _dfew, xlsx
+from tests.data.test_data_releases import _dfew, xlsx
 
 LABELS = ["happy", "sad", "neutral", "angry", "surprise", "disgust", "fear"]
 

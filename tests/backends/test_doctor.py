@@ -4,7 +4,7 @@ The stand-in here is a real HTTP server (stdlib) that behaves like the servers m
 vLLM ≥ 0.12 (honours ``structured_outputs`` and ``response_format``), vLLM < 0.12 (honours only
 ``guided_choice`` and ``response_format``), ``transformers serve`` (refuses ``structured_outputs``
 with 422, ignores ``response_format``), an image limit (``--limit-mm-per-prompt``) and a text-only
-model that drops image parts.  ``tests/test_served.py`` runs the doctor against the real
+model that drops image parts.  ``tests/backends/test_served.py`` runs the doctor against the real
 ``transformers serve``.
 """
 

@@ -25,8 +25,8 @@ from sovtp.contracts import STAGE_KEYS
 from sovtp.prompting.build import build_query
 from sovtp.prompting.spec import load_spec
 from sovtp.scoring.parse import predict
+from tests.prompting.test_prompts import fixed_clip
 from tests.smollm import NAME, smollm_backend, smollm_folder
-from tests.test_prompts import fixed_clip
 
 
 def _query(output: str, max_images: int | None = 0):

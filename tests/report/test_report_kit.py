@@ -273,7 +273,7 @@ def test_pad_command_report_has_tables_without_dicts_and_a_det_svg(tmp_path):
     pytest.importorskip("torchvision")
     from typer.testing import CliRunner
 
-    from tests.test_liveness import TINY_ARGS, _pad_app, _write_pad_manifest
+    from tests.baselines.test_liveness import TINY_ARGS, _pad_app, _write_pad_manifest
 
     data = tmp_path / "data"
     data.mkdir()

@@ -1,6 +1,6 @@
 """A real instruction-tuned model behind a real server: ``transformers serve`` serving
 SmolLM2-135M-Instruct (the resolver's ``smollm2-135m-instruct``, converted once; see
-``tests/smollm.py``), beside the tiny random VLM of ``tests/test_served.py``.
+``tests/smollm.py``), beside the tiny random VLM of ``tests/backends/test_served.py``.
 
 What it shows that the tiny VLM cannot: a model that answers in words, through the server's own
 chat template and stop tokens; ``sovtp doctor`` on a text-only model (it drops images, ignores
@@ -23,10 +23,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.backends.test_served import START_TIMEOUT_S, _free_port, _up
 from tests.smollm import smollm_folder
-from tests.test_served import START_TIMEOUT_S, _free_port, _up
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = """
 import sys
 folder, port = sys.argv[1], sys.argv[2]
