@@ -65,27 +65,13 @@ def _preparer(options):
 def _annotate(prep, media: Path):
     """Annotate with a progress bar (decoding first, so the bar knows its length; ``apex:N``
     chooses its frames by a landmark pass, so its length is known only after it)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
+    from sovtp.cli.console import progress_bar
     from sovtp.media.sampling import Sampling
     from sovtp.media.video import load_frames
 
     apex = Sampling.parse(prep.options.sampling).kind == "apex"
     frames = None if apex else load_frames(media, prep.options.sampling)
-    with Progress(
-        TextColumn("annotating {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=_console(),
-        transient=True,
-    ) as prog:
+    with progress_bar("annotating {task.description}", remaining=True) as prog:
         task = prog.add_task(media.name, total=None if frames is None else len(frames))
         return prep.annotate(media, frames=frames, progress=lambda n: prog.advance(task, n))
 

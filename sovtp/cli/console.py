@@ -46,3 +46,20 @@ def report_outcome(run, con) -> int:
     if o.hint:
         con.print(f"[red]no valid answer[/red]: {o.hint}")
     return o.exit_code
+
+
+def progress_bar(what: str, *, disable: bool = False, remaining: bool = False):
+    """The CLI's progress bar on stderr: ``what``, a bar, done/total (and the time left), gone
+    when finished (``transient``); ``disable`` for ``--json`` output."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn(what), BarColumn(), MofNCompleteColumn()]
+    if remaining:
+        columns.append(TimeRemainingColumn())
+    return Progress(*columns, console=console(stderr=True), transient=True, disable=disable)

@@ -90,17 +90,10 @@ def check_cmd(
 
     Exit codes: 0 everything checks out; 1 a problem was found (each printed as one line);
     2 the source cannot be read at all."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
+    from sovtp.cli.console import progress_bar
     from sovtp.recipes.data_check import check_dataset
 
-    with Progress(
-        TextColumn("decoding media"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        transient=True,
-        disable=as_json,
-    ) as bar:
+    with progress_bar("decoding media", disable=as_json) as bar:
         task = bar.add_task("decode", total=None)
 
         def progress(done: int, total: int) -> None:

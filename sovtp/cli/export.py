@@ -53,19 +53,11 @@ def lmms_eval_cmd(
     Run it with: lmms-eval --model openai --model_args model_version=M,base_url=URL
     --include_path DIR --tasks TASK.  Exit codes: 0 written; 1 written, but some samples
     failed (listed); 2 usage or input error."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from sovtp.cli.console import console
+    from sovtp.cli.console import console, progress_bar
     from sovtp.export.lmms_eval import export_lmms_eval
 
     con = console(stderr=True)
-    with Progress(
-        TextColumn("preparing prompts"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=con,
-        transient=True,
-    ) as bar:
+    with progress_bar("preparing prompts") as bar:
         t = bar.add_task("export", total=limit)
         res = export_lmms_eval(
             evaluator,

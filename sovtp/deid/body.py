@@ -54,25 +54,12 @@ def on_body(
         b = f.bbox
         if b[0] * sx <= c[0] <= b[2] * sx and b[1] * sy <= c[1] <= b[3] * sy:
             return False
-    for p in annotation.persons:
-        kp = np.asarray(p.keypoints, dtype=np.float64)
-        xy, vis = kp[:, :2] * (sx, sy), kp[:, 2]
-        if vis[11] < MIN_VISIBLE or vis[12] < MIN_VISIBLE:
-            continue
-        width = float(np.hypot(*(xy[11] - xy[12])))
-        if width < 4:
-            continue
+    bodies = list(_shouldered(annotation, sx, sy))
+    for xy, vis, width in bodies:
         if vis[0] >= MIN_VISIBLE and np.hypot(*(c - xy[0])) <= HEAD_ZONE * width:
             return False
     hit = False
-    for p in annotation.persons:
-        kp = np.asarray(p.keypoints, dtype=np.float64)
-        xy, vis = kp[:, :2] * (sx, sy), kp[:, 2]
-        if vis[11] < MIN_VISIBLE or vis[12] < MIN_VISIBLE:
-            continue
-        width = float(np.hypot(*(xy[11] - xy[12])))
-        if width < 4:
-            continue
+    for xy, vis, width in bodies:
         x0, x1 = sorted((xy[11][0], xy[12][0]))
         top = min(xy[11][1], xy[12][1])
         if x0 <= c[0] <= x1 and top <= c[1] <= top + width * 1.5:
@@ -91,6 +78,19 @@ def on_body(
         if np.all(c >= lo - pad) and np.all(c <= hi + pad):
             hit = True
     return hit
+
+
+def _shouldered(annotation: FrameAnnotation, sx: float, sy: float):
+    """Each person whose two shoulders are measured: (keypoints in ``box``'s pixels, their
+    visibilities, the shoulder width) — the scale every body rule is measured in."""
+    for p in annotation.persons:
+        kp = np.asarray(p.keypoints, dtype=np.float64)
+        xy, vis = kp[:, :2] * (sx, sy), kp[:, 2]
+        if vis[11] < MIN_VISIBLE or vis[12] < MIN_VISIBLE:
+            continue
+        width = float(np.hypot(*(xy[11] - xy[12])))
+        if width >= 4:
+            yield xy, vis, width
 
 
 def body_false_alarm(

@@ -9,7 +9,7 @@ and McNemar p-values, or main effects and interactions for a grid (:mod:`sovtp.r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +40,12 @@ def ablation_variants(
     return list(prompts)
 
 
-def run_ablate(
-    cfg: BenchConfig,
-    resume: bool = False,
-    on_row: Callable[[dict[str, Any]], None] | None = None,
-    report: bool = True,
-    retry_errors: str | None = None,
-) -> tuple[Path, Stats]:
-    """Run the variants through the bench engine; the report's ablation sections read the
-    variants' order (the first is the base)."""
+def run_ablate(cfg: BenchConfig, **options: Any) -> tuple[Path, Stats]:
+    """Run the variants through the bench engine (``options``: :func:`~sovtp.recipes.bench.
+    run_bench`'s — resume, on_row, report, retry_errors); the report's ablation sections read
+    the variants' order (the first is the base)."""
     from sovtp.recipes.bench import run_bench
 
     if len(cfg.variants) < 2:
         raise SovtpError("an ablation compares at least two prompt variants")
-    return run_bench(cfg, resume=resume, on_row=on_row, report=report, retry_errors=retry_errors)
+    return run_bench(cfg, **options)

@@ -68,21 +68,36 @@ def run_pad(
     zero = [pad_predictions(p) for p in predictions]  # read first: a bad path fails fast
     folder = RunFolder(out, "pad")
     folder.claim(None, resume=True)  # a rerun replaces the folder's files; another kind's: refused
+    out = Path(out)
     try:
-        return _run(
-            dataset,
-            Path(out),
-            cfg,
-            ev,
-            protocol,
-            samples,
-            folds,
-            zero,
-            freq=freq,
-            crops=crops,
-            progress=progress,
-            train_cnn=train_cnn,
-            predictions=predictions,
+        rows: list[dict[str, Any]] = []
+        crop_fn = CROPS[crops]
+        if crops == "face":
+            crop_fn = partial(face_crops, sampling=cfg.sampling)
+        if train_cnn:
+            try:
+                rows = leave_one_attack_out_cnn(
+                    samples, out, cfg, freq=freq, crops=crop_fn, progress=progress, folds=folds
+                )
+            except OSError as e:  # an image PIL cannot read (a video needs --crops face)
+                raise SovtpError(
+                    f"{dataset}: cannot read a face image ({e}); for videos use --crops face"
+                ) from e
+        for z in zero:
+            rows += zero_shot_fold_rows(z, folds)
+        from dataclasses import asdict
+
+        meta = {
+            "dataset": str(dataset),
+            "evaluator": ev.name,
+            "protocol": asdict(protocol),
+            "folds": [f.describe() for f in folds],
+            "config": {**asdict(replace(cfg, freq=freq)), "crops": crops} if train_cnn else None,
+            "zero_shot": [str(p) for p in predictions],
+        }
+        opts = ev.task_options
+        return write_pad_run(
+            out, rows, meta, positive=opts.positive or ATTACK, dev_split=protocol.dev_split
         )
     finally:
         folder.close()
@@ -107,53 +122,6 @@ def pad_predictions(path: str | Path) -> list[dict[str, Any]]:
             "--evaluator pad` run"
         )
     return rows
-
-
-def _run(
-    dataset,
-    out: Path,
-    cfg,
-    ev,
-    protocol,
-    samples,
-    folds,
-    zero,
-    *,
-    freq,
-    crops,
-    progress,
-    train_cnn,
-    predictions,
-) -> dict[str, Any]:
-    rows: list[dict[str, Any]] = []
-    crop_fn = CROPS[crops]
-    if crops == "face":
-        crop_fn = partial(face_crops, sampling=cfg.sampling)
-    if train_cnn:
-        try:
-            rows = leave_one_attack_out_cnn(
-                samples, out, cfg, freq=freq, crops=crop_fn, progress=progress, folds=folds
-            )
-        except OSError as e:  # an image PIL cannot read (a video needs --crops face)
-            raise SovtpError(
-                f"{dataset}: cannot read a face image ({e}); for videos use --crops face"
-            ) from e
-    for z in zero:
-        rows += zero_shot_fold_rows(z, folds)
-    from dataclasses import asdict
-
-    meta = {
-        "dataset": str(dataset),
-        "evaluator": ev.name,
-        "protocol": asdict(protocol),
-        "folds": [f.describe() for f in folds],
-        "config": {**asdict(replace(cfg, freq=freq)), "crops": crops} if train_cnn else None,
-        "zero_shot": [str(p) for p in predictions],
-    }
-    opts = ev.task_options
-    return write_pad_run(
-        out, rows, meta, positive=opts.positive or ATTACK, dev_split=protocol.dev_split
-    )
 
 
 def write_pad_run(
