@@ -443,7 +443,17 @@ def test_transformers_runs_no_remote_code_unless_told_by_name(monkeypatch):
     seen = []
 
     class Fake:
-        tokenizer = None
+        """Stands for the config, the processor (its own tokenizer) and the model: every
+        ``from_pretrained`` records whether it was allowed to run the model's code."""
+
+        model_type = "qwen2_vl"  # an image-text-to-text config: the vision path
+        pad_token = eos_token = "</s>"
+        padding_side = "right"
+        generation_config = type("G", (), {"eos_token_id": 2})()
+
+        @property
+        def tokenizer(self):
+            return self
 
         @classmethod
         def from_pretrained(cls, model, **kw):
@@ -454,10 +464,10 @@ def test_transformers_runs_no_remote_code_unless_told_by_name(monkeypatch):
             return self
 
     transformers = sys.modules["transformers"]  # the module the lazy import settled on
-    monkeypatch.setattr(transformers, "AutoProcessor", Fake)
-    monkeypatch.setattr(transformers, "AutoModelForImageTextToText", Fake)
+    for name in ("AutoConfig", "AutoProcessor", "AutoModelForImageTextToText"):
+        monkeypatch.setattr(transformers, name, Fake)
     TransformersBackend("some/model")
-    assert seen == [False, False]
+    assert seen == [False, False, False]  # config, processor, model
     with pytest.raises(BackendError, match="trust_remote_code must be true or false"):
         TransformersBackend("some/model", trust_remote_code="no")
 

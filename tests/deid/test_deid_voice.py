@@ -467,7 +467,7 @@ def test_whisper_base_transcribes_raw_and_anonymised_speech(speech):
 def test_folder_assets_verify_every_file_and_stay_out_of_the_default_fetch(tmp_path):
     import hashlib
 
-    from sovtp import assets
+    from sovtp import asset_table, assets
     from sovtp.errors import ModelAssetError
 
     folder = tmp_path / "m"
@@ -476,7 +476,7 @@ def test_folder_assets_verify_every_file_and_stay_out_of_the_default_fetch(tmp_p
     for name, body in [("config.json", b"{}"), ("model.bin", b"\x00" * 64)]:
         (folder / name).write_bytes(body)
         files.append((name, hashlib.sha256(body).hexdigest()))
-    a = assets.Asset("x", "m", assets.folder_digest(tuple(files)), "", "m/", files=tuple(files))
+    a = asset_table.Asset("x", "m", asset_table.folder_digest(tuple(files)), "", "m/", files=tuple(files))
     assert assets.verify(a, folder) == folder
     (folder / "model.bin").write_bytes(b"\x01" * 64)
     with pytest.raises(ModelAssetError, match="model.bin: sha256"):
@@ -485,7 +485,7 @@ def test_folder_assets_verify_every_file_and_stay_out_of_the_default_fetch(tmp_p
     with pytest.raises(ModelAssetError, match="missing"):
         assets.verify(a, folder)
     w = assets.ASSETS["whisper_tiny_en"]
-    assert w.is_folder and w.sha256 == assets.folder_digest(w.files) and "MIT" in w.licence
+    assert w.is_folder and w.sha256 == asset_table.folder_digest(w.files) and "MIT" in w.licence
     assert all(x.licence for x in assets.ASSETS.values())
     assert not w.default and not assets.ASSETS["resemblyzer_encoder"].default
 

@@ -260,6 +260,7 @@ def test_lmms_eval_runs_the_export_and_scores_like_sovtp(exported, tmp_path):
                 "--limit",
                 "2",
                 "--no-check",
+                "--no-response-cache",  # the session's cache may hold an answer: ask the server
                 "--workers",
                 "0",
                 "-o",
