@@ -248,3 +248,42 @@ def test_capabilities_are_declared_and_no_caller_probes_for_methods():
         if re.search(r"\bhasattr\(", line)
     ]
     assert probes == [], probes
+
+
+def test_the_wire_body_is_json_dumps_byte_for_byte_with_the_images_spliced_in(monkeypatch):
+    """The request body a server receives is exactly ``json.dumps(body)``: images spliced in as
+    bytes when JSON would write them unchanged, encoded as usual when it would not (a quote, a
+    backslash, a control character or non-ASCII in a URL), text escaped as always."""
+    import base64
+    import json
+
+    from sovtp.backends.openai_compat import wire_json
+
+    b64 = "data:image/jpeg;base64," + base64.b64encode(bytes(range(256)) * 40).decode()
+    odd = ['data:image/png;base64,a"b', "data:x\\y", "data:a\nb", "data:é", "https://x/y.png"]
+    parts = [{"type": "text", "text": 'say "hi" \\ @@sovtp-image-'}]
+    parts += [{"type": "image_url", "image_url": {"url": u}} for u in [b64, *odd, b64]]
+    body = {
+        "model": "m",
+        "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": parts}],
+        "seed": 0,
+    }
+    assert wire_json(body) == json.dumps(body).encode()
+    assert json.loads(wire_json(body)) == body
+    assert wire_json({"model": "m", "messages": []}) == b'{"model": "m", "messages": []}'
+    # a prompt that happens to quote this call's placeholder: encoded the plain way
+    import sovtp.backends.openai_compat as oc
+
+    monkeypatch.setattr(oc.os, "urandom", lambda n: b"\0" * n)
+    quoting = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "@@sovtp-image-" + "00" * 8 + "-0@@"},
+                    {"type": "image_url", "image_url": {"url": b64}},
+                ],
+            }
+        ]
+    }
+    assert wire_json(quoting) == json.dumps(quoting).encode()
