@@ -6,7 +6,7 @@ Prompts carry 2 images (JPEG data URLs encoded once when the prompt is built).  
 requests/s against the ideal C/L and the client's CPU time per request (``--profile``: and where
 it went).  Targets: ≥ 95 % of ideal at an ideal of 200 req/s, ≤ 2 ms of client CPU per request.
 The request body is serialised once per request with the images' base64 spliced in as bytes
-(``sovtp.backends.openai_compat.wire_json``: the JSON encoder's pass over ~460 kB of data URLs
+(``sovtp.backends.wire.wire_json``: the JSON encoder's pass over ~460 kB of data URLs
 was ~1 ms of the ~2.6 ms a request cost).
 """
 

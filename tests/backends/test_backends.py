@@ -257,7 +257,7 @@ def test_the_wire_body_is_json_dumps_byte_for_byte_with_the_images_spliced_in(mo
     import base64
     import json
 
-    from sovtp.backends.openai_compat import wire_json
+    from sovtp.backends.wire import wire_json
 
     b64 = "data:image/jpeg;base64," + base64.b64encode(bytes(range(256)) * 40).decode()
     odd = ['data:image/png;base64,a"b', "data:x\\y", "data:a\nb", "data:é", "https://x/y.png"]
@@ -272,7 +272,7 @@ def test_the_wire_body_is_json_dumps_byte_for_byte_with_the_images_spliced_in(mo
     assert json.loads(wire_json(body)) == body
     assert wire_json({"model": "m", "messages": []}) == b'{"model": "m", "messages": []}'
     # a prompt that happens to quote this call's placeholder: encoded the plain way
-    import sovtp.backends.openai_compat as oc
+    import sovtp.backends.wire as oc
 
     monkeypatch.setattr(oc.os, "urandom", lambda n: b"\0" * n)
     quoting = {
