@@ -18,12 +18,6 @@ the model, starts uvicorn), 31-59 s of wall time on the shared 2 cores.  Run wit
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,10 +30,10 @@ from sovtp.prompting.build import build_query
 from sovtp.prompting.spec import load_spec
 from sovtp.scoring.parse import predict
 from tests.prompting.test_prompts import fixed_clip
+from tests.serving import free_port, transformers_serve
 
 # a real server (transformers serve) and a real tiny VLM: in the default suite on purpose
 ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_S = 240.0
 LAUNCH = """
 import sys
 from pathlib import Path
@@ -54,53 +48,15 @@ sys.exit(main())
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _up(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     for mod in ("transformers.cli.serve", "torchvision", "fastapi", "uvicorn"):
         pytest.importorskip(mod, reason="transformers serve needs the `serving` extra")
     tmp = tmp_path_factory.mktemp("served")
-    folder, port = tmp / "tiny-qwen2vl", _free_port()
+    folder, port = tmp / "tiny-qwen2vl", free_port()
     log_path = tmp / "serve.log"
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "NO_COLOR": "1"}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, str(ROOT), str(folder), str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        t_end = time.monotonic() + START_TIMEOUT_S
-        while not _up(f"{base_url}/models"):
-            if proc.poll() is not None:
-                pytest.fail(f"transformers serve exited {proc.returncode}:\n{log_path.read_text()}")
-            if time.monotonic() > t_end:
-                pytest.fail(f"transformers serve not up in {START_TIMEOUT_S:.0f} s")
-            time.sleep(0.5)
-        yield SimpleNamespace(base_url=base_url, model=str(folder), log=log_path)
-    finally:
-        proc.terminate()  # uvicorn shuts down on SIGTERM
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    with transformers_serve(LAUNCH, [str(ROOT), str(folder), str(port)], port, log_path) as url:
+        yield SimpleNamespace(base_url=url, model=str(folder), log=log_path)
 
 
 def _query(output: str):

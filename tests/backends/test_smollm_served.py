@@ -14,16 +14,14 @@ first /v1/models on the shared 2 cores under load); the module took 70 s in all 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from tests.backends.test_served import START_TIMEOUT_S, _free_port, _up
+from tests.serving import free_port, transformers_serve
 from tests.smollm import smollm_folder
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,42 +43,14 @@ def served(tmp_path_factory):
         pytest.importorskip(mod, reason="transformers serve needs the `serving` extra")
     folder = smollm_folder()
     tmp = tmp_path_factory.mktemp("smollm-served")
-    port = _free_port()
+    port = free_port()
     log_path = tmp / "serve.log"
     # one torch thread, like the suite's own process: on 2 shared cores two OpenMP threads per
     # process wait on each other (measured here under load: a 311-token prefill took 48 s on
     # 2 threads, 2.7 s on 1)
-    env = os.environ | {
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "NO_COLOR": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, str(folder), str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-        )
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        t_end = time.monotonic() + START_TIMEOUT_S
-        while not _up(f"{base_url}/models"):
-            if proc.poll() is not None:
-                pytest.fail(f"transformers serve exited {proc.returncode}:\n{log_path.read_text()}")
-            if time.monotonic() > t_end:
-                pytest.fail(f"transformers serve not up in {START_TIMEOUT_S:.0f} s")
-            time.sleep(0.5)
-        yield SimpleNamespace(base_url=base_url, model=str(folder), log=log_path, tmp=tmp)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    env = {"OMP_NUM_THREADS": "1"}
+    with transformers_serve(LAUNCH, [str(folder), str(port)], port, log_path, env) as url:
+        yield SimpleNamespace(base_url=url, model=str(folder), log=log_path, tmp=tmp)
 
 
 def test_doctor_on_the_served_real_model(served):
