@@ -13,7 +13,9 @@ from sovtp.media.sample import astronaut, panning_clip, write_video
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-golden", action="store_true", help="rewrite tests/prompting/golden snapshots")
+    parser.addoption(
+        "--update-golden", action="store_true", help="rewrite tests/prompting/golden snapshots"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -152,26 +154,18 @@ def _local(tmp_path: Path, shared: Path) -> Path:
     return dst
 
 
-@pytest.fixture
-def astronaut_png(astronaut_png_shared, tmp_path) -> Path:
-    return _local(tmp_path, astronaut_png_shared)
+def _local_fixture(name: str):
+    """``name``: a copy of the session's ``<name>_shared`` file in this test's ``tmp_path/media``."""
+
+    @pytest.fixture(name=name)
+    def fixture(request, tmp_path) -> Path:
+        return _local(tmp_path, request.getfixturevalue(f"{name}_shared"))
+
+    return fixture
 
 
-@pytest.fixture
-def two_faces_png(two_faces_png_shared, tmp_path) -> Path:
-    return _local(tmp_path, two_faces_png_shared)
-
-
-@pytest.fixture
-def no_face_png(no_face_png_shared, tmp_path) -> Path:
-    return _local(tmp_path, no_face_png_shared)
-
-
-@pytest.fixture
-def pan_mp4(pan_mp4_shared, tmp_path) -> Path:
-    return _local(tmp_path, pan_mp4_shared)
-
-
-@pytest.fixture
-def talking_clip(talking_clip_shared, tmp_path) -> Path:
-    return _local(tmp_path, talking_clip_shared)
+astronaut_png_local = _local_fixture("astronaut_png")
+two_faces_png_local = _local_fixture("two_faces_png")
+no_face_png_local = _local_fixture("no_face_png")
+pan_mp4_local = _local_fixture("pan_mp4")
+talking_clip_local = _local_fixture("talking_clip")
