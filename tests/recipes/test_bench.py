@@ -221,49 +221,21 @@ def test_report_html_renders_in_headless_chromium(manifest, tmp_path):
 
 
 def test_cli_bench_report_compare_and_ablate(manifest, tmp_path):
-    cli = [sys.executable, "-m", "sovtp"]
+    def sovtp(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "sovtp", *map(str, args)], capture_output=True, text=True
+        )
+
     a = tmp_path / "a"
-    r = subprocess.run(
-        [
-            *cli,
-            "bench",
-            str(manifest),
-            "-o",
-            str(a),
-            "-p",
-            "ladder/plain",
-            "-s",
-            "uniform:1",
-            "--limit",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    r = sovtp("bench", manifest, "-o", a, "-p", "ladder/plain", "-s", "uniform:1", "--limit", 2)
     assert r.returncode == 0, r.stderr
     assert "WAR" in r.stdout and (a / "report.html").exists()
     assert "…" not in r.stdout + r.stderr  # a pipe gets every word (no 80-column cut)
     assert len(list(iter_jsonl(a / "predictions.jsonl"))) == 2
-    r = subprocess.run([*cli, "bench", str(manifest), "-o", str(a)], capture_output=True, text=True)
+    r = sovtp("bench", manifest, "-o", a)
     assert r.returncode == 2 and "--resume" in r.stderr
     b = tmp_path / "b"
-    r = subprocess.run(
-        [
-            *cli,
-            "ablate",
-            str(manifest),
-            "--grid",
-            "boxes,au",
-            "-o",
-            str(b),
-            "-s",
-            "uniform:1",
-            "--limit",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    r = sovtp("ablate", manifest, "--grid", "boxes,au", "-o", b, "-s", "uniform:1", "--limit", 2)
     assert r.returncode == 0, r.stderr
     rep = json.loads((b / "report.json").read_text())
     assert [e["variant"] for e in rep["scoring"]["systems"]] == [
@@ -276,13 +248,9 @@ def test_cli_bench_report_compare_and_ablate(manifest, tmp_path):
         len(rep["scoring"]["comparisons"]) == 3 and (b / "prompts" / "grid_boxes+au.yaml").exists()
     )
     (a / "report.html").unlink()
-    assert subprocess.run([*cli, "report", str(a)], capture_output=True).returncode == 0
+    assert sovtp("report", a).returncode == 0
     assert (a / "report.html").exists()
-    r = subprocess.run(
-        [*cli, "compare", str(a), str(b), "-o", str(tmp_path / "cmp.md")],
-        capture_output=True,
-        text=True,
-    )
+    r = sovtp("compare", a, b, "-o", tmp_path / "cmp.md")
     assert r.returncode == 0 and (tmp_path / "cmp.md").read_text().count("\n") == 2 + 1 + 4
 
 
