@@ -50,23 +50,32 @@ def trained_tiny(out, size: int = 32, **cfg):
     folder, held-out crops)."""
     import torch
 
-    from sovtp.baselines.train import TrainConfig, fit
+    from sovtp.baselines.train import fit
 
     train_set, held_out = lfw_cropsets(size)
-    base = dict(
-        model="mobilenet_v2",
-        size=size,
-        batch_size=32,
-        lr=1e-2,
-        weight_decay=0.0,
-        model_kwargs=TINY_MNV2,
-        device="cpu",
-        **TINY_RECIPE,
-    )
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        fit(train_set, TrainConfig(**{**base, **cfg}), out, progress=False)
+        fit(train_set, tiny_config(size, **{**TINY_RECIPE, **cfg}), out, progress=False)
     finally:
         torch.set_num_threads(n)
     return out, held_out
+
+
+def tiny_config(size: int = 32, **kw):
+    """The CNN tests' TrainConfig: a 0.35-width MobileNetV2 on ``size``-px crops, on the CPU;
+    ``kw`` overrides (steps, batch size, precise BN...)."""
+    from sovtp.baselines.train import TrainConfig
+
+    base = dict(
+        model="mobilenet_v2",
+        size=size,
+        epochs=2,
+        batch_size=32,
+        lr=1e-2,
+        weight_decay=0.0,
+        steps_per_epoch=10,
+        model_kwargs=TINY_MNV2,
+        device="cpu",
+    )
+    return TrainConfig(**{**base, **kw})

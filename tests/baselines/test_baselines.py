@@ -15,8 +15,8 @@ pytest.importorskip("torchvision")
 from sovtp.baselines.data import CropSet, clip_crops, eye_angle  # noqa: E402
 from sovtp.baselines.models import build_model  # noqa: E402
 from sovtp.baselines.predict import accuracy, predict, predict_crops  # noqa: E402
-from sovtp.baselines.train import TrainConfig, fit, train  # noqa: E402
-from tests.lfw_crops import TINY_RECIPE, lfw_cropsets  # noqa: E402
+from sovtp.baselines.train import fit, train  # noqa: E402
+from tests.lfw_crops import TINY_RECIPE, lfw_cropsets, tiny_config  # noqa: E402
 
 S = 32  # tiny crops: CPU forward cost at 224 px is ~31 ms/img for MobileNetV2
 TINY = {"width_mult": 0.35}
@@ -33,18 +33,7 @@ def lfw():
 
 
 def _cfg(**kw):
-    base = dict(
-        model="mobilenet_v2",
-        size=S,
-        epochs=2,
-        batch_size=32,
-        lr=1e-2,
-        weight_decay=0.0,
-        steps_per_epoch=10,
-        model_kwargs=TINY,
-        device="cpu",
-    )
-    return TrainConfig(**{**base, **kw})
+    return tiny_config(S, **kw)
 
 
 def test_training_on_real_faces_learns_and_predicts(lfw, tmp_path):

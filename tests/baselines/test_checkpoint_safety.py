@@ -34,8 +34,8 @@ from sovtp.baselines.checkpoint import (  # noqa: E402
 )
 from sovtp.baselines.data import CropSet  # noqa: E402
 from sovtp.baselines.predict import load, predict_crops  # noqa: E402
-from sovtp.baselines.train import TrainConfig, fit  # noqa: E402
-from tests.lfw_crops import lfw_cropsets  # noqa: E402
+from sovtp.baselines.train import fit  # noqa: E402
+from tests.lfw_crops import lfw_cropsets, tiny_config  # noqa: E402
 
 SOVTP = [sys.executable, "-m", "sovtp.cli"]
 S = 32
@@ -101,19 +101,7 @@ def lfw():
 
 
 def _cfg(**kw):
-    base = dict(
-        model="mobilenet_v2",
-        size=S,
-        epochs=2,
-        batch_size=32,
-        lr=1e-2,
-        weight_decay=0.0,
-        steps_per_epoch=4,
-        model_kwargs=TINY,
-        device="cpu",
-        precise_bn=2,
-    )
-    return TrainConfig(**{**base, **kw})
+    return tiny_config(S, **{"steps_per_epoch": 4, "precise_bn": 2} | kw)
 
 
 @pytest.fixture(scope="module")
