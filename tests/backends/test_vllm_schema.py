@@ -239,10 +239,7 @@ def test_every_mode_validates_against_vllms_chat_completion_request(vllm_validat
     retired["guided_choice"] = ["happy", "sad"]
     both = dict(base, structured_outputs={"choice": ["a"], "json": {"type": "object"}})
     # and the doctor's own probes
-    probes = [
-        _body("m", [{"type": "text", "text": "q"}], 8, f)
-        for f in ("vllm", "openai")
-    ]
+    probes = [_body("m", [{"type": "text", "text": "q"}], 8, f) for f in ("vllm", "openai")]
     got = vllm_validate([c[2] for c in cases] + [retired, both, *probes])
     results = got["results"]
     assert got["stub_fields"] in ([], ["messages"]), got["stub_fields"]
