@@ -106,15 +106,7 @@ def spot_main(minutes: list[float], fps: int) -> None:
             csv.writer(f).writerows(
                 [["id", "media", "onset", "apex", "offset"], ["a", "v.mp4", mid - 4, mid, mid + 4]]
             )
-        out = subprocess.run(
-            [sys.executable, "-c", SPOT_CHILD, str(d / "m.csv"), str(d / "run")],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode:
-            sys.exit(out.stderr[-3000:])
-        res[m] = json.loads(out.stdout.strip().splitlines()[-1])
+        res[m] = _child(SPOT_CHILD, [d / "m.csv", d / "run"], env)
         print(
             f"spot {m:g} min 640x360 @ {fps} fps ({int(m * 60 * fps)} frames): peak RSS "
             f"{res[m]['peak_kib'] / 1024:.1f} MiB, errors {res[m]['errors']}, "
@@ -123,6 +115,17 @@ def spot_main(minutes: list[float], fps: int) -> None:
     lo, hi = min(minutes), max(minutes)
     ratio = res[hi]["peak_kib"] / res[lo]["peak_kib"]
     print(f"spot peak RSS {hi:g} min / {lo:g} min: {ratio:.3f} (target ≤ 1.2)")
+
+
+def _child(script: str, args: list, env: dict) -> dict:
+    """Run ``script`` in a fresh process (its peak RSS is its own) and read the JSON line it
+    prints last; a failure ends the benchmark with the child's error."""
+    out = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], env=env, capture_output=True, text=True
+    )
+    if out.returncode:
+        sys.exit(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -147,15 +150,7 @@ def main() -> None:
     for n in (a.small, a.large):
         m = write_manifest(tmp / "media", names, n)
         t = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(m), str(tmp / f"run{n}")],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if out.returncode:
-            sys.exit(out.stderr[-3000:])
-        res[n] = json.loads(out.stdout.strip().splitlines()[-1])
+        res[n] = _child(CHILD, [m, tmp / f"run{n}"], env)
         print(
             f"{n:6d} samples: peak RSS {res[n]['peak_kib'] / 1024:.1f} MiB, "
             f"{res[n]['rows']} rows, {time.perf_counter() - t:.1f} s"
