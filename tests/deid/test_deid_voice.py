@@ -476,7 +476,9 @@ def test_folder_assets_verify_every_file_and_stay_out_of_the_default_fetch(tmp_p
     for name, body in [("config.json", b"{}"), ("model.bin", b"\x00" * 64)]:
         (folder / name).write_bytes(body)
         files.append((name, hashlib.sha256(body).hexdigest()))
-    a = asset_table.Asset("x", "m", asset_table.folder_digest(tuple(files)), "", "m/", files=tuple(files))
+    a = asset_table.Asset(
+        "x", "m", asset_table.folder_digest(tuple(files)), "", "m/", files=tuple(files)
+    )
     assert assets.verify(a, folder) == folder
     (folder / "model.bin").write_bytes(b"\x01" * 64)
     with pytest.raises(ModelAssetError, match="model.bin: sha256"):
