@@ -99,6 +99,19 @@ def _interval(onset: int, apex: int, offset: int, base: int, **kw: Any) -> dict[
     return {"onset": onset - base, "apex": apex - base, "offset": offset - base, **kw}
 
 
+def _row_interval(row: dict[str, str], base: int, **kw: Any) -> dict[str, Any]:
+    """A sheet row's interval: its onset, apex and offset frame numbers less ``base``, with the
+    row's type, emotion and AUs; ``kw`` replaces or adds fields (SAMM's own emotion and AU
+    columns, its movement name)."""
+    onset, apex, offset = (_int(_col(row, k)) for k in ("onset", "apex", "offset"))
+    fields = {
+        "type": _kind(_col(row, "type")),
+        "label": _col(row, "emotion").lower() or None,
+        "aus": _col(row, "aus", "actionunits"),
+    }
+    return _interval(onset, apex, offset, base, **(fields | kw))
+
+
 def _video_sample(
     root: Path,
     vid: str,
@@ -180,18 +193,7 @@ def casme2_videos(
                 log.warning("CAS(ME)² video %s of subject %s not found", code, subj)
                 continue
             videos[vid] = {"media": _inside(root, hits[0]), "subject": f"s{subj}", "ivs": []}
-        onset, apex, offset = (_int(_col(row, k)) for k in ("onset", "apex", "offset"))
-        videos[vid]["ivs"].append(
-            _interval(
-                onset,
-                apex,
-                offset,
-                1,
-                type=_kind(_col(row, "type")),
-                label=_col(row, "emotion").lower() or None,
-                aus=_col(row, "aus", "actionunits"),
-            )
-        )
+        videos[vid]["ivs"].append(_row_interval(row, 1))
     for vid, v in videos.items():
         yield _video_sample(root, vid, v["media"], v["subject"], fps, v["ivs"], split)
 
@@ -258,7 +260,6 @@ def samm(
             base = _first_number(media) if isinstance(media, Path) else None
             videos[vid] = {"media": media, "subject": subj, "base": base or 0, "ivs": []}
         v = videos[vid]
-        onset, apex, offset = (_int(_col(row, k)) for k in ("onset", "apex", "offset"))
         kind = _kind(_col(row, "type"))
         label = _col(row, "estimatedemotion", "emotion").lower() or None
         if emotions is not None:  # the release: emotions only from the FACS codes, micro only
@@ -268,15 +269,8 @@ def samm(
             if kind == "micro" and label is None:
                 unmatched.append(name)
         v["ivs"].append(
-            _interval(
-                onset,
-                apex,
-                offset,
-                v["base"],
-                type=kind,
-                label=label,
-                aus=_col(row, "actionunits", "aus"),
-                movement=name,
+            _row_interval(
+                row, v["base"], label=label, aus=_col(row, "actionunits", "aus"), movement=name
             )
         )
     if unmatched:
@@ -423,18 +417,7 @@ def mmme(
                 "meta": meta,
             }
         v = videos[vid]
-        onset, apex, offset = (_int(_col(row, k)) for k in ("onset", "apex", "offset"))
-        v["ivs"].append(
-            _interval(
-                onset,
-                apex,
-                offset,
-                v["base"],
-                type=_kind(_col(row, "type")),
-                label=_col(row, "emotion").lower() or None,
-                aus=_col(row, "aus", "actionunits"),
-            )
-        )
+        v["ivs"].append(_row_interval(row, v["base"]))
     for vid, v in videos.items():
         yield _video_sample(
             root, vid, v["media"], v["subject"], v["fps"], v["ivs"], split, **v["meta"]
