@@ -79,19 +79,20 @@ AU_MEASURES: dict[str, tuple[str, str]] = {
     "AU45": ("blendshape eyeBlink", _EYES),
 }
 
-# AU -> (left blendshape, right blendshape) for bilateral ones.
-_SIDED: dict[str, tuple[str, str]] = {
-    "AU2": ("browOuterUpLeft", "browOuterUpRight"),
-    "AU4": ("browDownLeft", "browDownRight"),
-    "AU5": ("eyeWideLeft", "eyeWideRight"),
-    "AU7": ("eyeSquintLeft", "eyeSquintRight"),
-    "AU12": ("mouthSmileLeft", "mouthSmileRight"),
-    "AU14": ("mouthDimpleLeft", "mouthDimpleRight"),
-    "AU15": ("mouthFrownLeft", "mouthFrownRight"),
-    "AU16": ("mouthLowerDownLeft", "mouthLowerDownRight"),
-    "AU20": ("mouthStretchLeft", "mouthStretchRight"),
-    "AU24": ("mouthPressLeft", "mouthPressRight"),
-    "AU45": ("eyeBlinkLeft", "eyeBlinkRight"),
+# AU -> the stem of its blendshape pair for bilateral ones (``browDown`` → ``browDownLeft`` and
+# ``browDownRight``).
+_SIDED: dict[str, str] = {
+    "AU2": "browOuterUp",
+    "AU4": "browDown",
+    "AU5": "eyeWide",
+    "AU7": "eyeSquint",
+    "AU12": "mouthSmile",
+    "AU14": "mouthDimple",
+    "AU15": "mouthFrown",
+    "AU16": "mouthLowerDown",
+    "AU20": "mouthStretch",
+    "AU24": "mouthPress",
+    "AU45": "eyeBlink",
 }
 _SINGLE: dict[str, str] = {
     "AU1": "browInnerUp",
@@ -127,8 +128,8 @@ def blendshapes_to_aus(bs: Mapping[str, float]) -> AUReading:
 
     aus: dict[str, float] = {}
     sides: dict[str, tuple[float, float]] = {}
-    for code, (left, right) in _SIDED.items():
-        lv, rv = g(left), g(right)
+    for code, stem in _SIDED.items():
+        lv, rv = g(f"{stem}Left"), g(f"{stem}Right")
         sides[code] = (lv, rv)
         aus[code] = max(lv, rv)
     for code, name in _SINGLE.items():
