@@ -26,7 +26,7 @@ are evidence, not probabilities: they are comparable across emotions, and they s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_THRESHOLD = 0.3
 DEFAULT_TOP_K = 5
@@ -126,6 +126,10 @@ BLENDS: dict[str, dict[str, float]] = {
 }
 # AUs that count as "expressive" for neutrality (lips part / jaw drop / blink happen in speech).
 EXPRESSIVE = [a for a in AU_NAMES if a not in ("AU25", "AU26", "AU45", "AU43", "AU28")]
+# The AUs some prototype reads: "no expressive AU active" is only as sure as the share of these
+# that were measured (a turned head leaves AU6/9/10/15/23 unmeasured — not absent).
+PROTOTYPE_AUS = [a for a in AU_NAMES if any(a in p for p in PROTOTYPES.values())]
+UNCHECKED_SHARE = 0.5  # a prototype with at least this share of its weight unmeasured is unchecked
 
 
 @dataclass
@@ -134,6 +138,9 @@ class Reading:
 
     scores: dict[str, float]  # concept -> 0..1
     evidence: dict[str, list[str]]  # concept -> AUs that supported it
+    # concept -> its prototype AUs that were not measured, for the prototypes with at least
+    # UNCHECKED_SHARE of their weight unmeasured: neither found nor ruled out
+    unchecked: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def top(self) -> str:
@@ -150,6 +157,7 @@ def read_expression(
     """Score every prototype (basic, contempt, neutral and the blends) from AU intensities."""
     scores: dict[str, float] = {}
     evidence: dict[str, list[str]] = {}
+    unchecked: dict[str, list[str]] = {}
     for emo, proto in PROTOTYPES.items():
         # only measured AUs count: an AU missing from ``aus`` was not measured, which is not
         # evidence of absence.  The mean over the measured ones is shrunk a little by how much
@@ -158,8 +166,10 @@ def read_expression(
         seen = {au: w for au, w in proto.items() if au in aus}
         got = sum(seen.values())
         mean = sum(w * _evidence(aus[au]) for au, w in seen.items()) / got if got else 0.0
-        scores[emo] = mean * (0.75 + 0.25 * got / total)
+        scores[emo] = mean * _shrink(got / total)
         evidence[emo] = [au for au in proto if aus.get(au, 0.0) >= DEFAULT_THRESHOLD]
+        if total - got >= UNCHECKED_SHARE * total:
+            unchecked[emo] = [au for au in proto if au not in aus]
     sides = sides or {}
     contempt = 0.0
     used: list[str] = []
@@ -172,12 +182,27 @@ def read_expression(
     scores["contempt"] = contempt
     evidence["contempt"] = used
     peak = max((aus.get(a, 0.0) for a in EXPRESSIVE), default=0.0)
-    scores["neutral"] = max(0.0, 1.0 - _evidence(peak))
-    evidence["neutral"] = [] if peak >= DEFAULT_THRESHOLD else ["no expressive AU active"]
+    # neutral is the absence of every prototype: shrunk like a prototype by how much was measured
+    seen_share = sum(a in aus for a in PROTOTYPE_AUS) / len(PROTOTYPE_AUS)
+    scores["neutral"] = max(0.0, 1.0 - _evidence(peak)) * _shrink(seen_share)
+    evidence["neutral"] = (
+        []
+        if peak >= DEFAULT_THRESHOLD
+        else ["no expressive AU active"]
+        if seen_share == 1.0
+        else ["no measured expressive AU active"]
+    )
     for blend, parts in BLENDS.items():
         scores[blend] = sum(w * scores[p] for p, w in parts.items()) * 0.9
         evidence[blend] = sorted({au for p in parts for au in evidence[p] if au.startswith("AU")})
-    return Reading(scores, evidence)
+    return Reading(scores, evidence, unchecked)
+
+
+def _shrink(seen_share: float) -> float:
+    """A score's factor for the share of its AUs that were measured: 1 when all were, 0.75 when
+    none — enough that a half-measured prototype cannot win on one AU, not so much that a turned
+    head zeroes every reading."""
+    return 0.75 + 0.25 * seen_share
 
 
 def describe(reading: Reading) -> str:
@@ -185,5 +210,20 @@ def describe(reading: Reading) -> str:
     top = reading.top
     ev = reading.evidence.get(top) or []
     if top == "neutral":
-        return "looks neutral (no expressive action unit active)"
+        if len(reading.unchecked) == len(PROTOTYPES):
+            return "no expression read (its action units were not measured)"
+        # evidence["neutral"] is empty when an AU is active but no prototype beat neutral
+        why = [ev[0].replace(" AU ", " action unit ") if ev else "no prototype matched"]
+        if reading.unchecked:
+            why.append(unchecked_phrase(reading))
+        return f"looks neutral ({'; '.join(why)})"
     return f"looks like {top} ({', '.join(ev)})" if ev else f"leans towards {top}"
+
+
+def unchecked_phrase(reading: Reading) -> str:
+    """'disgust not checked: AU9, AU10, AU15 not measured' — the prototypes a reading can
+    neither find nor rule out, so "neutral" is never read as "no disgust"."""
+    return "; ".join(
+        f"{emo} not checked: {', '.join(aus)} not measured"
+        for emo, aus in reading.unchecked.items()
+    )

@@ -16,8 +16,8 @@ import math
 import time
 
 from sovtp.backends.base import BatchedBackend, Capabilities, GenerationConfig, failed
-from sovtp.facs import au_label, read_expression
-from sovtp.labels import load_label_set
+from sovtp.facs import au_label, au_sort_key, read_expression
+from sovtp.labels import LabelSet, load_label_set
 from sovtp.records import Query, Response
 
 # posture name -> (concept, boost): small nudges, never enough to outvote a clear face
@@ -34,8 +34,31 @@ OTHERS_WEIGHT = 0.1  # emotional contagion: how much the others' prototype leans
 TEMPERATURE = 0.15  # softmax temperature turning evidence into label scores
 
 
+def _unchecked_text(unchecked: dict[str, list[str]], reasons: dict[str, str], ls: LabelSet) -> str:
+    """'Not measured: AU9 nose wrinkler, AU10 upper lip raiser (head turned 34°), so disgust is
+    neither found nor ruled out.' — for the run's labels whose prototype was mostly unmeasured;
+    the reasons are the annotation's (``Face.au_unmeasured``) where the query carries them."""
+    concepts = {ls.concept(lab) for lab in ls.labels}
+    names = [c for c in unchecked if c in concepts]
+    if not names:
+        return ""
+    codes = sorted({a for c in names for a in unchecked[c]}, key=au_sort_key)
+    by_why: dict[str, list[str]] = {}
+    for a in codes:
+        by_why.setdefault(reasons.get(a, ""), []).append(au_label(a))
+    said = "; ".join(", ".join(v) + (f" ({why})" if why else "") for why, v in by_why.items())
+    verb = "is" if len(names) == 1 else "are"
+    return f"Not measured: {said}, so {' and '.join(names)} {verb} neither found nor ruled out."
+
+
 def _in_contract(
-    output: str, payload: dict, facs: dict, au_txt: str, active: str, used: list[str]
+    output: str,
+    payload: dict,
+    facs: dict,
+    au_txt: str,
+    active: str,
+    used: list[str],
+    unchecked: str = "",
 ) -> str:
     """The reasoner's answer written in the contract the query asked for, like a model would:
     ``staged`` stages first, ``text`` a 'Final answer:' line, ``label`` one word."""
@@ -51,7 +74,8 @@ def _in_contract(
             "scene": "not seen: this reasoner reads measurements, not images",
             "body": body,
             "others": others,
-            "action_units": f"active: {active or 'none above 0.3'}; best prototype: {au_txt}",
+            "action_units": f"active: {active or 'none above 0.3'}; best prototype: {au_txt}"
+            + (f"; {unchecked[:1].lower()}{unchecked[1:]}" if unchecked else ""),
             "self_correction": payload["rationale"],
         }
         return json.dumps(staged | {k: payload[k] for k in ("label", "confidence", "scores")})
@@ -109,9 +133,11 @@ class FacsBackend(BatchedBackend):
         active = ", ".join(
             f"{k} {v:.2f}" for k, v in sorted(aus.items(), key=lambda kv: -kv[1]) if v >= 0.3
         )
+        unchecked = _unchecked_text(reading.unchecked, facs.get("unmeasured") or {}, ls)
         rationale = (
             f"EMFACS prototype for {concept} matches best: {au_txt}. "
             f"Active AUs: {active or 'none above 0.3'}."
+            + (f" {unchecked}" if unchecked else "")
             + (f" Context considered: {'; '.join(used)}." if used else "")
         )
         payload = {
@@ -125,7 +151,7 @@ class FacsBackend(BatchedBackend):
             query_id=q.id,
             backend=self.name,
             model=self.model,
-            text=_in_contract(q.output, payload, facs, au_txt, active, used),
+            text=_in_contract(q.output, payload, facs, au_txt, active, used, unchecked),
             latency_s=time.perf_counter() - t0,
             finish_reason="stop",
         )

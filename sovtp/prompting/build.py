@@ -299,6 +299,11 @@ def facs_payload(clip: ClipAnnotation, subject: int | None) -> dict[str, Any] | 
             c.name for c in clip.cues if c.kind in ("posture", "nfbl") and c.subject == subject
         ],
         "others": others,
+        # why an AU is missing (a turned head, an open mouth, a hand): the reasoner says so
+        # instead of reading the absence as "no disgust"
+        "unmeasured": {
+            code: next(iter(g["why"]), "") for code, g in (au.value.get("unmeasured") or {}).items()
+        },
     }
 
 

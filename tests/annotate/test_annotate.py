@@ -122,6 +122,24 @@ def test_prototypes_pick_the_expected_emotion():
         assert read_expression(aus).top == emo, (emo, read_expression(aus).scores)
 
 
+def test_an_unmeasured_prototype_is_neither_found_nor_ruled_out():
+    """A turned head leaves AU9/AU10/AU15 unmeasured: the reading must not treat them as 0 —
+    disgust is 'not checked', and "neutral" is less sure than on a fully measured still face."""
+    from sovtp.facs import AU_NAMES, describe
+
+    rest = {a: 0.0 for a in AU_NAMES}
+    turned = {a: v for a, v in rest.items() if a not in ("AU6", "AU9", "AU10", "AU15", "AU23")}
+    full, part = read_expression(rest), read_expression(turned)
+    assert full.top == part.top == "neutral" and not full.unchecked
+    assert part.unchecked == {"disgust": ["AU9", "AU15", "AU10"]}
+    assert part.scores["neutral"] < full.scores["neutral"]
+    assert describe(full) == "looks neutral (no expressive action unit active)"
+    assert "disgust not checked: AU9, AU15, AU10 not measured" in describe(part)
+    assert (
+        describe(read_expression({})) == "no expression read (its action units were not measured)"
+    )
+
+
 def test_a_cache_hit_draws_the_same_pixels_as_a_fresh_annotation(tmp_path, astronaut_png, detector):
     """The images sent (and so the response-cache keys) must not depend on whether the
     annotation came from the cache."""

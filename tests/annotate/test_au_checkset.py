@@ -65,6 +65,30 @@ def test_a_head_turned_past_the_limit_reports_no_geometric_au(faces_dir, detecto
     assert face.geometry["AU15"] >= 0.4  # the near corner alone (1.00), averaged with 0
 
 
+def test_the_reasoner_names_what_the_turn_left_unmeasured(faces_dir, detector):
+    """On the turned disgust still the offline reasoner cannot see AU9/AU10/AU15; it answered
+    "neutral" as if they were absent.  It must say they were not measured, why, and that disgust
+    is neither found nor ruled out — and the face's expression cue must say the same."""
+    import json
+
+    from sovtp.backends.facs import FacsBackend
+    from sovtp.prompting.build import facs_payload
+    from sovtp.records import Query
+
+    clip, _ = annotate(faces_dir / "45-m7-di-ph.jpg", "uniform:1", detector=detector, cache=False)
+    sid = clip.track_ids[0]
+    q = Query(id="q", messages=[], meta={"facs": facs_payload(clip, sid)}, output="json")
+    answer = json.loads(FacsBackend().answer(q).text)
+    assert answer["label"] != "disgust"  # nothing it measured says disgust either
+    why = answer["rationale"]
+    assert (
+        "AU9 nose wrinkler, AU10 upper lip raiser, AU15 lip corner depressor (head turned 3" in why
+    )
+    assert "disgust is neither found nor ruled out" in why
+    (expr,) = [c for c in clip.cues if c.kind == "expression" and c.subject == sid]
+    assert "disgust not checked" in expr.text
+
+
 @pytest.mark.parametrize("sampling", ["uniform:8", "uniform:6"])
 def test_a_clip_that_starts_neutral_is_measured_against_its_own_neutral(
     faces_dir, detector, sampling
