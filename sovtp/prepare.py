@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sovtp.closeable import Closeable
 from sovtp.deid.policy import DEFAULT_MODE
 from sovtp.deid.voice import DEFAULT_ALPHA, format_alpha
 from sovtp.errors import DeidError
@@ -158,7 +159,7 @@ class PrepareOptions(PrepareSettings):
         return d
 
 
-class Preparer:
+class Preparer(Closeable):
     """Turns media into queries.  Holds the open detector (MediaPipe graphs are costly to open),
     so one Preparer serves a whole run; close it (or use ``with``)."""
 
@@ -217,12 +218,6 @@ class Preparer:
         if self._finder is not None:
             self._finder.close()
             self._finder = None
-
-    def __enter__(self) -> Preparer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- stage 1: media → annotation ------------------------------------------------------
     def annotate(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sovtp.closeable import Closeable
 from sovtp.deid.centerface import CENTERFACE_THRESHOLD, CenterFace, nms
 
 MEDIAPIPE_THRESHOLD = 0.4
@@ -69,7 +70,7 @@ def _tiles(w: int, h: int) -> list[tuple[int, int, int]]:
     return out
 
 
-class MediaPipeFaces:
+class MediaPipeFaces(Closeable):
     """MediaPipe's face detector (BlazeFace short-range, from the ``face_landmarker.task``
     bundle), over the frame and its tiles.  Close it (or use ``with``)."""
 
@@ -137,14 +138,8 @@ class MediaPipeFaces:
             self._det.close()
             self._det = None
 
-    def __enter__(self) -> MediaPipeFaces:
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class FaceFinder:
+class FaceFinder(Closeable):
     """Both detectors, unioned.  One per run (the models are costly to open); close it.
     Safe to call from several threads at once (CenterFace's onnxruntime session runs
     concurrently; the strict MediaPipe look borrows a detector per call); the guard-threshold
@@ -308,9 +303,3 @@ class FaceFinder:
                 m.close()
         self._mp, self._mp_on = None, False
         self._strict_all, self._strict_free = [], []
-
-    def __enter__(self) -> FaceFinder:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
