@@ -56,6 +56,7 @@ def run_query(
     spec = load_spec(prompt)
     cfg = cfg or GenerationConfig()
     who = subjects(clip, subject)
+    be = get_backend(backend, **options)
     queries, folders = [], []
     for sid in who:
         q, images = prep.query(
@@ -67,6 +68,9 @@ def run_query(
             transcript=transcript,
             sample_key=clip.sha256,
             query_id=f"{clip.sha256[:12]}:{spec.id}:{'' if sid is None else sid}",
+            # a text-only model (or the FACS reasoner) gets the text-only prompt, not one that
+            # says "you are shown an image" with the image dropped; the folder records that
+            max_images=be.capabilities.images_per_prompt,
         )
         folder = out / f"face_{sid}" if len(who) > 1 else out
         folder.mkdir(parents=True, exist_ok=True)
@@ -75,7 +79,6 @@ def run_query(
         (folder / "prompt.txt").write_text(q.text() + "\n")
         queries.append((q, len(images)))
         folders.append(folder)
-    be = get_backend(backend, **options)
     responses = be.generate([q for q, _ in queries], cfg)
     results = []
     for (q, n_images), folder, resp in zip(queries, folders, responses, strict=True):

@@ -224,6 +224,12 @@ def prompt_context(
         "labels": list(labels.labels),
         "n_images": n_images,
         "frame_times": [f"{t:.1f}" for t in frame_times],
+        # what the measurements came from, for a prompt that carries no image
+        "measured_on": (
+            f"{len(clip.frames)} frames sampled from a video clip"
+            if len(clip.frames) > 1
+            else "one image"
+        ),
         "marks": asdict(spec.visual),
         "au_threshold": DEFAULT_THRESHOLD,  # what the AU labels and the AU text both use
         "cues": {k: k in spec.cues for k in ("au", "context")},

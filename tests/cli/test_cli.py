@@ -100,9 +100,16 @@ def test_query_offline_and_against_a_loopback_server(two_faces_png, tmp_path):
 
     p = run("query", two_faces_png, "--subject", "1", "-o", tmp_path / "q")
     assert "happy" in p.stdout and "facs" in p.stdout
-    for f in ("image_0.jpg", "prompt.txt", "request.json", "response.json", "prediction.json"):
+    for f in ("prompt.txt", "request.json", "response.json", "prediction.json"):
         assert (tmp_path / "q" / f).exists()
     assert json.loads((tmp_path / "q" / "prediction.json").read_text())["label"] == "happy"
+    # the FACS reasoner reads no pixels: the folder records a text-only query, not an image it
+    # never got, and the prompt does not claim one is shown or describe marks nobody drew
+    assert json.loads((tmp_path / "q" / "request.json").read_text())["images"] == []
+    assert not list((tmp_path / "q").glob("image_*.jpg"))
+    text = (tmp_path / "q" / "prompt.txt").read_text()
+    assert "No image is attached" in text and "You are shown" not in text
+    assert "each detected face has a box" not in text and "person 1" in text
     with FakeOpenAIServer(Behaviour(label="sad")) as srv:
         env_key = "sk-do-not-leak-42"
         os.environ["SOVTP_API_KEY"] = env_key
@@ -113,6 +120,8 @@ def test_query_offline_and_against_a_loopback_server(two_faces_png, tmp_path):
         auth = {k.lower(): v for k, v in srv.state.headers[-1].items()}["authorization"]
         assert auth == f"Bearer {env_key}"
     assert "sad" in p.stdout and "fake-vlm" in p.stdout
+    assert (tmp_path / "s" / "image_0.jpg").exists()  # a vision model is sent the drawn image
+    assert "You are shown an image" in (tmp_path / "s" / "prompt.txt").read_text()
     for f in (tmp_path / "s").iterdir():
         assert env_key not in f.read_bytes().decode("latin-1")
     body = json.loads((tmp_path / "s" / "request.json").read_text())["body"]
