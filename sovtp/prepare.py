@@ -378,9 +378,11 @@ def _attach_audio(
     """An ``input_audio`` part for omni models: always the McAdams-anonymised voice, never the
     raw one (the part builder refuses raw samples).  ``alpha``: the coefficient, or a range to
     draw this utterance's from (``seed`` + ``key``); the meta records the α used (and the range)."""
-    from sovtp.deid.parts import audio_part_from_raw
+    from sovtp.deid.parts import input_audio_part
+    from sovtp.deid.voice import anonymise
 
-    part, used = audio_part_from_raw(samples, rate, alpha=alpha, seed=seed, key=key)
+    anon = anonymise(samples, rate, alpha=alpha, seed=seed, key=key)
+    part, used = input_audio_part(anon), anon.alpha
     content = q.messages[-1]["content"]
     content.insert(len(content) - 1, part)  # before the text, after the images
     q.meta["audio"] = {"anonymised": True, "mcadams_alpha": used}

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 
-import numpy as np
-
-from sovtp.deid.voice import DEFAULT_ALPHA, AnonymisedAudio, anonymise
+from sovtp.deid.voice import AnonymisedAudio
 from sovtp.media.audio import resample, wav_bytes
 
 PART_RATE = 16000  # what Whisper-style audio encoders (Qwen2.5-Omni, vLLM's audio models) expect
@@ -31,15 +29,3 @@ def input_audio_part(audio: AnonymisedAudio, rate: int = PART_RATE) -> dict:
     x = resample(audio.samples, audio.rate, rate)
     data = base64.b64encode(wav_bytes(x, rate)).decode("ascii")
     return {"type": "input_audio", "input_audio": {"data": data, "format": "wav"}}
-
-
-def audio_part_from_raw(
-    samples: np.ndarray,
-    rate: int,
-    alpha: float | tuple[float, float] = DEFAULT_ALPHA,
-    seed: int | str | None = None,
-    key: str = "",
-) -> tuple[dict, float]:
-    """Anonymise raw mono ``samples`` and build the part; returns ``(part, alpha_used)``."""
-    anon = anonymise(samples, rate, alpha=alpha, seed=seed, key=key)
-    return input_audio_part(anon), anon.alpha

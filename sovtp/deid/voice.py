@@ -268,19 +268,12 @@ def _mcadams_16k(x: np.ndarray, alpha: float, order: int, method: str = "burg") 
     return out[: len(x)]
 
 
-def anonymise_audio(
-    samples: np.ndarray,
-    rate: int,
-    alpha: float | tuple[float, float] = DEFAULT_ALPHA,
-    seed: int | str | None = None,
-    key: str = "",
-) -> np.ndarray:
-    """McAdams-anonymised copy of mono ``samples`` at ``rate`` (same rate, same length).
-
-    ``alpha`` is the coefficient, or a ``(low, high)`` range from which one α is drawn for this
-    utterance with :func:`draw_alpha` (``seed`` + ``key``).  Loudness (RMS) is kept.
-    """
-    return anonymise(samples, rate, alpha=alpha, seed=seed, key=key).samples
+def anonymise_audio(samples: np.ndarray, rate: int, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
+    """McAdams-anonymised copy of mono ``samples`` at ``rate`` (same rate, same length), with
+    one fixed coefficient: the ``(samples, rate) -> samples`` shape a media writer's audio stage
+    takes.  For a per-utterance α drawn from a range, or the α used, call :func:`anonymise`.
+    Loudness (RMS) is kept."""
+    return anonymise(samples, rate, alpha=alpha).samples
 
 
 def anonymise(
@@ -293,7 +286,11 @@ def anonymise(
     method: str = "burg",
     pitch_semitones: float = 0.0,
 ) -> AnonymisedAudio:
-    """Like :func:`anonymise_audio`, returning the :class:`AnonymisedAudio` with the α used.
+    """McAdams-anonymised copy of mono ``samples`` at ``rate`` (same rate, same length), as the
+    :class:`AnonymisedAudio` that alone may reach a model, with the α used.
+
+    ``alpha`` is the coefficient, or a ``(low, high)`` range from which one α is drawn for this
+    utterance with :func:`draw_alpha` (``seed`` + ``key``).  Loudness (RMS) is kept.
 
     ``order`` and ``method`` (``"burg"`` as VoicePrivacy B2, or ``"autocorrelation"``) set the
     per-frame LPC model; they are there for comparisons, the defaults are B2's.

@@ -23,7 +23,7 @@ from scipy.signal import lfilter
 from sovtp.deid import prosody, voice
 from sovtp.deid.audit_voice import Utterance, eer, pii_audit, speaker_audit, wer, words_audit
 from sovtp.deid.media_writer import encode_media, write_media
-from sovtp.deid.parts import audio_part_from_raw, input_audio_part
+from sovtp.deid.parts import input_audio_part
 from sovtp.deid.words import Transcript, Word, align_to_frames, scrub, scrub_transcript
 from sovtp.media.audio import load_audio, read_wav_bytes
 
@@ -181,7 +181,8 @@ def test_only_anonymise_makes_anonymised_audio_and_parts_refuse_raw():
     with pytest.raises(TypeError, match="raw audio never"):
         input_audio_part(x)  # type: ignore[arg-type]
     x = vowel(dur=0.5, sr=22050)
-    part, alpha = audio_part_from_raw(x, 22050, alpha=0.8)
+    anon = voice.anonymise(x, 22050, alpha=0.8)
+    part, alpha = input_audio_part(anon), anon.alpha
     assert part["type"] == "input_audio" and part["input_audio"]["format"] == "wav"
     y, rate = read_wav_bytes(base64.b64decode(part["input_audio"]["data"]))
     assert rate == 16000 and alpha == 0.8
