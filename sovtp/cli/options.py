@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import typing
 from collections.abc import Callable
 from copy import copy
 from pathlib import Path
@@ -26,49 +25,6 @@ EXIT_CODES_HELP = (
     "printed); 4 no valid answer (with the likely cause); 2 usage or input error; 130 "
     "interrupted (resume with --resume)."
 )
-
-# -- media and annotation -----------------------------------------------------------------------
-Sampling = Annotated[
-    str,
-    typer.Option(
-        "--sampling",
-        "-s",
-        help="uniform:N | fps:F | indices:I,J,... | apex:N (strongest expression) | all",
-    ),
-]
-MaxFaces = Annotated[
-    int, typer.Option("--max-faces", help="Most faces to look for in a frame (whole frame).")
-]
-Pose = Annotated[
-    bool, typer.Option("--pose/--no-pose", help="Detect body pose (--no-pose: faster).")
-]
-Cache = Annotated[
-    bool,
-    typer.Option(
-        "--cache/--no-cache", help="Reuse the annotation cache (--no-cache: detect again)."
-    ),
-]
-ImageSize = Annotated[
-    int, typer.Option("--image-size", help="Longest side of each image sent, px.")
-]
-JpegQuality = Annotated[
-    int, typer.Option("--jpeg-quality", help="JPEG quality of the images sent.")
-]
-MaxSide = Annotated[
-    int,
-    typer.Option(
-        "--max-side",
-        help="Cap the long side of every image sent to the model, px (default: no cap beyond "
-        "--image-size); the marks are drawn for the size sent.",
-    ),
-]
-AuSource = Annotated[
-    str,
-    typer.Option(
-        "--au-source",
-        help="mediapipe (blendshapes + landmark geometry) | pyfeat (calibrated; weights on disk).",
-    ),
-]
 
 # -- the samples ----------------------------------------------------------------------------------
 Evaluator = Annotated[
@@ -109,15 +65,6 @@ Subject = Annotated[
 Transcript = Annotated[
     str | None, typer.Option("--transcript", help="What is said in the clip (quoted verbatim).")
 ]
-Output = Annotated[
-    str | None,
-    typer.Option(
-        "--output",
-        help=f"Answer contract ({' | '.join(OUTPUTS)}); default: the prompt spec's. staged: "
-        "the five stages, then label (reason before answering); text: reasoning ending in "
-        "'Final answer: <label>'; json: label first; label: one word.",
-    ),
-]
 NoStructured = Annotated[
     bool,
     typer.Option(
@@ -126,37 +73,11 @@ NoStructured = Annotated[
         "(servers without structured outputs; see `sovtp doctor`).",
     ),
 ]
-LabelOrder = Annotated[
-    str,
-    typer.Option(
-        "--label-order",
-        help="Order of the labels in the prompt: fixed | shuffled (seeded per sample) | reversed.",
-    ),
-]
 Seed = Annotated[
     int,
     typer.Option(
         "--seed",
         help="The one seed of a run: generation seed, sample shuffling, label shuffling.",
-    ),
-]
-
-# -- de-identification -----------------------------------------------------------------------
-Deid = Annotated[
-    bool,
-    typer.Option(
-        "--deid",
-        help="De-identify before anything reaches a model: AUs and cues are measured on the raw "
-        "media, then faces are blurred (and checked: a request whose image still shows a face "
-        "is not sent), the transcript scrubbed, any audio sent only McAdams-anonymised.",
-    ),
-]
-Blur = Annotated[
-    str,
-    typer.Option(
-        "--blur",
-        help="Under --deid, whose faces: all (default) | others (bystanders only; the "
-        "subject's face kept, for studies that allow it).",
     ),
 ]
 
@@ -173,16 +94,6 @@ def deid_mode_option(value: str) -> str:
 
 
 DEID_MODE = DEFAULT_MODE
-DeidMode = Annotated[
-    str,
-    typer.Option(
-        "--deid-mode",
-        callback=deid_mode_option,
-        help="Under --deid, how faces are obscured: blur (default) | pixelate | fill (each face "
-        "box one flat grey: nothing of the face is left, nor of its expression). Every mode is "
-        "checked before a request leaves.",
-    ),
-]
 
 
 def check_deid_mode(deid: bool, deid_mode: str) -> None:
@@ -214,35 +125,6 @@ def alpha_option(value: str) -> str:
 
 
 VOICE_ALPHA = "0.75"  # sovtp.deid.voice.DEFAULT_ALPHA, spelt as the option takes it
-VoiceAlpha = Annotated[
-    str,
-    typer.Option(
-        "--voice-alpha",
-        callback=alpha_option,
-        help="McAdams coefficient of the voice sent to an omni model: 0.75 (default), or a range "
-        "LO-HI such as 0.5-0.9 for a random α per utterance, seeded by --seed. Matters only "
-        "with a prompt that sends audio (audio is always sent anonymised, --deid or not); "
-        "lower hides the voice more and costs more words.",
-    ),
-]
-
-Asr = Annotated[
-    bool,
-    typer.Option(
-        "--asr",
-        help="Transcribe the audio (faster-whisper, on this machine) where no transcript is "
-        "given; the words enter the prompt as a variable (scrubbed under --deid).",
-    ),
-]
-
-Hands = Annotated[
-    bool,
-    typer.Option(
-        "--hands/--no-hands",
-        help="Track hands (MediaPipe HandLandmarker) for body-language cues: self-touch of face, "
-        "neck or hair, fidgeting, with times. Costs about as much again as the face pass.",
-    ),
-]
 
 # -- backends ----------------------------------------------------------------------------------
 Model = Annotated[
@@ -329,30 +211,87 @@ BaseUrl = Annotated[
         help="OpenAI-compatible endpoint (vllm serve); repeat for several, load-balanced.",
     ),
 ]
-
-
 # -- the prepare knobs ---------------------------------------------------------------------------
-# One option line per sovtp.prepare.PrepareSettings field (the field holds the type's meaning and
-# the default); every command that prepares queries (prompt, query, bench, ablate) takes them all
-# through @prepare_knobs.  A new prepare knob: a field there, a line here.
+# One option per sovtp.prepare.PrepareSettings field: its flag and help here, its type and default
+# there (the field's); every command that prepares queries (prompt, query, bench, ablate) takes
+# them all through @prepare_knobs.  A new prepare knob: a field there, an entry here.
 PREPARE_KNOBS: dict[str, Any] = {
-    "sampling": Sampling,
-    "max_faces": MaxFaces,
-    "pose": Pose,
-    "annotation_cache": Cache,
-    "au_source": AuSource,
-    "output": Output,
-    "label_order": LabelOrder,
-    "image_size": ImageSize,
-    "jpeg_quality": JpegQuality,
-    "deid": Deid,
-    "blur": Blur,
-    "deid_mode": DeidMode,
-    "asr": Asr,
-    "hands": Hands,
-    "voice_alpha": VoiceAlpha,
-    "max_side": MaxSide,
+    "sampling": typer.Option(
+        "--sampling",
+        "-s",
+        help="uniform:N | fps:F | indices:I,J,... | apex:N (strongest expression) | all",
+    ),
+    "max_faces": typer.Option(
+        "--max-faces", help="Most faces to look for in a frame (whole frame)."
+    ),
+    "pose": typer.Option("--pose/--no-pose", help="Detect body pose (--no-pose: faster)."),
+    "annotation_cache": typer.Option(
+        "--cache/--no-cache", help="Reuse the annotation cache (--no-cache: detect again)."
+    ),
+    "au_source": typer.Option(
+        "--au-source",
+        help="mediapipe (blendshapes + landmark geometry) | pyfeat (calibrated; weights on disk).",
+    ),
+    "output": typer.Option(
+        "--output",
+        help=f"Answer contract ({' | '.join(OUTPUTS)}); default: the prompt spec's. staged: "
+        "the five stages, then label (reason before answering); text: reasoning ending in "
+        "'Final answer: <label>'; json: label first; label: one word.",
+    ),
+    "label_order": typer.Option(
+        "--label-order",
+        help="Order of the labels in the prompt: fixed | shuffled (seeded per sample) | reversed.",
+    ),
+    "image_size": typer.Option("--image-size", help="Longest side of each image sent, px."),
+    "jpeg_quality": typer.Option("--jpeg-quality", help="JPEG quality of the images sent."),
+    "deid": typer.Option(
+        "--deid",
+        help="De-identify before anything reaches a model: AUs and cues are measured on the raw "
+        "media, then faces are blurred (and checked: a request whose image still shows a face "
+        "is not sent), the transcript scrubbed, any audio sent only McAdams-anonymised.",
+    ),
+    "blur": typer.Option(
+        "--blur",
+        help="Under --deid, whose faces: all (default) | others (bystanders only; the "
+        "subject's face kept, for studies that allow it).",
+    ),
+    "deid_mode": typer.Option(
+        "--deid-mode",
+        callback=deid_mode_option,
+        help="Under --deid, how faces are obscured: blur (default) | pixelate | fill (each face "
+        "box one flat grey: nothing of the face is left, nor of its expression). Every mode is "
+        "checked before a request leaves.",
+    ),
+    "asr": typer.Option(
+        "--asr",
+        help="Transcribe the audio (faster-whisper, on this machine) where no transcript is "
+        "given; the words enter the prompt as a variable (scrubbed under --deid).",
+    ),
+    "hands": typer.Option(
+        "--hands/--no-hands",
+        help="Track hands (MediaPipe HandLandmarker) for body-language cues: self-touch of face, "
+        "neck or hair, fidgeting, with times. Costs about as much again as the face pass.",
+    ),
+    "voice_alpha": typer.Option(
+        "--voice-alpha",
+        callback=alpha_option,
+        help="McAdams coefficient of the voice sent to an omni model: 0.75 (default), or a range "
+        "LO-HI such as 0.5-0.9 for a random α per utterance, seeded by --seed. Matters only "
+        "with a prompt that sends audio (audio is always sent anonymised, --deid or not); "
+        "lower hides the voice more and costs more words.",
+    ),
+    "max_side": typer.Option(
+        "--max-side",
+        help="Cap the long side of every image sent to the model, px (default: no cap beyond "
+        "--image-size); the marks are drawn for the size sent.",
+    ),
 }
+# the knobs `sovtp annotate` (and spot) take as plain options, with their own defaults
+Sampling = Annotated[str, PREPARE_KNOBS["sampling"]]
+MaxFaces = Annotated[int, PREPARE_KNOBS["max_faces"]]
+Cache = Annotated[bool, PREPARE_KNOBS["annotation_cache"]]
+AuSource = Annotated[str, PREPARE_KNOBS["au_source"]]
+Hands = Annotated[bool, PREPARE_KNOBS["hands"]]
 
 
 def typed(ctx: typer.Context, name: str) -> bool:
@@ -381,18 +320,17 @@ def prepare_knobs(func: Callable[..., Any]) -> Callable[..., Any]:
         params.append(
             inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
         )
-    for name, annotated in PREPARE_KNOBS.items():
-        default = PrepareSettings.model_fields[name].default  # a knob is a field
-        base, info = typing.get_args(annotated)
+    for name, info in PREPARE_KNOBS.items():
+        field = PrepareSettings.model_fields[name]  # a knob is a field: its type and default
         info = copy(info)
-        if default is not None and not isinstance(default, bool):
-            info.show_default = str(default)
+        if field.default is not None and not isinstance(field.default, bool):
+            info.show_default = str(field.default)
         params.append(
             inspect.Parameter(
                 name,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=None,
-                annotation=Annotated[base | None, info],
+                annotation=Annotated[field.annotation | None, info],
             )
         )
 
