@@ -5,6 +5,7 @@ from it, so an annotation made under other settings or older rules is never reus
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from sovtp import assets
 
@@ -59,6 +60,26 @@ class DetectorConfig:
             "measures": MEASURES_VERSION,
             "face_model": assets.ASSETS["face_landmarker"].sha256[:12],
             "pose_model": assets.ASSETS["pose_landmarker_full"].sha256[:12] if self.pose else None,
+        }
+
+    def graph_options(self, task: str, n: int) -> dict[str, Any]:
+        """MediaPipe options of the face or pose landmarker (``task``) for up to ``n`` people:
+        the config's one confidence serves every stage (detection, presence, tracking)."""
+        if task == "FaceLandmarker":
+            conf = self.min_face_confidence
+            return {
+                "num_faces": n,
+                "min_face_detection_confidence": conf,
+                "min_face_presence_confidence": conf,
+                "min_tracking_confidence": conf,
+                "output_face_blendshapes": True,
+                "output_facial_transformation_matrixes": True,
+            }
+        conf = self.min_pose_confidence
+        return {
+            "num_poses": n,
+            "min_pose_detection_confidence": conf,
+            "min_pose_presence_confidence": conf,
         }
 
     def hand_config(self):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sovtp import assets
+from sovtp.annotate import tasks
 from sovtp.types import Hand
 
 
@@ -66,20 +67,17 @@ class HandAnnotator:
         self._last = None
 
     def _make(self, video: bool):
-        from mediapipe.tasks.python import BaseOptions, vision
-
         if self._asset is None:
             raise RuntimeError("HandAnnotator used outside its `with` block")
         c = self.config
-        return vision.HandLandmarker.create_from_options(
-            vision.HandLandmarkerOptions(
-                base_options=BaseOptions(model_asset_path=self._asset),
-                running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
-                num_hands=c.max_hands,
-                min_hand_detection_confidence=c.min_confidence,
-                min_hand_presence_confidence=c.min_confidence,
-                min_tracking_confidence=c.min_confidence,
-            )
+        return tasks.create(
+            "HandLandmarker",
+            self._asset,
+            video=video,
+            num_hands=c.max_hands,
+            min_hand_detection_confidence=c.min_confidence,
+            min_hand_presence_confidence=c.min_confidence,
+            min_tracking_confidence=c.min_confidence,
         )
 
     def detect(

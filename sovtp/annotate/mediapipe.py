@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import logging
 import math
-import zipfile
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
 from sovtp import assets
+from sovtp.annotate import tasks
 from sovtp.annotate.aus import SOURCE, blendshapes_to_aus
 from sovtp.annotate.detector import DetectorConfig
 from sovtp.annotate.windows import (
@@ -116,8 +116,6 @@ class MediaPipeAnnotator:
         return f"mediapipe {mediapipe.__version__}"
 
     def __enter__(self) -> MediaPipeAnnotator:
-        from mediapipe.tasks.python import vision
-
         def asset(name: str) -> str:
             path = None
             if self._models_dir:
@@ -126,10 +124,10 @@ class MediaPipeAnnotator:
 
         c = self.config
         self._face_asset = asset("face_landmarker")
-        self._face = self._landmarker(vision.RunningMode.IMAGE, c.max_faces)
+        self._face = self._landmarker(False, c.max_faces)
         if c.pose:
             self._pose_asset = asset("pose_landmarker_full")
-            self._pose = self._pose_landmarker(vision.RunningMode.IMAGE, c.max_persons)
+            self._pose = self._pose_landmarker(False, c.max_persons)
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="sovtp-pose")
         if c.hands:
             from sovtp.annotate.hands import HandAnnotator
@@ -143,22 +141,9 @@ class MediaPipeAnnotator:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _landmarker(self, mode, num_faces: int):
-        from mediapipe.tasks.python import BaseOptions, vision
-
-        c = self.config
-        return vision.FaceLandmarker.create_from_options(
-            vision.FaceLandmarkerOptions(
-                base_options=BaseOptions(model_asset_path=self._face_asset),
-                running_mode=mode,
-                num_faces=num_faces,
-                min_face_detection_confidence=c.min_face_confidence,
-                min_face_presence_confidence=c.min_face_confidence,
-                min_tracking_confidence=c.min_face_confidence,
-                output_face_blendshapes=True,
-                output_facial_transformation_matrixes=True,
-            )
-        )
+    def _landmarker(self, video: bool, num_faces: int):
+        options = self.config.graph_options("FaceLandmarker", num_faces)
+        return tasks.create("FaceLandmarker", self._face_asset, video=video, **options)
 
     def close(self) -> None:
         if self._pool is not None:  # a body pass still running finishes before its graph closes
@@ -304,8 +289,6 @@ class MediaPipeAnnotator:
         Made for the found count, it runs the landmark model alone in regions taken from the last
         frame's keypoints (about half a search's cost).  Its clock is its own (wide steps, as
         the face followers')."""
-        from mediapipe.tasks.python import vision
-
         c = self.config
         since = self._pose_since
         follow = since is not None and c.pose_track and not (faces_searched or self._pose_lost)
@@ -321,7 +304,7 @@ class MediaPipeAnnotator:
             if self._pose_follower is None or self._pose_follower[0] != n:
                 if self._pose_follower is not None:
                     self._pose_follower[1].close()
-                lm = self._pose_landmarker(vision.RunningMode.VIDEO, n)
+                lm = self._pose_landmarker(True, n)
                 self._pose_follower = (n, lm, [0])
             _, lm, ts = self._pose_follower
             ts[0] += 1_000_000
@@ -334,37 +317,23 @@ class MediaPipeAnnotator:
         self._pose_found = len(res.pose_landmarks)
         return res
 
-    def _pose_landmarker(self, mode, num_poses: int):
-        from mediapipe.tasks.python import BaseOptions, vision
-
-        c = self.config
-        return vision.PoseLandmarker.create_from_options(
-            vision.PoseLandmarkerOptions(
-                base_options=BaseOptions(model_asset_path=self._pose_asset),
-                running_mode=mode,
-                num_poses=num_poses,
-                min_pose_detection_confidence=c.min_pose_confidence,
-                min_pose_presence_confidence=c.min_pose_confidence,
-            )
-        )
+    def _pose_landmarker(self, video: bool, num_poses: int):
+        options = self.config.graph_options("PoseLandmarker", num_poses)
+        return tasks.create("PoseLandmarker", self._pose_asset, video=video, **options)
 
     def _unfollowed(self, image: np.ndarray, boxes: list[tuple[float, ...]]) -> bool:
         """Whether MediaPipe's face detector (the landmarker's first stage, ~1/10 of its cost)
         sees, in the search's windows, a face centred outside every followed face: the periodic
         search for new faces, which costs a landmark pass only when there is one."""
         import mediapipe as mp
-        from mediapipe.tasks.python import BaseOptions, vision
 
         if self._scanner is None:
-            with zipfile.ZipFile(self._face_asset) as z:  # the detector inside the .task bundle
-                # kept alive beside the graph, whether or not MediaPipe copies it
-                self._scanner_model = z.read("face_detector.tflite")
-            self._scanner = vision.FaceDetector.create_from_options(
-                vision.FaceDetectorOptions(
-                    base_options=BaseOptions(model_asset_buffer=self._scanner_model),
-                    running_mode=vision.RunningMode.IMAGE,
-                    min_detection_confidence=self.config.min_face_confidence,
-                )
+            # kept alive beside the graph, whether or not MediaPipe copies it
+            self._scanner_model = tasks.bundled_face_detector(self._face_asset)
+            self._scanner = tasks.create(
+                "FaceDetector",
+                self._scanner_model,
+                min_detection_confidence=self.config.min_face_confidence,
             )
         self.scans += 1
         h, w = image.shape[:2]
@@ -385,12 +354,11 @@ class MediaPipeAnnotator:
         """Each known face in a square crop around its last box, by its own VIDEO-mode
         landmarker; stops at the first face lost (gone, or cut by its crop's edge)."""
         import mediapipe as mp
-        from mediapipe.tasks.python import vision
 
         h, w = image.shape[:2]
         for k, box in enumerate(self._boxes):
             if k == len(self._followers):
-                self._followers.append(self._landmarker(vision.RunningMode.VIDEO, 1))
+                self._followers.append(self._landmarker(True, 1))
                 self._follower_ts.append(0)
             x0, y0, cw, ch = _crop_window(box, self.config.crop_scale, w, h)
             crop = np.ascontiguousarray(image[y0 : y0 + ch, x0 : x0 + cw])

@@ -11,13 +11,13 @@ serves the obscuring (:mod:`sovtp.deid.faces`), the guard before a request leave
 from __future__ import annotations
 
 import threading
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
+from sovtp.annotate import tasks
 from sovtp.closeable import Closeable
 from sovtp.deid.centerface import CENTERFACE_THRESHOLD, CenterFace, nms
 
@@ -32,17 +32,13 @@ MESH_SIDE = 256  # has_mesh scales a small crop up to this long side (the landma
 
 def _mesher():
     """FaceLandmarker (IMAGE mode, up to 2 faces) from the pinned ``face_landmarker`` asset."""
-    from mediapipe.tasks.python import BaseOptions, vision
-
     from sovtp import assets
 
-    return vision.FaceLandmarker.create_from_options(
-        vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(assets.resolve("face_landmarker"))),
-            running_mode=vision.RunningMode.IMAGE,
-            num_faces=2,
-            min_face_detection_confidence=0.5,
-        )
+    return tasks.create(
+        "FaceLandmarker",
+        assets.resolve("face_landmarker"),
+        num_faces=2,
+        min_face_detection_confidence=0.5,
     )
 
 
@@ -77,19 +73,10 @@ class MediaPipeFaces(Closeable):
     name = "mediapipe"
 
     def __init__(self, path: str | None = None, threshold: float = MEDIAPIPE_THRESHOLD) -> None:
-        from mediapipe.tasks.python import BaseOptions, vision
-
         from sovtp import assets
 
-        with zipfile.ZipFile(assets.resolve("face_landmarker", path)) as z:
-            buf = z.read("face_detector.tflite")
-        self._det = vision.FaceDetector.create_from_options(
-            vision.FaceDetectorOptions(
-                base_options=BaseOptions(model_asset_buffer=buf),
-                running_mode=vision.RunningMode.IMAGE,
-                min_detection_confidence=threshold,
-            )
-        )
+        self._model = tasks.bundled_face_detector(assets.resolve("face_landmarker", path))
+        self._det = tasks.create("FaceDetector", self._model, min_detection_confidence=threshold)
 
     def __call__(
         self, image: np.ndarray, tiles: bool = True, near: list[Box] | None = None
