@@ -33,6 +33,7 @@ from sovtp.cli.options import (
     backend_options,
     check_deid_mode,
     given_options,
+    option,
     out_folder,
     prepare_knobs,
     shared_options,
@@ -53,69 +54,6 @@ ConfigFile = Annotated[
         "--config", help="Rerun a run's config.yaml (options given here override it).", exists=True
     ),
 ]
-RunLabels = Annotated[
-    str | None,
-    typer.Option("--labels", help="Label set (default: the evaluator's or the prompt's)."),
-]
-AllowOutsideRoot = Annotated[
-    bool,
-    typer.Option(
-        "--allow-outside-root",
-        help="Let a manifest name media outside its root (absolute paths elsewhere, ../, "
-        "symlinks out); refused per sample otherwise.  Recorded in config.yaml; each such row is "
-        "marked outside_root.",
-    ),
-]
-Systems = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--system",
-        help="A system, repeatable: facs | openai[:MODEL]@URL[,URL] | transformers:PATH | "
-        "cnn:CHECKPOINT (a sovtp train folder). Runs beside the one --base-url/--hf/--backend "
-        "names; alone, only the --system ones run.",
-    ),
-]
-Concurrency = Annotated[
-    int | None, typer.Option("--concurrency", help="Requests in flight per endpoint (16).")
-]
-Workers = Annotated[
-    int | None,
-    typer.Option("--workers", help="Annotation processes feeding the requests (default: cores)."),
-]
-NoResponseCache = Annotated[
-    bool, typer.Option("--no-response-cache", help="Do not reuse cached deterministic answers.")
-]
-Limit = Annotated[
-    int | None, typer.Option("--limit", help="Only the first N samples (after --shuffle).")
-]
-Shuffle = Annotated[bool, typer.Option("--shuffle", help="Shuffle the samples (with --seed).")]
-Engine = Annotated[
-    str | None, typer.Option("--engine", help="local | ray (Ray Data; extra `ray`).")
-]
-Resume = Annotated[
-    bool,
-    typer.Option(
-        "--resume",
-        help="Continue the run in --out: skip rows written, ask failed ones again. Refused when "
-        "the settings changed (except added systems or variants).",
-    ),
-]
-RetryErrors = Annotated[
-    str,
-    typer.Option(
-        "--retry-errors",
-        help="On --resume, which error rows to ask again: transient (timeouts, 5xx, 429, "
-        "connection, malformed) | all (also 4xx and other permanent ones).",
-    ),
-]
-TierBy = Annotated[
-    str | None,
-    typer.Option("--tier-by", help="Difficulty tiers: n_faces (default) or a manifest column."),
-]
-UseTranscript = Annotated[
-    bool | None,
-    typer.Option("--transcript/--no-transcript", help="Word the samples' transcripts (if any)."),
-]
 Tta = Annotated[
     str | None,
     typer.Option(
@@ -127,13 +65,6 @@ Tta = Annotated[
     ),
 ]
 NoReport = Annotated[bool, typer.Option("--no-report", help="Skip writing report.*.")]
-NoCheck = Annotated[
-    bool,
-    typer.Option(
-        "--no-check",
-        help="Skip the pre-run server check (`sovtp doctor`'s structured-output probe).",
-    ),
-]
 
 
 def _precheck(cfg, given: dict[str, Any], no_check: bool) -> None:
@@ -363,34 +294,88 @@ def _with_server(systems: Any, server: str) -> list[Any]:
 RUN_OPTIONS: dict[str, tuple[Any, Any]] = {
     "no_structured": (NoStructured, False),
     "evaluator": (Evaluator, None),
-    "labels": (RunLabels, None),
+    "labels": option(
+        str | None, None, "--labels", help="Label set (default: the evaluator's or the prompt's)."
+    ),
     "split": (Split, None),
     "fold": (Fold, None),
     "root": (Root, None),
-    "allow_outside_root": (AllowOutsideRoot, False),
+    "allow_outside_root": option(
+        bool,
+        False,
+        "--allow-outside-root",
+        help="Let a manifest name media outside its root (absolute paths elsewhere, ../, "
+        "symlinks out); refused per sample otherwise.  Recorded in config.yaml; each such row is "
+        "marked outside_root.",
+    ),
     "backend": (BackendName, None),
     "base_url": (BaseUrl, None),
     "model": (Model, None),
     "hf": (Hf, None),
-    "system": (Systems, None),
+    "system": option(
+        list[str] | None,
+        None,
+        "--system",
+        help="A system, repeatable: facs | openai[:MODEL]@URL[,URL] | transformers:PATH | "
+        "cnn:CHECKPOINT (a sovtp train folder). Runs beside the one --base-url/--hf/--backend "
+        "names; alone, only the --system ones run.",
+    ),
     "server": (Server, "openai"),
-    "concurrency": (Concurrency, None),
+    "concurrency": option(
+        int | None, None, "--concurrency", help="Requests in flight per endpoint (16)."
+    ),
     "timeout": (Timeout, None),
     "max_retries": (MaxRetries, None),
-    "workers": (Workers, None),
+    "workers": option(
+        int | None,
+        None,
+        "--workers",
+        help="Annotation processes feeding the requests (default: cores).",
+    ),
     "subject": (Subject, None),
-    "transcript": (UseTranscript, None),
-    "no_response_cache": (NoResponseCache, False),
-    "limit": (Limit, None),
-    "shuffle": (Shuffle, False),
+    "transcript": option(
+        bool | None,
+        None,
+        "--transcript/--no-transcript",
+        help="Word the samples' transcripts (if any).",
+    ),
+    "no_response_cache": option(
+        bool, False, "--no-response-cache", help="Do not reuse cached deterministic answers."
+    ),
+    "limit": option(
+        int | None, None, "--limit", help="Only the first N samples (after --shuffle)."
+    ),
+    "shuffle": option(bool, False, "--shuffle", help="Shuffle the samples (with --seed)."),
     "seed": (Seed, None),
     "temperature": (Temperature, None),
     "max_tokens": (MaxTokens, None),
-    "engine": (Engine, None),
-    "resume": (Resume, False),
-    "retry_errors": (RetryErrors, "transient"),
-    "tier_by": (TierBy, None),
-    "no_check": (NoCheck, False),
+    "engine": option(str | None, None, "--engine", help="local | ray (Ray Data; extra `ray`)."),
+    "resume": option(
+        bool,
+        False,
+        "--resume",
+        help="Continue the run in --out: skip rows written, ask failed ones again. Refused when "
+        "the settings changed (except added systems or variants).",
+    ),
+    "retry_errors": option(
+        str,
+        "transient",
+        "--retry-errors",
+        help="On --resume, which error rows to ask again: transient (timeouts, 5xx, 429, "
+        "connection, malformed) | all (also 4xx and other permanent ones).",
+    ),
+    "tier_by": option(
+        str | None,
+        None,
+        "--tier-by",
+        help="Difficulty tiers: n_faces (default) or a manifest column.",
+    ),
+    "no_check": option(
+        bool,
+        False,
+        "--no-check",
+        help="Skip the pre-run server check (`sovtp doctor`'s structured-output probe).",
+    ),
 }
 
 

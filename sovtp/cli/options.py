@@ -345,6 +345,12 @@ def prepare_knobs(func: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def option(kind: Any, default: Any, *flags: str, **settings: Any) -> tuple[Any, Any]:
+    """An entry of a :func:`shared_options` table declared in place: the option's type, its flags
+    and settings (``typer.Option``'s: help, ...), and its default."""
+    return Annotated[kind, typer.Option(*flags, **settings)], default
+
+
 def shared_options(options: dict[str, tuple[Any, Any]], into: str) -> Callable[..., Any]:
     """Give a command the options several commands share, declared once: ``options`` maps a
     parameter name to its ``(Annotated type, default)``.  The command receives their values
