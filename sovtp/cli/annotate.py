@@ -9,30 +9,24 @@ from typing import Annotated
 import typer
 
 from sovtp.cli.options import (
+    ASK_OPTIONS,
     DEFAULT_MAX_FACES,
     AuSource,
-    BackendName,
     Cache,
     Hands,
-    Hf,
     Labels,
     MaxFaces,
-    MaxRetries,
     MaxTokens,
-    Model,
-    NoStructured,
     PromptId,
     Sampling,
     Seed,
-    Server,
     Subject,
-    Temperature,
-    Timeout,
     Transcript,
-    backend_options,
+    ask_backend,
     check_deid_mode,
     out_folder,
     prepare_knobs,
+    shared_options,
 )
 
 Media = Annotated[
@@ -216,6 +210,7 @@ def prompt_cmd(
 
 
 @prepare_knobs
+@shared_options(ASK_OPTIONS, into="ask")
 def query_cmd(
     media: Media,
     base_url: Annotated[
@@ -225,24 +220,17 @@ def query_cmd(
             help="OpenAI-compatible server, e.g. http://localhost:8000/v1 (vllm serve).",
         ),
     ] = None,
-    model: Model = None,
-    hf: Hf = None,
-    backend: BackendName = None,
-    server: Server = "openai",
+    *,
+    ask: dict,
     prompt: PromptId = "sovtp/full",
-    no_structured: NoStructured = False,
     labels: Labels = None,
     subject: Subject = "largest",
     transcript: Transcript = None,
     max_tokens: MaxTokens = 1024,
-    temperature: Temperature = 0.0,
     seed: Seed = None,
-    timeout: Timeout = 120.0,
-    max_retries: MaxRetries = 2,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Query folder (default runs/query/<clip>).")
     ] = None,
-    *,
     knobs: dict,
 ) -> None:
     """Which emotion, and why: one clip through annotation, prompt, a backend and the parser.
@@ -254,14 +242,12 @@ def query_cmd(
     out = out_folder(out or Path("runs") / "query" / Path(media).stem)
     # what left, for `sovtp audit`; checked before any work
     options = _options(knobs, seed, outgoing=out / "outgoing" if knobs.get("deid") else None)
-    name, backend_opts = backend_options(
-        backend, base_url, model, hf, server=server, timeout_s=timeout, max_retries=max_retries
-    )
+    name, backend_opts = ask_backend(ask, base_url)
     cfg = GenerationConfig(
         max_tokens=max_tokens,
-        temperature=temperature,
+        temperature=ask["temperature"],
         seed=options.seed,
-        structured=not no_structured,
+        structured=not ask["no_structured"],
     )
     with _preparer(options) as prep:
         clip, frames = _annotate(prep, media)

@@ -211,6 +211,35 @@ BaseUrl = Annotated[
         help="OpenAI-compatible endpoint (vllm serve); repeat for several, load-balanced.",
     ),
 ]
+
+# the options of a command that asks one model about media of its own (query, spot), with their
+# defaults; bench and ablate take them too, with a run config's defaults (cli.bench.RUN_OPTIONS)
+ASK_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "model": (Model, None),
+    "hf": (Hf, None),
+    "backend": (BackendName, None),
+    "server": (Server, "openai"),
+    "no_structured": (NoStructured, False),
+    "temperature": (Temperature, 0.0),
+    "timeout": (Timeout, 120.0),
+    "max_retries": (MaxRetries, 2),
+}
+
+
+def ask_backend(ask: dict[str, Any], base_url: str | list[str] | None) -> tuple[str, dict]:
+    """Backend name and constructor options from the :data:`ASK_OPTIONS` values and --base-url
+    (see :func:`backend_options`)."""
+    return backend_options(
+        ask["backend"],
+        base_url,
+        ask["model"],
+        ask["hf"],
+        server=ask["server"],
+        timeout_s=ask["timeout"],
+        max_retries=ask["max_retries"],
+    )
+
+
 # -- the prepare knobs ---------------------------------------------------------------------------
 # One option per sovtp.prepare.PrepareSettings field: its flag and help here, its type and default
 # there (the field's); every command that prepares queries (prompt, query, bench, ablate) takes
@@ -353,23 +382,23 @@ def option(kind: Any, default: Any, *flags: str, **settings: Any) -> tuple[Any, 
 
 def shared_options(options: dict[str, tuple[Any, Any]], into: str) -> Callable[..., Any]:
     """Give a command the options several commands share, declared once: ``options`` maps a
-    parameter name to its ``(Annotated type, default)``.  The command receives their values
-    (typed or default) as one dict ``into`` — ``given_options`` still tells typed from default,
-    since click records each parameter's source on the context."""
+    parameter name to its ``(Annotated type, default)``; they stand where the parameter ``into``
+    stands (in ``--help`` too).  The command receives their values (typed or default) as that one
+    dict — ``given_options`` still tells typed from default, since click records each
+    parameter's source on the context."""
 
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(func, eval_str=True)
-        own = [p for p in sig.parameters.values() if p.name != into]
-        positional = [p for p in own if p.kind is not inspect.Parameter.KEYWORD_ONLY]
-        keyword = [p for p in own if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        own = list(sig.parameters.values())
+        at = [p.name for p in own].index(into)
         added = [
             inspect.Parameter(
                 name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotated
             )
             for name, (annotated, default) in options.items()
         ]
-        params = positional + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in keyword]
-        params += added
+        after = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own[at + 1 :]]
+        params = own[:at] + added + after
 
         @functools.wraps(func)
         def command(*args: Any, **kwargs: Any) -> Any:

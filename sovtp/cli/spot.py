@@ -9,24 +9,19 @@ from typing import Annotated
 import typer
 
 from sovtp.cli.options import (
+    ASK_OPTIONS,
     EXIT_CODES_HELP,
-    BackendName,
     BaseUrl,
     Cache,
-    Hf,
-    MaxRetries,
     MaxTokens,
-    Model,
-    NoStructured,
     Seed,
-    Server,
-    Temperature,
-    Timeout,
-    backend_options,
+    ask_backend,
     out_folder,
+    shared_options,
 )
 
 
+@shared_options(ASK_OPTIONS, into="ask")
 def spot_cmd(
     data: Annotated[
         str,
@@ -85,16 +80,10 @@ def spot_cmd(
         typer.Option("--images", help="LLM: images per query (default: the spec's max)."),
     ] = None,
     base_url: BaseUrl = None,
-    model: Model = None,
-    hf: Hf = None,
-    backend: BackendName = None,
-    server: Server = "openai",
-    no_structured: NoStructured = False,
+    *,
+    ask: dict,
     max_tokens: MaxTokens = 512,
-    temperature: Temperature = 0.0,
     seed: Seed = 0,
-    timeout: Timeout = 120.0,
-    max_retries: MaxRetries = 2,
     annotation_cache: Cache = True,
     n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples (CIs).")] = 1000,
 ) -> None:
@@ -103,17 +92,7 @@ def spot_cmd(
     from sovtp.recipes.spot import SpotOptions, run_spot
     from sovtp.spotting.flow import FlowConfig
 
-    name, bopts = (None, {})
-    if system != "flow":
-        name, bopts = backend_options(
-            backend,
-            base_url,
-            model,
-            hf,
-            server=server,
-            timeout_s=timeout,
-            max_retries=max_retries,
-        )
+    name, bopts = (None, {}) if system == "flow" else ask_backend(ask, base_url)
     opts = SpotOptions(
         data=data,
         out=out_folder(out),
@@ -135,9 +114,9 @@ def spot_cmd(
         window_s=window,
         images=images,
         max_tokens=max_tokens,
-        temperature=temperature,
+        temperature=ask["temperature"],
         seed=seed,
-        structured=not no_structured,
+        structured=not ask["no_structured"],
     )
     con = console(stderr=True)
     run = run_spot(opts, progress=lambda sid: con.print(f"[dim]spotted {sid}[/dim]"))
