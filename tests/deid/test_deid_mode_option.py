@@ -107,28 +107,23 @@ def test_a_deid_mode_without_deid_is_refused(cmd, tmp_path, capfd):
 
 
 def test_query_cli_sends_the_chosen_mode(astronaut_png, tmp_path):
-    """``sovtp query --deid --deid-mode fill`` (the offline FACS backend answers): the request
-    the run records says the faces left filled, and the guard checked them."""
-    out = tmp_path / "q"
-    rc = main(
-        [
-            "query",
-            str(astronaut_png),
-            "--backend",
-            "facs",
-            "-s",
-            "uniform:2",
-            "--no-cache",
-            "--deid",
-            "--deid-mode",
-            "fill",
-            "-o",
-            str(out),
-        ]
-    )
-    assert rc == 0
-    meta = json.loads((out / "request.json").read_text())["query"]["meta"]
-    assert meta["deid"] == {"faces": "all", "mode": "fill", "checked": 1}
+    """``sovtp query --deid --deid-mode fill`` to a vision model (a loopback server): the request
+    the run records says the faces left filled, and the guard checked the image sent.  The
+    offline FACS reasoner is sent no image, so there is nothing for the guard to check."""
+    from sovtp.testing import Behaviour, FakeOpenAIServer
+
+    def ask(*backend: str, out: str) -> dict:
+        args = ["query", str(astronaut_png), *backend, "-s", "uniform:2", "--no-cache"]
+        assert main([*args, "--deid", "--deid-mode", "fill", "-o", str(tmp_path / out)]) == 0
+        return json.loads((tmp_path / out / "request.json").read_text())
+
+    with FakeOpenAIServer(Behaviour(label="happy")) as srv:
+        sent = ask("--base-url", srv.base_url, out="v")
+    assert sent["query"]["meta"]["deid"] == {"faces": "all", "mode": "fill", "checked": 1}
+    assert sent["images"] == ["image_0.jpg"]
+    offline = ask("--backend", "facs", out="f")
+    assert offline["query"]["meta"]["deid"] == {"faces": "all", "mode": "fill", "checked": 0}
+    assert offline["images"] == []
 
 
 @pytest.mark.parametrize("cmd", ["bench", "ablate"])
