@@ -410,3 +410,27 @@ def shared_options(options: dict[str, tuple[Any, Any]], into: str) -> Callable[.
         return command
 
     return deco
+
+
+# the knobs of CNN training (baselines.train.TrainConfig's names) that train and pad share
+TRAIN_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "epochs": option(int, 10, help="Epochs: passes over the training crops (pad: per fold)."),
+    "batch_size": option(int, 64, help="Crops per step."),
+    "lr": option(float, 3e-4, help="AdamW learning rate (cosine decay)."),
+    "size": option(int, 224, help="Crop side in pixels."),
+    "sampling": option(
+        str,
+        "uniform:8",
+        "--sampling",
+        "-s",
+        help="Frames per clip (as in bench; pad: --crops face).",
+    ),
+    "weights": option(
+        str | None,
+        None,
+        help="'imagenet' (MobileNetV2: pinned torchvision file), a state-dict path, "
+        "or none: from scratch.",
+    ),
+    "seed": option(int, 0, help="Seed of every random draw."),
+    "device": option(str | None, None, help="cpu, cuda, cuda:1 ... (default: cuda when present)."),
+}

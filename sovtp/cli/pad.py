@@ -10,20 +10,23 @@ from typing import Annotated
 
 import typer
 
+from sovtp.cli.options import TRAIN_OPTIONS, shared_options
 from sovtp.errors import SovtpError
 
 ARCH_ALIASES = {"vit": "vit_b_16"}
+PadData = Annotated[
+    str,
+    typer.Argument(
+        help="A PAD manifest (.csv/.jsonl) with columns media, label (bona_fide | attack), "
+        "attack (print, replay, mask, digital, ...; empty for bona fide) and split "
+        "(train / dev / test), or ADAPTER:ROOT."
+    ),
+]
 
 
+@shared_options(TRAIN_OPTIONS, into="train")
 def pad_cmd(
-    dataset: Annotated[
-        str,
-        typer.Argument(
-            help="A PAD manifest (.csv/.jsonl) with columns media, label (bona_fide | attack), "
-            "attack (print, replay, mask, digital, ...; empty for bona fide) and split "
-            "(train / dev / test), or ADAPTER:ROOT."
-        ),
-    ],
+    dataset: PadData,
     out: Annotated[
         Path,
         typer.Option(
@@ -52,7 +55,6 @@ def pad_cmd(
         bool,
         typer.Option("--freq", help="Stack the crop's FFT high-pass with RGB (4th channel)."),
     ] = False,
-    epochs: Annotated[int, typer.Option(help="Epochs per fold.")] = 10,
     evaluator: Annotated[
         str, typer.Option(help="Evaluator spec: label set, protocol (splits), task options.")
     ] = "pad",
@@ -67,29 +69,17 @@ def pad_cmd(
             "align the face in images or videos (MediaPipe, annotation cache)."
         ),
     ] = "image",
-    size: Annotated[int, typer.Option(help="Crop side in pixels.")] = 224,
-    batch_size: Annotated[int, typer.Option(help="Crops per step.")] = 64,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine decay).")] = 3e-4,
+    *,
+    train: dict,
     steps_per_epoch: Annotated[
         int | None, typer.Option(help="Steps per epoch (default: one pass over the crops).")
-    ] = None,
-    weights: Annotated[
-        str | None,
-        typer.Option(help="'imagenet', a state-dict path, or none: from scratch."),
     ] = None,
     model_kwargs: Annotated[
         str | None,
         typer.Option(help="Backbone arguments as JSON, e.g. '{\"width_mult\": 0.5}'."),
     ] = None,
-    sampling: Annotated[
-        str, typer.Option("--sampling", "-s", help="Frames per clip (--crops face).")
-    ] = "uniform:8",
     root: Annotated[
         Path | None, typer.Option(help="Media root (default: the manifest's folder).")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")
     ] = None,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
 ) -> None:
@@ -109,16 +99,9 @@ def pad_cmd(
     try:
         cfg = TrainConfig(
             model=ARCH_ALIASES.get(arch.lower(), arch),
-            size=size,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
             steps_per_epoch=steps_per_epoch,
-            weights=weights,
             model_kwargs=kwargs,
-            sampling=sampling,
-            seed=seed,
-            device=device,
+            **train,
         )
         doc = run_pad(
             dataset,

@@ -7,17 +7,20 @@ from typing import Annotated
 
 import typer
 
-from sovtp.cli.options import GoldLabels
+from sovtp.cli.options import TRAIN_OPTIONS, GoldLabels, shared_options
 from sovtp.errors import SovtpError
 
+TrainData = Annotated[
+    str,
+    typer.Argument(
+        help="A manifest (.csv/.jsonl), ADAPTER:ROOT (e.g. dfew:/data/DFEW) or hf:PATH."
+    ),
+]
 
+
+@shared_options(TRAIN_OPTIONS, into="train")
 def train_cmd(
-    dataset: Annotated[
-        str,
-        typer.Argument(
-            help="A manifest (.csv/.jsonl), ADAPTER:ROOT (e.g. dfew:/data/DFEW) or hf:PATH."
-        ),
-    ],
+    dataset: TrainData,
     out: Annotated[
         Path,
         typer.Option("--out", "-o", help="Folder for crops, checkpoint (last/) and config.json."),
@@ -34,28 +37,12 @@ def train_cmd(
         str | None, typer.Option(help="Evaluator spec (its label set, synonyms, default fold).")
     ] = None,
     labels: GoldLabels = None,
-    epochs: Annotated[int, typer.Option(help="Epochs (passes over the face crops).")] = 10,
-    batch_size: Annotated[int, typer.Option(help="Crops per step.")] = 64,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate (cosine decay).")] = 3e-4,
-    size: Annotated[int, typer.Option(help="Crop side in pixels.")] = 224,
-    sampling: Annotated[
-        str, typer.Option("--sampling", "-s", help="Frames per clip (as in bench).")
-    ] = "uniform:8",
-    weights: Annotated[
-        str | None,
-        typer.Option(
-            help="'imagenet' (MobileNetV2: pinned torchvision file), a state-dict path, "
-            "or none: from scratch."
-        ),
-    ] = None,
+    *,
+    train: dict,
     balance: Annotated[str, typer.Option(help="Class balance: sampler | loss | none.")] = "sampler",
     no_augment: Annotated[
         bool, typer.Option("--no-augment", help="No flip/affine/colour jitter.")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda when present).")
-    ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N training samples.")] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/last/ after its epoch.")
@@ -83,17 +70,10 @@ def train_cmd(
         labels=labels,
         limit=limit,
         resume=resume,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        size=size,
-        sampling=sampling,
-        weights=weights,
         balance=balance,
         augment=not no_augment,
-        seed=seed,
-        device=device,
         freq=freq,
+        **train,
     )
     from sovtp.baselines.checkpoint import read_meta
 
