@@ -38,7 +38,7 @@ class VideoFrame:
 
 VideoFramesFn = Callable[[Iterator[VideoFrame]], Iterator[np.ndarray]]
 
-# output extension → (container format, audio codec, sample format or None for the codec default)
+# output extension → (container format, audio codec)
 AUDIO_FORMATS: dict[str, tuple[str, str]] = {
     ".wav": ("wav", "pcm_s16le"),
     ".mp3": ("mp3", "libmp3lame"),
