@@ -126,8 +126,7 @@ BLENDS: dict[str, dict[str, float]] = {
 }
 # AUs that count as "expressive" for neutrality (lips part / jaw drop / blink happen in speech).
 EXPRESSIVE = [a for a in AU_NAMES if a not in ("AU25", "AU26", "AU45", "AU43", "AU28")]
-# The AUs some prototype reads: "no expressive AU active" is only as sure as the share of these
-# that were measured (a turned head leaves AU6/9/10/15/23 unmeasured — not absent).
+# The AUs some prototype reads: a turned head leaves AU6/9/10/15/23 unmeasured — not absent.
 PROTOTYPE_AUS = [a for a in AU_NAMES if any(a in p for p in PROTOTYPES.values())]
 UNCHECKED_SHARE = 0.5  # a prototype with at least this share of its weight unmeasured is unchecked
 
@@ -169,7 +168,7 @@ def read_expression(
         scores[emo] = mean * _shrink(got / total)
         evidence[emo] = [au for au in proto if aus.get(au, 0.0) >= DEFAULT_THRESHOLD]
         if total - got >= UNCHECKED_SHARE * total:
-            unchecked[emo] = [au for au in proto if au not in aus]
+            unchecked[emo] = sorted((au for au in proto if au not in aus), key=au_sort_key)
     sides = sides or {}
     contempt = 0.0
     used: list[str] = []
@@ -182,9 +181,10 @@ def read_expression(
     scores["contempt"] = contempt
     evidence["contempt"] = used
     peak = max((aus.get(a, 0.0) for a in EXPRESSIVE), default=0.0)
-    # neutral is the absence of every prototype: shrunk like a prototype by how much was measured
+    # neutral is not shrunk by unmeasured AUs (that turned faces with nothing active into an
+    # emotion); what it could not check is said instead (``unchecked``)
     seen_share = sum(a in aus for a in PROTOTYPE_AUS) / len(PROTOTYPE_AUS)
-    scores["neutral"] = max(0.0, 1.0 - _evidence(peak)) * _shrink(seen_share)
+    scores["neutral"] = max(0.0, 1.0 - _evidence(peak))
     evidence["neutral"] = (
         []
         if peak >= DEFAULT_THRESHOLD
@@ -210,8 +210,8 @@ def describe(reading: Reading) -> str:
     top = reading.top
     ev = reading.evidence.get(top) or []
     if top == "neutral":
-        if len(reading.unchecked) == len(PROTOTYPES):
-            return "no expression read (its action units were not measured)"
+        if len(reading.unchecked) == len(PROTOTYPES) and ev:
+            return "reads as no expression (its action units were not measured)"
         # evidence["neutral"] is empty when an AU is active but no prototype beat neutral
         why = [ev[0].replace(" AU ", " action unit ") if ev else "no prototype matched"]
         if reading.unchecked:

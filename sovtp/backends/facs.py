@@ -16,7 +16,7 @@ import math
 import time
 
 from sovtp.backends.base import BatchedBackend, Capabilities, GenerationConfig, failed
-from sovtp.facs import au_label, au_sort_key, read_expression
+from sovtp.facs import BLENDS, au_label, au_sort_key, read_expression
 from sovtp.labels import LabelSet, load_label_set
 from sovtp.records import Query, Response
 
@@ -34,21 +34,31 @@ OTHERS_WEIGHT = 0.1  # emotional contagion: how much the others' prototype leans
 TEMPERATURE = 0.15  # softmax temperature turning evidence into label scores
 
 
-def _unchecked_text(unchecked: dict[str, list[str]], reasons: dict[str, str], ls: LabelSet) -> str:
+def _unchecked_text(
+    unchecked: dict[str, list[str]], reasons: dict[str, str], ls: LabelSet, chosen: str
+) -> str:
     """'Not measured: AU9 nose wrinkler, AU10 upper lip raiser (head turned 34°), so disgust is
-    neither found nor ruled out.' — for the run's labels whose prototype was mostly unmeasured;
-    the reasons are the annotation's (``Face.au_unmeasured``) where the query carries them."""
-    concepts = {ls.concept(lab) for lab in ls.labels}
-    names = [c for c in unchecked if c in concepts]
+    neither found nor ruled out.' — for the run's labels (a blend such as anxiety counts through
+    its parts) whose prototype was mostly unmeasured, other than the ``chosen`` label, whose own
+    gap the rationale words; the reasons are the annotation's (``Face.au_unmeasured``) where
+    the query carries them."""
+    names, codes = [], set()
+    for lab in ls.labels:
+        c = ls.concept(lab)
+        parts = [c, *BLENDS.get(c or "", {})]
+        gaps = {a for part in parts for a in unchecked.get(part or "", [])}
+        if gaps and lab != chosen:
+            names.append(lab)
+            codes |= gaps
     if not names:
         return ""
-    codes = sorted({a for c in names for a in unchecked[c]}, key=au_sort_key)
     by_why: dict[str, list[str]] = {}
-    for a in codes:
+    for a in sorted(codes, key=au_sort_key):
         by_why.setdefault(reasons.get(a, ""), []).append(au_label(a))
     said = "; ".join(", ".join(v) + (f" ({why})" if why else "") for why, v in by_why.items())
+    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     verb = "is" if len(names) == 1 else "are"
-    return f"Not measured: {said}, so {' and '.join(names)} {verb} neither found nor ruled out."
+    return f"Not measured: {said}, so {who} {verb} neither found nor ruled out."
 
 
 def _in_contract(
@@ -133,9 +143,11 @@ class FacsBackend(BatchedBackend):
         active = ", ".join(
             f"{k} {v:.2f}" for k, v in sorted(aus.items(), key=lambda kv: -kv[1]) if v >= 0.3
         )
-        unchecked = _unchecked_text(reading.unchecked, facs.get("unmeasured") or {}, ls)
+        unchecked = _unchecked_text(reading.unchecked, facs.get("unmeasured") or {}, ls, label)
+        gap = reading.unchecked.get(concept)
+        on = f" on the AUs measured ({', '.join(gap)} not measured)" if gap else ""
         rationale = (
-            f"EMFACS prototype for {concept} matches best: {au_txt}. "
+            f"EMFACS prototype for {concept} matches best{on}: {au_txt}. "
             f"Active AUs: {active or 'none above 0.3'}."
             + (f" {unchecked}" if unchecked else "")
             + (f" Context considered: {'; '.join(used)}." if used else "")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from sovtp.annotate.aus import blendshapes_to_aus
 from sovtp.annotate.cache import AnnotationCache
 from sovtp.annotate.pipeline import annotate
 from sovtp.annotate.tracking import FaceTracker
+from sovtp.backends.facs import FacsBackend
 from sovtp.facs import active_aus, prominent_aus, read_expression, unilateral
+from sovtp.records import Query
 from sovtp.types import Face, FrameAnnotation
 
 
@@ -124,20 +128,34 @@ def test_prototypes_pick_the_expected_emotion():
 
 def test_an_unmeasured_prototype_is_neither_found_nor_ruled_out():
     """A turned head leaves AU9/AU10/AU15 unmeasured: the reading must not treat them as 0 —
-    disgust is 'not checked', and "neutral" is less sure than on a fully measured still face."""
+    disgust is 'not checked' — and a gap is no evidence either way: a face with nothing active
+    stays neutral, and the reasoner never calls the label it chose unchecked."""
     from sovtp.facs import AU_NAMES, describe
 
     rest = {a: 0.0 for a in AU_NAMES}
     turned = {a: v for a, v in rest.items() if a not in ("AU6", "AU9", "AU10", "AU15", "AU23")}
     full, part = read_expression(rest), read_expression(turned)
     assert full.top == part.top == "neutral" and not full.unchecked
-    assert part.unchecked == {"disgust": ["AU9", "AU15", "AU10"]}
-    assert part.scores["neutral"] < full.scores["neutral"]
+    assert part.unchecked == {"disgust": ["AU9", "AU10", "AU15"]}
+    assert part.scores["neutral"] == full.scores["neutral"] == 1.0
     assert describe(full) == "looks neutral (no expressive action unit active)"
-    assert "disgust not checked: AU9, AU15, AU10 not measured" in describe(part)
+    assert "disgust not checked: AU9, AU10, AU15 not measured" in describe(part)
+    empty = describe(read_expression({}))
+    assert empty == "reads as no expression (its action units were not measured)"
+    # weak AU12+AU6 below the threshold, other AUs unmeasured: still neutral, as when measured
+    weak = {"AU12": 0.29, "AU6": 0.29, "AU2": 0.0, "AU7": 0.0}
+    assert read_expression(weak).top == "neutral"
+    # sadness chosen on AU1+AU4 with AU15 unmeasured: said as a gap, not "neither found"
+    sad = {a: 0.0 for a in AU_NAMES if a not in ("AU6", "AU9", "AU10", "AU15", "AU17", "AU23")}
+    sad |= {"AU1": 0.6, "AU4": 0.6}
+    q = Query(id="q", messages=[], meta={"facs": {"aus": sad, "unmeasured": {}}}, output="json")
+    answer = json.loads(FacsBackend().answer(q).text)
+    assert answer["label"] == "sad"
     assert (
-        describe(read_expression({})) == "no expression read (its action units were not measured)"
+        "sadness matches best on the AUs measured (AU15, AU17 not measured)" in answer["rationale"]
     )
+    assert "sad is neither" not in answer["rationale"]
+    assert "so disgust is neither found nor ruled out" in answer["rationale"]
 
 
 def test_a_cache_hit_draws_the_same_pixels_as_a_fresh_annotation(tmp_path, astronaut_png, detector):
