@@ -226,9 +226,9 @@ def prompt_context(
         "frame_times": [f"{t:.1f}" for t in frame_times],
         # what the measurements came from, for a prompt that carries no image
         "measured_on": (
-            f"the video clip ({len(clip.frames)} sampled frames)"
+            f"{len(clip.frames)} frames sampled from a video clip"
             if len(clip.frames) > 1
-            else "the frame"
+            else "one frame"
         ),
         "marks": asdict(spec.visual),
         "au_threshold": DEFAULT_THRESHOLD,  # what the AU labels and the AU text both use
