@@ -281,10 +281,12 @@ class Preparer(Closeable):
         max_images: int | None = None,
         image_cache: ImageCache | None = None,
         names: tuple[str, ...] = (),
+        record: bool = True,
     ) -> tuple[Query, list[EncodedImage]]:
         """The Query for one (clip, spec, subject), with the run's protocol knobs applied.
         ``names``: people's names known for the sample (a manifest's ``speaker``), scrubbed from
-        the transcript under ``deid``."""
+        the transcript under ``deid``.  ``record=False`` builds it for the report only (a text-only
+        system's gallery picture): nothing is recorded as sent; de-identification still applies."""
         o = self.options
         if transcript is None and o.asr:
             transcript = self._heard.get(clip.sha256) or None
@@ -327,9 +329,11 @@ class Preparer(Closeable):
             try:
                 _guard(q, images, clip, o.blur, self.finder, mode=o.deid_mode)
             except DeidError as e:
-                self._record(q, clip, sample_key, sent, refused=str(e))
+                if record:
+                    self._record(q, clip, sample_key, sent, refused=str(e))
                 raise
-        self._record(q, clip, sample_key, sent)
+        if record:
+            self._record(q, clip, sample_key, sent)
         return q, images
 
     def _record(

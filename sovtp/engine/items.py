@@ -34,6 +34,7 @@ class Item:
     query: Query | None = None
     error: str | None = None
     gallery_image: str | None = None
+    gallery_sent: bool = True  # False: a text-only system; the picture was drawn for the report
     prediction: Prediction | None = None  # a predictor's answer, given while prepared (a CNN)
     crops: Any = None  # a stateful predictor's face crops, answered later in sample order
 
@@ -108,6 +109,7 @@ def gallery_row(it: Item, r: Response, p: Prediction) -> dict[str, Any] | None:
         "system": it.system,
         "variant": it.variant,
         "image": it.gallery_image,
+        "image_sent": it.gallery_sent,
         "prompt": it.query.text() if it.query else "",
         "answer": r.text,
         "error": r.error,

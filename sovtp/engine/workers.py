@@ -4,6 +4,7 @@ in a pool of worker processes, each with its own MediaPipe landmarkers."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -115,12 +116,16 @@ class Preparer:
                     it.prediction = pr.answer(sample.id, crops, it.gold)
                     it.facts["seconds"] = round(time.perf_counter() - t0, 4)
                 continue
-            # a gallery sample is drawn in full for the report; otherwise the backend's budget
-            budget = None if gallery else self.budgets[it.system]
+            # a gallery sample is drawn in full for the report; otherwise the backend's budget.
+            # A text-only system (budget 0) is sent the text-only query either way, and its
+            # gallery picture is drawn for the report alone (not recorded as sent)
+            budget = self.budgets[it.system]
+            budget = None if gallery and budget != 0 else budget
             bkey = (it.face, it.variant, budget)
             try:
                 if bkey not in built:
-                    q, images = self.pipeline.query(
+                    ask = functools.partial(
+                        self.pipeline.query,
                         clip,
                         frames,
                         self.specs[it.variant],
@@ -129,23 +134,35 @@ class Preparer:
                         transcript=sample.transcript,
                         sample_key=sample.id,
                         query_id=f"{sample.id}|{it.face or ''}|{it.variant}",
-                        max_images=budget,
                         image_cache=icache,
                         names=names,
                     )
+                    q, images = ask(max_images=budget)
                     built[bkey] = q
-                    if gallery and images and self.gallery_dir is not None:
-                        tag = f"{sample.id}|{it.face}|{it.variant}".encode()
-                        name = hashlib.sha256(tag).hexdigest()[:16] + ".jpg"
-                        (self.gallery_dir / name).write_bytes(images[0].jpeg)
-                        for other in items:
-                            if (other.face, other.variant) == (it.face, it.variant):
-                                other.gallery_image = f"gallery/{name}"
+                    if gallery and self.gallery_dir is not None:
+                        sent = bool(images)
+                        if not sent:
+                            images = ask(max_images=None, record=False)[1]
+                        if images:
+                            self._draw_gallery(sample.id, items, it, images[0].jpeg, sent)
                 it.query = built[bkey]
                 it.facts["subject"] = it.query.subject  # the face asked about, in every row
             except Exception as e:
                 it.error = f"{type(e).__name__}: {e}"
         return True
+
+    def _draw_gallery(self, sid: str, items: list[Item], it: Item, jpeg: bytes, sent: bool) -> None:
+        """Write a gallery sample's picture and point at it every item of the same face and
+        variant whose system was sent it — or, when ``sent`` is False, that reads text only and
+        was sent nothing (the report says so beside the picture)."""
+        tag = f"{sid}|{it.face}|{it.variant}" + ("" if sent else "|not sent")
+        name = hashlib.sha256(tag.encode()).hexdigest()[:16] + ".jpg"
+        assert self.gallery_dir is not None
+        (self.gallery_dir / name).write_bytes(jpeg)
+        for other in items:
+            text_only = self.budgets.get(other.system) == 0
+            if (other.face, other.variant) == (it.face, it.variant) and text_only != sent:
+                other.gallery_image, other.gallery_sent = f"gallery/{name}", sent
 
 
 def speaker_names(sample: Sample) -> tuple[str, ...]:

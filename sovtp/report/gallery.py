@@ -71,6 +71,11 @@ def card_html(run: Path, g: dict[str, Any]) -> str:
     return (
         "<div class='card'>"
         + (f"<img alt='annotated frame' src='{src}'>" if src else "")
+        + (
+            "<div class='note'>drawn for this report: the system reads text only and was sent no image</div>"
+            if src and g.get("image_sent") is False
+            else ""
+        )
         + f"<div><b>{_esc(g['sample_id'])}</b> · {_esc(g['system'])} · {_esc(g['variant'])}"
         + (f" · subject {_esc(g['subject'])}" if g.get("subject") is not None else "")
         + "</div>"

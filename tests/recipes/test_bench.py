@@ -84,6 +84,13 @@ def test_every_variant_shares_one_annotation_and_failures_become_rows(manifest, 
     assert (run / "report.md").read_text().startswith("# sovtp report")
     gal = list(iter_jsonl(run / "gallery.jsonl"))
     assert gal and all((run / g["image"]).exists() for g in gal)
+    # the FACS reasoner reads text only: its gallery samples were asked the same text-only
+    # prompt as the rest, their picture was drawn for the report, and nothing records an image
+    # as sent to it (gallery samples got the image prompt with the image dropped)
+    assert all(g["image_sent"] is False and "No image is attached" in g["prompt"] for g in gal)
+    sent = list(iter_jsonl(run / "outgoing" / "index.jsonl"))
+    assert sent and not [e for e in sent if e["images"]]
+    assert "sent no image" in (run / "report.html").read_text()
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(manifest, tmp_path):
