@@ -317,6 +317,11 @@ def run_spot(
         # each query carries the "when" schema (meta json_schema), which every backend sends as
         # its structured-output constraint (sovtp.backends.base.query_constraint)
         backend = get_backend(opts.backend, **opts.backend_options)
+        if backend.capabilities.images_per_prompt == 0:
+            raise SovtpError(
+                f"--system {opts.system} needs a vision LLM: {backend.model} reads text only, and "
+                "the 'when' prompt asks about numbered frames it would never see"
+            )
     split = opts.split if opts.split is not None else ev.split
     src = open_dataset(
         opts.data,

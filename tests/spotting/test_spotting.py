@@ -553,6 +553,26 @@ def test_spot_refuses_the_offline_reasoner_and_a_label_task(casme2_root, tmp_pat
         run_spot(SpotOptions(f"casme2_spot:{casme2_root}", tmp_path / "b", evaluator="dfew"))
 
 
+@pytest.mark.slow
+def test_spot_refuses_a_text_only_model(casme2_root, tmp_path):
+    """The real SmolLM2 (a text-only LM, in-process) would be told "you are shown 16 numbered
+    frames" and sent none: spot refuses it before any video, naming why."""
+    from sovtp.errors import SovtpError
+    from sovtp.recipes.spot import SpotOptions, run_spot
+    from tests.smollm import NAME, smollm_folder
+
+    smollm_folder()
+    opts = SpotOptions(
+        f"casme2_spot:{casme2_root}",
+        tmp_path / "t",
+        system="spotting/when",
+        backend="transformers",
+        backend_options={"model": NAME, "device_map": None, "dtype": "float32"},
+    )
+    with pytest.raises(SovtpError, match="reads text only"):
+        run_spot(opts)
+
+
 def test_manifest_rows_become_videos_and_windows_join(tmp_path):
     """Manifest rows with onset/apex/offset (one per interval) are grouped into one video per
     media; LLM windows cover the video and an interval cut by a window border is one."""
