@@ -79,3 +79,50 @@ def tiny_config(size: int = 32, **kw):
         device="cpu",
     )
     return TrainConfig(**{**base, **kw})
+
+
+# ``sovtp train`` options for the two-sample runs: 32-px crops, one frame, CPU
+TRAIN_ARGS = ["--size", 32, "-s", "uniform:1", "--batch-size", "2", "--device", "cpu"]
+
+
+def two_sample_manifest(folder, media):
+    """A training manifest of two samples (``a`` happy, ``b`` sad) of one image."""
+    m = folder / "m.csv"
+    m.write_text(f"id,media,label,split\na,{media},happy,train\nb,{media},sad,train\n")
+    return m
+
+
+def crop_cache(out, size: int = 32) -> None:
+    """A valid crop cache for :func:`two_sample_manifest` (random crops, seeded), so training
+    needs no face detector."""
+    from sovtp.baselines.data import CropSet
+
+    rng = np.random.default_rng(0)
+    per = [rng.integers(0, 255, (2, size, size, 3), dtype=np.uint8) for _ in range(2)]
+    c = CropSet.from_arrays(
+        per,
+        ["happy", "sad"],
+        ["a", "b"],
+        ["happy", "sad"],
+        {"key": {"ids": ["a", "b"], "size": size, "sampling": "uniform:1"}},
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    c.save(out / "crops-train.safetensors")
+
+
+def train_tiny(manifest, out, **kw):
+    """``baselines.train.train`` of the tiny MobileNetV2 on 32-px crops for one step (CPU, one
+    frame, precise BN over one batch); ``kw`` overrides (batch size...).  Returns the checkpoint."""
+    from sovtp.baselines.train import train
+
+    cfg = dict(
+        size=32,
+        batch_size=2,
+        steps_per_epoch=1,
+        model_kwargs=TINY_MNV2,
+        device="cpu",
+        progress=False,
+        sampling="uniform:1",
+        precise_bn=1,
+    )
+    return train(str(manifest), "mobilenet_v2", None, out, 1, **(cfg | kw))

@@ -15,11 +15,10 @@ pytest.importorskip("torchvision")
 from sovtp.baselines.data import CropSet, clip_crops, eye_angle  # noqa: E402
 from sovtp.baselines.models import build_model  # noqa: E402
 from sovtp.baselines.predict import accuracy, predict, predict_crops  # noqa: E402
-from sovtp.baselines.train import fit, train  # noqa: E402
-from tests.lfw_crops import TINY_RECIPE, lfw_cropsets, tiny_config  # noqa: E402
+from sovtp.baselines.train import fit  # noqa: E402
+from tests.lfw_crops import TINY_MNV2, TINY_RECIPE, lfw_cropsets, tiny_config, train_tiny  # noqa: E402
 
 S = 32  # tiny crops: CPU forward cost at 224 px is ~31 ms/img for MobileNetV2
-TINY = {"width_mult": 0.35}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -121,21 +120,7 @@ def test_train_and_predict_through_the_annotation_cache(tmp_path, astronaut_png,
     man.write_text(
         "id,media,label,split\n" + "".join(f"{i},{p},{lab},train\n" for i, p, lab in rows)
     )
-    ckpt = train(
-        str(man),
-        "mobilenet_v2",
-        None,
-        tmp_path / "ck",
-        1,
-        size=S,
-        batch_size=4,
-        steps_per_epoch=1,
-        model_kwargs=TINY,
-        device="cpu",
-        progress=False,
-        sampling="uniform:1",
-        precise_bn=1,
-    )
+    ckpt = train_tiny(man, tmp_path / "ck", batch_size=4)
     assert ckpt.exists() and (tmp_path / "ck" / "crops-train.safetensors").exists()
     crops = CropSet.load(tmp_path / "ck" / "crops-train.safetensors")
     assert crops.ids == ["a1", "g1"] and crops.x.dtype == torch.uint8 and crops.size == S
@@ -152,9 +137,9 @@ def test_weights_provenance_and_pinned_imagenet_file(tmp_path, monkeypatch):
     m, prov = build_model("resnet50", 3)
     assert m.fc.out_features == 3 and "from scratch" in prov["weights"]
     # a user-given state dict is loaded (the head skipped) and said plainly, with its sha256
-    src, _ = build_model("mobilenet_v2", 5, **TINY)
+    src, _ = build_model("mobilenet_v2", 5, **TINY_MNV2)
     torch.save(src.state_dict(), tmp_path / "w.pth")
-    m2, prov2 = build_model("mobilenet_v2", 2, tmp_path / "w.pth", **TINY)
+    m2, prov2 = build_model("mobilenet_v2", 2, tmp_path / "w.pth", **TINY_MNV2)
     assert str(tmp_path / "w.pth") in prov2["weights"] and len(prov2["weights_sha256"]) == 64
     assert torch.equal(m2.features[0][0].weight, src.features[0][0].weight)
     with pytest.raises(ValueError, match="no ImageNet weights are pinned for resnet50"):

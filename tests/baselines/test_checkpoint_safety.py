@@ -35,11 +35,18 @@ from sovtp.baselines.checkpoint import (  # noqa: E402
 from sovtp.baselines.data import CropSet  # noqa: E402
 from sovtp.baselines.predict import load, predict_crops  # noqa: E402
 from sovtp.baselines.train import fit  # noqa: E402
-from tests.lfw_crops import lfw_cropsets, tiny_config  # noqa: E402
+from tests.lfw_crops import (  # noqa: E402
+    TINY_MNV2,
+    TRAIN_ARGS,
+    crop_cache,
+    lfw_cropsets,
+    tiny_config,
+    train_tiny,
+    two_sample_manifest,
+)
 
 SOVTP = [sys.executable, "-m", "sovtp.cli"]
 S = 32
-TINY = {"width_mult": 0.35}
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -185,11 +192,7 @@ def test_resume_from_an_old_last_pt_is_bit_exact(lfw, tmp_path):
 
 @pytest.fixture
 def manifest(tmp_path, astronaut_png):
-    m = tmp_path / "m.csv"
-    m.write_text(
-        f"id,media,label,split\na,{astronaut_png},happy,train\nb,{astronaut_png},sad,train\n"
-    )
-    return m
+    return two_sample_manifest(tmp_path, astronaut_png)
 
 
 def test_bench_refuses_a_checkpoint_that_would_run_code(tmp_path, manifest, marker):
@@ -236,39 +239,21 @@ def test_pad_reads_predictions_as_json_only(tmp_path, marker):
         assert not marker.exists()
 
 
-def _crop_cache(out: Path, man: Path) -> None:
-    """A valid crop cache for ``man`` (so ``sovtp train`` needs no face detector here)."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    per = [rng.integers(0, 255, (2, S, S, 3), dtype=np.uint8) for _ in range(2)]
-    c = CropSet.from_arrays(
-        per,
-        ["happy", "sad"],
-        ["a", "b"],
-        ["happy", "sad"],
-        {"key": {"ids": ["a", "b"], "size": S, "sampling": "uniform:1"}},
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    c.save(out / "crops-train.safetensors")
-
-
-TRAIN = ["--size", S, "-s", "uniform:1", "--batch-size", "2", "--device", "cpu"]
-
-
 def test_train_resume_refuses_a_checkpoint_that_would_run_code(tmp_path, manifest, marker):
     old = tmp_path / "old"  # an old training folder: last.pt only
-    _crop_cache(old, manifest)
+    crop_cache(old)
     evil = crafted(old / "last.pt", marker)
-    refused(sovtp("train", manifest, "-o", old, *TRAIN, "--epochs", 2, "--resume"), evil, marker)
+    refused(
+        sovtp("train", manifest, "-o", old, *TRAIN_ARGS, "--epochs", 2, "--resume"), evil, marker
+    )
     # a real checkpoint folder whose optimiser state was swapped for a crafted pickle
     out = tmp_path / "new"
-    _crop_cache(out, manifest)
-    p = sovtp("train", manifest, "-o", out, *TRAIN, "--epochs", 1)
+    crop_cache(out)
+    p = sovtp("train", manifest, "-o", out, *TRAIN_ARGS, "--epochs", 1)
     assert p.returncode == 0, p.stderr
     assert "epoch 1" in p.stdout and str(out / "last" / CONFIG) in p.stdout
     state = crafted(out / "last" / STATE, marker)
-    p = sovtp("train", manifest, "-o", out, *TRAIN, "--epochs", 1, "--resume")
+    p = sovtp("train", manifest, "-o", out, *TRAIN_ARGS, "--epochs", 1, "--resume")
     refused(p, state, marker, convert=False)
     assert "not sovtp's" in p.stderr
 
@@ -278,12 +263,12 @@ def test_initial_weights_are_read_weights_only(tmp_path, marker):
 
     evil = crafted(tmp_path / "w.pth", marker)
     with pytest.raises(UnsafeCheckpointError, match=re.escape(str(evil))):
-        build_model("mobilenet_v2", 2, evil, **TINY)
-    src, _ = build_model("mobilenet_v2", 5, **TINY)  # a plain state dict, as torchvision's
+        build_model("mobilenet_v2", 2, evil, **TINY_MNV2)
+    src, _ = build_model("mobilenet_v2", 5, **TINY_MNV2)  # a plain state dict, as torchvision's
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in src.state_dict().items()}, tmp_path / "w.safetensors")
-    m, prov = build_model("mobilenet_v2", 2, tmp_path / "w.safetensors", **TINY)
+    m, prov = build_model("mobilenet_v2", 2, tmp_path / "w.safetensors", **TINY_MNV2)
     assert torch.equal(m.features[0][0].weight, src.features[0][0].weight)
 
 
@@ -326,7 +311,7 @@ def test_convert_refuses_a_crafted_file_without_the_flag(tmp_path, marker):
 def test_a_plain_state_dict_is_not_a_trained_checkpoint(tmp_path):
     from sovtp.baselines.models import build_model
 
-    m, _ = build_model("mobilenet_v2", 2, **TINY)
+    m, _ = build_model("mobilenet_v2", 2, **TINY_MNV2)
     torch.save(m.state_dict(), tmp_path / "sd.pth")
     with pytest.raises(CheckpointError, match=r"sd.pth: not a sovtp checkpoint.*--weights"):
         load(tmp_path / "sd.pth")
@@ -348,30 +333,15 @@ def test_a_crafted_crop_cache_is_refused_unread(tmp_path, marker, lfw):
 
 def test_train_cuts_the_crops_again_over_a_crafted_cache(tmp_path, manifest, marker, monkeypatch):
     import sovtp.baselines.data as data
-    from sovtp.baselines.train import train
 
     out = tmp_path / "ck"
-    _crop_cache(out, manifest)
+    crop_cache(out)
     good = CropSet.load(out / "crops-train.safetensors")
     crafted(out / "crops-train.safetensors", marker)
     crafted(out / "crops-train.pt", marker)  # the old name is never read
     cut = []
     monkeypatch.setattr(data, "build_cropset", lambda *a, **k: cut.append(1) or good)
-    train(
-        str(manifest),
-        "mobilenet_v2",
-        None,
-        out,
-        1,
-        size=S,
-        batch_size=2,
-        steps_per_epoch=1,
-        model_kwargs=TINY,
-        device="cpu",
-        progress=False,
-        sampling="uniform:1",
-        precise_bn=1,
-    )
+    train_tiny(manifest, out)
     assert cut == [1] and CropSet.load(out / "crops-train.safetensors").ids == ["a", "b"]
 
 

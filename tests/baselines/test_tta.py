@@ -233,8 +233,8 @@ def affwild2_tree(tmp_path_factory, pan_mp4_shared):
 @pytest.fixture(scope="module")
 def expr_ckpt(tmp_path_factory):
     """The tiny LFW CNN with Aff-Wild2 labels: faces → happiness, non-faces → neutral."""
-    from sovtp.baselines.train import TrainConfig, fit
-    from tests.lfw_crops import TINY_MNV2, lfw_cropsets
+    from sovtp.baselines.train import fit
+    from tests.lfw_crops import lfw_cropsets, tiny_config
 
     torch.set_num_threads(1)
     faces, _ = lfw_cropsets(S)
@@ -247,17 +247,7 @@ def expr_ckpt(tmp_path_factory):
     out = tmp_path_factory.mktemp("expr") / "mnv2"
     fit(
         relabel,
-        TrainConfig(
-            model="mobilenet_v2",
-            size=S,
-            epochs=1,
-            batch_size=32,
-            lr=1e-2,
-            weight_decay=0.0,
-            steps_per_epoch=8,
-            model_kwargs=TINY_MNV2,
-            device="cpu",
-        ),
+        tiny_config(S, epochs=1, steps_per_epoch=8),
         out,
         progress=False,
     )

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tests.baselines.test_checkpoint_safety import TRAIN, _crop_cache  # noqa: E402
+from tests.lfw_crops import TRAIN_ARGS, crop_cache, two_sample_manifest  # noqa: E402
 
 
 def sovtp(*args, **kw) -> subprocess.CompletedProcess:
@@ -28,18 +28,14 @@ def sovtp(*args, **kw) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def manifest(tmp_path, astronaut_png):
-    m = tmp_path / "m.csv"
-    m.write_text(
-        f"id,media,label,split\na,{astronaut_png},happy,train\nb,{astronaut_png},sad,train\n"
-    )
-    return m
+    return two_sample_manifest(tmp_path, astronaut_png)
 
 
 @pytest.fixture
 def trained(tmp_path, manifest) -> Path:
     out = tmp_path / "ck"
-    _crop_cache(out, manifest)  # no face detector needed: the crops are cached
-    p = sovtp("train", manifest, "-o", out, *TRAIN, "--epochs", 1, "--lr", "0.001")
+    crop_cache(out)  # no face detector needed: the crops are cached
+    p = sovtp("train", manifest, "-o", out, *TRAIN_ARGS, "--epochs", 1, "--lr", "0.001")
     assert p.returncode == 0, p.stderr
     return out
 
@@ -57,7 +53,8 @@ CHANGES = {  # option → how the refusal names it
 @pytest.mark.slow
 def test_resume_refuses_changed_settings_naming_each(trained, manifest):
     before = (trained / "config.json").read_text()
-    base = ["train", manifest, "-o", trained, *TRAIN, "--epochs", 1, "--lr", "0.001", "--resume"]
+    base = ["train", manifest, "-o", trained, *TRAIN_ARGS, "--epochs", 1, "--lr", "0.001"]
+    base.append("--resume")
     p = sovtp(*base, *[a for opt in CHANGES for a in opt])  # every change at once: each named
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     for named in CHANGES.values():
@@ -69,7 +66,7 @@ def test_resume_refuses_changed_settings_naming_each(trained, manifest):
 
 @pytest.mark.slow
 def test_resume_with_the_same_settings_goes_on_and_a_run_needs_resume(trained, manifest):
-    same = ["train", manifest, "-o", trained, *TRAIN, "--epochs", 1, "--lr", "0.001"]
+    same = ["train", manifest, "-o", trained, *TRAIN_ARGS, "--epochs", 1, "--lr", "0.001"]
     p = sovtp(*same)
     assert p.returncode == 2 and "add --resume" in p.stderr, p.stderr
     p = sovtp(*same, "--resume")
@@ -90,7 +87,7 @@ def test_a_folder_held_by_another_process_is_refused(tmp_path, manifest):
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        p = sovtp("train", manifest, "-o", out, *TRAIN, "--epochs", 1)
+        p = sovtp("train", manifest, "-o", out, *TRAIN_ARGS, "--epochs", 1)
         assert p.returncode == 2, p.stderr
         assert f"in use by another sovtp process (pid {holder.pid})" in p.stderr, p.stderr
         assert not (out / "last").exists()
@@ -102,12 +99,12 @@ def test_a_folder_held_by_another_process_is_refused(tmp_path, manifest):
 def test_one_class_and_a_file_as_out_are_one_line(tmp_path, astronaut_png):
     one = tmp_path / "one.csv"
     one.write_text(f"id,media,label,split\na,{astronaut_png},happy,train\n")
-    p = sovtp("train", one, "-o", tmp_path / "ck", *TRAIN, "--labels", "happy,sad")
+    p = sovtp("train", one, "-o", tmp_path / "ck", *TRAIN_ARGS, "--labels", "happy,sad")
     assert p.returncode == 2 and "at least two" in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
     f = tmp_path / "file"
     f.write_text("x")
-    p = sovtp("train", one, "-o", f, *TRAIN)
+    p = sovtp("train", one, "-o", f, *TRAIN_ARGS)
     assert p.returncode == 2 and "is a file" in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
