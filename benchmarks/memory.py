@@ -85,15 +85,22 @@ def spot_clip(path: Path, seconds: float, fps: int, size: tuple[int, int] = (640
     return path
 
 
-def spot_main(minutes: list[float], fps: int) -> None:
-    import csv
-
-    tmp = Path(tempfile.mkdtemp(prefix="sovtp-mem-spot-"))
+def _scratch(prefix: str) -> tuple[Path, dict[str, str]]:
+    """A scratch folder and the child's environment: an empty annotation/response cache of its
+    own (so each run measures the work, not a hit), the user's model files linked in."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     env = os.environ | {"SOVTP_CACHE_DIR": str(tmp / "cache")}
     models = Path.home() / ".cache" / "sovtp" / "models"
     (tmp / "cache").mkdir()
     if models.exists():
         (tmp / "cache" / "models").symlink_to(models)
+    return tmp, env
+
+
+def spot_main(minutes: list[float], fps: int) -> None:
+    import csv
+
+    tmp, env = _scratch("sovtp-mem-spot-")
     res = {}
     for m in minutes:
         t = time.perf_counter()
@@ -139,13 +146,8 @@ def main() -> None:
     if a.spot:
         spot_main(a.minutes, a.fps)
         return
-    tmp = Path(tempfile.mkdtemp(prefix="sovtp-mem-"))
+    tmp, env = _scratch("sovtp-mem-")
     names = make_media(tmp / "media", video=False)
-    env = os.environ | {"SOVTP_CACHE_DIR": str(tmp / "cache")}
-    models = Path.home() / ".cache" / "sovtp" / "models"
-    (tmp / "cache").mkdir()
-    if models.exists():
-        (tmp / "cache" / "models").symlink_to(models)
     res = {}
     for n in (a.small, a.large):
         m = write_manifest(tmp / "media", names, n)

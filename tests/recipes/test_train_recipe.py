@@ -113,31 +113,12 @@ def test_a_checkpoint_from_another_label_set_is_refused_by_bench(trained, manife
     """Trained on happy/sad, benched against the liveness labels: refused before any sample
     (its answers would all be invalid, silently); against a set that maps them it runs."""
     run = tmp_path / "run"
-    p = sovtp(
-        "bench",
-        manifest,
-        "--system",
-        f"cnn:{trained}",
-        "--labels",
-        "liveness",
-        "-o",
-        run,
-        "--no-check",
-    )
+    bench = ["bench", manifest, "--system", f"cnn:{trained}", "--no-check"]
+    p = sovtp(*bench, "--labels", "liveness", "-o", run)
     assert p.returncode == 2, p.stderr
     assert "trained on labels happy, sad" in p.stderr and "'liveness'" in p.stderr, p.stderr
     assert not (run / "predictions.jsonl").exists()
-    p = sovtp(
-        "bench",
-        manifest,
-        "--system",
-        f"cnn:{trained}",
-        "--labels",
-        "basic7",
-        "-o",
-        tmp_path / "ok",
-        "--no-check",
-    )
+    p = sovtp(*bench, "--labels", "basic7", "-o", tmp_path / "ok")
     rows = [json.loads(x) for x in (tmp_path / "ok" / "predictions.jsonl").read_text().splitlines()]
     assert p.returncode in (0, 3), p.stderr
     assert {r["label"] for r in rows} <= {"happy", "sad", None} and len(rows) == 2
