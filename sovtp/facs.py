@@ -165,7 +165,7 @@ def read_expression(
         seen = {au: w for au, w in proto.items() if au in aus}
         got = sum(seen.values())
         mean = sum(w * _evidence(aus[au]) for au, w in seen.items()) / got if got else 0.0
-        scores[emo] = mean * _shrink(got / total)
+        scores[emo] = mean * (0.75 + 0.25 * got / total)
         evidence[emo] = [au for au in proto if aus.get(au, 0.0) >= DEFAULT_THRESHOLD]
         if total - got >= UNCHECKED_SHARE * total:
             unchecked[emo] = sorted((au for au in proto if au not in aus), key=au_sort_key)
@@ -181,28 +181,19 @@ def read_expression(
     scores["contempt"] = contempt
     evidence["contempt"] = used
     peak = max((aus.get(a, 0.0) for a in EXPRESSIVE), default=0.0)
-    # neutral is not shrunk by unmeasured AUs (that turned faces with nothing active into an
-    # emotion); what it could not check is said instead (``unchecked``)
-    seen_share = sum(a in aus for a in PROTOTYPE_AUS) / len(PROTOTYPE_AUS)
+    # an unmeasured AU does not lower neutral (that turned faces with nothing active into an
+    # emotion); the wording says what could not be checked
     scores["neutral"] = max(0.0, 1.0 - _evidence(peak))
-    evidence["neutral"] = (
-        []
-        if peak >= DEFAULT_THRESHOLD
-        else ["no expressive AU active"]
-        if seen_share == 1.0
-        else ["no measured expressive AU active"]
-    )
+    evidence["neutral"] = []
+    if peak < DEFAULT_THRESHOLD:
+        every = all(a in aus for a in PROTOTYPE_AUS)
+        evidence["neutral"] = [
+            "no expressive AU active" if every else "no measured expressive AU active"
+        ]
     for blend, parts in BLENDS.items():
         scores[blend] = sum(w * scores[p] for p, w in parts.items()) * 0.9
         evidence[blend] = sorted({au for p in parts for au in evidence[p] if au.startswith("AU")})
     return Reading(scores, evidence, unchecked)
-
-
-def _shrink(seen_share: float) -> float:
-    """A score's factor for the share of its AUs that were measured: 1 when all were, 0.75 when
-    none — enough that a half-measured prototype cannot win on one AU, not so much that a turned
-    head zeroes every reading."""
-    return 0.75 + 0.25 * seen_share
 
 
 def describe(reading: Reading) -> str:
