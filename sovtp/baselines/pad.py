@@ -8,8 +8,8 @@ then predict its dev samples (the threshold, seen species only) and its test sam
 ``attack_type``, ``held_out``): :func:`sovtp.report.pad.pad_section` reads them, and so does
 :func:`sovtp.scoring.summary.summarise` (one variant per fold, its threshold on its dev rows).
 
-``freq=True`` adds the frequency channel (:mod:`sovtp.baselines.freq`) through
-``TrainConfig.freq``, which ``fit`` and ``predict.load`` read.
+``TrainConfig.freq`` adds the frequency channel (:mod:`sovtp.baselines.freq`); ``fit`` and
+``predict.load`` read it from there, the one place it is set.
 """
 
 from __future__ import annotations
@@ -94,7 +94,6 @@ def run_fold(
     cfg: TrainConfig,
     out: str | Path,
     *,
-    freq: bool = False,
     crops: CropFn = image_crops,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
@@ -104,8 +103,8 @@ def run_fold(
     from sovtp.records import Prediction
 
     train = cropset(fold.train, cfg.size, crops)
-    extra = {"freq": freq, "pad": fold.describe()}
-    ck = fit(train, replace(cfg, freq=freq), out, progress=progress, extra=extra)
+    extra = {"freq": cfg.freq, "pad": fold.describe()}
+    ck = fit(train, cfg, out, progress=progress, extra=extra)
     m = load_fold_model(ck, cfg.device)
     variant = f"loao:{fold.held_out}"
     by_id = {s.id: s for s in [*fold.dev, *fold.test]}
@@ -146,7 +145,6 @@ def leave_one_attack_out_cnn(
     out: str | Path,
     cfg: TrainConfig | None = None,
     *,
-    freq: bool = False,
     protocol: PadProtocol | None = None,
     species: Sequence[str] | None = None,
     crops: CropFn = image_crops,
@@ -166,8 +164,8 @@ def leave_one_attack_out_cnn(
     for f in bar:
         bar.set_postfix(held_out=f.held_out)
         log.info("fold holding out %s: %s", f.held_out, f.describe())
-        sub = fold_dir(out, f.held_out, freq)
-        rows += run_fold(f, replace(cfg), sub, freq=freq, crops=crops, progress=progress)
+        sub = fold_dir(out, f.held_out, cfg.freq)
+        rows += run_fold(f, replace(cfg), sub, crops=crops, progress=progress)
     return rows
 
 

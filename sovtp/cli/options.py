@@ -433,4 +433,10 @@ TRAIN_OPTIONS: dict[str, tuple[Any, Any]] = {
     ),
     "seed": option(int, 0, help="Seed of every random draw."),
     "device": option(str | None, None, help="cpu, cuda, cuda:1 ... (default: cuda when present)."),
+    "freq": option(
+        bool,
+        False,
+        "--freq",
+        help="Stack the crop's FFT high-pass with RGB as a 4th channel (liveness).",
+    ),
 }

@@ -51,10 +51,6 @@ def pad_cmd(
             "(repeatable).",
         ),
     ] = None,
-    freq: Annotated[
-        bool,
-        typer.Option("--freq", help="Stack the crop's FFT high-pass with RGB (4th channel)."),
-    ] = False,
     evaluator: Annotated[
         str, typer.Option(help="Evaluator spec: label set, protocol (splits), task options.")
     ] = "pad",
@@ -107,7 +103,6 @@ def pad_cmd(
             dataset,
             out,
             cfg,
-            freq=freq,
             evaluator=evaluator,
             species=species,
             crops=crops,

@@ -47,10 +47,6 @@ def train_cmd(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from OUT/last/ after its epoch.")
     ] = False,
-    freq: Annotated[
-        bool,
-        typer.Option("--freq", help="Add the crop's FFT high-pass as a 4th channel (liveness)."),
-    ] = False,
 ) -> None:
     """Train a CNN baseline on aligned face crops of the subject (from the annotation cache);
     a checkpoint every epoch.  Score it with `sovtp bench ... --system cnn:OUT`."""
@@ -72,7 +68,6 @@ def train_cmd(
         resume=resume,
         balance=balance,
         augment=not no_augment,
-        freq=freq,
         **train,
     )
     from sovtp.baselines.checkpoint import read_meta

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ def run_pad(
     out: str | Path,
     cfg: TrainConfig | None = None,
     *,
-    freq: bool = False,
     evaluator: str = "pad",
     species: Sequence[str] | None = None,
     crops: str = "image",
@@ -77,7 +75,7 @@ def run_pad(
         if train_cnn:
             try:
                 rows = leave_one_attack_out_cnn(
-                    samples, out, cfg, freq=freq, crops=crop_fn, progress=progress, folds=folds
+                    samples, out, cfg, crops=crop_fn, progress=progress, folds=folds
                 )
             except OSError as e:  # an image PIL cannot read (a video needs --crops face)
                 raise SovtpError(
@@ -92,7 +90,7 @@ def run_pad(
             "evaluator": ev.name,
             "protocol": asdict(protocol),
             "folds": [f.describe() for f in folds],
-            "config": {**asdict(replace(cfg, freq=freq)), "crops": crops} if train_cnn else None,
+            "config": {**asdict(cfg), "crops": crops} if train_cnn else None,
             "zero_shot": [str(p) for p in predictions],
         }
         opts = ev.task_options

@@ -211,7 +211,7 @@ def _by_hand(dev, test):
     }
 
 
-def _cfg():
+def _cfg(**changes):
     from sovtp.baselines.train import TrainConfig
 
     return TrainConfig(
@@ -225,6 +225,7 @@ def _cfg():
         model_kwargs={"width_mult": 0.35},
         device="cpu",
         precise_bn=2,
+        **changes,
     )
 
 
@@ -234,7 +235,7 @@ def test_one_fold_with_the_frequency_channel(pad_manifest, tmp_path):
     from sovtp.baselines.pad import leave_one_attack_out_cnn
 
     samples = list(read_manifest(pad_manifest, split="all"))
-    rows = leave_one_attack_out_cnn(samples, tmp_path, _cfg(), freq=True, species=["print"])
+    rows = leave_one_attack_out_cnn(samples, tmp_path, _cfg(freq=True), species=["print"])
     assert {r["system"] for r in rows} == {"cnn:mobilenet_v2+freq"}
     from sovtp.baselines.checkpoint import read_checkpoint
 
@@ -251,7 +252,7 @@ def test_leave_one_attack_out_cnn_with_and_without_frequency_channel(pad_manifes
 
     samples = list(read_manifest(pad_manifest, split="all"))
     rows = leave_one_attack_out_cnn(samples, tmp_path / "rgb", _cfg())
-    rows += leave_one_attack_out_cnn(samples, tmp_path / "freq", _cfg(), freq=True)
+    rows += leave_one_attack_out_cnn(samples, tmp_path / "freq", _cfg(freq=True))
     assert {r["system"] for r in rows} == {"cnn:mobilenet_v2", "cnn:mobilenet_v2+freq"}
     _check_against_hand(rows, n_folds=6)  # 2 systems x 3 held-out species
 
@@ -438,6 +439,22 @@ def _recompute(rows):
 def tiny_pad(tmp_path_factory):
     """6 identities × (bona fide + print, replay, digital) at 32 px, split 2/2/2."""
     return _write_pad_manifest(tmp_path_factory.mktemp("tinypad"), 2, 2, 2, side=32)
+
+
+def test_pad_freq_is_the_training_knob_train_has(tiny_pad, tmp_path):
+    """`--freq` is one TrainConfig knob (declared once for train and pad): the fold's model is
+    the 4-channel one, and pad.json's config says so."""
+    pytest.importorskip("torchvision")
+    from typer.testing import CliRunner
+
+    run = tmp_path / "run"
+    args = ["pad", str(tiny_pad), "-o", str(run), *TINY_ARGS, "--species", "print", "--freq"]
+    res = CliRunner().invoke(_pad_app(), args)
+    assert res.exit_code == 0, (res.output, res.exception)
+    doc = json.loads((run / "pad.json").read_text())
+    assert [e["system"] for e in doc["systems"]] == ["cnn:mobilenet_v2+freq"]
+    assert doc["config"]["freq"] is True, doc["config"]
+    assert (run / "print-freq" / "last" / "model.safetensors").exists()
 
 
 def test_pad_command_writes_pad_json_predictions_and_report(tiny_pad, tmp_path):

@@ -47,6 +47,7 @@ CHANGES = {  # option → how the refusal names it
     ("--no-augment",): "config.augment: True → False",
     ("--balance", "loss"): "config.balance: 'sampler' → 'loss'",
     ("--batch-size", "4"): "config.batch_size: 2 → 4",
+    ("--freq",): "config.freq: False → True",
 }
 
 
