@@ -20,9 +20,11 @@ import logging
 import stat
 from bisect import bisect_left
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -271,7 +273,6 @@ def _iter_vfr(p: Path, samp: Sampling, stats: DecodeStats, fps: float) -> Iterat
         times = [float((x - start_pts) * tb) for x in pts]
         decoder: Iterator | None = None
         last = -(10**9)  # position of the last decoded frame
-        got = 0
         for pos in select_by_time(samp, times, fps):
             if pos <= last:  # already decoded past it (a frame missing from the output)
                 continue
@@ -293,12 +294,54 @@ def _iter_vfr(p: Path, samp: Sampling, stats: DecodeStats, fps: float) -> Iterat
             if fr is None:
                 log.warning("%s: clip ended before frame %d of %d", p, pos, len(pts))
                 break
-            got += 1
             yield Frame(last, float((fr.pts - start_pts) * tb), upright(fr))
-        if got == 0:
-            raise MediaError(p, "no frame could be decoded")
     finally:
         container.close()
+
+
+def _iter_cfr(
+    p: Path, container: Any, samp: Sampling, stats: DecodeStats, fps: float, n: int
+) -> Iterator[Frame]:
+    """Sample a constant-frame-rate clip of ``n`` frames by frame index from an open
+    ``container``: decode on while the next target is near, seek across gaps over ``SEEK_GAP``."""
+    vs = container.streams.video[0]
+    vs.thread_type = "AUTO"
+    targets = samp.select(n, fps)
+    tb = vs.time_base or Fraction(1, 90000)
+    start_pts = vs.start_time or 0
+    decoder: Iterator | None = None
+    last = -(10**9)  # index of the last decoded frame
+    seq = -1
+    pending = None  # a frame decoded past one target that may serve the next
+    for t in targets:
+        if pending is not None and pending[0] >= t:
+            idx, fr = pending
+        else:
+            pending = None
+            if decoder is None or t - last > SEEK_GAP:
+                if decoder is not None or t > SEEK_GAP:
+                    target_pts = start_pts + int(t / fps / tb)
+                    container.seek(target_pts, stream=vs, backward=True, any_frame=False)
+                    stats.seeks += 1
+                    seq = -1
+                decoder = container.decode(vs)
+                last = -(10**9)
+            fr, idx = None, -1
+            for fr in decoder:
+                stats.decoded += 1
+                seq += 1
+                idx = _frame_index(fr, start_pts, tb, fps, seq)
+                last = idx
+                if idx >= t:
+                    break
+            else:
+                fr = None
+            if fr is None:
+                log.warning("%s: clip ended before frame %d (header said %d frames)", p, t, n)
+                break
+        pending = (idx, fr) if idx > t else None
+        ts = float((fr.pts - start_pts) * tb) if fr.pts is not None else t / fps
+        yield Frame(t, ts, upright(fr))
 
 
 def iter_frames(
@@ -328,59 +371,26 @@ def iter_frames(
     import av
 
     container = _open(p)
+    got = 0
     try:
         vs = container.streams.video[0]
         check_size(p, int(vs.codec_context.width), int(vs.codec_context.height), max_pixels)
         fps, n, _ = _stream_facts(container, p)
         if is_vfr(vs):
             container.close()
-            yield from _iter_vfr(p, samp, stats, fps)
-            return
-        vs.thread_type = "AUTO"
-        targets = samp.select(n, fps)
-        tb = vs.time_base or Fraction(1, 90000)
-        start_pts = vs.start_time or 0
-        decoder: Iterator | None = None
-        last = -(10**9)  # index of the last decoded frame
-        seq = -1
-        pending = None  # a frame decoded past one target that may serve the next
-        got = 0
-        for t in targets:
-            if pending is not None and pending[0] >= t:
-                idx, fr = pending
-            else:
-                pending = None
-                if decoder is None or t - last > SEEK_GAP:
-                    if decoder is not None or t > SEEK_GAP:
-                        target_pts = start_pts + int(t / fps / tb)
-                        container.seek(target_pts, stream=vs, backward=True, any_frame=False)
-                        stats.seeks += 1
-                        seq = -1
-                    decoder = container.decode(vs)
-                    last = -(10**9)
-                fr, idx = None, -1
-                for fr in decoder:
-                    stats.decoded += 1
-                    seq += 1
-                    idx = _frame_index(fr, start_pts, tb, fps, seq)
-                    last = idx
-                    if idx >= t:
-                        break
-                else:
-                    fr = None
-                if fr is None:
-                    log.warning("%s: clip ended before frame %d (header said %d frames)", p, t, n)
-                    break
-            pending = (idx, fr) if idx > t else None
-            got += 1
-            ts = float((fr.pts - start_pts) * tb) if fr.pts is not None else t / fps
-            yield Frame(t, ts, upright(fr))
-        if got == 0:
-            raise MediaError(p, "no frame could be decoded")
+            frames = _iter_vfr(p, samp, stats, fps)
+        else:
+            frames = _iter_cfr(p, container, samp, stats, fps, n)
+        with closing(frames):  # a consumer that stops early closes the decoder's file now
+            for frame in frames:
+                got += 1
+                yield frame
     except av.FFmpegError as e:
         raise MediaError(p, f"decoding failed ({e.__class__.__name__}: {e})") from e
     finally:
         container.close()
+    if got == 0:  # one rule for both decoders: a clip that yields nothing is an error
+        raise MediaError(p, "no frame could be decoded")
 
 
 def load_frames(

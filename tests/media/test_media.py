@@ -289,13 +289,14 @@ def test_video_rotation_metadata_makes_frames_upright(tmp_path, detector, degree
     assert abs(face.head_pose[2]) < 25
 
 
-def _vfr_clip(path, times_ms: list[int]):
-    """Frames numbered by brightness (``_index_of``), shown at irregular times (1 ms base)."""
+def _vfr_clip(path, times_ms: list[int], **options: str):
+    """Frames numbered by brightness (``_index_of``), shown at irregular times (1 ms base);
+    ``options``: the muxer's (``movflags="faststart"``: the index before the frames)."""
     from fractions import Fraction
 
     import av
 
-    with av.open(str(path), "w") as out:
+    with av.open(str(path), "w", options=options) as out:
         s = out.add_stream("libx264", rate=30)
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
         s.time_base = s.codec_context.time_base = Fraction(1, 1000)
@@ -327,6 +328,28 @@ def test_variable_frame_rate_is_sampled_by_time(tmp_path):
     # indices count frames in presentation order
     got = load_frames(p, "indices:1,3,20")
     assert [(f.index, _index_of(f.image)) for f in got] == [(1, 1), (3, 3), (20, 20)]
+
+
+@pytest.mark.parametrize(
+    ("times", "vfr"),
+    [([round(i * 1000 / 30) for i in range(20)], False), ([0, 1000, 1030, 1060, 1500], True)],
+)
+def test_a_clip_whose_frames_are_cut_off_is_an_error_not_an_empty_sample(tmp_path, times, vfr):
+    """The index promises frames, the file ends where they begin (a copy cut short): both the
+    constant- and the variable-rate decoder find none — an error naming the file, never an
+    empty list that a run would score as a sample with nothing to see."""
+    from sovtp.media.video import is_vfr
+
+    whole = _vfr_clip(tmp_path / "whole.mp4", times, movflags="faststart")
+    import av
+
+    with av.open(str(whole)) as c:  # the two cases take the two decoders
+        assert is_vfr(c.streams.video[0]) == vfr
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: data.index(b"mdat") + 4])
+    with pytest.raises(MediaError, match="no frame could be decoded"):
+        load_frames(cut, "uniform:4")
 
 
 def _png_header(path, width: int, height: int):
