@@ -53,28 +53,29 @@ def lmms_eval_cmd(
     Run it with: lmms-eval --model openai --model_args model_version=M,base_url=URL
     --include_path DIR --tasks TASK.  Exit codes: 0 written; 1 written, but some samples
     failed (listed); 2 usage or input error."""
+    from sovtp.cli.bench import evaluator_prompts
     from sovtp.cli.console import console, progress_bar
+    from sovtp.engine.config import BenchConfig
     from sovtp.export.lmms_eval import export_lmms_eval
+
+    cfg = BenchConfig(  # the samples and prompts exactly as `sovtp bench` would read them
+        data=data,
+        root=str(root) if root else None,
+        split=split,
+        fold=fold,
+        evaluator=evaluator,
+        labels=labels,
+        variants=[prompt] if prompt else evaluator_prompts(evaluator),
+        subject=subject,
+        limit=limit,
+        max_tokens=max_tokens,
+        **knobs,
+    )
 
     con = console(stderr=True)
     with progress_bar("preparing prompts") as bar:
         t = bar.add_task("export", total=limit)
-        res = export_lmms_eval(
-            evaluator,
-            out,
-            data,
-            split=split,
-            fold=fold,
-            root=str(root) if root else None,
-            limit=limit,
-            prompt=prompt,
-            labels=labels,
-            subject=subject,
-            settings=knobs,
-            max_tokens=max_tokens,
-            task=task,
-            progress=lambda n: bar.update(t, completed=n),
-        )
+        res = export_lmms_eval(cfg, out, task=task, progress=lambda n: bar.update(t, completed=n))
     print(
         f"{res.task}: {res.docs} documents from {res.samples} samples, {res.images} images → {res.folder}"
     )

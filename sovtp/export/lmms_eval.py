@@ -30,9 +30,12 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sovtp.errors import SovtpError
+
+if TYPE_CHECKING:
+    from sovtp.engine.config import BenchConfig
 
 UTILS = Path(__file__).with_name("lmms_task_utils.py")
 
@@ -134,63 +137,45 @@ def _prepare_folder(out: Path) -> None:
 
 
 def export_lmms_eval(
-    evaluator: str,
+    cfg: BenchConfig,
     out: Path,
-    data: str,
     *,
-    split: str | None = None,
-    fold: int | None = None,
-    root: str | None = None,
-    limit: int | None = None,
-    prompt: str | None = None,
-    labels: str | None = None,
-    subject: str = "largest",
-    settings: dict[str, Any] | None = None,
-    max_tokens: int = 1024,
     task: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Exported:
-    """Write the task folder ``out`` for ``evaluator`` over ``data`` (a manifest or
-    ``ADAPTER:ROOT``); ``settings`` are prepare knobs (:class:`sovtp.prepare.PrepareSettings`)
-    typed over their defaults, as ``sovtp bench`` takes them."""
+    """Write the task folder ``out`` for ``cfg`` — the samples, prepare knobs, label set and
+    ``max_tokens`` of a ``sovtp bench`` run, read as bench reads them; its one variant is the
+    prompt."""
     from sovtp import __version__
     from sovtp.data.manifest import check_gold
-    from sovtp.engine.config import BenchConfig
     from sovtp.evaluator import load_evaluator
     from sovtp.export.queries import sample_queries
     from sovtp.prepare import PrepareOptions, Preparer
     from sovtp.prompting.spec import load_spec
     from sovtp.recipes.bench import label_set, resolve, samples
 
-    ev = load_evaluator(evaluator)
-    spec_id = prompt or ev.prompt
-    cfg = resolve(
-        BenchConfig(
-            data=data,
-            root=root,
-            split=split,
-            fold=fold,
-            evaluator=evaluator,
-            labels=labels,
-            variants=[spec_id],
-            subject=subject,
-            limit=limit,
-            **(settings or {}),
-        )
-    )
+    if not cfg.evaluator:
+        raise SovtpError("an lmms-eval task needs an evaluator (its label set and metrics)")
+    if len(cfg.variants) != 1:
+        raise SovtpError(f"an lmms-eval task holds one prompt; got {cfg.variants}")
+    ev = load_evaluator(cfg.evaluator)
+    cfg = resolve(cfg)
+    spec_id = cfg.variants[0]
     ls = label_set(cfg)
     chosen = list(samples(cfg))
     if not chosen:
-        raise SovtpError(f"{data}: no sample to export")
+        raise SovtpError(f"{cfg.data}: no sample to export")
     check_gold(chosen, ls)
     spec = load_spec(spec_id)
-    name = task or task_name(evaluator)
+    name = task or task_name(cfg.evaluator)
     out = Path(out).resolve()
     _prepare_folder(out)
     res = Exported(out, name, samples=len(chosen))
     docs_file = out / f"{name}.jsonl"
     data_root = (
-        Path(cfg.root) if cfg.root else (Path(data).parent if Path(data).is_file() else None)
+        Path(cfg.root)
+        if cfg.root
+        else (Path(cfg.data).parent if Path(cfg.data).is_file() else None)
     )
     options = PrepareOptions(**cfg.settings())
     written: set[str] = set()
@@ -233,10 +218,10 @@ def export_lmms_eval(
     meta = {
         "sovtp": __version__,
         "evaluator": ev.name,
-        "data": data,
+        "data": cfg.data,
         "split": cfg.split,
         "fold": cfg.fold,
-        "limit": limit,
+        "limit": cfg.limit,
         "prompt": spec.id,
         "settings": cfg.settings(),
         "label_set": {"name": ls.name, "labels": list(ls.labels), "synonyms": ls.synonyms},
@@ -254,7 +239,7 @@ def export_lmms_eval(
             prompt=spec.id,
             spec_hash=spec.hash[:16],
             data_file=json.dumps(str(docs_file)),
-            max_tokens=max_tokens,
+            max_tokens=cfg.max_tokens,
         )
     )
     return res

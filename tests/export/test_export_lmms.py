@@ -78,7 +78,16 @@ def exported(tmp_path_factory, astronaut_png_shared, two_faces_png_shared):
             ("r3", astronaut_png, "angry"),
         ],
     )
-    res = export_lmms_eval("dfew", d / "task", str(m), settings={"sampling": "uniform:1"})
+    from sovtp.engine.config import BenchConfig
+    from sovtp.evaluator import load_evaluator
+
+    cfg = BenchConfig(
+        data=str(m),
+        evaluator="dfew",
+        variants=[load_evaluator("dfew").prompt],
+        sampling="uniform:1",
+    )
+    res = export_lmms_eval(cfg, d / "task")
     return d, m, res
 
 
@@ -171,6 +180,25 @@ def test_refusals_are_one_line(tmp_path, astronaut_png):
         text=True,
     )
     assert p.returncode == 2 and "'bored'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_the_command_exports_what_bench_would_run(tmp_path, astronaut_png):
+    """`sovtp export lmms-eval` builds the run config bench builds: no --prompt means the
+    evaluator's own prompt (pad: liveness/plain, as bench asks it), --prompt and --max-tokens
+    reach the task, a prepare knob reaches the prompts."""
+    for ev, label, extra, prompt, tokens in (
+        ("pad", "bona_fide", [], "liveness/plain", 1024),
+        ("dfew", "happy", ["-p", "ladder/plain", "--max-tokens", "64"], "ladder/plain", 64),
+    ):
+        m = _manifest(tmp_path / f"{ev}.csv", [("r1", astronaut_png, label)])
+        out = tmp_path / ev
+        argv = [*SOVTP, "export", "lmms-eval", ev, "--data", m, "-s", "uniform:1", "-o", out]
+        p = subprocess.run([*argv, *extra], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        meta = json.loads((out / "sovtp_task.json").read_text())
+        assert meta["prompt"] == prompt and meta["settings"]["sampling"] == "uniform:1", meta
+        task = yaml.load((out / f"sovtp_{ev}.yaml").read_text(), Loader=_TaggedLoader)
+        assert task["generation_kwargs"]["max_new_tokens"] == tokens, task
 
 
 # -- lmms-eval itself --------------------------------------------------------------------------
