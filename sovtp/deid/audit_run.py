@@ -424,6 +424,14 @@ def _audit_audio(
     return out
 
 
+def pii_detail(transcripts: dict[str, Any]) -> str:
+    """The transcripts' result in prose — ``with PII left: 2 (NAME, PHONE)`` — for the audit's
+    table and the report's, which would otherwise show a Python list."""
+    kinds = transcripts.get("kinds") or []
+    n = transcripts.get("with_pii", 0)
+    return f"with PII left: {n}" + (f" ({', '.join(kinds)})" if kinds else "")
+
+
 def table(summary: dict[str, Any]) -> str:
     """A short plain-text table of the audit, and its verdict."""
     im, au, tr = summary["images"], summary["audio"], summary["transcripts"]
@@ -456,7 +464,7 @@ def table(summary: dict[str, Any]) -> str:
             + ("" if sp is None else f"; same speaker: {sp}"),
         )
     )
-    rows.append(("transcripts", f"{tr['n']}", f"with PII left: {tr['with_pii']} {tr['kinds']}"))
+    rows.append(("transcripts", f"{tr['n']}", pii_detail(tr)))
     rows.append(("refused", f"{summary['refused']}", f"of {summary['requests']} requests"))
     bad = summary.get("unchecked") or []
     if bad:

@@ -50,14 +50,9 @@ def _from_audit(p: dict[str, Any]) -> dict[str, Any]:
         )
     )
     rows.append(["audio sent", au.get("n", 0), detail])
-    rows.append(
-        [
-            "transcripts sent",
-            tr.get("n", 0),
-            f"with PII left: {tr.get('with_pii', 0)} {tr.get('kinds') or ''}".strip(),
-        ]
-    )
-    from sovtp.deid.audit_run import MODE_WORDS
+    from sovtp.deid.audit_run import MODE_WORDS, pii_detail
+
+    rows.append(["transcripts sent", tr.get("n", 0), pii_detail(tr)])
 
     mode = p.get("mode")
     notes = [

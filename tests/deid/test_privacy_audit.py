@@ -148,6 +148,16 @@ def test_audit_finds_the_raw_voice_and_pii_in_what_was_sent(sent, tmp_path):
     assert p["verdict"] == "fail"
     assert p["audio"]["raw_copies"] == 1 and p["audio"]["files"][0]["correlation"] > 0.99
     assert p["transcripts"]["with_pii"] == 1 and "PHONE" in p["transcripts"]["kinds"]
+    # the report's table and the audit's own table say it in prose, not as a Python list
+    from sovtp.deid.audit_run import table
+    from sovtp.report.tables import html_table, md_table
+
+    (tmp_path / "privacy.json").write_text(json.dumps(p))
+    sec = privacy_section(tmp_path)
+    md, html = "\n".join(md_table(sec["table"])), html_table(sec["table"])
+    kinds = ", ".join(p["transcripts"]["kinds"])
+    for text in (md, html, table(p)):
+        assert f"with PII left: 1 ({kinds})" in text and "['" not in text and "[&#x27;" not in text
 
 
 def test_guard_refusal_is_indexed_and_nothing_is_written(sent, tmp_path, monkeypatch):
