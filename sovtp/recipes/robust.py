@@ -17,8 +17,12 @@ from sovtp.report.robust import robust_svg
 
 
 def run_folder(p: Path) -> Path | None:
-    """``p`` when it is a bench run folder (its report can take the robustness section)."""
-    return p if p.is_dir() and (p / "predictions.jsonl").exists() else None
+    """``p`` when it is a bench (or ablate) run folder, whose report can take the robustness
+    section.  A spot or pad folder has a ``predictions.jsonl`` too, but its report is drawn by
+    its own recipe: it is no run to write into (claimed as ``robust``, it is refused by kind)."""
+    if not (p.is_dir() and (p / "predictions.jsonl").exists()):
+        return None
+    return p if RunFolder(p, "bench").marker().get("kind") == "bench" else None
 
 
 def run_n_boot(run: Path) -> int:
@@ -86,6 +90,7 @@ def run_robust(
     subfolder, beside the ``robust.json`` its report shows."""
     from sovtp.baselines.data import CropSet, build_cropset
     from sovtp.baselines.predict import load
+    from sovtp.query import system_name
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +104,9 @@ def run_robust(
     )
     res = accuracy_vs_eps(m, crops, eps, attack, batch_size=batch_size, keep=True)
     kept = res.pop("crops")
-    res.update(system=m.name, checkpoint=str(ckpt), sampling=samp, size=m.size, **facts)
+    # named as bench and query name the same checkpoint (cnn:<its folder>), not by architecture
+    name = system_name("cnn", str(ckpt))
+    res.update(system=name, checkpoint=str(ckpt), sampling=samp, size=m.size, **facts)
     for e, xa in kept.items():
         CropSet(
             xa,
@@ -117,5 +124,5 @@ def run_robust(
             )
             res["frames"][f"{e:g}"] = str(man)
     write_json(out / "robust.json", res)
-    atomic_write(out / "robust.svg", robust_svg(res, title=f"{m.name} · {attack.kind}"))
+    atomic_write(out / "robust.svg", robust_svg(res, title=f"{name} · {attack.kind}"))
     return res

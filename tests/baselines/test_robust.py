@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -246,7 +249,8 @@ def test_robust_command_writes_json_figure_crops_and_frames(trained, astronaut_p
     )
     assert r.exit_code == 0, r.output
     res = json.loads((out / "robust.json").read_text())
-    assert [x["eps"] for x in res["rows"]] == [0, 2] and res["system"] == "cnn:mobilenet_v2"
+    # named as bench names the same checkpoint: cnn:<its folder>
+    assert [x["eps"] for x in res["rows"]] == [0, 2] and res["system"] == f"cnn:{Path(ck).name}"
     assert res["rows"][0]["n_samples"] == 1 and res["rows"][1]["linf"] == 2
     svg = (out / "robust.svg").read_text()
     assert svg.startswith("<svg") and "epsilon" in svg
@@ -327,7 +331,33 @@ def test_robust_into_a_run_folder_puts_the_figure_in_its_report(trained, astrona
     html = (run / "report.html").read_text()
     sec = html[html.index("Adversarial robustness") :]
     assert sec.split("</h2>", 1)[1].startswith("<div class='fig'><svg") and "epsilon" in sec
-    assert "| cnn:mobilenet_v2 | fgsm | 2 |" in (run / "report.md").read_text()
+    assert f"| cnn:{Path(ck).name} | fgsm | 2 |" in (run / "report.md").read_text()
     # a source that is no run folder needs --out
     bad = CliRunner().invoke(app, ["robust", str(man), "--system", f"cnn:{ck}"])
     assert bad.exit_code != 0 and "--out" in str(bad.exception)
+
+
+@pytest.mark.parametrize(("kind", "own"), [("spot", "gold.jsonl"), ("pad", "pad.json")])
+def test_robust_refuses_another_recipes_folder(trained, astronaut_png, tmp_path, capfd, kind, own):
+    """A spot or pad folder holds a predictions.jsonl too, but it is no bench run: robust used
+    to take it for one and redraw its report as a bench report.  Refused by kind, untouched."""
+    from sovtp.engine.folder import RunFolder
+
+    ck, _, _ = trained
+    man = tmp_path / "m.csv"
+    man.write_text(f"id,media,label\na,{astronaut_png},face\n")
+    run = tmp_path / kind
+    run.mkdir()
+    RunFolder(run, kind).write_marker(None)
+    for name in ("predictions.jsonl", own, "report.md"):
+        (run / name).write_text("{}\n" if name.endswith("l") else "mine\n")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    for argv, says in (([run], "give --out"), ([man, "--out", run], f"holds a `{kind}` run")):
+        rest = ["--system", f"cnn:{ck}", "--eps", "0", "--device", "cpu"]
+        p = subprocess.run(
+            [sys.executable, "-m", "sovtp.cli", "robust", *argv, *rest],
+            capture_output=True,
+            text=True,
+        )
+        assert p.returncode == 2 and says in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
