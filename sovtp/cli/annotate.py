@@ -235,7 +235,9 @@ def query_cmd(
 ) -> None:
     """Which emotion, and why: one clip through annotation, prompt, a backend and the parser.
 
-    Exit codes: 0 answered; 1 no valid answer; 2 usage or input error; 130 interrupted."""
+    Exit codes: 0 every answer valid; 3 some answers (one per face with --subject all) are errors
+    or invalid (counts printed); 4 no valid answer (with the likely cause); 2 usage or input
+    error; 130 interrupted."""
     from sovtp.backends.base import GenerationConfig
     from sovtp.query import run_query
 
@@ -264,13 +266,18 @@ def query_cmd(
             subject=subject,
             transcript=transcript,
         )
-    from sovtp.cli.console import console
+    from sovtp.cli.console import console, print_outcome
+    from sovtp.engine.outcome import outcome_of
 
     con = console()
-    answered = 0
     for r in results:
         con.print(_answer_panel(media.name, r))
-        answered += r.prediction.label is not None
     con.print(f"[dim]query folder: {out}[/dim]")
-    if not answered:
-        raise typer.Exit(1)
+    # the exit rule of every command that asks a model (sovtp/engine/outcome.py)
+    o = outcome_of(
+        [r.prediction.model_dump() for r in results],
+        [r.response.model_dump() for r in results],
+        structured=cfg.structured,
+    )
+    if o.exit_code:
+        raise typer.Exit(print_outcome(o, console(stderr=True)))

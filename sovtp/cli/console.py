@@ -40,7 +40,12 @@ def report_outcome(run, con) -> int:
     valid answer came back) and return its exit code (:mod:`sovtp.engine.outcome`)."""
     from sovtp.engine.outcome import run_outcome
 
-    o = run_outcome(run)
+    return print_outcome(run_outcome(run), con)
+
+
+def print_outcome(o, con) -> int:
+    """Print an :class:`~sovtp.engine.outcome.Outcome` — its counts, and the likely cause when no
+    valid answer came back — and return its exit code."""
     style = "green" if o.exit_code == 0 else "red"
     con.print(f"[{style}]{o.line()}[/{style}]")
     if o.hint:

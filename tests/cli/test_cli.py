@@ -128,19 +128,6 @@ def test_query_offline_and_against_a_loopback_server(two_faces_png, tmp_path):
     assert body["response_format"]["type"] == "json_schema"
 
 
-def test_query_without_a_valid_answer_exits_non_zero(astronaut_png, tmp_path):
-    from sovtp.testing import Behaviour, FakeOpenAIServer
-
-    with FakeOpenAIServer(Behaviour(mode="outside")) as srv:
-        p = run(
-            "query", astronaut_png, "--base-url", srv.base_url, "-o", tmp_path / "q", check=False
-        )
-    assert p.returncode == 1 and "no answer" in p.stdout
-    body = json.loads((tmp_path / "q" / "request.json").read_text())["body"]
-    assert body["model"] == "fake-vlm"  # the model discovered from /v1/models is recorded
-    assert json.loads((tmp_path / "q" / "prediction.json").read_text())["parse_status"] == "invalid"
-
-
 def test_usage_errors_are_one_message_not_a_traceback():
     for args in (["score", "x.csv", "--nope"], ["bench"]):
         p = subprocess.run([*SOVTP, *args], capture_output=True, text=True)
