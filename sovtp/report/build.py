@@ -120,12 +120,17 @@ def interval_notes(s: dict[str, Any], n_boot: int | None = None) -> list[str]:
     interval of zero width (marked †) is no certainty."""
     by: dict[str, list[str]] = {}
     zero = False
+    beside: list[str] | None = None  # the Wilson intervals every row with a † also shows
     for e in s["systems"]:
-        for m, c in (e.get("ci") or {}).items():
+        ci = e.get("ci") or {}
+        for m, c in ci.items():
             meth = c.get("method", BOOTSTRAP)
             if _name(m) not in by.setdefault(meth, []):
                 by[meth].append(_name(m))
-            zero = zero or (zero_width(c) and bool(e.get("n")))
+        if e.get("n") and any(zero_width(c) for c in ci.values()):
+            zero = True
+            here = [_name(m) for m, c in ci.items() if c.get("method") == WILSON]
+            beside = here if beside is None else [m for m in beside if m in here]
     deltas = [c["delta_war"] for c in s.get("comparisons") or [] if c.get("delta_war")]
     if deltas:
         by.setdefault(BOOTSTRAP, []).append("ΔWAR (paired: both answers of a sample together)")
@@ -136,11 +141,16 @@ def interval_notes(s: dict[str, Any], n_boot: int | None = None) -> list[str]:
         "95 % intervals — "
         + "; ".join(f"{', '.join(ms)}: {text.get(meth, meth)}" for meth, ms in by.items())
     ]
-    if zero:
+    if zero:  # point to a Wilson interval only where the row has one (a spot row has none)
+        look = (
+            f"the {'WAR' if 'WAR' in beside else beside[0]} interval (Wilson) of the same row "
+            "shows how much a sample of this size leaves open"
+            if beside
+            else "read it with the row's n, the number of samples it rests on"
+        )
         notes.append(
             f"{ZERO} zero width: every bootstrap resample gave the same value (every answer right, "
-            "or every answer wrong), so the bootstrap shows no spread; that is no certainty — the "
-            "WAR interval (Wilson) of the same row shows how much a sample of this size leaves open"
+            f"or every answer wrong), so the bootstrap shows no spread; that is no certainty — {look}"
         )
     if zero_delta:
         notes.append(

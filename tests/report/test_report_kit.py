@@ -97,6 +97,22 @@ def test_the_report_says_which_method_gave_each_interval(tmp_path):
     assert "Wilson score interval" in html and "zero width" in html
 
 
+def test_the_zero_width_note_points_only_at_a_column_the_row_has():
+    """† on a label row points to the row's WAR (Wilson); on a spot row — bootstrap intervals
+    only, no WAR column — it must not send the reader to a column that is not there."""
+    from sovtp.report.build import interval_notes
+
+    zero = {"value": 0.0, "low": 0.0, "high": 0.0, "method": "bootstrap"}
+    wide = {"value": 1.0, "low": 0.0, "high": 1.0, "method": "bootstrap"}
+    spot = {"systems": [{"n": 2, "ci": {"spot_f1": wide, "strs": zero}}], "task": "intervals"}
+    (dagger,) = [n for n in interval_notes(spot) if n.startswith("†")]
+    assert "WAR" not in dagger and "Wilson" not in dagger and "the row's n" in dagger
+    war = {"value": 1.0, "low": 0.84, "high": 1.0, "method": "wilson"}
+    label = {"systems": [{"n": 20, "ci": {"war": war, "uar": {**zero, "value": 1.0}}}]}
+    (dagger,) = [n for n in interval_notes(label) if n.startswith("†")]
+    assert "the WAR interval (Wilson) of the same row" in dagger
+
+
 # ------------------------------------------------------------------ the gallery
 
 
