@@ -15,6 +15,7 @@ A strategy is a short string so that it can live in a config file, a cache key a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sovtp.errors import MediaError
 
@@ -84,8 +85,9 @@ class Sampling:
         """The frame range (first, last, inclusive) an ``apex:N@A-B`` sampling looks at."""
         return (self.indices[0], self.indices[1]) if self.kind == "apex" and self.indices else None
 
-    def select(self, n_frames: int, fps: float) -> list[int]:
-        """Frame indices to decode for a clip of ``n_frames`` at ``fps`` (sorted, unique)."""
+    def select(self, n_frames: int, fps: float, clip: str | Path = "<clip>") -> list[int]:
+        """Frame indices to decode for a clip of ``n_frames`` at ``fps`` (sorted, unique).
+        ``clip``: the path an ``indices:`` past the end names in its error."""
         if n_frames <= 0:
             return []
         if self.kind == "apex":
@@ -109,5 +111,5 @@ class Sampling:
             return sorted(set(out))
         bad = [i for i in self.indices if i >= n_frames]
         if bad:
-            raise MediaError("<clip>", f"frame indices {bad} beyond the clip's {n_frames} frames")
+            raise MediaError(clip, f"frame indices {bad} beyond the clip's {n_frames} frames")
         return list(self.indices)

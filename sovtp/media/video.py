@@ -237,15 +237,18 @@ def _nearest_distinct(times: list[float], targets: list[float]) -> list[int]:
     return out
 
 
-def select_by_time(samp: Sampling, times: list[float], fps: float) -> list[int]:
+def select_by_time(
+    samp: Sampling, times: list[float], fps: float, clip: str | Path = "<clip>"
+) -> list[int]:
     """Frame positions a sampling picks from frames at ``times`` (seconds, sorted): ``uniform:N``
     N distinct frames nearest to the centres of N equal spans of the clip, ``fps:F`` the frame
-    nearest each multiple of 1/F s; other kinds index frames by position."""
+    nearest each multiple of 1/F s; other kinds index frames by position (an index past the
+    end is a :class:`MediaError` naming ``clip``)."""
     n = len(times)
     if n == 0:
         return []
     if samp.kind not in ("uniform", "fps"):
-        return samp.select(n, fps)
+        return samp.select(n, fps, clip)
     step = float(np.median(np.diff(times))) if n > 1 else 0.0
     t0, span = times[0], times[-1] - times[0] + step
     if samp.kind == "uniform":
@@ -273,7 +276,7 @@ def _iter_vfr(p: Path, samp: Sampling, stats: DecodeStats, fps: float) -> Iterat
         times = [float((x - start_pts) * tb) for x in pts]
         decoder: Iterator | None = None
         last = -(10**9)  # position of the last decoded frame
-        for pos in select_by_time(samp, times, fps):
+        for pos in select_by_time(samp, times, fps, p):
             if pos <= last:  # already decoded past it (a frame missing from the output)
                 continue
             target = pts[pos]
@@ -306,7 +309,7 @@ def _iter_cfr(
     ``container``: decode on while the next target is near, seek across gaps over ``SEEK_GAP``."""
     vs = container.streams.video[0]
     vs.thread_type = "AUTO"
-    targets = samp.select(n, fps)
+    targets = samp.select(n, fps, p)
     tb = vs.time_base or Fraction(1, 90000)
     start_pts = vs.start_time or 0
     decoder: Iterator | None = None
@@ -363,7 +366,7 @@ def iter_frames(
         return
     if p.is_dir():  # a folder of frames: read only the sampled files
         files = frame_files(p)
-        for t in samp.select(len(files), FRAME_DIR_FPS):
+        for t in samp.select(len(files), FRAME_DIR_FPS, p):
             stats.decoded += 1
             yield Frame(t, t / FRAME_DIR_FPS, _load_image(files[t], max_pixels))
         return

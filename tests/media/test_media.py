@@ -59,8 +59,15 @@ def test_sampling_strategies(tmp_path):
     got = load_frames(p, "indices:2,17,39")
     assert [f.index for f in got] == [2, 17, 39]
     assert [_index_of(f.image) for f in got] == [2, 17, 39]
-    with pytest.raises(MediaError, match="beyond"):
+    with pytest.raises(MediaError, match="beyond") as err:
         load_frames(p, "indices:40")
+    assert str(p) in str(err.value) and "<clip>" not in str(err.value)  # which clip, by path
+    frames_dir = tmp_path / "frames"  # a folder of frames names itself too
+    frames_dir.mkdir()
+    for i, f in enumerate(load_frames(p, "indices:0,1,2")):
+        Image.fromarray(f.image).save(frames_dir / f"img_{i}.png")
+    with pytest.raises(MediaError, match=f"cannot read media {frames_dir}: frame indices"):
+        load_frames(frames_dir, "indices:5")
     with pytest.raises(ValueError, match="bad sampling"):
         Sampling.parse("every:3")
 
@@ -328,6 +335,9 @@ def test_variable_frame_rate_is_sampled_by_time(tmp_path):
     # indices count frames in presentation order
     got = load_frames(p, "indices:1,3,20")
     assert [(f.index, _index_of(f.image)) for f in got] == [(1, 1), (3, 3), (20, 20)]
+    with pytest.raises(MediaError, match="beyond") as err:
+        load_frames(p, "indices:1000")
+    assert f"cannot read media {p}:" in str(err.value)
 
 
 @pytest.mark.parametrize(
