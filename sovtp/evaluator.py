@@ -165,7 +165,26 @@ def available() -> list[str]:
 
 @lru_cache(maxsize=32)
 def _load(path: str) -> EvaluatorSpec:
-    return EvaluatorSpec(**yaml.safe_load(Path(path).read_text()))
+    """The spec in the YAML at ``path``.  A YAML that does not parse, is not a mapping or fails
+    the spec's checks is the user's error: one line that names the file (``--evaluator`` may be
+    one of several YAMLs a run reads), then each field and why."""
+    from pydantic import ValidationError
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise SovtpError(f"{path}: not valid YAML{at} ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise SovtpError(f"{path}: an evaluator is a mapping (name:, label_set:, task:, ...)")
+    try:
+        return EvaluatorSpec(**raw)
+    except ValidationError as e:
+        why = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        raise SovtpError(f"{path}: {why}") from None
+    except SovtpError as e:  # an unknown metric, from the spec's own check
+        raise SovtpError(f"{path}: {e}") from None
 
 
 def load_evaluator(name: str) -> EvaluatorSpec:

@@ -275,6 +275,30 @@ def test_registry_names_and_evaluator_declarations():
         EvaluatorSpec(name="x", label_set="basic7", metrics=["ap"])
 
 
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("name: x\nlabel_set: basic7\ntask: classify\n", "task: Input should be"),
+        ("name: x\nlabel_set: basic7\nmetrics: [ap]\n", "unknown metric 'ap'"),
+        ("name: [x\n", "not valid YAML"),
+        ("- x\n", "a mapping"),
+    ],
+)
+def test_a_bad_evaluator_yaml_is_one_line_naming_the_file(tmp_path, capfd, text, why):
+    """`--evaluator my.yaml` with a wrong field: the error names the file, on one line."""
+    import sys
+
+    from sovtp.cli.app import main
+
+    p = tmp_path / "my_eval.yaml"
+    p.write_text(text)
+    assert main(["bench", str(tmp_path / "m.csv"), "--evaluator", str(p), "-o", "r"]) == 2
+    sys.stderr.flush()
+    err = capfd.readouterr().err.strip()
+    assert err.startswith(f"sovtp: error: {p.resolve()}: ") and why in err, err
+    assert "\n" not in err and "Traceback" not in err
+
+
 def test_tied_scores_follow_the_answers_own_label():
     """A system that gives 0.5/0.5 but names a class (the offline reasoner without evidence)
     is read by its label: the dev EER threshold separates its answers, and a correct bona fide
