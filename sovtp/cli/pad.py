@@ -80,7 +80,12 @@ def pad_cmd(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
 ) -> None:
     """Train and test a presentation-attack detector per held-out attack species; report APCER
-    per species, BPCER, ACER, EER and BPCER20 (pad.json, predictions.jsonl, report.md/html)."""
+    per species, BPCER, ACER, EER and BPCER20 (pad.json, predictions.jsonl, report.md/html).
+
+    Exit codes: 0 every sample answered validly (by each CNN and zero-shot run); 3 some answers
+    are errors or invalid (no face crop, unparseable; counts printed); 4 no valid answer at all
+    (with the likely cause); 2 usage or input error, or OUT already holds a pad run;
+    130 interrupted."""
     try:
         kwargs = json.loads(model_kwargs) if model_kwargs else {}
     except json.JSONDecodeError as e:
@@ -130,3 +135,9 @@ def pad_cmd(
             err=True,
         )
     typer.echo(f"{out / 'pad.json'} · {out / 'report.html'}")
+    from sovtp.cli.console import console, print_outcome
+    from sovtp.engine.outcome import Outcome
+
+    code = print_outcome(Outcome(**doc["answers"]), console(stderr=True))
+    if code:
+        raise typer.Exit(code)

@@ -219,11 +219,13 @@ class RunFolder:
         self,
         identity: dict[str, Any] | None = None,
         resume: bool = False,
-        what: str = "--resume",
+        what: str | None = "--resume",
     ) -> None:
         """Take the folder for this recipe: lock it, refuse another recipe's folder, refuse a
         folder with results unless ``resume``, and on resume refuse any change of ``identity``
-        (each named).  Records ``run.json`` with the identity now in force."""
+        (each named).  ``what``: the option that continues a run (None: the recipe has none, so
+        a finished run is kept, never replaced).  Records ``run.json`` with the identity now in
+        force."""
         self.lock()
         try:
             old = self.marker()
@@ -234,9 +236,9 @@ class RunFolder:
                 )
             if self.has_results():
                 if not resume:
+                    how = f"add {what} to continue it, or " if what else "remove it, or "
                     raise SovtpError(
-                        f"{self.root} already holds a run: add {what} to continue it, or choose "
-                        "another --out"
+                        f"{self.root} already holds a `{self.kind}` run: {how}choose another --out"
                     )
                 before = old.get("identity") or self.legacy_identity()
                 if identity is not None and before is not None:

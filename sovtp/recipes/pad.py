@@ -26,6 +26,7 @@ from sovtp.baselines.pad import (
 from sovtp.baselines.train import TrainConfig
 from sovtp.data.pad import ATTACK, BONA_FIDE, leave_one_attack_out, normalise_label
 from sovtp.engine.folder import RunFolder, atomic_write, write_json
+from sovtp.engine.outcome import Outcome
 from sovtp.errors import SovtpError
 from sovtp.report.pad import pad_report, pad_section
 
@@ -64,8 +65,8 @@ def run_pad(
     if not train_cnn and not predictions:
         raise SovtpError("nothing to score: no CNN to train (--arch none) and no --predictions")
     zero = [pad_predictions(p) for p in predictions]  # read first: a bad path fails fast
-    folder = RunFolder(out, "pad")
-    folder.claim(None, resume=True)  # a rerun replaces the folder's files; another kind's: refused
+    folder = PadFolder(out)
+    folder.claim(None, what=None)  # a finished pad run is not replaced; another kind's: refused
     out = Path(out)
     try:
         rows: list[dict[str, Any]] = []
@@ -83,6 +84,7 @@ def run_pad(
                 ) from e
         for z in zero:
             rows += zero_shot_fold_rows(z, folds)
+        answers = pad_outcome(rows, predictions)
         from dataclasses import asdict
 
         meta = {
@@ -92,6 +94,7 @@ def run_pad(
             "folds": [f.describe() for f in folds],
             "config": {**asdict(cfg), "crops": crops} if train_cnn else None,
             "zero_shot": [str(p) for p in predictions],
+            "answers": asdict(answers),  # the engine's exit rule over them (sovtp pad's status)
         }
         opts = ev.task_options
         return write_pad_run(
@@ -99,6 +102,34 @@ def run_pad(
         )
     finally:
         folder.close()
+
+
+class PadFolder(RunFolder):
+    """A pad run folder: it holds results once ``pad.json`` is written (a run stopped before
+    then may be run again into it); a finished one is never silently replaced — its fold
+    checkpoints would stay beside results that no longer name them."""
+
+    def __init__(self, root: str | Path):
+        super().__init__(root, kind="pad")
+
+    def has_results(self) -> bool:
+        return (self.root / "pad.json").exists()
+
+
+def pad_outcome(rows: Sequence[dict[str, Any]], predictions: Sequence[str | Path]) -> Outcome:
+    """How the run ended, by the engine's one rule (:mod:`sovtp.engine.outcome`): each
+    (system, sample) once — a zero-shot sample stands in several folds — an error or invalid
+    answer counted as such; with no valid answer, the cause read from the zero-shot runs' own
+    responses (a server that ignored the schema shows there, not in the scores)."""
+    from sovtp.engine.outcome import outcome_of, run_outcome
+
+    once = {(r.get("system"), r.get("sample_id")): r for r in rows}
+    o = outcome_of(once.values())
+    if o.valid <= 0 and predictions:
+        runs = [Path(p) if Path(p).is_dir() else Path(p).parent for p in predictions]
+        hints = [h for h in (run_outcome(r).hint for r in runs) if h]
+        o.hint = "; ".join(dict.fromkeys(hints)) or o.hint
+    return o
 
 
 def pad_predictions(path: str | Path) -> list[dict[str, Any]]:

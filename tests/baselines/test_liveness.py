@@ -569,8 +569,18 @@ def test_zero_shot_answers_are_scored_under_the_same_folds(tiny_pad, tmp_path):
             "--no-progress",
         ],
     )
-    assert res.exit_code == 0, (res.output, res.exception)
+    # the unanswered sample is an error row: exit 3 (some rows), its count printed (each dev and
+    # test sample once, though it stands in several folds)
+    assert res.exit_code == 3, (res.output, res.exception)
+    assert "16 rows: 15 valid answers, 0 invalid answers, 1 errors" in res.output
     doc = json.loads((run / "pad.json").read_text())
+    assert doc["answers"] == {
+        "rows": 16,
+        "errors": 1,
+        "invalid": 0,
+        "interrupted": False,
+        "hint": None,
+    }
     (e,) = doc["systems"]
     assert (e["system"], e["variant"]) == ("vlm", "liveness/plain loao")
     rows = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
@@ -640,7 +650,7 @@ def test_bench_liveness_prompt_then_pad_folds(tmp_path):
             "--no-progress",
         ],
     )
-    assert res.exit_code == 0, (res.output, res.exception)
+    assert res.exit_code == 3 and "16 rows:" in res.output, (res.output, res.exception)
     doc = json.loads((run / "pad.json").read_text())
     (e,) = doc["systems"]
     assert (e["system"], e["variant"]) == ("facs", "liveness/plain loao")
@@ -650,6 +660,33 @@ def test_bench_liveness_prompt_then_pad_folds(tmp_path):
     for f in e["folds"]:
         for k in ("apcer", "bpcer", "acer", "eer", "bpcer20"):
             assert f[k] == pytest.approx(hand[f["held_out"]][k]), (f["held_out"], k)
+
+
+def test_pad_of_a_run_with_no_valid_answer_exits_4_with_the_cause(tiny_pad, tmp_path):
+    """A liveness run against a server that answers prose to every request (it ignores the
+    schema): bench exits 4, and `pad --predictions` of that run used to print "ACER 100 %" and
+    exit 0. Now 4, with the cause read from the run's own responses; a finished pad run is
+    kept, not replaced by a second one into the same folder."""
+    from typer.testing import CliRunner
+
+    from sovtp.cli.app import main
+    from sovtp.testing import Behaviour, FakeOpenAIServer
+
+    bench = tmp_path / "bench"
+    argv = ["bench", tiny_pad, "--evaluator", "pad", "--split", "all", "-o", bench]
+    with FakeOpenAIServer(Behaviour(content="I cannot tell, sorry ###")) as srv:
+        rc = main([*map(str, argv), "--base-url", srv.base_url, "--workers", "0", "--no-check"])
+    assert rc == 4
+    run = tmp_path / "pad"
+    pad = ["pad", tiny_pad, "-o", run, "--arch", "none", "--predictions", bench, "--no-progress"]
+    res = CliRunner().invoke(_pad_app(), list(map(str, pad)))
+    assert res.exit_code == 4, (res.output, res.exception)
+    assert "16 rows: 0 valid answers, 16 invalid answers" in res.output
+    assert "the answers are prose" in res.output and "--no-structured" in res.output
+    before = (run / "pad.json").read_bytes()
+    again = CliRunner().invoke(_pad_app(), list(map(str, pad)))
+    assert again.exit_code != 0 and "already holds a `pad` run" in str(again.exception)
+    assert (run / "pad.json").read_bytes() == before
 
 
 def test_a_sample_without_a_face_crop_counts_as_wrong_not_dropped(tiny_pad, tmp_path):
