@@ -127,6 +127,8 @@ def _messages(q: Any, images: list[Any], names: list[str]) -> tuple[list[dict[st
 
 def _prepare_folder(out: Path) -> None:
     """An empty folder, or one a previous export wrote (replaced); anything else is refused."""
+    if out.exists() and not out.is_dir():  # else mkdir's "[Errno 20] Not a directory"
+        raise SovtpError(f"{out} exists and is a file; choose a folder")
     if out.exists() and any(out.iterdir()):
         if not (out / "sovtp_task.json").is_file():
             raise SovtpError(

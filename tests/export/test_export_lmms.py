@@ -180,6 +180,15 @@ def test_refusals_are_one_line(tmp_path, astronaut_png):
         text=True,
     )
     assert p.returncode == 2 and "'bored'" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    (tmp_path / "a_file").write_text("mine")  # -o names a file: refused by name, kept
+    p = subprocess.run(
+        [*SOVTP, "export", "lmms-eval", "dfew", "-o", tmp_path / "a_file", "--data", m],
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert f"{tmp_path / 'a_file'} exists and is a file; choose a folder" in p.stderr
+    assert (tmp_path / "a_file").read_text() == "mine"
 
 
 def test_the_command_exports_what_bench_would_run(tmp_path, astronaut_png):
