@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sovtp.closeable import Closeable
 from sovtp.deid.policy import DEFAULT_MODE
 from sovtp.deid.voice import DEFAULT_ALPHA, format_alpha
-from sovtp.errors import DeidError
+from sovtp.errors import DeidError, SovtpError
 from sovtp.labels import LABEL_ORDERS, LabelSet, load_label_set, ordered_labels
+from sovtp.media.sampling import Sampling
 from sovtp.prompting.build import EncodedImage, ImageCache, ImageOptions, build_query
 from sovtp.prompting.spec import PromptSpec
 from sovtp.records import Query
@@ -80,6 +81,17 @@ class PrepareSettings(BaseModel):
     voice_alpha: str = format_alpha(DEFAULT_ALPHA)
     # a cap on the long side of every image sent, px, below image_size (None: no cap beyond it)
     max_side: int | None = later(None, ge=16)
+
+    @field_validator("sampling")
+    @classmethod
+    def _sampling(cls, v: str) -> str:
+        """Parsed now, so a bad ``--sampling`` is one line before any work, not an error row per
+        sample (every command that prepares media embeds these settings)."""
+        try:
+            Sampling.parse(v)
+        except ValueError as e:
+            raise SovtpError(str(e)) from None
+        return v
 
     @field_validator("label_order", "au_source", "blur")
     @classmethod

@@ -28,6 +28,7 @@ from sovtp.baselines.checkpoint import (
 )
 from sovtp.baselines.data import CropSet
 from sovtp.baselines.models import IMAGENET_MEAN, IMAGENET_STD, build_model, canonical
+from sovtp.media.sampling import Sampling
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.model = canonical(self.model)
+        Sampling.parse(self.sampling)  # refused before a run folder is claimed, not mid-crops
         if self.balance not in BALANCE:
             raise ValueError(f"balance must be one of {', '.join(BALANCE)}")
         for name, low in (("epochs", 1), ("batch_size", 1), ("size", 16), ("precise_bn", 0)):

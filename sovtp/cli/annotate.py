@@ -180,9 +180,11 @@ def prompt_cmd(
 ) -> None:
     """Render the Set-of-Vision-Text prompt for a clip (or a manifest row, --id): print its
     text, write its images."""
-    options = _options(knobs, seed)  # before any work
+    from sovtp.prompting.build import check_subject
     from sovtp.prompting.spec import load_spec
 
+    options = _options(knobs, seed)  # before any work
+    check_subject(subject)
     spec = load_spec(prompt)
     if sample_id is not None:
         from sovtp.cli.prompt_row import prompt_row_cmd
@@ -239,8 +241,10 @@ def query_cmd(
     or invalid (counts printed); 4 no valid answer (with the likely cause); 2 usage or input
     error; 130 interrupted."""
     from sovtp.backends.base import GenerationConfig
+    from sovtp.prompting.build import check_subject
     from sovtp.query import run_query
 
+    check_subject(subject)  # before any work: not one error per face
     out = out_folder(out or Path("runs") / "query" / Path(media).stem)
     # what left, for `sovtp audit`; checked before any work
     options = _options(knobs, seed, outgoing=out / "outgoing" if knobs.get("deid") else None)

@@ -122,6 +122,14 @@ class BenchConfig(PrepareSettings):
                 raise SovtpError("; ".join(str(x["ctx"]["error"]) for x in refused)) from None
             raise
 
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, v: str) -> str:
+        """largest | center | all | a face ID, refused when built (not at every sample)."""
+        from sovtp.prompting.build import check_subject
+
+        return check_subject(v)
+
     @field_validator("tta")
     @classmethod
     def _tta(cls, v: str) -> str:

@@ -57,6 +57,17 @@ def encode_jpeg(img: np.ndarray, opts: ImageOptions) -> tuple[np.ndarray, bytes]
     return np.asarray(im), buf.getvalue()
 
 
+def check_subject(how: str | int | None) -> str | int | None:
+    """``how`` when it names a subject :func:`subjects` can choose, else a ValueError naming the
+    accepted forms: checked where an option is read, so ``--subject nobody`` stops a command
+    before any work rather than failing every sample."""
+    if how is None or isinstance(how, int) or how.isdigit():
+        return how
+    if how in ("largest", "center", "central", "all"):  # "central": an old spelling of center
+        return how
+    raise ValueError(f"subject must be largest, center, all or a face ID (an integer), not {how!r}")
+
+
 def choose_subject(clip: ClipAnnotation, how: str | int | None = "largest") -> int | None:
     """The subject face's track ID: 'largest' (mean area; the default), 'center' (nearest the
     frame centre on average), or a given ID.  ('all' is a loop over IDs, see
@@ -83,7 +94,8 @@ def choose_subject(clip: ClipAnnotation, how: str | int | None = "largest") -> i
             return float(np.mean(ds))
 
         return min(ids, key=lambda t: (off(t), t))
-    raise ValueError(f"subject must be largest, center, all or a face ID, not {how!r}")
+    check_subject(how)  # an unknown subject: the accepted forms
+    raise ValueError("subject 'all' is one query per face (subjects()), not one face")
 
 
 def subjects(clip: ClipAnnotation, how: str | int | None = "largest") -> list[int | None]:
