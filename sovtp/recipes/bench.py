@@ -48,6 +48,26 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     return cfg.model_copy(update=upd)
 
 
+def name_served_models(cfg: BenchConfig) -> BenchConfig:
+    """A server system given without ``--model`` is named by the model the server reports
+    (``openai:<model>``), as ``sovtp query`` names it: one name for one system across query,
+    bench and the report, asked once before the run's identity is taken (a server that is down
+    fails here, in one line)."""
+    import asyncio
+
+    from sovtp.backends.base import get_backend
+    from sovtp.engine.config import SystemSpec
+
+    systems = []
+    for s in cfg.systems:
+        if s.backend == "openai" and not s.options.get("model"):
+            timeout = {"timeout_s": cfg.timeout_s} if cfg.timeout_s else {}
+            be = get_backend(s.backend, **(timeout | s.options))
+            s = SystemSpec.of(s.backend, {**s.options, "model": asyncio.run(be.discover_model())})
+        systems.append(s)
+    return cfg.model_copy(update={"systems": systems})
+
+
 def _manifest_columns(data: str) -> set[str] | None:
     """A manifest file's columns (an evaluator's default split/fold applies only where the
     manifest has that column); None for adapter layouts and HF datasets."""
@@ -273,7 +293,7 @@ def run_bench(
     from sovtp.engine.config import run_identity
     from sovtp.engine.folder import identity_hash
 
-    cfg = resolve(cfg)
+    cfg = name_served_models(resolve(cfg))
     check_tta(cfg)
     check_checkpoints(cfg)
     labels = label_set(cfg)

@@ -32,13 +32,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sovtp.engine.store import RunStore
 from sovtp.errors import SovtpError
 from sovtp.spotting.flow import FlowConfig
 from sovtp.spotting.parse import Interval
 from sovtp.spotting.windows import join_windows, windows
+
+if TYPE_CHECKING:
+    from sovtp.backends.base import Backend
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +154,12 @@ WINDOW_BATCH = 32  # "when" windows queried at once (a batch's requests run conc
 
 
 def spot_llm(
-    sample: Any, prep: Any, spec: Any, backend: Any, fps: float, labels: Any, opts: SpotOptions
+    sample: Any, prep: Any, spec: Any, backend: Backend, fps: float, labels: Any, opts: SpotOptions
 ) -> Spotted:
     """The "when" query on one video, window by window."""
     from sovtp.backends.base import GenerationConfig, is_transient
     from sovtp.media.video import probe
+    from sovtp.query import system_name
     from sovtp.spotting.parse import parse_when, to_frames, when_schema
 
     n_images = opts.images or spec.max_images or 16
@@ -209,7 +213,7 @@ def spot_llm(
             parts.append(to_frames(ans.intervals, fi) if fi else [])
         recs.append(rec)
     bounds = [(idx[0], idx[-1]) for idx in plan]
-    model = next((r.model for r in responses if r.model), "") or getattr(backend, "model", "")
+    model = next((r.model for r in responses if r.model), "") or backend.model
     status = (
         "invalid"
         if all(s == "invalid" for s in statuses)
@@ -221,7 +225,7 @@ def spot_llm(
     return Spotted(
         join_windows(parts, bounds),
         status,
-        f"{backend.name}:{model}",
+        system_name(backend.name, model),  # as query and bench name it
         spec.id,
         {"windows": recs, "n_frames": n_frames, "images_per_window": n_images},
         err,
@@ -418,10 +422,13 @@ def _label_set(name: str):
     return load_label_set(name)
 
 
-def _system_name(opts: SpotOptions, backend: Any) -> str:
-    if opts.is_flow:
+def _system_name(opts: SpotOptions, backend: Backend | None) -> str:
+    """``flow``, or the backend named as ``sovtp query`` and ``bench`` name it."""
+    from sovtp.query import system_name
+
+    if opts.is_flow or backend is None:
         return "flow"
-    return f"{getattr(backend, 'name', opts.backend)}:{getattr(backend, 'model', '')}"
+    return system_name(backend.name, backend.model)
 
 
 def _variant(opts: SpotOptions) -> str:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sovtp.engine.config import BenchConfig, SystemSpec
 from sovtp.jsonl import iter_jsonl
@@ -348,6 +349,23 @@ def test_deemo_run_scores_reasoning_offline_and_reports_it(tmp_path, pan_mp4):
     assert scores["label_overlap (mean of 1)"] == 10.0  # the FACS reasoner says happiness too
     assert "Reasoning scores" in (run / "report.html").read_text()
     assert json.loads((run / "report.json").read_text())["reasoning"]["method"] == "offline"
+
+
+def test_a_server_given_without_model_is_named_by_its_model_as_query_names_it(manifest, tmp_path):
+    """`bench --base-url URL` without --model named its rows `openai`, while `sovtp query` on the
+    same server named them `openai:fake-vlm`: one system, two names in one study. The served
+    model names it (its last path part), in the rows and in config.yaml."""
+    from sovtp.query import system_name
+
+    with FakeOpenAIServer(Behaviour(model="org/fake-vlm")) as srv:
+        c = cfg(manifest, tmp_path / "r", systems=[SystemSpec.parse(f"openai@{srv.base_url}")])
+        run, _ = run_bench(c, report=False)
+    assert {r["system"] for r in preds(run).values()} == {"openai:fake-vlm"}
+    assert system_name("openai", "org/fake-vlm") == "openai:fake-vlm"  # what query writes
+    saved = yaml.safe_load((run / "config.yaml").read_text())["systems"]
+    assert [(x["name"], x["options"]["model"]) for x in saved] == [
+        ("openai:fake-vlm", "org/fake-vlm")
+    ]
 
 
 def test_a_server_that_is_down_is_a_clear_error(manifest, tmp_path):

@@ -465,7 +465,8 @@ def test_spot_llm_when_answer_from_a_loopback_server(casme2_root, tmp_path, face
     from sovtp.testing import Behaviour, FakeOpenAIServer
 
     answer = '{"intervals": [{"start": 6, "end": 7, "label": "happy"}]}'
-    with FakeOpenAIServer(Behaviour(content=answer)) as srv:
+    # a served model with a path: named by its last part, as query and bench name it
+    with FakeOpenAIServer(Behaviour(content=answer, model="org/fake-vlm")) as srv:
         opts = SpotOptions(
             f"casme2_spot:{casme2_root}",
             tmp_path / "llm",
