@@ -10,8 +10,10 @@ them, so nothing imports back up (no import circle).
 from __future__ import annotations
 
 import logging
+import signal
 import sys
-from typing import Annotated
+import threading
+from typing import Annotated, Any
 
 import typer
 
@@ -126,11 +128,30 @@ def _one_line(e: BaseException) -> str:
     return str(e)
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM (a batch scheduler's time limit, ``kill``) ends a run as Ctrl-C does: the rows so
+    far kept, the report written, the folder's lock let go, exit 130 — not a dead process with a
+    stale ``.lock`` and no report.  Raised as SIGINT, so asyncio's own Ctrl-C path handles it."""
+    signal.raise_signal(signal.SIGINT)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors become one line on stderr and exit code 2; Ctrl-C exits 130."""
+    """Entry point: user errors become one line on stderr and exit code 2; Ctrl-C (and SIGTERM)
+    exits 130."""
     from sovtp.cli.console import widen_help
 
     widen_help()  # `--help | cat` and logs keep every word
+    before = None
+    if threading.current_thread() is threading.main_thread():  # signals go to the main thread
+        before = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _run(argv)
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         rc = app(args=argv, standalone_mode=False)  # returns typer.Exit's code in this mode
     except (SovtpError, ValueError, FileNotFoundError, NotADirectoryError) as e:

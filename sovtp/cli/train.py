@@ -49,27 +49,38 @@ def train_cmd(
     ] = False,
 ) -> None:
     """Train a CNN baseline on aligned face crops of the subject (from the annotation cache);
-    a checkpoint every epoch.  Score it with `sovtp bench ... --system cnn:OUT`."""
+    a checkpoint every epoch.  Score it with `sovtp bench ... --system cnn:OUT`.
+
+    Exit codes: 0 trained; 2 usage or input error (or OUT holds another run, or --resume with
+    changed settings); 130 interrupted (Ctrl-C or SIGTERM; continue with --resume)."""
     try:
         import torch  # noqa: F401
 
         from sovtp.recipes.train import run_train
     except ImportError as e:  # torch / torchvision missing
         raise SovtpError(f"sovtp train needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
-    ckpt = run_train(
-        dataset,
-        out,
-        model=model,
-        fold=fold,
-        split=split,
-        evaluator=evaluator,
-        labels=labels,
-        limit=limit,
-        resume=resume,
-        balance=balance,
-        augment=not no_augment,
-        **train,
-    )
+    try:
+        ckpt = run_train(
+            dataset,
+            out,
+            model=model,
+            fold=fold,
+            split=split,
+            evaluator=evaluator,
+            labels=labels,
+            limit=limit,
+            resume=resume,
+            balance=balance,
+            augment=not no_augment,
+            **train,
+        )
+    except KeyboardInterrupt:
+        typer.echo(
+            f"interrupted: {out}/last holds the last finished epoch; continue it with the same "
+            "command and --resume",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     from sovtp.baselines.checkpoint import read_meta
 
     ck = read_meta(ckpt)  # checkpoint.json: no tensor, nothing unpickled

@@ -230,6 +230,7 @@ def _worker_init(
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's SIGTERM-as-Ctrl-C: just end
     _die_with_parent()
     os.environ.update(env)
     # A forked worker inherits the parent's OpenMP state: after the parent ran a library with

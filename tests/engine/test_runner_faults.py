@@ -333,3 +333,35 @@ def test_sigint_in_a_real_process_exits_130_with_the_rows_and_report(many, tmp_p
     n = len(rows(out))
     assert 2 <= n < 8 and f"{n} rows are written in {out}" in stdout and "--resume" in stdout
     assert (out / "report.json").exists()
+
+
+def test_sigterm_ends_a_cli_run_as_ctrl_c_does(many, tmp_path):
+    """A batch scheduler's time limit sends SIGTERM: the run used to die with its `.lock` left
+    and no report. `sovtp bench` now ends as on Ctrl-C: exit 130, the rows so far and the
+    report kept, the lock let go, the resume hint printed; the annotation workers end too."""
+    import os
+    import signal
+
+    out = tmp_path / "r"
+    with FakeOpenAIServer(Behaviour(latency_s=0.3, capacity=1)) as srv:
+        argv = [*("bench", many, "-o", out, "-p", "ladder/plain", "-s", "uniform:1"), "--no-check"]
+        argv += ["--base-url", srv.base_url, "--model", "fake-vlm", "--concurrency", "1"]
+        p = subprocess.Popen(
+            [sys.executable, "-m", "sovtp.cli", *map(str, argv), "--workers", "2"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while len(rows(out)) < 2 and time.monotonic() < deadline and p.poll() is None:
+                time.sleep(0.05)
+            os.kill(p.pid, signal.SIGTERM)
+            _, stderr = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    assert p.returncode == 130, stderr
+    n = len(rows(out))
+    assert 2 <= n < 8 and "--resume" in stderr, stderr
+    assert (out / "report.json").exists() and not (out / ".lock").exists()
