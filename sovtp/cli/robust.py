@@ -60,7 +60,10 @@ def robust_cmd(
     ] = False,
 ) -> None:
     """Attack a CNN baseline's face crops with FGSM or PGD at each eps; write robust.json, a
-    figure of accuracy against eps (robust.svg) and the perturbed crops."""
+    figure of accuracy against eps (robust.svg) and the perturbed crops.
+
+    Exit codes: 0 written; 2 usage or input error (or OUT holds another recipe's run);
+    130 interrupted."""
     backend, _, ckpt = system.partition(":")
     if backend != "cnn" or not ckpt:
         raise SovtpError(f"--system {system!r}: sovtp robust attacks a CNN checkpoint: cnn:PATH")

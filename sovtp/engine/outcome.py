@@ -1,7 +1,7 @@
 """How a run ended, in one place for every command that writes a run folder: the counts a user
 reads, the exit code a script reads, and — when nothing valid came back — the likely cause.
 
-Exit codes (the same for bench, ablate and spot):
+Exit codes (the same for bench, ablate, spot, query and pad):
 
 - 0 every row holds a valid answer;
 - 3 some rows are errors (no answer) or invalid answers (an answer the parser could not read
