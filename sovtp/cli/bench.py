@@ -445,6 +445,7 @@ def ablate_cmd(
         list[str] | None,
         typer.Option("--prompt", "-p", help="Variants (a list); the first is the base."),
     ] = None,
+    config: ConfigFile = None,
     *,
     run: dict,
     knobs: dict,
@@ -455,8 +456,9 @@ def ablate_cmd(
 
     variants = ablation_variants(out, ladder=ladder, grid=grid, base=base, prompts=prompt or [])
     mine = {"data": data, "ladder": ladder, "grid": grid, "base": base, "prompt": prompt}
+    mine["config"] = config  # a run's config.yaml: its data, systems and knobs, these variants
     given = run_settings(ctx, run | mine, knobs) | {"out": str(out), "variants": variants}
-    cfg = build_config(None, given)
+    cfg = build_config(config, given)
     check_deid_mode(cfg.deid, cfg.deid_mode)
     _precheck(cfg, given, run["no_check"])
     run_and_exit(cfg, run["resume"], run["retry_errors"], no_report=False, recipe=run_ablate)

@@ -61,6 +61,19 @@ def test_options_typed_equal_to_their_default_override_the_config_file(config_fi
     assert (cfg.max_faces, cfg.temperature, cfg.max_side) == (3, 0.7, 300)
 
 
+def test_ablate_takes_a_config_file_under_the_same_rule(config_file, ran):
+    """`ablate --config` reads a run's data, systems and knobs (it had no --config); its own
+    variants replace the file's, and a typed option equal to its default still wins."""
+    argv = ["ablate", "--config", str(config_file), "-p", "ladder/plain", "-p", "ladder/full"]
+    assert main([*argv, "--sampling", "uniform:8", "--no-check"]) == 0
+    (cfg,) = ran
+    assert cfg.data == str(config_file.parent / "m.csv") and cfg.variants[:2] == [
+        "ladder/plain",
+        "ladder/full",
+    ]
+    assert (cfg.sampling, cfg.seed, cfg.max_faces, cfg.temperature) == ("uniform:8", 5, 3, 0.7)
+
+
 def test_options_not_typed_keep_the_file_and_without_a_file_the_defaults(config_file, ran):
     assert main(["bench", "--config", str(config_file), "--max-faces", "6", "--no-check"]) == 0
     assert main(["bench", str(config_file.parent / "m.csv"), "--no-check"]) == 0
