@@ -133,5 +133,5 @@ def sampling_for(sample: Sample, sampling: str) -> str:
     else:
         end = info.n_frames - 1
     end = max(start, min(end, max(info.n_frames - 1, start)))
-    rel = Sampling.parse(sampling).select(end - start + 1, fps)
+    rel = Sampling.parse(sampling).select(end - start + 1, fps, clip=sample.media)
     return "indices:" + ",".join(str(start + i) for i in rel)

@@ -313,3 +313,14 @@ def test_hf_video_column(tmp_path, pan_mp4):
     from sovtp.media.video import probe
 
     assert s.label == "happy" and s.media.suffix == ".mp4" and probe(s.media).n_frames == 30
+
+
+def test_a_segment_sampling_past_its_end_names_the_clip(pan_mp4):
+    """`indices:` beyond a manifest segment's frames names the video, not `<clip>`."""
+    from sovtp.data.sample import Sample, sampling_for
+    from sovtp.errors import MediaError
+
+    s = Sample(id="a", media=pan_mp4, label="happy", start_frame=2, end_frame=5)
+    assert sampling_for(s, "indices:0,3") == "indices:2,5"
+    with pytest.raises(MediaError, match=pan_mp4.name):
+        sampling_for(s, "indices:1000")
