@@ -172,7 +172,7 @@ def write_perturbed_set(
     way: the clean control of a flip-rate comparison goes through the same files."""
     from PIL import Image
 
-    from sovtp.media.video import is_image
+    from sovtp.media.files import is_image
 
     out = Path(out)
     (out / "media").mkdir(parents=True, exist_ok=True)

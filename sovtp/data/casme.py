@@ -5,7 +5,7 @@ videos with macro- and micro-expression intervals, 4 emotion classes) and **CASM
 (``casme_ii``: short micro-expression clips, 7 emotion words).  Both number frames from 1 in
 unpadded image names (``img46.jpg``); a sample's ``start_frame``/``end_frame`` are 0-based
 positions in its frame folder (``n − first image's number``), as sovtp's decoder counts
-(:func:`sovtp.media.video.frame_files`, numbers compared as numbers).
+(:func:`sovtp.media.files.frame_files`, numbers compared as numbers).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _first_number(folder: Path) -> int:
     folder is missing (its sample then carries a media error)."""
     if not folder.is_dir():
         return 1
-    from sovtp.media.video import frame_files
+    from sovtp.media.files import frame_files
 
     files = frame_files(folder)
     m = re.search(r"(\d+)(?=\D*$)", files[0].stem) if files else None

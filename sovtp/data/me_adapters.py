@@ -86,7 +86,7 @@ def _first_number(media: Path) -> int | None:
     """The number in the name of a frame folder's first image (``006_1_0001.jpg`` → 1)."""
     if not media.is_dir():
         return None
-    from sovtp.media.video import frame_files
+    from sovtp.media.files import frame_files
 
     files = frame_files(media)
     m = _DIGITS.search(files[0].stem) if files else None

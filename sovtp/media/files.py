@@ -20,6 +20,8 @@ from pathlib import Path
 
 from sovtp.errors import MediaError, SovtpError
 
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
 MAX_BYTES_ENV = "SOVTP_MAX_MEDIA_BYTES"
 DEFAULT_MAX_BYTES = 20 * 1024**3
 
@@ -76,8 +78,6 @@ def check_regular(path: str | Path, *, allow_frame_dir: bool = True) -> os.stat_
     if stat.S_ISDIR(st.st_mode):
         if not allow_frame_dir:
             raise MediaError(p, "is a directory, not a file")
-        from sovtp.media.video import is_frame_dir
-
         if not is_frame_dir(p):
             raise MediaError(p, "is a directory with no image frames")
         return st
@@ -89,3 +89,29 @@ def check_regular(path: str | Path, *, allow_frame_dir: bool = True) -> os.stat_
             p, f"is {st.st_size} bytes, over the {cap}-byte cap ({MAX_BYTES_ENV} raises it)"
         )
     return st
+
+
+# -- a frame folder: the images in it are its frames ------------------------------------------
+def is_image(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTS
+
+
+def frame_files(path: Path) -> list[Path]:
+    """The image files of a frame folder, in name order with numbers compared as numbers:
+    CASME II and CAS(ME)² name frames ``img1.jpg`` .. ``img120.jpg`` without padding, where
+    plain name order would put ``img10`` before ``img2`` (``00001.jpg`` sorts the same either way)."""
+    frames = (p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    return sorted(frames, key=_natural)  # is_file: regular files only (a FIFO would block)
+
+
+def _natural(p: Path) -> list[tuple[int, int | str]]:
+    """A sort key that orders the digit runs of a name by value (``img2`` < ``img10``)."""
+    import re
+
+    return [(0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", p.name) if t]
+
+
+def is_frame_dir(path: str | Path) -> bool:
+    p = Path(path)
+    # only regular files count as frames (a FIFO named 0001.jpg would block its reader)
+    return p.is_dir() and any(q.suffix.lower() in IMAGE_EXTS and q.is_file() for q in p.iterdir())

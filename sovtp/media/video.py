@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 
 from sovtp.errors import MediaError
+from sovtp.media.files import frame_files, is_image
 from sovtp.media.image import check_size, load_image
 from sovtp.media.sampling import Sampling
 from sovtp.types import Frame
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".flv"}
 # Seek instead of decoding forward when the next target is more than this many frames away.
 SEEK_GAP = 48
@@ -64,32 +64,7 @@ class DecodeStats:
     seeks: int = 0
 
 
-def is_image(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in IMAGE_EXTS
-
-
 FRAME_DIR_FPS = 25.0  # assumed rate of a folder of frames (DFEW, FERV39k ship clips this way)
-
-
-def frame_files(path: Path) -> list[Path]:
-    """The image files of a frame folder, in name order with numbers compared as numbers:
-    CASME II and CAS(ME)² name frames ``img1.jpg`` .. ``img120.jpg`` without padding, where
-    plain name order would put ``img10`` before ``img2`` (``00001.jpg`` sorts the same either way)."""
-    frames = (p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
-    return sorted(frames, key=_natural)  # is_file: regular files only (a FIFO would block)
-
-
-def _natural(p: Path) -> list[tuple[int, int | str]]:
-    """A sort key that orders the digit runs of a name by value (``img2`` < ``img10``)."""
-    import re
-
-    return [(0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", p.name) if t]
-
-
-def is_frame_dir(path: str | Path) -> bool:
-    p = Path(path)
-    # only regular files count as frames (a FIFO named 0001.jpg would block its reader)
-    return p.is_dir() and any(q.suffix.lower() in IMAGE_EXTS and q.is_file() for q in p.iterdir())
 
 
 def _check_file(path: Path) -> None:

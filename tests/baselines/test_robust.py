@@ -152,7 +152,7 @@ def test_full_frame_attack_goes_through_the_alignment(trained, detector, tmp_pat
 def test_perturbed_set_is_a_bench_manifest(trained, detector, astronaut_png, pan_mp4, tmp_path):
     from sovtp.data.manifest import read_manifest
     from sovtp.data.sample import Sample
-    from sovtp.media.video import is_frame_dir
+    from sovtp.media.files import is_frame_dir
 
     _, m, _ = trained
     samples = [Sample("img", astronaut_png, "face"), Sample("vid", pan_mp4, "face")]

@@ -11,7 +11,7 @@ import pytest
 
 from sovtp.data.sample import ManifestError
 from sovtp.data.sources import open_dataset
-from sovtp.media.video import frame_files
+from sovtp.media.files import frame_files
 
 
 def touch(p: Path, data: bytes = b"x") -> Path:
