@@ -77,7 +77,7 @@ def models_convert_checkpoint(
     """Convert a .pt checkpoint into a checkpoint folder (weights as safetensors, config as
     JSON, optimiser state weights-only), which sovtp reads without running anything."""
     try:
-        from sovtp.baselines.checkpoint import convert_checkpoint
+        from sovtp.baselines.convert import convert_checkpoint
     except ImportError as e:  # torch / safetensors missing
         raise SovtpError(f"converting needs the cnn extra: pip install 'sovtp[cnn]' ({e})") from e
     folder = convert_checkpoint(file, out, trust=i_trust_this_file)

@@ -378,7 +378,7 @@ def render_frame(
     ``ImageOptions.max_side``; a grid's cell size when frames are tiled): marks are sized to be
     legible there.  A crop is shown at its own size, so its marks are sized for the crop.
     """
-    from sovtp.render import visual_baselines as vb
+    import sovtp.render.visual_baselines as vb
 
     img = frame.image
     subject = ann.face(subject_id) if subject_id is not None else None
