@@ -131,7 +131,11 @@ def _one_line(e: BaseException) -> str:
 def _terminated(signum: int, frame: Any) -> None:
     """SIGTERM (a batch scheduler's time limit, ``kill``) ends a run as Ctrl-C does: the rows so
     far kept, the report written, the folder's lock let go, exit 130 — not a dead process with a
-    stale ``.lock`` and no report.  Raised as SIGINT, so asyncio's own Ctrl-C path handles it."""
+    stale ``.lock`` and no report.  Raised as SIGINT, so asyncio's own Ctrl-C path handles it —
+    unless SIGINT is ignored, as in a process a script started in the background (``cmd &``,
+    ``nohup``): then it is the KeyboardInterrupt Ctrl-C would have raised."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        raise KeyboardInterrupt
     signal.raise_signal(signal.SIGINT)
 
 

@@ -335,12 +335,17 @@ def test_sigint_in_a_real_process_exits_130_with_the_rows_and_report(many, tmp_p
     assert (out / "report.json").exists()
 
 
-def test_sigterm_ends_a_cli_run_as_ctrl_c_does(many, tmp_path):
+@pytest.mark.parametrize("sigint_ignored", [False, True])
+def test_sigterm_ends_a_cli_run_as_ctrl_c_does(many, tmp_path, sigint_ignored):
     """A batch scheduler's time limit sends SIGTERM: the run used to die with its `.lock` left
     and no report. `sovtp bench` now ends as on Ctrl-C: exit 130, the rows so far and the
-    report kept, the lock let go, the resume hint printed; the annotation workers end too."""
+    report kept, the lock let go, the resume hint printed; the annotation workers end too.
+    Also when SIGINT is ignored, as a shell script's `cmd &` starts a process."""
     import os
     import signal
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     out = tmp_path / "r"
     with FakeOpenAIServer(Behaviour(latency_s=0.3, capacity=1)) as srv:
@@ -351,6 +356,7 @@ def test_sigterm_ends_a_cli_run_as_ctrl_c_does(many, tmp_path):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=ignore_sigint if sigint_ignored else None,
         )
         try:
             deadline = time.monotonic() + 60
