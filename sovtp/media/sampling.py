@@ -14,6 +14,7 @@ A strategy is a short string so that it can live in a config file, a cache key a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,7 @@ class Sampling:
                 return cls("uniform", float(n))
             if kind == "fps":
                 f = float(arg)
-                if f <= 0:
+                if not (math.isfinite(f) and f > 0):  # nan fails every sample; inf means "all"
                     raise ValueError
                 return cls("fps", f)
             if kind == "indices":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,44 @@ def test_spot_ground_truth_check_passes_good_intervals(ten_frames):
     iv.append({"onset": 5, "offset": 10})
     with pytest.raises(SovtpError, match="interval 3"):
         check_gold([SimpleNamespace(id="v1", media=ten_frames, meta={"intervals": iv}, error=None)])
+
+
+# --- sampling: a count or a rate that means nothing -----------------------------------------
+
+NONSENSE_SAMPLINGS = [
+    "fps:nan",
+    "fps:+nan",
+    "fps:inf",
+    "fps:infinity",
+    "fps:1e400",
+    "fps:0",
+    "fps:-2",
+    "uniform:0",
+    "uniform:-1",
+    "apex:0",
+    "indices:",
+    "indices:-1",
+]
+
+
+@pytest.mark.parametrize("spec", NONSENSE_SAMPLINGS)
+def test_sampling_refuses_non_finite_and_non_positive_values(spec):
+    """``fps:nan`` passed the up-front check and then every sample failed ("cannot convert float
+    NaN to integer"); ``fps:inf`` silently meant every frame.  Both are refused by the parse."""
+    from sovtp.media.sampling import Sampling
+
+    with pytest.raises(ValueError, match=re.escape(f"bad sampling '{spec}'")):
+        Sampling.parse(spec)
+
+
+def test_bench_refuses_a_nan_frame_rate_in_one_line(tmp_path, capfd, monkeypatch):
+    """The CLI reports it before any work: one line, exit 2, no run folder written."""
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(astronaut()).save("a.png")
+    Path("m.csv").write_text("id,media,label\nx,a.png,happy\n")
+    err = _one_line_error(capfd, "bench", "m.csv", "-s", "fps:nan")
+    assert "bad sampling 'fps:nan'" in err
+    assert not Path("runs").exists()
 
 
 # --- score: what a spreadsheet writes --------------------------------------------------------
