@@ -37,11 +37,11 @@ MARKER = "run.json"
 # folders from before run.json: a file only that recipe writes names its kind
 LEGACY_KINDS = (
     ("pad.json", "pad"),
-    ("robust.json", "robust"),
     ("last/checkpoint.json", "train"),
     ("last.pt", "train"),
     ("gold.jsonl", "spot"),  # before predictions.jsonl: a spot run has both
     ("predictions.jsonl", "bench"),
+    ("robust.json", "robust"),  # after: `sovtp robust RUN` writes one into a bench run
 )
 ADDABLE = ("prompts", "systems")  # a resume may add cells: new variants, new systems
 _HELD: set[str] = set()  # folders this process holds (POSIX locks are per process)

@@ -118,18 +118,24 @@ class PadFolder(RunFolder):
 
 def pad_outcome(rows: Sequence[dict[str, Any]], predictions: Sequence[str | Path]) -> Outcome:
     """How the run ended, by the engine's one rule (:mod:`sovtp.engine.outcome`): each
-    (system, sample) once — a zero-shot sample stands in several folds — an error or invalid
+    (system, prompt, sample) once — a zero-shot sample stands in several folds — an error or invalid
     answer counted as such; with no valid answer, the cause read from the zero-shot runs' own
     responses (a server that ignored the schema shows there, not in the scores)."""
     from sovtp.engine.outcome import outcome_of, run_outcome
 
-    once = {(r.get("system"), r.get("sample_id")): r for r in rows}
+    once = {(r.get("system"), _cell(r.get("variant")), r.get("sample_id")): r for r in rows}
     o = outcome_of(once.values())
     if o.valid <= 0 and predictions:
         runs = [Path(p) if Path(p).is_dir() else Path(p).parent for p in predictions]
         hints = [h for h in (run_outcome(r).hint for r in runs) if h]
         o.hint = "; ".join(dict.fromkeys(hints)) or o.hint
     return o
+
+
+def _cell(variant: str | None) -> str:
+    """A row's variant without its fold (``liveness/plain loao:print`` → ``liveness/plain``; a
+    CNN's ``loao:print`` → ``""``): the prompt a system answered, the same in every fold."""
+    return (variant or "").rsplit("loao:", 1)[0].strip()
 
 
 def pad_predictions(path: str | Path) -> list[dict[str, Any]]:

@@ -662,6 +662,35 @@ def test_bench_liveness_prompt_then_pad_folds(tmp_path):
             assert f[k] == pytest.approx(hand[f["held_out"]][k]), (f["held_out"], k)
 
 
+def test_two_zero_shot_runs_of_one_system_count_apart(tiny_pad, tmp_path):
+    """Two --predictions runs of one system under two prompts, one answered well, one not at
+    all: 3 (some rows invalid), both counted — keyed by system alone, the later run's rows hid
+    the earlier's (exit 0 or 4 by argument order)."""
+    from typer.testing import CliRunner
+
+    from sovtp.scoring.parse import parse_answer
+
+    samples = list(read_manifest(tiny_pad, split="all"))
+    runs = []
+    for variant, good in (("liveness/plain", True), ("ladder/plain", False)):
+        d = tmp_path / variant.replace("/", "_")
+        d.mkdir()
+        with (d / "predictions.jsonl").open("w") as f:
+            for s in samples:
+                said = "real face" if s.label == "bona fide" else "spoof"
+                text = json.dumps({"label": said, "confidence": 0.9}) if good else "no idea ###"
+                r = parse_answer(text, "liveness", s.id, output="json", system="vlm")
+                f.write(json.dumps({**r.model_dump(), "variant": variant}) + "\n")
+        runs.append(d)
+    for order in (runs, runs[::-1]):
+        out = tmp_path / f"pad{len(list(tmp_path.glob('pad*')))}"
+        argv = ["pad", tiny_pad, "-o", out, "--arch", "none", "--no-progress"]
+        argv += [a for r in order for a in ("--predictions", r)]
+        res = CliRunner().invoke(_pad_app(), list(map(str, argv)))
+        assert res.exit_code == 3, (res.output, res.exception)
+        assert "32 rows: 16 valid answers, 16 invalid answers, 0 errors" in res.output
+
+
 def test_pad_of_a_run_with_no_valid_answer_exits_4_with_the_cause(tiny_pad, tmp_path):
     """A liveness run against a server that answers prose to every request (it ignores the
     schema): bench exits 4, and `pad --predictions` of that run used to print "ACER 100 %" and

@@ -332,6 +332,12 @@ def test_robust_into_a_run_folder_puts_the_figure_in_its_report(trained, astrona
     sec = html[html.index("Adversarial robustness") :]
     assert sec.split("</h2>", 1)[1].startswith("<div class='fig'><svg") and "epsilon" in sec
     assert f"| cnn:{Path(ck).name} | fgsm | 2 |" in (run / "report.md").read_text()
+    # the run (from before run.json) stays a bench run: robust again, then bench reads it
+    again = CliRunner().invoke(app, ["robust", str(run), "--system", f"cnn:{ck}", "--eps", "0"])
+    assert again.exit_code == 0, again.output
+    from sovtp.engine.folder import RunFolder
+
+    assert RunFolder(run, "bench").marker()["kind"] == "bench"
     # a source that is no run folder needs --out
     bad = CliRunner().invoke(app, ["robust", str(man), "--system", f"cnn:{ck}"])
     assert bad.exit_code != 0 and "--out" in str(bad.exception)
