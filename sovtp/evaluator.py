@@ -10,16 +10,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sovtp.errors import SovtpError
 from sovtp.labels import LabelSet, load_label_set
 from sovtp.resources import evaluators_dir
 
+# A misspelt key (``metric:`` for ``metrics:``) was dropped without a word and its default
+# scored instead: every spec model refuses keys it does not declare.
+_STRICT = ConfigDict(extra="forbid")
+
 
 class JudgeSpec(BaseModel):
     """Reasoning scores: an LLM judge (EMER/DEEMO clue and label overlap, 0–10) or the offline
     approximation.  ``prompts`` name jinja2 templates in ``evaluators/judge/``."""
+
+    model_config = _STRICT
 
     enabled: bool = False
     prompts: dict[str, str] = Field(
@@ -33,6 +39,8 @@ class JudgeSpec(BaseModel):
 
 class TaskOptions(BaseModel):
     """How a task is scored beyond its metric names (see :mod:`sovtp.scoring.tasks`)."""
+
+    model_config = _STRICT
 
     positive: str | None = None  # binary: the positive class (PAD: the attack); default first
     dev_split: str | None = None  # binary: the split whose EER point fixes the threshold
@@ -56,6 +64,8 @@ class ProtocolSpec(BaseModel):
     have that value or none (bona fide).  Driven by :mod:`sovtp.baselines.pad` and reported by
     :mod:`sovtp.report.pad`.  ``cross_subject``: see :meth:`EvaluatorSpec.folds_of`."""
 
+    model_config = _STRICT
+
     kind: Literal["leave_one_out", "cross_subject"] = "leave_one_out"
     by: str = "attack"
     train_split: str = "train"
@@ -69,6 +79,8 @@ class ProtocolSpec(BaseModel):
 
 
 class EvaluatorSpec(BaseModel):
+    model_config = _STRICT
+
     name: str
     description: str = ""
     adapter: str | None = None  # sovtp.data.adapters name; None: a manifest
@@ -83,12 +95,23 @@ class EvaluatorSpec(BaseModel):
     split: str | None = "test"
     folds: list[int] = Field(default_factory=list)
     fold: int | None = None
-    sampling: str = "uniform:8"
+    # the frames a run samples unless ``--sampling`` says (None: the run's own default)
+    sampling: str | None = None
     prompt: str = "sovtp/full"
     tier_by: str | None = "n_faces"
     judge: JudgeSpec = Field(default_factory=JudgeSpec)
     options: dict[str, Any] = Field(default_factory=dict)  # adapter options (e.g. window)
     protocol: ProtocolSpec | None = None  # e.g. PAD's leave-one-attack-out
+
+    @field_validator("sampling")
+    @classmethod
+    def _sampling(cls, v: str | None) -> str | None:
+        """Parsed now, so a bad ``sampling:`` names its file before any work."""
+        from sovtp.media.sampling import Sampling
+
+        if v is not None:
+            Sampling.parse(v)
+        return v
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluatorSpec:
@@ -181,10 +204,18 @@ def _load(path: str) -> EvaluatorSpec:
     try:
         return EvaluatorSpec(**raw)
     except ValidationError as e:
-        why = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+        why = "; ".join(map(_why, e.errors()))
         raise SovtpError(f"{path}: {why}") from None
     except SovtpError as e:  # an unknown metric, from the spec's own check
         raise SovtpError(f"{path}: {e}") from None
+
+
+def _why(err: Any) -> str:
+    """One pydantic error as ``where: what``; a key the spec does not declare is named as one."""
+    where = ".".join(map(str, err["loc"]))
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {where!r}"
+    return f"{where}: {err['msg']}"
 
 
 def load_evaluator(name: str) -> EvaluatorSpec:

@@ -282,6 +282,14 @@ def test_registry_names_and_evaluator_declarations():
         ("name: x\nlabel_set: basic7\nmetrics: [ap]\n", "unknown metric 'ap'"),
         ("name: [x\n", "not valid YAML"),
         ("- x\n", "a mapping"),
+        # a misspelt key was dropped without a word and its default scored instead
+        ("name: x\nlabel_set: basic7\nmetric: [war]\n", "unknown key 'metric'"),
+        ("name: x\nlabel_set: basic7\nheadlin: [war]\n", "unknown key 'headlin'"),
+        (
+            "name: x\nlabel_set: basic7\ntask_options: {iuo: 0.3}\n",
+            "unknown key 'task_options.iuo'",
+        ),
+        ("name: x\nlabel_set: basic7\nsampling: fps:nan\n", "sampling: Value error, bad sampling"),
     ],
 )
 def test_a_bad_evaluator_yaml_is_one_line_naming_the_file(tmp_path, capfd, text, why):
@@ -297,6 +305,17 @@ def test_a_bad_evaluator_yaml_is_one_line_naming_the_file(tmp_path, capfd, text,
     err = capfd.readouterr().err.strip()
     assert err.startswith(f"sovtp: error: {p.resolve()}: ") and why in err, err
     assert "\n" not in err and "Traceback" not in err
+
+
+def test_every_shipped_evaluator_loads_under_the_strict_keys():
+    """Unknown keys are refused, so each shipped YAML must use only declared ones; the
+    ``sampling:`` it declares is read back (None where a YAML leaves it to the run)."""
+    from sovtp.evaluator import EvaluatorSpec, available, load_evaluator
+
+    assert all(load_evaluator(name).name for name in available())
+    for name in ("affwild2", "casme_ii", "casme_sq", "casme2_spot"):  # micro-expressions: 4
+        assert load_evaluator(name).sampling == "uniform:4", name
+    assert EvaluatorSpec(name="x", label_set="basic7").sampling is None
 
 
 def test_tied_scores_follow_the_answers_own_label():
