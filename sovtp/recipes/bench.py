@@ -45,6 +45,8 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
         upd["fold"] = ev.fold
     if not cfg.adapter_options and ev.options:
         upd["adapter_options"] = ev.options
+    if ev.sampling and "sampling" not in cfg.model_fields_set:  # neither typed nor in a file
+        upd["sampling"] = ev.sampling
     return cfg.model_copy(update=upd)
 
 

@@ -61,6 +61,20 @@ def test_options_typed_equal_to_their_default_override_the_config_file(config_fi
     assert (cfg.max_faces, cfg.temperature, cfg.max_side) == (3, 0.7, 300)
 
 
+def test_the_evaluators_sampling_holds_unless_typed(tmp_path, ran):
+    """casme_ii's protocol samples uniform:4; bench ran the default uniform:8 (the evaluator's
+    `sampling:` was never read). Now the evaluator's, unless --sampling is typed — even typed
+    equal to the default."""
+    from sovtp.recipes.bench import resolve
+
+    m = tmp_path / "m.csv"
+    m.write_text("id,media,label\na,a.png,happiness\n")
+    assert main(["bench", str(m), "--evaluator", "casme_ii", "--no-check"]) == 0
+    assert main(["bench", str(m), "--evaluator", "casme_ii", "-s", "uniform:8", "--no-check"]) == 0
+    own, typed = (resolve(c).sampling for c in ran)
+    assert (own, typed) == ("uniform:4", "uniform:8")
+
+
 def test_ablate_takes_a_config_file_under_the_same_rule(config_file, ran):
     """`ablate --config` reads a run's data, systems and knobs (it had no --config); its own
     variants replace the file's, and a typed option equal to its default still wins."""
