@@ -38,9 +38,11 @@ def _find_media(root: Path, candidates: list[str]) -> Path | ManifestError | Non
 
 
 def _inside(root: Path, path: Path) -> Path | ManifestError:
-    """A path found by globbing under root, checked (a symlink may point out)."""
+    """A path found by globbing under root, checked (a symlink may point out).  It already
+    starts with ``root``: taken as it stands (from the working folder), not joined to root
+    again, which doubled a relative root (``CASME_sq/CASME_sq/rawvideo/...``)."""
     try:
-        return safe_path(root, path)
+        return safe_path(root, path.absolute())
     except ManifestError as e:
         return e
 

@@ -430,3 +430,57 @@ def test_a_wrong_media_folder_name_is_refused(tmp_path, adapter, build, wrong):
     (root / wrong[0]).rename(root / wrong[1])
     with pytest.raises(ManifestError, match="none of the .* clip"):
         list(open_dataset(f"{adapter}:{root}", fold=2))
+
+
+# --- a root relative to the working folder ---------------------------------------------------
+def _affwild2(root: Path) -> Path:
+    touch(root / "videos/batch1/v1.mp4")
+    head = "Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other"
+    touch(
+        root / "annotations/EXPR_Classification_Challenge/Validation_Set/v1.txt",
+        (head + "\n" + "4\n" * 20).encode(),
+    )
+    return root
+
+
+def _casme2_csv(root: Path) -> Path:
+    touch(root / "rawvideo/s15/15_0101disgustingteeth.avi")
+    head = "subject,video,onset,apex,offset,aus,emotion,type\n"
+    touch(root / "annotations.csv", (head + "15,0101,10,20,40,12,happiness,micro\n").encode())
+    return root
+
+
+def _mmme(root: Path) -> Path:
+    touch(root / "video/S01/T3.mp4")
+    touch(root / "physio/S01/T3.csv", b"time,PPG\n0,1\n")
+    head = "subject,trial,onset,apex,offset,type,emotion,fps\n"
+    touch(root / "annotations.csv", (head + "S01,T3,50,55,61,micro,fear,90\n").encode())
+    return root
+
+
+SAMM_FACS = [["006", "006_1_2", 1, 10, 14, 20, 11, "Micro - 1/2", "R12", "Happiness"]]
+
+
+@pytest.mark.parametrize(
+    "adapter, build",
+    [
+        ("casme2_spot", lambda r: _casme_sq(r, CODES)),  # the CAS(ME)² workbook
+        ("casme2_spot", _casme2_csv),  # the annotations.csv layout
+        ("samm", lambda r: _samm(r, SAMM_FACS)),
+        ("mmme", _mmme),
+        ("affwild2", _affwild2),
+    ],
+)
+def test_a_relative_root_finds_the_media_under_it(tmp_path, monkeypatch, adapter, build):
+    """`casme2_spot:CASME_sq` (a root relative to the working folder) joined the root twice,
+    `CASME_sq/CASME_sq/rawvideo/...`, so every video failed; an absolute root worked."""
+    build(tmp_path / "DATA")
+    monkeypatch.chdir(tmp_path)
+    got = list(open_dataset(f"{adapter}:DATA"))
+    assert got
+    root = (tmp_path / "DATA").resolve()
+    for s in got:
+        assert s.error is None and Path(s.media).exists(), (s.media, s.error)
+        assert Path(s.media).resolve().is_relative_to(root), s.media
+        if s.meta.get("physio"):
+            assert Path(s.meta["physio"]).exists(), s.meta["physio"]
