@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ import yaml
 
 from sovtp.data.sample import Sample
 from sovtp.data.sources import open_dataset, select
-from sovtp.engine.config import BenchConfig
+from sovtp.engine.config import BenchConfig, SystemSpec
 from sovtp.engine.folder import versions
 from sovtp.engine.items import Stats, rows_of
 from sovtp.engine.runner import Context, run_local
@@ -50,24 +50,53 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     return cfg.model_copy(update=upd)
 
 
-def name_served_models(cfg: BenchConfig) -> BenchConfig:
+def name_served_models(cfg: BenchConfig, keep: Collection[str] = ()) -> BenchConfig:
     """A server system given without ``--model`` is named by the model the server reports
     (``openai:<model>``), as ``sovtp query`` names it: one name for one system across query,
     bench and the report, asked once before the run's identity is taken (a server that is down
-    fails here, in one line)."""
+    fails here, in one line).  ``keep``: names a resumed run already holds rows under."""
     import asyncio
 
     from sovtp.backends.base import get_backend
-    from sovtp.engine.config import SystemSpec
 
     systems = []
     for s in cfg.systems:
-        if s.backend == "openai" and not s.options.get("model"):
+        if s.backend == "openai" and not s.options.get("model") and s.name not in keep:
             timeout = {"timeout_s": cfg.timeout_s} if cfg.timeout_s else {}
             be = get_backend(s.backend, **(timeout | s.options))
             s = SystemSpec.of(s.backend, {**s.options, "model": asyncio.run(be.discover_model())})
         systems.append(s)
-    return cfg.model_copy(update={"systems": systems})
+    named = cfg.model_copy(update={"systems": systems})
+    check_unique_names(named)
+    return named
+
+
+def _unnamed_servers(out: str) -> set[str]:
+    """The server systems a run from before served-model naming holds rows under (``openai``,
+    no model in its config.yaml): its resume keeps that name, or it could not be continued."""
+    p = Path(out) / "config.yaml"
+    doc = (yaml.safe_load(p.read_text()) or {}) if p.is_file() else {}
+    return {
+        s["name"]
+        for s in (doc.get("systems") or [])
+        if isinstance(s, dict)
+        and s.get("backend") == "openai"
+        and not (s.get("options") or {}).get("model")
+    }
+
+
+def check_unique_names(cfg: BenchConfig) -> None:
+    """Rows are keyed by system name: two systems of one name would write over each other's
+    rows (one of them silently lost).  Refused, naming both."""
+    seen: dict[str, SystemSpec] = {}
+    for s in cfg.systems:
+        if s.name in seen:
+            where = [str(x.options.get("base_url") or x.options) for x in (seen[s.name], s)]
+            raise SovtpError(
+                f"two systems are both named {s.name!r} ({where[0]}; {where[1]}): their rows "
+                "would merge — run them into separate --out folders"
+            )
+        seen[s.name] = s
 
 
 def _manifest_columns(data: str) -> set[str] | None:
@@ -295,7 +324,7 @@ def run_bench(
     from sovtp.engine.config import run_identity
     from sovtp.engine.folder import identity_hash
 
-    cfg = name_served_models(resolve(cfg))
+    cfg = name_served_models(resolve(cfg), keep=_unnamed_servers(cfg.out) if resume else set())
     check_tta(cfg)
     check_checkpoints(cfg)
     labels = label_set(cfg)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from sovtp.engine.config import BenchConfig, SystemSpec
+from sovtp.errors import SovtpError
 from sovtp.jsonl import iter_jsonl
 from sovtp.recipes.bench import run_bench
 from sovtp.testing import Behaviour, FakeOpenAIServer
@@ -366,6 +367,40 @@ def test_a_server_given_without_model_is_named_by_its_model_as_query_names_it(ma
     assert [(x["name"], x["options"]["model"]) for x in saved] == [
         ("openai:fake-vlm", "org/fake-vlm")
     ]
+
+
+def test_a_run_named_openai_before_served_names_still_resumes(manifest, tmp_path, monkeypatch):
+    """A run made without --model before systems were named by their served model holds rows
+    under `openai`; its resume (the same command) was refused as 'systems: openai removed',
+    naming a setting no command can give. It keeps its name."""
+    import sovtp.recipes.bench as rb
+
+    with FakeOpenAIServer(Behaviour()) as srv:
+        c = cfg(manifest, tmp_path / "r", systems=[SystemSpec.parse(f"openai@{srv.base_url}")])
+        with monkeypatch.context() as m:  # the naming of then: the backend alone
+            m.setattr(rb, "name_served_models", lambda cfg, keep=(): cfg)
+            run_bench(c.model_copy(update={"limit": 2}), report=False)
+        assert {r["system"] for r in preds(tmp_path / "r").values()} == {"openai"}
+        with pytest.raises(SovtpError, match="would change"):  # another limit is another run
+            run_bench(c, resume=True, report=False)
+        _, stats = run_bench(c.model_copy(update={"limit": 2}), resume=True, report=False)
+    assert stats.errors == 0 and {r["system"] for r in preds(tmp_path / "r").values()} == {"openai"}
+
+
+def test_two_systems_of_one_name_are_refused(manifest, tmp_path):
+    """Two servers serving models of one last path part (org/x, other/x) were both written as
+    openai:x: one row per key, the second server's answers silently won. Refused, both named."""
+    from sovtp.errors import SovtpError
+
+    with (
+        FakeOpenAIServer(Behaviour(model="org/x")) as s1,
+        FakeOpenAIServer(Behaviour(model="other/x")) as s2,
+    ):
+        two = [SystemSpec.parse(f"openai@{s.base_url}") for s in (s1, s2)]
+        with pytest.raises(SovtpError, match="both named 'openai:x'") as e:
+            run_bench(cfg(manifest, tmp_path / "r", systems=two))
+    assert s1.base_url in str(e.value) and s2.base_url in str(e.value)
+    assert not (tmp_path / "r" / "predictions.jsonl").exists()
 
 
 def test_a_server_that_is_down_is_a_clear_error(manifest, tmp_path):
