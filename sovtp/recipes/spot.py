@@ -326,6 +326,10 @@ def run_spot(
                 f"--system {opts.system} needs a vision LLM: {backend.model} reads text only, and "
                 "the 'when' prompt asks about numbered frames it would never see"
             )
+        if backend.capabilities.remote and not backend.model:  # named once, before any row
+            import asyncio
+
+            backend.model = asyncio.run(backend.discover_model())
     split = opts.split if opts.split is not None else ev.split
     src = open_dataset(
         opts.data,

@@ -237,14 +237,15 @@ def comparisons_table(
     def row(c: dict[str, Any]) -> list[Any]:
         a, b = c["a"], c["b"]
         off = a["system"] == b["system"] and (a["system"], a["variant"], b["variant"]) in untestable
-        m = c["mcnemar"]
+        # an interval task (spotting) pairs rows without a per-sample right/wrong: no McNemar
+        m, delta = c.get("mcnemar"), c.get("delta_war")
         return [
             f"{a['system']} · {a['variant']}",
             f"{b['system']} · {b['variant']}",
             c["n_shared"],
-            "n/a" if off else _delta(c["delta_war"]),
-            f"{m['b']}/{m['c']}",
-            "n/a" if off else f"{m['p_value']:.4f}",
+            "n/a" if off or delta is None else _delta(delta),
+            f"{m['b']}/{m['c']}" if m else "n/a",
+            "n/a" if off or not m else f"{m['p_value']:.4f}",
             NOT_TESTABLE if off else "",
         ]
 

@@ -321,3 +321,13 @@ def test_pad_report_of_a_pad_json_has_no_dict_reprs_at_all():
     text = re.sub(r"<style>.*?</style>|<svg.*?</svg>", "", html, flags=re.S)
     assert "{" not in text and "<h2>Samples per fold</h2>" in text
     _det_ok(re.search(r"<svg.*?</svg>", html, flags=re.S).group(0))
+
+
+def test_a_comparison_without_mcnemar_is_drawn_not_a_crash():
+    """Spotting rows pair without a per-sample right/wrong (no McNemar, no ΔWAR): the report
+    build raised KeyError 'mcnemar' on such a pair; the cells read n/a."""
+    from sovtp.report.build import comparisons_table
+
+    c = {"a": {"system": "x", "variant": "v"}, "b": {"system": "y", "variant": "v"}, "n_shared": 2}
+    head, rows = comparisons_table({"comparisons": [c]})
+    assert rows == [["x · v", "y · v", 2, "n/a", "n/a", "n/a", ""]] and len(head) == 7

@@ -544,6 +544,37 @@ def test_spot_with_no_parseable_answer_exits_4_with_the_likely_cause(casme2_root
     assert "no valid answer" in res.output and "--no-structured" in res.output
 
 
+def test_an_error_row_before_any_answer_names_the_system_as_the_answers_do(casme2_root, tmp_path):
+    """s15's video unreadable, s16's answered: the error row, written before any answer, was
+    `openai` and the answered one `openai:x` — one system, two names, and the report build
+    failed on the mixture. The served model names it before any row."""
+    import shutil
+
+    from sovtp.recipes.spot import SpotOptions, run_spot
+    from sovtp.testing import Behaviour, FakeOpenAIServer
+
+    root = tmp_path / "CASME_sq"
+    shutil.copytree(casme2_root, root)
+    (root / "rawvideo" / "s15" / "15_0101happy.avi").write_bytes(b"")
+    answer = '{"intervals": []}'
+    with FakeOpenAIServer(Behaviour(content=answer, model="org/x")) as srv:
+        opts = SpotOptions(
+            f"casme2_spot:{root}",
+            tmp_path / "r",
+            system="spotting/when",
+            backend="openai",
+            backend_options={"base_url": srv.base_url},
+            fps=FPS,
+            window_s=0,
+            n_boot=20,
+        )
+        out = run_spot(opts)
+    rows = _rows(out.out)
+    assert sorted(bool(r.get("error")) for r in rows) == [False, True], rows
+    assert {r["system"] for r in rows} == {"openai:x"}
+    assert (out.out / "report.md").exists()
+
+
 def test_spot_refuses_the_offline_reasoner_and_a_label_task(casme2_root, tmp_path):
     from sovtp.errors import SovtpError
     from sovtp.recipes.spot import SpotOptions, run_spot
