@@ -19,6 +19,7 @@ from sovtp.errors import SovtpError
 from sovtp.jsonl import iter_jsonl
 from sovtp.recipes.bench import RunInterrupted, exit_code, run_bench
 from sovtp.testing import Behaviour, FakeOpenAIServer
+from tests.processes import signal_when
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +299,6 @@ def test_ctrl_c_keeps_the_rows_writes_the_report_and_says_how_to_resume(many, tm
 def test_sigint_in_a_real_process_exits_130_with_the_rows_and_report(many, tmp_path):
     """Ctrl-C (SIGINT) to a run's process, with its annotation pool: the workers ignore it, the
     parent closes the folder, writes the report and says how to go on."""
-    import os
     import signal
 
     driver = (
@@ -314,22 +314,9 @@ def test_sigint_in_a_real_process_exits_130_with_the_rows_and_report(many, tmp_p
     out = tmp_path / "r"
     with FakeOpenAIServer(Behaviour(latency_s=0.3, capacity=1)) as srv:
         c = cfg(many, out, srv.base_url, concurrency=1, workers=2)
-        p = subprocess.Popen(
-            [sys.executable, "-c", driver, c.model_dump_json()],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while len(rows(out)) < 2 and time.monotonic() < deadline and p.poll() is None:
-                time.sleep(0.05)
-            os.kill(p.pid, signal.SIGINT)
-            stdout, _ = p.communicate(timeout=60)
-        finally:
-            if p.poll() is None:
-                p.kill()
-    assert p.returncode == 130
+        argv = [sys.executable, "-c", driver, c.model_dump_json()]
+        rc, stdout, _ = signal_when(argv, lambda: len(rows(out)) >= 2, signal.SIGINT)
+    assert rc == 130
     n = len(rows(out))
     assert 2 <= n < 8 and f"{n} rows are written in {out}" in stdout and "--resume" in stdout
     assert (out / "report.json").exists()
@@ -341,7 +328,6 @@ def test_sigterm_ends_a_cli_run_as_ctrl_c_does(many, tmp_path, sigint_ignored):
     and no report. `sovtp bench` now ends as on Ctrl-C: exit 130, the rows so far and the
     report kept, the lock let go, the resume hint printed; the annotation workers end too.
     Also when SIGINT is ignored, as a shell script's `cmd &` starts a process."""
-    import os
     import signal
 
     def ignore_sigint() -> None:
@@ -351,23 +337,14 @@ def test_sigterm_ends_a_cli_run_as_ctrl_c_does(many, tmp_path, sigint_ignored):
     with FakeOpenAIServer(Behaviour(latency_s=0.3, capacity=1)) as srv:
         argv = [*("bench", many, "-o", out, "-p", "ladder/plain", "-s", "uniform:1"), "--no-check"]
         argv += ["--base-url", srv.base_url, "--model", "fake-vlm", "--concurrency", "1"]
-        p = subprocess.Popen(
-            [sys.executable, "-m", "sovtp.cli", *map(str, argv), "--workers", "2"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        argv = [sys.executable, "-m", "sovtp.cli", *argv, "--workers", "2"]
+        rc, _, stderr = signal_when(
+            argv,
+            lambda: len(rows(out)) >= 2,
+            signal.SIGTERM,
             preexec_fn=ignore_sigint if sigint_ignored else None,
         )
-        try:
-            deadline = time.monotonic() + 60
-            while len(rows(out)) < 2 and time.monotonic() < deadline and p.poll() is None:
-                time.sleep(0.05)
-            os.kill(p.pid, signal.SIGTERM)
-            _, stderr = p.communicate(timeout=60)
-        finally:
-            if p.poll() is None:
-                p.kill()
-    assert p.returncode == 130, stderr
+    assert rc == 130, stderr
     n = len(rows(out))
     assert 2 <= n < 8 and "--resume" in stderr, stderr
     assert (out / "report.json").exists() and not (out / ".lock").exists()

@@ -129,25 +129,15 @@ def test_a_checkpoint_from_another_label_set_is_refused_by_bench(trained, manife
 def test_an_interrupted_training_says_how_to_go_on(tmp_path, manifest):
     """Ctrl-C (or a scheduler's SIGTERM) mid-training: exit 130, the folder let go, and the way
     on said (last/ holds the last finished epoch; --resume continues it) — it ended silently."""
-    import os
     import signal
-    import time
+
+    from tests.processes import signal_when
 
     out = tmp_path / "ck"
     crop_cache(out)
     argv = ["train", manifest, "-o", out, *TRAIN_ARGS, "--epochs", 100000, "--lr", "0.001"]
-    p = subprocess.Popen(
-        [sys.executable, "-m", "sovtp", *map(str, argv)], stderr=subprocess.PIPE, text=True
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "last").exists() and time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.1)
-        os.kill(p.pid, signal.SIGTERM)
-        _, err = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 130, err
+    argv = [sys.executable, "-m", "sovtp", *argv]
+    rc, _, err = signal_when(argv, (out / "last").exists, signal.SIGTERM, wait_s=120)
+    assert rc == 130, err
     assert f"interrupted: {out}/last holds the last finished epoch" in err and "--resume" in err
     assert not (out / ".lock").exists()
