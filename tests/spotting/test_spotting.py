@@ -455,29 +455,27 @@ def test_spot_cli_flow_on_a_casme2_layout(casme2_root, tmp_path):
     assert len(_rows(run)) == 2
 
 
+def _when_options(root, out, url: str, **kw):
+    """The "when" system asked of a loopback server over a CAS(ME)² tree, one window a video."""
+    from sovtp.recipes.spot import SpotOptions
+
+    base = dict(system="spotting/when", backend="openai", fps=FPS, window_s=0)
+    return SpotOptions(f"casme2_spot:{root}", out, backend_options={"base_url": url}, **(base | kw))
+
+
 def test_spot_llm_when_answer_from_a_loopback_server(casme2_root, tmp_path, face_detector):
     """An LLM system: 16 frames of the whole video sent to an OpenAI-compatible server with
     the "when" schema as the constraint; its answer (images 6-7, "happy") parsed, mapped to
     frames 20..27 and scored: spot F1 = STRS = 1."""
     import json
 
-    from sovtp.recipes.spot import SpotOptions, run_spot
+    from sovtp.recipes.spot import run_spot
     from sovtp.testing import Behaviour, FakeOpenAIServer
 
     answer = '{"intervals": [{"start": 6, "end": 7, "label": "happy"}]}'
     # a served model with a path: named by its last part, as query and bench name it
     with FakeOpenAIServer(Behaviour(content=answer, model="org/fake-vlm")) as srv:
-        opts = SpotOptions(
-            f"casme2_spot:{casme2_root}",
-            tmp_path / "llm",
-            system="spotting/when",
-            backend="openai",
-            backend_options={"base_url": srv.base_url},
-            split="s15",
-            fps=FPS,
-            window_s=0,
-            n_boot=50,
-        )
+        opts = _when_options(casme2_root, tmp_path / "llm", srv.base_url, split="s15", n_boot=50)
         out = run_spot(opts, detector=face_detector)
         bodies = list(srv.state.requests)
     run = out.out
@@ -550,7 +548,7 @@ def test_an_error_row_before_any_answer_names_the_system_as_the_answers_do(casme
     failed on the mixture. The served model names it before any row."""
     import shutil
 
-    from sovtp.recipes.spot import SpotOptions, run_spot
+    from sovtp.recipes.spot import run_spot
     from sovtp.testing import Behaviour, FakeOpenAIServer
 
     root = tmp_path / "CASME_sq"
@@ -558,16 +556,7 @@ def test_an_error_row_before_any_answer_names_the_system_as_the_answers_do(casme
     (root / "rawvideo" / "s15" / "15_0101happy.avi").write_bytes(b"")
     answer = '{"intervals": []}'
     with FakeOpenAIServer(Behaviour(content=answer, model="org/x")) as srv:
-        opts = SpotOptions(
-            f"casme2_spot:{root}",
-            tmp_path / "r",
-            system="spotting/when",
-            backend="openai",
-            backend_options={"base_url": srv.base_url},
-            fps=FPS,
-            window_s=0,
-            n_boot=20,
-        )
+        opts = _when_options(root, tmp_path / "r", srv.base_url, n_boot=20)
         out = run_spot(opts)
     rows = _rows(out.out)
     assert sorted(bool(r.get("error")) for r in rows) == [False, True], rows
