@@ -58,6 +58,16 @@ class Backend(Protocol):
     ) -> list[Response]: ...
 
 
+def served_model(backend: Backend) -> str:
+    """The model a backend answers with: its own, or — a server given no model — the one the
+    server reports, asked once and kept (rows, cache keys and system names need it up front)."""
+    if backend.capabilities.remote and not backend.model:
+        import asyncio
+
+        backend.model = asyncio.run(backend.discover_model())  # type: ignore[attr-defined]
+    return backend.model
+
+
 def failed(backend: Backend, q: Query, error: str, **fields: Any) -> Response:
     """The Response that records a failure as a value (batch runs go on)."""
     return Response(query_id=q.id, backend=backend.name, model=backend.model, error=error, **fields)

@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
-from sovtp.backends.base import Backend, GenerationConfig, get_backend
+from sovtp.backends.base import Backend, GenerationConfig, get_backend, served_model
 from sovtp.backends.cache import ResponseCache, is_deterministic, request_key
 from sovtp.baselines.system import cnn_variant
 from sovtp.data.sample import Sample
@@ -134,8 +134,7 @@ class Context:
     def _resolve_models(self) -> None:
         """Ask a server for its model once, up front: the cache key and the rows need it."""
         for b in self.backends.values():
-            if b.capabilities.remote and not b.model:
-                b.model = asyncio.run(b.discover_model())
+            served_model(b)
 
     def budgets(self) -> dict[str, int]:
         return {n: b.capabilities.images_per_prompt for n, b in self.backends.items()}

@@ -55,16 +55,14 @@ def name_served_models(cfg: BenchConfig, keep: Collection[str] = ()) -> BenchCon
     (``openai:<model>``), as ``sovtp query`` names it: one name for one system across query,
     bench and the report, asked once before the run's identity is taken (a server that is down
     fails here, in one line).  ``keep``: names a resumed run already holds rows under."""
-    import asyncio
-
-    from sovtp.backends.base import get_backend
+    from sovtp.backends.base import get_backend, served_model
 
     systems = []
     for s in cfg.systems:
         if s.backend == "openai" and not s.options.get("model") and s.name not in keep:
             timeout = {"timeout_s": cfg.timeout_s} if cfg.timeout_s else {}
             be = get_backend(s.backend, **(timeout | s.options))
-            s = SystemSpec.of(s.backend, {**s.options, "model": asyncio.run(be.discover_model())})
+            s = SystemSpec.of(s.backend, {**s.options, "model": served_model(be)})
         systems.append(s)
     named = cfg.model_copy(update={"systems": systems})
     check_unique_names(named)

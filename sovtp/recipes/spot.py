@@ -159,7 +159,6 @@ def spot_llm(
     """The "when" query on one video, window by window."""
     from sovtp.backends.base import GenerationConfig, is_transient
     from sovtp.media.video import probe
-    from sovtp.query import system_name
     from sovtp.spotting.parse import parse_when, to_frames, when_schema
 
     n_images = opts.images or spec.max_images or 16
@@ -213,7 +212,6 @@ def spot_llm(
             parts.append(to_frames(ans.intervals, fi) if fi else [])
         recs.append(rec)
     bounds = [(idx[0], idx[-1]) for idx in plan]
-    model = next((r.model for r in responses if r.model), "") or backend.model
     status = (
         "invalid"
         if all(s == "invalid" for s in statuses)
@@ -225,7 +223,7 @@ def spot_llm(
     return Spotted(
         join_windows(parts, bounds),
         status,
-        system_name(backend.name, model),  # as query and bench name it
+        _system_name(opts, backend),  # the model asked up front: one name for every row
         spec.id,
         {"windows": recs, "n_frames": n_frames, "images_per_window": n_images},
         err,
@@ -316,7 +314,7 @@ def run_spot(
                 f"--system {opts.system} needs a vision LLM: --base-url URL (an OpenAI-compatible "
                 "or vLLM server) or --hf MODEL; the offline FACS reasoner cannot answer 'when'"
             )
-        from sovtp.backends.base import get_backend
+        from sovtp.backends.base import get_backend, served_model
 
         # each query carries the "when" schema (meta json_schema), which every backend sends as
         # its structured-output constraint (sovtp.backends.base.query_constraint)
@@ -326,10 +324,7 @@ def run_spot(
                 f"--system {opts.system} needs a vision LLM: {backend.model} reads text only, and "
                 "the 'when' prompt asks about numbered frames it would never see"
             )
-        if backend.capabilities.remote and not backend.model:  # named once, before any row
-            import asyncio
-
-            backend.model = asyncio.run(backend.discover_model())
+        served_model(backend)  # named once, before any row
     split = opts.split if opts.split is not None else ev.split
     src = open_dataset(
         opts.data,

@@ -250,7 +250,7 @@ def score_rows(
     if method == "llm":
         if backend is None:
             raise ValueError("the llm judge needs a backend")
-        from sovtp.backends.base import GenerationConfig
+        from sovtp.backends.base import GenerationConfig, served_model
 
         qs = list(
             judge_queries(
@@ -272,10 +272,7 @@ def score_rows(
             )
             for k in range(repeats)
         ]
-        if backend.capabilities.remote and not backend.model:
-            import asyncio
-
-            backend.model = asyncio.run(backend.discover_model())  # part of the cache key
+        served_model(backend)  # part of the cache key
         group_of = {r["key"]: f"{r.get('system')} · {r.get('variant')}" for r in rows}
         scores: dict[str, list[float | None]] = {q.id: [] for q in qs}
         cache = ResponseCache()  # a judge's verdict for one (question, seed) is asked once
