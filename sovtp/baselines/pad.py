@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +164,7 @@ def leave_one_attack_out_cnn(
         bar.set_postfix(held_out=f.held_out)
         log.info("fold holding out %s: %s", f.held_out, f.describe())
         sub = fold_dir(out, f.held_out, cfg.freq)
-        rows += run_fold(f, replace(cfg), sub, crops=crops, progress=progress)
+        rows += run_fold(f, cfg, sub, crops=crops, progress=progress)
     return rows
 
 

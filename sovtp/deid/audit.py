@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from sovtp.closeable import Closeable
+
 DLIB_SAME_PERSON = 0.6
 # identity-free images, whole frames of one grey: the blank floor is the raw face's least distance
 # to one of them.  Light greys came closest to some faces (LFW 29: 0.545 at 248), black to half
@@ -68,7 +70,7 @@ class _Landmarker:
         self.det.close()
 
 
-class FaceCounter:
+class FaceCounter(Closeable):
     """The detectable-faces check, one image at a time (streams: no frame is kept).  Holds the
     detectors open across images; close it (or use ``with``)."""
 
@@ -93,12 +95,6 @@ class FaceCounter:
     def close(self) -> None:
         self.lm.close()
         self.finder.close()
-
-    def __enter__(self) -> FaceCounter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class DlibEmbedder:

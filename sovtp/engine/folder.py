@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sovtp.atomic import atomic_write, write_json
+from sovtp.closeable import Closeable
 from sovtp.errors import SovtpError
 
 __all__ = ["RunFolder", "RunKindError", "RunLocked", "atomic_write", "write_json"]
@@ -116,7 +117,7 @@ def versions() -> dict[str, str]:
     return out
 
 
-class RunFolder:
+class RunFolder(Closeable):
     """A run folder held by this process for one recipe (``kind``).  Use :meth:`claim` to take it
     (lock + kind + resume rule), :meth:`write` for its files, :meth:`close` (or ``with``) to let
     it go."""
@@ -186,12 +187,6 @@ class RunFolder:
         self._lockfile.close()  # closing the descriptor releases the lock
         self._lockfile = None
         _HELD.discard(str(self.root.resolve()))
-
-    def __enter__(self) -> RunFolder:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     # -- one kind, one resume rule --------------------------------------------------------------
     def marker(self) -> dict[str, Any]:

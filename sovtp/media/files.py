@@ -100,7 +100,7 @@ def frame_files(path: Path) -> list[Path]:
     """The image files of a frame folder, in name order with numbers compared as numbers:
     CASME II and CAS(ME)² name frames ``img1.jpg`` .. ``img120.jpg`` without padding, where
     plain name order would put ``img10`` before ``img2`` (``00001.jpg`` sorts the same either way)."""
-    frames = (p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    frames = (p for p in path.iterdir() if is_image(p) and p.is_file())
     return sorted(frames, key=_natural)  # is_file: regular files only (a FIFO would block)
 
 
@@ -114,4 +114,4 @@ def _natural(p: Path) -> list[tuple[int, int | str]]:
 def is_frame_dir(path: str | Path) -> bool:
     p = Path(path)
     # only regular files count as frames (a FIFO named 0001.jpg would block its reader)
-    return p.is_dir() and any(q.suffix.lower() in IMAGE_EXTS and q.is_file() for q in p.iterdir())
+    return p.is_dir() and any(is_image(q) and q.is_file() for q in p.iterdir())
