@@ -68,9 +68,10 @@ def run_query(
             transcript=transcript,
             sample_key=clip.sha256,
             query_id=f"{clip.sha256[:12]}:{spec.id}:{'' if sid is None else sid}",
-            # a text-only model (or the FACS reasoner) gets the text-only prompt, not one that
-            # says "you are shown an image" with the image dropped; the folder records that
-            max_images=0 if be.capabilities.images_per_prompt == 0 else None,
+            # the backend's own image budget, as bench applies it: a text-only model (or the
+            # FACS reasoner, 0) gets the text-only prompt, not "you are shown an image" with the
+            # image dropped; the folder records what was sent
+            max_images=be.capabilities.images_per_prompt,
         )
         folder = out / f"face_{sid}" if len(who) > 1 else out
         folder.mkdir(parents=True, exist_ok=True)

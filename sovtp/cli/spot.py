@@ -89,11 +89,9 @@ def spot_cmd(
 ) -> None:
     """Which frames of each long video hold a (micro-)expression: intervals, MEGC-scored."""
     from sovtp.cli.console import console, report_outcome
-    from sovtp.media.sampling import Sampling
     from sovtp.recipes.spot import SpotOptions, run_spot
     from sovtp.spotting.flow import FlowConfig
 
-    Sampling.parse(sampling)  # before any work: the run reads it only after claiming its folder
     name, bopts = (None, {}) if system == "flow" else ask_backend(ask, base_url)
     opts = SpotOptions(
         data=data,

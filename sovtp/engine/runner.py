@@ -103,7 +103,7 @@ class Context:
         self.labels = labels
         self.specs: dict[str, PromptSpec] = {sp.id: sp for sp in map(load_spec, cfg.variants)}
         self.backends: dict[str, Backend] = {
-            s.name: get_backend(s.backend, **_run_options(cfg, s.backend, s.options))
+            s.name: get_backend(s.backend, **run_options(cfg, s.backend, s.options))
             for s in cfg.systems
             if s.backend != "cnn"
         }
@@ -341,7 +341,7 @@ def predictor_prediction(it: Item, labels: LabelSet) -> Prediction:
     return p
 
 
-def _run_options(cfg: BenchConfig, backend: str, options: dict[str, Any]) -> dict[str, Any]:
+def run_options(cfg: BenchConfig, backend: str, options: dict[str, Any]) -> dict[str, Any]:
     """A system's options with the run's network settings (``concurrency``, ``timeout_s``,
     ``max_retries``) filled in where the system does not set its own."""
     if backend != "openai":

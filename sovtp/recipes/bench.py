@@ -16,7 +16,7 @@ from sovtp.data.sources import open_dataset, select
 from sovtp.engine.config import BenchConfig, SystemSpec
 from sovtp.engine.folder import versions
 from sovtp.engine.items import Stats, rows_of
-from sovtp.engine.runner import Context, run_local
+from sovtp.engine.runner import Context, run_local, run_options
 from sovtp.engine.store import RunStore
 from sovtp.errors import SovtpError
 from sovtp.evaluator import load_evaluator
@@ -60,8 +60,7 @@ def name_served_models(cfg: BenchConfig, keep: Collection[str] = ()) -> BenchCon
     systems = []
     for s in cfg.systems:
         if s.backend == "openai" and not s.options.get("model") and s.name not in keep:
-            timeout = {"timeout_s": cfg.timeout_s} if cfg.timeout_s else {}
-            be = get_backend(s.backend, **(timeout | s.options))
+            be = get_backend(s.backend, **run_options(cfg, s.backend, s.options))
             s = SystemSpec.of(s.backend, {**s.options, "model": served_model(be)})
         systems.append(s)
     named = cfg.model_copy(update={"systems": systems})

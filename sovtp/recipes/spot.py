@@ -87,6 +87,9 @@ class SpotOptions:
             raise SovtpError(f"--kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
         if self.window_s < 0:
             raise SovtpError("--window must be >= 0 seconds")
+        from sovtp.media.sampling import Sampling
+
+        Sampling.parse(self.sampling)  # before any work: the run reads it after claiming a folder
 
     @property
     def is_flow(self) -> bool:
