@@ -650,7 +650,8 @@ def test_bench_liveness_prompt_then_pad_folds(tmp_path):
             "--no-progress",
         ],
     )
-    assert res.exit_code == 3 and "16 rows:" in res.output, (res.output, res.exception)
+    # pad reads the bench rows: some without a measurable face (bench's 3) stay errors there
+    assert res.exit_code == rc and "16 rows:" in res.output, (res.output, res.exception)
     doc = json.loads((run / "pad.json").read_text())
     (e,) = doc["systems"]
     assert (e["system"], e["variant"]) == ("facs", "liveness/plain loao")

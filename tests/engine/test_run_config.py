@@ -78,6 +78,7 @@ def test_the_evaluators_sampling_holds_unless_typed(tmp_path, ran):
 def test_ablate_takes_a_config_file_under_the_same_rule(config_file, ran):
     """`ablate --config` reads a run's data, systems and knobs (it had no --config); its own
     variants replace the file's, and a typed option equal to its default still wins."""
+    config_file.write_text(config_file.read_text() + "variants: [sovtp/full]\n")
     argv = ["ablate", "--config", str(config_file), "-p", "ladder/plain", "-p", "ladder/full"]
     assert main([*argv, "--sampling", "uniform:8", "--no-check"]) == 0
     (cfg,) = ran
@@ -85,6 +86,7 @@ def test_ablate_takes_a_config_file_under_the_same_rule(config_file, ran):
         "ladder/plain",
         "ladder/full",
     ]
+    assert "sovtp/full" not in cfg.variants  # the file's variants gave way
     assert (cfg.sampling, cfg.seed, cfg.max_faces, cfg.temperature) == ("uniform:8", 5, 3, 0.7)
 
 
