@@ -20,15 +20,8 @@ from sovtp.prompting.spec import load_spec
 from sovtp.records import Prediction, Query, Response
 from sovtp.redact import redact
 from sovtp.scoring.parse import predict
+from sovtp.systems import system_name
 from sovtp.types import ClipAnnotation, Frame
-
-
-def system_name(backend: str, model: str | None = None) -> str:
-    """How a system is named in a query folder, a run's rows and the report: the backend, and the
-    model's last path part (``openai:Qwen2.5-VL-7B-Instruct``, ``cnn:run1``); the backend alone
-    when no model is named (``facs``).  ``sovtp query`` names a server's model as the server
-    reports it when ``--model`` is not given."""
-    return backend if not model else f"{backend}:{model.rstrip('/').rsplit('/', 1)[-1]}"
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""What a run asks of a system, as two Protocols: the engine calls these and nothing else.
+"""What a run asks of a system, as two Protocols: the engine calls these and nothing else; and
+what a system is called (:func:`system_name`, one name in query folders, rows and reports).
 
 - :class:`~sovtp.backends.base.Backend` — a language model: a request in, answer text out, its
   capabilities declared as attributes (``capabilities.remote``, ``images_per_prompt``, ...).
@@ -31,3 +32,11 @@ class Predictor(Protocol):
 
     def result(self) -> dict[str, Any] | None:
         """What a stateful predictor measured over the stream (TTA before/after), or None."""
+
+
+def system_name(backend: str, model: str | None = None) -> str:
+    """How a system is named in a query folder, a run's rows and the report: the backend, and the
+    model's last path part (``openai:Qwen2.5-VL-7B-Instruct``, ``cnn:run1``); the backend alone
+    when no model is named (``facs``).  ``sovtp query`` names a server's model as the server
+    reports it when ``--model`` is not given."""
+    return backend if not model else f"{backend}:{model.rstrip('/').rsplit('/', 1)[-1]}"

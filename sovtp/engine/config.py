@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from sovtp.deid.policy import DEFAULT_MODE
 from sovtp.errors import SovtpError
 from sovtp.prepare import PrepareSettings
+from sovtp.systems import system_name
 
 
 class SystemSpec(BaseModel):
@@ -52,9 +53,7 @@ class SystemSpec(BaseModel):
     @classmethod
     def of(cls, backend: str, options: dict[str, Any]) -> SystemSpec:
         """A system named as tables show it, as ``sovtp query`` names it
-        (:func:`sovtp.query.system_name`): the backend, and the model's last path part."""
-        from sovtp.query import system_name
-
+        (:func:`sovtp.systems.system_name`): the backend, and the model's last path part."""
         name = system_name(backend, options.get("model") or options.get("ckpt"))
         return cls(name=name, backend=backend, options=options)
 

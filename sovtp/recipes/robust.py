@@ -90,7 +90,7 @@ def run_robust(
     subfolder, beside the ``robust.json`` its report shows."""
     from sovtp.baselines.data import CropSet, build_cropset
     from sovtp.baselines.predict import load
-    from sovtp.query import system_name
+    from sovtp.systems import system_name
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

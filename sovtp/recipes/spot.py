@@ -426,7 +426,7 @@ def _label_set(name: str):
 
 def _system_name(opts: SpotOptions, backend: Backend | None) -> str:
     """``flow``, or the backend named as ``sovtp query`` and ``bench`` name it."""
-    from sovtp.query import system_name
+    from sovtp.systems import system_name
 
     if opts.is_flow or backend is None:
         return "flow"

@@ -356,7 +356,7 @@ def test_a_server_given_without_model_is_named_by_its_model_as_query_names_it(ma
     """`bench --base-url URL` without --model named its rows `openai`, while `sovtp query` on the
     same server named them `openai:fake-vlm`: one system, two names in one study. The served
     model names it (its last path part), in the rows and in config.yaml."""
-    from sovtp.query import system_name
+    from sovtp.systems import system_name
 
     with FakeOpenAIServer(Behaviour(model="org/fake-vlm")) as srv:
         c = cfg(manifest, tmp_path / "r", systems=[SystemSpec.parse(f"openai@{srv.base_url}")])
