@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sovtp.closeable import Closeable
 from sovtp.deid.policy import DEFAULT_MODE
@@ -82,15 +82,25 @@ class PrepareSettings(BaseModel):
     # a cap on the long side of every image sent, px, below image_size (None: no cap beyond it)
     max_side: int | None = later(None, ge=16)
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _user_errors(cls, data: Any, handler: Any) -> Any:
+        """A setting refused by its own check (an unknown mode, no α, a bad sampling) is the
+        user's error (exit 2, one line naming every such setting), as the CLI reports it."""
+        try:
+            return handler(data)
+        except ValidationError as e:
+            refused = [x for x in e.errors() if x["type"] == "value_error"]
+            if refused and len(refused) == len(e.errors()):
+                raise SovtpError("; ".join(str(x["ctx"]["error"]) for x in refused)) from None
+            raise
+
     @field_validator("sampling")
     @classmethod
     def _sampling(cls, v: str) -> str:
         """Parsed now, so a bad ``--sampling`` is one line before any work, not an error row per
         sample (every command that prepares media embeds these settings)."""
-        try:
-            Sampling.parse(v)
-        except ValueError as e:
-            raise SovtpError(str(e)) from None
+        Sampling.parse(v)
         return v
 
     @field_validator("label_order", "au_source", "blur")

@@ -242,3 +242,13 @@ def test_a_system_has_one_name_in_query_and_bench(two_faces_png, tmp_path, ran):
     assert main(["query", str(two_faces_png), "-s", "uniform:1", "-o", str(tmp_path / "f")]) == 0
     facs = json.loads((tmp_path / "f" / "prediction.json").read_text())["system"]
     assert facs == SystemSpec.parse("facs").name == "facs"
+
+
+def test_every_refused_setting_is_named_at_once():
+    """A bad sampling raised on its own and hid the other bad settings: one line names all."""
+    from sovtp.errors import SovtpError
+    from sovtp.prepare import PrepareSettings
+
+    with pytest.raises(SovtpError) as e:
+        PrepareSettings(sampling="bogus:3", label_order="nope")
+    assert "bad sampling 'bogus:3'" in str(e.value) and "label order" in str(e.value)
