@@ -10,11 +10,13 @@ import functools
 import inspect
 from collections.abc import Callable
 from copy import copy
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from sovtp.baselines.train import TrainConfig
 from sovtp.contracts import OUTPUTS
 from sovtp.deid.policy import DEFAULT_MODE, check_mode
 from sovtp.errors import SovtpError
@@ -412,30 +414,35 @@ def shared_options(options: dict[str, tuple[Any, Any]], into: str) -> Callable[.
     return deco
 
 
-# the knobs of CNN training (baselines.train.TrainConfig's names) that train and pad share
+# the knobs of CNN training that train and pad share: TrainConfig's names, and its defaults
+_TRAIN = {f.name: f.default for f in fields(TrainConfig)}
 TRAIN_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "epochs": option(int, 10, help="Epochs: passes over the training crops (pad: per fold)."),
-    "batch_size": option(int, 64, help="Crops per step."),
-    "lr": option(float, 3e-4, help="AdamW learning rate (cosine decay)."),
-    "size": option(int, 224, help="Crop side in pixels."),
+    "epochs": option(
+        int, _TRAIN["epochs"], help="Epochs: passes over the training crops (pad: per fold)."
+    ),
+    "batch_size": option(int, _TRAIN["batch_size"], help="Crops per step."),
+    "lr": option(float, _TRAIN["lr"], help="AdamW learning rate (cosine decay)."),
+    "size": option(int, _TRAIN["size"], help="Crop side in pixels."),
     "sampling": option(
         str,
-        "uniform:8",
+        _TRAIN["sampling"],
         "--sampling",
         "-s",
         help="Frames per clip (as in bench; pad: --crops face).",
     ),
     "weights": option(
         str | None,
-        None,
+        _TRAIN["weights"],
         help="'imagenet' (MobileNetV2: pinned torchvision file), a state-dict path, "
         "or none: from scratch.",
     ),
-    "seed": option(int, 0, help="Seed of every random draw."),
-    "device": option(str | None, None, help="cpu, cuda, cuda:1 ... (default: cuda when present)."),
+    "seed": option(int, _TRAIN["seed"], help="Seed of every random draw."),
+    "device": option(
+        str | None, _TRAIN["device"], help="cpu, cuda, cuda:1 ... (default: cuda when present)."
+    ),
     "freq": option(
         bool,
-        False,
+        _TRAIN["freq"],
         "--freq",
         help="Stack the crop's FFT high-pass with RGB as a 4th channel (liveness).",
     ),
