@@ -156,6 +156,10 @@ def test_an_unmeasured_prototype_is_neither_found_nor_ruled_out():
     )
     assert "sad is neither" not in answer["rationale"]
     assert "so disgust is neither found nor ruled out" in answer["rationale"]
+    # the staged contract says it in its AU stage too, not only in the final rationale
+    staged = q.model_copy(update={"output": "staged"})
+    stages = json.loads(FacsBackend().answer(staged).text)
+    assert "disgust is neither found nor ruled out" in stages["action_units"], stages
 
 
 def test_a_cache_hit_draws_the_same_pixels_as_a_fresh_annotation(tmp_path, astronaut_png, detector):

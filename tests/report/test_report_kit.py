@@ -111,6 +111,10 @@ def test_the_zero_width_note_points_only_at_a_column_the_row_has():
     label = {"systems": [{"n": 20, "ci": {"war": war, "uar": {**zero, "value": 1.0}}}]}
     (dagger,) = [n for n in interval_notes(label) if n.startswith("†")]
     assert "the WAR interval (Wilson) of the same row" in dagger
+    # two rows with a †, only one of which has a WAR: the note may not promise one to both
+    mixed = {"systems": [*label["systems"], *spot["systems"]], "task": "intervals"}
+    (dagger,) = [n for n in interval_notes(mixed) if n.startswith("†")]
+    assert "Wilson" not in dagger and "the row's n" in dagger
 
 
 # ------------------------------------------------------------------ the gallery
