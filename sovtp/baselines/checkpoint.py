@@ -155,10 +155,10 @@ def safe_load(
 
 
 def _why(e: BaseException) -> str:
-    return f"{type(e).__name__}: {_first(e)}"
+    return f"{type(e).__name__}: {first_line(e)}"
 
 
-def _first(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     """The line of an error that says what went wrong (torch's unpickler: the one after its
     boilerplate), without colour codes."""
     import re
@@ -170,19 +170,19 @@ def _first(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def _check_legacy(path: Path, ck: Any) -> dict[str, Any]:
+def check_legacy(path: Path, ck: Any) -> dict[str, Any]:
     if not isinstance(ck, dict) or not {"model", "config", "labels"} <= set(ck):
         raise CheckpointError(
             f"{path}: not a sovtp checkpoint (no model/config/labels); a plain state dict is "
             f"initial weights: sovtp train --weights {path}"
         )
-    return _check_config(path, ck)  # every reader of an old .pt: its config is untrusted too
+    return check_config(path, ck)  # every reader of an old .pt: its config is untrusted too
 
 
 def screen(path: Path) -> Path:
     """``path`` when the weights-only unpickler reads it as a sovtp checkpoint (memory-mapped:
     the tensors are not read), else :class:`CheckpointError`."""
-    _check_legacy(path, safe_load(path, mmap=True))
+    check_legacy(path, safe_load(path, mmap=True))
     return path
 
 
@@ -193,12 +193,12 @@ def read_meta(ckpt: str | Path) -> dict[str, Any]:
     if p.name != CONFIG:
         if not p.exists():
             raise CheckpointError(f"no checkpoint at {p}")
-        ck = _check_legacy(p, safe_load(p, mmap=True))
+        ck = check_legacy(p, safe_load(p, mmap=True))
         return {k: v for k, v in ck.items() if k not in TENSOR_KEYS}
     try:
         meta = json.loads(p.read_text())
     except (OSError, ValueError) as e:
-        raise CheckpointError(f"no readable checkpoint at {p} ({_first(e)})") from None
+        raise CheckpointError(f"no readable checkpoint at {p} ({first_line(e)})") from None
     if not isinstance(meta, dict) or not str(meta.get("format", "")).startswith("sovtp-cnn/"):
         raise CheckpointError(f"{p}: not a sovtp checkpoint (format {FORMAT} expected)")
     if meta.get("format") != FORMAT:
@@ -210,7 +210,7 @@ def read_meta(ckpt: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{p}: normalisation {norm} is not ImageNet's, which sovtp's CNN baselines use"
         )
-    return _check_config(p, meta)
+    return check_config(p, meta)
 
 
 # Constructor arguments a checkpoint may set: shapes and rates only.  A shared checkpoint's JSON
@@ -226,7 +226,7 @@ MODEL_KWARGS = (
 )
 
 
-def _check_config(p: Path, meta: dict[str, Any]) -> dict[str, Any]:
+def check_config(p: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Refuse a checkpoint whose configuration would have the model builder fetch or load
     anything: a model name that is not a plain name, constructor arguments that are not
     shapes or rates."""
@@ -259,7 +259,7 @@ def read_checkpoint(
     if p.name != CONFIG:  # a .pt file the weights-only unpickler reads
         if not p.exists():
             raise CheckpointError(f"no checkpoint at {p}")
-        return _check_legacy(p, safe_load(p, map_location))
+        return check_legacy(p, safe_load(p, map_location))
     meta = read_meta(p)
     ck = {**meta, "model": read_weights(p.parent / WEIGHTS, map_location)}
     if state:
@@ -282,7 +282,9 @@ def read_weights(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
     try:  # copies: safetensors maps the file, which a later save may replace
         return {k: v.clone() for k, v in load_file(path, device=dev).items()}
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not readable weights (safetensors): {_first(e)}") from None
+        raise CheckpointError(
+            f"{path}: not readable weights (safetensors): {first_line(e)}"
+        ) from None
 
 
 # -- writing -----------------------------------------------------------------------------------

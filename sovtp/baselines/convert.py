@@ -16,9 +16,9 @@ from sovtp.baselines.checkpoint import (
     CONFIG,
     CheckpointError,
     UnsafeCheckpointError,
-    _check_config,
-    _check_legacy,
-    _first,
+    check_config,
+    check_legacy,
+    first_line,
     safe_load,
     save_checkpoint,
     unsafe_globals,
@@ -56,10 +56,10 @@ def save_converted(ck: Any, src: str | Path, dst: str | Path | None = None) -> P
     if out.is_dir() and any(out.iterdir()) and not (out / CONFIG).is_file():
         # the conversion replaces the folder whole: never a folder of someone's other files
         raise CheckpointError(f"{out}: a folder that is not a sovtp checkpoint; choose a new -o")
-    ck = dict(_check_legacy(src, ck))
+    ck = dict(check_legacy(src, ck))
     if not isinstance(ck["config"], dict):
         ck["config"] = dict(vars(ck["config"]))  # e.g. a dataclass or a namespace
-    _check_config(src, ck)
+    check_config(src, ck)
     ck["converted_from"] = str(src)
     _check_architecture(src, ck)
     return save_checkpoint(ck, out)  # other values JSON cannot hold are written as text
@@ -85,12 +85,14 @@ def _trusted_load(src: Path) -> Any:
                 if need is None:
                     raise CheckpointError(
                         f"{src}: cannot convert: its pickle needs more than named globals "
-                        f"({_first(e)[:160]}); if you trust it, load it yourself and give the "
+                        f"({first_line(e)[:160]}); if you trust it, load it yourself and give the "
                         "dict to sovtp.baselines.convert.save_converted (README: CNN baselines)"
                     ) from None
                 obj = _import(src, need.group(1) or need.group(2))
                 if any(obj is a for a in allow):
-                    raise CheckpointError(f"{src}: cannot convert ({_first(e)[:160]})") from None
+                    raise CheckpointError(
+                        f"{src}: cannot convert ({first_line(e)[:160]})"
+                    ) from None
                 allow.append(obj)
     raise CheckpointError(f"{src}: cannot convert: it names too many globals")
 
@@ -137,4 +139,6 @@ def _check_architecture(src: Path, ck: dict[str, Any]) -> None:
             model = with_freq_channel(model)
         model.load_state_dict(ck["model"])
     except (KeyError, ValueError, RuntimeError, TypeError) as e:
-        raise CheckpointError(f"{src}: its weights do not fit its config ({_first(e)})") from None
+        raise CheckpointError(
+            f"{src}: its weights do not fit its config ({first_line(e)})"
+        ) from None
