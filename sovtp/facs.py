@@ -150,6 +150,14 @@ def _evidence(v: float) -> float:
     return min(1.0, max(0.0, v / FULL))
 
 
+# neutral's evidence in a reading (the reasoner's terse form) and in a cue's words
+NO_AU, NO_MEASURED_AU = "no expressive AU active", "no measured expressive AU active"
+IN_WORDS = {
+    NO_AU: "no expressive action unit active",
+    NO_MEASURED_AU: "no measured expressive action unit active",
+}
+
+
 def read_expression(
     aus: Mapping[str, float], sides: Mapping[str, tuple[float, float]] | None = None
 ) -> Reading:
@@ -187,9 +195,7 @@ def read_expression(
     evidence["neutral"] = []
     if peak < DEFAULT_THRESHOLD:
         every = all(a in aus for a in PROTOTYPE_AUS)
-        evidence["neutral"] = [
-            "no expressive AU active" if every else "no measured expressive AU active"
-        ]
+        evidence["neutral"] = [NO_AU if every else NO_MEASURED_AU]
     for blend, parts in BLENDS.items():
         scores[blend] = sum(w * scores[p] for p, w in parts.items()) * 0.9
         evidence[blend] = sorted({au for p in parts for au in evidence[p] if au.startswith("AU")})
@@ -204,7 +210,7 @@ def describe(reading: Reading) -> str:
         if len(reading.unchecked) == len(PROTOTYPES) and ev:
             return "reads as no expression (its action units were not measured)"
         # evidence["neutral"] is empty when an AU is active but no prototype beat neutral
-        why = [ev[0].replace(" AU ", " action unit ") if ev else "no prototype matched"]
+        why = [IN_WORDS.get(ev[0], ev[0]) if ev else "no prototype matched"]
         if reading.unchecked:
             why.append(unchecked_phrase(reading))
         return f"looks neutral ({'; '.join(why)})"

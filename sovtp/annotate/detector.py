@@ -75,6 +75,8 @@ class DetectorConfig:
                 "output_face_blendshapes": True,
                 "output_facial_transformation_matrixes": True,
             }
+        if task != "PoseLandmarker":
+            raise ValueError(f"no landmarker options for {task!r}")
         conf = self.min_pose_confidence
         return {
             "num_poses": n,
