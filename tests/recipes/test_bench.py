@@ -127,6 +127,10 @@ def test_openai_endpoints_load_balanced_and_responses_cached(manifest, tmp_path)
         assert n1 + n2 == len(answered) and n1 > 0 and n2 > 0
         body = s1.state.requests[0]
         assert body["model"] == "fake-vlm" and body["temperature"] == 0.0
+        # a vision server's gallery pictures are the images it was sent (the FACS reasoner's
+        # are drawn for the report only: see the test above)
+        gal = list(iter_jsonl(run / "gallery.jsonl"))
+        assert gal and all(g["image_sent"] is True for g in gal)
         # a second run of the same deterministic requests is served from the cache
         run2, _ = run_bench(c.model_copy(update={"out": str(tmp_path / "b")}), report=False)
         assert (s1.state.count, s2.state.count) == (n1, n2)
