@@ -108,3 +108,15 @@ def test_doctor_finds_that_transformers_serve_drops_constraints(served):
     (w,) = bench_warnings(r, server="vllm", output="staged")
     assert "--no-structured" in w
     assert bench_warnings(r, server="vllm", structured=False) == []
+
+
+def test_a_system_given_no_model_is_named_by_what_a_real_server_serves(served):
+    """bench names `--base-url URL` without `--model` by the model the server lists: against
+    transformers serve (not the loopback stand-in) that is the folder it serves."""
+    from sovtp.engine.config import BenchConfig, SystemSpec
+    from sovtp.recipes.bench import name_served_models
+
+    cfg = BenchConfig(data="x", systems=[SystemSpec.parse(f"openai@{served.base_url}")])
+    (s,) = name_served_models(cfg).systems
+    assert s.options["model"] == served.model, s
+    assert s.name == "openai:tiny-qwen2vl"
