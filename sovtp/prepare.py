@@ -17,12 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sovtp.closeable import Closeable
 from sovtp.deid.policy import DEFAULT_MODE
 from sovtp.deid.voice import DEFAULT_ALPHA, format_alpha
-from sovtp.errors import DeidError, SovtpError
+from sovtp.errors import DeidError
 from sovtp.labels import LABEL_ORDERS, LabelSet, load_label_set, ordered_labels
 from sovtp.media.sampling import Sampling
 from sovtp.prompting.build import EncodedImage, ImageCache, ImageOptions, build_query
@@ -82,25 +82,12 @@ class PrepareSettings(BaseModel):
     # a cap on the long side of every image sent, px, below image_size (None: no cap beyond it)
     max_side: int | None = later(None, ge=16)
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _user_errors(cls, data: Any, handler: Any) -> Any:
-        """A setting refused by its own check (an unknown mode, no α, a bad sampling) is the
-        user's error (exit 2, one line naming every such setting), as the CLI reports it."""
-        try:
-            return handler(data)
-        except ValidationError as e:
-            refused = [x for x in e.errors() if x["type"] == "value_error"]
-            if refused and len(refused) == len(e.errors()):
-                raise SovtpError("; ".join(str(x["ctx"]["error"]) for x in refused)) from None
-            raise
-
     @field_validator("sampling")
     @classmethod
     def _sampling(cls, v: str) -> str:
         """Parsed now, so a bad ``--sampling`` is one line before any work, not an error row per
         sample (every command that prepares media embeds these settings)."""
-        Sampling.parse(v)
+        Sampling.parse(v)  # a ValueError: named with every other refused setting
         return v
 
     @field_validator("label_order", "au_source", "blur")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from sovtp.deid.policy import DEFAULT_MODE
 from sovtp.errors import SovtpError
@@ -107,6 +107,19 @@ class BenchConfig(PrepareSettings):
     n_boot: int = Field(1000, ge=10)  # bootstrap resamples (tests use few; reports 1000)
     out: str = "runs/bench"
     adapter_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _user_errors(cls, data: Any, handler: Any) -> Any:
+        """A setting refused by its own check (an unknown mode, no α) is the user's error
+        (exit 2, one line naming it), as the CLI reports it."""
+        try:
+            return handler(data)
+        except ValidationError as e:
+            refused = [x for x in e.errors() if x["type"] == "value_error"]
+            if refused and len(refused) == len(e.errors()):
+                raise SovtpError("; ".join(str(x["ctx"]["error"]) for x in refused)) from None
+            raise
 
     @field_validator("subject")
     @classmethod

@@ -245,10 +245,14 @@ def test_a_system_has_one_name_in_query_and_bench(two_faces_png, tmp_path, ran):
 
 
 def test_every_refused_setting_is_named_at_once():
-    """A bad sampling raised on its own and hid the other bad settings: one line names all."""
+    """A bad sampling raised on its own and hid the other bad settings: every refused setting
+    is named (a run config: one SovtpError line; the settings alone: pydantic's ValueError)."""
     from sovtp.errors import SovtpError
     from sovtp.prepare import PrepareSettings
 
-    with pytest.raises(SovtpError) as e:
+    with pytest.raises(ValueError) as e:
         PrepareSettings(sampling="bogus:3", label_order="nope")
+    assert "bad sampling 'bogus:3'" in str(e.value) and "label order" in str(e.value)
+    with pytest.raises(SovtpError) as e:
+        BenchConfig(data="x", sampling="bogus:3", label_order="nope")
     assert "bad sampling 'bogus:3'" in str(e.value) and "label order" in str(e.value)
